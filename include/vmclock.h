@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ *
+ * vmclock.h - libvmclock: read a vmclock page, get time with error bounds.
+ *
+ * Every function that can fail returns 0 on success or -1 with errno set:
+ *   ENOENT, EACCES, ... from open(2)/mmap(2) for the device path itself;
+ *   EBADMSG   the page's magic is wrong;
+ *   EMSGSIZE  the page (or its size field) is smaller than struct vmclock_abi,
+ *             or its size field claims more than the file holds;
+ *   EPROTO    unknown layout version;
+ *   ETIMEDOUT the seq_count never settled (odd or changing) for ~100 ms;
+ *   ENODATA   the page carries no time (counter INVALID, status unreliable,
+ *             or TAI without a valid offset when UTC is asked for);
+ *   EOPNOTSUPP the page's counter is not one this CPU can read;
+ *   ERANGE    the conversion parameters are absurd (counter_period_shift > 63,
+ *             or seconds that do not fit).
+ * A handle is safe to use from several threads at once: reads never modify it.
+ */
+#ifndef VMCLOCK_H
+#define VMCLOCK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "vmclock-abi.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VMCLOCK_DEFAULT_DEVICE "/dev/vmclock0"
+
+/* How long a reader waits for a stable seq_count before ETIMEDOUT. */
+#define VMCLOCK_MAX_WAIT_NS 100000000ll
+
+/* An error bound that the page does not provide. */
+#define VMCLOCK_ERROR_UNKNOWN UINT64_MAX
+
+/* Opaque handle on one mapped page. */
+typedef struct vmclock vmclock_t;
+
+/* Open and validate a page: a vmclock character device or a page file.
+ * path NULL means VMCLOCK_DEFAULT_DEVICE.  Returns NULL with errno set. */
+vmclock_t *vmclock_open(const char *path);
+void vmclock_close(vmclock_t *vc);
+
+/* The descriptor the page was opened with (for poll(2) on a device). */
+int vmclock_fd(const vmclock_t *vc);
+/* True if the path is a character device (poll() and read() re-arm work). */
+bool vmclock_is_device(const vmclock_t *vc);
+
+/* A consistent copy of the whole page, taken under the seq_count protocol.
+ * Returns the copy as published (little-endian fields). */
+int vmclock_snapshot(const vmclock_t *vc, struct vmclock_abi *out);
+
+/* Time read from the page at one counter reading. */
+struct vmclock_time {
+	/* Time in the page's own timescale (time_type). */
+	int64_t sec;
+	uint32_t nsec;
+	uint8_t time_type;
+	/* UTC: equal to sec/nsec on a UTC page, converted with the TAI offset on
+	 * a TAI page whose offset is valid; utc_valid false otherwise. */
+	bool utc_valid;
+	int64_t utc_sec;
+	uint32_t utc_nsec;
+	/* Error at this instant: the page's time error plus its period error
+	 * rate times the counter ticks since counter_value, rounded up.
+	 * VMCLOCK_ERROR_UNKNOWN where the page does not vouch for it. */
+	uint64_t esterror_ns;
+	uint64_t maxerror_ns;
+	uint8_t clock_status;
+	uint8_t leap_indicator;
+	uint8_t leap_second_smearing_hint;
+	uint64_t flags;
+	uint64_t disruption_marker;
+	uint64_t vm_generation_counter;
+	uint32_t seq_count;
+	uint64_t counter;       /* the counter reading converted */
+	uint64_t counter_period_frac_sec; /* with shift: the period used */
+	uint8_t counter_period_shift;
+};
+
+/* Pure conversion of one counter reading with the parameters of a page copy
+ * (no device access; the arithmetic of ptp_vmclock, 128-bit, no floating
+ * point).  Fails with ENODATA when the page carries no time, ERANGE when the
+ * parameters are absurd. */
+int vmclock_convert(const struct vmclock_abi *page, uint64_t counter, struct vmclock_time *out);
+
+/* Read the counter the page names and convert it, all inside one
+ * seq_count-consistent section. */
+int vmclock_gettime(const vmclock_t *vc, struct vmclock_time *out);
+
+/* Device time (UTC) against CLOCK_REALTIME at one instant. */
+struct vmclock_offset {
+	struct timespec system;  /* CLOCK_REALTIME of the narrowest bracket */
+	int64_t offset_ns;       /* device UTC minus system, nanoseconds */
+	uint64_t uncertainty_ns; /* half the narrowest bracket, rounded up */
+	struct vmclock_time time;/* the device reading at the bracket's middle */
+};
+
+/* Takes several (counter, clock_gettime, counter) brackets inside one
+ * seq_count section and keeps the narrowest.  Fails like vmclock_gettime,
+ * and with ENODATA when the page has no UTC. */
+int vmclock_offset(const vmclock_t *vc, struct vmclock_offset *out);
+
+/* Read the CPU counter of the given kind (VMCLOCK_COUNTER_*), ordered after
+ * earlier loads.  Returns false if this CPU cannot read it. */
+bool vmclock_read_counter(uint8_t counter_id, uint64_t *value);
+
+/* Names for enums and flags (lowercase, as vmclockctl's JSON uses them);
+ * NULL for values outside the ABI. */
+const char *vmclock_counter_name(uint8_t counter_id);
+const char *vmclock_time_type_name(uint8_t time_type);
+const char *vmclock_status_name(uint8_t clock_status);
+const char *vmclock_leap_name(uint8_t leap_indicator);
+const char *vmclock_smearing_name(uint8_t hint);
+const char *vmclock_flag_name(unsigned bit);
+/* Reverse of vmclock_status_name/vmclock_leap_name; -1 if unknown. */
+int vmclock_status_from_name(const char *name);
+int vmclock_leap_from_name(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VMCLOCK_H */
