@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ *
+ * config.c - one table of settings serves the file parser and getopt_long.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+typedef enum { T_FLAG, T_BOOL, T_STRING, T_UINT, T_U64, T_INT, T_MODE } SettingType;
+
+typedef struct {
+	const char *name;
+	SettingType type;
+	size_t offset;
+	unsigned long long min, max; /* for numbers */
+	bool file_ok;                /* may appear in the configuration file */
+	const char *help;
+} Setting;
+
+#define OFF(field) offsetof(CNF_Settings, field)
+
+static const Setting settings[] = {
+	{ "config", T_STRING, OFF(config_file), 0, 0, false, "FILE  configuration file" },
+	{ "foreground", T_FLAG, OFF(foreground), 0, 0, false, "      stay in the foreground (default under systemd)" },
+	{ "debug", T_FLAG, OFF(debug), 0, 0, true, "      log debug messages" },
+	{ "check-config", T_FLAG, OFF(check_config), 0, 0, false, "      check the configuration and exit" },
+	{ "device", T_STRING, OFF(device), 0, 0, true, "PATH  vmclock device (default /dev/vmclock0)" },
+	{ "chrony-sock", T_STRING, OFF(chrony_sock), 0, 0, true, "PATH  chronyd SOCK refclock socket (\"\" for none)" },
+	{ "chrony-cmd", T_STRING, OFF(chrony_cmd), 0, 0, true, "PATH  chronyd command socket (\"\" for none)" },
+	{ "ntp-shm", T_INT, OFF(ntp_shm), 0, 255, true, "UNIT  feed ntpd's SHM refclock unit" },
+	{ "ntp-shm-mode", T_MODE, OFF(ntp_shm_mode), 0, 0777, true, "MODE  SHM segment permissions (default 0600)" },
+	{ "interval-ms", T_UINT, OFF(interval_ms), 10, 60000, true, "N     sampling interval" },
+	{ "burst-interval-ms", T_UINT, OFF(burst_interval_ms), 10, 60000, true, "N     sampling interval after a disruption" },
+	{ "burst-ms", T_UINT, OFF(burst_ms), 0, 600000, true, "N     length of the burst after a disruption" },
+	{ "max-error-ns", T_U64, OFF(max_error_ns), 0, 1000000000000ull, true, "N     withhold samples with a larger bound (0: off)" },
+	{ "allow-freerunning", T_BOOL, OFF(allow_freerunning), 0, 0, true, "yes|no feed samples while the host is freerunning" },
+	{ "state-dir", T_STRING, OFF(state_dir), 0, 0, true, "DIR   where the handled disruption marker is kept" },
+};
+#define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+/* Kept from CNF_Load for CNF_Reload. */
+static int saved_argc;
+static char **saved_argv;
+
+static void set_defaults(CNF_Settings *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->config_file = strdup(CNF_DEFAULT_FILE);
+	s->device = strdup("/dev/vmclock0");
+	s->chrony_sock = strdup("/run/vmclockd.sock");
+	s->chrony_cmd = strdup("/run/chrony/chronyd.sock");
+	s->ntp_shm = -1;
+	s->ntp_shm_mode = 0600;
+	s->interval_ms = 125;
+	s->burst_interval_ms = 62;
+	s->burst_ms = 4000;
+	s->max_error_ns = 100000;
+	s->state_dir = strdup(LOCALSTATEDIR "/lib/vmclockd");
+}
+
+void CNF_Free(CNF_Settings *s)
+{
+	for (size_t i = 0; i < N_SETTINGS; i++)
+		if (settings[i].type == T_STRING) {
+			char **p = (char **)((char *)s + settings[i].offset);
+			free(*p);
+			*p = NULL;
+		}
+}
+
+static const Setting *find(const char *name)
+{
+	for (size_t i = 0; i < N_SETTINGS; i++)
+		if (strcmp(settings[i].name, name) == 0)
+			return &settings[i];
+	return NULL;
+}
+
+/* Stores one value; returns NULL or a description of what is wrong. */
+static const char *apply(CNF_Settings *s, const Setting *set, const char *value)
+{
+	void *field = (char *)s + set->offset;
+	unsigned long long n;
+	char *end;
+
+	switch (set->type) {
+	case T_FLAG:
+		*(bool *)field = true;
+		return NULL;
+	case T_BOOL:
+		if (!value)
+			return "needs yes or no";
+		if (!strcmp(value, "yes") || !strcmp(value, "on") || !strcmp(value, "1"))
+			*(bool *)field = true;
+		else if (!strcmp(value, "no") || !strcmp(value, "off") || !strcmp(value, "0"))
+			*(bool *)field = false;
+		else
+			return "needs yes or no";
+		return NULL;
+	case T_STRING:
+		if (!value)
+			return "needs a value";
+		free(*(char **)field);
+		*(char **)field = strdup(value);
+		return NULL;
+	default:
+		break;
+	}
+
+	if (!value || !*value || *value == '-')
+		return "needs a non-negative number";
+	errno = 0;
+	n = strtoull(value, &end, set->type == T_MODE ? 8 : 10);
+	if (errno || *end)
+		return set->type == T_MODE ? "needs an octal mode" : "needs a number";
+	if (n < set->min || n > set->max)
+		return "is out of range";
+	switch (set->type) {
+	case T_UINT:
+	case T_MODE:
+		*(unsigned *)field = (unsigned)n;
+		break;
+	case T_INT:
+		*(int *)field = (int)n;
+		break;
+	default:
+		*(uint64_t *)field = n;
+		break;
+	}
+	return NULL;
+}
+
+static int read_file(CNF_Settings *s, const char *path, bool must_exist)
+{
+	char line[1024];
+	unsigned lineno = 0;
+	FILE *f = fopen(path, "re");
+
+	if (!f) {
+		if (errno == ENOENT && !must_exist)
+			return 0;
+		fprintf(stderr, "vmclockd: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *p = line, *name, *value, *hash;
+		const Setting *set;
+		const char *why;
+
+		lineno++;
+		if ((hash = strchr(p, '#')))
+			*hash = '\0';
+		name = strtok(p, " \t\r\n");
+		if (!name)
+			continue;
+		value = strtok(NULL, " \t\r\n");
+		set = find(name);
+		if (!set || !set->file_ok) {
+			fprintf(stderr, "vmclockd: %s:%u: unknown directive '%s'\n", path, lineno, name);
+			goto fail;
+		}
+		if (set->type == T_FLAG && !value)
+			value = "yes";
+		if (set->type == T_FLAG)
+			why = apply(s, &(Setting){ .type = T_BOOL, .offset = set->offset }, value);
+		else
+			why = apply(s, set, value);
+		if (!why && strtok(NULL, " \t\r\n"))
+			why = "has trailing words";
+		if (why) {
+			fprintf(stderr, "vmclockd: %s:%u: %s %s\n", path, lineno, name, why);
+			goto fail;
+		}
+	}
+	fclose(f);
+	return 0;
+fail:
+	fclose(f);
+	return -1;
+}
+
+/* Applies the command line; with only_config, just finds --config. */
+static int parse_args(CNF_Settings *s, int argc, char **argv, bool only_config)
+{
+	struct option longopts[N_SETTINGS + 2];
+	int c, idx;
+
+	for (size_t i = 0; i < N_SETTINGS; i++)
+		longopts[i] = (struct option){ settings[i].name,
+			settings[i].type == T_FLAG ? no_argument : required_argument, NULL, 0 };
+	longopts[N_SETTINGS] = (struct option){ "help", no_argument, NULL, 'h' };
+	longopts[N_SETTINGS + 1] = (struct option){ NULL, 0, NULL, 0 };
+
+	optind = 0;
+	opterr = !only_config;
+	while ((c = getopt_long(argc, argv, "", longopts, &idx)) != -1) {
+		const Setting *set;
+		const char *why;
+
+		if (c == 'h' || c == '?')
+			return only_config ? 0 : -2;
+		set = &settings[idx];
+		if (only_config != (set->offset == OFF(config_file)))
+			continue;
+		why = apply(s, set, optarg);
+		if (why) {
+			fprintf(stderr, "vmclockd: --%s %s\n", set->name, why);
+			return -1;
+		}
+	}
+	if (!only_config && optind < argc) {
+		fprintf(stderr, "vmclockd: unexpected argument '%s'\n", argv[optind]);
+		return -2;
+	}
+	return 0;
+}
+
+static int load(CNF_Settings *out)
+{
+	bool explicit_file;
+	int r;
+
+	set_defaults(out);
+	if ((r = parse_args(out, saved_argc, saved_argv, true)) < 0)
+		return r;
+	explicit_file = strcmp(out->config_file, CNF_DEFAULT_FILE) != 0;
+	if (read_file(out, out->config_file, explicit_file) < 0)
+		return -1;
+	return parse_args(out, saved_argc, saved_argv, false);
+}
+
+int CNF_Load(int argc, char **argv, CNF_Settings *out)
+{
+	saved_argc = argc;
+	saved_argv = argv;
+	return load(out);
+}
+
+int CNF_Reload(CNF_Settings *out)
+{
+	return load(out);
+}
+
+void CNF_PrintUsage(const char *progname)
+{
+	printf("Usage: %s [OPTION]...\n", progname);
+	for (size_t i = 0; i < N_SETTINGS; i++)
+		printf("  --%-18s %s\n", settings[i].name, settings[i].help);
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ *
+ * config.h - vmclockd's settings: defaults, /etc/vmclockd.conf, command line.
+ *
+ * Every long option is also a directive of the same name in the file, one
+ * per line, chrony style ("interval-ms 62"), '#' starting a comment.  The
+ * command line wins over the file; SIGHUP re-reads the file and applies the
+ * command line on top again.
+ */
+#ifndef VMCLOCKD_CONFIG_H
+#define VMCLOCKD_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CNF_DEFAULT_FILE SYSCONFDIR "/vmclockd.conf"
+
+typedef struct {
+	char *config_file;
+	bool foreground;
+	bool debug;
+	bool check_config;
+	char *device;          /* vmclock page */
+	char *chrony_sock;     /* chronyd's SOCK refclock socket, "" for none */
+	char *chrony_cmd;      /* chronyd's command socket, "" for none */
+	int ntp_shm;           /* SHM unit, -1 for none */
+	unsigned ntp_shm_mode; /* permission bits of the SHM segment */
+	unsigned interval_ms;  /* sampling interval */
+	unsigned burst_interval_ms; /* sampling interval right after a disruption */
+	unsigned burst_ms;     /* how long the burst lasts */
+	uint64_t max_error_ns; /* withhold samples whose bound is larger; 0: no limit */
+	bool allow_freerunning;
+	char *state_dir;
+} CNF_Settings;
+
+/* Defaults, then the file (if any), then the command line.  Returns 0, or -1
+ * after printing one line naming the file and line or option at fault.
+ * Usage errors return -2. */
+int CNF_Load(int argc, char **argv, CNF_Settings *out);
+/* Re-reads the file and the command line kept from CNF_Load. */
+int CNF_Reload(CNF_Settings *out);
+void CNF_Free(CNF_Settings *s);
+void CNF_PrintUsage(const char *progname);
+
+#endif /* VMCLOCKD_CONFIG_H */

@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ *
+ * disrupt.c - disruption markers, generation counters, and chrony's reset.
+ *
+ * On a new disruption_marker the handover to chronyd is, in order: reset
+ * sources (no measurement from the old host survives), tracking (chrony's
+ * correction c after the reset), dfreq (the counter's frequency change,
+ * -(P1/P0 - 1) ppm, exact from the two pages) and doffset (-(o - c), o the
+ * device-minus-system offset measured just before it is sent).  chrony's
+ * clock is then right before it has reselected the refclock, and the sampler
+ * bursts so that reselection is quick.  On a marker-only page there is no
+ * time: reset sources, then an NTP burst.
+ *
+ * Failures: chronyd not running means it starts without stale measurements,
+ * which is what a reset would have achieved: the disruption is handled.  Any
+ * other failure is retried with doubling backoff, samples withheld, and
+ * given up after MAX_TRIES with an error; sampling itself never waits.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "chronyctl.h"
+#include "disrupt.h"
+#include "log.h"
+#include "sampler.h"
+
+#define STATE_FILE "marker"
+#define MAX_TRIES 6
+#define FIRST_BACKOFF_MS 50
+
+typedef struct {
+	bool valid;
+	uint64_t frac;
+	uint8_t shift;
+} Period;
+
+static struct event_base *ev_base;
+static const CNF_Settings *cfg;
+static CCL_Client chrony;
+static struct event *retry_ev;
+static DSR_Report report;
+static bool state_known;     /* handled marker loaded or adopted */
+static uint64_t last_flags;
+static uint64_t target_marker, target_gen; /* being handled */
+static Period period_handled; /* the counter period under handled_marker */
+static Period period_target;
+static bool target_has_time;
+static CCL_HandoverParams params;
+static int tries;
+static LOG_Repeat save_failing;
+
+const DSR_Report *DSR_GetReport(void)
+{
+	return &report;
+}
+
+static Period period_of(const struct vmclock_abi *page)
+{
+	Period p = { false, 0, 0 };
+
+	if (page->counter_id != VMCLOCK_COUNTER_INVALID && page->counter_period_shift < 64 &&
+	    vmclock_le64(page->counter_period_frac_sec) != 0) {
+		p.valid = true;
+		p.frac = vmclock_le64(page->counter_period_frac_sec);
+		p.shift = page->counter_period_shift;
+	}
+	return p;
+}
+
+/* chrony's dfreq for a counter whose period went from p0 to p1. */
+static double dfreq_ppm(Period p0, Period p1)
+{
+	double ratio = ldexp((double)p1.frac, p0.shift - p1.shift) / (double)p0.frac;
+
+	return -(ratio - 1.0) * 1e6;
+}
+
+/* ---- the state file -------------------------------------------------- */
+
+static void state_path(char *buf, size_t len, const char *suffix)
+{
+	snprintf(buf, len, "%s/%s%s", cfg->state_dir, STATE_FILE, suffix);
+}
+
+static void save_state(void)
+{
+	char path[4096], tmp[4096];
+	FILE *f;
+
+	state_path(path, sizeof(path), "");
+	state_path(tmp, sizeof(tmp), ".tmp");
+	mkdir(cfg->state_dir, 0755);
+	f = fopen(tmp, "we");
+	if (f) {
+		fprintf(f, "marker %" PRIu64 "\ngeneration %" PRIu64 "\n", report.handled_marker,
+			report.handled_gen);
+		if (period_handled.valid)
+			fprintf(f, "period %" PRIu64 " %u\n", period_handled.frac, period_handled.shift);
+		if (fclose(f) == 0 && rename(tmp, path) == 0) {
+			if (LOG_RepeatRecovered(&save_failing))
+				LOG(LOGS_INFO, "saved the handled marker in %s again", path);
+			return;
+		}
+	}
+	if (LOG_RepeatFailing(&save_failing, errno))
+		LOG(LOGS_WARN, "cannot save the handled marker in %s: %s; a restart will not "
+		    "know it", path, strerror(errno));
+	unlink(tmp);
+}
+
+static bool load_state(void)
+{
+	char path[4096], key[32];
+	unsigned long long a, b;
+	bool have_marker = false;
+	FILE *f;
+	int n;
+
+	state_path(path, sizeof(path), "");
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while ((n = fscanf(f, "%31s %llu", key, &a)) == 2) {
+		if (!strcmp(key, "marker")) {
+			report.handled_marker = a;
+			have_marker = true;
+		} else if (!strcmp(key, "generation")) {
+			report.handled_gen = a;
+		} else if (!strcmp(key, "period") && fscanf(f, "%llu", &b) == 1 && b < 64) {
+			period_handled = (Period){ true, a, (uint8_t)b };
+		}
+	}
+	fclose(f);
+	if (!have_marker)
+		LOG(LOGS_WARN, "%s has no marker; starting afresh", path);
+	return have_marker;
+}
+
+/* ---- the handover ------------------------------------------------------ */
+
+static double offset_now(void *arg)
+{
+	double o;
+
+	return SMP_MeasureOffset(&o) ? o : NAN;
+}
+
+static void finish(bool recovered)
+{
+	report.handling = false;
+	report.handled_marker = target_marker;
+	report.handled_gen = target_gen;
+	period_handled = period_target;
+	tries = 0;
+	save_state();
+	SMP_Burst(cfg->burst_ms);
+	if (recovered) {
+		char f1[48];
+		const char *fields[] = { f1, NULL };
+
+		snprintf(f1, sizeof(f1), "DISRUPTION_MARKER=%" PRIu64, target_marker);
+		LOG_Event(LOGS_INFO, LOG_MSGID_RECOVERED, fields,
+			  "chronyd reset after disruption %" PRIu64 "; sampling at the burst rate",
+			  target_marker);
+	}
+}
+
+static void start_handover(void);
+
+static void burst_done(const CCL_Result *r, void *arg)
+{
+	if (!r->ok && r->error != ESRCH)
+		LOG(LOGS_WARN, "chronyd burst request failed: %s", r->reason);
+}
+
+static void handover_done(const CCL_Result *r, void *arg)
+{
+	if (r->ok) {
+		if (target_has_time)
+			LOG(LOGS_INFO, "chronyd reset: dfreq %+.6f ppm, doffset %+.9f s "
+			    "(o %+.9f s, c %+.9f s), %d datagrams, %.2f ms",
+			    params.have_dfreq ? params.dfreq_ppm : 0.0, r->doffset, r->offset,
+			    r->correction, r->attempts, (double)r->duration_ns * 1e-6);
+		else
+			LOG(LOGS_INFO, "chronyd reset (marker-only page), %.2f ms; asking for an NTP burst",
+			    (double)r->duration_ns * 1e-6);
+		finish(true);
+		if (!target_has_time)
+			CCL_StartBurst(chrony, burst_done, NULL);
+		return;
+	}
+	if (r->error == ENOENT || r->error == ECONNREFUSED) {
+		LOG(LOGS_WARN, "chronyd not reachable at %s (%s): it holds no stale measurements",
+		    cfg->chrony_cmd, strerror(r->error));
+		finish(false);
+		return;
+	}
+	/* dfreq is relative: never send it twice. */
+	if (r->state[CCL_STEP_DFREQ] == CCL_STATE_DONE || r->state[CCL_STEP_DFREQ] == CCL_STATE_UNKNOWN)
+		params.have_dfreq = false;
+	if (++tries >= MAX_TRIES) {
+		LOG(LOGS_ERR, "could not reset chronyd after %d tries (%s at %s); feeding samples again",
+		    tries, r->reason, CCL_StepName(r->failed_step));
+		finish(false);
+		return;
+	}
+	LOG(LOGS_WARN, "chronyd handover failed (%s at %s); retrying", r->reason,
+	    CCL_StepName(r->failed_step));
+	struct timeval backoff = { 0, (FIRST_BACKOFF_MS << (tries - 1)) * 1000 };
+
+	evtimer_add(retry_ev, &backoff);
+}
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	start_handover();
+}
+
+static void start_handover(void)
+{
+	int r;
+
+	if (!cfg->chrony_cmd || !*cfg->chrony_cmd) {
+		finish(false);
+		return;
+	}
+	if (!chrony && !(chrony = CCL_Open(cfg->chrony_cmd, ev_base))) {
+		handover_done(&(CCL_Result){ .error = errno, .reason = strerror(errno),
+					     .failed_step = CCL_STEP_RESET }, NULL);
+		return;
+	}
+	CCL_Cancel(chrony);
+	if (target_has_time)
+		r = CCL_StartHandover(chrony, &params, handover_done, NULL);
+	else
+		r = CCL_StartReset(chrony, handover_done, NULL);
+	if (r < 0)
+		handover_done(&(CCL_Result){ .error = errno, .reason = strerror(errno),
+					     .failed_step = CCL_STEP_RESET }, NULL);
+}
+
+static void begin_disruption(const struct vmclock_abi *page, bool while_down)
+{
+	char f[7][64];
+	const char *fields[8];
+	double o = NAN, step = NAN;
+	const SMP_Report *s = SMP_GetReport();
+	Period before = report.handling ? period_target : period_handled;
+	uint64_t old = report.handling ? target_marker : report.handled_marker;
+
+	target_marker = vmclock_le64(page->disruption_marker);
+	target_gen = vmclock_le64(page->vm_generation_counter);
+	period_target = period_of(page);
+	target_has_time = period_target.valid;
+	report.disruptions++;
+	report.handling = true;
+	clock_gettime(CLOCK_REALTIME, &report.last_disruption);
+
+	memset(&params, 0, sizeof(params));
+	params.have_dfreq = before.valid && period_target.valid;
+	if (params.have_dfreq)
+		params.dfreq_ppm = dfreq_ppm(before, period_target);
+	if (target_has_time) {
+		params.offset_fn = offset_now;
+		if (SMP_MeasureOffset(&o) && s->have_offset && !while_down)
+			step = o - (double)s->last_offset_ns * 1e-9;
+	}
+	report.last_step_s = step;
+	tries = 0;
+
+	snprintf(f[0], sizeof(f[0]), "OLD_MARKER=%" PRIu64, old);
+	snprintf(f[1], sizeof(f[1]), "NEW_MARKER=%" PRIu64, target_marker);
+	snprintf(f[2], sizeof(f[2]), "VM_GENERATION_COUNTER=%" PRIu64, target_gen);
+	snprintf(f[3], sizeof(f[3]), "STEP_NS=%.0f", isnan(step) ? 0.0 : step * 1e9);
+	snprintf(f[4], sizeof(f[4]), "COUNTER_PERIOD_FRAC_SEC=%" PRIu64, period_target.frac);
+	snprintf(f[5], sizeof(f[5]), "COUNTER_PERIOD_SHIFT=%u", period_target.shift);
+	snprintf(f[6], sizeof(f[6]), "FREQ_CHANGE_PPM=%.6f", params.have_dfreq ? -params.dfreq_ppm : 0.0);
+	for (int i = 0; i < 7; i++)
+		fields[i] = f[i];
+	fields[7] = NULL;
+	LOG_Event(LOGS_WARN, LOG_MSGID_DISRUPTION, fields,
+		  "clock disruption%s: marker %" PRIu64 " -> %" PRIu64 ", step %+.9f s, "
+		  "counter frequency %+.6f ppm; resetting chronyd",
+		  while_down ? " while vmclockd was down" : "", old, target_marker,
+		  isnan(step) ? 0.0 : step, params.have_dfreq ? -params.dfreq_ppm : 0.0);
+	start_handover();
+}
+
+static void log_flag_changes(uint64_t flags)
+{
+	uint64_t appeared = flags & ~last_flags;
+
+	if (appeared & VMCLOCK_FLAG_DISRUPTION_IMMINENT)
+		LOG_Event(LOGS_WARN, LOG_MSGID_DISRUPTION_IMMINENT, NULL,
+			  "host announces a clock disruption within about an hour");
+	else if (appeared & VMCLOCK_FLAG_DISRUPTION_SOON)
+		LOG_Event(LOGS_NOTICE, LOG_MSGID_DISRUPTION_SOON, NULL,
+			  "host announces a clock disruption within about a day");
+	last_flags = flags;
+}
+
+bool DSR_Observe(const struct vmclock_abi *page)
+{
+	uint64_t marker = vmclock_le64(page->disruption_marker);
+	uint64_t gen = vmclock_le64(page->vm_generation_counter);
+	uint64_t current_gen = report.handling ? target_gen : report.handled_gen;
+	uint64_t current_marker = report.handling ? target_marker : report.handled_marker;
+
+	log_flag_changes(vmclock_le64(page->flags));
+	if (!state_known) {
+		state_known = true;
+		if (!load_state()) {
+			report.handled_marker = marker;
+			report.handled_gen = gen;
+			period_handled = period_of(page);
+			save_state();
+			return false;
+		}
+		if (marker != report.handled_marker) {
+			begin_disruption(page, true);
+			return true;
+		}
+		current_gen = report.handled_gen;
+	}
+	if (gen != current_gen && (vmclock_le64(page->flags) & VMCLOCK_FLAG_VM_GEN_COUNTER_PRESENT)) {
+		char f1[48], f2[48];
+		const char *fields[] = { f1, f2, NULL };
+
+		snprintf(f1, sizeof(f1), "VM_GENERATION_COUNTER=%" PRIu64, gen);
+		snprintf(f2, sizeof(f2), "DISRUPTION_MARKER=%" PRIu64, marker);
+		LOG_Event(LOGS_WARN, LOG_MSGID_RESTORE, fields,
+			  "VM restored or cloned: generation %" PRIu64 " -> %" PRIu64, current_gen, gen);
+		if (report.handling)
+			target_gen = gen;
+		else
+			report.handled_gen = gen;
+		if (marker == current_marker)
+			save_state();
+	}
+	if (marker != current_marker)
+		begin_disruption(page, false);
+	else if (!report.handling && period_of(page).valid)
+		period_handled = period_of(page);
+	return report.handling;
+}
+
+void DSR_Initialise(struct event_base *base, const CNF_Settings *settings)
+{
+	ev_base = base;
+	cfg = settings;
+	retry_ev = evtimer_new(base, retry_cb, NULL);
+}
+
+void DSR_Reconfigure(const CNF_Settings *settings)
+{
+	cfg = settings;
+	if (chrony) {
+		CCL_Close(chrony);
+		chrony = NULL;
+	}
+	if (report.handling)
+		start_handover();
+}
+
+void DSR_Finalise(void)
+{
+	if (retry_ev)
+		event_free(retry_ev);
+	retry_ev = NULL;
+	if (chrony)
+		CCL_Close(chrony);
+	chrony = NULL;
+}

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ *
+ * disrupt.h - disruption markers, generation counters, and chrony's reset.
+ *
+ * The sampler shows every consistent page copy to DSR_Observe() before it
+ * uses it.  A new disruption_marker means everything chronyd learned about
+ * the counter is wrong: samples stop at once, the journal gets an alert, and
+ * chronyd is told over its command socket to drop its measurements and is
+ * handed the counter's exact frequency change and the step, after which the
+ * sampler bursts.  The last handled marker is kept in the state directory so
+ * a daemon restart is not a disruption and a disruption while down is.
+ */
+#ifndef VMCLOCKD_DISRUPT_H
+#define VMCLOCKD_DISRUPT_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "vmclock-abi.h"
+
+typedef struct {
+	uint64_t handled_marker;
+	uint64_t handled_gen;
+	unsigned long disruptions;   /* seen since start */
+	bool handling;               /* a handover is under way */
+	struct timespec last_disruption; /* CLOCK_REALTIME when last detected */
+	double last_step_s;          /* step seen at the last disruption */
+} DSR_Report;
+
+void DSR_Initialise(struct event_base *base, const CNF_Settings *settings);
+void DSR_Finalise(void);
+/* After SIGHUP: new paths, same handled marker. */
+void DSR_Reconfigure(const CNF_Settings *settings);
+/* Looks at a page copy; true while samples must be withheld. */
+bool DSR_Observe(const struct vmclock_abi *page);
+const DSR_Report *DSR_GetReport(void);
+
+#endif /* VMCLOCKD_DISRUPT_H */

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ *
+ * feed.c - dispatch to an output's driver and count what happened.
+ */
+#include "feed.h"
+
+int FED_Send(FED_Output out, const FED_Sample *s)
+{
+	int r = out->driver->send(out, s);
+
+	if (r < 0)
+		out->failed++;
+	else
+		out->sent++;
+	return r;
+}
+
+void FED_Destroy(FED_Output out)
+{
+	if (out)
+		out->driver->destroy(out);
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ *
+ * feed.h - where reference samples go: one small interface, several outputs.
+ *
+ * The sampler builds a FED_Sample per tick and hands it to every configured
+ * output through FED_Send(); it neither knows nor cares whether that is
+ * chrony's SOCK refclock or ntpd's SHM segment.  Each output owns its own
+ * error reporting (once when it starts failing, once when it recovers) and
+ * never blocks.
+ */
+#ifndef VMCLOCKD_FEED_H
+#define VMCLOCKD_FEED_H
+
+#include <stdint.h>
+#include <time.h>
+
+typedef enum {
+	FED_LEAP_NONE = 0,
+	FED_LEAP_INSERT = 1,
+	FED_LEAP_DELETE = 2,
+} FED_Leap;
+
+typedef struct {
+	struct timespec system;  /* CLOCK_REALTIME of the measurement */
+	int64_t offset_ns;       /* device UTC minus system */
+	uint64_t uncertainty_ns; /* measurement (bracket) half-width */
+	uint64_t bound_ns;       /* page max error + bracket */
+	FED_Leap leap;
+} FED_Sample;
+
+typedef struct FED_Output_Record *FED_Output;
+
+struct FED_Driver {
+	const char *name;
+	/* 0 if sent; -1 if this output could not take it (it logged why). */
+	int (*send)(FED_Output out, const FED_Sample *s);
+	void (*destroy)(FED_Output out);
+};
+
+struct FED_Output_Record {
+	const struct FED_Driver *driver;
+	unsigned long sent, failed;
+};
+
+/* Outputs: NULL with a logged error when they cannot be set up at all. */
+FED_Output FED_CreateSock(const char *path);
+FED_Output FED_CreateShm(int unit, unsigned mode);
+
+int FED_Send(FED_Output out, const FED_Sample *s);
+void FED_Destroy(FED_Output out);
+
+#endif /* VMCLOCKD_FEED_H */

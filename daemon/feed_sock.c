@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ *
+ * feed_sock.c - samples for chronyd's SOCK refclock.
+ *
+ * chronyd creates and binds the socket named in its `refclock SOCK PATH`
+ * line; we send it one 40-byte datagram per sample.  The socket here is not
+ * connected: every sample is a sendto() on the path, so a chronyd that was
+ * restarted (and re-created its socket) is picked up by the next sample with
+ * no reconnect logic, and a chronyd that is down costs one failed syscall.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "feed.h"
+#include "log.h"
+
+/* chrony's refclock_sock.c datagram, native endian. */
+#define SOCK_MAGIC 0x534f434b
+struct sock_sample {
+	struct timeval tv;
+	double offset;
+	int pulse;
+	int leap;
+	int _pad;
+	int magic;
+};
+_Static_assert(sizeof(struct sock_sample) == 40, "chrony sock_sample is 40 bytes");
+
+typedef struct {
+	struct FED_Output_Record base; /* first: the generic handle points here */
+	int fd;
+	struct sockaddr_un addr;
+	socklen_t addr_len;
+	LOG_Repeat failing;
+} SockOutput;
+
+static int sock_send(FED_Output out, const FED_Sample *s)
+{
+	SockOutput *so = (SockOutput *)out;
+	struct sock_sample msg;
+	long rem_ns = s->system.tv_nsec % 1000;
+
+	memset(&msg, 0, sizeof(msg));
+	/* The timeval drops the system time's nanoseconds: the offset is
+	 * measured from the truncated instant, so it gains what was dropped. */
+	msg.tv.tv_sec = s->system.tv_sec;
+	msg.tv.tv_usec = s->system.tv_nsec / 1000;
+	msg.offset = (double)(s->offset_ns + rem_ns) * 1e-9;
+	msg.pulse = 0;
+	msg.leap = (int)s->leap;
+	msg.magic = SOCK_MAGIC;
+
+	if (sendto(so->fd, &msg, sizeof(msg), MSG_DONTWAIT,
+		   (struct sockaddr *)&so->addr, so->addr_len) == (ssize_t)sizeof(msg)) {
+		if (LOG_RepeatRecovered(&so->failing))
+			LOG(LOGS_INFO, "chronyd is taking samples on %s again", so->addr.sun_path);
+		return 0;
+	}
+	if (LOG_RepeatFailing(&so->failing, errno)) {
+		if (errno == ENOENT || errno == ECONNREFUSED)
+			LOG(LOGS_WARN, "chronyd is not listening on %s (%s); will keep trying",
+			    so->addr.sun_path, strerror(errno));
+		else
+			LOG(LOGS_WARN, "cannot send samples to %s: %s; will keep trying",
+			    so->addr.sun_path, strerror(errno));
+	}
+	return -1;
+}
+
+static void sock_destroy(FED_Output out)
+{
+	SockOutput *so = (SockOutput *)out;
+
+	close(so->fd);
+	free(so);
+}
+
+static const struct FED_Driver sock_driver = {
+	.name = "chrony-sock",
+	.send = sock_send,
+	.destroy = sock_destroy,
+};
+
+FED_Output FED_CreateSock(const char *path)
+{
+	SockOutput *so;
+
+	if (strlen(path) >= sizeof(so->addr.sun_path)) {
+		LOG(LOGS_ERR, "chrony socket path too long: %s", path);
+		return NULL;
+	}
+	so = calloc(1, sizeof(*so));
+	if (!so)
+		return NULL;
+	so->base.driver = &sock_driver;
+	so->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (so->fd < 0) {
+		LOG(LOGS_ERR, "socket: %s", strerror(errno));
+		free(so);
+		return NULL;
+	}
+	so->addr.sun_family = AF_UNIX;
+	strcpy(so->addr.sun_path, path);
+	so->addr_len = (socklen_t)sizeof(so->addr);
+	return &so->base;
+}

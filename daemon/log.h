@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ *
+ * log.h - vmclockd's one logging module.
+ *
+ * Messages go to the journal (native protocol, with MESSAGE_ID and fields)
+ * when stderr is the journal, as systemd announces with $JOURNAL_STREAM, and
+ * to stderr otherwise.  Policy (see doc/errors in README): configuration and
+ * start-up errors are FATAL; bad external input is logged once and dropped;
+ * conditions that repeat every tick are logged when they start and end.
+ */
+#ifndef VMCLOCKD_LOG_H
+#define VMCLOCKD_LOG_H
+
+#include <stdbool.h>
+
+typedef enum {
+	LOGS_DEBUG,
+	LOGS_INFO,
+	LOGS_NOTICE,
+	LOGS_WARN,
+	LOGS_ERR,
+	LOGS_FATAL,
+} LOG_Severity;
+
+/* Journal message identifiers (stable: operators match on them). */
+#define LOG_MSGID_DISRUPTION "c5c72b5b3f1f423f9cd5dfe164721191"
+#define LOG_MSGID_RESTORE "80d3e2f184ce4860b4d961649f36ca73"
+#define LOG_MSGID_DISRUPTION_SOON "57671498028242fb87575c6d36ae9ad9"
+#define LOG_MSGID_DISRUPTION_IMMINENT "4bb3698e848e4b4684e449abc5d22b51"
+#define LOG_MSGID_RECOVERED "ee29fd58be5f49c591a4d2f186aed00b"
+
+void LOG_Initialise(bool debug, bool force_stderr);
+void LOG_Finalise(void);
+bool LOG_DebugEnabled(void);
+
+void LOG_Message(LOG_Severity severity, const char *format, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* A structured alert: the journal gets MESSAGE_ID and the NULL-terminated
+ * "KEY=value" fields; stderr gets the message followed by the fields. */
+void LOG_Event(LOG_Severity severity, const char *message_id, const char *const *fields,
+	       const char *format, ...) __attribute__((format(printf, 4, 5)));
+
+/* Rate limiting for conditions that repeat every tick: a failure is logged
+ * when its cause first appears or changes, recovery once when it ends. */
+typedef struct {
+	int cause; /* 0 while all is well */
+} LOG_Repeat;
+
+/* True if cause differs from the one already reported (log it now). */
+bool LOG_RepeatFailing(LOG_Repeat *r, int cause);
+/* True if a failure was being reported (log the recovery now). */
+bool LOG_RepeatRecovered(LOG_Repeat *r);
+
+#define LOG(severity, ...) LOG_Message(severity, __VA_ARGS__)
+#define DEBUG_LOG(...)                                     \
+	do {                                                \
+		if (LOG_DebugEnabled())                     \
+			LOG_Message(LOGS_DEBUG, __VA_ARGS__); \
+	} while (0)
+/* Logs and exits with status 1. */
+#define LOG_FATAL(...)                               \
+	do {                                          \
+		LOG_Message(LOGS_FATAL, __VA_ARGS__); \
+		exit(1);                              \
+	} while (0)
+
+#endif /* VMCLOCKD_LOG_H */

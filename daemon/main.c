@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ *
+ * main.c - vmclockd: start-up, the event loop, signals, shutdown.
+ *
+ * Modules are initialised in dependency order and finalised in reverse;
+ * a fatal error before the loop exits without running teardown of modules
+ * that never started.  Signals are libevent events: handlers only note what
+ * happened, the loop does the work.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "disrupt.h"
+#include "log.h"
+#include "notify.h"
+#include "sampler.h"
+
+static CNF_Settings settings;
+static struct event_base *base;
+
+static void stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+	LOG(LOGS_INFO, "signal %d: exiting", (int)sig);
+	event_base_loopbreak(base);
+}
+
+static void reload_cb(evutil_socket_t sig, short what, void *arg)
+{
+	CNF_Settings fresh;
+
+	NTF_Reloading();
+	if (CNF_Reload(&fresh) < 0) {
+		LOG(LOGS_ERR, "configuration not reloaded: keeping the running one");
+		CNF_Free(&fresh);
+		NTF_Ready();
+		return;
+	}
+	SMP_Finalise();
+	CNF_Free(&settings);
+	settings = fresh;
+	LOG_Initialise(settings.debug, false);
+	DSR_Reconfigure(&settings);
+	SMP_Initialise(base, &settings);
+	LOG(LOGS_INFO, "configuration reloaded");
+}
+
+int main(int argc, char **argv)
+{
+	struct event *sig_term, *sig_int, *sig_hup;
+	struct event_config *ecfg;
+	int r;
+
+	r = CNF_Load(argc, argv, &settings);
+	if (r == -2) {
+		CNF_PrintUsage("vmclockd");
+		return 2;
+	}
+	if (r < 0)
+		return 1;
+	if (settings.check_config) {
+		printf("vmclockd: configuration OK\n");
+		CNF_Free(&settings);
+		return 0;
+	}
+	LOG_Initialise(settings.debug, false);
+	signal(SIGPIPE, SIG_IGN);
+	umask(0022);
+
+	ecfg = event_config_new();
+	event_config_set_flag(ecfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+	base = event_base_new_with_config(ecfg);
+	event_config_free(ecfg);
+	if (!base)
+		LOG_FATAL("cannot create the event loop");
+
+	sig_term = evsignal_new(base, SIGTERM, stop_cb, NULL);
+	sig_int = evsignal_new(base, SIGINT, stop_cb, NULL);
+	sig_hup = evsignal_new(base, SIGHUP, reload_cb, NULL);
+	event_add(sig_term, NULL);
+	event_add(sig_int, NULL);
+	event_add(sig_hup, NULL);
+
+	NTF_Initialise(base);
+	DSR_Initialise(base, &settings);
+	SMP_Initialise(base, &settings);
+	LOG(LOGS_INFO, "vmclockd " PACKAGE_VERSION " started: page %s, chrony %s / %s, interval %u ms",
+	    settings.device, *settings.chrony_sock ? settings.chrony_sock : "-",
+	    *settings.chrony_cmd ? settings.chrony_cmd : "-", settings.interval_ms);
+
+	event_base_dispatch(base);
+
+	NTF_Stopping();
+	SMP_Finalise();
+	DSR_Finalise();
+	NTF_Finalise();
+	event_free(sig_hup);
+	event_free(sig_int);
+	event_free(sig_term);
+	event_base_free(base);
+	CNF_Free(&settings);
+	LOG_Finalise();
+	return 0;
+}

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ *
+ * notify.h - the service manager's view of vmclockd (sd_notify).
+ *
+ * READY=1 once the page has been read (or found missing and waited for),
+ * STATUS= a one-line summary whenever it changes, WATCHDOG=1 from a timer at
+ * half of WatchdogSec, STOPPING=1 on the way out.  Without $NOTIFY_SOCKET
+ * every call is a no-op.
+ */
+#ifndef VMCLOCKD_NOTIFY_H
+#define VMCLOCKD_NOTIFY_H
+
+#include <event2/event.h>
+
+void NTF_Initialise(struct event_base *base);
+void NTF_Finalise(void);
+void NTF_Ready(void);
+void NTF_Status(const char *format, ...) __attribute__((format(printf, 1, 2)));
+void NTF_Stopping(void);
+void NTF_Reloading(void);
+
+#endif /* VMCLOCKD_NOTIFY_H */

@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ *
+ * sampler.c - the tick: read the page, decide, feed or withhold.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vmclock.h"
+
+#include "disrupt.h"
+#include "feed.h"
+#include "log.h"
+#include "notify.h"
+#include "sampler.h"
+
+#define MAX_OUTPUTS 2
+/* Notifications per tick beyond which the device is taken to be always
+ * readable (a kernel without poll support): fall back to the timer alone. */
+#define MAX_WAKEUPS_PER_TICK 50
+
+static const char *const reason_names[SMP_REASON_COUNT] = {
+	[SMP_FED] = "fed",
+	[SMP_NO_DEVICE] = "no vmclock device",
+	[SMP_BAD_PAGE] = "bad page",
+	[SMP_UNSTABLE] = "page never stable",
+	[SMP_NO_TIME] = "page carries no time",
+	[SMP_NO_UTC] = "no UTC on the page",
+	[SMP_NOT_SYNCHRONIZED] = "host clock not synchronized",
+	[SMP_NO_BOUND] = "no error bound on the page",
+	[SMP_ERROR_BOUND] = "error bound too large",
+	[SMP_SMEARED] = "leap second smearing",
+	[SMP_UNSUPPORTED] = "counter not readable here",
+	[SMP_DISRUPTION] = "handling a disruption",
+};
+
+static struct event_base *ev_base;
+static const CNF_Settings *cfg;
+static vmclock_t *page;
+static FED_Output outputs[MAX_OUTPUTS];
+static int n_outputs;
+static struct event *tick_ev, *device_ev;
+static unsigned wakeups_this_tick;
+static struct timespec burst_until; /* CLOCK_MONOTONIC */
+static SMP_Report report;
+static LOG_Repeat open_failing, read_failing;
+static int reason_errno; /* the errno behind the last BAD_PAGE/NO_DEVICE */
+
+const char *SMP_ReasonName(SMP_Reason reason)
+{
+	return reason < SMP_REASON_COUNT ? reason_names[reason] : "starting";
+}
+
+const SMP_Report *SMP_GetReport(void)
+{
+	return &report;
+}
+
+static bool in_burst(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec < burst_until.tv_sec ||
+	       (now.tv_sec == burst_until.tv_sec && now.tv_nsec < burst_until.tv_nsec);
+}
+
+static void schedule_tick(void)
+{
+	unsigned ms = in_burst() ? cfg->burst_interval_ms : cfg->interval_ms;
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+	evtimer_add(tick_ev, &tv);
+}
+
+void SMP_Burst(unsigned duration_ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, &burst_until);
+	burst_until.tv_sec += duration_ms / 1000;
+	burst_until.tv_nsec += (long)(duration_ms % 1000) * 1000000;
+	if (burst_until.tv_nsec >= 1000000000) {
+		burst_until.tv_nsec -= 1000000000;
+		burst_until.tv_sec++;
+	}
+	/* Take the next sample now, and from then on at the burst rate. */
+	evtimer_del(tick_ev);
+	event_active(tick_ev, EV_TIMEOUT, 0);
+}
+
+static void update_status(void)
+{
+	const DSR_Report *d = DSR_GetReport();
+
+	if (report.reason == SMP_FED)
+		NTF_Status("feeding: offset %+.9f s, bound %llu ns, marker %llu, %lu fed",
+			   (double)report.last_offset_ns * 1e-9,
+			   (unsigned long long)report.last_bound_ns,
+			   (unsigned long long)d->handled_marker, report.fed);
+	else if (report.reason == SMP_BAD_PAGE || report.reason == SMP_NO_DEVICE)
+		NTF_Status("withholding: %s (%s) at %s", SMP_ReasonName(report.reason),
+			   strerror(reason_errno), cfg->device);
+	else
+		NTF_Status("withholding: %s, marker %llu", SMP_ReasonName(report.reason),
+			   (unsigned long long)d->handled_marker);
+}
+
+static void set_reason(SMP_Reason reason)
+{
+	if (reason != report.reason) {
+		if (reason == SMP_FED)
+			LOG(LOGS_INFO, "feeding samples (was: %s)", SMP_ReasonName(report.reason));
+		else if (reason != SMP_DISRUPTION)
+			LOG(LOGS_WARN, "withholding samples: %s", SMP_ReasonName(reason));
+		report.reason = reason;
+	}
+	if (reason == SMP_FED)
+		report.fed++;
+	else
+		report.withheld[reason]++;
+	update_status();
+}
+
+static void close_page(void)
+{
+	if (device_ev)
+		event_free(device_ev);
+	device_ev = NULL;
+	vmclock_close(page);
+	page = NULL;
+}
+
+static void device_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Opens the page if it is not open; false (reason set) if it cannot be. */
+static bool ensure_open(void)
+{
+	struct vmclock_abi first;
+
+	if (page)
+		return true;
+	page = vmclock_open(cfg->device);
+	if (!page) {
+		reason_errno = errno;
+		if (LOG_RepeatFailing(&open_failing, errno))
+			LOG(LOGS_WARN, "cannot use %s: %s; waiting for it", cfg->device, strerror(errno));
+		set_reason(errno == ENOENT ? SMP_NO_DEVICE : SMP_BAD_PAGE);
+		return false;
+	}
+	if (LOG_RepeatRecovered(&open_failing))
+		LOG(LOGS_INFO, "%s is usable now", cfg->device);
+	if (vmclock_is_device(page) && vmclock_snapshot(page, &first) == 0 &&
+	    (vmclock_le64(first.flags) & VMCLOCK_FLAG_NOTIFICATION_PRESENT)) {
+		device_ev = event_new(ev_base, vmclock_fd(page), EV_READ | EV_PERSIST, device_cb, NULL);
+		event_add(device_ev, NULL);
+		DEBUG_LOG("waiting for notifications on %s", cfg->device);
+	}
+	return true;
+}
+
+static SMP_Reason reason_for_errno(int err)
+{
+	switch (err) {
+	case ETIMEDOUT:
+		return SMP_UNSTABLE;
+	case ENODATA:
+		return SMP_NO_TIME;
+	case EOPNOTSUPP:
+		return SMP_UNSUPPORTED;
+	default:
+		return SMP_BAD_PAGE;
+	}
+}
+
+/* Why a page copy's time may not be fed, or SMP_FED. */
+static SMP_Reason judge_page(const struct vmclock_abi *p)
+{
+	uint64_t flags = vmclock_le64(p->flags);
+
+	if (p->counter_id == VMCLOCK_COUNTER_INVALID || p->clock_status == VMCLOCK_STATUS_UNRELIABLE)
+		return SMP_NO_TIME;
+	if (p->clock_status != VMCLOCK_STATUS_SYNCHRONIZED &&
+	    !(p->clock_status == VMCLOCK_STATUS_FREERUNNING && cfg->allow_freerunning))
+		return SMP_NOT_SYNCHRONIZED;
+	if (p->time_type == VMCLOCK_TIME_MONOTONIC ||
+	    (p->time_type == VMCLOCK_TIME_TAI && !(flags & VMCLOCK_FLAG_TAI_OFFSET_VALID)))
+		return SMP_NO_UTC;
+	/* A smearing host bends its time around a leap second: never feed
+	 * that to an NTP daemon, which handles the leap itself. */
+	if (p->leap_second_smearing_hint != VMCLOCK_SMEARING_STRICT &&
+	    p->leap_indicator != VMCLOCK_LEAP_NONE)
+		return SMP_SMEARED;
+	return SMP_FED;
+}
+
+static FED_Leap leap_of(uint8_t indicator)
+{
+	switch (indicator) {
+	case VMCLOCK_LEAP_PRE_POS:
+	case VMCLOCK_LEAP_POS:
+		return FED_LEAP_INSERT;
+	case VMCLOCK_LEAP_PRE_NEG:
+	case VMCLOCK_LEAP_NEG:
+		return FED_LEAP_DELETE;
+	default:
+		return FED_LEAP_NONE;
+	}
+}
+
+static SMP_Reason take_sample(const struct vmclock_abi *copy)
+{
+	struct vmclock_offset o;
+	FED_Sample s;
+
+	if (vmclock_offset(page, &o) < 0)
+		return reason_for_errno(errno);
+	/* The page moved on between the copy and the measurement: the next
+	 * tick shows the disruption module the new marker first. */
+	if (o.time.disruption_marker != vmclock_le64(copy->disruption_marker))
+		return SMP_DISRUPTION;
+	if (cfg->max_error_ns) {
+		if (o.time.maxerror_ns == VMCLOCK_ERROR_UNKNOWN)
+			return SMP_NO_BOUND;
+		if (o.time.maxerror_ns + o.uncertainty_ns > cfg->max_error_ns)
+			return SMP_ERROR_BOUND;
+	}
+	s.system = o.system;
+	s.offset_ns = o.offset_ns;
+	s.uncertainty_ns = o.uncertainty_ns;
+	s.bound_ns = o.time.maxerror_ns == VMCLOCK_ERROR_UNKNOWN ? VMCLOCK_ERROR_UNKNOWN
+								 : o.time.maxerror_ns + o.uncertainty_ns;
+	s.leap = leap_of(o.time.leap_indicator);
+	for (int i = 0; i < n_outputs; i++)
+		FED_Send(outputs[i], &s);
+	report.have_offset = true;
+	report.last_offset_ns = s.offset_ns;
+	report.last_bound_ns = s.bound_ns;
+	return SMP_FED;
+}
+
+static void run_tick(void)
+{
+	struct vmclock_abi copy;
+	SMP_Reason reason;
+
+	if (!ensure_open()) {
+		NTF_Ready(); /* up, and saying in STATUS what it waits for */
+		return;
+	}
+	if (vmclock_snapshot(page, &copy) < 0) {
+		int err = errno;
+
+		reason_errno = err;
+		if (LOG_RepeatFailing(&read_failing, err))
+			LOG(LOGS_WARN, "cannot read %s: %s", cfg->device, strerror(err));
+		/* A page that went bad is reopened: it may have been replaced. */
+		if (err != ETIMEDOUT)
+			close_page();
+		set_reason(reason_for_errno(err));
+		NTF_Ready();
+		return;
+	}
+	if (LOG_RepeatRecovered(&read_failing))
+		LOG(LOGS_INFO, "%s reads correctly again", cfg->device);
+	report.marker = vmclock_le64(copy.disruption_marker);
+
+	if (DSR_Observe(&copy))
+		reason = SMP_DISRUPTION;
+	else if ((reason = judge_page(&copy)) == SMP_FED)
+		reason = take_sample(&copy);
+	set_reason(reason);
+	NTF_Ready();
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	wakeups_this_tick = 0;
+	run_tick();
+	schedule_tick();
+}
+
+static void device_cb(evutil_socket_t fd, short what, void *arg)
+{
+	char buf[VMCLOCK_ABI_SIZE];
+
+	/* read() re-arms the notification for this open file. */
+	if (read(fd, buf, sizeof(buf)) < 0 && errno != EAGAIN)
+		DEBUG_LOG("read %s: %s", cfg->device, strerror(errno));
+	if (++wakeups_this_tick > MAX_WAKEUPS_PER_TICK) {
+		LOG(LOGS_WARN, "%s is always readable: no notifications, sampling on the timer",
+		    cfg->device);
+		event_del(device_ev);
+		return;
+	}
+	run_tick();
+}
+
+bool SMP_MeasureOffset(double *offset_s)
+{
+	struct vmclock_offset o;
+
+	if (!page || vmclock_offset(page, &o) < 0)
+		return false;
+	*offset_s = (double)o.offset_ns * 1e-9;
+	return true;
+}
+
+void SMP_Initialise(struct event_base *base, const CNF_Settings *settings)
+{
+	ev_base = base;
+	cfg = settings;
+	n_outputs = 0;
+	if (cfg->chrony_sock && *cfg->chrony_sock)
+		if ((outputs[n_outputs] = FED_CreateSock(cfg->chrony_sock)))
+			n_outputs++;
+	if (cfg->ntp_shm >= 0)
+		if ((outputs[n_outputs] = FED_CreateShm(cfg->ntp_shm, cfg->ntp_shm_mode)))
+			n_outputs++;
+	report.reason = SMP_REASON_COUNT; /* so the first tick logs its state */
+	tick_ev = evtimer_new(base, tick_cb, NULL);
+	event_active(tick_ev, EV_TIMEOUT, 0);
+}
+
+void SMP_Finalise(void)
+{
+	if (tick_ev)
+		event_free(tick_ev);
+	tick_ev = NULL;
+	close_page();
+	for (int i = 0; i < n_outputs; i++)
+		FED_Destroy(outputs[i]);
+	n_outputs = 0;
+}
