@@ -7,6 +7,8 @@
  * that never started.  Signals are libevent events: handlers only note what
  * happened, the loop does the work.
  */
+#include "autoconfig.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>

@@ -137,6 +137,10 @@ static bool ensure_open(void)
 {
 	struct vmclock_abi first;
 
+	if (page && vmclock_needs_reopen(page)) {
+		DEBUG_LOG("%s was replaced or truncated: reopening", cfg->device);
+		close_page();
+	}
 	if (page)
 		return true;
 	page = vmclock_open(cfg->device);

@@ -50,6 +50,11 @@ int vmclock_fd(const vmclock_t *vc);
 /* True if the path is a character device (poll() and read() re-arm work). */
 bool vmclock_is_device(const vmclock_t *vc);
 
+/* True if the path no longer names the open page (removed, replaced by
+ * rename, or a page file truncated below what is mapped): reading on would
+ * show a stale page or fault.  Close and open again.  Costs two syscalls. */
+bool vmclock_needs_reopen(const vmclock_t *vc);
+
 /* A consistent copy of the whole page, taken under the seq_count protocol.
  * Returns the copy as published (little-endian fields). */
 int vmclock_snapshot(const vmclock_t *vc, struct vmclock_abi *out);

@@ -34,6 +34,9 @@
 struct vmclock {
 	int fd;
 	bool is_device;
+	dev_t dev;  /* identity of the file opened, to notice replacement */
+	ino_t ino;
+	char *path;
 	size_t map_len;
 	const uint64_t *words; /* the mapping, read as 64-bit words */
 };
@@ -67,11 +70,17 @@ vmclock_t *vmclock_open(const char *path)
 	vc = calloc(1, sizeof(*vc));
 	if (!vc)
 		return NULL;
-	vc->fd = open(path ? path : VMCLOCK_DEFAULT_DEVICE, O_RDONLY | O_CLOEXEC);
+	vc->fd = -1;
+	vc->path = strdup(path ? path : VMCLOCK_DEFAULT_DEVICE);
+	if (!vc->path)
+		goto fail_errno;
+	vc->fd = open(vc->path, O_RDONLY | O_CLOEXEC);
 	if (vc->fd < 0)
 		goto fail_errno;
 	if (fstat(vc->fd, &st) < 0)
 		goto fail_errno;
+	vc->dev = st.st_dev;
+	vc->ino = st.st_ino;
 
 	if (S_ISCHR(st.st_mode)) {
 		vc->is_device = true;
@@ -112,6 +121,7 @@ void vmclock_close(vmclock_t *vc)
 		munmap((void *)(uintptr_t)vc->words, vc->map_len);
 	if (vc->fd >= 0)
 		close(vc->fd);
+	free(vc->path);
 	free(vc);
 }
 
@@ -123,6 +133,17 @@ int vmclock_fd(const vmclock_t *vc)
 bool vmclock_is_device(const vmclock_t *vc)
 {
 	return vc->is_device;
+}
+
+bool vmclock_needs_reopen(const vmclock_t *vc)
+{
+	struct stat now, open_file;
+
+	if (stat(vc->path, &now) < 0 || now.st_dev != vc->dev || now.st_ino != vc->ino)
+		return true;
+	if (vc->is_device)
+		return false;
+	return fstat(vc->fd, &open_file) < 0 || (uint64_t)open_file.st_size < vc->map_len;
 }
 
 static inline uint32_t load_seq_acquire(const vmclock_t *vc)

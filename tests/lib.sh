@@ -1,0 +1,146 @@
+# SPDX-License-Identifier: BSD-2-Clause
+#
+# lib.sh - shared harness of the system tests: real chronyd, vmclock-sim,
+# vmclockd, each in a private 0700 directory, all stopped on exit.
+#
+# No test may touch the machine's clock or its kernel NTP state: every time
+# daemon runs under setpriv without CAP_SYS_TIME, and chronyd with -x.
+# A missing peer skips the test (exit 77) with a reason; under CI (CI=true)
+# it is a failure instead, since .ci/run installs every peer.
+
+set -u
+top_builddir=${top_builddir:-$(cd "$(dirname "$0")/.." && pwd)}
+top_srcdir=${top_srcdir:-$top_builddir}
+SIM=$top_builddir/tools/vmclock-sim
+CTL=$top_builddir/tools/vmclockctl
+VMCLOCKD=$top_builddir/daemon/vmclockd
+OBSERVE=$top_builddir/tests/chrony-observe
+CHRONYD=${CHRONYD:-/usr/sbin/chronyd}
+CHRONYC=${CHRONYC:-/usr/bin/chronyc}
+NOSYSTIME="setpriv --inh-caps=-sys_time --bounding-set=-sys_time"
+
+T=$(mktemp -d /tmp/vmclockd-test.XXXXXX)
+chmod 700 "$T"
+PASS=0
+FAIL=0
+PIDS=""
+
+pass() { PASS=$((PASS + 1)); echo "PASS: $*"; }
+fail() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
+# check DESCRIPTION COMMAND...: one assertion.
+check() {
+	local desc=$1
+	shift
+	if "$@"; then pass "$desc"; else fail "$desc"; fi
+}
+finish() {
+	echo "$PASS passed, $FAIL failed"
+	[ "$FAIL" -eq 0 ]
+}
+
+cleanup() {
+	local p
+	for p in $PIDS; do kill "$p" 2>/dev/null; done
+	for p in $PIDS; do wait "$p" 2>/dev/null; done
+	if [ "$FAIL" -ne 0 ] || [ -n "${KEEP_TEST_DIR:-}" ]; then
+		for f in "$T"/*.log; do
+			[ -f "$f" ] || continue
+			echo "---- $f (tail)"
+			tail -n 25 "$f"
+		done
+	fi
+	[ -n "${KEEP_TEST_DIR:-}" ] || rm -rf "$T"
+}
+trap cleanup EXIT
+
+skip_or_fail() {
+	if [ "${CI:-}" = true ]; then
+		echo "FAIL: $* (CI installs every peer: a skip here is a failure)"
+		exit 1
+	fi
+	echo "SKIP: $*"
+	exit 77
+}
+
+require_chronyd() {
+	[ -x "$CHRONYD" ] && [ -x "$CHRONYC" ] || skip_or_fail "chronyd/chronyc not installed"
+}
+
+# wait_for SECONDS COMMAND...: poll every 20 ms until COMMAND succeeds.
+wait_for() {
+	local deadline=$(($(date +%s%N) + $1 * 1000000000))
+	shift
+	while ! "$@" 2>/dev/null; do
+		[ "$(date +%s%N)" -lt "$deadline" ] || return 1
+		sleep 0.02
+	done
+}
+
+# chrony.conf for the tests; extra lines as arguments.
+write_chrony_conf() {
+	{
+		echo "refclock SOCK $T/vmc.sock refid VMC ${REFCLOCK_OPTS:-poll -3 filter 2 precision 1e-8}"
+		echo "bindcmdaddress $T/chronyd.sock"
+		echo "cmdport 0"
+		echo "port 0"
+		echo "pidfile $T/chronyd.pid"
+		echo "logdir $T"
+		for l in "$@"; do echo "$l"; done
+	} >"$T/chrony.conf"
+}
+
+start_chronyd() {
+	rm -f "$T/chronyd.sock"
+	$NOSYSTIME "$CHRONYD" -x -d -u root -f "$T/chrony.conf" >>"$T/chronyd.log" 2>&1 &
+	CHRONYD_PID=$!
+	PIDS="$PIDS $CHRONYD_PID"
+	wait_for 10 test -S "$T/chronyd.sock"
+}
+
+stop_chronyd() {
+	kill "$CHRONYD_PID" 2>/dev/null
+	wait "$CHRONYD_PID" 2>/dev/null
+}
+
+# start_sim ARGS...: a simulated page at $T/page.
+start_sim() {
+	"$SIM" "$T/page" "$@" >>"$T/sim.log" 2>&1 &
+	SIM_PID=$!
+	PIDS="$PIDS $SIM_PID"
+	wait_for 5 test -s "$T/page"
+}
+
+# start_vmclockd ARGS...: against $T/page, chronyd's sockets in $T.
+start_vmclockd() {
+	"$VMCLOCKD" --foreground --config /dev/null --device "$T/page" \
+		--chrony-sock "$T/vmc.sock" --chrony-cmd "$T/chronyd.sock" \
+		--state-dir "$T/state" "$@" >>"$T/vmclockd.log" 2>&1 &
+	VMCLOCKD_PID=$!
+	PIDS="$PIDS $VMCLOCKD_PID"
+}
+
+chronyc_cmd() {
+	"$CHRONYC" -n -h "$T/chronyd.sock" "$@"
+}
+
+# True once chronyd has selected the VMC refclock.
+vmc_selected() {
+	chronyc_cmd sources 2>/dev/null | grep -q '^#\* VMC'
+}
+
+# Number of samples chronyd holds for VMC (sourcestats NP).
+vmc_np() {
+	chronyc_cmd -c sourcestats 2>/dev/null | awk -F, '$1 == "VMC" { print $2 }'
+}
+
+# chronyd's current correction (seconds; > 0: system clock behind), read
+# over the command socket with the round trip timed.
+chrony_correction() {
+	"$OBSERVE" -s "$T/chronyd.sock" --once --json |
+		sed -n 's/.*"current_correction": *\([-0-9.e+]*\).*/\1/p'
+}
+
+# abs_le A B: |A| <= B, floating point.
+abs_le() {
+	awk -v a="$1" -v b="$2" 'BEGIN { if (a < 0) a = -a; exit !(a <= b) }'
+}
