@@ -659,7 +659,7 @@ int main(int argc, char **argv)
 	fill_static(&image, &s, &o);
 	s.page = &image;
 	if (!o.marker_only)
-		r = publish(&s, &o);   /* fills the time fields of the image */
+		(void)publish(&s, &o); /* fills the time fields of the image */
 	image.seq_count = 0;
 	s.page = create_page(o.path, &image);
 	if (o.pidfile)
