@@ -1,0 +1,268 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
+#
+# test-chronyctl.sh - the chronyctl client against a real chronyd.
+#
+# chronyd runs with -x (its null clock driver) and without CAP_SYS_TIME in
+# its inherited and bounding sets, so nothing here can touch the machine's
+# clock or kernel NTP state.  It has a private configuration in a 0700
+# directory: command socket there, no NTP sources, no drift file.  Under -x
+# the tracking report's "System time" is chronyd's virtual correction, which
+# dfreq, doffset and reset change just as they would a real clock's.
+#
+# Observed with chrony 4.3 (documented by the checks below):
+#  - burst with no NTP sources is refused with status 4 (no such source),
+#    as chronyc's "503 No such source";
+#  - chronyd removes its socket on SIGTERM (client: ENOENT) but not when
+#    killed (client: ECONNREFUSED).
+#
+# Skips (exit 77) with a reason when chronyd, chronyc or setpriv is missing
+# or when not run as root (chronyd -u root).
+
+set -u
+
+top_builddir=${top_builddir:-.}
+OBSERVE=$top_builddir/tests/chrony-observe
+CHRONYD=${CHRONYD:-/usr/sbin/chronyd}
+CHRONYC=${CHRONYC:-chronyc}
+
+skip() {
+	echo "SKIP: $*"
+	exit 77
+}
+
+[ -x "$OBSERVE" ] || skip "$OBSERVE not built"
+[ -x "$CHRONYD" ] || skip "no chronyd at $CHRONYD"
+command -v "$CHRONYC" >/dev/null 2>&1 || skip "no chronyc"
+command -v setpriv >/dev/null 2>&1 || skip "no setpriv (util-linux)"
+[ "$(id -u)" = 0 ] || skip "chronyd -u root needs root"
+
+DIR=$(mktemp -d /tmp/test-chronyctl.XXXXXX) || exit 1
+chmod 0700 "$DIR"
+SOCK=$DIR/chronyd.sock
+CHRONYD_PID=
+
+cleanup() {
+	if [ -n "$CHRONYD_PID" ]; then
+		kill -KILL "$CHRONYD_PID" 2>/dev/null
+		wait "$CHRONYD_PID" 2>/dev/null
+	fi
+	[ -n "${OBS_PID:-}" ] && kill "$OBS_PID" 2>/dev/null
+	rm -rf "$DIR"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+cat >"$DIR/chrony.conf" <<EOF
+bindcmdaddress $SOCK
+cmdport 0
+port 0
+pidfile $DIR/chronyd.pid
+driftfile none
+EOF
+
+PASSED=0
+FAILED=0
+
+pass() {
+	PASSED=$((PASSED + 1))
+	echo "PASS: $*"
+}
+
+fail() {
+	FAILED=$((FAILED + 1))
+	echo "FAIL: $*"
+}
+
+# check DESCRIPTION AWK-CONDITION: pass when the condition holds.
+check() {
+	if awk "BEGIN { exit !($2) }" </dev/null; then
+		pass "$1"
+	else
+		fail "$1 [$2]"
+	fi
+}
+
+start_chronyd() {
+	setpriv --inh-caps=-sys_time --bounding-set=-sys_time \
+		"$CHRONYD" -x -d -u root -f "$DIR/chrony.conf" >>"$DIR/chronyd.log" 2>&1 &
+	CHRONYD_PID=$!
+	i=0
+	while [ $i -lt 100 ]; do
+		if [ -S "$SOCK" ] && "$OBSERVE" -s "$SOCK" --once >/dev/null 2>&1; then
+			return 0
+		fi
+		sleep 0.05
+		i=$((i + 1))
+	done
+	echo "chronyd did not start:"
+	cat "$DIR/chronyd.log"
+	return 1
+}
+
+stop_chronyd() {
+	kill "-$1" "$CHRONYD_PID" 2>/dev/null
+	wait "$CHRONYD_PID" 2>/dev/null
+	CHRONYD_PID=
+}
+
+# Field N of one reading line.
+reading() {
+	"$OBSERVE" -s "$SOCK" --once
+}
+
+field() {
+	echo "$1" | awk -v n="$2" '{ print $n }'
+}
+
+# chronyc's tracking as signed numbers: "System time" (> 0 slow, like
+# current_correction) and "Frequency" (> 0 fast, like freq_ppm).
+chronyc_system_time() {
+	"$CHRONYC" -h "$SOCK" tracking | awk '/^System time/ { print ($6 == "slow" ? $4 : -$4) }'
+}
+
+chronyc_frequency() {
+	"$CHRONYC" -h "$SOCK" tracking | awk '/^Frequency/ { print ($5 == "fast" ? $3 : -$3) }'
+}
+
+now_ms() {
+	echo $(($(date +%s%N) / 1000000))
+}
+
+start_chronyd || exit 1
+
+# ---- tracking decodes and agrees with chronyc --------------------------------
+R=$(reading)
+[ -n "$R" ] && pass "tracking reading: $R" || fail "tracking reading"
+check "leap status unsynchronised without sources" "$(field "$R" 5) == 3"
+check "round trip under 10 ms ($(field "$R" 2) ns)" "$(field "$R" 2) > 0 && $(field "$R" 2) < 10000000"
+J=$("$OBSERVE" -s "$SOCK" --once --json)
+case $J in
+	'{"time": '*'"current_correction": '*'}') pass "--once --json" ;;
+	*) fail "--once --json: $J" ;;
+esac
+if command -v python3 >/dev/null 2>&1; then
+	echo "$J" | python3 -c 'import json,sys; json.load(sys.stdin)' &&
+		pass "json parses" || fail "json does not parse: $J"
+fi
+N=$("$OBSERVE" -s "$SOCK" -i 20 -n 5 | wc -l)
+check "-n 5 gives 5 readings" "$N == 5"
+
+# ---- dfreq ------------------------------------------------------------------
+F0=$(field "$(reading)" 4)
+OUT=$("$OBSERVE" -s "$SOCK" --dfreq 30)
+case $OUT in ok*) pass "dfreq 30: $OUT" ;; *) fail "dfreq 30: $OUT" ;; esac
+R=$(reading)
+F1=$(field "$R" 4)
+C1=$(field "$R" 3)
+CF=$(chronyc_frequency)
+CS=$(chronyc_system_time)
+check "dfreq 30 moved freq_ppm by +30 ($F0 -> $F1)" "$F1 - $F0 > 29.99 && $F1 - $F0 < 30.01"
+check "freq_ppm matches chronyc's Frequency ($F1 vs $CF)" "$F1 - $CF < 0.0011 && $CF - $F1 < 0.0011"
+# chronyc runs some ms later; the correction drifts at 30 ppm meanwhile.
+check "current_correction matches chronyc's System time ($C1 vs $CS)" \
+	"$C1 - $CS < 20e-6 && $CS - $C1 < 20e-6"
+"$CHRONYC" -h "$SOCK" dfreq 30 >/dev/null
+F2=$(field "$(reading)" 4)
+check "chronyc dfreq 30 moves it the same way ($F1 -> $F2)" "$F2 - $F1 > 29.99 && $F2 - $F1 < 30.01"
+"$OBSERVE" -s "$SOCK" --dfreq -60 >/dev/null
+F3=$(field "$(reading)" 4)
+check "dfreq -60 brings it back ($F3)" "$F3 - $F0 > -0.01 && $F3 - $F0 < 0.01"
+
+# ---- reset sources ----------------------------------------------------------
+"$OBSERVE" -s "$SOCK" --doffset 0.5 >/dev/null
+OUT=$("$OBSERVE" -s "$SOCK" --reset)
+case $OUT in ok*) pass "reset sources: $OUT" ;; *) fail "reset sources: $OUT" ;; esac
+C=$(field "$(reading)" 3)
+check "reset cancelled the correction ($C)" "$C < 1e-5 && $C > -1e-5"
+
+# ---- doffset ----------------------------------------------------------------
+C0=$(field "$(reading)" 3)
+OUT=$("$OBSERVE" -s "$SOCK" --doffset 0.002)
+case $OUT in ok*) pass "doffset 0.002: $OUT" ;; *) fail "doffset 0.002: $OUT" ;; esac
+C1=$(field "$(reading)" 3)
+CS=$(chronyc_system_time)
+check "doffset +0.002 makes the clock 2 ms fast ($C0 -> $C1)" "$C1 - $C0 > -0.00201 && $C1 - $C0 < -0.00199"
+check "chronyc agrees ($CS)" "$CS - $C1 < 20e-6 && $C1 - $CS < 20e-6"
+"$CHRONYC" -h "$SOCK" doffset 0.002 >/dev/null
+C2=$(field "$(reading)" 3)
+check "chronyc doffset 0.002 moves it the same way ($C1 -> $C2)" \
+	"$C2 - $C1 > -0.00201 && $C2 - $C1 < -0.00199"
+"$OBSERVE" -s "$SOCK" --reset >/dev/null
+
+# ---- the handover through the asynchronous path -----------------------------
+F0=$(field "$(reading)" 4)
+OUT=$("$OBSERVE" -s "$SOCK" --handover -30,0.002)
+echo "handover: $OUT"
+case $OUT in ok*datagrams=4) pass "handover" ;; *) fail "handover: $OUT" ;; esac
+R=$(reading)
+C=$(field "$R" 3)
+F=$(field "$R" 4)
+check "after the handover System time = o ($C)" "$C - 0.002 < 10e-6 && 0.002 - $C < 10e-6"
+check "after the handover the frequency moved by -30 ($F0 -> $F)" \
+	"$F - $F0 < -29.99 && $F - $F0 > -30.01"
+"$OBSERVE" -s "$SOCK" --handover 0.001,0 -n 20 >"$DIR/handover.txt"
+OK=$(grep -c '^ok' "$DIR/handover.txt")
+check "20 handovers succeed ($OK)" "$OK == 20"
+awk '{ for (i = 2; i <= NF; i++) if ($i ~ /^total_ns=/) { split($i, a, "="); print a[2] } }' \
+	"$DIR/handover.txt" | sort -n | awk '{ v[NR] = $1 } END {
+		printf "handover round trips (4 steps), %d runs: min %.0f us, median %.0f us, max %.0f us\n",
+			NR, v[1] / 1000, v[int((NR + 1) / 2)] / 1000, v[NR] / 1000 }'
+
+# ---- burst ------------------------------------------------------------------
+OUT=$("$OBSERVE" -s "$SOCK" --burst)
+RC=$?
+CB=$("$CHRONYC" -h "$SOCK" burst 4/8 2>&1)
+echo "burst without NTP sources: $OUT (chronyc: $CB)"
+case $OUT in
+	"error=ESRCH status=4 "*) check "burst without sources is refused: no such source" "$RC == 3" ;;
+	*) fail "burst: $OUT (rc $RC)" ;;
+esac
+
+# ---- chronyd goes away and comes back ---------------------------------------
+"$OBSERVE" -s "$SOCK" -k -i 50 -t 4 >"$DIR/observe.txt" 2>&1 &
+OBS_PID=$!
+sleep 0.5
+
+stop_chronyd TERM
+T0=$(now_ms)
+OUT=$("$OBSERVE" -s "$SOCK" --once)
+T1=$(now_ms)
+case $OUT in
+	error=ENOENT*|error=ECONNREFUSED*) pass "chronyd stopped: $OUT in $((T1 - T0)) ms" ;;
+	*) fail "chronyd stopped: $OUT" ;;
+esac
+check "reported within the timeout ($((T1 - T0)) ms)" "$T1 - $T0 < 500"
+OUT=$("$OBSERVE" -s "$SOCK" --handover 0,0)
+case $OUT in
+	error=ENOENT*|error=ECONNREFUSED*) pass "handover without chronyd: $OUT" ;;
+	*) fail "handover without chronyd: $OUT" ;;
+esac
+
+start_chronyd || exit 1
+OUT=$("$OBSERVE" -s "$SOCK" --reset)
+case $OUT in ok*) pass "restarted chronyd answers: $OUT" ;; *) fail "after restart: $OUT" ;; esac
+
+sleep 0.3
+stop_chronyd KILL
+OUT=$("$OBSERVE" -s "$SOCK" --once)
+case $OUT in
+	error=ECONNREFUSED*) pass "chronyd killed, socket left behind: $OUT" ;;
+	*) fail "chronyd killed: $OUT" ;;
+esac
+sleep 0.3
+start_chronyd || exit 1
+
+wait "$OBS_PID"
+OBS_PID=
+ERRS=$(grep -c '^error=' "$DIR/observe.txt")
+LAST=$(tail -n 1 "$DIR/observe.txt")
+check "one observer saw chronyd go away ($ERRS error readings)" "$ERRS > 0"
+case $LAST in
+	error=*) fail "the same observer re-connected: last line $LAST" ;;
+	*) pass "the same observer re-connected after both restarts" ;;
+esac
+
+stop_chronyd TERM
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
