@@ -533,6 +533,9 @@ judge_reply(CCL_DecodeResult r, int *error)
   return VERDICT_FAIL;
 }
 
+/* Clients bound by this process, which has one socket name per client. */
+static unsigned int open_count;
+
 static void read_cb(evutil_socket_t fd, short what, void *arg);
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -565,8 +568,14 @@ CCL_Open(const char *chronyd_sock, struct event_base *base)
   slash = strrchr(chronyd_sock, '/');
   dir_len = slash ? (size_t)(slash - chronyd_sock) : 1;
   c->local.sun_family = AF_UNIX;
-  n = snprintf(c->local.sun_path, sizeof(c->local.sun_path), "%.*s/vmclockd.%d.sock",
-               (int)dir_len, slash ? chronyd_sock : ".", (int)getpid());
+  /* The daemon has one client; further ones in the same process (tests,
+     tools) get a counter so they do not unlink each other's socket. */
+  if (open_count == 0)
+    n = snprintf(c->local.sun_path, sizeof(c->local.sun_path), "%.*s/vmclockd.%d.sock",
+                 (int)dir_len, slash ? chronyd_sock : ".", (int)getpid());
+  else
+    n = snprintf(c->local.sun_path, sizeof(c->local.sun_path), "%.*s/vmclockd.%d.%u.sock",
+                 (int)dir_len, slash ? chronyd_sock : ".", (int)getpid(), open_count);
   if (n < 0 || (size_t)n >= sizeof(c->local.sun_path)) {
     err = ENAMETOOLONG;
     goto fail;
@@ -588,6 +597,7 @@ CCL_Open(const char *chronyd_sock, struct event_base *base)
     goto fail;
   }
   c->bound = 1;
+  open_count++;
   /* chronyd answers from its own, unprivileged uid. */
   if (chmod(c->local.sun_path, 0666) < 0) {
     err = errno;

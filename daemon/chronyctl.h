@@ -181,7 +181,8 @@ const char *CCL_StatusName(uint16_t status);
 typedef struct CCL_Client_Record *CCL_Client;
 
 /* Bind <dir of chronyd_sock>/vmclockd.<pid>.sock (stale file removed, mode
- * 0666 so chronyd can answer under its own uid), non-blocking, and try to
+ * 0666 so chronyd can answer under its own uid; a process's later clients
+ * use vmclockd.<pid>.<n>.sock), non-blocking, and try to
  * connect to chronyd_sock.  A chronyd that is not there yet is no error: each
  * exchange re-connects when needed.  base may be NULL for blocking use only.
  * Returns NULL with errno set (e.g. ENAMETOOLONG, EACCES). */

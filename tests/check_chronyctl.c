@@ -611,11 +611,30 @@ START_TEST(client_socket_path)
   char want[128];
   struct stat st;
 
+  /* The first client of a process (Check forks one per test). */
   snprintf(want, sizeof(want), "%s/vmclockd.%d.sock", fx->dir, (int)getpid());
   ck_assert_str_eq(CCL_GetLocalPath(fx->client), want);
   ck_assert_int_eq(stat(want, &st), 0);
   ck_assert(S_ISSOCK(st.st_mode));
   ck_assert_uint_eq(st.st_mode & 0777, 0666);
+  fixture_free(fx);
+}
+END_TEST
+
+START_TEST(client_two_in_one_process)
+{
+  Fixture *fx = fixture_new(1);
+  CCL_Client second = CCL_Open(fx->sock, fx->base);
+
+  ck_assert_ptr_nonnull(second);
+  ck_assert_str_ne(CCL_GetLocalPath(second), CCL_GetLocalPath(fx->client));
+  ck_assert_int_eq(CCL_StartReset(second, on_done, fx), 0);
+  run_loop(fx);
+  ck_assert(fx->result.ok);
+  ck_assert_int_eq(CCL_StartReset(fx->client, on_done, fx), 0);
+  run_loop(fx);
+  ck_assert(fx->result.ok);
+  CCL_Close(second);
   fixture_free(fx);
 }
 END_TEST
@@ -939,6 +958,7 @@ chronyctl_suite(void)
   tc = tcase_create("client");
   tcase_set_timeout(tc, 20);
   tcase_add_test(tc, client_socket_path);
+  tcase_add_test(tc, client_two_in_one_process);
   tcase_add_test(tc, client_handover);
   tcase_add_test(tc, client_handover_optional_steps);
   tcase_add_test(tc, client_no_offset_sample);
