@@ -57,8 +57,8 @@ static void set_defaults(CNF_Settings *s)
 	s->chrony_cmd = strdup("/run/chrony/chronyd.sock");
 	s->ntp_shm = -1;
 	s->ntp_shm_mode = 0600;
-	s->interval_ms = 125;
-	s->burst_interval_ms = 62;
+	s->interval_ms = 62;
+	s->burst_interval_ms = 31;
 	s->burst_ms = 4000;
 	s->max_error_ns = 100000;
 	s->state_dir = strdup(LOCALSTATEDIR "/lib/vmclockd");

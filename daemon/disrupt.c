@@ -284,11 +284,17 @@ static void begin_disruption(const struct vmclock_abi *page, bool while_down)
 	for (int i = 0; i < 7; i++)
 		fields[i] = f[i];
 	fields[7] = NULL;
-	LOG_Event(LOGS_WARN, LOG_MSGID_DISRUPTION, fields,
-		  "clock disruption%s: marker %" PRIu64 " -> %" PRIu64 ", step %+.9f s, "
-		  "counter frequency %+.6f ppm; resetting chronyd",
-		  while_down ? " while vmclockd was down" : "", old, target_marker,
-		  isnan(step) ? 0.0 : step, params.have_dfreq ? -params.dfreq_ppm : 0.0);
+	if (target_has_time)
+		LOG_Event(LOGS_WARN, LOG_MSGID_DISRUPTION, fields,
+			  "clock disruption%s: marker %" PRIu64 " -> %" PRIu64 ", step %+.9f s, "
+			  "counter frequency %+.6f ppm; resetting chronyd",
+			  while_down ? " while vmclockd was down" : "", old, target_marker,
+			  isnan(step) ? 0.0 : step, params.have_dfreq ? -params.dfreq_ppm : 0.0);
+	else
+		LOG_Event(LOGS_WARN, LOG_MSGID_DISRUPTION, fields,
+			  "clock disruption%s: marker %" PRIu64 " -> %" PRIu64 " (no time on the "
+			  "page); resetting chronyd", while_down ? " while vmclockd was down" : "",
+			  old, target_marker);
 	start_handover();
 }
 

@@ -43,14 +43,14 @@ static int sock_send(FED_Output out, const FED_Sample *s)
 {
 	SockOutput *so = (SockOutput *)out;
 	struct sock_sample msg;
-	long rem_ns = s->system.tv_nsec % 1000;
 
 	memset(&msg, 0, sizeof(msg));
-	/* The timeval drops the system time's nanoseconds: the offset is
-	 * measured from the truncated instant, so it gains what was dropped. */
+	/* The timeval drops the system time's nanoseconds.  The offset stays as
+	 * measured: it is a difference of two clocks, and moves by the frequency
+	 * error times at most a microsecond (1e-15 s at 1 ppb) over the cut. */
 	msg.tv.tv_sec = s->system.tv_sec;
 	msg.tv.tv_usec = s->system.tv_nsec / 1000;
-	msg.offset = (double)(s->offset_ns + rem_ns) * 1e-9;
+	msg.offset = (double)s->offset_ns * 1e-9;
 	msg.pulse = 0;
 	msg.leap = (int)s->leap;
 	msg.magic = SOCK_MAGIC;

@@ -11,6 +11,7 @@
  *   ETIMEDOUT the seq_count never settled (odd or changing) for ~100 ms;
  *   ENODATA   the page carries no time (counter INVALID, status unreliable,
  *             or TAI without a valid offset when UTC is asked for);
+  *   ENODEV    the path is neither a character device nor a regular file;
  *   EOPNOTSUPP the page's counter is not one this CPU can read;
  *   ERANGE    the conversion parameters are absurd (counter_period_shift > 63,
  *             or seconds that do not fit).

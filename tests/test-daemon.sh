@@ -17,7 +17,7 @@ start_sim --offset-ns $OFFSET_NS --interval-ms 100
 python3 "$(dirname "$0")/capture-dgram.py" "$T/notify.sock" "$T/notify.txt" &
 PIDS="$PIDS $!"
 wait_for 5 test -S "$T/notify.sock"
-NOTIFY_SOCKET=$T/notify.sock WATCHDOG_USEC=400000 WATCHDOG_PID= \
+NOTIFY_SOCKET=$T/notify.sock WATCHDOG_USEC=400000 \
 	start_vmclockd --interval-ms 125
 
 # ---- 1. selection and steady-state offset
@@ -42,7 +42,7 @@ echo "sourcestats NP before $np_before, right after the migration $np_after"
 check "chrony's samples were dropped (NP $np_before -> $np_after)" \
 	test "${np_after:-99}" -lt "${np_before:-0}" -a "${np_before:-0}" -ge 8
 check "disruption logged with its fields" \
-	grep -q 'clock disruption: marker 1 -> 2.*FREQ_CHANGE_PPM=30\.' "$T/vmclockd.log"
+	grep -Eq 'clock disruption: marker 1 -> 2.*FREQ_CHANGE_PPM=(29\.99|30\.00)' "$T/vmclockd.log"
 check "VMC selected again after the migration" wait_for 5 vmc_selected
 sleep 2
 # Truth after the migration: injected + step (2 ms) + 30 ppm since it.
