@@ -1060,6 +1060,14 @@ CCL_StartReset(CCL_Client c, CCL_DoneFn done, void *arg)
 }
 
 int
+CCL_StartTracking(CCL_Client c, CCL_DoneFn done, void *arg)
+{
+  static const CCL_Step steps[] = { CCL_STEP_TRACKING };
+
+  return start_operation(c, steps, 1, NULL, done, arg);
+}
+
+int
 CCL_StartBurst(CCL_Client c, CCL_DoneFn done, void *arg)
 {
   static const CCL_Step steps[] = { CCL_STEP_BURST };

@@ -272,6 +272,8 @@ int CCL_StartHandover(CCL_Client client, const CCL_HandoverParams *p, CCL_DoneFn
                       void *arg);
 /* reset sources alone. */
 int CCL_StartReset(CCL_Client client, CCL_DoneFn done, void *arg);
+/* tracking alone: the report arrives in result->tracking. */
+int CCL_StartTracking(CCL_Client client, CCL_DoneFn done, void *arg);
 /* burst 4/8 on all NTP sources.  With none configured chronyd answers
  * NOSUCHSOURCE: error ESRCH, which is not worth retrying. */
 int CCL_StartBurst(CCL_Client client, CCL_DoneFn done, void *arg);

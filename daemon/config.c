@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "vmclockd-state.h"
 
 typedef enum { T_FLAG, T_BOOL, T_STRING, T_UINT, T_U64, T_INT, T_MODE } SettingType;
 
@@ -41,6 +42,8 @@ static const Setting settings[] = {
 	{ "max-error-ns", T_U64, OFF(max_error_ns), 0, 1000000000000ull, true, "N     withhold samples with a larger bound (0: off)" },
 	{ "allow-freerunning", T_BOOL, OFF(allow_freerunning), 0, 0, true, "yes|no feed samples while the host is freerunning" },
 	{ "state-dir", T_STRING, OFF(state_dir), 0, 0, true, "DIR   where the handled disruption marker is kept" },
+	{ "state-file", T_STRING, OFF(state_file), 0, 0, true, "PATH  state published for applications (\"\" for none)" },
+	{ "chrony-poll-ms", T_UINT, OFF(chrony_poll_ms), 50, 60000, true, "N     how often chronyd's tracking is read" },
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
@@ -62,6 +65,8 @@ static void set_defaults(CNF_Settings *s)
 	s->burst_ms = 4000;
 	s->max_error_ns = 100000;
 	s->state_dir = strdup(LOCALSTATEDIR "/lib/vmclockd");
+	s->state_file = strdup(VMCLOCKD_STATE_DEFAULT_PATH);
+	s->chrony_poll_ms = 500;
 }
 
 void CNF_Free(CNF_Settings *s)

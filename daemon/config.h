@@ -31,6 +31,8 @@ typedef struct {
 	uint64_t max_error_ns; /* withhold samples whose bound is larger; 0: no limit */
 	bool allow_freerunning;
 	char *state_dir;
+	char *state_file;      /* published state for applications, "" for none */
+	unsigned chrony_poll_ms; /* how often chronyd's tracking is read */
 } CNF_Settings;
 
 /* Defaults, then the file (if any), then the command line.  Returns 0, or -1

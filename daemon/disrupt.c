@@ -154,6 +154,7 @@ static double offset_now(void *arg)
 static void finish(bool recovered)
 {
 	report.handling = false;
+	clock_gettime(CLOCK_MONOTONIC, &report.handled_at);
 	report.handled_marker = target_marker;
 	report.handled_gen = target_gen;
 	period_handled = period_target;

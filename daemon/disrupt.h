@@ -27,6 +27,7 @@ typedef struct {
 	bool handling;               /* a handover is under way */
 	struct timespec last_disruption; /* CLOCK_REALTIME when last detected */
 	double last_step_s;          /* step seen at the last disruption */
+	struct timespec handled_at;  /* CLOCK_MONOTONIC when the last one was handled */
 } DSR_Report;
 
 void DSR_Initialise(struct event_base *base, const CNF_Settings *settings);

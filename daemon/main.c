@@ -23,6 +23,7 @@
 #include "disrupt.h"
 #include "log.h"
 #include "notify.h"
+#include "publish.h"
 #include "sampler.h"
 
 static CNF_Settings settings;
@@ -46,10 +47,12 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	SMP_Finalise();
+	PUB_Finalise();
 	CNF_Free(&settings);
 	settings = fresh;
 	LOG_Initialise(settings.debug, false);
 	DSR_Reconfigure(&settings);
+	PUB_Initialise(base, &settings);
 	SMP_Initialise(base, &settings);
 	LOG(LOGS_INFO, "configuration reloaded");
 }
@@ -92,6 +95,7 @@ int main(int argc, char **argv)
 
 	NTF_Initialise(base);
 	DSR_Initialise(base, &settings);
+	PUB_Initialise(base, &settings);
 	SMP_Initialise(base, &settings);
 	LOG(LOGS_INFO, "vmclockd " PACKAGE_VERSION " started: page %s, chrony %s / %s, interval %u ms",
 	    settings.device, *settings.chrony_sock ? settings.chrony_sock : "-",
@@ -101,6 +105,7 @@ int main(int argc, char **argv)
 
 	NTF_Stopping();
 	SMP_Finalise();
+	PUB_Finalise();
 	DSR_Finalise();
 	NTF_Finalise();
 	event_free(sig_hup);

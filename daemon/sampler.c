@@ -13,6 +13,7 @@
 #include "feed.h"
 #include "log.h"
 #include "notify.h"
+#include "publish.h"
 #include "sampler.h"
 
 #define MAX_OUTPUTS 2
@@ -280,6 +281,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	wakeups_this_tick = 0;
 	run_tick();
+	PUB_Tick();
 	schedule_tick();
 }
 
@@ -297,6 +299,7 @@ static void device_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	run_tick();
+	PUB_Tick();
 }
 
 bool SMP_MeasureOffset(double *offset_s)

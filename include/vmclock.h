@@ -115,6 +115,55 @@ int vmclock_offset(const vmclock_t *vc, struct vmclock_offset *out);
  * earlier loads.  Returns false if this CPU cannot read it. */
 bool vmclock_read_counter(uint8_t counter_id, uint64_t *value);
 
+/*
+ * Truthful timestamps.  A vmclock_truth_t joins the device (whose marker
+ * tells at once that a disruption happened) and vmclockd's published state
+ * (include/vmclockd-state.h: the marker it has handled, chrony's sync state
+ * and error bound, a heartbeat).  vmclock_timestamp() reads CLOCK_REALTIME
+ * from the vDSO and says whether that reading can be trusted:
+ *   SYNCHRONIZED  chrony is synchronised and no disruption is pending;
+ *   FREERUNNING   chrony is not synchronised, but no disruption is pending;
+ *   DISRUPTED     the device's marker differs from the one the daemon has
+ *                 handled, or chrony has not re-synchronised since;
+ *   UNKNOWN       no daemon state, a stale heartbeat (daemon stopped), or no
+ *                 device.
+ * earliest/latest bound the true time: chrony's error bound grown by its
+ * drift rate since it was read (+-infinity, i.e. 0 and INT64_MAX, unless
+ * SYNCHRONIZED or FREERUNNING).  No system call, no allocation per call;
+ * safe from any number of threads.  A handle whose device or daemon state
+ * is missing tries to open them again at most once a second.
+ */
+typedef enum {
+	VMCLOCK_VERDICT_UNKNOWN = 0,
+	VMCLOCK_VERDICT_SYNCHRONIZED,
+	VMCLOCK_VERDICT_FREERUNNING,
+	VMCLOCK_VERDICT_DISRUPTED,
+} vmclock_verdict_t;
+
+struct vmclock_timestamp {
+	struct timespec time;     /* CLOCK_REALTIME */
+	struct timespec earliest; /* time - bound */
+	struct timespec latest;   /* time + bound */
+	uint64_t bound_ns;        /* VMCLOCK_ERROR_UNKNOWN when not bounded */
+	vmclock_verdict_t verdict;
+	uint64_t disruption_marker; /* the device's, 0 without a device */
+};
+
+typedef struct vmclock_truth vmclock_truth_t;
+
+struct vmclockd_state;
+
+/* NULL paths mean VMCLOCK_DEFAULT_DEVICE and VMCLOCKD_STATE_DEFAULT_PATH.
+ * Succeeds even if neither can be opened (verdicts are then UNKNOWN);
+ * NULL only on ENOMEM. */
+vmclock_truth_t *vmclock_truth_open(const char *device, const char *state_path);
+void vmclock_truth_close(vmclock_truth_t *t);
+int vmclock_timestamp(const vmclock_truth_t *t, struct vmclock_timestamp *out);
+const char *vmclock_verdict_name(vmclock_verdict_t v);
+/* A consistent copy of the daemon's state; ENOENT if it was not opened,
+ * EBADMSG if it is not a state file this library knows, ETIMEDOUT. */
+int vmclock_daemon_state(const vmclock_truth_t *t, struct vmclockd_state *out);
+
 /* Names for enums and flags (lowercase, as vmclockctl's JSON uses them);
  * NULL for values outside the ABI. */
 const char *vmclock_counter_name(uint8_t counter_id);

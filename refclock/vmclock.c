@@ -130,6 +130,11 @@ int vmclock_fd(const vmclock_t *vc)
 	return vc->fd;
 }
 
+const struct vmclock_abi *vmclock_page_map(const vmclock_t *vc)
+{
+	return (const struct vmclock_abi *)(const void *)vc->words;
+}
+
 bool vmclock_is_device(const vmclock_t *vc)
 {
 	return vc->is_device;

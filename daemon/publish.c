@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ *
+ * publish.c - the state file applications read, and chrony's sync state.
+ *
+ * "chronyd has re-synchronised since the marker" is only believed from a
+ * tracking report requested after the disruption was handled: a report in
+ * flight during the reset could describe the old state.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vmclockd-state.h"
+
+#include "chronyctl.h"
+#include "disrupt.h"
+#include "log.h"
+#include "publish.h"
+#include "sampler.h"
+
+_Static_assert(SMP_REASON_COUNT == VMCLOCKD_STATE_REASONS, "withheld[] matches the reasons");
+
+/* chrony's default maxclockerror, 1 ppm: how fast its dispersion grows. */
+#define CHRONY_CLOCK_ERROR_PPB 1000.0
+#define MIN_HEARTBEAT_TIMEOUT_MS 1000u
+
+static const CNF_Settings *cfg;
+static struct event_base *ev_base;
+static struct vmclockd_state *state; /* the mapping */
+static CCL_Client chrony;
+static struct event *poll_ev;
+static LOG_Repeat file_failing, chrony_failing;
+
+/* chrony's view, as last read. */
+static uint8_t sync_state = VMCLOCKD_SYNC_UNKNOWN;
+static uint64_t synced_marker;   /* handled marker chrony has resynced after */
+static bool have_synced_marker;
+static struct timespec request_sent; /* CLOCK_MONOTONIC of the request in flight */
+static unsigned long disruptions_published; /* of DSR's count, added to the file's */
+static double last_correction;   /* |current correction| of the last report, s */
+static uint64_t last_bound_time; /* CLOCK_REALTIME ns of that report */
+
+static uint64_t ts_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static bool before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+static void open_state_file(void)
+{
+	int fd;
+	struct stat st;
+	void *map;
+
+	fd = open(cfg->state_file, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0 && errno == ENOENT) {
+		char *dir = strdup(cfg->state_file), *slash = dir ? strrchr(dir, '/') : NULL;
+
+		if (slash && slash != dir) {
+			*slash = '\0';
+			mkdir(dir, 0755);
+		}
+		free(dir);
+		fd = open(cfg->state_file, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	}
+	if (fd < 0)
+		goto fail;
+	/* Readers rely on the file's size never shrinking under them. */
+	if (fstat(fd, &st) < 0 ||
+	    ((uint64_t)st.st_size < sizeof(*state) && ftruncate(fd, sizeof(*state)) < 0)) {
+		close(fd);
+		goto fail;
+	}
+	fchmod(fd, 0644);
+	map = mmap(NULL, sizeof(*state), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED)
+		goto fail;
+	state = map;
+	if (vmclock_le32(state->magic) != VMCLOCKD_STATE_MAGIC ||
+	    vmclock_le16(state->version) != VMCLOCKD_STATE_VERSION) {
+		memset(state, 0, sizeof(*state));
+		state->magic = VMCLOCKD_STATE_MAGIC;
+		state->version = VMCLOCKD_STATE_VERSION;
+	}
+	/* A write interrupted by a crash left the count odd: close it. */
+	if (state->seq_count & 1)
+		state->seq_count++;
+	state->size = sizeof(*state);
+	if (LOG_RepeatRecovered(&file_failing))
+		LOG(LOGS_INFO, "publishing state in %s again", cfg->state_file);
+	return;
+fail:
+	if (LOG_RepeatFailing(&file_failing, errno))
+		LOG(LOGS_WARN, "cannot publish state in %s: %s", cfg->state_file, strerror(errno));
+}
+
+/* The state's own seq_count protocol: odd while fields change. */
+static void begin_write(void)
+{
+	__atomic_store_n(&state->seq_count, state->seq_count + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static void end_write(void)
+{
+	__atomic_store_n(&state->seq_count, state->seq_count + 1, __ATOMIC_RELEASE);
+}
+
+/* Waiting for chrony to resync after a disruption: ask more often. */
+static bool awaiting_resync(void)
+{
+	const DSR_Report *d = DSR_GetReport();
+
+	return d->handling || !have_synced_marker || synced_marker != d->handled_marker;
+}
+
+static void schedule_poll(void)
+{
+	unsigned ms = awaiting_resync() && sync_state != VMCLOCKD_SYNC_UNKNOWN
+			      ? cfg->burst_interval_ms : cfg->chrony_poll_ms;
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+	evtimer_add(poll_ev, &tv);
+}
+
+static void tracking_done(const CCL_Result *r, void *arg)
+{
+	const DSR_Report *d = DSR_GetReport();
+	const CCL_Tracking *t = &r->tracking;
+
+	if (!r->ok) {
+		sync_state = VMCLOCKD_SYNC_UNKNOWN;
+		if (LOG_RepeatFailing(&chrony_failing, r->error ? r->error : -1))
+			DEBUG_LOG("chronyd tracking unavailable: %s", r->reason);
+		schedule_poll();
+		return;
+	}
+	LOG_RepeatRecovered(&chrony_failing);
+	if (t->leap_status != CCL_LEAP_UNSYNCHRONISED && !d->handling &&
+	    !before(&request_sent, &d->handled_at)) {
+		if (!have_synced_marker || synced_marker != d->handled_marker)
+			DEBUG_LOG("chronyd synchronised after marker %llu",
+				  (unsigned long long)d->handled_marker);
+		have_synced_marker = true;
+		synced_marker = d->handled_marker;
+	}
+	if (d->disruptions && awaiting_resync())
+		sync_state = VMCLOCKD_SYNC_DISRUPTED;
+	else if (t->leap_status == CCL_LEAP_UNSYNCHRONISED)
+		sync_state = VMCLOCKD_SYNC_UNSYNCHRONIZED;
+	else
+		sync_state = VMCLOCKD_SYNC_SYNCHRONIZED;
+
+	if (state) {
+		double bound = t->root_delay / 2 + t->root_dispersion + fabs(t->current_correction);
+		uint64_t now = ts_ns(CLOCK_REALTIME);
+		double drift = CHRONY_CLOCK_ERROR_PPB + (fabs(t->skew_ppm) + fabs(t->resid_freq_ppm)) * 1000.0;
+
+		/* A correction growing between two reports means the clock drifts
+		 * away faster than chrony's statistics say (a frequency change not
+		 * yet applied, or a clock chrony does not steer, as under -x):
+		 * that growth rate bounds the drift too. */
+		if (last_bound_time && now > last_bound_time) {
+			double growth = (fabs(t->current_correction) - last_correction) /
+					((double)(now - last_bound_time) * 1e-9);
+
+			if (growth > 0)
+				drift += growth * 1e9;
+		}
+		last_correction = fabs(t->current_correction);
+		last_bound_time = now;
+		begin_write();
+		state->error_bound_ns = (uint64_t)ceil(bound * 1e9);
+		state->error_bound_realtime_ns = now;
+		state->drift_ppb = drift < 4e9 ? (uint32_t)ceil(drift) : UINT32_MAX;
+		state->sync_state = sync_state;
+		end_write();
+	}
+	schedule_poll();
+}
+
+static void poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	if (!chrony && !(chrony = CCL_Open(cfg->chrony_cmd, ev_base))) {
+		sync_state = VMCLOCKD_SYNC_UNKNOWN;
+		schedule_poll();
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &request_sent);
+	if (CCL_StartTracking(chrony, tracking_done, NULL) < 0)
+		schedule_poll();
+}
+
+void PUB_Tick(void)
+{
+	const SMP_Report *s = SMP_GetReport();
+	const DSR_Report *d = DSR_GetReport();
+	unsigned timeout = 4 * cfg->interval_ms;
+
+	if (!state && cfg->state_file && *cfg->state_file)
+		open_state_file();
+	if (!state)
+		return;
+	/* Seen before chrony is next asked: a disruption is at once DISRUPTED. */
+	if (d->handling && sync_state != VMCLOCKD_SYNC_UNKNOWN)
+		sync_state = VMCLOCKD_SYNC_DISRUPTED;
+
+	begin_write();
+	state->sync_state = sync_state;
+	state->withhold_reason = s->reason < SMP_REASON_COUNT ? (uint8_t)s->reason : 0;
+	state->heartbeat_timeout_ms = (uint16_t)(timeout < MIN_HEARTBEAT_TIMEOUT_MS
+						 ? MIN_HEARTBEAT_TIMEOUT_MS : timeout > 60000 ? 60000 : timeout);
+	state->heartbeat_realtime_ns = ts_ns(CLOCK_REALTIME);
+	state->heartbeat_monotonic_ns = ts_ns(CLOCK_MONOTONIC);
+	/* While a disruption is handled this is still the old marker, so
+	 * readers comparing it with the device see DISRUPTED. */
+	state->disruption_marker = d->handled_marker;
+	state->vm_generation_counter = d->handled_gen;
+	state->last_offset_ns = s->last_offset_ns;
+	if (d->disruptions)
+		state->last_disruption_realtime_ns = (uint64_t)d->last_disruption.tv_sec * 1000000000u +
+						     (uint64_t)d->last_disruption.tv_nsec;
+	state->disruptions += d->disruptions - disruptions_published;
+	disruptions_published = d->disruptions;
+	state->samples_fed = s->fed;
+	for (int i = 0; i < SMP_REASON_COUNT; i++)
+		state->withheld[i] = s->withheld[i];
+	end_write();
+}
+
+void PUB_Initialise(struct event_base *base, const CNF_Settings *settings)
+{
+	cfg = settings;
+	ev_base = base;
+	if (cfg->chrony_cmd && *cfg->chrony_cmd) {
+		poll_ev = evtimer_new(base, poll_cb, NULL);
+		event_active(poll_ev, EV_TIMEOUT, 0);
+	}
+}
+
+void PUB_Finalise(void)
+{
+	if (poll_ev)
+		event_free(poll_ev);
+	poll_ev = NULL;
+	if (chrony)
+		CCL_Close(chrony);
+	chrony = NULL;
+	if (state)
+		munmap(state, sizeof(*state));
+	state = NULL;
+}

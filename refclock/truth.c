@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ *
+ * truth.c - truthful timestamps: the device marker and vmclockd's state.
+ *
+ * The fast path is one vDSO clock_gettime(), a 64-bit load of the device's
+ * disruption marker (a single aligned load: no seq_count needed for one
+ * field) and a seq_count-protected copy of four fields of the state file.
+ * Staleness is judged on CLOCK_REALTIME, the clock already read, rather
+ * than by paying for a second clock: a step of the realtime clock larger
+ * than the heartbeat timeout reads as UNKNOWN until the next heartbeat.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vmclock.h"
+#include "vmclockd-state.h"
+#include "counter.h"
+#include "internal.h"
+
+/* Retries of a state copy before ETIMEDOUT: a writer holds the count odd
+ * for well under a microsecond. */
+#define MAX_STATE_TRIES 1000000u
+
+/* How often a handle missing its device or state tries to open them. */
+#define REOPEN_INTERVAL_NS 1000000000ull
+
+/* Pointers are published once, with compare-and-swap, so that concurrent
+ * callers never see a half-made handle and never leak a mapping. */
+struct vmclock_truth {
+	vmclock_t *device;                  /* atomic; NULL until it opens */
+	const struct vmclockd_state *state; /* atomic; mapping, or NULL */
+	char *device_path, *state_path;
+	uint64_t next_try_ns;               /* atomic; CLOCK_REALTIME */
+};
+
+static const char *const verdict_names[] = { "unknown", "synchronized", "freerunning", "disrupted" };
+
+const char *vmclock_verdict_name(vmclock_verdict_t v)
+{
+	return (unsigned)v < sizeof(verdict_names) / sizeof(verdict_names[0]) ? verdict_names[v] : NULL;
+}
+
+static const struct vmclockd_state *map_state(const char *path)
+{
+	struct stat st;
+	void *map;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < sizeof(struct vmclockd_state)) {
+		close(fd);
+		return NULL;
+	}
+	map = mmap(NULL, sizeof(struct vmclockd_state), PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	return map == MAP_FAILED ? NULL : map;
+}
+
+/* Opens what is missing, at most once per REOPEN_INTERVAL_NS per handle. */
+static void try_open_missing(const vmclock_truth_t *ct, uint64_t now_ns)
+{
+	vmclock_truth_t *t = (vmclock_truth_t *)(uintptr_t)ct; /* only atomics change */
+	uint64_t next = __atomic_load_n(&t->next_try_ns, __ATOMIC_RELAXED);
+	const struct vmclockd_state *map, *none = NULL;
+	vmclock_t *dev, *no_dev = NULL;
+
+	if (now_ns < next || !__atomic_compare_exchange_n(&t->next_try_ns, &next,
+			now_ns + REOPEN_INTERVAL_NS, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		return;
+	if (!__atomic_load_n(&t->device, __ATOMIC_ACQUIRE) && (dev = vmclock_open(t->device_path)) &&
+	    !__atomic_compare_exchange_n(&t->device, &no_dev, dev, false, __ATOMIC_RELEASE,
+					 __ATOMIC_RELAXED))
+		vmclock_close(dev);
+	if (!__atomic_load_n(&t->state, __ATOMIC_ACQUIRE) && (map = map_state(t->state_path)) &&
+	    !__atomic_compare_exchange_n(&t->state, &none, map, false, __ATOMIC_RELEASE,
+					 __ATOMIC_RELAXED))
+		munmap((void *)(uintptr_t)map, sizeof(*map));
+}
+
+vmclock_truth_t *vmclock_truth_open(const char *device, const char *state_path)
+{
+	vmclock_truth_t *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->device_path = strdup(device ? device : VMCLOCK_DEFAULT_DEVICE);
+	t->state_path = strdup(state_path ? state_path : VMCLOCKD_STATE_DEFAULT_PATH);
+	if (!t->device_path || !t->state_path) {
+		vmclock_truth_close(t);
+		errno = ENOMEM;
+		return NULL;
+	}
+	try_open_missing(t, 0);
+	errno = 0;
+	return t;
+}
+
+void vmclock_truth_close(vmclock_truth_t *t)
+{
+	if (!t)
+		return;
+	free(t->device_path);
+	free(t->state_path);
+	vmclock_close(t->device);
+	if (t->state)
+		munmap((void *)(uintptr_t)t->state, sizeof(*t->state));
+	free(t);
+}
+
+/* A consistent copy of the state file, bounded like the page's reads. */
+static int copy_state(const struct vmclockd_state *s, struct vmclockd_state *out)
+{
+	const uint64_t *src = (const uint64_t *)(const void *)s;
+	uint64_t words[sizeof(*out) / sizeof(uint64_t)];
+
+	for (unsigned tries = 0; tries < MAX_STATE_TRIES; tries++) {
+		uint32_t seq = __atomic_load_n(&s->seq_count, __ATOMIC_ACQUIRE);
+
+		for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+			words[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (!(seq & 1) && seq == __atomic_load_n(&s->seq_count, __ATOMIC_RELAXED)) {
+			memcpy(out, words, sizeof(*out));
+			if (vmclock_le32(out->magic) != VMCLOCKD_STATE_MAGIC ||
+			    vmclock_le16(out->version) != VMCLOCKD_STATE_VERSION) {
+				errno = EBADMSG;
+				return -1;
+			}
+			return 0;
+		}
+		counter_relax();
+	}
+	errno = ETIMEDOUT;
+	return -1;
+}
+
+static struct timespec ts_add_ns(struct timespec t, int64_t ns)
+{
+	int64_t total = (int64_t)t.tv_nsec + ns % 1000000000;
+
+	t.tv_sec += (time_t)(ns / 1000000000 + total / 1000000000);
+	t.tv_nsec = (long)(total % 1000000000);
+	if (t.tv_nsec < 0) {
+		t.tv_nsec += 1000000000;
+		t.tv_sec--;
+	}
+	return t;
+}
+
+/* Bounds from an error bound in ns, or unbounded. */
+static void set_bounds(struct vmclock_timestamp *out, uint64_t bound_ns)
+{
+	out->bound_ns = bound_ns;
+	if (bound_ns >= (uint64_t)INT64_MAX / 2) {
+		out->bound_ns = VMCLOCK_ERROR_UNKNOWN;
+		out->earliest = (struct timespec){ 0, 0 };
+		out->latest = (struct timespec){ INT64_MAX, 999999999 };
+		return;
+	}
+	out->earliest = ts_add_ns(out->time, -(int64_t)bound_ns);
+	out->latest = ts_add_ns(out->time, (int64_t)bound_ns);
+}
+
+int vmclock_timestamp(const vmclock_truth_t *t, struct vmclock_timestamp *out)
+{
+	const struct vmclockd_state *state = __atomic_load_n(&t->state, __ATOMIC_ACQUIRE);
+	vmclock_t *device = __atomic_load_n(&t->device, __ATOMIC_ACQUIRE);
+	const struct vmclock_abi *page;
+	struct vmclockd_state v;
+	uint64_t now_ns, age_ns, heartbeat_ns, bound_time_ns, bound;
+
+	clock_gettime(CLOCK_REALTIME, &out->time);
+	now_ns = (uint64_t)out->time.tv_sec * 1000000000u + (uint64_t)out->time.tv_nsec;
+	out->verdict = VMCLOCK_VERDICT_UNKNOWN;
+	out->disruption_marker = 0;
+	set_bounds(out, VMCLOCK_ERROR_UNKNOWN);
+	if (!device || !state) {
+		try_open_missing(t, now_ns);
+		return 0;
+	}
+	page = vmclock_page_map(device);
+	out->disruption_marker = vmclock_le64(__atomic_load_n(&page->disruption_marker, __ATOMIC_ACQUIRE));
+	if (copy_state(state, &v) < 0)
+		return 0;
+
+	heartbeat_ns = vmclock_le64(v.heartbeat_realtime_ns);
+	age_ns = now_ns - heartbeat_ns;
+	if (now_ns < heartbeat_ns ||
+	    age_ns > (uint64_t)vmclock_le16(v.heartbeat_timeout_ms) * 1000000u)
+		return 0;
+	if (out->disruption_marker != vmclock_le64(v.disruption_marker) ||
+	    v.sync_state == VMCLOCKD_SYNC_DISRUPTED) {
+		out->verdict = VMCLOCK_VERDICT_DISRUPTED;
+		return 0;
+	}
+	if (v.sync_state == VMCLOCKD_SYNC_SYNCHRONIZED)
+		out->verdict = VMCLOCK_VERDICT_SYNCHRONIZED;
+	else if (v.sync_state == VMCLOCKD_SYNC_UNSYNCHRONIZED)
+		out->verdict = VMCLOCK_VERDICT_FREERUNNING;
+	else
+		return 0;
+	/* chrony's bound, grown at its drift rate since it was read. */
+	bound_time_ns = vmclock_le64(v.error_bound_realtime_ns);
+	age_ns = now_ns > bound_time_ns ? now_ns - bound_time_ns : 0;
+	bound = vmclock_le64(v.error_bound_ns) +
+		(uint64_t)(((unsigned __int128)age_ns * vmclock_le32(v.drift_ppb) + 999999999) / 1000000000);
+	set_bounds(out, bound);
+	return 0;
+}
+
+int vmclock_daemon_state(const vmclock_truth_t *t, struct vmclockd_state *out)
+{
+	const struct vmclockd_state *state = __atomic_load_n(&t->state, __ATOMIC_ACQUIRE);
+
+	if (!state) {
+		errno = ENOENT;
+		return -1;
+	}
+	return copy_state(state, out);
+}
