@@ -91,11 +91,11 @@ double CCL_FloatDecode(uint32_t f);
 /* One encoded request, ready to send: header, data and the zero padding that
  * makes it as long as the reply (chronyd ignores shorter requests). */
 typedef struct {
-  uint8_t data[CCL_MAX_REQUEST_LEN];
-  size_t length;
-  uint16_t command;
-  uint16_t attempt;
-  uint32_t sequence;
+	uint8_t data[CCL_MAX_REQUEST_LEN];
+	size_t length;
+	uint16_t command;
+	uint16_t attempt;
+	uint32_t sequence;
 } CCL_Packet;
 
 /* Each Make function fills a whole packet with sequence 0 and attempt 0. */
@@ -123,53 +123,53 @@ uint16_t CCL_ExpectedReplyType(uint16_t command);
 /* ---- replies ------------------------------------------------------------ */
 
 typedef struct {
-  uint32_t ref_id;
-  uint16_t ip_family;            /* 0 unspec, 1 IPv4, 2 IPv6, 3 ID */
-  uint8_t ip_addr[16];           /* IPv4 in the first 4 bytes, network order */
-  uint16_t stratum;
-  uint16_t leap_status;          /* CCL_LEAP_* */
-  struct timespec ref_time;
-  double current_correction;     /* s; chronyc's "System time": > 0 means
+	uint32_t ref_id;
+	uint16_t ip_family;  /* 0 unspec, 1 IPv4, 2 IPv6, 3 ID */
+	uint8_t ip_addr[16]; /* IPv4 in the first 4 bytes, network order */
+	uint16_t stratum;
+	uint16_t leap_status; /* CCL_LEAP_* */
+	struct timespec ref_time;
+	double current_correction; /* s; chronyc's "System time": > 0 means
                                     the system clock is slow (behind) */
-  double last_offset;            /* s */
-  double rms_offset;             /* s */
-  double freq_ppm;               /* chrony's absolute frequency (> 0 fast) */
-  double resid_freq_ppm;
-  double skew_ppm;
-  double root_delay;             /* s */
-  double root_dispersion;        /* s */
-  double last_update_interval;   /* s */
+	double last_offset;        /* s */
+	double rms_offset;         /* s */
+	double freq_ppm;           /* chrony's absolute frequency (> 0 fast) */
+	double resid_freq_ppm;
+	double skew_ppm;
+	double root_delay;           /* s */
+	double root_dispersion;      /* s */
+	double last_update_interval; /* s */
 } CCL_Tracking;
 
 typedef struct {
-  uint16_t command;
-  uint16_t reply_type;
-  uint16_t status;               /* chronyd's CCL_STT_* */
-  uint32_t sequence;
-  int have_tracking;
-  CCL_Tracking tracking;
-  /* Filled by the client, not by CCL_DecodeReply: */
-  int64_t rtt_ns;                /* CLOCK_MONOTONIC, last send to reply */
-  struct timespec tx_real;       /* CLOCK_REALTIME at the last send */
-  struct timespec rx_real;       /* CLOCK_REALTIME at receipt */
-  int attempts;                  /* sends made for this exchange */
+	uint16_t command;
+	uint16_t reply_type;
+	uint16_t status; /* chronyd's CCL_STT_* */
+	uint32_t sequence;
+	int have_tracking;
+	CCL_Tracking tracking;
+	/* Filled by the client, not by CCL_DecodeReply: */
+	int64_t rtt_ns;          /* CLOCK_MONOTONIC, last send to reply */
+	struct timespec tx_real; /* CLOCK_REALTIME at the last send */
+	struct timespec rx_real; /* CLOCK_REALTIME at receipt */
+	int attempts;            /* sends made for this exchange */
 } CCL_Reply;
 
 typedef enum {
-  CCL_DEC_OK = 0,
-  CCL_DEC_SHORT,                 /* shorter than its format */
-  CCL_DEC_PKT_TYPE,              /* not a reply */
-  CCL_DEC_VERSION,               /* another protocol version */
-  CCL_DEC_COMMAND,               /* answers another command */
-  CCL_DEC_SEQUENCE,              /* answers another (stale) request */
-  CCL_DEC_STATUS,                /* well-formed, chronyd refused: see status */
-  CCL_DEC_REPLY_TYPE,            /* success but an unexpected format */
+	CCL_DEC_OK = 0,
+	CCL_DEC_SHORT,      /* shorter than its format */
+	CCL_DEC_PKT_TYPE,   /* not a reply */
+	CCL_DEC_VERSION,    /* another protocol version */
+	CCL_DEC_COMMAND,    /* answers another command */
+	CCL_DEC_SEQUENCE,   /* answers another (stale) request */
+	CCL_DEC_STATUS,     /* well-formed, chronyd refused: see status */
+	CCL_DEC_REPLY_TYPE, /* success but an unexpected format */
 } CCL_DecodeResult;
 
 /* Check a datagram against the request it should answer and decode it.
  * On CCL_DEC_OK and CCL_DEC_STATUS the header fields of *reply are valid. */
 CCL_DecodeResult CCL_DecodeReply(const CCL_Packet *request, const void *buf, size_t len,
-                                 CCL_Reply *reply);
+				 CCL_Reply *reply);
 const char *CCL_DecodeResultName(CCL_DecodeResult r);
 
 /* chronyd's status as an errno value (0 for success) and as a short name. */
@@ -204,43 +204,43 @@ int CCL_Request(CCL_Client client, CCL_Packet *request, CCL_Reply *reply, int ti
 /* ---- asynchronous operations ------------------------------------------- */
 
 typedef enum {
-  CCL_STEP_NONE = 0,
-  CCL_STEP_RESET,
-  CCL_STEP_TRACKING,
-  CCL_STEP_DFREQ,
-  CCL_STEP_DOFFSET,
-  CCL_STEP_BURST,
-  CCL_STEP_COUNT
+	CCL_STEP_NONE = 0,
+	CCL_STEP_RESET,
+	CCL_STEP_TRACKING,
+	CCL_STEP_DFREQ,
+	CCL_STEP_DOFFSET,
+	CCL_STEP_BURST,
+	CCL_STEP_COUNT
 } CCL_Step;
 
 typedef enum {
-  CCL_STATE_NOT_RUN = 0,         /* never sent */
-  CCL_STATE_SKIPPED,             /* not requested */
-  CCL_STATE_DONE,                /* chronyd confirmed */
-  CCL_STATE_FAILED,              /* chronyd refused, or it never got it */
-  CCL_STATE_UNKNOWN,             /* sent, never answered: may have applied */
+	CCL_STATE_NOT_RUN = 0, /* never sent */
+	CCL_STATE_SKIPPED,     /* not requested */
+	CCL_STATE_DONE,        /* chronyd confirmed */
+	CCL_STATE_FAILED,      /* chronyd refused, or it never got it */
+	CCL_STATE_UNKNOWN,     /* sent, never answered: may have applied */
 } CCL_StepState;
 
 const char *CCL_StepName(CCL_Step step);
 
 typedef struct {
-  int ok;
-  CCL_Step failed_step;          /* CCL_STEP_NONE when ok */
-  int error;                     /* errno value, 0 when ok */
-  int status;                    /* chronyd's status of the failed step, -1 none */
-  const char *reason;            /* static text for logs */
-  int64_t duration_ns;           /* start to completion, CLOCK_MONOTONIC */
-  CCL_StepState state[CCL_STEP_COUNT];
-  int64_t rtt_ns[CCL_STEP_COUNT];/* round trip of each step that completed */
-  int attempts;                  /* datagrams sent in all */
-  int discarded;                 /* stale or foreign replies dropped */
-  int have_correction;
-  double correction;             /* c: tracking's current correction after
+	int ok;
+	CCL_Step failed_step; /* CCL_STEP_NONE when ok */
+	int error;            /* errno value, 0 when ok */
+	int status;           /* chronyd's status of the failed step, -1 none */
+	const char *reason;   /* static text for logs */
+	int64_t duration_ns;  /* start to completion, CLOCK_MONOTONIC */
+	CCL_StepState state[CCL_STEP_COUNT];
+	int64_t rtt_ns[CCL_STEP_COUNT]; /* round trip of each step that completed */
+	int attempts;                   /* datagrams sent in all */
+	int discarded;                  /* stale or foreign replies dropped */
+	int have_correction;
+	double correction;     /* c: tracking's current correction after
                                     the reset, s */
-  CCL_Tracking tracking;         /* that tracking report */
-  int have_offset;
-  double offset;                 /* o as returned by offset_fn, s */
-  double doffset;                /* what was sent: -(o - c), s */
+	CCL_Tracking tracking; /* that tracking report */
+	int have_offset;
+	double offset;  /* o as returned by offset_fn, s */
+	double doffset; /* what was sent: -(o - c), s */
 } CCL_Result;
 
 typedef void (*CCL_DoneFn)(const CCL_Result *result, void *arg);
@@ -249,12 +249,12 @@ typedef void (*CCL_DoneFn)(const CCL_Result *result, void *arg);
 typedef double (*CCL_OffsetFn)(void *arg);
 
 typedef struct {
-  int have_dfreq;
-  double dfreq_ppm;              /* -(P1/P0 - 1) * 1e6, see NOTES.md */
-  CCL_OffsetFn offset_fn;        /* NULL: no doffset */
-  void *offset_arg;
-  int timeout_ms;                /* per request; 0: CCL_DEFAULT_TIMEOUT_MS */
-  int max_tries;                 /* per step; 0: CCL_DEFAULT_TRIES */
+	int have_dfreq;
+	double dfreq_ppm;       /* -(P1/P0 - 1) * 1e6, see NOTES.md */
+	CCL_OffsetFn offset_fn; /* NULL: no doffset */
+	void *offset_arg;
+	int timeout_ms; /* per request; 0: CCL_DEFAULT_TIMEOUT_MS */
+	int max_tries;  /* per step; 0: CCL_DEFAULT_TRIES */
 } CCL_HandoverParams;
 
 #define CCL_DEFAULT_TIMEOUT_MS 100
@@ -268,8 +268,7 @@ typedef struct {
  * EINVAL (no event base).  When a retried handover follows a failed one,
  * the caller must drop have_dfreq if result->state[CCL_STEP_DFREQ] was DONE
  * or UNKNOWN: dfreq is relative and would otherwise apply twice. */
-int CCL_StartHandover(CCL_Client client, const CCL_HandoverParams *p, CCL_DoneFn done,
-                      void *arg);
+int CCL_StartHandover(CCL_Client client, const CCL_HandoverParams *p, CCL_DoneFn done, void *arg);
 /* reset sources alone. */
 int CCL_StartReset(CCL_Client client, CCL_DoneFn done, void *arg);
 /* tracking alone: the report arrives in result->tracking. */

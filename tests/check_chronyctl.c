@@ -28,404 +28,396 @@
 
 static unsigned int seed;
 
-static uint32_t
-rd32(const uint8_t *p)
+static uint32_t rd32(const uint8_t *p)
 {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static uint16_t
-rd16(const uint8_t *p)
+static uint16_t rd16(const uint8_t *p)
 {
-  return (uint16_t)(p[0] << 8 | p[1]);
+	return (uint16_t)(p[0] << 8 | p[1]);
 }
 
-static void
-wr16(uint8_t *p, uint16_t v)
+static void wr16(uint8_t *p, uint16_t v)
 {
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
 }
 
-static void
-wr32(uint8_t *p, uint32_t v)
+static void wr32(uint8_t *p, uint32_t v)
 {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
 }
 
-static double
-random_unit(void)
+static double random_unit(void)
 {
-  return (double)rand() / ((double)RAND_MAX + 1.0);
+	return (double)rand() / ((double)RAND_MAX + 1.0);
 }
 
 /* ---- Float --------------------------------------------------------------- */
 
 START_TEST(float_vectors)
 {
-  /* 1.0 = 2^23 * 2^(2 - 25) */
-  ck_assert_uint_eq(CCL_FloatEncode(1.0), 0x04800000u);
-  /* -1.0: coef -2^23 as 25-bit two's complement = 0x1800000 */
-  ck_assert_uint_eq(CCL_FloatEncode(-1.0), 0x05800000u);
-  /* 0.5 = 2^23 * 2^(1 - 25) */
-  ck_assert_uint_eq(CCL_FloatEncode(0.5), 0x02800000u);
-  /* 3.0 = 0xC00000 * 2^(3 - 25) */
-  ck_assert_uint_eq(CCL_FloatEncode(3.0), 0x06c00000u);
-  ck_assert_uint_eq(CCL_FloatEncode(0.0), 0);
-  ck_assert_uint_eq(CCL_FloatEncode(-0.0), 0);
-  ck_assert_uint_eq(CCL_FloatEncode(NAN), 0);
+	/* 1.0 = 2^23 * 2^(2 - 25) */
+	ck_assert_uint_eq(CCL_FloatEncode(1.0), 0x04800000u);
+	/* -1.0: coef -2^23 as 25-bit two's complement = 0x1800000 */
+	ck_assert_uint_eq(CCL_FloatEncode(-1.0), 0x05800000u);
+	/* 0.5 = 2^23 * 2^(1 - 25) */
+	ck_assert_uint_eq(CCL_FloatEncode(0.5), 0x02800000u);
+	/* 3.0 = 0xC00000 * 2^(3 - 25) */
+	ck_assert_uint_eq(CCL_FloatEncode(3.0), 0x06c00000u);
+	ck_assert_uint_eq(CCL_FloatEncode(0.0), 0);
+	ck_assert_uint_eq(CCL_FloatEncode(-0.0), 0);
+	ck_assert_uint_eq(CCL_FloatEncode(NAN), 0);
 
-  ck_assert(CCL_FloatDecode(0x04800000u) == 1.0);
-  ck_assert(CCL_FloatDecode(0x05800000u) == -1.0);
-  ck_assert(CCL_FloatDecode(0) == 0.0);
-  /* exp -64 (0x40 << 25), coef 1: the smallest positive value, 2^-89 */
-  ck_assert(CCL_FloatDecode(0x80000001u) == ldexp(1.0, -89));
-  ck_assert_uint_eq(CCL_FloatEncode(ldexp(1.0, -89)), 0x80000001u);
-  /* exp 63, coef 2^24 - 1: the largest */
-  ck_assert(CCL_FloatDecode(0x7effffffu) == ldexp(16777215.0, 38));
-  /* exp 63, coef -2^24: the most negative */
-  ck_assert(CCL_FloatDecode(0x7f000000u) == -ldexp(1.0, 62));
+	ck_assert(CCL_FloatDecode(0x04800000u) == 1.0);
+	ck_assert(CCL_FloatDecode(0x05800000u) == -1.0);
+	ck_assert(CCL_FloatDecode(0) == 0.0);
+	/* exp -64 (0x40 << 25), coef 1: the smallest positive value, 2^-89 */
+	ck_assert(CCL_FloatDecode(0x80000001u) == ldexp(1.0, -89));
+	ck_assert_uint_eq(CCL_FloatEncode(ldexp(1.0, -89)), 0x80000001u);
+	/* exp 63, coef 2^24 - 1: the largest */
+	ck_assert(CCL_FloatDecode(0x7effffffu) == ldexp(16777215.0, 38));
+	/* exp 63, coef -2^24: the most negative */
+	ck_assert(CCL_FloatDecode(0x7f000000u) == -ldexp(1.0, 62));
 }
 END_TEST
 
 START_TEST(float_saturation_and_underflow)
 {
-  ck_assert(CCL_FloatDecode(CCL_FloatEncode(1e30)) == ldexp(16777215.0, 38));
-  ck_assert(CCL_FloatDecode(CCL_FloatEncode(INFINITY)) == ldexp(16777215.0, 38));
-  ck_assert(CCL_FloatDecode(CCL_FloatEncode(-1e30)) == -ldexp(1.0, 62));
-  ck_assert(CCL_FloatDecode(CCL_FloatEncode(-INFINITY)) == -ldexp(1.0, 62));
-  ck_assert(CCL_FloatDecode(CCL_FloatEncode(ldexp(1.0, 62))) == ldexp(16777215.0, 38));
-  ck_assert(CCL_FloatDecode(CCL_FloatEncode(-ldexp(1.0, 62))) == -ldexp(1.0, 62));
+	ck_assert(CCL_FloatDecode(CCL_FloatEncode(1e30)) == ldexp(16777215.0, 38));
+	ck_assert(CCL_FloatDecode(CCL_FloatEncode(INFINITY)) == ldexp(16777215.0, 38));
+	ck_assert(CCL_FloatDecode(CCL_FloatEncode(-1e30)) == -ldexp(1.0, 62));
+	ck_assert(CCL_FloatDecode(CCL_FloatEncode(-INFINITY)) == -ldexp(1.0, 62));
+	ck_assert(CCL_FloatDecode(CCL_FloatEncode(ldexp(1.0, 62))) == ldexp(16777215.0, 38));
+	ck_assert(CCL_FloatDecode(CCL_FloatEncode(-ldexp(1.0, 62))) == -ldexp(1.0, 62));
 
-  ck_assert_uint_eq(CCL_FloatEncode(1e-30), 0);
-  ck_assert_uint_eq(CCL_FloatEncode(-1e-30), 0);
-  ck_assert_uint_eq(CCL_FloatEncode(ldexp(1.0, -91)), 0);
-  /* Below the normal range values keep fewer bits but stay exact when
+	ck_assert_uint_eq(CCL_FloatEncode(1e-30), 0);
+	ck_assert_uint_eq(CCL_FloatEncode(-1e-30), 0);
+	ck_assert_uint_eq(CCL_FloatEncode(ldexp(1.0, -91)), 0);
+	/* Below the normal range values keep fewer bits but stay exact when
      representable, and round to the nearest multiple of 2^-89. */
-  ck_assert(CCL_FloatDecode(CCL_FloatEncode(ldexp(1.0, -80))) == ldexp(1.0, -80));
-  ck_assert(CCL_FloatDecode(CCL_FloatEncode(-ldexp(5.0, -85))) == -ldexp(5.0, -85));
-  ck_assert(CCL_FloatDecode(CCL_FloatEncode(ldexp(2.6, -89))) == ldexp(3.0, -89));
+	ck_assert(CCL_FloatDecode(CCL_FloatEncode(ldexp(1.0, -80))) == ldexp(1.0, -80));
+	ck_assert(CCL_FloatDecode(CCL_FloatEncode(-ldexp(5.0, -85))) == -ldexp(5.0, -85));
+	ck_assert(CCL_FloatDecode(CCL_FloatEncode(ldexp(2.6, -89))) == ldexp(3.0, -89));
 }
 END_TEST
 
 START_TEST(float_rounding_carry)
 {
-  /* Just below a power of two, rounding reaches 2^24 and must carry into
+	/* Just below a power of two, rounding reaches 2^24 and must carry into
      the exponent instead of overflowing the coefficient. */
-  double x = nextafter(2.0, 0.0);
+	double x = nextafter(2.0, 0.0);
 
-  ck_assert(CCL_FloatDecode(CCL_FloatEncode(x)) == 2.0);
-  ck_assert(CCL_FloatDecode(CCL_FloatEncode(-x)) == -2.0);
-  ck_assert(CCL_FloatDecode(CCL_FloatEncode(ldexp(16777215.5, -30))) == ldexp(1.0, -6));
+	ck_assert(CCL_FloatDecode(CCL_FloatEncode(x)) == 2.0);
+	ck_assert(CCL_FloatDecode(CCL_FloatEncode(-x)) == -2.0);
+	ck_assert(CCL_FloatDecode(CCL_FloatEncode(ldexp(16777215.5, -30))) == ldexp(1.0, -6));
 }
 END_TEST
 
 START_TEST(float_round_trip_random)
 {
-  int i;
+	int i;
 
-  for (i = 0; i < 200000; i++) {
-    double x = ldexp(0.5 + 0.5 * random_unit(), (int)(random_unit() * 125.0) - 65);
-    double y;
+	for (i = 0; i < 200000; i++) {
+		double x = ldexp(0.5 + 0.5 * random_unit(), (int)(random_unit() * 125.0) - 65);
+		double y;
 
-    if (rand() & 1)
-      x = -x;
-    y = CCL_FloatDecode(CCL_FloatEncode(x));
-    /* 24 significant bits, rounded to nearest: half a unit in 2^-23 */
-    ck_assert_msg(fabs(y - x) <= fabs(x) * ldexp(1.0, -24),
-                  "x=%.17g y=%.17g seed=%u", x, y, seed);
-    ck_assert_msg(signbit(x) == signbit(y), "x=%.17g y=%.17g seed=%u", x, y, seed);
-  }
+		if (rand() & 1)
+			x = -x;
+		y = CCL_FloatDecode(CCL_FloatEncode(x));
+		/* 24 significant bits, rounded to nearest: half a unit in 2^-23 */
+		ck_assert_msg(fabs(y - x) <= fabs(x) * ldexp(1.0, -24), "x=%.17g y=%.17g seed=%u",
+			      x, y, seed);
+		ck_assert_msg(signbit(x) == signbit(y), "x=%.17g y=%.17g seed=%u", x, y, seed);
+	}
 }
 END_TEST
 
 START_TEST(float_values_round_trip_exactly)
 {
-  uint32_t f;
-  double v;
-  int i;
+	uint32_t f;
+	double v;
+	int i;
 
-  /* Every value of the format survives encoding, whatever its form. */
-  for (i = 0; i < 200000; i++) {
-    f = (uint32_t)rand() << 16 ^ (uint32_t)rand();
-    v = CCL_FloatDecode(f);
-    ck_assert_msg(CCL_FloatDecode(CCL_FloatEncode(v)) == v, "f=%08x seed=%u", f, seed);
-  }
+	/* Every value of the format survives encoding, whatever its form. */
+	for (i = 0; i < 200000; i++) {
+		f = (uint32_t)rand() << 16 ^ (uint32_t)rand();
+		v = CCL_FloatDecode(f);
+		ck_assert_msg(CCL_FloatDecode(CCL_FloatEncode(v)) == v, "f=%08x seed=%u", f, seed);
+	}
 }
 END_TEST
 
 START_TEST(float_monotonic)
 {
-  double x, last = -INFINITY, y;
-  int i;
+	double x, last = -INFINITY, y;
+	int i;
 
-  for (i = -2000; i <= 2000; i++) {
-    x = i * 1.234567e-3;
-    y = CCL_FloatDecode(CCL_FloatEncode(x));
-    ck_assert(y >= last);
-    last = y;
-  }
+	for (i = -2000; i <= 2000; i++) {
+		x = i * 1.234567e-3;
+		y = CCL_FloatDecode(CCL_FloatEncode(x));
+		ck_assert(y >= last);
+		last = y;
+	}
 }
 END_TEST
 
 START_TEST(float_typical_values)
 {
-  static const double v[] = { 30.0, -30.0, 0.002, -0.002, 1e-9, 123.456, 500.0, 1e-6 };
-  size_t i;
+	static const double v[] = {30.0, -30.0, 0.002, -0.002, 1e-9, 123.456, 500.0, 1e-6};
+	size_t i;
 
-  for (i = 0; i < sizeof(v) / sizeof(v[0]); i++)
-    ck_assert(fabs(CCL_FloatDecode(CCL_FloatEncode(v[i])) - v[i]) <= fabs(v[i]) * 6e-8);
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		ck_assert(fabs(CCL_FloatDecode(CCL_FloatEncode(v[i])) - v[i]) <= fabs(v[i]) * 6e-8);
 }
 END_TEST
 
 /* ---- requests ------------------------------------------------------------ */
 
-static void
-check_header(const CCL_Packet *p, uint16_t command, size_t length)
+static void check_header(const CCL_Packet *p, uint16_t command, size_t length)
 {
-  ck_assert_uint_eq(p->length, length);
-  ck_assert_uint_eq(p->command, command);
-  ck_assert_uint_eq(p->data[0], 6);
-  ck_assert_uint_eq(p->data[1], 1);
-  ck_assert_uint_eq(p->data[2], 0);
-  ck_assert_uint_eq(p->data[3], 0);
-  ck_assert_uint_eq(rd16(p->data + 4), command);
-  ck_assert_uint_eq(rd32(p->data + 12), 0);
-  ck_assert_uint_eq(rd32(p->data + 16), 0);
+	ck_assert_uint_eq(p->length, length);
+	ck_assert_uint_eq(p->command, command);
+	ck_assert_uint_eq(p->data[0], 6);
+	ck_assert_uint_eq(p->data[1], 1);
+	ck_assert_uint_eq(p->data[2], 0);
+	ck_assert_uint_eq(p->data[3], 0);
+	ck_assert_uint_eq(rd16(p->data + 4), command);
+	ck_assert_uint_eq(rd32(p->data + 12), 0);
+	ck_assert_uint_eq(rd32(p->data + 16), 0);
 }
 
-static int
-all_zero(const uint8_t *p, size_t from, size_t to)
+static int all_zero(const uint8_t *p, size_t from, size_t to)
 {
-  size_t i;
+	size_t i;
 
-  for (i = from; i < to; i++)
-    if (p[i])
-      return 0;
-  return 1;
+	for (i = from; i < to; i++)
+		if (p[i])
+			return 0;
+	return 1;
 }
 
 START_TEST(request_sizes)
 {
-  CCL_Packet p;
+	CCL_Packet p;
 
-  CCL_MakeResetSources(&p);
-  check_header(&p, 66, 28);
-  ck_assert(all_zero(p.data, 6, 28));
+	CCL_MakeResetSources(&p);
+	check_header(&p, 66, 28);
+	ck_assert(all_zero(p.data, 6, 28));
 
-  CCL_MakeMakestep(&p);
-  check_header(&p, 43, 28);
+	CCL_MakeMakestep(&p);
+	check_header(&p, 43, 28);
 
-  CCL_MakeTracking(&p);
-  check_header(&p, 33, 104);
-  ck_assert(all_zero(p.data, 20, 104));
+	CCL_MakeTracking(&p);
+	check_header(&p, 33, 104);
+	ck_assert(all_zero(p.data, 20, 104));
 
-  CCL_MakeDfreq(&p, 30.0);
-  check_header(&p, 31, 28);
-  ck_assert_uint_eq(rd32(p.data + 20), CCL_FloatEncode(30.0));
-  ck_assert(all_zero(p.data, 24, 28));
+	CCL_MakeDfreq(&p, 30.0);
+	check_header(&p, 31, 28);
+	ck_assert_uint_eq(rd32(p.data + 20), CCL_FloatEncode(30.0));
+	ck_assert(all_zero(p.data, 24, 28));
 
-  CCL_MakeDoffset(&p, -0.002);
-  check_header(&p, 71, 28);
-  ck_assert_uint_eq(rd32(p.data + 20), CCL_FloatEncode(-0.002));
-  ck_assert(all_zero(p.data, 24, 28));
+	CCL_MakeDoffset(&p, -0.002);
+	check_header(&p, 71, 28);
+	ck_assert_uint_eq(rd32(p.data + 20), CCL_FloatEncode(-0.002));
+	ck_assert(all_zero(p.data, 24, 28));
 
-  CCL_MakeBurst(&p, 4, 8);
-  check_header(&p, 3, 68);
-  /* mask and address: family 0 (unspecified), everything else zero */
-  ck_assert(all_zero(p.data, 20, 60));
-  ck_assert_uint_eq(rd32(p.data + 60), 4);
-  ck_assert_uint_eq(rd32(p.data + 64), 8);
+	CCL_MakeBurst(&p, 4, 8);
+	check_header(&p, 3, 68);
+	/* mask and address: family 0 (unspecified), everything else zero */
+	ck_assert(all_zero(p.data, 20, 60));
+	ck_assert_uint_eq(rd32(p.data + 60), 4);
+	ck_assert_uint_eq(rd32(p.data + 64), 8);
 
-  CCL_MakeModifyMakestep(&p, 3, 1.0);
-  check_header(&p, 50, 28);
-  ck_assert_uint_eq(rd32(p.data + 20), 3);
-  ck_assert_uint_eq(rd32(p.data + 24), 0x04800000u);
+	CCL_MakeModifyMakestep(&p, 3, 1.0);
+	check_header(&p, 50, 28);
+	ck_assert_uint_eq(rd32(p.data + 20), 3);
+	ck_assert_uint_eq(rd32(p.data + 24), 0x04800000u);
 }
 END_TEST
 
 START_TEST(request_sequence)
 {
-  CCL_Packet p;
+	CCL_Packet p;
 
-  CCL_MakeDfreq(&p, -1.0);
-  CCL_SetSequence(&p, 0xdeadbeefu, 0x0102);
-  ck_assert_uint_eq(rd16(p.data + 6), 0x0102);
-  ck_assert_uint_eq(rd32(p.data + 8), 0xdeadbeefu);
-  ck_assert_uint_eq(p.sequence, 0xdeadbeefu);
-  ck_assert_uint_eq(p.attempt, 0x0102);
-  ck_assert_uint_eq(rd32(p.data + 20), 0x05800000u);
-  ck_assert_uint_eq(p.length, 28);
+	CCL_MakeDfreq(&p, -1.0);
+	CCL_SetSequence(&p, 0xdeadbeefu, 0x0102);
+	ck_assert_uint_eq(rd16(p.data + 6), 0x0102);
+	ck_assert_uint_eq(rd32(p.data + 8), 0xdeadbeefu);
+	ck_assert_uint_eq(p.sequence, 0xdeadbeefu);
+	ck_assert_uint_eq(p.attempt, 0x0102);
+	ck_assert_uint_eq(rd32(p.data + 20), 0x05800000u);
+	ck_assert_uint_eq(p.length, 28);
 }
 END_TEST
 
 /* ---- replies ------------------------------------------------------------- */
 
-static size_t
-make_reply(uint8_t *b, const CCL_Packet *req, uint16_t rtype, uint16_t status, size_t len)
+static size_t make_reply(uint8_t *b, const CCL_Packet *req, uint16_t rtype, uint16_t status,
+			 size_t len)
 {
-  memset(b, 0, CCL_MAX_REPLY_LEN);
-  b[0] = 6;
-  b[1] = 2;
-  wr16(b + 4, req->command);
-  wr16(b + 6, rtype);
-  wr16(b + 8, status);
-  wr32(b + 16, req->sequence);
-  return len;
+	memset(b, 0, CCL_MAX_REPLY_LEN);
+	b[0] = 6;
+	b[1] = 2;
+	wr16(b + 4, req->command);
+	wr16(b + 6, rtype);
+	wr16(b + 8, status);
+	wr32(b + 16, req->sequence);
+	return len;
 }
 
-static size_t
-make_tracking_reply(uint8_t *b, const CCL_Packet *req)
+static size_t make_tracking_reply(uint8_t *b, const CCL_Packet *req)
 {
-  size_t len = make_reply(b, req, 5, 0, 104);
+	size_t len = make_reply(b, req, 5, 0, 104);
 
-  wr32(b + 28, 0x564d4300);           /* "VMC" */
-  wr16(b + 48, 0);                    /* family unspecified */
-  wr16(b + 52, 1);                    /* stratum */
-  wr16(b + 54, 3);                    /* leap: unsynchronised */
-  wr32(b + 56, 0x7fffffffu);          /* no high seconds */
-  wr32(b + 60, 1700000000u);
-  wr32(b + 64, 123456789u);
-  wr32(b + 68, CCL_FloatEncode(0.001953125));
-  wr32(b + 72, CCL_FloatEncode(-0.25));
-  wr32(b + 76, CCL_FloatEncode(0.0625));
-  wr32(b + 80, CCL_FloatEncode(-30.0));
-  wr32(b + 84, CCL_FloatEncode(0.5));
-  wr32(b + 88, CCL_FloatEncode(2.0));
-  wr32(b + 92, CCL_FloatEncode(0.125));
-  wr32(b + 96, CCL_FloatEncode(4.0));
-  wr32(b + 100, CCL_FloatEncode(16.0));
-  return len;
+	wr32(b + 28, 0x564d4300);  /* "VMC" */
+	wr16(b + 48, 0);           /* family unspecified */
+	wr16(b + 52, 1);           /* stratum */
+	wr16(b + 54, 3);           /* leap: unsynchronised */
+	wr32(b + 56, 0x7fffffffu); /* no high seconds */
+	wr32(b + 60, 1700000000u);
+	wr32(b + 64, 123456789u);
+	wr32(b + 68, CCL_FloatEncode(0.001953125));
+	wr32(b + 72, CCL_FloatEncode(-0.25));
+	wr32(b + 76, CCL_FloatEncode(0.0625));
+	wr32(b + 80, CCL_FloatEncode(-30.0));
+	wr32(b + 84, CCL_FloatEncode(0.5));
+	wr32(b + 88, CCL_FloatEncode(2.0));
+	wr32(b + 92, CCL_FloatEncode(0.125));
+	wr32(b + 96, CCL_FloatEncode(4.0));
+	wr32(b + 100, CCL_FloatEncode(16.0));
+	return len;
 }
 
 START_TEST(reply_tracking)
 {
-  uint8_t b[CCL_MAX_REPLY_LEN];
-  CCL_Packet req;
-  CCL_Reply r;
-  size_t len;
+	uint8_t b[CCL_MAX_REPLY_LEN];
+	CCL_Packet req;
+	CCL_Reply r;
+	size_t len;
 
-  CCL_MakeTracking(&req);
-  CCL_SetSequence(&req, 77, 0);
-  len = make_tracking_reply(b, &req);
+	CCL_MakeTracking(&req);
+	CCL_SetSequence(&req, 77, 0);
+	len = make_tracking_reply(b, &req);
 
-  ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_OK);
-  ck_assert(r.have_tracking);
-  ck_assert_uint_eq(r.tracking.ref_id, 0x564d4300);
-  ck_assert_uint_eq(r.tracking.stratum, 1);
-  ck_assert_uint_eq(r.tracking.leap_status, 3);
-  ck_assert_int_eq(r.tracking.ref_time.tv_sec, 1700000000);
-  ck_assert_int_eq(r.tracking.ref_time.tv_nsec, 123456789);
-  ck_assert(r.tracking.current_correction == 0.001953125);
-  ck_assert(r.tracking.last_offset == -0.25);
-  ck_assert(r.tracking.rms_offset == 0.0625);
-  ck_assert(r.tracking.freq_ppm == -30.0);
-  ck_assert(r.tracking.resid_freq_ppm == 0.5);
-  ck_assert(r.tracking.skew_ppm == 2.0);
-  ck_assert(r.tracking.root_delay == 0.125);
-  ck_assert(r.tracking.root_dispersion == 4.0);
-  ck_assert(r.tracking.last_update_interval == 16.0);
+	ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_OK);
+	ck_assert(r.have_tracking);
+	ck_assert_uint_eq(r.tracking.ref_id, 0x564d4300);
+	ck_assert_uint_eq(r.tracking.stratum, 1);
+	ck_assert_uint_eq(r.tracking.leap_status, 3);
+	ck_assert_int_eq(r.tracking.ref_time.tv_sec, 1700000000);
+	ck_assert_int_eq(r.tracking.ref_time.tv_nsec, 123456789);
+	ck_assert(r.tracking.current_correction == 0.001953125);
+	ck_assert(r.tracking.last_offset == -0.25);
+	ck_assert(r.tracking.rms_offset == 0.0625);
+	ck_assert(r.tracking.freq_ppm == -30.0);
+	ck_assert(r.tracking.resid_freq_ppm == 0.5);
+	ck_assert(r.tracking.skew_ppm == 2.0);
+	ck_assert(r.tracking.root_delay == 0.125);
+	ck_assert(r.tracking.root_dispersion == 4.0);
+	ck_assert(r.tracking.last_update_interval == 16.0);
 
-  /* 64-bit seconds */
-  wr32(b + 56, 1);
-  ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_OK);
-  ck_assert(r.tracking.ref_time.tv_sec == (time_t)((1ull << 32) + 1700000000u));
+	/* 64-bit seconds */
+	wr32(b + 56, 1);
+	ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_OK);
+	ck_assert(r.tracking.ref_time.tv_sec == (time_t)((1ull << 32) + 1700000000u));
 }
 END_TEST
 
 START_TEST(reply_null)
 {
-  uint8_t b[CCL_MAX_REPLY_LEN];
-  CCL_Packet req;
-  CCL_Reply r;
-  size_t len;
+	uint8_t b[CCL_MAX_REPLY_LEN];
+	CCL_Packet req;
+	CCL_Reply r;
+	size_t len;
 
-  CCL_MakeResetSources(&req);
-  CCL_SetSequence(&req, 5, 1);
-  len = make_reply(b, &req, 1, 0, 28);
-  ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_OK);
-  ck_assert(!r.have_tracking);
-  ck_assert_uint_eq(r.status, 0);
-  ck_assert_uint_eq(r.sequence, 5);
+	CCL_MakeResetSources(&req);
+	CCL_SetSequence(&req, 5, 1);
+	len = make_reply(b, &req, 1, 0, 28);
+	ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_OK);
+	ck_assert(!r.have_tracking);
+	ck_assert_uint_eq(r.status, 0);
+	ck_assert_uint_eq(r.sequence, 5);
 }
 END_TEST
 
 START_TEST(reply_malformed)
 {
-  uint8_t b[CCL_MAX_REPLY_LEN];
-  CCL_Packet req, treq;
-  CCL_Reply r;
-  size_t len;
+	uint8_t b[CCL_MAX_REPLY_LEN];
+	CCL_Packet req, treq;
+	CCL_Reply r;
+	size_t len;
 
-  CCL_MakeDfreq(&req, 1.0);
-  CCL_SetSequence(&req, 1000, 0);
+	CCL_MakeDfreq(&req, 1.0);
+	CCL_SetSequence(&req, 1000, 0);
 
-  len = make_reply(b, &req, 1, 0, 28);
-  ck_assert_int_eq(CCL_DecodeReply(&req, b, 27, &r), CCL_DEC_SHORT);
-  ck_assert_int_eq(CCL_DecodeReply(&req, b, 0, &r), CCL_DEC_SHORT);
+	len = make_reply(b, &req, 1, 0, 28);
+	ck_assert_int_eq(CCL_DecodeReply(&req, b, 27, &r), CCL_DEC_SHORT);
+	ck_assert_int_eq(CCL_DecodeReply(&req, b, 0, &r), CCL_DEC_SHORT);
 
-  b[0] = 5;
-  ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_VERSION);
-  b[0] = 7;
-  ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_VERSION);
-  b[0] = 6;
+	b[0] = 5;
+	ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_VERSION);
+	b[0] = 7;
+	ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_VERSION);
+	b[0] = 6;
 
-  b[1] = 1;
-  ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_PKT_TYPE);
-  b[1] = 2;
+	b[1] = 1;
+	ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_PKT_TYPE);
+	b[1] = 2;
 
-  wr16(b + 4, 33);
-  ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_COMMAND);
-  wr16(b + 4, 31);
+	wr16(b + 4, 33);
+	ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_COMMAND);
+	wr16(b + 4, 31);
 
-  wr32(b + 16, 999);
-  ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_SEQUENCE);
-  wr32(b + 16, 1000);
+	wr32(b + 16, 999);
+	ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_SEQUENCE);
+	wr32(b + 16, 1000);
 
-  wr16(b + 8, 2);
-  ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_STATUS);
-  ck_assert_uint_eq(r.status, 2);
-  ck_assert_int_eq(CCL_StatusToErrno(r.status), EACCES);
-  ck_assert_str_eq(CCL_StatusName(r.status), "unauthorised");
-  wr16(b + 8, 19);
-  ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_STATUS);
-  ck_assert_int_eq(CCL_StatusToErrno(r.status), EMSGSIZE);
-  wr16(b + 8, 0);
+	wr16(b + 8, 2);
+	ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_STATUS);
+	ck_assert_uint_eq(r.status, 2);
+	ck_assert_int_eq(CCL_StatusToErrno(r.status), EACCES);
+	ck_assert_str_eq(CCL_StatusName(r.status), "unauthorised");
+	wr16(b + 8, 19);
+	ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_STATUS);
+	ck_assert_int_eq(CCL_StatusToErrno(r.status), EMSGSIZE);
+	wr16(b + 8, 0);
 
-  wr16(b + 6, 5);
-  ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_REPLY_TYPE);
-  wr16(b + 6, 1);
-  ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_OK);
+	wr16(b + 6, 5);
+	ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_REPLY_TYPE);
+	wr16(b + 6, 1);
+	ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_OK);
 
-  /* Tracking: truncated, wrong format, and a refusal (which is short). */
-  CCL_MakeTracking(&treq);
-  CCL_SetSequence(&treq, 8, 0);
-  len = make_tracking_reply(b, &treq);
-  ck_assert_int_eq(CCL_DecodeReply(&treq, b, 103, &r), CCL_DEC_SHORT);
-  ck_assert_int_eq(CCL_DecodeReply(&treq, b, 28, &r), CCL_DEC_SHORT);
-  wr16(b + 6, 1);
-  ck_assert_int_eq(CCL_DecodeReply(&treq, b, len, &r), CCL_DEC_REPLY_TYPE);
-  len = make_reply(b, &treq, 1, 18, 28);
-  ck_assert_int_eq(CCL_DecodeReply(&treq, b, len, &r), CCL_DEC_STATUS);
-  ck_assert_int_eq(CCL_StatusToErrno(r.status), EPROTONOSUPPORT);
+	/* Tracking: truncated, wrong format, and a refusal (which is short). */
+	CCL_MakeTracking(&treq);
+	CCL_SetSequence(&treq, 8, 0);
+	len = make_tracking_reply(b, &treq);
+	ck_assert_int_eq(CCL_DecodeReply(&treq, b, 103, &r), CCL_DEC_SHORT);
+	ck_assert_int_eq(CCL_DecodeReply(&treq, b, 28, &r), CCL_DEC_SHORT);
+	wr16(b + 6, 1);
+	ck_assert_int_eq(CCL_DecodeReply(&treq, b, len, &r), CCL_DEC_REPLY_TYPE);
+	len = make_reply(b, &treq, 1, 18, 28);
+	ck_assert_int_eq(CCL_DecodeReply(&treq, b, len, &r), CCL_DEC_STATUS);
+	ck_assert_int_eq(CCL_StatusToErrno(r.status), EPROTONOSUPPORT);
 }
 END_TEST
 
 START_TEST(status_names)
 {
-  uint16_t s;
+	uint16_t s;
 
-  ck_assert_int_eq(CCL_StatusToErrno(0), 0);
-  ck_assert_int_eq(CCL_StatusToErrno(4), ESRCH);
-  for (s = 1; s < 40; s++) {
-    ck_assert_int_ne(CCL_StatusToErrno(s), 0);
-    ck_assert_ptr_nonnull(CCL_StatusName(s));
-  }
-  for (s = 0; s <= CCL_DEC_REPLY_TYPE; s++)
-    ck_assert_ptr_nonnull(CCL_DecodeResultName((CCL_DecodeResult)s));
+	ck_assert_int_eq(CCL_StatusToErrno(0), 0);
+	ck_assert_int_eq(CCL_StatusToErrno(4), ESRCH);
+	for (s = 1; s < 40; s++) {
+		ck_assert_int_ne(CCL_StatusToErrno(s), 0);
+		ck_assert_ptr_nonnull(CCL_StatusName(s));
+	}
+	for (s = 0; s <= CCL_DEC_REPLY_TYPE; s++)
+		ck_assert_ptr_nonnull(CCL_DecodeResultName((CCL_DecodeResult)s));
 }
 END_TEST
 
@@ -434,562 +426,551 @@ END_TEST
 typedef enum { ACT_REPLY, ACT_IGNORE, ACT_STATUS, ACT_STALE_FIRST } Action;
 
 typedef struct {
-  int fd;
-  struct event *ev;
-  Action action[80];
-  uint16_t status[80];
-  double correction;
-  /* What arrived, in order. */
-  int n;
-  uint16_t commands[32];
-  uint16_t attempts[32];
-  size_t lengths[32];
-  double values[32];
+	int fd;
+	struct event *ev;
+	Action action[80];
+	uint16_t status[80];
+	double correction;
+	/* What arrived, in order. */
+	int n;
+	uint16_t commands[32];
+	uint16_t attempts[32];
+	size_t lengths[32];
+	double values[32];
 } FakeChronyd;
 
 typedef struct {
-  char dir[64];
-  char sock[96];
-  struct event_base *base;
-  FakeChronyd fake;
-  CCL_Client client;
-  int done_calls;
-  CCL_Result result;
-  double offset;
-  int offset_calls;
-  int fake_at_offset;             /* fake.n when offset_fn ran */
+	char dir[64];
+	char sock[96];
+	struct event_base *base;
+	FakeChronyd fake;
+	CCL_Client client;
+	int done_calls;
+	CCL_Result result;
+	double offset;
+	int offset_calls;
+	int fake_at_offset; /* fake.n when offset_fn ran */
 } Fixture;
 
-static void
-fake_read(evutil_socket_t fd, short what, void *arg)
+static void fake_read(evutil_socket_t fd, short what, void *arg)
 {
-  FakeChronyd *f = arg;
-  uint8_t in[512], out[CCL_MAX_REPLY_LEN];
-  struct sockaddr_un from;
-  socklen_t fromlen = sizeof(from);
-  CCL_Packet req;
-  ssize_t len;
-  size_t olen;
-  uint16_t cmd;
-  uint32_t seq;
+	FakeChronyd *f = arg;
+	uint8_t in[512], out[CCL_MAX_REPLY_LEN];
+	struct sockaddr_un from;
+	socklen_t fromlen = sizeof(from);
+	CCL_Packet req;
+	ssize_t len;
+	size_t olen;
+	uint16_t cmd;
+	uint32_t seq;
 
-  len = recvfrom(fd, in, sizeof(in), 0, (struct sockaddr *)&from, &fromlen);
-  if (len < 28)
-    return;
-  cmd = rd16(in + 4);
-  seq = rd32(in + 8);
-  if (f->n < 32) {
-    f->commands[f->n] = cmd;
-    f->attempts[f->n] = rd16(in + 6);
-    f->lengths[f->n] = (size_t)len;
-    f->values[f->n] = CCL_FloatDecode(rd32(in + 20));
-    f->n++;
-  }
+	len = recvfrom(fd, in, sizeof(in), 0, (struct sockaddr *)&from, &fromlen);
+	if (len < 28)
+		return;
+	cmd = rd16(in + 4);
+	seq = rd32(in + 8);
+	if (f->n < 32) {
+		f->commands[f->n] = cmd;
+		f->attempts[f->n] = rd16(in + 6);
+		f->lengths[f->n] = (size_t)len;
+		f->values[f->n] = CCL_FloatDecode(rd32(in + 20));
+		f->n++;
+	}
 
-  memset(&req, 0, sizeof(req));
-  req.command = cmd;
-  req.sequence = seq;
-  switch (f->action[cmd]) {
-    case ACT_IGNORE:
-      return;
-    case ACT_STATUS:
-      olen = make_reply(out, &req, 1, f->status[cmd], 28);
-      break;
-    case ACT_STALE_FIRST:
-      /* A stale answer, a foreign command, then the real one. */
-      req.sequence = seq - 1;
-      olen = make_reply(out, &req, 1, 0, 28);
-      sendto(fd, out, olen, 0, (struct sockaddr *)&from, fromlen);
-      req.sequence = seq;
-      req.command = 1;
-      olen = make_reply(out, &req, 1, 0, 28);
-      sendto(fd, out, olen, 0, (struct sockaddr *)&from, fromlen);
-      req.command = cmd;
-      /* fall through */
-    case ACT_REPLY:
-    default:
-      if (cmd == CCL_REQ_TRACKING) {
-        olen = make_tracking_reply(out, &req);
-        wr32(out + 68, CCL_FloatEncode(f->correction));
-      } else {
-        olen = make_reply(out, &req, 1, 0, 28);
-      }
-      break;
-  }
-  sendto(fd, out, olen, 0, (struct sockaddr *)&from, fromlen);
+	memset(&req, 0, sizeof(req));
+	req.command = cmd;
+	req.sequence = seq;
+	switch (f->action[cmd]) {
+	case ACT_IGNORE:
+		return;
+	case ACT_STATUS:
+		olen = make_reply(out, &req, 1, f->status[cmd], 28);
+		break;
+	case ACT_STALE_FIRST:
+		/* A stale answer, a foreign command, then the real one. */
+		req.sequence = seq - 1;
+		olen = make_reply(out, &req, 1, 0, 28);
+		sendto(fd, out, olen, 0, (struct sockaddr *)&from, fromlen);
+		req.sequence = seq;
+		req.command = 1;
+		olen = make_reply(out, &req, 1, 0, 28);
+		sendto(fd, out, olen, 0, (struct sockaddr *)&from, fromlen);
+		req.command = cmd;
+		/* fall through */
+	case ACT_REPLY:
+	default:
+		if (cmd == CCL_REQ_TRACKING) {
+			olen = make_tracking_reply(out, &req);
+			wr32(out + 68, CCL_FloatEncode(f->correction));
+		} else {
+			olen = make_reply(out, &req, 1, 0, 28);
+		}
+		break;
+	}
+	sendto(fd, out, olen, 0, (struct sockaddr *)&from, fromlen);
 }
 
-static void
-fake_start(Fixture *fx)
+static void fake_start(Fixture *fx)
 {
-  struct sockaddr_un sa;
+	struct sockaddr_un sa;
 
-  memset(&sa, 0, sizeof(sa));
-  sa.sun_family = AF_UNIX;
-  strcpy(sa.sun_path, fx->sock);
-  fx->fake.fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-  ck_assert_int_ge(fx->fake.fd, 0);
-  unlink(fx->sock);
-  ck_assert_int_eq(bind(fx->fake.fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-  fx->fake.ev = event_new(fx->base, fx->fake.fd, EV_READ | EV_PERSIST, fake_read, &fx->fake);
-  event_add(fx->fake.ev, NULL);
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	strcpy(sa.sun_path, fx->sock);
+	fx->fake.fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+	ck_assert_int_ge(fx->fake.fd, 0);
+	unlink(fx->sock);
+	ck_assert_int_eq(bind(fx->fake.fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	fx->fake.ev = event_new(fx->base, fx->fake.fd, EV_READ | EV_PERSIST, fake_read, &fx->fake);
+	event_add(fx->fake.ev, NULL);
 }
 
-static void
-fake_stop(Fixture *fx)
+static void fake_stop(Fixture *fx)
 {
-  if (fx->fake.ev) {
-    event_free(fx->fake.ev);
-    fx->fake.ev = NULL;
-    close(fx->fake.fd);
-    unlink(fx->sock);
-  }
+	if (fx->fake.ev) {
+		event_free(fx->fake.ev);
+		fx->fake.ev = NULL;
+		close(fx->fake.fd);
+		unlink(fx->sock);
+	}
 }
 
-static Fixture *
-fixture_new(int with_fake)
+static Fixture *fixture_new(int with_fake)
 {
-  Fixture *fx = calloc(1, sizeof(*fx));
+	Fixture *fx = calloc(1, sizeof(*fx));
 
-  strcpy(fx->dir, "/tmp/check_chronyctl.XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(fx->dir));
-  snprintf(fx->sock, sizeof(fx->sock), "%s/chronyd.sock", fx->dir);
-  fx->base = event_base_new();
-  if (with_fake)
-    fake_start(fx);
-  fx->client = CCL_Open(fx->sock, fx->base);
-  ck_assert_ptr_nonnull(fx->client);
-  return fx;
+	strcpy(fx->dir, "/tmp/check_chronyctl.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(fx->dir));
+	snprintf(fx->sock, sizeof(fx->sock), "%s/chronyd.sock", fx->dir);
+	fx->base = event_base_new();
+	if (with_fake)
+		fake_start(fx);
+	fx->client = CCL_Open(fx->sock, fx->base);
+	ck_assert_ptr_nonnull(fx->client);
+	return fx;
 }
 
-static void
-fixture_free(Fixture *fx)
+static void fixture_free(Fixture *fx)
 {
-  char path[128];
+	char path[128];
 
-  snprintf(path, sizeof(path), "%s", CCL_GetLocalPath(fx->client));
-  CCL_Close(fx->client);
-  ck_assert_int_ne(access(path, F_OK), 0);
-  fake_stop(fx);
-  event_base_free(fx->base);
-  rmdir(fx->dir);
-  free(fx);
+	snprintf(path, sizeof(path), "%s", CCL_GetLocalPath(fx->client));
+	CCL_Close(fx->client);
+	ck_assert_int_ne(access(path, F_OK), 0);
+	fake_stop(fx);
+	event_base_free(fx->base);
+	rmdir(fx->dir);
+	free(fx);
 }
 
-static void
-on_done(const CCL_Result *r, void *arg)
+static void on_done(const CCL_Result *r, void *arg)
 {
-  Fixture *fx = arg;
+	Fixture *fx = arg;
 
-  fx->done_calls++;
-  fx->result = *r;
-  event_base_loopbreak(fx->base);
+	fx->done_calls++;
+	fx->result = *r;
+	event_base_loopbreak(fx->base);
 }
 
-static double
-offset_fn(void *arg)
+static double offset_fn(void *arg)
 {
-  Fixture *fx = arg;
+	Fixture *fx = arg;
 
-  fx->offset_calls++;
-  fx->fake_at_offset = fx->fake.n;
-  return fx->offset;
+	fx->offset_calls++;
+	fx->fake_at_offset = fx->fake.n;
+	return fx->offset;
 }
 
-static void
-run_loop(Fixture *fx)
+static void run_loop(Fixture *fx)
 {
-  struct timeval limit = { 3, 0 };
+	struct timeval limit = {3, 0};
 
-  event_base_loopexit(fx->base, &limit);
-  event_base_dispatch(fx->base);
+	event_base_loopexit(fx->base, &limit);
+	event_base_dispatch(fx->base);
 }
 
 START_TEST(client_socket_path)
 {
-  Fixture *fx = fixture_new(0);
-  char want[128];
-  struct stat st;
+	Fixture *fx = fixture_new(0);
+	char want[128];
+	struct stat st;
 
-  /* The first client of a process (Check forks one per test). */
-  snprintf(want, sizeof(want), "%s/vmclockd.%d.sock", fx->dir, (int)getpid());
-  ck_assert_str_eq(CCL_GetLocalPath(fx->client), want);
-  ck_assert_int_eq(stat(want, &st), 0);
-  ck_assert(S_ISSOCK(st.st_mode));
-  ck_assert_uint_eq(st.st_mode & 0777, 0666);
-  fixture_free(fx);
+	/* The first client of a process (Check forks one per test). */
+	snprintf(want, sizeof(want), "%s/vmclockd.%d.sock", fx->dir, (int)getpid());
+	ck_assert_str_eq(CCL_GetLocalPath(fx->client), want);
+	ck_assert_int_eq(stat(want, &st), 0);
+	ck_assert(S_ISSOCK(st.st_mode));
+	ck_assert_uint_eq(st.st_mode & 0777, 0666);
+	fixture_free(fx);
 }
 END_TEST
 
 START_TEST(client_two_in_one_process)
 {
-  Fixture *fx = fixture_new(1);
-  CCL_Client second = CCL_Open(fx->sock, fx->base);
+	Fixture *fx = fixture_new(1);
+	CCL_Client second = CCL_Open(fx->sock, fx->base);
 
-  ck_assert_ptr_nonnull(second);
-  ck_assert_str_ne(CCL_GetLocalPath(second), CCL_GetLocalPath(fx->client));
-  ck_assert_int_eq(CCL_StartReset(second, on_done, fx), 0);
-  run_loop(fx);
-  ck_assert(fx->result.ok);
-  ck_assert_int_eq(CCL_StartReset(fx->client, on_done, fx), 0);
-  run_loop(fx);
-  ck_assert(fx->result.ok);
-  CCL_Close(second);
-  fixture_free(fx);
+	ck_assert_ptr_nonnull(second);
+	ck_assert_str_ne(CCL_GetLocalPath(second), CCL_GetLocalPath(fx->client));
+	ck_assert_int_eq(CCL_StartReset(second, on_done, fx), 0);
+	run_loop(fx);
+	ck_assert(fx->result.ok);
+	ck_assert_int_eq(CCL_StartReset(fx->client, on_done, fx), 0);
+	run_loop(fx);
+	ck_assert(fx->result.ok);
+	CCL_Close(second);
+	fixture_free(fx);
 }
 END_TEST
 
 START_TEST(client_handover)
 {
-  Fixture *fx = fixture_new(1);
-  CCL_HandoverParams p = { 0 };
+	Fixture *fx = fixture_new(1);
+	CCL_HandoverParams p = {0};
 
-  fx->fake.correction = 0.000244140625;     /* c = 2^-12 */
-  fx->offset = 0.002;
-  p.have_dfreq = 1;
-  p.dfreq_ppm = -30.0;
-  p.offset_fn = offset_fn;
-  p.offset_arg = fx;
-  ck_assert_int_eq(CCL_StartHandover(fx->client, &p, on_done, fx), 0);
-  ck_assert_int_eq(fx->done_calls, 0);      /* never from inside Start */
-  ck_assert_int_eq(CCL_StartReset(fx->client, on_done, fx), -1);
-  ck_assert_int_eq(errno, EBUSY);
-  run_loop(fx);
+	fx->fake.correction = 0.000244140625; /* c = 2^-12 */
+	fx->offset = 0.002;
+	p.have_dfreq = 1;
+	p.dfreq_ppm = -30.0;
+	p.offset_fn = offset_fn;
+	p.offset_arg = fx;
+	ck_assert_int_eq(CCL_StartHandover(fx->client, &p, on_done, fx), 0);
+	ck_assert_int_eq(fx->done_calls, 0); /* never from inside Start */
+	ck_assert_int_eq(CCL_StartReset(fx->client, on_done, fx), -1);
+	ck_assert_int_eq(errno, EBUSY);
+	run_loop(fx);
 
-  ck_assert_int_eq(fx->done_calls, 1);
-  ck_assert_msg(fx->result.ok, "%s", fx->result.reason);
-  ck_assert_int_eq(fx->fake.n, 4);
-  ck_assert_uint_eq(fx->fake.commands[0], 66);
-  ck_assert_uint_eq(fx->fake.commands[1], 33);
-  ck_assert_uint_eq(fx->fake.commands[2], 31);
-  ck_assert_uint_eq(fx->fake.commands[3], 71);
-  ck_assert_uint_eq(fx->fake.lengths[0], 28);
-  ck_assert_uint_eq(fx->fake.lengths[1], 104);
-  ck_assert_uint_eq(fx->fake.lengths[2], 28);
-  ck_assert_uint_eq(fx->fake.lengths[3], 28);
-  ck_assert(fabs(fx->fake.values[2] - -30.0) < 1e-5);
-  /* doffset = -(o - c) */
-  ck_assert(fabs(fx->fake.values[3] - -(0.002 - 0.000244140625)) < 1e-10);
-  ck_assert_int_eq(fx->offset_calls, 1);
-  ck_assert_int_eq(fx->fake_at_offset, 3);  /* after dfreq was answered */
-  ck_assert(fx->result.have_correction);
-  ck_assert(fx->result.correction == 0.000244140625);
-  ck_assert(fx->result.offset == 0.002);
-  ck_assert_int_eq(fx->result.attempts, 4);
-  ck_assert_int_eq(fx->result.state[CCL_STEP_DOFFSET], CCL_STATE_DONE);
-  ck_assert_int_eq(fx->result.state[CCL_STEP_BURST], CCL_STATE_SKIPPED);
-  ck_assert_int_eq(fx->result.failed_step, CCL_STEP_NONE);
-  ck_assert_int_gt(fx->result.rtt_ns[CCL_STEP_TRACKING], 0);
-  ck_assert_int_ge(fx->result.duration_ns, fx->result.rtt_ns[CCL_STEP_RESET]);
-  fixture_free(fx);
+	ck_assert_int_eq(fx->done_calls, 1);
+	ck_assert_msg(fx->result.ok, "%s", fx->result.reason);
+	ck_assert_int_eq(fx->fake.n, 4);
+	ck_assert_uint_eq(fx->fake.commands[0], 66);
+	ck_assert_uint_eq(fx->fake.commands[1], 33);
+	ck_assert_uint_eq(fx->fake.commands[2], 31);
+	ck_assert_uint_eq(fx->fake.commands[3], 71);
+	ck_assert_uint_eq(fx->fake.lengths[0], 28);
+	ck_assert_uint_eq(fx->fake.lengths[1], 104);
+	ck_assert_uint_eq(fx->fake.lengths[2], 28);
+	ck_assert_uint_eq(fx->fake.lengths[3], 28);
+	ck_assert(fabs(fx->fake.values[2] - -30.0) < 1e-5);
+	/* doffset = -(o - c) */
+	ck_assert(fabs(fx->fake.values[3] - -(0.002 - 0.000244140625)) < 1e-10);
+	ck_assert_int_eq(fx->offset_calls, 1);
+	ck_assert_int_eq(fx->fake_at_offset, 3); /* after dfreq was answered */
+	ck_assert(fx->result.have_correction);
+	ck_assert(fx->result.correction == 0.000244140625);
+	ck_assert(fx->result.offset == 0.002);
+	ck_assert_int_eq(fx->result.attempts, 4);
+	ck_assert_int_eq(fx->result.state[CCL_STEP_DOFFSET], CCL_STATE_DONE);
+	ck_assert_int_eq(fx->result.state[CCL_STEP_BURST], CCL_STATE_SKIPPED);
+	ck_assert_int_eq(fx->result.failed_step, CCL_STEP_NONE);
+	ck_assert_int_gt(fx->result.rtt_ns[CCL_STEP_TRACKING], 0);
+	ck_assert_int_ge(fx->result.duration_ns, fx->result.rtt_ns[CCL_STEP_RESET]);
+	fixture_free(fx);
 }
 END_TEST
 
 START_TEST(client_handover_optional_steps)
 {
-  Fixture *fx = fixture_new(1);
-  CCL_HandoverParams p = { 0 };
+	Fixture *fx = fixture_new(1);
+	CCL_HandoverParams p = {0};
 
-  ck_assert_int_eq(CCL_StartHandover(fx->client, &p, on_done, fx), 0);
-  run_loop(fx);
-  ck_assert(fx->result.ok);
-  ck_assert_int_eq(fx->fake.n, 2);
-  ck_assert_int_eq(fx->result.state[CCL_STEP_DFREQ], CCL_STATE_SKIPPED);
-  ck_assert_int_eq(fx->result.state[CCL_STEP_DOFFSET], CCL_STATE_SKIPPED);
-  fixture_free(fx);
+	ck_assert_int_eq(CCL_StartHandover(fx->client, &p, on_done, fx), 0);
+	run_loop(fx);
+	ck_assert(fx->result.ok);
+	ck_assert_int_eq(fx->fake.n, 2);
+	ck_assert_int_eq(fx->result.state[CCL_STEP_DFREQ], CCL_STATE_SKIPPED);
+	ck_assert_int_eq(fx->result.state[CCL_STEP_DOFFSET], CCL_STATE_SKIPPED);
+	fixture_free(fx);
 }
 END_TEST
 
 START_TEST(client_no_offset_sample)
 {
-  Fixture *fx = fixture_new(1);
-  CCL_HandoverParams p = { 0 };
+	Fixture *fx = fixture_new(1);
+	CCL_HandoverParams p = {0};
 
-  fx->offset = NAN;
-  p.offset_fn = offset_fn;
-  p.offset_arg = fx;
-  ck_assert_int_eq(CCL_StartHandover(fx->client, &p, on_done, fx), 0);
-  run_loop(fx);
-  ck_assert(!fx->result.ok);
-  ck_assert_int_eq(fx->result.error, ENODATA);
-  ck_assert_int_eq(fx->result.failed_step, CCL_STEP_DOFFSET);
-  ck_assert_int_eq(fx->fake.n, 2);
-  fixture_free(fx);
+	fx->offset = NAN;
+	p.offset_fn = offset_fn;
+	p.offset_arg = fx;
+	ck_assert_int_eq(CCL_StartHandover(fx->client, &p, on_done, fx), 0);
+	run_loop(fx);
+	ck_assert(!fx->result.ok);
+	ck_assert_int_eq(fx->result.error, ENODATA);
+	ck_assert_int_eq(fx->result.failed_step, CCL_STEP_DOFFSET);
+	ck_assert_int_eq(fx->fake.n, 2);
+	fixture_free(fx);
 }
 END_TEST
 
 START_TEST(client_stale_replies_discarded)
 {
-  Fixture *fx = fixture_new(1);
+	Fixture *fx = fixture_new(1);
 
-  fx->fake.action[CCL_REQ_RESET_SOURCES] = ACT_STALE_FIRST;
-  ck_assert_int_eq(CCL_StartReset(fx->client, on_done, fx), 0);
-  run_loop(fx);
-  ck_assert(fx->result.ok);
-  ck_assert_int_eq(fx->result.discarded, 2);
-  fixture_free(fx);
+	fx->fake.action[CCL_REQ_RESET_SOURCES] = ACT_STALE_FIRST;
+	ck_assert_int_eq(CCL_StartReset(fx->client, on_done, fx), 0);
+	run_loop(fx);
+	ck_assert(fx->result.ok);
+	ck_assert_int_eq(fx->result.discarded, 2);
+	fixture_free(fx);
 }
 END_TEST
 
 START_TEST(client_resend_idempotent)
 {
-  Fixture *fx = fixture_new(1);
-  CCL_HandoverParams p = { 0 };
+	Fixture *fx = fixture_new(1);
+	CCL_HandoverParams p = {0};
 
-  p.timeout_ms = 20;
-  p.max_tries = 3;
-  fx->fake.action[CCL_REQ_TRACKING] = ACT_IGNORE;
-  ck_assert_int_eq(CCL_StartHandover(fx->client, &p, on_done, fx), 0);
-  run_loop(fx);
-  ck_assert(!fx->result.ok);
-  ck_assert_int_eq(fx->result.error, ETIMEDOUT);
-  ck_assert_int_eq(fx->result.failed_step, CCL_STEP_TRACKING);
-  ck_assert_int_eq(fx->result.state[CCL_STEP_RESET], CCL_STATE_DONE);
-  ck_assert_int_eq(fx->fake.n, 4);
-  ck_assert_uint_eq(fx->fake.attempts[1], 0);
-  ck_assert_uint_eq(fx->fake.attempts[2], 1);
-  ck_assert_uint_eq(fx->fake.attempts[3], 2);
-  ck_assert_int_ge(fx->result.duration_ns, 60000000);
-  fixture_free(fx);
+	p.timeout_ms = 20;
+	p.max_tries = 3;
+	fx->fake.action[CCL_REQ_TRACKING] = ACT_IGNORE;
+	ck_assert_int_eq(CCL_StartHandover(fx->client, &p, on_done, fx), 0);
+	run_loop(fx);
+	ck_assert(!fx->result.ok);
+	ck_assert_int_eq(fx->result.error, ETIMEDOUT);
+	ck_assert_int_eq(fx->result.failed_step, CCL_STEP_TRACKING);
+	ck_assert_int_eq(fx->result.state[CCL_STEP_RESET], CCL_STATE_DONE);
+	ck_assert_int_eq(fx->fake.n, 4);
+	ck_assert_uint_eq(fx->fake.attempts[1], 0);
+	ck_assert_uint_eq(fx->fake.attempts[2], 1);
+	ck_assert_uint_eq(fx->fake.attempts[3], 2);
+	ck_assert_int_ge(fx->result.duration_ns, 60000000);
+	fixture_free(fx);
 }
 END_TEST
 
 START_TEST(client_no_resend_dfreq)
 {
-  Fixture *fx = fixture_new(1);
-  CCL_HandoverParams p = { 0 };
+	Fixture *fx = fixture_new(1);
+	CCL_HandoverParams p = {0};
 
-  p.timeout_ms = 20;
-  p.max_tries = 3;
-  p.have_dfreq = 1;
-  p.dfreq_ppm = 5.0;
-  fx->fake.action[CCL_REQ_DFREQ] = ACT_IGNORE;
-  ck_assert_int_eq(CCL_StartHandover(fx->client, &p, on_done, fx), 0);
-  run_loop(fx);
-  ck_assert(!fx->result.ok);
-  ck_assert_int_eq(fx->result.error, ETIMEDOUT);
-  ck_assert_int_eq(fx->result.failed_step, CCL_STEP_DFREQ);
-  ck_assert_int_eq(fx->result.state[CCL_STEP_DFREQ], CCL_STATE_UNKNOWN);
-  ck_assert_int_eq(fx->fake.n, 3);          /* sent exactly once */
-  ck_assert_int_ge(fx->result.duration_ns, 60000000);
-  fixture_free(fx);
+	p.timeout_ms = 20;
+	p.max_tries = 3;
+	p.have_dfreq = 1;
+	p.dfreq_ppm = 5.0;
+	fx->fake.action[CCL_REQ_DFREQ] = ACT_IGNORE;
+	ck_assert_int_eq(CCL_StartHandover(fx->client, &p, on_done, fx), 0);
+	run_loop(fx);
+	ck_assert(!fx->result.ok);
+	ck_assert_int_eq(fx->result.error, ETIMEDOUT);
+	ck_assert_int_eq(fx->result.failed_step, CCL_STEP_DFREQ);
+	ck_assert_int_eq(fx->result.state[CCL_STEP_DFREQ], CCL_STATE_UNKNOWN);
+	ck_assert_int_eq(fx->fake.n, 3); /* sent exactly once */
+	ck_assert_int_ge(fx->result.duration_ns, 60000000);
+	fixture_free(fx);
 }
 END_TEST
 
 START_TEST(client_status_failure)
 {
-  Fixture *fx = fixture_new(1);
+	Fixture *fx = fixture_new(1);
 
-  fx->fake.action[CCL_REQ_BURST] = ACT_STATUS;
-  fx->fake.status[CCL_REQ_BURST] = CCL_STT_NOSUCHSOURCE;
-  ck_assert_int_eq(CCL_StartBurst(fx->client, on_done, fx), 0);
-  run_loop(fx);
-  ck_assert(!fx->result.ok);
-  ck_assert_int_eq(fx->result.error, ESRCH);
-  ck_assert_int_eq(fx->result.status, CCL_STT_NOSUCHSOURCE);
-  ck_assert_int_eq(fx->result.failed_step, CCL_STEP_BURST);
-  ck_assert_uint_eq(fx->fake.lengths[0], 68);
-  fixture_free(fx);
+	fx->fake.action[CCL_REQ_BURST] = ACT_STATUS;
+	fx->fake.status[CCL_REQ_BURST] = CCL_STT_NOSUCHSOURCE;
+	ck_assert_int_eq(CCL_StartBurst(fx->client, on_done, fx), 0);
+	run_loop(fx);
+	ck_assert(!fx->result.ok);
+	ck_assert_int_eq(fx->result.error, ESRCH);
+	ck_assert_int_eq(fx->result.status, CCL_STT_NOSUCHSOURCE);
+	ck_assert_int_eq(fx->result.failed_step, CCL_STEP_BURST);
+	ck_assert_uint_eq(fx->fake.lengths[0], 68);
+	fixture_free(fx);
 }
 END_TEST
 
 START_TEST(client_chronyd_absent)
 {
-  Fixture *fx = fixture_new(0);
-  CCL_Packet p;
-  CCL_Reply r;
+	Fixture *fx = fixture_new(0);
+	CCL_Packet p;
+	CCL_Reply r;
 
-  ck_assert_int_eq(CCL_StartReset(fx->client, on_done, fx), 0);
-  run_loop(fx);
-  ck_assert(!fx->result.ok);
-  ck_assert_int_eq(fx->result.error, ENOENT);
-  ck_assert_int_eq(fx->result.state[CCL_STEP_RESET], CCL_STATE_FAILED);
+	ck_assert_int_eq(CCL_StartReset(fx->client, on_done, fx), 0);
+	run_loop(fx);
+	ck_assert(!fx->result.ok);
+	ck_assert_int_eq(fx->result.error, ENOENT);
+	ck_assert_int_eq(fx->result.state[CCL_STEP_RESET], CCL_STATE_FAILED);
 
-  CCL_MakeTracking(&p);
-  ck_assert_int_eq(CCL_Request(fx->client, &p, &r, 50), -ENOENT);
+	CCL_MakeTracking(&p);
+	ck_assert_int_eq(CCL_Request(fx->client, &p, &r, 50), -ENOENT);
 
-  /* A socket file nobody listens on. */
-  {
-    int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	/* A socket file nobody listens on. */
+	{
+		int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+		struct sockaddr_un sa = {.sun_family = AF_UNIX};
 
-    strcpy(sa.sun_path, fx->sock);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    close(fd);
-  }
-  ck_assert_int_eq(CCL_Request(fx->client, &p, &r, 50), -ECONNREFUSED);
-  unlink(fx->sock);
-  fixture_free(fx);
+		strcpy(sa.sun_path, fx->sock);
+		ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		close(fd);
+	}
+	ck_assert_int_eq(CCL_Request(fx->client, &p, &r, 50), -ECONNREFUSED);
+	unlink(fx->sock);
+	fixture_free(fx);
 }
 END_TEST
 
 START_TEST(client_reconnects)
 {
-  Fixture *fx = fixture_new(1);
+	Fixture *fx = fixture_new(1);
 
-  ck_assert_int_eq(CCL_StartReset(fx->client, on_done, fx), 0);
-  run_loop(fx);
-  ck_assert(fx->result.ok);
+	ck_assert_int_eq(CCL_StartReset(fx->client, on_done, fx), 0);
+	run_loop(fx);
+	ck_assert(fx->result.ok);
 
-  /* chronyd restarts: a new socket at the same path */
-  fake_stop(fx);
-  fake_start(fx);
-  ck_assert_int_eq(CCL_StartReset(fx->client, on_done, fx), 0);
-  run_loop(fx);
-  ck_assert_msg(fx->result.ok, "%s", fx->result.reason);
-  ck_assert_int_eq(fx->done_calls, 2);
-  fixture_free(fx);
+	/* chronyd restarts: a new socket at the same path */
+	fake_stop(fx);
+	fake_start(fx);
+	ck_assert_int_eq(CCL_StartReset(fx->client, on_done, fx), 0);
+	run_loop(fx);
+	ck_assert_msg(fx->result.ok, "%s", fx->result.reason);
+	ck_assert_int_eq(fx->done_calls, 2);
+	fixture_free(fx);
 }
 END_TEST
 
-static void
-close_in_done(const CCL_Result *r, void *arg)
+static void close_in_done(const CCL_Result *r, void *arg)
 {
-  Fixture *fx = arg;
+	Fixture *fx = arg;
 
-  fx->done_calls++;
-  CCL_Close(fx->client);
-  fx->client = NULL;
-  event_base_loopbreak(fx->base);
+	fx->done_calls++;
+	CCL_Close(fx->client);
+	fx->client = NULL;
+	event_base_loopbreak(fx->base);
 }
 
 START_TEST(client_close_from_callback)
 {
-  Fixture *fx = fixture_new(1);
+	Fixture *fx = fixture_new(1);
 
-  ck_assert_int_eq(CCL_StartReset(fx->client, close_in_done, fx), 0);
-  run_loop(fx);
-  ck_assert_int_eq(fx->done_calls, 1);
-  fx->client = CCL_Open(fx->sock, fx->base);
-  fixture_free(fx);
+	ck_assert_int_eq(CCL_StartReset(fx->client, close_in_done, fx), 0);
+	run_loop(fx);
+	ck_assert_int_eq(fx->done_calls, 1);
+	fx->client = CCL_Open(fx->sock, fx->base);
+	fixture_free(fx);
 }
 END_TEST
 
 START_TEST(client_cancel)
 {
-  Fixture *fx = fixture_new(1);
-  struct timeval t = { 0, 100000 };
+	Fixture *fx = fixture_new(1);
+	struct timeval t = {0, 100000};
 
-  fx->fake.action[CCL_REQ_RESET_SOURCES] = ACT_IGNORE;
-  ck_assert_int_eq(CCL_StartReset(fx->client, on_done, fx), 0);
-  event_base_loopexit(fx->base, &t);
-  event_base_dispatch(fx->base);
-  ck_assert(CCL_IsBusy(fx->client));
-  CCL_Cancel(fx->client);
-  ck_assert(!CCL_IsBusy(fx->client));
-  event_base_loopexit(fx->base, &t);
-  event_base_dispatch(fx->base);
-  ck_assert_int_eq(fx->done_calls, 0);
-  fixture_free(fx);
+	fx->fake.action[CCL_REQ_RESET_SOURCES] = ACT_IGNORE;
+	ck_assert_int_eq(CCL_StartReset(fx->client, on_done, fx), 0);
+	event_base_loopexit(fx->base, &t);
+	event_base_dispatch(fx->base);
+	ck_assert(CCL_IsBusy(fx->client));
+	CCL_Cancel(fx->client);
+	ck_assert(!CCL_IsBusy(fx->client));
+	event_base_loopexit(fx->base, &t);
+	event_base_dispatch(fx->base);
+	ck_assert_int_eq(fx->done_calls, 0);
+	fixture_free(fx);
 }
 END_TEST
 
 START_TEST(client_blocking)
 {
-  Fixture *fx = fixture_new(1);
-  CCL_Packet p;
-  CCL_Reply r;
+	Fixture *fx = fixture_new(1);
+	CCL_Packet p;
+	CCL_Reply r;
 
-  /* Blocking use needs chronyd answering while we wait: give the stand-in
+	/* Blocking use needs chronyd answering while we wait: give the stand-in
      its own thread of control by answering from a forked child. */
-  pid_t pid;
+	pid_t pid;
 
-  fake_stop(fx);
-  pid = fork();
-  ck_assert_int_ge(pid, 0);
-  if (pid == 0) {
-    struct event_base *b = event_base_new();
+	fake_stop(fx);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct event_base *b = event_base_new();
 
-    fx->base = b;
-    fake_start(fx);
-    fx->fake.correction = -0.5;
-    fx->fake.action[CCL_REQ_DFREQ] = ACT_STATUS;
-    fx->fake.status[CCL_REQ_DFREQ] = CCL_STT_UNAUTH;
-    event_base_dispatch(b);
-    _exit(0);
-  }
-  for (int i = 0; i < 200 && access(fx->sock, F_OK) != 0; i++)
-    usleep(5000);
+		fx->base = b;
+		fake_start(fx);
+		fx->fake.correction = -0.5;
+		fx->fake.action[CCL_REQ_DFREQ] = ACT_STATUS;
+		fx->fake.status[CCL_REQ_DFREQ] = CCL_STT_UNAUTH;
+		event_base_dispatch(b);
+		_exit(0);
+	}
+	for (int i = 0; i < 200 && access(fx->sock, F_OK) != 0; i++)
+		usleep(5000);
 
-  CCL_MakeTracking(&p);
-  ck_assert_int_eq(CCL_Request(fx->client, &p, &r, 200), 0);
-  ck_assert(r.have_tracking);
-  ck_assert(r.tracking.current_correction == -0.5);
-  ck_assert_int_gt(r.rtt_ns, 0);
-  ck_assert_int_eq(r.attempts, 1);
-  ck_assert(r.rx_real.tv_sec >= r.tx_real.tv_sec);
+	CCL_MakeTracking(&p);
+	ck_assert_int_eq(CCL_Request(fx->client, &p, &r, 200), 0);
+	ck_assert(r.have_tracking);
+	ck_assert(r.tracking.current_correction == -0.5);
+	ck_assert_int_gt(r.rtt_ns, 0);
+	ck_assert_int_eq(r.attempts, 1);
+	ck_assert(r.rx_real.tv_sec >= r.tx_real.tv_sec);
 
-  CCL_MakeDfreq(&p, 1.0);
-  ck_assert_int_eq(CCL_Request(fx->client, &p, &r, 200), -EACCES);
-  ck_assert_uint_eq(r.status, CCL_STT_UNAUTH);
+	CCL_MakeDfreq(&p, 1.0);
+	ck_assert_int_eq(CCL_Request(fx->client, &p, &r, 200), -EACCES);
+	ck_assert_uint_eq(r.status, CCL_STT_UNAUTH);
 
-  kill(pid, SIGKILL);  /* Check handles SIGTERM by killing the group */
-  waitpid(pid, NULL, 0);
-  unlink(fx->sock);
-  fixture_free(fx);
+	kill(pid, SIGKILL); /* Check handles SIGTERM by killing the group */
+	waitpid(pid, NULL, 0);
+	unlink(fx->sock);
+	fixture_free(fx);
 }
 END_TEST
 
-static Suite *
-chronyctl_suite(void)
+static Suite *chronyctl_suite(void)
 {
-  Suite *s = suite_create("chronyctl");
-  TCase *tc;
+	Suite *s = suite_create("chronyctl");
+	TCase *tc;
 
-  tc = tcase_create("float");
-  tcase_add_test(tc, float_vectors);
-  tcase_add_test(tc, float_saturation_and_underflow);
-  tcase_add_test(tc, float_rounding_carry);
-  tcase_add_test(tc, float_round_trip_random);
-  tcase_add_test(tc, float_values_round_trip_exactly);
-  tcase_add_test(tc, float_monotonic);
-  tcase_add_test(tc, float_typical_values);
-  suite_add_tcase(s, tc);
+	tc = tcase_create("float");
+	tcase_add_test(tc, float_vectors);
+	tcase_add_test(tc, float_saturation_and_underflow);
+	tcase_add_test(tc, float_rounding_carry);
+	tcase_add_test(tc, float_round_trip_random);
+	tcase_add_test(tc, float_values_round_trip_exactly);
+	tcase_add_test(tc, float_monotonic);
+	tcase_add_test(tc, float_typical_values);
+	suite_add_tcase(s, tc);
 
-  tc = tcase_create("packets");
-  tcase_add_test(tc, request_sizes);
-  tcase_add_test(tc, request_sequence);
-  tcase_add_test(tc, reply_tracking);
-  tcase_add_test(tc, reply_null);
-  tcase_add_test(tc, reply_malformed);
-  tcase_add_test(tc, status_names);
-  suite_add_tcase(s, tc);
+	tc = tcase_create("packets");
+	tcase_add_test(tc, request_sizes);
+	tcase_add_test(tc, request_sequence);
+	tcase_add_test(tc, reply_tracking);
+	tcase_add_test(tc, reply_null);
+	tcase_add_test(tc, reply_malformed);
+	tcase_add_test(tc, status_names);
+	suite_add_tcase(s, tc);
 
-  tc = tcase_create("client");
-  tcase_set_timeout(tc, 20);
-  tcase_add_test(tc, client_socket_path);
-  tcase_add_test(tc, client_two_in_one_process);
-  tcase_add_test(tc, client_handover);
-  tcase_add_test(tc, client_handover_optional_steps);
-  tcase_add_test(tc, client_no_offset_sample);
-  tcase_add_test(tc, client_stale_replies_discarded);
-  tcase_add_test(tc, client_resend_idempotent);
-  tcase_add_test(tc, client_no_resend_dfreq);
-  tcase_add_test(tc, client_status_failure);
-  tcase_add_test(tc, client_chronyd_absent);
-  tcase_add_test(tc, client_reconnects);
-  tcase_add_test(tc, client_close_from_callback);
-  tcase_add_test(tc, client_cancel);
-  tcase_add_test(tc, client_blocking);
-  suite_add_tcase(s, tc);
+	tc = tcase_create("client");
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, client_socket_path);
+	tcase_add_test(tc, client_two_in_one_process);
+	tcase_add_test(tc, client_handover);
+	tcase_add_test(tc, client_handover_optional_steps);
+	tcase_add_test(tc, client_no_offset_sample);
+	tcase_add_test(tc, client_stale_replies_discarded);
+	tcase_add_test(tc, client_resend_idempotent);
+	tcase_add_test(tc, client_no_resend_dfreq);
+	tcase_add_test(tc, client_status_failure);
+	tcase_add_test(tc, client_chronyd_absent);
+	tcase_add_test(tc, client_reconnects);
+	tcase_add_test(tc, client_close_from_callback);
+	tcase_add_test(tc, client_cancel);
+	tcase_add_test(tc, client_blocking);
+	suite_add_tcase(s, tc);
 
-  return s;
+	return s;
 }
 
-int
-main(void)
+int main(void)
 {
-  SRunner *sr;
-  const char *env = getenv("CCL_TEST_SEED");
-  int failed;
+	SRunner *sr;
+	const char *env = getenv("CCL_TEST_SEED");
+	int failed;
 
-  seed = env ? (unsigned int)strtoul(env, NULL, 0) : (unsigned int)time(NULL);
-  printf("check_chronyctl: random seed %u (CCL_TEST_SEED=%u repeats it)\n", seed, seed);
-  srand(seed);
+	seed = env ? (unsigned int)strtoul(env, NULL, 0) : (unsigned int)time(NULL);
+	printf("check_chronyctl: random seed %u (CCL_TEST_SEED=%u repeats it)\n", seed, seed);
+	srand(seed);
 
-  sr = srunner_create(chronyctl_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	sr = srunner_create(chronyctl_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -36,345 +36,378 @@
 #include "../daemon/chronyctl.h"
 
 enum {
-  OPT_ONCE = 256, OPT_JSON, OPT_RESET, OPT_DFREQ, OPT_DOFFSET, OPT_BURST, OPT_HANDOVER,
-  OPT_TIMEOUT,
+	OPT_ONCE = 256,
+	OPT_JSON,
+	OPT_RESET,
+	OPT_DFREQ,
+	OPT_DOFFSET,
+	OPT_BURST,
+	OPT_HANDOVER,
+	OPT_TIMEOUT,
 };
 
-static const char *
-errno_name(int e)
+static const char *errno_name(int e)
 {
-  switch (e) {
-    case 0: return "0";
-    case ENOENT: return "ENOENT";
-    case ECONNREFUSED: return "ECONNREFUSED";
-    case ETIMEDOUT: return "ETIMEDOUT";
-    case EPROTO: return "EPROTO";
-    case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
-    case EACCES: return "EACCES";
-    case EINVAL: return "EINVAL";
-    case ESRCH: return "ESRCH";
-    case EIO: return "EIO";
-    case EMSGSIZE: return "EMSGSIZE";
-    case ENODATA: return "ENODATA";
-    case EBUSY: return "EBUSY";
-    default: return "EOTHER";
-  }
+	switch (e) {
+	case 0:
+		return "0";
+	case ENOENT:
+		return "ENOENT";
+	case ECONNREFUSED:
+		return "ECONNREFUSED";
+	case ETIMEDOUT:
+		return "ETIMEDOUT";
+	case EPROTO:
+		return "EPROTO";
+	case EPROTONOSUPPORT:
+		return "EPROTONOSUPPORT";
+	case EACCES:
+		return "EACCES";
+	case EINVAL:
+		return "EINVAL";
+	case ESRCH:
+		return "ESRCH";
+	case EIO:
+		return "EIO";
+	case EMSGSIZE:
+		return "EMSGSIZE";
+	case ENODATA:
+		return "ENODATA";
+	case EBUSY:
+		return "EBUSY";
+	default:
+		return "EOTHER";
+	}
 }
 
-static void
-usage(FILE *f)
+static void usage(FILE *f)
 {
-  fprintf(f,
-          "usage: chrony-observe -s SOCK [-i interval_ms] [-n count | -t seconds] [-H] [-k]\n"
-          "       chrony-observe -s SOCK --once [--json]\n"
-          "       chrony-observe -s SOCK --reset | --dfreq PPM | --doffset S | --burst\n"
-          "       chrony-observe -s SOCK --handover DFREQ_PPM,O_S [-n repeats]\n"
-          "       common: [--timeout ms] (per request, default 100)\n");
+	fprintf(f,
+		"usage: chrony-observe -s SOCK [-i interval_ms] [-n count | -t seconds] [-H] [-k]\n"
+		"       chrony-observe -s SOCK --once [--json]\n"
+		"       chrony-observe -s SOCK --reset | --dfreq PPM | --doffset S | --burst\n"
+		"       chrony-observe -s SOCK --handover DFREQ_PPM,O_S [-n repeats]\n"
+		"       common: [--timeout ms] (per request, default 100)\n");
 }
 
-static void
-midpoint(const CCL_Reply *r, struct timespec *mid)
+static void midpoint(const CCL_Reply *r, struct timespec *mid)
 {
-  int64_t a = (int64_t)r->tx_real.tv_sec * 1000000000 + r->tx_real.tv_nsec;
-  int64_t b = (int64_t)r->rx_real.tv_sec * 1000000000 + r->rx_real.tv_nsec;
-  int64_t m = a + (b - a) / 2;
+	int64_t a = (int64_t)r->tx_real.tv_sec * 1000000000 + r->tx_real.tv_nsec;
+	int64_t b = (int64_t)r->rx_real.tv_sec * 1000000000 + r->rx_real.tv_nsec;
+	int64_t m = a + (b - a) / 2;
 
-  mid->tv_sec = (time_t)(m / 1000000000);
-  mid->tv_nsec = (long)(m % 1000000000);
+	mid->tv_sec = (time_t)(m / 1000000000);
+	mid->tv_nsec = (long)(m % 1000000000);
 }
 
-static void
-print_line(const CCL_Reply *r)
+static void print_line(const CCL_Reply *r)
 {
-  const CCL_Tracking *t = &r->tracking;
-  struct timespec mid;
+	const CCL_Tracking *t = &r->tracking;
+	struct timespec mid;
 
-  midpoint(r, &mid);
-  printf("%lld.%09ld %" PRId64 " %+.9e %+.6f %u %08" PRIx32 " %.9e %u %+.9e %.9e %.6f %.9e %+.6f %.3f\n",
-         (long long)mid.tv_sec, mid.tv_nsec, r->rtt_ns, t->current_correction, t->freq_ppm,
-         t->leap_status, t->ref_id, t->root_dispersion, t->stratum, t->last_offset,
-         t->rms_offset, t->skew_ppm, t->root_delay, t->resid_freq_ppm,
-         t->last_update_interval);
+	midpoint(r, &mid);
+	printf("%lld.%09ld %" PRId64 " %+.9e %+.6f %u %08" PRIx32
+	       " %.9e %u %+.9e %.9e %.6f %.9e %+.6f %.3f\n",
+	       (long long)mid.tv_sec, mid.tv_nsec, r->rtt_ns, t->current_correction, t->freq_ppm,
+	       t->leap_status, t->ref_id, t->root_dispersion, t->stratum, t->last_offset,
+	       t->rms_offset, t->skew_ppm, t->root_delay, t->resid_freq_ppm,
+	       t->last_update_interval);
 }
 
-static void
-print_json(const CCL_Reply *r)
+static void print_json(const CCL_Reply *r)
 {
-  const CCL_Tracking *t = &r->tracking;
-  struct timespec mid;
+	const CCL_Tracking *t = &r->tracking;
+	struct timespec mid;
 
-  midpoint(r, &mid);
-  printf("{\"time\": %lld.%09ld, \"rtt_ns\": %" PRId64 ", \"ref_id\": \"%08" PRIx32 "\", "
-         "\"stratum\": %u, \"leap_status\": %u, \"ref_time\": %lld.%09ld, "
-         "\"current_correction\": %.9e, \"last_offset\": %.9e, \"rms_offset\": %.9e, "
-         "\"freq_ppm\": %.6f, \"resid_freq_ppm\": %.6f, \"skew_ppm\": %.6f, "
-         "\"root_delay\": %.9e, \"root_dispersion\": %.9e, \"last_update_interval\": %.3f}\n",
-         (long long)mid.tv_sec, mid.tv_nsec, r->rtt_ns, t->ref_id, t->stratum,
-         t->leap_status, (long long)t->ref_time.tv_sec, t->ref_time.tv_nsec,
-         t->current_correction, t->last_offset, t->rms_offset, t->freq_ppm,
-         t->resid_freq_ppm, t->skew_ppm, t->root_delay, t->root_dispersion,
-         t->last_update_interval);
+	midpoint(r, &mid);
+	printf("{\"time\": %lld.%09ld, \"rtt_ns\": %" PRId64 ", \"ref_id\": \"%08" PRIx32 "\", "
+	       "\"stratum\": %u, \"leap_status\": %u, \"ref_time\": %lld.%09ld, "
+	       "\"current_correction\": %.9e, \"last_offset\": %.9e, \"rms_offset\": %.9e, "
+	       "\"freq_ppm\": %.6f, \"resid_freq_ppm\": %.6f, \"skew_ppm\": %.6f, "
+	       "\"root_delay\": %.9e, \"root_dispersion\": %.9e, \"last_update_interval\": %.3f}\n",
+	       (long long)mid.tv_sec, mid.tv_nsec, r->rtt_ns, t->ref_id, t->stratum, t->leap_status,
+	       (long long)t->ref_time.tv_sec, t->ref_time.tv_nsec, t->current_correction,
+	       t->last_offset, t->rms_offset, t->freq_ppm, t->resid_freq_ppm, t->skew_ppm,
+	       t->root_delay, t->root_dispersion, t->last_update_interval);
 }
 
-static int
-report_error(const char *what, int err, const CCL_Reply *r)
+static int report_error(const char *what, int err, const CCL_Reply *r)
 {
-  if (r && r->status != CCL_STT_SUCCESS) {
-    printf("error=%s status=%u (%s)\n", errno_name(-err), r->status, CCL_StatusName(r->status));
-    return 3;
-  }
-  printf("error=%s status=- (%s: %s)\n", errno_name(-err), what, strerror(-err));
-  return 1;
+	if (r && r->status != CCL_STT_SUCCESS) {
+		printf("error=%s status=%u (%s)\n", errno_name(-err), r->status,
+		       CCL_StatusName(r->status));
+		return 3;
+	}
+	printf("error=%s status=- (%s: %s)\n", errno_name(-err), what, strerror(-err));
+	return 1;
 }
 
-static int
-run_command(CCL_Client c, CCL_Packet *p, int timeout_ms)
+static int run_command(CCL_Client c, CCL_Packet *p, int timeout_ms)
 {
-  CCL_Reply r;
-  int err;
+	CCL_Reply r;
+	int err;
 
-  err = CCL_Request(c, p, &r, timeout_ms);
-  if (err < 0)
-    return report_error("request", err, &r);
-  printf("ok rtt_ns=%" PRId64 "\n", r.rtt_ns);
-  return 0;
+	err = CCL_Request(c, p, &r, timeout_ms);
+	if (err < 0)
+		return report_error("request", err, &r);
+	printf("ok rtt_ns=%" PRId64 "\n", r.rtt_ns);
+	return 0;
 }
 
-static int
-observe(CCL_Client c, int interval_ms, long count, double seconds, int once, int json,
-        int header, int keep_going, int timeout_ms)
+static int observe(CCL_Client c, int interval_ms, long count, double seconds, int once, int json,
+		   int header, int keep_going, int timeout_ms)
 {
-  struct timespec next, start;
-  CCL_Packet p;
-  CCL_Reply r;
-  long n;
-  int err, rc;
+	struct timespec next, start;
+	CCL_Packet p;
+	CCL_Reply r;
+	long n;
+	int err, rc;
 
-  if (header && !json)
-    printf("# midpoint rtt_ns correction_s freq_ppm leap ref_id root_dispersion stratum "
-           "last_offset rms_offset skew_ppm root_delay resid_freq_ppm update_interval\n");
+	if (header && !json)
+		printf("# midpoint rtt_ns correction_s freq_ppm leap ref_id root_dispersion "
+		       "stratum "
+		       "last_offset rms_offset skew_ppm root_delay resid_freq_ppm "
+		       "update_interval\n");
 
-  clock_gettime(CLOCK_MONOTONIC, &start);
-  next = start;
-  for (n = 0; ; n++) {
-    CCL_MakeTracking(&p);
-    err = CCL_Request(c, &p, &r, timeout_ms);
-    if (err < 0) {
-      rc = report_error("tracking", err, &r);
-      fflush(stdout);
-      if (!keep_going)
-        return rc;
-    } else if (json)
-      print_json(&r);
-    else
-      print_line(&r);
-    fflush(stdout);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	next = start;
+	for (n = 0;; n++) {
+		CCL_MakeTracking(&p);
+		err = CCL_Request(c, &p, &r, timeout_ms);
+		if (err < 0) {
+			rc = report_error("tracking", err, &r);
+			fflush(stdout);
+			if (!keep_going)
+				return rc;
+		} else if (json)
+			print_json(&r);
+		else
+			print_line(&r);
+		fflush(stdout);
 
-    if (once || (count > 0 && n + 1 >= count))
-      break;
-    next.tv_nsec += (long)interval_ms * 1000000;
-    while (next.tv_nsec >= 1000000000) {
-      next.tv_nsec -= 1000000000;
-      next.tv_sec++;
-    }
-    if (seconds > 0.0) {
-      double left = (double)(next.tv_sec - start.tv_sec) +
-                    (double)(next.tv_nsec - start.tv_nsec) * 1e-9;
-      if (left > seconds)
-        break;
-    }
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
-      ;
-  }
-  return 0;
+		if (once || (count > 0 && n + 1 >= count))
+			break;
+		next.tv_nsec += (long)interval_ms * 1000000;
+		while (next.tv_nsec >= 1000000000) {
+			next.tv_nsec -= 1000000000;
+			next.tv_sec++;
+		}
+		if (seconds > 0.0) {
+			double left = (double)(next.tv_sec - start.tv_sec) +
+				      (double)(next.tv_nsec - start.tv_nsec) * 1e-9;
+			if (left > seconds)
+				break;
+		}
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
+			;
+	}
+	return 0;
 }
 
 /* ---- handover through the asynchronous path ---- */
 
 typedef struct {
-  struct event_base *base;
-  double o;
-  CCL_Result result;
-  int done;
+	struct event_base *base;
+	double o;
+	CCL_Result result;
+	int done;
 } HandoverRun;
 
-static double
-fixed_offset(void *arg)
+static double fixed_offset(void *arg)
 {
-  return ((HandoverRun *)arg)->o;
+	return ((HandoverRun *)arg)->o;
 }
 
-static void
-handover_done(const CCL_Result *r, void *arg)
+static void handover_done(const CCL_Result *r, void *arg)
 {
-  HandoverRun *h = arg;
+	HandoverRun *h = arg;
 
-  h->result = *r;
-  h->done = 1;
-  event_base_loopbreak(h->base);
+	h->result = *r;
+	h->done = 1;
+	event_base_loopbreak(h->base);
 }
 
-static int
-handover(const char *sock, const char *spec, long repeats, int timeout_ms)
+static int handover(const char *sock, const char *spec, long repeats, int timeout_ms)
 {
-  CCL_HandoverParams p;
-  HandoverRun h;
-  CCL_Client c;
-  char *end;
-  double dfreq;
-  long i;
-  int s, rc = 0;
+	CCL_HandoverParams p;
+	HandoverRun h;
+	CCL_Client c;
+	char *end;
+	double dfreq;
+	long i;
+	int s, rc = 0;
 
-  memset(&h, 0, sizeof(h));
-  memset(&p, 0, sizeof(p));
-  dfreq = strtod(spec, &end);
-  if (*end != ',' || !isfinite(dfreq)) {
-    fprintf(stderr, "chrony-observe: --handover wants DFREQ_PPM,O_S\n");
-    return 2;
-  }
-  h.o = strtod(end + 1, &end);
-  if (*end || !isfinite(h.o)) {
-    fprintf(stderr, "chrony-observe: --handover wants DFREQ_PPM,O_S\n");
-    return 2;
-  }
-  h.base = event_base_new();
-  c = CCL_Open(sock, h.base);
-  if (!c) {
-    fprintf(stderr, "chrony-observe: %s: %s\n", sock, strerror(errno));
-    return 1;
-  }
-  p.have_dfreq = dfreq != 0.0;
-  p.dfreq_ppm = dfreq;
-  p.offset_fn = fixed_offset;
-  p.offset_arg = &h;
-  p.timeout_ms = timeout_ms;
+	memset(&h, 0, sizeof(h));
+	memset(&p, 0, sizeof(p));
+	dfreq = strtod(spec, &end);
+	if (*end != ',' || !isfinite(dfreq)) {
+		fprintf(stderr, "chrony-observe: --handover wants DFREQ_PPM,O_S\n");
+		return 2;
+	}
+	h.o = strtod(end + 1, &end);
+	if (*end || !isfinite(h.o)) {
+		fprintf(stderr, "chrony-observe: --handover wants DFREQ_PPM,O_S\n");
+		return 2;
+	}
+	h.base = event_base_new();
+	c = CCL_Open(sock, h.base);
+	if (!c) {
+		fprintf(stderr, "chrony-observe: %s: %s\n", sock, strerror(errno));
+		return 1;
+	}
+	p.have_dfreq = dfreq != 0.0;
+	p.dfreq_ppm = dfreq;
+	p.offset_fn = fixed_offset;
+	p.offset_arg = &h;
+	p.timeout_ms = timeout_ms;
 
-  for (i = 0; i < (repeats > 0 ? repeats : 1); i++) {
-    h.done = 0;
-    if (CCL_StartHandover(c, &p, handover_done, &h) < 0) {
-      fprintf(stderr, "chrony-observe: handover: %s\n", strerror(errno));
-      rc = 1;
-      break;
-    }
-    event_base_dispatch(h.base);
-    if (!h.done) {
-      rc = 1;
-      break;
-    }
-    if (!h.result.ok) {
-      printf("error=%s status=%d (%s at %s)\n", errno_name(h.result.error), h.result.status,
-             h.result.reason, CCL_StepName(h.result.failed_step));
-      rc = h.result.status > 0 ? 3 : 1;
-      break;
-    }
-    printf("ok total_ns=%" PRId64, h.result.duration_ns);
-    for (s = CCL_STEP_RESET; s <= CCL_STEP_DOFFSET; s++)
-      printf(" %s_ns=%" PRId64, s == CCL_STEP_RESET ? "reset" : CCL_StepName((CCL_Step)s),
-             h.result.rtt_ns[s]);
-    printf(" c=%+.9e o=%+.9e doffset=%+.9e datagrams=%d\n", h.result.correction,
-           h.result.offset, h.result.doffset, h.result.attempts);
-  }
+	for (i = 0; i < (repeats > 0 ? repeats : 1); i++) {
+		h.done = 0;
+		if (CCL_StartHandover(c, &p, handover_done, &h) < 0) {
+			fprintf(stderr, "chrony-observe: handover: %s\n", strerror(errno));
+			rc = 1;
+			break;
+		}
+		event_base_dispatch(h.base);
+		if (!h.done) {
+			rc = 1;
+			break;
+		}
+		if (!h.result.ok) {
+			printf("error=%s status=%d (%s at %s)\n", errno_name(h.result.error),
+			       h.result.status, h.result.reason,
+			       CCL_StepName(h.result.failed_step));
+			rc = h.result.status > 0 ? 3 : 1;
+			break;
+		}
+		printf("ok total_ns=%" PRId64, h.result.duration_ns);
+		for (s = CCL_STEP_RESET; s <= CCL_STEP_DOFFSET; s++)
+			printf(" %s_ns=%" PRId64,
+			       s == CCL_STEP_RESET ? "reset" : CCL_StepName((CCL_Step)s),
+			       h.result.rtt_ns[s]);
+		printf(" c=%+.9e o=%+.9e doffset=%+.9e datagrams=%d\n", h.result.correction,
+		       h.result.offset, h.result.doffset, h.result.attempts);
+	}
 
-  CCL_Close(c);
-  event_base_free(h.base);
-  return rc;
+	CCL_Close(c);
+	event_base_free(h.base);
+	return rc;
 }
 
-int
-main(int argc, char **argv)
+int main(int argc, char **argv)
 {
-  static const struct option longopts[] = {
-    { "once", no_argument, NULL, OPT_ONCE },
-    { "json", no_argument, NULL, OPT_JSON },
-    { "reset", no_argument, NULL, OPT_RESET },
-    { "dfreq", required_argument, NULL, OPT_DFREQ },
-    { "doffset", required_argument, NULL, OPT_DOFFSET },
-    { "burst", no_argument, NULL, OPT_BURST },
-    { "handover", required_argument, NULL, OPT_HANDOVER },
-    { "timeout", required_argument, NULL, OPT_TIMEOUT },
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
-  };
-  const char *sock = NULL, *handover_spec = NULL;
-  int opt, interval_ms = 100, once = 0, json = 0, header = 0, keep_going = 0;
-  int timeout_ms = 100;
-  int command = 0, rc;
-  double value = 0.0, seconds = 0.0;
-  long count = 0;
-  CCL_Client c;
-  CCL_Packet p;
+	static const struct option longopts[] = {
+		{"once", no_argument, NULL, OPT_ONCE},
+		{"json", no_argument, NULL, OPT_JSON},
+		{"reset", no_argument, NULL, OPT_RESET},
+		{"dfreq", required_argument, NULL, OPT_DFREQ},
+		{"doffset", required_argument, NULL, OPT_DOFFSET},
+		{"burst", no_argument, NULL, OPT_BURST},
+		{"handover", required_argument, NULL, OPT_HANDOVER},
+		{"timeout", required_argument, NULL, OPT_TIMEOUT},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *sock = NULL, *handover_spec = NULL;
+	int opt, interval_ms = 100, once = 0, json = 0, header = 0, keep_going = 0;
+	int timeout_ms = 100;
+	int command = 0, rc;
+	double value = 0.0, seconds = 0.0;
+	long count = 0;
+	CCL_Client c;
+	CCL_Packet p;
 
-  while ((opt = getopt_long(argc, argv, "s:i:n:t:Hkh", longopts, NULL)) != -1) {
-    switch (opt) {
-      case 's': sock = optarg; break;
-      case 'i': interval_ms = atoi(optarg); break;
-      case 'n': count = atol(optarg); break;
-      case 't': seconds = atof(optarg); break;
-      case 'H': header = 1; break;
-      case 'k': keep_going = 1; break;
-      case OPT_ONCE: once = 1; break;
-      case OPT_JSON: json = 1; break;
-      case OPT_TIMEOUT: timeout_ms = atoi(optarg); break;
-      case OPT_HANDOVER: handover_spec = optarg; break;
-      case OPT_DFREQ:
-      case OPT_DOFFSET:
-        value = atof(optarg);
-        command = opt;
-        break;
-      case OPT_RESET:
-      case OPT_BURST:
-        command = opt;
-        break;
-      case 'h':
-        usage(stdout);
-        return 0;
-      default:
-        usage(stderr);
-        return 2;
-    }
-  }
-  if (!sock || optind != argc || interval_ms <= 0 || timeout_ms <= 0) {
-    usage(stderr);
-    return 2;
-  }
-  if (json && !once) {
-    fprintf(stderr, "chrony-observe: --json goes with --once\n");
-    return 2;
-  }
+	while ((opt = getopt_long(argc, argv, "s:i:n:t:Hkh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			sock = optarg;
+			break;
+		case 'i':
+			interval_ms = atoi(optarg);
+			break;
+		case 'n':
+			count = atol(optarg);
+			break;
+		case 't':
+			seconds = atof(optarg);
+			break;
+		case 'H':
+			header = 1;
+			break;
+		case 'k':
+			keep_going = 1;
+			break;
+		case OPT_ONCE:
+			once = 1;
+			break;
+		case OPT_JSON:
+			json = 1;
+			break;
+		case OPT_TIMEOUT:
+			timeout_ms = atoi(optarg);
+			break;
+		case OPT_HANDOVER:
+			handover_spec = optarg;
+			break;
+		case OPT_DFREQ:
+		case OPT_DOFFSET:
+			value = atof(optarg);
+			command = opt;
+			break;
+		case OPT_RESET:
+		case OPT_BURST:
+			command = opt;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!sock || optind != argc || interval_ms <= 0 || timeout_ms <= 0) {
+		usage(stderr);
+		return 2;
+	}
+	if (json && !once) {
+		fprintf(stderr, "chrony-observe: --json goes with --once\n");
+		return 2;
+	}
 
-  if (handover_spec)
-    return handover(sock, handover_spec, count, timeout_ms);
+	if (handover_spec)
+		return handover(sock, handover_spec, count, timeout_ms);
 
-  c = CCL_Open(sock, NULL);
-  if (!c) {
-    fprintf(stderr, "chrony-observe: cannot open a socket next to %s: %s\n", sock,
-            strerror(errno));
-    return 1;
-  }
+	c = CCL_Open(sock, NULL);
+	if (!c) {
+		fprintf(stderr, "chrony-observe: cannot open a socket next to %s: %s\n", sock,
+			strerror(errno));
+		return 1;
+	}
 
-  switch (command) {
-    case OPT_RESET:
-      CCL_MakeResetSources(&p);
-      rc = run_command(c, &p, timeout_ms);
-      break;
-    case OPT_DFREQ:
-      CCL_MakeDfreq(&p, value);
-      rc = run_command(c, &p, timeout_ms);
-      break;
-    case OPT_DOFFSET:
-      CCL_MakeDoffset(&p, value);
-      rc = run_command(c, &p, timeout_ms);
-      break;
-    case OPT_BURST:
-      CCL_MakeBurst(&p, 4, 8);
-      rc = run_command(c, &p, timeout_ms);
-      break;
-    default:
-      rc = observe(c, interval_ms, count, seconds, once, json, header, keep_going,
-                   timeout_ms);
-      break;
-  }
+	switch (command) {
+	case OPT_RESET:
+		CCL_MakeResetSources(&p);
+		rc = run_command(c, &p, timeout_ms);
+		break;
+	case OPT_DFREQ:
+		CCL_MakeDfreq(&p, value);
+		rc = run_command(c, &p, timeout_ms);
+		break;
+	case OPT_DOFFSET:
+		CCL_MakeDoffset(&p, value);
+		rc = run_command(c, &p, timeout_ms);
+		break;
+	case OPT_BURST:
+		CCL_MakeBurst(&p, 4, 8);
+		rc = run_command(c, &p, timeout_ms);
+		break;
+	default:
+		rc = observe(c, interval_ms, count, seconds, once, json, header, keep_going,
+			     timeout_ms);
+		break;
+	}
 
-  CCL_Close(c);
-  return rc;
+	CCL_Close(c);
+	return rc;
 }
