@@ -9,9 +9,6 @@
 
 #define VMCLOCK_HIDDEN __attribute__((visibility("hidden")))
 
-/* ticks * rate >> (64 + shift), in nanoseconds, rounded up; saturates just
- * below VMCLOCK_ERROR_UNKNOWN. */
-VMCLOCK_HIDDEN uint64_t convert_ticks_to_ns_ceil(uint64_t ticks, uint64_t rate, unsigned shift);
 
 struct vmclock;
 struct vmclock_abi;

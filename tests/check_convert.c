@@ -630,8 +630,7 @@ END_TEST
  * ceil(ticks * rate * 1e9 / 2^(64+shift)) where the bits shifted off by the
  * period shift are what pushes the exact value past a whole nanosecond:
  * ticks 2^40, shift 63, rate (q << 23) | (2^23 - 1) with q = 18446744073
- * gives 1.000000000016 ns exactly, so the bound must be 2 ns.  Registered
- * only with VMCLOCK_TEST_KNOWN_BUGS=1 until refclock/convert.c is fixed.
+ * gives 1.000000000016 ns exactly, so the bound must be 2 ns.
  */
 START_TEST(test_error_ceil_carry)
 {
@@ -929,7 +928,6 @@ Suite *convert_suite(void)
 {
 	Suite *s = suite_create("convert");
 	TCase *tc = tcase_create("fixed");
-	const char *bugs = getenv("VMCLOCK_TEST_KNOWN_BUGS");
 
 	tcase_add_test(tc, test_reference_bignum);
 	tcase_add_test(tc, test_shift0);
@@ -940,8 +938,7 @@ Suite *convert_suite(void)
 	tcase_add_test(tc, test_error_bounds);
 	tcase_add_test(tc, test_error_flags);
 	tcase_add_test(tc, test_error_unknown_and_saturation);
-	if (bugs && strcmp(bugs, "1") == 0)
-		tcase_add_test(tc, test_error_ceil_carry);
+	tcase_add_test(tc, test_error_ceil_carry);
 	tcase_add_test(tc, test_tai);
 	tcase_add_test(tc, test_utc_ignores_tai_offset);
 	tcase_add_test(tc, test_monotonic);

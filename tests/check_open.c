@@ -509,8 +509,7 @@ START_TEST(test_live_gettime)
 END_TEST
 
 /* A FIFO is neither a device nor a page file: ENODEV, without blocking in
- * open(2) for a writer that never comes.  Registered only with
- * VMCLOCK_TEST_KNOWN_BUGS=1 until refclock/vmclock.c opens non-blocking. */
+ * open(2) for a writer that never comes. */
 START_TEST(test_fifo)
 {
 	char *path = tp_path(dir, "fifo");
@@ -541,7 +540,6 @@ Suite *open_suite(void)
 {
 	Suite *s = suite_create("open");
 	TCase *tc = tcase_create("errors");
-	const char *bugs = getenv("VMCLOCK_TEST_KNOWN_BUGS");
 
 	tcase_add_checked_fixture(tc, make_dir, remove_dir);
 	tcase_add_test(tc, test_missing);
@@ -556,8 +554,7 @@ Suite *open_suite(void)
 	tcase_add_test(tc, test_marker_only);
 	tcase_add_test(tc, test_handle);
 	tcase_add_test(tc, test_page_goes_bad);
-	if (bugs && strcmp(bugs, "1") == 0)
-		tcase_add_test(tc, test_fifo);
+	tcase_add_test(tc, test_fifo);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("live");

@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ *
+ * convert.h - counter reading to time and error bounds, integer only.
+ *
+ * The page gives time as a linear function of the counter:
+ *   T = time_sec + (time_frac_sec + (delta * period >> shift)) / 2^64
+ * with delta = counter - counter_value and period in units of
+ * 2^-(64+shift) s.  As in ptp_vmclock the product is 128 bits wide and the
+ * nanoseconds are the fraction times 10^9, truncated.  Unlike the kernel, a
+ * counter slightly *behind* counter_value (delta negative as a signed 64-bit
+ * number) converts backwards instead of to a date centuries ahead; the two
+ * agree for every delta below 2^63 ticks, which covers counter wrap.
+ *
+ * No floating point anywhere here: the daemon's samples and the library's
+ * bounds come from this file.  Static inline, because vmclock_gettime()
+ * must cost about what clock_gettime() does: a call through the PLT and an
+ * out-of-line bound computation were a third of it.
+ */
+#ifndef VMCLOCK_CONVERT_H
+#define VMCLOCK_CONVERT_H
+
+#include <errno.h>
+#include <stdbool.h>
+
+#include "vmclock.h"
+
+typedef unsigned __int128 u128;
+
+#define NSEC_PER_SEC 1000000000u
+/* Larger shifts would make the period finer than 2^-127 s: not a clock. */
+#define MAX_PERIOD_SHIFT 63u
+
+/*
+ * ceil(ticks * rate * 10^9 / 2^(64 + shift)), saturating just below
+ * VMCLOCK_ERROR_UNKNOWN.  The product times 10^9 is formed exactly in 192
+ * bits (w2:w1:w0) before the division, so that no remainder is lost and a
+ * bound is never rounded down.
+ */
+static inline __attribute__((always_inline)) uint64_t convert_ticks_to_ns_ceil(uint64_t ticks, uint64_t rate, unsigned shift)
+{
+	u128 p = (u128)ticks * rate;
+	u128 lo = (u128)(uint64_t)p * NSEC_PER_SEC;
+	u128 hi = (u128)(uint64_t)(p >> 64) * NSEC_PER_SEC;
+	u128 mid = (lo >> 64) + (uint64_t)hi;
+	uint64_t w0 = (uint64_t)lo, w1 = (uint64_t)mid;
+	uint64_t w2 = (uint64_t)(hi >> 64) + (uint64_t)(mid >> 64);
+	u128 q = (((u128)w2 << 64) | w1) >> shift;
+	bool inexact = w0 || (shift && (w1 & ((1ull << shift) - 1)));
+
+	if (q >= VMCLOCK_ERROR_UNKNOWN - 1)
+		return VMCLOCK_ERROR_UNKNOWN - 1;
+	return (uint64_t)q + inexact;
+}
+
+/* A page error plus its growth since the anchor, or UNKNOWN. */
+static inline __attribute__((always_inline)) uint64_t grown_error(uint64_t flags, uint64_t time_flag, uint64_t rate_flag,
+			    uint64_t time_err, uint64_t rate, uint64_t ticks, unsigned shift)
+{
+	uint64_t growth;
+
+	if (!(flags & time_flag) || time_err == VMCLOCK_ERROR_UNKNOWN)
+		return VMCLOCK_ERROR_UNKNOWN;
+	if (ticks == 0)
+		return time_err;
+	/* Without a period error the bound cannot be carried forward. */
+	if (!(flags & rate_flag))
+		return VMCLOCK_ERROR_UNKNOWN;
+	growth = convert_ticks_to_ns_ceil(ticks, rate, shift);
+	if (growth >= VMCLOCK_ERROR_UNKNOWN - time_err)
+		return VMCLOCK_ERROR_UNKNOWN - 1;
+	return time_err + growth;
+}
+
+static inline __attribute__((always_inline)) int convert_page(const struct vmclock_abi *page, uint64_t counter,
+			       struct vmclock_time *out)
+{
+	uint64_t flags = vmclock_le64(page->flags);
+	uint64_t anchor = vmclock_le64(page->counter_value);
+	uint64_t period = vmclock_le64(page->counter_period_frac_sec);
+	unsigned shift = page->counter_period_shift;
+	int64_t delta = (int64_t)(counter - anchor);
+	uint64_t ticks = delta < 0 ? 0 - (uint64_t)delta : (uint64_t)delta;
+	u128 t0, step, t;
+	uint64_t sec, frac;
+
+	if (page->counter_id == VMCLOCK_COUNTER_INVALID ||
+	    page->clock_status == VMCLOCK_STATUS_UNRELIABLE) {
+		errno = ENODATA;
+		return -1;
+	}
+	if (shift > MAX_PERIOD_SHIFT) {
+		errno = ERANGE;
+		return -1;
+	}
+
+	t0 = ((u128)vmclock_le64(page->time_sec) << 64) | vmclock_le64(page->time_frac_sec);
+	step = ((u128)ticks * period) >> shift;
+	if (delta >= 0) {
+		t = t0 + step;
+		if (t < t0) {
+			errno = ERANGE;
+			return -1;
+		}
+	} else {
+		if (step > t0) {
+			errno = ERANGE;
+			return -1;
+		}
+		t = t0 - step;
+	}
+	sec = (uint64_t)(t >> 64);
+	frac = (uint64_t)t;
+	if (sec > (uint64_t)INT64_MAX - 0x8000u) { /* room for the TAI offset */
+		errno = ERANGE;
+		return -1;
+	}
+
+	out->sec = (int64_t)sec;
+	out->nsec = (uint32_t)(((u128)frac * NSEC_PER_SEC) >> 64);
+	out->time_type = page->time_type;
+	out->utc_valid = false;
+	out->utc_sec = 0;
+	if (page->time_type == VMCLOCK_TIME_UTC) {
+		out->utc_valid = true;
+		out->utc_sec = out->sec;
+	} else if (page->time_type == VMCLOCK_TIME_TAI && (flags & VMCLOCK_FLAG_TAI_OFFSET_VALID)) {
+		/* tai_offset_sec is UTC - TAI, as ptp_vmclock applies it. */
+		out->utc_valid = true;
+		out->utc_sec = out->sec + (int16_t)vmclock_le16((uint16_t)page->tai_offset_sec);
+	}
+	out->utc_nsec = out->utc_valid ? out->nsec : 0;
+
+	out->esterror_ns = grown_error(flags, VMCLOCK_FLAG_TIME_ESTERROR_VALID,
+				       VMCLOCK_FLAG_PERIOD_ESTERROR_VALID,
+				       vmclock_le64(page->time_esterror_nanosec),
+				       vmclock_le64(page->counter_period_esterror_rate_frac_sec),
+				       ticks, shift);
+	out->maxerror_ns = grown_error(flags, VMCLOCK_FLAG_TIME_MAXERROR_VALID,
+				       VMCLOCK_FLAG_PERIOD_MAXERROR_VALID,
+				       vmclock_le64(page->time_maxerror_nanosec),
+				       vmclock_le64(page->counter_period_maxerror_rate_frac_sec),
+				       ticks, shift);
+	out->clock_status = page->clock_status;
+	out->leap_indicator = page->leap_indicator;
+	out->leap_second_smearing_hint = page->leap_second_smearing_hint;
+	out->flags = flags;
+	out->disruption_marker = vmclock_le64(page->disruption_marker);
+	out->vm_generation_counter = vmclock_le64(page->vm_generation_counter);
+	out->seq_count = vmclock_le32(page->seq_count);
+	out->counter = counter;
+	out->counter_period_frac_sec = period;
+	out->counter_period_shift = (uint8_t)shift;
+	return 0;
+}
+
+#endif /* VMCLOCK_CONVERT_H */
