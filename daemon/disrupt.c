@@ -334,6 +334,7 @@ bool DSR_Observe(const struct vmclock_abi *page)
 			return true;
 		}
 		current_gen = report.handled_gen;
+		current_marker = report.handled_marker;
 	}
 	if (gen != current_gen && (vmclock_le64(page->flags) & VMCLOCK_FLAG_VM_GEN_COUNTER_PRESENT)) {
 		char f1[48], f2[48];

@@ -16,6 +16,8 @@
 #define MAX_FIELDS 16
 #define LINE_MAX_LEN 1024
 
+#define JOURNAL_SOCKET "/run/systemd/journal/socket"
+
 static bool debug_enabled;
 static bool to_journal;
 
@@ -31,7 +33,11 @@ static bool stderr_is_journal(void)
 		return false;
 	if (fstat(STDERR_FILENO, &st) < 0)
 		return false;
-	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+	if ((unsigned long long)st.st_dev != dev || (unsigned long long)st.st_ino != ino)
+		return false;
+	/* sd_journal_sendv() reports success when the socket is missing
+	 * (a container with its own /run): messages would vanish. */
+	return access(JOURNAL_SOCKET, W_OK) == 0;
 }
 
 void LOG_Initialise(bool debug, bool force_stderr)

@@ -323,7 +323,9 @@ void SMP_Initialise(struct event_base *base, const CNF_Settings *settings)
 	if (cfg->ntp_shm >= 0)
 		if ((outputs[n_outputs] = FED_CreateShm(cfg->ntp_shm, cfg->ntp_shm_mode)))
 			n_outputs++;
-	report.reason = SMP_REASON_COUNT; /* so the first tick logs its state */
+	/* The first start logs the first tick's state; a reload goes on. */
+	if (!report.fed && report.reason == SMP_FED)
+		report.reason = SMP_REASON_COUNT;
 	tick_ev = evtimer_new(base, tick_cb, NULL);
 	event_active(tick_ev, EV_TIMEOUT, 0);
 }

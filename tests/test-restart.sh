@@ -1,0 +1,46 @@
+#!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
+#
+# test-restart.sh - the handled marker survives vmclockd restarts: a restart
+# is not a disruption, a disruption while vmclockd was down is handled when
+# it comes back; SIGHUP re-reads the configuration without losing samples.
+. "$(dirname "$0")/lib.sh"
+require_chronyd
+
+write_chrony_conf
+start_chronyd || fail "chronyd started"
+start_sim --offset-ns 500000 --interval-ms 100
+start_vmclockd
+check "VMC selected" wait_for 15 vmc_selected
+check "marker saved on first start" wait_for 2 grep -q '^marker 1$' "$T/state/marker"
+
+# A plain restart: no disruption, chrony keeps its samples.
+kill "$VMCLOCKD_PID"; wait "$VMCLOCKD_PID" 2>/dev/null
+np_before=$(vmc_np)
+start_vmclockd
+sleep 1
+check "restart is not a disruption" bash -c "! grep -q 'clock disruption' '$T/vmclockd.log'"
+check "chrony kept its samples over the restart (NP $np_before -> $(vmc_np))" test "$(vmc_np)" -ge "$np_before"
+
+# A migration while vmclockd is down: handled when it returns.
+kill "$VMCLOCKD_PID"; wait "$VMCLOCKD_PID" 2>/dev/null
+kill -USR1 "$SIM_PID"
+sleep 0.3
+start_vmclockd
+check "disruption while down is handled" \
+	wait_for 3 grep -q 'clock disruption while vmclockd was down: marker 1 -> 2' "$T/vmclockd.log"
+check "chronyd reset after it" wait_for 3 grep -q 'chronyd reset:' "$T/vmclockd.log"
+check "dfreq from the saved period" grep -Eq 'FREQ_CHANGE_PPM=(29\.99|30\.00)' "$T/vmclockd.log"
+check "marker 2 saved" wait_for 2 grep -q '^marker 2$' "$T/state/marker"
+check "VMC selected again" wait_for 10 vmc_selected
+
+# SIGHUP storm: the daemon reloads, keeps feeding, never dies.
+for _ in $(seq 20); do kill -HUP "$VMCLOCKD_PID"; sleep 0.01; done
+sleep 1
+check "alive after 20 SIGHUPs" kill -0 "$VMCLOCKD_PID"
+check "reloads logged" test "$(grep -c 'configuration reloaded' "$T/vmclockd.log")" -ge 1
+np1=$(vmc_np); sleep 1; np2=$(vmc_np)
+check "still feeding after the reloads (NP $np1 -> $np2 or full)" test "$np2" -ge "$np1"
+check "no second disruption from reloads" test "$(grep -c 'clock disruption' "$T/vmclockd.log")" -eq 1
+
+finish
