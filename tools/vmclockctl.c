@@ -1,19 +1,24 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  *
- * vmclockctl.c - inspect a vmclock device or page file.
+ * vmclockctl.c - inspect a vmclock device or page file, and vmclockd's state.
  *
  *   vmclockctl [-d PATH] status [--json]    every field of the page, decoded
  *   vmclockctl [-d PATH] time [--json]      device time against CLOCK_REALTIME
  *   vmclockctl [-d PATH] watch [--json] [--interval-ms N]
  *                                           one line per disruption or change
+ *   vmclockctl [-d PATH] [-s STATE] waitsync [--timeout S] [--max-error-ns N]
+ *                                           wait for a SYNCHRONIZED verdict
+ *   vmclockctl [-s STATE] daemon [--json]   vmclockd's published state, decoded
+ *   vmclockctl [-d PATH] [-s STATE] metrics Prometheus text exposition
  *
- * Exit status: 0 success, 1 the device is unusable (one line on stderr names
- * the cause), 2 usage error, 3 the page carries no time.
+ * Exit status: 0 success, 1 the device or state is unusable (one line on
+ * stderr names the cause; for waitsync: not synchronized in time), 2 usage
+ * error, 3 the page carries no time.
  *
- * Subcommands live in one table (commands[] below), each with its own option
- * parsing, so that later ones (daemon, metrics, waitsync) slot in beside
- * these.  Everything the page says is read through libvmclock; the few raw
- * bytes read here serve only to name what was wrong with a rejected page.
+ * Subcommands live in one table (commands[] below); the options a subcommand
+ * accepts are named in its row.  Everything the page and the state say is
+ * read through libvmclock; the few raw bytes read here serve only to name
+ * what was wrong with a rejected page or state file.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +36,7 @@
 #include <unistd.h>
 
 #include "vmclock.h"
+#include "vmclockd-state.h"
 
 #define PROG "vmclockctl"
 
@@ -685,13 +691,479 @@ static int watch_loop(const char *path, bool json, int interval_ms)
 	return rc;
 }
 
+/* ---- daemon state ---------------------------------------------------------- */
+
+/* vmclockd's withhold reasons in the order of withheld[] (daemon/sampler.h),
+ * as a key for JSON and metrics and as the daemon's own words. */
+static const struct {
+	const char *key, *text;
+} withhold_reasons[] = {
+	{ "fed", "not withheld" },
+	{ "no_device", "no vmclock device" },
+	{ "bad_page", "bad page" },
+	{ "unstable", "page never stable" },
+	{ "no_time", "page carries no time" },
+	{ "no_utc", "no UTC on the page" },
+	{ "not_synchronized", "host clock not synchronized" },
+	{ "no_bound", "no error bound on the page" },
+	{ "error_bound", "error bound too large" },
+	{ "smeared", "leap second smearing" },
+	{ "unsupported", "counter not readable here" },
+	{ "disruption", "handling a disruption" },
+};
+
+_Static_assert(sizeof(withhold_reasons) / sizeof(withhold_reasons[0]) == VMCLOCKD_STATE_REASONS,
+	       "one name per withhold reason of the state file");
+
+/* withheld[0] counts nothing: "fed" is not a reason to withhold. */
+#define FIRST_WITHHOLD_REASON 1
+
+static const char *sync_state_names[] = { "unknown", "synchronized", "unsynchronized", "disrupted" };
+
+static const char *sync_state_name(uint8_t s)
+{
+	return s < sizeof(sync_state_names) / sizeof(sync_state_names[0]) ? sync_state_names[s] : NULL;
+}
+
+static const char *withhold_key(uint8_t r)
+{
+	return r < VMCLOCKD_STATE_REASONS ? withhold_reasons[r].key : NULL;
+}
+
+static uint64_t ts_to_ns(const struct timespec *t)
+{
+	return (uint64_t)t->tv_sec * (uint64_t)NSEC_PER_SEC + (uint64_t)t->tv_nsec;
+}
+
+/* Everything the subcommands of the daemon's state look at, taken at one
+ * instant: a timestamp from libvmclock, the state and the device's page. */
+struct view {
+	struct vmclock_timestamp ts;
+	int state_err;            /* 0, or errno of vmclock_daemon_state */
+	struct vmclockd_state st; /* native-endian copy when state_err == 0 */
+	int64_t heartbeat_age_ns; /* realtime of ts minus the heartbeat */
+	bool fresh;               /* heartbeat within its timeout */
+	bool have_page;
+	struct vmclock_abi page;
+	bool have_offset;
+	struct vmclock_offset off;
+};
+
+static void state_to_native(struct vmclockd_state *s)
+{
+	s->magic = vmclock_le32(s->magic);
+	s->version = vmclock_le16(s->version);
+	s->size = vmclock_le16(s->size);
+	s->seq_count = vmclock_le32(s->seq_count);
+	s->heartbeat_timeout_ms = vmclock_le16(s->heartbeat_timeout_ms);
+	s->heartbeat_realtime_ns = vmclock_le64(s->heartbeat_realtime_ns);
+	s->heartbeat_monotonic_ns = vmclock_le64(s->heartbeat_monotonic_ns);
+	s->disruption_marker = vmclock_le64(s->disruption_marker);
+	s->vm_generation_counter = vmclock_le64(s->vm_generation_counter);
+	s->error_bound_ns = vmclock_le64(s->error_bound_ns);
+	s->error_bound_realtime_ns = vmclock_le64(s->error_bound_realtime_ns);
+	s->drift_ppb = vmclock_le32(s->drift_ppb);
+	s->last_offset_ns = (int64_t)vmclock_le64((uint64_t)s->last_offset_ns);
+	s->last_disruption_realtime_ns = vmclock_le64(s->last_disruption_realtime_ns);
+	s->disruptions = vmclock_le64(s->disruptions);
+	s->samples_fed = vmclock_le64(s->samples_fed);
+	for (int i = 0; i < VMCLOCKD_STATE_REASONS; i++)
+		s->withheld[i] = vmclock_le64(s->withheld[i]);
+}
+
+static void take_view(const vmclock_truth_t *truth, const char *device, bool want_offset,
+		      struct view *v)
+{
+	vmclock_t *vc;
+
+	memset(v, 0, sizeof(*v));
+	vmclock_timestamp(truth, &v->ts);
+	if (vmclock_daemon_state(truth, &v->st) == 0) {
+		uint64_t now = ts_to_ns(&v->ts.time);
+
+		state_to_native(&v->st);
+		v->heartbeat_age_ns = (int64_t)(now - v->st.heartbeat_realtime_ns);
+		v->fresh = now >= v->st.heartbeat_realtime_ns &&
+			   now - v->st.heartbeat_realtime_ns <=
+				   (uint64_t)v->st.heartbeat_timeout_ms * 1000000u;
+	} else {
+		v->state_err = errno;
+	}
+	vc = vmclock_open(device);
+	if (vc) {
+		v->have_page = vmclock_snapshot(vc, &v->page) == 0;
+		v->have_offset = v->have_page && want_offset && vmclock_offset(vc, &v->off) == 0;
+		vmclock_close(vc);
+	}
+}
+
+/* The one line for a state file that cannot be read (errno err). */
+static void report_state(const char *path, int err)
+{
+	struct stat st;
+	uint32_t magic;
+	uint16_t version;
+
+	if (err == ENOENT && stat(path, &st) < 0)
+		err = errno;
+	else if (err == ENOENT && !S_ISREG(st.st_mode))
+		err = ENODEV;
+	else if (err == ENOENT && (size_t)st.st_size < sizeof(struct vmclockd_state))
+		err = EMSGSIZE;
+	else if (err == ENOENT && access(path, R_OK) < 0)
+		err = errno;
+	switch (err) {
+	case ENOENT:
+		msg("%s: no such file (is vmclockd running?)", path);
+		break;
+	case EACCES:
+	case EPERM:
+		msg("%s: permission denied", path);
+		break;
+	case ENODEV:
+		msg("%s: not a regular file", path);
+		break;
+	case EMSGSIZE:
+		msg("%s: not a vmclockd state file (%jd bytes)", path, (intmax_t)st.st_size);
+		break;
+	case EBADMSG:
+		if (peek(path, offsetof(struct vmclockd_state, magic), &magic, sizeof(magic)) &&
+		    vmclock_le32(magic) != VMCLOCKD_STATE_MAGIC)
+			msg("%s: bad magic 0x%08" PRIx32, path, vmclock_le32(magic));
+		else if (peek(path, offsetof(struct vmclockd_state, version), &version,
+			      sizeof(version)))
+			msg("%s: unknown state version %u", path, (unsigned)vmclock_le16(version));
+		else
+			msg("%s: not a vmclockd state file", path);
+		break;
+	case ETIMEDOUT:
+		msg("%s: state never stable (seq_count odd or changing)", path);
+		break;
+	default:
+		msg("%s: %s", path, strerror(err));
+		break;
+	}
+}
+
+/* Why a verdict is what it is, in a few words ("" when it explains itself). */
+static const char *verdict_cause(const struct view *v, const char *state_path,
+				 const char *device, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (v->ts.verdict == VMCLOCK_VERDICT_DISRUPTED) {
+		if (v->state_err == 0 && v->have_page &&
+		    vmclock_le64(v->page.disruption_marker) != v->st.disruption_marker)
+			snprintf(buf, len, "marker %" PRIu64 " not yet handled by vmclockd",
+				 vmclock_le64(v->page.disruption_marker));
+		else
+			snprintf(buf, len, "chronyd not yet resynchronised");
+	} else if (v->ts.verdict != VMCLOCK_VERDICT_UNKNOWN) {
+		return buf;
+	} else if (v->state_err == ENOENT) {
+		snprintf(buf, len, "no vmclockd state in %s", state_path);
+	} else if (v->state_err) {
+		snprintf(buf, len, "%s: %s", state_path, strerror(v->state_err));
+	} else if (!v->fresh) {
+		snprintf(buf, len, "vmclockd not running (heartbeat %.1f s old)",
+			 (double)v->heartbeat_age_ns * 1e-9);
+	} else if (!v->have_page) {
+		snprintf(buf, len, "no usable vmclock device %s", device);
+	} else if (v->st.sync_state == VMCLOCKD_SYNC_UNKNOWN) {
+		snprintf(buf, len, "vmclockd cannot reach chronyd");
+	}
+	return buf;
+}
+
+static void json_bool(struct json *j, const char *key, bool v)
+{
+	json_key(j, key);
+	fputs(v ? "true" : "false", stdout);
+}
+
+static void daemon_json(const struct view *v)
+{
+	const struct vmclockd_state *s = &v->st;
+	struct json j;
+
+	json_begin(&j);
+	json_u64(&j, "magic", s->magic);
+	json_u64(&j, "version", s->version);
+	json_u64(&j, "size", s->size);
+	json_u64(&j, "seq_count", s->seq_count);
+	json_enum(&j, "sync_state", sync_state_name(s->sync_state), s->sync_state);
+	json_enum(&j, "withhold_reason", withhold_key(s->withhold_reason), s->withhold_reason);
+	json_u64(&j, "heartbeat_timeout_ms", s->heartbeat_timeout_ms);
+	json_u64(&j, "heartbeat_realtime_ns", s->heartbeat_realtime_ns);
+	json_u64(&j, "heartbeat_monotonic_ns", s->heartbeat_monotonic_ns);
+	json_i64(&j, "heartbeat_age_ns", v->heartbeat_age_ns);
+	json_bool(&j, "heartbeat_fresh", v->fresh);
+	json_u64(&j, "disruption_marker", s->disruption_marker);
+	json_u64(&j, "vm_generation_counter", s->vm_generation_counter);
+	json_u64(&j, "error_bound_ns", s->error_bound_ns);
+	json_u64(&j, "error_bound_realtime_ns", s->error_bound_realtime_ns);
+	json_u64(&j, "drift_ppb", s->drift_ppb);
+	json_i64(&j, "last_offset_ns", s->last_offset_ns);
+	if (s->last_disruption_realtime_ns)
+		json_u64(&j, "last_disruption_realtime_ns", s->last_disruption_realtime_ns);
+	else
+		json_null(&j, "last_disruption_realtime_ns");
+	json_u64(&j, "disruptions", s->disruptions);
+	json_u64(&j, "samples_fed", s->samples_fed);
+	json_key(&j, "withheld");
+	putchar('{');
+	for (int i = FIRST_WITHHOLD_REASON; i < VMCLOCKD_STATE_REASONS; i++)
+		printf("%s\"%s\":%" PRIu64, i == FIRST_WITHHOLD_REASON ? "" : ",",
+		       withhold_reasons[i].key, s->withheld[i]);
+	putchar('}');
+	/* What an application calling vmclock_timestamp() now is told. */
+	json_str(&j, "verdict", vmclock_verdict_name(v->ts.verdict));
+	ns_or_null(&j, "bound_ns", v->ts.bound_ns);
+	if (v->have_page)
+		json_u64(&j, "device_disruption_marker", vmclock_le64(v->page.disruption_marker));
+	else
+		json_null(&j, "device_disruption_marker");
+	json_end(&j);
+}
+
+/* A realtime in ns as seconds and an ISO date, or "none" for 0. */
+static const char *realtime_text(uint64_t ns, char *buf, size_t len)
+{
+	char date[64];
+
+	if (!ns)
+		return "none";
+	snprintf(buf, len, "%" PRIu64 ".%09" PRIu64 " %s", ns / NSEC_PER_SEC, ns % NSEC_PER_SEC,
+		 iso_date((int64_t)(ns / NSEC_PER_SEC), date, sizeof(date)));
+	return buf;
+}
+
+static void daemon_human(const struct view *v, const char *state_path, const char *device)
+{
+	const struct vmclockd_state *s = &v->st;
+	uint64_t now = ts_to_ns(&v->ts.time);
+	char buf[256], cause[256];
+	uint64_t total, mag = s->last_offset_ns < 0 ? 0 - (uint64_t)s->last_offset_ns
+					     : (uint64_t)s->last_offset_ns;
+
+	field("State file", "%s (version %u, %u bytes, seq %" PRIu32 ")", state_path,
+	      (unsigned)s->version, (unsigned)s->size, s->seq_count);
+	verdict_cause(v, state_path, device, cause, sizeof(cause));
+	if (v->ts.bound_ns != VMCLOCK_ERROR_UNKNOWN)
+		field("Verdict", "%s (+/- %" PRIu64 " ns)", vmclock_verdict_name(v->ts.verdict),
+		      v->ts.bound_ns);
+	else
+		field("Verdict", "%s%s%s%s", vmclock_verdict_name(v->ts.verdict),
+		      *cause ? " (" : "", cause, *cause ? ")" : "");
+	field("Sync state", "%s", name_or_number(sync_state_name(s->sync_state), s->sync_state,
+						 buf, sizeof(buf)));
+	field("Heartbeat", "%.3f s ago (timeout %.3f s): %s", (double)v->heartbeat_age_ns * 1e-9,
+	      s->heartbeat_timeout_ms * 1e-3, v->fresh ? "fresh" : "stale");
+	field("Heartbeat time", "%s", realtime_text(s->heartbeat_realtime_ns, buf, sizeof(buf)));
+	field("Heartbeat monotonic", "%" PRIu64 " ns", s->heartbeat_monotonic_ns);
+	if (v->have_page)
+		field("Disruption marker", "%" PRIu64 " (device: %" PRIu64 ")", s->disruption_marker,
+		      vmclock_le64(v->page.disruption_marker));
+	else
+		field("Disruption marker", "%" PRIu64 " (device: unusable)", s->disruption_marker);
+	field("VM generation counter", "%" PRIu64, s->vm_generation_counter);
+	field("Error bound", "%" PRIu64 " ns, read %.3f s ago, grows %" PRIu32 " ppb",
+	      s->error_bound_ns, (double)(int64_t)(now - s->error_bound_realtime_ns) * 1e-9,
+	      s->drift_ppb);
+	field("Last offset", "%c%" PRIu64 ".%09" PRIu64 " seconds (device - system)",
+	      s->last_offset_ns < 0 ? '-' : '+', mag / NSEC_PER_SEC, mag % NSEC_PER_SEC);
+	field("Last disruption", "%s", realtime_text(s->last_disruption_realtime_ns, buf, sizeof(buf)));
+	field("Disruptions", "%" PRIu64, s->disruptions);
+	field("Samples fed", "%" PRIu64, s->samples_fed);
+	if (s->withhold_reason < VMCLOCKD_STATE_REASONS)
+		field("Withhold reason", "%s (%s)", withhold_reasons[s->withhold_reason].key,
+		      withhold_reasons[s->withhold_reason].text);
+	else
+		field("Withhold reason", "%u (unknown)", (unsigned)s->withhold_reason);
+	total = 0;
+	for (int i = FIRST_WITHHOLD_REASON; i < VMCLOCKD_STATE_REASONS; i++)
+		total += s->withheld[i];
+	field("Samples withheld", "%" PRIu64 ", by reason:", total);
+	for (int i = FIRST_WITHHOLD_REASON; i < VMCLOCKD_STATE_REASONS; i++) {
+		snprintf(buf, sizeof(buf), "  %s", withhold_reasons[i].key);
+		field(buf, "%" PRIu64, s->withheld[i]);
+	}
+}
+
+/* ---- Prometheus metrics ---------------------------------------------------- */
+
+/* Text exposition format 0.0.4, for node_exporter's textfile collector.
+ * Label values and help texts are escaped as the format asks, although
+ * every one printed here is a name of our own. */
+static void prom_escaped(const char *s, bool label)
+{
+	for (; *s; s++) {
+		if (*s == '\\')
+			fputs("\\\\", stdout);
+		else if (*s == '\n')
+			fputs("\\n", stdout);
+		else if (*s == '"' && label)
+			fputs("\\\"", stdout);
+		else
+			putchar(*s);
+	}
+}
+
+static void prom_family(const char *name, const char *type, const char *help)
+{
+	printf("# HELP %s ", name);
+	prom_escaped(help, false);
+	printf("\n# TYPE %s %s\n", name, type);
+}
+
+/* One sample; label may be NULL. */
+static void prom_sample(const char *name, const char *label, const char *value, const char *fmt,
+			...) __attribute__((format(printf, 4, 5)));
+
+static void prom_sample(const char *name, const char *label, const char *value, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs(name, stdout);
+	if (label) {
+		printf("{%s=\"", label);
+		prom_escaped(value, true);
+		fputs("\"}", stdout);
+	}
+	putchar(' ');
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+static void prom_seconds(const char *name, const char *label, const char *value, uint64_t ns)
+{
+	if (ns == VMCLOCK_ERROR_UNKNOWN)
+		prom_sample(name, label, value, "+Inf");
+	else
+		prom_sample(name, label, value, "%" PRIu64 ".%09" PRIu64, ns / NSEC_PER_SEC,
+			    ns % NSEC_PER_SEC);
+}
+
+static void prom_signed_seconds(const char *name, int64_t ns)
+{
+	uint64_t mag = ns < 0 ? 0 - (uint64_t)ns : (uint64_t)ns;
+
+	prom_sample(name, NULL, NULL, "%s%" PRIu64 ".%09" PRIu64, ns < 0 ? "-" : "",
+		    mag / NSEC_PER_SEC, mag % NSEC_PER_SEC);
+}
+
+static void metrics(const struct view *v)
+{
+	const struct vmclockd_state *s = &v->st;
+	bool have_state = v->state_err == 0;
+
+	prom_family("vmclock_sync_verdict", "gauge",
+		    "1 for the verdict vmclock_timestamp() gives now, 0 for the others.");
+	for (int i = VMCLOCK_VERDICT_UNKNOWN; i <= VMCLOCK_VERDICT_DISRUPTED; i++)
+		prom_sample("vmclock_sync_verdict", "verdict", vmclock_verdict_name(i), "%d",
+			    v->ts.verdict == (vmclock_verdict_t)i);
+	prom_family("vmclock_error_bound_seconds", "gauge",
+		    "Bound on the system clock's error now (+Inf unless synchronized or freerunning).");
+	prom_seconds("vmclock_error_bound_seconds", NULL, NULL, v->ts.bound_ns);
+	prom_family("vmclock_daemon_up", "gauge",
+		    "1 if vmclockd's heartbeat in its state file is fresh.");
+	prom_sample("vmclock_daemon_up", NULL, NULL, "%d", have_state && v->fresh);
+	prom_family("vmclock_device_up", "gauge", "1 if the vmclock device could be read.");
+	prom_sample("vmclock_device_up", NULL, NULL, "%d", v->have_page);
+
+	prom_family("vmclock_disruption_marker", "gauge",
+		    "Disruption marker: the device's, and the last one vmclockd has handled.");
+	if (v->have_page)
+		prom_sample("vmclock_disruption_marker", "source", "device", "%" PRIu64,
+			    vmclock_le64(v->page.disruption_marker));
+	if (have_state)
+		prom_sample("vmclock_disruption_marker", "source", "vmclockd", "%" PRIu64,
+			    s->disruption_marker);
+	prom_family("vmclock_vm_generation_counter", "gauge",
+		    "VM generation counter: the device's, and the last one vmclockd has handled.");
+	if (v->have_page)
+		prom_sample("vmclock_vm_generation_counter", "source", "device", "%" PRIu64,
+			    vmclock_le64(v->page.vm_generation_counter));
+	if (have_state)
+		prom_sample("vmclock_vm_generation_counter", "source", "vmclockd", "%" PRIu64,
+			    s->vm_generation_counter);
+
+	if (have_state) {
+		prom_family("vmclock_daemon_heartbeat_age_seconds", "gauge",
+			    "Age of vmclockd's last heartbeat.");
+		prom_signed_seconds("vmclock_daemon_heartbeat_age_seconds", v->heartbeat_age_ns);
+		prom_family("vmclock_disruptions_total", "counter",
+			    "Clock disruptions vmclockd has handled since its state file was created.");
+		prom_sample("vmclock_disruptions_total", NULL, NULL, "%" PRIu64, s->disruptions);
+		prom_family("vmclock_last_offset_seconds", "gauge",
+			    "Device time minus system time of the last sample fed to the time daemon.");
+		prom_signed_seconds("vmclock_last_offset_seconds", s->last_offset_ns);
+		prom_family("vmclock_samples_fed_total", "counter",
+			    "Samples vmclockd has fed to the time daemon since it started.");
+		prom_sample("vmclock_samples_fed_total", NULL, NULL, "%" PRIu64, s->samples_fed);
+		prom_family("vmclock_samples_withheld_total", "counter",
+			    "Samples vmclockd has withheld since it started, by reason.");
+		for (int i = FIRST_WITHHOLD_REASON; i < VMCLOCKD_STATE_REASONS; i++)
+			prom_sample("vmclock_samples_withheld_total", "reason",
+				    withhold_reasons[i].key, "%" PRIu64, s->withheld[i]);
+	}
+
+	if (v->have_page) {
+		uint8_t cs = v->page.clock_status;
+		const char *name = vmclock_status_name(cs);
+
+		prom_family("vmclock_clock_status", "gauge",
+			    "1 for the host clock status the device reports, 0 for the others.");
+		for (uint8_t i = VMCLOCK_STATUS_UNKNOWN; i <= VMCLOCK_STATUS_UNRELIABLE; i++)
+			prom_sample("vmclock_clock_status", "status", vmclock_status_name(i), "%d",
+				    cs == i);
+		if (!name) {
+			char num[8];
+
+			snprintf(num, sizeof(num), "%u", (unsigned)cs);
+			prom_sample("vmclock_clock_status", "status", num, "1");
+		}
+	}
+	if (v->have_offset) {
+		prom_family("vmclock_device_time_offset_seconds", "gauge",
+			    "Device UTC minus CLOCK_REALTIME.");
+		prom_signed_seconds("vmclock_device_time_offset_seconds", v->off.offset_ns);
+		if (v->off.time.maxerror_ns != VMCLOCK_ERROR_UNKNOWN) {
+			prom_family("vmclock_device_max_error_seconds", "gauge",
+				    "The device's maximum error of its time now.");
+			prom_seconds("vmclock_device_max_error_seconds", NULL, NULL,
+				     v->off.time.maxerror_ns);
+		}
+	}
+}
+
 /* ---- subcommands ----------------------------------------------------------- */
+
+/* Options shared by the subcommands; each accepts the ones it names. */
+struct cmd_opts {
+	const char *path;
+	const char *state;
+	bool json;
+	int interval_ms;
+	double timeout_s;      /* 0: wait forever */
+	bool have_max_error;
+	uint64_t max_error_ns;
+};
 
 struct command {
 	const char *name;
 	const char *args;      /* for the usage text */
 	const char *summary;
-	int (*run)(const char *path, int argc, char **argv);
+	unsigned accepts;      /* ACCEPT_* */
+	int (*run)(struct cmd_opts o);
+};
+
+enum {
+	ACCEPT_JSON = 1u << 0,
+	ACCEPT_INTERVAL = 1u << 1,
+	ACCEPT_STATE = 1u << 2,
+	ACCEPT_WAIT = 1u << 3,
 };
 
 static const struct command *current;
@@ -707,48 +1179,57 @@ static int usage_error(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	if (current)
-		fprintf(stderr, "\nusage: " PROG " [-d PATH] %s %s\n", current->name, current->args);
+		fprintf(stderr, "\nusage: " PROG " [-d PATH]%s %s %s\n",
+			current->accepts & ACCEPT_STATE ? " [-s STATE]" : "", current->name,
+			current->args);
 	else
 		fprintf(stderr, "\n(try " PROG " --help)\n");
 	return EXIT_USAGE;
 }
 
-enum { OPT_JSON = 256, OPT_INTERVAL };
+enum { OPT_JSON = 256, OPT_INTERVAL, OPT_TIMEOUT, OPT_MAX_ERROR };
 
-/* Options shared by the subcommands; each accepts the ones it names. */
-struct cmd_opts {
-	const char *path;
-	bool json;
-	int interval_ms;
-};
+#define MAX_TIMEOUT_S 31536000.0 /* a year */
 
-/* Parse a subcommand's options; -d may also follow the subcommand.  Returns
- * -1 after a usage message. */
-static int parse_cmd_opts(int argc, char **argv, bool want_interval, struct cmd_opts *o)
+/* Parse the options of the current subcommand; -d and -s may also follow
+ * the subcommand.  Returns -1 after a usage message. */
+static int parse_cmd_opts(int argc, char **argv, struct cmd_opts *o)
 {
-	static const struct option with_interval[] = {
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "interval-ms", required_argument, NULL, OPT_INTERVAL },
-		{ "device", required_argument, NULL, 'd' },
-		{ NULL, 0, NULL, 0 },
+	static const struct {
+		struct option opt;
+		unsigned accepts; /* 0: always */
+	} all[] = {
+		{ { "device", required_argument, NULL, 'd' }, 0 },
+		{ { "state", required_argument, NULL, 's' }, ACCEPT_STATE },
+		{ { "json", no_argument, NULL, OPT_JSON }, ACCEPT_JSON },
+		{ { "interval-ms", required_argument, NULL, OPT_INTERVAL }, ACCEPT_INTERVAL },
+		{ { "timeout", required_argument, NULL, OPT_TIMEOUT }, ACCEPT_WAIT },
+		{ { "max-error-ns", required_argument, NULL, OPT_MAX_ERROR }, ACCEPT_WAIT },
 	};
-	static const struct option plain[] = {
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "device", required_argument, NULL, 'd' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const struct option *longopts = want_interval ? with_interval : plain;
+	struct option longopts[sizeof(all) / sizeof(all[0]) + 1];
+	const char *shortopts = current->accepts & ACCEPT_STATE ? ":d:s:" : ":d:";
+	size_t n = 0;
 	int c;
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		if (!all[i].accepts || (current->accepts & all[i].accepts))
+			longopts[n++] = all[i].opt;
+	longopts[n] = (struct option){ NULL, 0, NULL, 0 };
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":d:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
 		char *end;
 		long v;
+		double d;
+		unsigned long long u;
 
 		switch (c) {
 		case 'd':
 			o->path = optarg;
+			break;
+		case 's':
+			o->state = optarg;
 			break;
 		case OPT_JSON:
 			o->json = true;
@@ -761,6 +1242,26 @@ static int parse_cmd_opts(int argc, char **argv, bool want_interval, struct cmd_
 				return -1;
 			}
 			o->interval_ms = (int)v;
+			break;
+		case OPT_TIMEOUT:
+			errno = 0;
+			d = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(d >= 0 && d <= MAX_TIMEOUT_S)) {
+				usage_error("--timeout: expected seconds from 0 (forever) to %.0f, got %s",
+					    MAX_TIMEOUT_S, optarg);
+				return -1;
+			}
+			o->timeout_s = d;
+			break;
+		case OPT_MAX_ERROR:
+			errno = 0;
+			u = strtoull(optarg, &end, 10);
+			if (errno || end == optarg || *end || *optarg == '-') {
+				usage_error("--max-error-ns: expected nanoseconds, got %s", optarg);
+				return -1;
+			}
+			o->have_max_error = true;
+			o->max_error_ns = u;
 			break;
 		case ':':
 			usage_error("option %s needs an argument", argv[optind - 1]);
@@ -777,14 +1278,11 @@ static int parse_cmd_opts(int argc, char **argv, bool want_interval, struct cmd_
 	return 0;
 }
 
-static int cmd_status(const char *path, int argc, char **argv)
+static int cmd_status(struct cmd_opts o)
 {
-	struct cmd_opts o = { .path = path };
 	struct vmclock_abi page;
 	vmclock_t *vc;
 
-	if (parse_cmd_opts(argc, argv, false, &o) < 0)
-		return EXIT_USAGE;
 	vc = open_or_report(o.path);
 	if (!vc)
 		return EXIT_UNUSABLE;
@@ -801,17 +1299,14 @@ static int cmd_status(const char *path, int argc, char **argv)
 	return EXIT_OK;
 }
 
-static int cmd_time(const char *path, int argc, char **argv)
+static int cmd_time(struct cmd_opts o)
 {
-	struct cmd_opts o = { .path = path };
 	struct vmclock_offset off;
 	struct vmclock_time t;
 	struct vmclock_abi page;
 	vmclock_t *vc;
 	int rc = EXIT_OK;
 
-	if (parse_cmd_opts(argc, argv, false, &o) < 0)
-		return EXIT_USAGE;
 	vc = open_or_report(o.path);
 	if (!vc)
 		return EXIT_UNUSABLE;
@@ -834,50 +1329,172 @@ static int cmd_time(const char *path, int argc, char **argv)
 	return rc;
 }
 
-static int cmd_watch(const char *path, int argc, char **argv)
+static int cmd_watch(struct cmd_opts o)
 {
-	struct cmd_opts o = { .path = path, .interval_ms = DEFAULT_WATCH_INTERVAL_MS };
-
-	if (parse_cmd_opts(argc, argv, true, &o) < 0)
-		return EXIT_USAGE;
 	return watch_loop(o.path, o.json, o.interval_ms);
 }
 
+static double elapsed_s(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - since->tv_sec) + (double)(now.tv_nsec - since->tv_nsec) * 1e-9;
+}
+
+#define WAITSYNC_POLL_MS 100
+
+/* Poll vmclock_timestamp() until the verdict is SYNCHRONIZED (and the bound
+ * small enough).  A handle whose verdict is UNKNOWN is opened afresh, so a
+ * state file or device that appears, or is replaced, counts at once. */
+static int cmd_waitsync(struct cmd_opts o)
+{
+	struct timespec start;
+	sigset_t wait_mask;
+	vmclock_truth_t *truth = NULL;
+	struct view v;
+	char cause[256];
+	int rc;
+
+	catch_stop_signals(&wait_mask);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		double left;
+		struct timespec pause;
+
+		if (!truth && !(truth = vmclock_truth_open(o.path, o.state))) {
+			msg("%s", strerror(errno));
+			return EXIT_UNUSABLE;
+		}
+		vmclock_timestamp(truth, &v.ts);
+		if (v.ts.verdict == VMCLOCK_VERDICT_SYNCHRONIZED &&
+		    (!o.have_max_error || v.ts.bound_ns <= o.max_error_ns)) {
+			printf("synchronized: +/- %" PRIu64 " ns, marker %" PRIu64 ", after %.3f s\n",
+			       v.ts.bound_ns, v.ts.disruption_marker, elapsed_s(&start));
+			rc = EXIT_OK;
+			break;
+		}
+		left = o.timeout_s > 0 ? o.timeout_s - elapsed_s(&start) : WAITSYNC_POLL_MS * 1e-3;
+		if (left <= 0 || got_stop) {
+			take_view(truth, o.path, false, &v);
+			verdict_cause(&v, o.state, o.path, cause, sizeof(cause));
+			if (v.ts.verdict == VMCLOCK_VERDICT_SYNCHRONIZED)
+				snprintf(cause, sizeof(cause), "bound %" PRIu64 " ns > %" PRIu64 " ns",
+					 v.ts.bound_ns, o.max_error_ns);
+			msg("%s after %.3f s: verdict %s%s%s%s", got_stop ? "interrupted" : "timed out",
+			    elapsed_s(&start), vmclock_verdict_name(v.ts.verdict),
+			    *cause ? " (" : "", cause, *cause ? ")" : "");
+			rc = EXIT_UNUSABLE;
+			break;
+		}
+		if (v.ts.verdict == VMCLOCK_VERDICT_UNKNOWN) {
+			vmclock_truth_close(truth);
+			truth = NULL;
+		}
+		if (left > WAITSYNC_POLL_MS * 1e-3)
+			left = WAITSYNC_POLL_MS * 1e-3;
+		pause.tv_sec = 0;
+		pause.tv_nsec = (long)(left * 1e9);
+		ppoll(NULL, 0, &pause, &wait_mask);
+	}
+	vmclock_truth_close(truth);
+	return rc;
+}
+
+static int cmd_daemon(struct cmd_opts o)
+{
+	vmclock_truth_t *truth = vmclock_truth_open(o.path, o.state);
+	struct view v;
+
+	if (!truth) {
+		msg("%s", strerror(errno));
+		return EXIT_UNUSABLE;
+	}
+	take_view(truth, o.path, false, &v);
+	vmclock_truth_close(truth);
+	if (v.state_err) {
+		report_state(o.state, v.state_err);
+		return EXIT_UNUSABLE;
+	}
+	if (o.json)
+		daemon_json(&v);
+	else
+		daemon_human(&v, o.state, o.path);
+	return EXIT_OK;
+}
+
+static int cmd_metrics(struct cmd_opts o)
+{
+	vmclock_truth_t *truth = vmclock_truth_open(o.path, o.state);
+	struct view v;
+
+	if (!truth) {
+		msg("%s", strerror(errno));
+		return EXIT_UNUSABLE;
+	}
+	take_view(truth, o.path, true, &v);
+	vmclock_truth_close(truth);
+	metrics(&v);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		msg("write: %s", strerror(errno));
+		return EXIT_UNUSABLE;
+	}
+	return EXIT_OK;
+}
+
 static const struct command commands[] = {
-	{ "status", "[--json]", "decode every field of the page", cmd_status },
-	{ "time", "[--json]", "device time and its offset from CLOCK_REALTIME", cmd_time },
+	{ "status", "[--json]", "decode every field of the page", ACCEPT_JSON, cmd_status },
+	{ "time", "[--json]", "device time and its offset from CLOCK_REALTIME", ACCEPT_JSON,
+	  cmd_time },
 	{ "watch", "[--json] [--interval-ms N]",
-	  "print a line whenever the marker, generation, status or flags change", cmd_watch },
+	  "print a line whenever the marker, generation, status or flags change",
+	  ACCEPT_JSON | ACCEPT_INTERVAL, cmd_watch },
+	{ "waitsync", "[--timeout S] [--max-error-ns N]",
+	  "wait until timestamps are synchronized (0: yes, 1: timed out)",
+	  ACCEPT_STATE | ACCEPT_WAIT, cmd_waitsync },
+	{ "daemon", "[--json]", "decode the state vmclockd publishes", ACCEPT_JSON | ACCEPT_STATE,
+	  cmd_daemon },
+	{ "metrics", "", "daemon and device state as Prometheus text", ACCEPT_STATE, cmd_metrics },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: " PROG " [-d PATH] COMMAND [OPTIONS]\n\n"
-		   "  -d, --device PATH  vmclock device or page file (default %s)\n\n"
-		   "commands:\n", VMCLOCK_DEFAULT_DEVICE);
+	fprintf(f, "usage: " PROG " [-d PATH] [-s STATE] COMMAND [OPTIONS]\n\n"
+		   "  -d, --device PATH  vmclock device or page file (default %s)\n"
+		   "  -s, --state STATE  vmclockd's state file (default %s)\n\n"
+		   "commands:\n", VMCLOCK_DEFAULT_DEVICE, VMCLOCKD_STATE_DEFAULT_PATH);
 	for (size_t i = 0; i < N_COMMANDS; i++)
-		fprintf(f, "  %-7s %-28s %s\n", commands[i].name, commands[i].args,
+		fprintf(f, "  %-8s %-33s %s\n", commands[i].name, commands[i].args,
 			commands[i].summary);
-	fputs("\nexit status: 0 ok, 1 device unusable, 2 usage, 3 page carries no time\n", f);
+	fputs("\nexit status: 0 ok, 1 device or state unusable (waitsync: not synchronized in\n"
+	      "time), 2 usage, 3 page carries no time\n", f);
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "device", required_argument, NULL, 'd' },
+		{ "state", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *path = VMCLOCK_DEFAULT_DEVICE;
+	struct cmd_opts o = {
+		.path = VMCLOCK_DEFAULT_DEVICE,
+		.state = VMCLOCKD_STATE_DEFAULT_PATH,
+		.interval_ms = DEFAULT_WATCH_INTERVAL_MS,
+	};
 	int c;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:d:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:d:s:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
-			path = optarg;
+			o.path = optarg;
+			break;
+		case 's':
+			o.state = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -894,7 +1511,9 @@ int main(int argc, char **argv)
 		if (strcmp(argv[optind], commands[i].name) == 0) {
 			current = &commands[i];
 			/* The subcommand sees its own name as argv[0]. */
-			return commands[i].run(path, argc - optind, argv + optind);
+			if (parse_cmd_opts(argc - optind, argv + optind, &o) < 0)
+				return EXIT_USAGE;
+			return commands[i].run(o);
 		}
 	}
 	return usage_error("unknown command %s", argv[optind]);
