@@ -29,7 +29,7 @@ TICK=$(getconf CLK_TCK)
 } >"$T/chrony.conf"
 start_chronyd || skip_or_fail "chronyd did not start"
 start_sim --offset-ns 1000000
-start_vmclockd
+start_vmclockd --state-file "$T/vmclockd.state"
 "$NAIVE" --device "$T/page" --sock "$T/naive.sock" --interval-ms "$INTERVAL_MS" \
 	>>"$T/naive.log" 2>&1 &
 NAIVE_PID=$!

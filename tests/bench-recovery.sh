@@ -28,6 +28,8 @@
 #   log  vmclockd: arrival of its "clock disruption" line (stderr lines
 #      are timestamped on arrival here: vmclockd's own stderr lines carry
 #      no time); reset-only: the realtime it printed when it saw the marker.
+#   state  vmclockd: last_disruption_realtime_ns of its published state
+#      file (when it saw the new marker), read after the trial.
 #
 # Environment: BENCH_TRIALS (5), BENCH_JOBS (3 trials at once),
 # BENCH_FEEDERS ("vmclockd naive reset-only"), BENCH_CONFIGS
@@ -152,7 +154,19 @@ try:
             break
 except OSError:
     pass
-print('%s %s %s %.1f %s %.3f %s %s %s' % (feeder, config, trial, steady_ns, a, b, c, d_, logt))
+# vmclockd's published state: the realtime at which it saw the new marker.
+statet = 'NA'
+try:
+    import struct
+    raw = open(d + '/vmclockd.state', 'rb').read()
+    if raw[:4] == b'VCDS':
+        ns = struct.unpack_from('<Q', raw, 80)[0]
+        if ns:
+            statet = '%.4f' % (ns * 1e-9 - t_mig)
+except OSError:
+    pass
+print('%s %s %s %.1f %s %.3f %s %s %s %s' % (feeder, config, trial, steady_ns, a, b, c, d_, logt,
+                                          statet))
 EOF
 
 # Medians and ranges per config x feeder; ">W" (censored) sorts as infinity.
@@ -170,21 +184,21 @@ def fmt(v, cens, prec=3):
 groups = {}
 order = []
 for r in rows:
-    if len(r) < 9:
+    if len(r) < 10:
         continue
     k = (r[1], r[0])
     if k not in groups:
         groups[k] = []
         order.append(k)
     groups[k].append(r)
-print('%-12s %-10s %3s  %-20s %-20s %-20s %-20s %-20s %-16s' % (
+print('%-12s %-10s %3s  %-20s %-20s %-20s %-20s %-22s %-22s %-16s' % (
     'config', 'feeder', 'n', 'a within1us s', 'b sync+off s', 'c resync s',
-    'd unsync s', 'log detect s', 'steady |e| ns'))
+    'd unsync s', 'log detect s', 'state detect s', 'steady |e| ns'))
 med = {}
 for k in order:
     g = groups[k]
     cols = []
-    for i, prec in ((4, 3), (5, 3), (6, 3), (7, 3), (8, 4), (3, 1)):
+    for i, prec in ((4, 3), (5, 3), (6, 3), (7, 3), (8, 4), (9, 4), (3, 1)):
         vals = [num(r[i]) for r in g]
         cens = max([r[i][1:] for r in g if r[i].startswith('>')] or ['?'])
         vals = [v for v in vals if v is not None]
@@ -199,7 +213,7 @@ for k in order:
     never = sum(1 for r in g if r[7] == 'never')
     if never:
         cols[2] += ' (%d never unsync)' % never
-    print('%-12s %-10s %3d  %-20s %-20s %-20s %-20s %-20s %-16s' % ((k[0], k[1], len(g)) + tuple(cols)))
+    print('%-12s %-10s %3d  %-20s %-20s %-20s %-20s %-22s %-22s %-16s' % ((k[0], k[1], len(g)) + tuple(cols)))
 print()
 for conf in dict.fromkeys(k[0] for k in order):
     v, n = med.get((conf, 'vmclockd')), med.get((conf, 'naive'))
@@ -239,6 +253,7 @@ run_trial() {
 	sync_to=$(awk -v p="$poll" 'BEGIN { x = 10 * 2 ^ p; print int(x > 30 ? x : 30) }')
 	mkdir -m 700 "$d"
 	trap 'for p in $pids; do kill $p 2>/dev/null; done' EXIT
+	trap 'exit 143' TERM INT
 	{
 		echo "refclock SOCK $d/vmc.sock refid VMC $opts"
 		echo "bindcmdaddress $d/chronyd.sock"
@@ -258,8 +273,8 @@ run_trial() {
 	vmclockd)
 		"$VMCLOCKD" --foreground --config /dev/null --device "$d/page" \
 			--chrony-sock "$d/vmc.sock" --chrony-cmd "$d/chronyd.sock" \
-			--state-dir "$d/state" --interval-ms "$INTERVAL_MS" \
-			> >(python3 "$T/stamp.py" >"$d/feeder.log") 2>&1 &
+			--state-dir "$d/state" --state-file "$d/vmclockd.state" \
+			--interval-ms "$INTERVAL_MS" > >(python3 "$T/stamp.py" >"$d/feeder.log") 2>&1 &
 		;;
 	naive)
 		"$NAIVE" --device "$d/page" --sock "$d/vmc.sock" --interval-ms "$INTERVAL_MS" \
@@ -314,6 +329,7 @@ for c in "${confs[@]}"; do
 	done
 done
 trap 'kill $(jobs -p) 2>/dev/null; wait; cleanup' EXIT
+trap 'exit 143' TERM INT
 running=0
 for tr in "${trials[@]}"; do
 	IFS='|' read -r f c o n <<<"$tr"
@@ -327,7 +343,7 @@ done
 wait
 
 {
-	echo "# feeder config trial steady_ns a_s b_s c_s d_s log_detect_s"
+	echo "# feeder config trial steady_ns a_s b_s c_s d_s log_detect_s state_detect_s"
 	for tr in "${trials[@]}"; do
 		IFS='|' read -r f c o n <<<"$tr"
 		cat "$T/$c.$f.$n/result" 2>/dev/null || echo "$f $c $n failed"
