@@ -800,8 +800,11 @@ static const char *reason_for(int error)
 		return "chronyd speaks another protocol version";
 	case ENODATA:
 		return "no offset sample for doffset";
+	case EACCES:
+	case EPERM:
+		return "no permission to use chronyd's socket (group?)";
 	default:
-		return "chronyd refused the command";
+		return strerror(error);
 	}
 }
 

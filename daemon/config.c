@@ -28,13 +28,13 @@ typedef struct {
 
 static const Setting settings[] = {
 	{ "config", T_STRING, OFF(config_file), 0, 0, false, "FILE  configuration file" },
-	{ "foreground", T_FLAG, OFF(foreground), 0, 0, false, "      stay in the foreground (default under systemd)" },
+	{ "foreground", T_FLAG, OFF(foreground), 0, 0, false, "      accepted for compatibility: vmclockd never forks" },
 	{ "debug", T_FLAG, OFF(debug), 0, 0, true, "      log debug messages" },
 	{ "check-config", T_FLAG, OFF(check_config), 0, 0, false, "      check the configuration and exit" },
 	{ "device", T_STRING, OFF(device), 0, 0, true, "PATH  vmclock device (default /dev/vmclock0)" },
 	{ "chrony-sock", T_STRING, OFF(chrony_sock), 0, 0, true, "PATH  chronyd SOCK refclock socket (\"\" for none)" },
 	{ "chrony-cmd", T_STRING, OFF(chrony_cmd), 0, 0, true, "PATH  chronyd command socket (\"\" for none)" },
-	{ "ntp-shm", T_INT, OFF(ntp_shm), 0, 255, true, "UNIT  feed ntpd's SHM refclock unit" },
+	{ "ntp-shm", T_INT, OFF(ntp_shm), 0, 255, true, "UNIT  feed ntpd's SHM refclock unit (none: off)" },
 	{ "ntp-shm-mode", T_MODE, OFF(ntp_shm_mode), 0, 0777, true, "MODE  SHM segment permissions (default 0600)" },
 	{ "interval-ms", T_UINT, OFF(interval_ms), 10, 60000, true, "N     sampling interval" },
 	{ "burst-interval-ms", T_UINT, OFF(burst_interval_ms), 10, 60000, true, "N     sampling interval after a disruption" },
@@ -111,6 +111,9 @@ static const char *apply(CNF_Settings *s, const Setting *set, const char *value)
 	case T_STRING:
 		if (!value)
 			return "needs a value";
+		/* "" in the file, as on a command line, means none. */
+		if (strcmp(value, "\"\"") == 0)
+			value = "";
 		free(*(char **)field);
 		*(char **)field = strdup(value);
 		return NULL;
@@ -118,6 +121,10 @@ static const char *apply(CNF_Settings *s, const Setting *set, const char *value)
 		break;
 	}
 
+	if (set->type == T_INT && value && (!strcmp(value, "none") || !strcmp(value, "off"))) {
+		*(int *)field = -1;
+		return NULL;
+	}
 	if (!value || !*value || *value == '-')
 		return "needs a non-negative number";
 	errno = 0;
@@ -208,7 +215,9 @@ static int parse_args(CNF_Settings *s, int argc, char **argv, bool only_config)
 		const Setting *set;
 		const char *why;
 
-		if (c == 'h' || c == '?')
+		if (c == 'h')
+			return only_config ? 0 : CNF_HELP;
+		if (c == '?')
 			return only_config ? 0 : -2;
 		set = &settings[idx];
 		if (only_config != (set->offset == OFF(config_file)))

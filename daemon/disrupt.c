@@ -95,7 +95,8 @@ static void save_state(void)
 
 	state_path(path, sizeof(path), "");
 	state_path(tmp, sizeof(tmp), ".tmp");
-	mkdir(cfg->state_dir, 0755);
+	if (mkdir(cfg->state_dir, 0755) < 0 && errno != EEXIST)
+		goto fail;
 	f = fopen(tmp, "we");
 	if (f) {
 		fprintf(f, "marker %" PRIu64 "\ngeneration %" PRIu64 "\n", report.handled_marker,
@@ -108,6 +109,7 @@ static void save_state(void)
 			return;
 		}
 	}
+fail:
 	if (LOG_RepeatFailing(&save_failing, errno))
 		LOG(LOGS_WARN, "cannot save the handled marker in %s: %s; a restart will not "
 		    "know it", path, strerror(errno));
@@ -195,6 +197,12 @@ static void handover_done(const CCL_Result *r, void *arg)
 		if (!target_has_time)
 			CCL_StartBurst(chrony, burst_done, NULL);
 		return;
+	}
+	/* Our reply socket may have gone with chronyd's directory (a chrony
+	 * restart under systemd recreates it): bind a fresh one next time. */
+	if (chrony) {
+		CCL_Close(chrony);
+		chrony = NULL;
 	}
 	if (r->error == ENOENT || r->error == ECONNREFUSED) {
 		LOG(LOGS_WARN, "chronyd not reachable at %s (%s): it holds no stale measurements",

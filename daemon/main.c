@@ -43,7 +43,7 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 	if (CNF_Reload(&fresh) < 0) {
 		LOG(LOGS_ERR, "configuration not reloaded: keeping the running one");
 		CNF_Free(&fresh);
-		NTF_Ready();
+		NTF_Reloaded();
 		return;
 	}
 	SMP_Finalise();
@@ -55,6 +55,7 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 	PUB_Initialise(base, &settings);
 	SMP_Initialise(base, &settings);
 	LOG(LOGS_INFO, "configuration reloaded");
+	NTF_Reloaded();
 }
 
 int main(int argc, char **argv)
@@ -64,10 +65,12 @@ int main(int argc, char **argv)
 	int r;
 
 	r = CNF_Load(argc, argv, &settings);
-	if (r == -2) {
+	if (r == CNF_HELP) {
 		CNF_PrintUsage("vmclockd");
-		return 2;
+		return 0;
 	}
+	if (r == -2)
+		return 2;
 	if (r < 0)
 		return 1;
 	if (settings.check_config) {

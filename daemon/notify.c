@@ -71,6 +71,11 @@ void NTF_Reloading(void)
 	sd_notify(0, "RELOADING=1");
 }
 
+void NTF_Reloaded(void)
+{
+	sd_notifyf(0, "READY=1\nSTATUS=%s", last_status);
+}
+
 void NTF_Stopping(void)
 {
 	sd_notify(0, "STOPPING=1");

@@ -18,5 +18,7 @@ void NTF_Ready(void);
 void NTF_Status(const char *format, ...) __attribute__((format(printf, 1, 2)));
 void NTF_Stopping(void);
 void NTF_Reloading(void);
+/* After a reload, successful or not: READY=1 again, as systemd waits for it. */
+void NTF_Reloaded(void);
 
 #endif /* VMCLOCKD_NOTIFY_H */

@@ -145,6 +145,10 @@ static void tracking_done(const CCL_Result *r, void *arg)
 		sync_state = VMCLOCKD_SYNC_UNKNOWN;
 		if (LOG_RepeatFailing(&chrony_failing, r->error ? r->error : -1))
 			DEBUG_LOG("chronyd tracking unavailable: %s", r->reason);
+		/* chronyd's directory may have been recreated under our reply
+		 * socket (a chrony restart under systemd): bind a fresh one. */
+		CCL_Close(chrony);
+		chrony = NULL;
 		schedule_poll();
 		return;
 	}

@@ -49,7 +49,7 @@ void SMP_Initialise(struct event_base *base, const CNF_Settings *settings);
 void SMP_Finalise(void);
 /* Device time minus system time now, in seconds; false if unavailable. */
 bool SMP_MeasureOffset(double *offset_s);
-/* Sample at the burst interval until the given CLOCK_MONOTONIC second. */
+/* Sample at the burst interval for duration_ms from now, starting now. */
 void SMP_Burst(unsigned duration_ms);
 const SMP_Report *SMP_GetReport(void);
 

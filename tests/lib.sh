@@ -120,7 +120,7 @@ start_vmclockd() {
 }
 
 chronyc_cmd() {
-	"$CHRONYC" -n -h "$T/chronyd.sock" "$@"
+	"$CHRONYC" -n -h "${CHRONY_CMD_SOCK:-$T/chronyd.sock}" "$@"
 }
 
 # True once chronyd has selected the VMC refclock.
