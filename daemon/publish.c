@@ -44,6 +44,10 @@ static struct timespec request_sent; /* CLOCK_MONOTONIC of the request in flight
 static unsigned long disruptions_published; /* of DSR's count, added to the file's */
 static double last_correction;   /* |current correction| of the last report, s */
 static uint64_t last_bound_time; /* CLOCK_REALTIME ns of that report */
+/* Whether that report's correction means anything: chrony synchronised, or
+ * handed its correction by a handover.  A cold chronyd's jump from 0 to its
+ * first correction is acquisition, not drift. */
+static bool last_meaningful;
 
 static uint64_t ts_ns(clockid_t id)
 {
@@ -177,7 +181,7 @@ static void tracking_done(const CCL_Result *r, void *arg)
 		 * away faster than chrony's statistics say (a frequency change not
 		 * yet applied, or a clock chrony does not steer, as under -x):
 		 * that growth rate bounds the drift too. */
-		if (last_bound_time && now > last_bound_time) {
+		if (last_bound_time && now > last_bound_time && last_meaningful) {
 			double growth = (fabs(t->current_correction) - last_correction) /
 					((double)(now - last_bound_time) * 1e-9);
 
@@ -186,6 +190,8 @@ static void tracking_done(const CCL_Result *r, void *arg)
 		}
 		last_correction = fabs(t->current_correction);
 		last_bound_time = now;
+		last_meaningful = t->leap_status != CCL_LEAP_UNSYNCHRONISED ||
+				  (d->disruptions && !before(&request_sent, &d->handled_at));
 		begin_write();
 		state->error_bound_ns = (uint64_t)ceil(bound * 1e9);
 		state->error_bound_realtime_ns = now;
@@ -263,7 +269,14 @@ void PUB_Finalise(void)
 	if (chrony)
 		CCL_Close(chrony);
 	chrony = NULL;
-	if (state)
+	if (state) {
+		/* Gone on purpose: readers should say UNKNOWN now, not once the
+		 * heartbeat has aged.  A restart writes it afresh. */
+		begin_write();
+		state->sync_state = VMCLOCKD_SYNC_UNKNOWN;
+		state->heartbeat_realtime_ns = 0;
+		end_write();
 		munmap(state, sizeof(*state));
+	}
 	state = NULL;
 }

@@ -209,4 +209,16 @@ check "metrics without vmclockd: valid, daemon down, verdict unknown" \
 check "daemon still decodes a stale state (exit 0, heartbeat stale)" \
 	eval 'ctl daemon | grep -q "^Heartbeat *: .*: stale"'
 
+# ---- 5. a daemon that comes back with a new state file: a long-lived
+# handle (the timeline's) follows it without being reopened.
+"$TIMELINE" -d "$T/page" -s "$STATE" -t 6 >"$T/timeline-back.txt" 2>&1 &
+TL_PID=$!
+sleep 0.3
+rm -f "$STATE"
+start_vmclockd --state-file "$STATE"
+wait "$TL_PID"
+sed 's/^/    /' "$T/timeline-back.txt"
+check "a long-lived handle follows a recreated state file back to synchronized" \
+	grep -q ' synchronized ' "$T/timeline-back.txt"
+
 finish
