@@ -33,6 +33,8 @@
 #define STATE_FILE "marker"
 #define MAX_TRIES 6
 #define FIRST_BACKOFF_MS 50
+/* A saved counter period further than this from the page's is rewritten. */
+#define PERIOD_RESAVE_PPM 0.001
 
 typedef struct {
 	bool valid;
@@ -50,6 +52,7 @@ static uint64_t last_flags;
 static uint64_t target_marker, target_gen; /* being handled */
 static Period period_handled; /* the counter period under handled_marker */
 static Period period_target;
+static Period period_saved;   /* as last written to the state file */
 static bool target_has_time;
 static CCL_HandoverParams params;
 static int tries;
@@ -95,6 +98,8 @@ static void save_state(void)
 
 	state_path(path, sizeof(path), "");
 	state_path(tmp, sizeof(tmp), ".tmp");
+	/* Also on failure: an unwritable directory is not retried every tick. */
+	period_saved = period_handled;
 	if (mkdir(cfg->state_dir, 0755) < 0 && errno != EEXIST)
 		goto fail;
 	f = fopen(tmp, "we");
@@ -361,8 +366,14 @@ bool DSR_Observe(const struct vmclock_abi *page)
 	}
 	if (marker != current_marker)
 		begin_disruption(page, false);
-	else if (!report.handling && period_of(page).valid)
+	else if (!report.handling && period_of(page).valid) {
 		period_handled = period_of(page);
+		/* Keep the saved period current (the host refines it), so that a
+		 * disruption while vmclockd is down still gets an exact dfreq. */
+		if (!period_saved.valid ||
+		    fabs(dfreq_ppm(period_saved, period_handled)) > PERIOD_RESAVE_PPM)
+			save_state();
+	}
 	return report.handling;
 }
 
