@@ -66,7 +66,7 @@ static void set_defaults(CNF_Settings *s)
 	s->max_error_ns = 100000;
 	s->state_dir = strdup(LOCALSTATEDIR "/lib/vmclockd");
 	s->state_file = strdup(VMCLOCKD_STATE_DEFAULT_PATH);
-	s->chrony_poll_ms = 500;
+	s->chrony_poll_ms = 1000;
 }
 
 void CNF_Free(CNF_Settings *s)
@@ -125,7 +125,7 @@ static const char *apply(CNF_Settings *s, const Setting *set, const char *value)
 		*(int *)field = -1;
 		return NULL;
 	}
-	if (!value || !*value || *value == '-')
+	if (!value || !*value || *value == '-' || *value == '+' || *value == ' ')
 		return "needs a non-negative number";
 	errno = 0;
 	n = strtoull(value, &end, set->type == T_MODE ? 8 : 10);
@@ -148,9 +148,16 @@ static const char *apply(CNF_Settings *s, const Setting *set, const char *value)
 	return NULL;
 }
 
+/* Lines longer than this (newline not counted) are refused: no real
+ * configuration has one, and a reader that split it could take the tail of
+ * a comment for a directive. */
+#define MAX_LINE 1022
+
 static int read_file(CNF_Settings *s, const char *path, bool must_exist)
 {
-	char line[1024];
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
 	unsigned lineno = 0;
 	FILE *f = fopen(path, "re");
 
@@ -160,18 +167,27 @@ static int read_file(CNF_Settings *s, const char *path, bool must_exist)
 		fprintf(stderr, "vmclockd: %s: %s\n", path, strerror(errno));
 		return -1;
 	}
-	while (fgets(line, sizeof(line), f)) {
-		char *p = line, *name, *value, *hash;
+	while ((len = getline(&line, &cap, f)) >= 0) {
+		char *name, *value, *hash, *save = NULL;
 		const Setting *set;
 		const char *why;
 
 		lineno++;
-		if ((hash = strchr(p, '#')))
+		if (len - (line[len - 1] == '\n') > MAX_LINE) {
+			fprintf(stderr, "vmclockd: %s:%u: line too long\n", path, lineno);
+			goto fail;
+		}
+		/* A NUL ends the line where C strings end it: said, not guessed. */
+		if (strlen(line) != (size_t)len && !(hash = strchr(line, '#'))) {
+			fprintf(stderr, "vmclockd: %s:%u: NUL byte in line\n", path, lineno);
+			goto fail;
+		}
+		if ((hash = strchr(line, '#')))
 			*hash = '\0';
-		name = strtok(p, " \t\r\n");
+		name = strtok_r(line, " \t\r\n", &save);
 		if (!name)
 			continue;
-		value = strtok(NULL, " \t\r\n");
+		value = strtok_r(NULL, " \t\r\n", &save);
 		set = find(name);
 		if (!set || !set->file_ok) {
 			fprintf(stderr, "vmclockd: %s:%u: unknown directive '%s'\n", path, lineno, name);
@@ -183,16 +199,18 @@ static int read_file(CNF_Settings *s, const char *path, bool must_exist)
 			why = apply(s, &(Setting){ .type = T_BOOL, .offset = set->offset }, value);
 		else
 			why = apply(s, set, value);
-		if (!why && strtok(NULL, " \t\r\n"))
+		if (!why && strtok_r(NULL, " \t\r\n", &save))
 			why = "has trailing words";
 		if (why) {
 			fprintf(stderr, "vmclockd: %s:%u: %s %s\n", path, lineno, name, why);
 			goto fail;
 		}
 	}
+	free(line);
 	fclose(f);
 	return 0;
 fail:
+	free(line);
 	fclose(f);
 	return -1;
 }

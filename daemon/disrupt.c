@@ -86,6 +86,21 @@ static double dfreq_ppm(Period p0, Period p1)
 
 /* ---- the state file -------------------------------------------------- */
 
+/* A drifting period is rewritten at most this often (and at exit). */
+#define PERIOD_RESAVE_INTERVAL_S 60
+
+static bool resave_due(void)
+{
+	static time_t last;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (last && now.tv_sec - last < PERIOD_RESAVE_INTERVAL_S)
+		return false;
+	last = now.tv_sec;
+	return true;
+}
+
 static void state_path(char *buf, size_t len, const char *suffix)
 {
 	snprintf(buf, len, "%s/%s%s", cfg->state_dir, STATE_FILE, suffix);
@@ -371,7 +386,8 @@ bool DSR_Observe(const struct vmclock_abi *page)
 		/* Keep the saved period current (the host refines it), so that a
 		 * disruption while vmclockd is down still gets an exact dfreq. */
 		if (!period_saved.valid ||
-		    fabs(dfreq_ppm(period_saved, period_handled)) > PERIOD_RESAVE_PPM)
+		    (fabs(dfreq_ppm(period_saved, period_handled)) > PERIOD_RESAVE_PPM &&
+		     resave_due()))
 			save_state();
 	}
 	return report.handling;
@@ -397,6 +413,10 @@ void DSR_Reconfigure(const CNF_Settings *settings)
 
 void DSR_Finalise(void)
 {
+	/* The freshest period for a disruption that happens while we are down. */
+	if (state_known && !report.handling && period_handled.valid &&
+	    (!period_saved.valid || period_saved.frac != period_handled.frac))
+		save_state();
 	if (retry_ev)
 		event_free(retry_ev);
 	retry_ev = NULL;

@@ -16,20 +16,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "chrony_sock.h"
 #include "feed.h"
 #include "log.h"
 
-/* chrony's refclock_sock.c datagram, native endian. */
-#define SOCK_MAGIC 0x534f434b
-struct sock_sample {
-	struct timeval tv;
-	double offset;
-	int pulse;
-	int leap;
-	int _pad;
-	int magic;
-};
-_Static_assert(sizeof(struct sock_sample) == 40, "chrony sock_sample is 40 bytes");
 
 typedef struct {
 	struct FED_Output_Record base; /* first: the generic handle points here */
@@ -42,7 +32,7 @@ typedef struct {
 static int sock_send(FED_Output out, const FED_Sample *s)
 {
 	SockOutput *so = (SockOutput *)out;
-	struct sock_sample msg;
+	struct chrony_sock_sample msg;
 
 	memset(&msg, 0, sizeof(msg));
 	/* The timeval drops the system time's nanoseconds.  The offset stays as
@@ -53,7 +43,7 @@ static int sock_send(FED_Output out, const FED_Sample *s)
 	msg.offset = (double)s->offset_ns * 1e-9;
 	msg.pulse = 0;
 	msg.leap = (int)s->leap;
-	msg.magic = SOCK_MAGIC;
+	msg.magic = CHRONY_SOCK_MAGIC;
 
 	if (sendto(so->fd, &msg, sizeof(msg), MSG_DONTWAIT,
 		   (struct sockaddr *)&so->addr, so->addr_len) == (ssize_t)sizeof(msg)) {

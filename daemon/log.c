@@ -122,27 +122,35 @@ static void emit(LOG_Severity severity, const char *message_id, const char *cons
 	fputc('\n', stderr);
 }
 
-void LOG_Message(LOG_Severity severity, const char *format, ...)
+static void vemit(LOG_Severity severity, const char *message_id, const char *const *fields,
+		  const char *format, va_list ap) __attribute__((format(printf, 4, 0)));
+
+static void vemit(LOG_Severity severity, const char *message_id, const char *const *fields,
+		  const char *format, va_list ap)
 {
 	char text[LINE_MAX_LEN];
+
+	vsnprintf(text, sizeof(text), format, ap);
+	emit(severity, message_id, fields, text);
+}
+
+void LOG_Message(LOG_Severity severity, const char *format, ...)
+{
 	va_list ap;
 
 	va_start(ap, format);
-	vsnprintf(text, sizeof(text), format, ap);
+	vemit(severity, NULL, NULL, format, ap);
 	va_end(ap);
-	emit(severity, NULL, NULL, text);
 }
 
 void LOG_Event(LOG_Severity severity, const char *message_id, const char *const *fields,
 	       const char *format, ...)
 {
-	char text[LINE_MAX_LEN];
 	va_list ap;
 
 	va_start(ap, format);
-	vsnprintf(text, sizeof(text), format, ap);
+	vemit(severity, message_id, fields, format, ap);
 	va_end(ap);
-	emit(severity, message_id, fields, text);
 }
 
 bool LOG_RepeatFailing(LOG_Repeat *r, int cause)

@@ -5,7 +5,9 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <systemd/sd-daemon.h>
 
 #include "log.h"
@@ -14,6 +16,8 @@
 static struct event *watchdog_ev;
 static char last_status[256];
 static bool ready;
+static bool notify_socket;             /* $NOTIFY_SOCKET was set at start */
+static struct timespec last_status_time; /* CLOCK_MONOTONIC */
 
 static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -24,6 +28,7 @@ void NTF_Initialise(struct event_base *base)
 {
 	uint64_t usec = 0;
 
+	notify_socket = getenv("NOTIFY_SOCKET") != NULL;
 	if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
 		struct timeval tv = { .tv_sec = (time_t)(usec / 2 / 1000000),
 				      .tv_usec = (suseconds_t)(usec / 2 % 1000000) };
@@ -52,16 +57,25 @@ void NTF_Ready(void)
 		sd_notify(0, "WATCHDOG=1");
 }
 
-void NTF_Status(const char *format, ...)
+void NTF_Status(bool urgent, const char *format, ...)
 {
 	char status[sizeof(last_status)];
+	struct timespec now;
 	va_list ap;
 
+	/* Nobody listens without a notify socket; with one, a status that
+	 * changes every tick (the offset) is sent at most once a second. */
+	if (!notify_socket)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!urgent && now.tv_sec == last_status_time.tv_sec)
+		return;
 	va_start(ap, format);
 	vsnprintf(status, sizeof(status), format, ap);
 	va_end(ap);
 	if (strcmp(status, last_status) == 0)
 		return;
+	last_status_time = now;
 	memcpy(last_status, status, sizeof(status));
 	sd_notifyf(0, "STATUS=%s", status);
 }

@@ -10,12 +10,16 @@
 #ifndef VMCLOCKD_NOTIFY_H
 #define VMCLOCKD_NOTIFY_H
 
+#include <stdbool.h>
+
 #include <event2/event.h>
 
 void NTF_Initialise(struct event_base *base);
 void NTF_Finalise(void);
 void NTF_Ready(void);
-void NTF_Status(const char *format, ...) __attribute__((format(printf, 1, 2)));
+/* Rate-limited to once a second unless urgent (a change of state rather
+ * than of figures). */
+void NTF_Status(bool urgent, const char *format, ...) __attribute__((format(printf, 2, 3)));
 void NTF_Stopping(void);
 void NTF_Reloading(void);
 /* After a reload, successful or not: READY=1 again, as systemd waits for it. */

@@ -28,6 +28,8 @@ _Static_assert(SMP_REASON_COUNT == VMCLOCKD_STATE_REASONS, "withheld[] matches t
 /* chrony's default maxclockerror, 1 ppm: how fast its dispersion grows. */
 #define CHRONY_CLOCK_ERROR_PPB 1000.0
 #define MIN_HEARTBEAT_TIMEOUT_MS 1000u
+/* Bounds beyond this (seconds) mean "unknown" to readers (INT64_MAX / 2 ns). */
+#define MAX_BOUND_S 4.6e9
 
 static const CNF_Settings *cfg;
 static struct event_base *ev_base;
@@ -192,6 +194,10 @@ static void tracking_done(const CCL_Result *r, void *arg)
 		last_bound_time = now;
 		last_meaningful = t->leap_status != CCL_LEAP_UNSYNCHRONISED ||
 				  (d->disruptions && !before(&request_sent, &d->handled_at));
+		/* chronyd's figures are external input: a bound that is not a
+		 * sane non-negative number of seconds is published as unknown. */
+		if (!(bound >= 0 && bound < MAX_BOUND_S))
+			bound = MAX_BOUND_S;
 		begin_write();
 		state->error_bound_ns = (uint64_t)ceil(bound * 1e9);
 		state->error_bound_realtime_ns = now;

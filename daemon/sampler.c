@@ -3,6 +3,8 @@
  * sampler.c - the tick: read the page, decide, feed or withhold.
  */
 #include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -44,9 +46,35 @@ static int n_outputs;
 static struct event *tick_ev, *device_ev;
 static unsigned wakeups_this_tick;
 static struct timespec burst_until; /* CLOCK_MONOTONIC */
+static unsigned armed_ms;           /* the tick timer's current period */
 static SMP_Report report;
-static LOG_Repeat open_failing, read_failing;
+static LOG_Repeat open_failing, read_failing, offset_failing;
 static int reason_errno; /* the errno behind the last BAD_PAGE/NO_DEVICE */
+
+/*
+ * A page file truncated under its mapping raises SIGBUS on the next read.
+ * Reads of the page are bracketed by BUS_GUARD_BEGIN/END; the handler jumps
+ * back to the bracket, which drops the page as bad.  Reads are plain loads
+ * in libvmclock, holding no lock and no allocation, so leaving them by a
+ * jump is safe.  A SIGBUS anywhere else is our bug and kills as usual.
+ */
+static sigjmp_buf bus_jump;
+static volatile sig_atomic_t bus_armed;
+
+static void bus_handler(int sig)
+{
+	if (bus_armed) {
+		bus_armed = 0;
+		siglongjmp(bus_jump, 1);
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* The mask is not saved (that is a syscall per tick): the handler runs with
+ * SA_NODEFER, so leaving it by a jump leaves SIGBUS unblocked. */
+#define BUS_GUARD_BEGIN() (sigsetjmp(bus_jump, 0) == 0 ? (bus_armed = 1, true) : false)
+#define BUS_GUARD_END() (bus_armed = 0)
 
 const char *SMP_ReasonName(SMP_Reason reason)
 {
@@ -67,11 +95,17 @@ static bool in_burst(void)
 	       (now.tv_sec == burst_until.tv_sec && now.tv_nsec < burst_until.tv_nsec);
 }
 
+/* The tick is a persistent timer, re-armed only when its interval changes
+ * (a burst starts or ends): re-adding it every tick cost a timerfd_settime()
+ * per sample. */
 static void schedule_tick(void)
 {
 	unsigned ms = in_burst() ? cfg->burst_interval_ms : cfg->interval_ms;
 	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
 
+	if (ms == armed_ms && evtimer_pending(tick_ev, NULL))
+		return;
+	armed_ms = ms;
 	evtimer_add(tick_ev, &tv);
 }
 
@@ -86,28 +120,31 @@ void SMP_Burst(unsigned duration_ms)
 	}
 	/* Take the next sample now, and from then on at the burst rate. */
 	evtimer_del(tick_ev);
+	armed_ms = 0;
 	event_active(tick_ev, EV_TIMEOUT, 0);
 }
 
-static void update_status(void)
+static void update_status(bool urgent)
 {
 	const DSR_Report *d = DSR_GetReport();
 
 	if (report.reason == SMP_FED)
-		NTF_Status("feeding: offset %+.9f s, bound %llu ns, marker %llu, %lu fed",
+		NTF_Status(urgent, "feeding: offset %+.9f s, bound %llu ns, marker %llu, %lu fed",
 			   (double)report.last_offset_ns * 1e-9,
 			   (unsigned long long)report.last_bound_ns,
 			   (unsigned long long)d->handled_marker, report.fed);
 	else if (report.reason == SMP_BAD_PAGE || report.reason == SMP_NO_DEVICE)
-		NTF_Status("withholding: %s (%s) at %s", SMP_ReasonName(report.reason),
-			   strerror(reason_errno), cfg->device);
+		NTF_Status(urgent, "withholding: %s (%s) at %s", SMP_ReasonName(report.reason),
+			   vmclock_strerror(reason_errno), cfg->device);
 	else
-		NTF_Status("withholding: %s, marker %llu", SMP_ReasonName(report.reason),
+		NTF_Status(urgent, "withholding: %s, marker %llu", SMP_ReasonName(report.reason),
 			   (unsigned long long)d->handled_marker);
 }
 
 static void set_reason(SMP_Reason reason)
 {
+	bool changed = reason != report.reason;
+
 	if (reason != report.reason) {
 		if (reason == SMP_FED)
 			LOG(LOGS_INFO, "feeding samples (was: %s)", SMP_ReasonName(report.reason));
@@ -119,7 +156,7 @@ static void set_reason(SMP_Reason reason)
 		report.fed++;
 	else
 		report.withheld[reason]++;
-	update_status();
+	update_status(changed);
 }
 
 static void close_page(void)
@@ -133,12 +170,27 @@ static void close_page(void)
 
 static void device_cb(evutil_socket_t fd, short what, void *arg);
 
+/* Whether the page was replaced is asked once a second (two syscalls); a
+ * page file truncated in between faults the reader, which bus_guard turns
+ * into a bad page instead of a crash. */
+static bool reopen_check_due(void)
+{
+	static struct timespec last;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec == last.tv_sec)
+		return false;
+	last = now;
+	return true;
+}
+
 /* Opens the page if it is not open; false (reason set) if it cannot be. */
 static bool ensure_open(void)
 {
 	struct vmclock_abi first;
 
-	if (page && vmclock_needs_reopen(page)) {
+	if (page && reopen_check_due() && vmclock_needs_reopen(page)) {
 		DEBUG_LOG("%s was replaced or truncated: reopening", cfg->device);
 		close_page();
 	}
@@ -148,7 +200,8 @@ static bool ensure_open(void)
 	if (!page) {
 		reason_errno = errno;
 		if (LOG_RepeatFailing(&open_failing, errno))
-			LOG(LOGS_WARN, "cannot use %s: %s; waiting for it", cfg->device, strerror(errno));
+			LOG(LOGS_WARN, "cannot use %s: %s; waiting for it", cfg->device,
+			    vmclock_strerror(errno));
 		set_reason(errno == ENOENT ? SMP_NO_DEVICE : SMP_BAD_PAGE);
 		return false;
 	}
@@ -217,8 +270,15 @@ static SMP_Reason take_sample(const struct vmclock_abi *copy)
 	struct vmclock_offset o;
 	FED_Sample s;
 
-	if (vmclock_offset(page, &o) < 0)
-		return reason_for_errno(errno);
+	if (vmclock_offset(page, &o) < 0) {
+		reason_errno = errno;
+		if (LOG_RepeatFailing(&offset_failing, errno))
+			LOG(LOGS_WARN, "cannot measure the offset on %s: %s", cfg->device,
+			    vmclock_strerror(errno));
+		return reason_for_errno(reason_errno);
+	}
+	if (LOG_RepeatRecovered(&offset_failing))
+		LOG(LOGS_INFO, "offsets can be measured on %s again", cfg->device);
 	/* The page moved on between the copy and the measurement: the next
 	 * tick shows the disruption module the new marker first. */
 	if (o.time.disruption_marker != vmclock_le64(copy->disruption_marker))
@@ -243,7 +303,24 @@ static SMP_Reason take_sample(const struct vmclock_abi *copy)
 	return SMP_FED;
 }
 
+static void run_tick_guarded(void);
+
 static void run_tick(void)
+{
+	if (!BUS_GUARD_BEGIN()) {
+		reason_errno = EFAULT;
+		if (LOG_RepeatFailing(&read_failing, EFAULT))
+			LOG(LOGS_WARN, "%s was truncated under its mapping: reopening", cfg->device);
+		close_page();
+		set_reason(SMP_BAD_PAGE);
+		NTF_Ready();
+		return;
+	}
+	run_tick_guarded();
+	BUS_GUARD_END();
+}
+
+static void run_tick_guarded(void)
 {
 	struct vmclock_abi copy;
 	SMP_Reason reason;
@@ -257,7 +334,7 @@ static void run_tick(void)
 
 		reason_errno = err;
 		if (LOG_RepeatFailing(&read_failing, err))
-			LOG(LOGS_WARN, "cannot read %s: %s", cfg->device, strerror(err));
+			LOG(LOGS_WARN, "cannot read %s: %s", cfg->device, vmclock_strerror(err));
 		/* A page that went bad is reopened: it may have been replaced. */
 		if (err != ETIMEDOUT)
 			close_page();
@@ -305,8 +382,13 @@ static void device_cb(evutil_socket_t fd, short what, void *arg)
 bool SMP_MeasureOffset(double *offset_s)
 {
 	struct vmclock_offset o;
+	int r;
 
-	if (!page || vmclock_offset(page, &o) < 0)
+	if (!page || !BUS_GUARD_BEGIN())
+		return false;
+	r = vmclock_offset(page, &o);
+	BUS_GUARD_END();
+	if (r < 0)
 		return false;
 	*offset_s = (double)o.offset_ns * 1e-9;
 	return true;
@@ -317,6 +399,8 @@ void SMP_Initialise(struct event_base *base, const CNF_Settings *settings)
 	ev_base = base;
 	cfg = settings;
 	n_outputs = 0;
+	sigaction(SIGBUS, &(struct sigaction){ .sa_handler = bus_handler, .sa_flags = SA_NODEFER },
+		  NULL);
 	if (cfg->chrony_sock && *cfg->chrony_sock)
 		if ((outputs[n_outputs] = FED_CreateSock(cfg->chrony_sock)))
 			n_outputs++;
@@ -326,7 +410,8 @@ void SMP_Initialise(struct event_base *base, const CNF_Settings *settings)
 	/* The first start logs the first tick's state; a reload goes on. */
 	if (!report.fed && report.reason == SMP_FED)
 		report.reason = SMP_REASON_COUNT;
-	tick_ev = evtimer_new(base, tick_cb, NULL);
+	tick_ev = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
+	armed_ms = 0;
 	event_active(tick_ev, EV_TIMEOUT, 0);
 }
 

@@ -114,6 +114,9 @@ int vmclock_offset(const vmclock_t *vc, struct vmclock_offset *out);
 /* Read the CPU counter of the given kind (VMCLOCK_COUNTER_*), ordered after
  * earlier loads.  Returns false if this CPU cannot read it. */
 bool vmclock_read_counter(uint8_t counter_id, uint64_t *value);
+/* The counter this CPU reads (VMCLOCK_COUNTER_X86_TSC or _ARM_VCNT), or
+ * VMCLOCK_COUNTER_INVALID: what a simulated page should name. */
+uint8_t vmclock_native_counter(void);
 
 /*
  * Truthful timestamps.  A vmclock_truth_t joins the device (whose marker
@@ -163,6 +166,10 @@ const char *vmclock_verdict_name(vmclock_verdict_t v);
 /* A consistent copy of the daemon's state; ENOENT if it was not opened,
  * EBADMSG if it is not a state file this library knows, ETIMEDOUT. */
 int vmclock_daemon_state(const vmclock_truth_t *t, struct vmclockd_state *out);
+
+/* A page reader's errno in words: "bad magic", "page too small", "unknown
+ * version", "page never stable", ...; strerror() for the others. */
+const char *vmclock_strerror(int err);
 
 /* Names for enums and flags (lowercase, as vmclockctl's JSON uses them);
  * NULL for values outside the ABI. */

@@ -5,6 +5,7 @@
  * These are the words vmclockctl prints and its JSON carries, and the words
  * vmclock-sim and the configuration accept, so they live in one table each.
  */
+#include <errno.h>
 #include <string.h>
 
 #include "vmclock.h"
@@ -84,4 +85,28 @@ int vmclock_status_from_name(const char *name)
 int vmclock_leap_from_name(const char *name)
 {
 	return reverse(leap_names, ARRAY_LEN(leap_names), name);
+}
+
+const char *vmclock_strerror(int err)
+{
+	switch (err) {
+	case EBADMSG:
+		return "bad magic (not a vmclock page)";
+	case EMSGSIZE:
+		return "page too small, or its size field wrong";
+	case EPROTO:
+		return "unknown page version";
+	case ETIMEDOUT:
+		return "page never stable (seq_count odd or changing)";
+	case ENODATA:
+		return "page carries no time";
+	case ERANGE:
+		return "page parameters out of range (absurd shift or time)";
+	case ENODEV:
+		return "not a vmclock device or page file";
+	case EOPNOTSUPP:
+		return "page names a counter this CPU cannot read";
+	default:
+		return strerror(err);
+	}
 }

@@ -293,18 +293,18 @@ int vmclock_timestamp(const vmclock_truth_t *t, struct vmclock_timestamp *out)
 	const struct vmclockd_state *state = __atomic_load_n(&t->state, __ATOMIC_ACQUIRE);
 	const struct vmclock_abi *page = __atomic_load_n(&t->page, __ATOMIC_ACQUIRE);
 	struct verdict_view v;
-	uint64_t now_ns, age_ns;
+	uint64_t now_ns, age_ns, growth;
 
 	clock_gettime(CLOCK_REALTIME, &out->time);
 	now_ns = (uint64_t)out->time.tv_sec * 1000000000u + (uint64_t)out->time.tv_nsec;
 	out->verdict = VMCLOCK_VERDICT_UNKNOWN;
-	out->disruption_marker = 0;
+	out->disruption_marker =
+		page ? vmclock_le64(__atomic_load_n(&page->disruption_marker, __ATOMIC_ACQUIRE)) : 0;
 	if (!page || !state) {
 		set_bounds(out, VMCLOCK_ERROR_UNKNOWN);
 		try_open_missing(t, now_ns);
 		return 0;
 	}
-	out->disruption_marker = vmclock_le64(__atomic_load_n(&page->disruption_marker, __ATOMIC_ACQUIRE));
 	if (read_view(state, &v) < 0 || (vmclock_le64(v.head) & STATE_HEAD_MASK) != STATE_HEAD) {
 		set_bounds(out, VMCLOCK_ERROR_UNKNOWN);
 		return 0;
@@ -331,7 +331,10 @@ int vmclock_timestamp(const vmclock_truth_t *t, struct vmclock_timestamp *out)
 	}
 	/* chrony's bound, grown at its drift rate since it was read. */
 	age_ns = now_ns > v.bound_time_ns ? now_ns - v.bound_time_ns : 0;
-	set_bounds(out, v.bound_ns + grown(age_ns, v.drift_ppb));
+	growth = grown(age_ns, v.drift_ppb);
+	/* A sum that wraps would be a tight bound from a huge one. */
+	set_bounds(out, growth > VMCLOCK_ERROR_UNKNOWN - v.bound_ns ? VMCLOCK_ERROR_UNKNOWN
+								    : v.bound_ns + growth);
 	return 0;
 }
 
