@@ -45,17 +45,6 @@ static int64_t now_ns(clockid_t clk)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static uint8_t native_counter(void)
-{
-	uint64_t v;
-
-	if (vmclock_read_counter(VMCLOCK_COUNTER_X86_TSC, &v))
-		return VMCLOCK_COUNTER_X86_TSC;
-	if (vmclock_read_counter(VMCLOCK_COUNTER_ARM_VCNT, &v))
-		return VMCLOCK_COUNTER_ARM_VCNT;
-	return VMCLOCK_COUNTER_INVALID;
-}
-
 /* The narrowest of a few (counter, clock, counter) brackets. */
 static void bracket(uint8_t id, clockid_t clk, uint64_t *counter, int64_t *ns)
 {
@@ -241,7 +230,7 @@ int main(int argc, char **argv)
 	int rounds = argc > 1 ? atoi(argv[1]) : DEFAULT_ROUNDS;
 	long calls = argc > 2 ? atol(argv[2]) : DEFAULT_CALLS;
 	char dir[] = "/tmp/vmclock-bench.XXXXXX";
-	uint8_t id = native_counter();
+	uint8_t id = vmclock_native_counter();
 	char *path, *state_path = NULL;
 	vmclock_t *vc;
 	vmclock_truth_t *truth;

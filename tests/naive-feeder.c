@@ -35,19 +35,9 @@
 
 #include "vmclock.h"
 
+#include "../daemon/chrony_sock.h"
 #include "../daemon/chronyctl.h"
 
-/* chrony's refclock_sock.c datagram, native endian (NOTES.md). */
-#define SOCK_MAGIC 0x534f434b
-struct sock_sample {
-	struct timeval tv;
-	double offset;
-	int pulse;
-	int leap;
-	int _pad;
-	int magic;
-};
-_Static_assert(sizeof(struct sock_sample) == 40, "chrony sock_sample is 40 bytes");
 
 static volatile sig_atomic_t stop;
 
@@ -145,7 +135,7 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	while (!stop) {
 		struct vmclock_offset o;
-		struct sock_sample msg;
+		struct chrony_sock_sample msg;
 
 		if (vmclock_offset(vc, &o) == 0) {
 			if (chrony && have_marker && o.time.disruption_marker != marker)
@@ -157,7 +147,7 @@ int main(int argc, char **argv)
 			msg.tv.tv_sec = o.system.tv_sec;
 			msg.tv.tv_usec = o.system.tv_nsec / 1000;
 			msg.offset = (double)o.offset_ns * 1e-9;
-			msg.magic = SOCK_MAGIC;
+			msg.magic = CHRONY_SOCK_MAGIC;
 			/* A chronyd that is not there (yet) costs one failed call. */
 			(void)sendto(fd, &msg, sizeof(msg), MSG_DONTWAIT, (struct sockaddr *)&addr,
 				     sizeof(addr));

@@ -189,13 +189,7 @@ void tp_rmdir(const char *dir)
 
 uint8_t tp_native_counter(void)
 {
-	uint64_t v;
-
-	if (vmclock_read_counter(VMCLOCK_COUNTER_X86_TSC, &v))
-		return VMCLOCK_COUNTER_X86_TSC;
-	if (vmclock_read_counter(VMCLOCK_COUNTER_ARM_VCNT, &v))
-		return VMCLOCK_COUNTER_ARM_VCNT;
-	return VMCLOCK_COUNTER_INVALID;
+	return vmclock_native_counter();
 }
 
 int64_t tp_now_ns(void)

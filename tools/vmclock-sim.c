@@ -579,17 +579,6 @@ static void parse_args(int argc, char **argv, struct options *o)
 	o->path = argv[optind];
 }
 
-static uint8_t native_counter(void)
-{
-	uint64_t v;
-
-	if (vmclock_read_counter(VMCLOCK_COUNTER_X86_TSC, &v))
-		return VMCLOCK_COUNTER_X86_TSC;
-	if (vmclock_read_counter(VMCLOCK_COUNTER_ARM_VCNT, &v))
-		return VMCLOCK_COUNTER_ARM_VCNT;
-	return VMCLOCK_COUNTER_INVALID;
-}
-
 static void write_pidfile(const char *path)
 {
 	FILE *f = fopen(path, "w");
@@ -641,7 +630,7 @@ int main(int argc, char **argv)
 	s.off_ns = o.offset_ns;
 	s.freq_ppb = o.freq_ppb;
 	s.freq = o.freq_ppb * 1e-9L;
-	s.counter_id = native_counter();
+	s.counter_id = vmclock_native_counter();
 	if (s.counter_id == VMCLOCK_COUNTER_INVALID && !o.marker_only)
 		die("%s", "this CPU has no counter a vmclock page can name (try --marker-only)");
 
