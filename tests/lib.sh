@@ -79,7 +79,7 @@ wait_for() {
 # chrony.conf for the tests; extra lines as arguments.
 write_chrony_conf() {
 	{
-		echo "refclock SOCK $T/vmc.sock refid VMC ${REFCLOCK_OPTS:-poll -3 filter 2 precision 1e-8}"
+		echo "refclock SOCK $T/vmc.sock refid VMC ${REFCLOCK_OPTS:-poll -3 filter 1 precision 1e-8}"
 		echo "bindcmdaddress $T/chronyd.sock"
 		echo "cmdport 0"
 		echo "port 0"
