@@ -52,6 +52,18 @@ write_page 10:01 34:02 39:ff
 sleep 1.5
 check "alive after an absurd shift" kill -0 "$VMCLOCKD_PID"
 check "absurd shift said once" test "$(count 'out of range')" -eq 1
+# The device vanishing under the daemon, and coming back.
+start_sim --interval-ms 50
+sleep 1.5
+kill "$SIM_PID"; wait "$SIM_PID" 2>/dev/null
+rm -f "$T/page"
+sleep 1.5
+check "vanished device noticed" grep -q 'cannot use .*No such file' "$T/vmclockd.log"
+check "alive without it" kill -0 "$VMCLOCKD_PID"
+start_sim --interval-ms 50
+sleep 1.5
+check "device back: feeding again" test "$(tail -n 3 "$T/vmclockd.log" | grep -c 'usable now\|feeding samples')" -ge 1
+kill "$SIM_PID"; wait "$SIM_PID" 2>/dev/null
 # A page file truncated under the mapping: SIGBUS is caught, not fatal.
 start_sim --interval-ms 50
 sleep 1.5

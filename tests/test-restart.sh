@@ -43,4 +43,16 @@ np1=$(vmc_np); sleep 1; np2=$(vmc_np)
 check "still feeding after the reloads (NP $np1 -> $np2 or full)" test "$np2" -ge "$np1"
 check "no second disruption from reloads" test "$(grep -c 'clock disruption' "$T/vmclockd.log")" -eq 1
 
+# chronyd restarted every 2 s: vmclockd keeps sampling through it, and the
+# last chronyd selects VMC again.
+for _ in 1 2 3 4 5; do
+	stop_chronyd
+	start_chronyd || fail "chronyd restarted"
+	sleep 2
+done
+check "alive through a chronyd restart storm" kill -0 "$VMCLOCKD_PID"
+check "VMC selected after the storm" wait_for 15 vmc_selected
+check "chronyd's absences said, not every tick" \
+	test "$(grep -c 'chronyd is not listening' "$T/vmclockd.log")" -le 5
+
 finish
