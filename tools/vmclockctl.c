@@ -1401,17 +1401,26 @@ static int cmd_waitsync(struct cmd_opts o)
 	return rc;
 }
 
-static int cmd_daemon(struct cmd_opts o)
+/* One view of device and daemon through a handle opened for the purpose. */
+static int view_once(struct cmd_opts o, bool with_device, struct view *v)
 {
 	vmclock_truth_t *truth = vmclock_truth_open(o.path, o.state);
-	struct view v;
 
 	if (!truth) {
 		msg("%s", strerror(errno));
-		return EXIT_UNUSABLE;
+		return -1;
 	}
-	take_view(truth, o.path, false, &v);
+	take_view(truth, o.path, with_device, v);
 	vmclock_truth_close(truth);
+	return 0;
+}
+
+static int cmd_daemon(struct cmd_opts o)
+{
+	struct view v;
+
+	if (view_once(o, false, &v) < 0)
+		return EXIT_UNUSABLE;
 	if (v.state_err) {
 		report_state(o.state, v.state_err);
 		return EXIT_UNUSABLE;
@@ -1425,15 +1434,10 @@ static int cmd_daemon(struct cmd_opts o)
 
 static int cmd_metrics(struct cmd_opts o)
 {
-	vmclock_truth_t *truth = vmclock_truth_open(o.path, o.state);
 	struct view v;
 
-	if (!truth) {
-		msg("%s", strerror(errno));
+	if (view_once(o, true, &v) < 0)
 		return EXIT_UNUSABLE;
-	}
-	take_view(truth, o.path, true, &v);
-	vmclock_truth_close(truth);
 	metrics(&v);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		msg("write: %s", strerror(errno));
