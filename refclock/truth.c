@@ -212,22 +212,20 @@ static struct timespec ts_add_ns(struct timespec t, int64_t ns)
 
 /* Bounds from an error bound in ns, or unbounded.  Bounds under a second,
  * the usual case, need no division. */
-static void set_bounds(struct vmclock_timestamp *out, uint64_t bound_ns)
+static inline __attribute__((always_inline)) void set_bounds(struct vmclock_timestamp *out,
+							     uint64_t bound_ns)
 {
 	out->bound_ns = bound_ns;
 	if (bound_ns < 1000000000u) {
-		out->earliest = out->time;
-		out->latest = out->time;
-		out->earliest.tv_nsec -= (long)bound_ns;
-		if (out->earliest.tv_nsec < 0) {
-			out->earliest.tv_nsec += 1000000000;
-			out->earliest.tv_sec--;
-		}
-		out->latest.tv_nsec += (long)bound_ns;
-		if (out->latest.tv_nsec >= 1000000000) {
-			out->latest.tv_nsec -= 1000000000;
-			out->latest.tv_sec++;
-		}
+		/* Field by field from scalars: copying out->time as a whole right
+		 * after clock_gettime() wrote it stalled on store forwarding. */
+		time_t sec = out->time.tv_sec;
+		long nsec = out->time.tv_nsec, lo = nsec - (long)bound_ns, hi = nsec + (long)bound_ns;
+
+		out->earliest.tv_sec = lo < 0 ? sec - 1 : sec;
+		out->earliest.tv_nsec = lo < 0 ? lo + 1000000000 : lo;
+		out->latest.tv_sec = hi >= 1000000000 ? sec + 1 : sec;
+		out->latest.tv_nsec = hi >= 1000000000 ? hi - 1000000000 : hi;
 		return;
 	}
 	if (bound_ns >= (uint64_t)INT64_MAX / 2) {
@@ -252,7 +250,8 @@ struct verdict_view {
 
 #define LOAD(field) __atomic_load_n(&s->field, __ATOMIC_RELAXED)
 
-static int read_view(const struct vmclockd_state *s, struct verdict_view *v)
+static inline __attribute__((always_inline)) int read_view(const struct vmclockd_state *s,
+							   struct verdict_view *v)
 {
 	for (unsigned tries = 0; tries < MAX_STATE_TRIES; tries++) {
 		uint32_t seq = __atomic_load_n(&s->seq_count, __ATOMIC_ACQUIRE);

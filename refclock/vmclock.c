@@ -207,8 +207,8 @@ static int retry_or_give_up(int64_t *deadline, unsigned *spins)
 }
 
 /*
- * One consistent section: copy the page, then let inside() read the counter
- * (or take brackets) before the closing seq_count load.  Static inline with
+ * One consistent section: inside() reads the counter (or takes brackets) and
+ * the page is copied, both between the two seq_count loads.  Static inline with
  * constant callbacks, so the compiler flattens it on the hot path.
  */
 static inline int consistent_read(const vmclock_t *vc, struct vmclock_abi *page,
@@ -220,9 +220,11 @@ static inline int consistent_read(const vmclock_t *vc, struct vmclock_abi *page,
 	for (;;) {
 		uint32_t seq = load_seq_acquire(vc);
 
-		copy_words(vc, page);
+		/* The counter first: its fence then waits for the seq_count
+		 * load alone, and the copy's loads overlap the counter read. */
 		if (inside)
 			inside(ctx);
+		copy_words(vc, page);
 		if (section_ok(vc, seq))
 			break;
 		if (retry_or_give_up(&deadline, &spins) < 0)
