@@ -220,13 +220,26 @@ static void poll_cb(evutil_socket_t fd, short what, void *arg)
 		schedule_poll();
 }
 
+/* An unusable state file is tried again once a second, not every tick. */
+static bool open_retry_due(void)
+{
+	static time_t last = -1;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec == last)
+		return false;
+	last = now.tv_sec;
+	return true;
+}
+
 void PUB_Tick(void)
 {
 	const SMP_Report *s = SMP_GetReport();
 	const DSR_Report *d = DSR_GetReport();
 	unsigned timeout = 4 * cfg->interval_ms;
 
-	if (!state && cfg->state_file && *cfg->state_file)
+	if (!state && cfg->state_file && *cfg->state_file && open_retry_due())
 		open_state_file();
 	if (!state)
 		return;
