@@ -28,6 +28,7 @@
 #include "chronyctl.h"
 #include "disrupt.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "sampler.h"
 
 #define STATE_FILE "marker"
@@ -88,18 +89,7 @@ static double dfreq_ppm(Period p0, Period p1)
 
 /* A drifting period is rewritten at most this often (and at exit). */
 #define PERIOD_RESAVE_INTERVAL_S 60
-
-static bool resave_due(void)
-{
-	static time_t last;
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (last && now.tv_sec - last < PERIOD_RESAVE_INTERVAL_S)
-		return false;
-	last = now.tv_sec;
-	return true;
-}
+static RLM_Limit resave_limit;
 
 static void state_path(char *buf, size_t len, const char *suffix)
 {
@@ -387,7 +377,7 @@ bool DSR_Observe(const struct vmclock_abi *page)
 		 * disruption while vmclockd is down still gets an exact dfreq. */
 		if (!period_saved.valid ||
 		    (fabs(dfreq_ppm(period_saved, period_handled)) > PERIOD_RESAVE_PPM &&
-		     resave_due()))
+		     RLM_Due(&resave_limit, PERIOD_RESAVE_INTERVAL_S)))
 			save_state();
 	}
 	return report.handling;

@@ -21,6 +21,7 @@
 #include "disrupt.h"
 #include "log.h"
 #include "publish.h"
+#include "ratelimit.h"
 #include "sampler.h"
 
 _Static_assert(SMP_REASON_COUNT == VMCLOCKD_STATE_REASONS, "withheld[] matches the reasons");
@@ -37,6 +38,7 @@ static struct vmclockd_state *state; /* the mapping */
 static CCL_Client chrony;
 static struct event *poll_ev;
 static LOG_Repeat file_failing, chrony_failing;
+static RLM_Limit open_retry;
 
 /* chrony's view, as last read. */
 static uint8_t sync_state = VMCLOCKD_SYNC_UNKNOWN;
@@ -220,26 +222,14 @@ static void poll_cb(evutil_socket_t fd, short what, void *arg)
 		schedule_poll();
 }
 
-/* An unusable state file is tried again once a second, not every tick. */
-static bool open_retry_due(void)
-{
-	static time_t last = -1;
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (now.tv_sec == last)
-		return false;
-	last = now.tv_sec;
-	return true;
-}
-
 void PUB_Tick(void)
 {
 	const SMP_Report *s = SMP_GetReport();
 	const DSR_Report *d = DSR_GetReport();
 	unsigned timeout = 4 * cfg->interval_ms;
 
-	if (!state && cfg->state_file && *cfg->state_file && open_retry_due())
+	/* An unusable state file is tried again once a second, not every tick. */
+	if (!state && cfg->state_file && *cfg->state_file && RLM_Due(&open_retry, 1))
 		open_state_file();
 	if (!state)
 		return;

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "notify.h"
 #include "publish.h"
+#include "ratelimit.h"
 #include "sampler.h"
 
 #define MAX_OUTPUTS 2
@@ -50,6 +51,7 @@ static unsigned armed_ms;           /* the tick timer's current period */
 static SMP_Report report;
 static LOG_Repeat open_failing, read_failing, offset_failing;
 static int reason_errno; /* the errno behind the last BAD_PAGE/NO_DEVICE */
+static RLM_Limit reopen_check, open_retry;
 
 /*
  * A page file truncated under its mapping raises SIGBUS on the next read.
@@ -170,32 +172,27 @@ static void close_page(void)
 
 static void device_cb(evutil_socket_t fd, short what, void *arg);
 
-/* Whether the page was replaced is asked once a second (two syscalls); a
- * page file truncated in between faults the reader, which bus_guard turns
- * into a bad page instead of a crash. */
-static bool reopen_check_due(void)
-{
-	static struct timespec last;
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (now.tv_sec == last.tv_sec)
-		return false;
-	last = now;
-	return true;
-}
-
 /* Opens the page if it is not open; false (reason set) if it cannot be. */
 static bool ensure_open(void)
 {
 	struct vmclock_abi first;
 
-	if (page && reopen_check_due() && vmclock_needs_reopen(page)) {
+	/* Whether the page was replaced is asked once a second (two syscalls);
+	 * a page file truncated in between faults the reader, which the bus
+	 * guard turns into a bad page instead of a crash. */
+	if (page && RLM_Due(&reopen_check, 1) && vmclock_needs_reopen(page)) {
 		DEBUG_LOG("%s was replaced or truncated: reopening", cfg->device);
 		close_page();
 	}
 	if (page)
 		return true;
+	/* A missing or bad device is tried again once a second; the ticks in
+	 * between count as withheld for the same reason. */
+	if (!RLM_Due(&open_retry, 1)) {
+		set_reason(report.reason == SMP_FED || report.reason == SMP_REASON_COUNT
+				   ? SMP_NO_DEVICE : report.reason);
+		return false;
+	}
 	page = vmclock_open(cfg->device);
 	if (!page) {
 		reason_errno = errno;
