@@ -52,6 +52,7 @@ static uint64_t last_bound_time; /* CLOCK_REALTIME ns of that report */
  * handed its correction by a handover.  A cold chronyd's jump from 0 to its
  * first correction is acquisition, not drift. */
 static bool last_meaningful;
+static unsigned long last_disruptions; /* DSR's count at that report */
 
 static uint64_t ts_ns(clockid_t id)
 {
@@ -185,15 +186,25 @@ static void tracking_done(const CCL_Result *r, void *arg)
 		 * away faster than chrony's statistics say (a frequency change not
 		 * yet applied, or a clock chrony does not steer, as under -x):
 		 * that growth rate bounds the drift too. */
-		if (last_bound_time && now > last_bound_time && last_meaningful) {
+		/* Not across a handover either: doffset moved the correction. */
+		bool same_epoch = last_disruptions == d->disruptions && !d->handling;
+
+		if (last_bound_time && now > last_bound_time && last_meaningful && same_epoch) {
 			double growth = (fabs(t->current_correction) - last_correction) /
 					((double)(now - last_bound_time) * 1e-9);
 
 			if (growth > 0)
 				drift += growth * 1e9;
+		} else {
+			/* No growth observed yet (first report, or the first after
+			 * a handover): assume the clock may drift by chrony's whole
+			 * frequency, as it does when chrony's steering is not
+			 * applied to it. */
+			drift += fabs(t->freq_ppm) * 1000.0;
 		}
 		last_correction = fabs(t->current_correction);
 		last_bound_time = now;
+		last_disruptions = d->disruptions;
 		last_meaningful = t->leap_status != CCL_LEAP_UNSYNCHRONISED ||
 				  (d->disruptions && !before(&request_sent, &d->handled_at));
 		/* chronyd's figures are external input: a bound that is not a

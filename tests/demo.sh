@@ -45,6 +45,9 @@ printf '    %8s  %12s  %12s  %s\n' "t (s)" "chrony (us)" "error (us)" "state"
 done
 say "chronyd after the recovery"
 chronyc_cmd tracking | grep -E 'Reference|System time|Frequency|Leap'
+
+say "What applications see (vmclock_timestamp() through vmclockctl)"
+"$CTL" -d "$T/page" -s "$T/run/state" daemon | grep -E 'Verdict|Sync state|Disruption|Error bound'
 echo
 echo "Done: vmclockd reset chronyd and handed it the new frequency and offset;"
 echo "chrony's error stayed within a microsecond of the truth."

@@ -114,7 +114,7 @@ start_sim() {
 start_vmclockd() {
 	"$VMCLOCKD" --foreground --config /dev/null --device "$T/page" \
 		--chrony-sock "$T/vmc.sock" --chrony-cmd "$T/chronyd.sock" \
-		--state-dir "$T/state" "$@" >>"$T/vmclockd.log" 2>&1 &
+		--state-dir "$T/state" --state-file "$T/run/state" "$@" >>"$T/vmclockd.log" 2>&1 &
 	VMCLOCKD_PID=$!
 	PIDS="$PIDS $VMCLOCKD_PID"
 }

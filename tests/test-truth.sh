@@ -220,5 +220,7 @@ wait "$TL_PID"
 sed 's/^/    /' "$T/timeline-back.txt"
 check "a long-lived handle follows a recreated state file back to synchronized" \
 	grep -q ' synchronized ' "$T/timeline-back.txt"
+check "and the restarted daemon's bounds contain the truth (violations=0)" \
+	grep -q 'violations=0 ' "$T/timeline-back.txt"
 
 finish
