@@ -97,9 +97,6 @@ static void report_unusable(const char *path, int err)
 	case EPERM:
 		msg("%s: permission denied", path);
 		break;
-	case ENODEV:
-		msg("%s: not a vmclock device or page file", path);
-		break;
 	case EBADMSG:
 		if (peek(path, offsetof(struct vmclock_abi, magic), &u32, sizeof(u32)))
 			msg("%s: bad magic 0x%08" PRIx32, path, vmclock_le32(u32));
@@ -121,17 +118,10 @@ static void report_unusable(const char *path, int err)
 		else
 			msg("%s: unknown version", path);
 		break;
-	case ETIMEDOUT:
-		msg("%s: page never stable (seq_count odd or changing)", path);
-		break;
-	case EOPNOTSUPP:
-		msg("%s: the page's counter cannot be read on this CPU", path);
-		break;
-	case ERANGE:
-		msg("%s: conversion parameters out of range", path);
-		break;
 	default:
-		msg("%s: %s", path, strerror(err));
+		/* The library's words for the rest (never stable, not a page,
+		 * counter, range), as vmclockd logs them. */
+		msg("%s: %s", path, vmclock_strerror(err));
 		break;
 	}
 }
