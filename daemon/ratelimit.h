@@ -29,4 +29,11 @@ static inline bool RLM_Due(RLM_Limit *l, unsigned interval_s)
 	return true;
 }
 
+/* The thing limited was just done another way: the next call starts a new
+ * interval instead of being due at once. */
+static inline void RLM_Restart(RLM_Limit *l)
+{
+	(void)RLM_Due(l, 0);
+}
+
 #endif /* VMCLOCKD_RATELIMIT_H */

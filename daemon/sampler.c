@@ -202,6 +202,10 @@ static bool ensure_open(void)
 		set_reason(errno == ENOENT ? SMP_NO_DEVICE : SMP_BAD_PAGE);
 		return false;
 	}
+	/* A page just opened was not replaced yet: the first replaced-page
+	 * check is a second away, and a truncation before then is met by the
+	 * reads (the bus guard). */
+	RLM_Restart(&reopen_check);
 	if (LOG_RepeatRecovered(&open_failing))
 		LOG(LOGS_INFO, "%s is usable now", cfg->device);
 	if (vmclock_is_device(page) && vmclock_snapshot(page, &first) == 0 &&

@@ -14,7 +14,10 @@ if ldd "$real_lib" | grep -q libasan; then
 	exit 77
 fi
 export LD_LIBRARY_PATH=$top_builddir/refclock/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-VG="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect
+# --fair-sched=yes: by default valgrind lets a spinning reader thread take
+# the big lock again and again, starving the writer in the concurrency tests
+# for hundreds of ms (reads then time out, as they must after 100 ms).
+VG="valgrind -q --fair-sched=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect
 	--child-silent-after-fork=yes"
 
 # The suite forks per test by default; CK_FORK=no keeps it in one process.
