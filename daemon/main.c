@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "disrupt.h"
+#include "evbase.h"
 #include "log.h"
 #include "notify.h"
 #include "publish.h"
@@ -61,7 +62,6 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 int main(int argc, char **argv)
 {
 	struct event *sig_term, *sig_int, *sig_hup;
-	struct event_config *ecfg;
 	int r;
 
 	r = CNF_Load(argc, argv, &settings);
@@ -82,15 +82,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	umask(0022);
 
-	/* Timers on CLOCK_MONOTONIC itself: the coarse clock libevent uses by
-	 * default ticks in jiffies, so a 62 ms timer woke up early and again
-	 * 2 ms later.  poll(), not epoll: with a precise clock epoll would add
-	 * a timerfd_settime() per tick, and we watch three descriptors. */
-	ecfg = event_config_new();
-	event_config_set_flag(ecfg, EVENT_BASE_FLAG_PRECISE_TIMER);
-	event_config_avoid_method(ecfg, "epoll");
-	base = event_base_new_with_config(ecfg);
-	event_config_free(ecfg);
+	base = EVB_New();
 	if (!base)
 		LOG_FATAL("cannot create the event loop");
 

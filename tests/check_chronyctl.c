@@ -25,6 +25,7 @@
 #include <event2/event.h>
 
 #include "../daemon/chronyctl.h"
+#include "../daemon/evbase.h"
 
 static unsigned int seed;
 
@@ -542,7 +543,7 @@ static Fixture *fixture_new(int with_fake)
 	strcpy(fx->dir, "/tmp/check_chronyctl.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(fx->dir));
 	snprintf(fx->sock, sizeof(fx->sock), "%s/chronyd.sock", fx->dir);
-	fx->base = event_base_new();
+	fx->base = EVB_New();
 	if (with_fake)
 		fake_start(fx);
 	fx->client = CCL_Open(fx->sock, fx->base);
@@ -881,7 +882,7 @@ START_TEST(client_blocking)
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		struct event_base *b = event_base_new();
+		struct event_base *b = EVB_New();
 
 		fx->base = b;
 		fake_start(fx);
