@@ -34,6 +34,7 @@
 #include <event2/event.h>
 
 #include "../daemon/chronyctl.h"
+#include "../daemon/evbase.h"
 
 enum {
 	OPT_ONCE = 256,
@@ -249,7 +250,7 @@ static int handover(const char *sock, const char *spec, long repeats, int timeou
 		fprintf(stderr, "chrony-observe: --handover wants DFREQ_PPM,O_S\n");
 		return 2;
 	}
-	h.base = event_base_new();
+	h.base = EVB_New();
 	c = CCL_Open(sock, h.base);
 	if (!c) {
 		fprintf(stderr, "chrony-observe: %s: %s\n", sock, strerror(errno));
