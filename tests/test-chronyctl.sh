@@ -58,7 +58,6 @@ bindcmdaddress $SOCK
 cmdport 0
 port 0
 pidfile $DIR/chronyd.pid
-driftfile none
 EOF
 
 PASSED=0
