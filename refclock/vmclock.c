@@ -235,10 +235,12 @@ static inline int consistent_read(const vmclock_t *vc, struct vmclock_abi *page,
 
 int vmclock_has_time(const struct vmclock_abi *page)
 {
-	if (convert_time_usable(page) < 0)
-		return -1;
+	if (!convert_has_time(page))
+		return fail(ENODATA);
 	if (!counter_supported(page->counter_id))
 		return fail(EOPNOTSUPP);
+	if (page->counter_period_shift > MAX_PERIOD_SHIFT)
+		return fail(ERANGE);
 	return 0;
 }
 int vmclock_snapshot(const vmclock_t *vc, struct vmclock_abi *out)
