@@ -29,7 +29,6 @@
 #include "handover.h"
 #include "log.h"
 #include "ratelimit.h"
-#include "sampler.h"
 
 #define STATE_FILE "marker"
 /* A saved counter period further than this from the page's is rewritten. */
@@ -37,8 +36,8 @@
 
 typedef HND_Period Period;
 
-static struct event_base *ev_base;
 static const CNF_Settings *cfg;
+static DSR_SamplerOps sampler;
 static DSR_Report report;
 static bool state_known;     /* handled marker loaded or adopted */
 static uint64_t last_flags;
@@ -48,6 +47,10 @@ static Period period_target;
 static Period period_saved;   /* as last written to the state file */
 static bool target_has_time;
 static LOG_Repeat save_failing;
+/* The offset last measured under the handled marker: the step is measured
+ * from it when the marker changes. */
+static bool have_offset;
+static int64_t last_offset_ns;
 
 const DSR_Report *DSR_GetReport(void)
 {
@@ -142,7 +145,7 @@ static double offset_now(void *arg)
 {
 	double o;
 
-	return SMP_MeasureOffset(&o) ? o : NAN;
+	return sampler.measure_offset && sampler.measure_offset(&o) ? o : NAN;
 }
 
 static void finish(bool recovered)
@@ -153,7 +156,8 @@ static void finish(bool recovered)
 	report.handled_gen = target_gen;
 	period_handled = period_target;
 	save_state();
-	SMP_Burst(cfg->burst_ms);
+	if (sampler.burst)
+		sampler.burst(cfg->burst_ms);
 	if (recovered) {
 		char f1[48];
 		const char *fields[] = { f1, NULL };
@@ -185,12 +189,12 @@ static void handover_done(const HND_Report *r, void *arg)
 	finish(r->ok && !r->chronyd_absent);
 }
 
-static void begin_disruption(const struct vmclock_abi *page, bool while_down)
+static void begin_disruption(const struct vmclock_abi *page, const struct vmclock_offset *offset,
+			     bool while_down)
 {
 	char f[7][64];
 	const char *fields[8];
-	double o = NAN, step = NAN, freq_change = 0.0;
-	const SMP_Report *s = SMP_GetReport();
+	double step = NAN, freq_change = 0.0;
 	HND_Target t;
 	Period before = report.handling ? period_target : period_handled;
 	uint64_t old = report.handling ? target_marker : report.handled_marker;
@@ -205,8 +209,8 @@ static void begin_disruption(const struct vmclock_abi *page, bool while_down)
 
 	if (before.valid && period_target.valid)
 		freq_change = -HND_DfreqPpm(before, period_target);
-	if (target_has_time && SMP_MeasureOffset(&o) && s->have_offset && !while_down)
-		step = o - (double)s->last_offset_ns * 1e-9;
+	if (target_has_time && offset && have_offset && !while_down)
+		step = (double)offset->offset_ns * 1e-9 - (double)last_offset_ns * 1e-9;
 	report.last_step_s = step;
 
 	snprintf(f[0], sizeof(f[0]), "OLD_MARKER=%" PRIu64, old);
@@ -250,7 +254,7 @@ static void log_flag_changes(uint64_t flags)
 	last_flags = flags;
 }
 
-bool DSR_Observe(const struct vmclock_abi *page)
+bool DSR_Observe(const struct vmclock_abi *page, const struct vmclock_offset *offset)
 {
 	uint64_t marker = vmclock_le64(page->disruption_marker);
 	uint64_t gen = vmclock_le64(page->vm_generation_counter);
@@ -268,7 +272,7 @@ bool DSR_Observe(const struct vmclock_abi *page)
 			return false;
 		}
 		if (marker != report.handled_marker) {
-			begin_disruption(page, true);
+			begin_disruption(page, offset, true);
 			return true;
 		}
 		current_gen = report.handled_gen;
@@ -289,8 +293,12 @@ bool DSR_Observe(const struct vmclock_abi *page)
 		if (marker == current_marker)
 			save_state();
 	}
+	/* An offset measured on a page that moved on since the copy belongs to
+	 * neither marker. */
+	if (offset && offset->time.disruption_marker != marker)
+		offset = NULL;
 	if (marker != current_marker)
-		begin_disruption(page, false);
+		begin_disruption(page, offset, false);
 	else if (!report.handling && period_of(page).valid) {
 		period_handled = period_of(page);
 		/* Keep the saved period current (the host refines it), so that a
@@ -300,15 +308,20 @@ bool DSR_Observe(const struct vmclock_abi *page)
 		     RLM_Due(&resave_limit, PERIOD_RESAVE_INTERVAL_S)))
 			save_state();
 	}
+	if (!report.handling && offset && marker == report.handled_marker) {
+		have_offset = true;
+		last_offset_ns = offset->offset_ns;
+	}
 	return report.handling;
 }
 
-void DSR_Initialise(struct event_base *base, const CNF_Settings *settings)
+void DSR_Initialise(struct event_base *base, const CNF_Settings *settings,
+		    const DSR_SamplerOps *ops)
 {
 	HND_Callbacks callbacks = { .offset = offset_now, .done = handover_done };
 
-	ev_base = base;
 	cfg = settings;
+	sampler = ops ? *ops : (DSR_SamplerOps){ 0 };
 	if (HND_Initialise(base, cfg->chrony_cmd, NULL, &callbacks) < 0)
 		LOG_FATAL("cannot initialise the chronyd handover: out of memory");
 }

@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-2-Clause
 #
-# test-chronyctl.sh - the chronyctl client against a real chronyd.
+# test-chronyctl.sh - the chrony command client (chrony_proto, chrony_client,
+# the handover module) against a real chronyd.
 #
 # chronyd runs with -x (its null clock driver) and without CAP_SYS_TIME in
 # its inherited and bounding sets, so nothing here can touch the machine's
