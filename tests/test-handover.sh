@@ -14,6 +14,7 @@
 #  (c) a second migration during the backoff after a refused dfreq: chronyd
 #      applies one dfreq, the whole change (about -30 ppm) from the period it
 #      was right for, not a near-zero one against the newest period.
+#  (d) the marker flapping, 50 changes in 10 s: a handful of resets.
 # What chronyd applied is read from the proxy's log (answers with status 0),
 # the change expected from vmclockd's own disruption alerts (each migration's
 # FREQ_CHANGE_PPM, composed as a ratio of periods).
@@ -98,6 +99,24 @@ check "c: second migration seen" wait_for 5 grep -q 'marker 2 -> 3' "$T/vmclockd
 check "c: handover done for the newest marker" \
 	wait_for 10 grep -q 'chronyd reset after disruption 3' "$T/vmclockd.log"
 check_one_dfreq
+end_case
+
+# (d) The marker flapping, 50 changes in 10 s: a handful of resets, and the
+# dfreqs chronyd applied compose to the changes the migrations made.
+run_case d
+for _ in $(seq 49); do
+	sleep 0.2
+	kill -USR1 "$SIM_PID"
+done
+check "d: handover done for the newest marker" \
+	wait_for 20 grep -q 'chronyd reset after disruption 51' "$T/vmclockd.log"
+resets=$(awk '$1 == "forwarded" && $2 == 66' "$T/proxy-d.log" | wc -l)
+echo "d: 50 marker changes in 10 s: $resets resets, $(grep -c 'chronyd reset:' "$T/vmclockd.log") handovers"
+check "d: coalesced: $resets resets for 50 marker changes (at most 8)" test "$resets" -le 8
+applied=$(applied_dfreqs | awk '{ r *= 1 - $1 * 1e-6 } BEGIN { r = 1 } END { printf "%.9f", -(r - 1) * 1e6 }')
+want=$(composed_change)
+check "d: the applied dfreqs compose to the migrations' change ($applied, want $want)" \
+	awk -v d="$applied" -v w="$want" 'BEGIN { exit !(d - w < 1e-4 && w - d < 1e-4) }'
 end_case
 
 finish
