@@ -52,8 +52,10 @@ const HND_Timing HND_DEFAULT_TIMING = {
 	.max_holdoff_ms = 8000,
 };
 
-/* Agreeing tracking reads that resolve a dfreq in doubt. */
+/* Agreeing tracking reads that resolve a dfreq in doubt, and the most reads
+ * made before a frequency that keeps moving counts as neither. */
 #define VERIFY_VOTES 2
+#define VERIFY_MAX_READS 8
 /* chrony's Float keeps 24 significant bits: frequencies read back from
  * tracking are within this many units of 2^-23 of the true one. */
 #define FREQ_READ_ULPS 4.0
@@ -91,7 +93,7 @@ static HND_Period dfreq_to;
 static double dfreq_sent; /* ppm, as chronyd decodes it */
 static double f_before, f_after;
 static FreqClass last_class;
-static int votes;
+static int votes, verify_reads;
 
 /* The pending request's own data. */
 static HND_Period sending_to;
@@ -272,6 +274,7 @@ static void in_doubt(HND_Step s)
 		dfreq_to = sending_to;
 		dfreq_sent = sending_dfreq;
 		votes = 0;
+		verify_reads = 0;
 	} else if (s == HND_STEP_DOFFSET) {
 		/* Redone from a reset, which cancels whatever it did. */
 		reset_done = false;
@@ -291,7 +294,10 @@ static void resolve_verify(const CPR_Tracking *t)
 {
 	FreqClass c = classify(t->freq_ppm);
 
-	if (votes == 0 || c != last_class) {
+	if (++verify_reads >= VERIFY_MAX_READS && (votes == 0 || c != last_class)) {
+		c = FREQ_NEITHER;
+		votes = VERIFY_VOTES;
+	} else if (votes == 0 || c != last_class) {
 		last_class = c;
 		votes = 1;
 	} else {
