@@ -23,10 +23,7 @@
 #include <stdbool.h>
 
 #include "vmclock.h"
-
-typedef unsigned __int128 u128;
-
-#define NSEC_PER_SEC 1000000000u
+#include "../common/timeutil.h"
 /* Larger shifts would make the period finer than 2^-127 s: not a clock. */
 #define MAX_PERIOD_SHIFT 63u
 
