@@ -515,6 +515,27 @@ START_TEST(test_big_endian_state)
 }
 END_TEST
 
+/* One name per withhold reason and sync state, distinct, and none beyond. */
+START_TEST(test_state_names)
+{
+	for (unsigned r = 0; r < VMCLOCKD_STATE_REASONS; r++) {
+		ck_assert_ptr_nonnull(vmclockd_reason_name(r));
+		ck_assert_ptr_nonnull(vmclockd_reason_text(r));
+		for (unsigned q = 0; q < r; q++)
+			ck_assert_str_ne(vmclockd_reason_name(q), vmclockd_reason_name(r));
+	}
+	ck_assert_ptr_null(vmclockd_reason_name(VMCLOCKD_STATE_REASONS));
+	ck_assert_ptr_null(vmclockd_reason_text(VMCLOCKD_STATE_REASONS));
+	ck_assert_str_eq(vmclockd_reason_name(VMCLOCKD_REASON_DISRUPTION), "disruption");
+	ck_assert_str_eq(vmclockd_reason_name(VMCLOCKD_REASON_NO_DEVICE), "no_device");
+	ck_assert_str_eq(vmclockd_sync_state_name(VMCLOCKD_SYNC_UNKNOWN), "unknown");
+	ck_assert_str_eq(vmclockd_sync_state_name(VMCLOCKD_SYNC_SYNCHRONIZED), "synchronized");
+	ck_assert_str_eq(vmclockd_sync_state_name(VMCLOCKD_SYNC_UNSYNCHRONIZED), "unsynchronized");
+	ck_assert_str_eq(vmclockd_sync_state_name(VMCLOCKD_SYNC_DISRUPTED), "disrupted");
+	ck_assert_ptr_null(vmclockd_sync_state_name(VMCLOCKD_SYNC_DISRUPTED + 1));
+}
+END_TEST
+
 Suite *truth_suite(void)
 {
 	Suite *s = suite_create("truth");
@@ -525,6 +546,7 @@ Suite *truth_suite(void)
 	tcase_add_loop_test(tc, test_verdict_rules, 0, (int)(sizeof(rules) / sizeof(rules[0])));
 	tcase_add_test(tc, test_no_state_no_device);
 	tcase_add_test(tc, test_bound_grows_with_drift);
+	tcase_add_test(tc, test_state_names);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("changing state file");
