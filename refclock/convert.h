@@ -81,26 +81,17 @@ static inline __attribute__((always_inline)) uint64_t grown_error(uint64_t flags
 /*
  * Whether a page copy carries time at all, whatever the CPU: the one
  * predicate behind vmclock_has_time(), vmclock_convert() and the daemon's
- * policy.  No time (ENODATA): an invalid counter, an unreliable clock, or a
- * zero counter period (a frozen clock, whose time_sec would be fed as now).
- * ERANGE: a shift that makes the period finer than any clock.
+ * policy.  No time: an invalid counter, an unreliable clock, or a zero
+ * counter period (a frozen clock, whose time_sec would be fed as now).
  */
-static inline int convert_time_usable(const struct vmclock_abi *page)
+static inline bool convert_has_time(const struct vmclock_abi *page)
 {
-	if (page->counter_id == VMCLOCK_COUNTER_INVALID ||
-	    page->clock_status == VMCLOCK_STATUS_UNRELIABLE ||
-	    vmclock_le64(page->counter_period_frac_sec) == 0) {
-		errno = ENODATA;
-		return -1;
-	}
-	if (page->counter_period_shift > MAX_PERIOD_SHIFT) {
-		errno = ERANGE;
-		return -1;
-	}
-	return 0;
+	return page->counter_id != VMCLOCK_COUNTER_INVALID &&
+	       page->clock_status != VMCLOCK_STATUS_UNRELIABLE &&
+	       vmclock_le64(page->counter_period_frac_sec) != 0;
 }
 
-/* convert_page() of a page copy convert_time_usable() accepted. */
+/* convert_page() of a page copy that has time and a sane shift. */
 static inline __attribute__((always_inline)) int convert_usable_page(const struct vmclock_abi *page,
 								      uint64_t counter,
 								      struct vmclock_time *out)
@@ -177,8 +168,14 @@ static inline __attribute__((always_inline)) int convert_usable_page(const struc
 static inline __attribute__((always_inline)) int convert_page(const struct vmclock_abi *page, uint64_t counter,
 			       struct vmclock_time *out)
 {
-	if (convert_time_usable(page) < 0)
+	if (!convert_has_time(page)) {
+		errno = ENODATA;
 		return -1;
+	}
+	if (page->counter_period_shift > MAX_PERIOD_SHIFT) {
+		errno = ERANGE;
+		return -1;
+	}
 	return convert_usable_page(page, counter, out);
 }
 

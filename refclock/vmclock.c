@@ -208,10 +208,12 @@ static int page_copy_counter(const void *src, void *dst)
  * (a call through the PLT was a tenth of vmclock_gettime()). */
 static inline __attribute__((always_inline)) int has_time(const struct vmclock_abi *page)
 {
-	if (convert_time_usable(page) < 0)
-		return -1;
+	if (!convert_has_time(page))
+		return fail(ENODATA);
 	if (!counter_supported(page->counter_id))
 		return fail(EOPNOTSUPP);
+	if (page->counter_period_shift > MAX_PERIOD_SHIFT)
+		return fail(ERANGE);
 	return 0;
 }
 
@@ -219,6 +221,7 @@ int vmclock_has_time(const struct vmclock_abi *page)
 {
 	return has_time(page);
 }
+
 int vmclock_snapshot(const vmclock_t *vc, struct vmclock_abi *out)
 {
 	return PAGE_READ(vc, page_copy, out, out);
