@@ -56,6 +56,12 @@
  * slot readers are not directed to: a retry is rare and short. */
 #define VIEW_READ_BUDGET_NS 20000ull
 
+/* A heartbeat this far after the caller's clock reading is still fresh: the
+ * caller that refreshes the view reads the file after its clock, and the
+ * daemon may write between the two.  Further ahead, the realtime clock was
+ * stepped back (or the file lies): UNKNOWN. */
+#define HEARTBEAT_AHEAD_NS 10000000ull
+
 /* What a view says about the state file. */
 enum { VIEW_NONE = 0, VIEW_OK = 1 };
 
@@ -277,7 +283,9 @@ static bool heartbeat_fresh(const uint64_t w[V_WORDS], uint64_t now_ns)
 {
 	uint64_t timeout_ms = (w[V_HEAD] >> 16) & 0xffff;
 
-	return now_ns >= w[V_HEARTBEAT] && now_ns - w[V_HEARTBEAT] <= timeout_ms * NSEC_PER_MSEC;
+	if (w[V_HEARTBEAT] > now_ns)
+		return w[V_HEARTBEAT] - now_ns <= HEARTBEAT_AHEAD_NS;
+	return now_ns - w[V_HEARTBEAT] <= timeout_ms * NSEC_PER_MSEC;
 }
 
 /* True at most once per REOPEN_INTERVAL_NS per handle, for one caller. */

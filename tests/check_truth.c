@@ -180,6 +180,8 @@ static const struct rule rules[] = {
 	  TIMEOUT_MS + 500, VMCLOCK_VERDICT_UNKNOWN },
 	{ "heartbeat in the future", MARKER, MARKER, VMCLOCKD_SYNC_SYNCHRONIZED, -60000,
 	  VMCLOCK_VERDICT_UNKNOWN },
+	{ "heartbeat written just after the caller read its clock", MARKER, MARKER,
+	  VMCLOCKD_SYNC_SYNCHRONIZED, -3, VMCLOCK_VERDICT_SYNCHRONIZED },
 	{ "heartbeat within its timeout", MARKER, MARKER, VMCLOCKD_SYNC_SYNCHRONIZED,
 	  TIMEOUT_MS - 300, VMCLOCK_VERDICT_SYNCHRONIZED },
 };
