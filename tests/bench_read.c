@@ -42,6 +42,9 @@
 #define OFFSET_CALL_DIVISOR 10 /* vmclock_offset() is several times dearer */
 #define GOAL_RATIO 1.05
 #define TIMESTAMP_GOAL_RATIO 1.30
+/* A state held odd answers UNKNOWN at about the cost of a good one (it
+ * spun for ~25 ms per call before). */
+#define ODD_GOAL_RATIO 1.50
 #define BENCH_MARKER 7 /* the page's disruption marker, handled by "vmclockd" */
 #define MAX_ROUNDS 101
 
@@ -149,12 +152,12 @@ static const struct vmclock_abi *map_page(const char *path)
 
 /* A vmclockd state file as a running daemon keeps it, mapped writable so
  * the heartbeat can be refreshed between rounds. */
-static struct vmclockd_state *write_state(const char *dir, char **path)
+static struct vmclockd_state *write_state(const char *dir, const char *name, char **path)
 {
 	struct vmclockd_state *s;
 	int fd;
 
-	if (asprintf(path, "%s/state", dir) < 0)
+	if (asprintf(path, "%s/%s", dir, name) < 0)
 		return NULL;
 	fd = open(*path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0 || ftruncate(fd, sizeof(*s)) < 0) {
@@ -193,7 +196,10 @@ static void refresh_state(struct vmclockd_state *s)
 	__atomic_store_n(&s->seq_count, s->seq_count + 1, __ATOMIC_RELEASE);
 }
 
-enum { B_GETTIME, B_CLOCK, B_TIMESTAMP, B_FLOOR, B_OFFSET, B_COUNT };
+enum { B_GETTIME, B_CLOCK, B_TIMESTAMP, B_FLOOR, B_ODD, B_OFFSET, B_COUNT };
+
+/* A second handle, on a state file whose count a dead writer left odd. */
+static const vmclock_truth_t *odd_truth;
 
 static volatile uint64_t sink;
 
@@ -255,6 +261,17 @@ static double measure(int kind, const vmclock_t *vc, const vmclock_truth_t *trut
 			}
 			sink += (uint64_t)vt.time.tv_nsec + vt.bound_ns;
 			break;
+		case B_ODD:
+			if (vmclock_timestamp(odd_truth, &vt) < 0)
+				return -1;
+			if (vt.verdict != VMCLOCK_VERDICT_UNKNOWN) {
+				fprintf(stderr, "bench_read: a state held odd reads as %s\n",
+					vmclock_verdict_name(vt.verdict));
+				errno = EPROTO;
+				return -1;
+			}
+			sink += (uint64_t)vt.time.tv_nsec;
+			break;
 		default:
 			if (vmclock_offset(vc, &o) < 0)
 				return -1;
@@ -291,20 +308,21 @@ int main(int argc, char **argv)
 {
 	static const char *const names[B_COUNT] = {
 		"vmclock_gettime()", "clock_gettime(CLOCK_REALTIME)", "vmclock_timestamp()",
-		"floor: bare consistent read", "vmclock_offset()",
+		"floor: bare consistent read", "vmclock_timestamp(), odd state",
+		"vmclock_offset()",
 	};
-	static const int timed[] = { B_GETTIME, B_CLOCK, B_TIMESTAMP, B_FLOOR };
+	static const int timed[] = { B_GETTIME, B_CLOCK, B_TIMESTAMP, B_FLOOR, B_ODD };
 	enum { N_TIMED = sizeof(timed) / sizeof(timed[0]) };
 	double res[B_COUNT][MAX_ROUNDS], sorted[MAX_ROUNDS];
-	double r_get[MAX_ROUNDS], r_ts[MAX_ROUNDS], r_floor[MAX_ROUNDS];
+	double r_get[MAX_ROUNDS], r_ts[MAX_ROUNDS], r_floor[MAX_ROUNDS], r_odd[MAX_ROUNDS];
 	int rounds = argc > 1 ? atoi(argv[1]) : DEFAULT_ROUNDS;
 	long calls = argc > 2 ? atol(argv[2]) : DEFAULT_CALLS;
 	char dir[] = "/tmp/vmclock-bench.XXXXXX";
 	uint8_t id = vmclock_native_counter();
-	char *path, *state_path = NULL;
+	char *path, *state_path = NULL, *odd_path = NULL;
 	vmclock_t *vc;
-	vmclock_truth_t *truth;
-	struct vmclockd_state *state;
+	vmclock_truth_t *truth, *odd;
+	struct vmclockd_state *state, *odd_state;
 	bool met = true;
 
 	if (rounds < 1 || rounds > MAX_ROUNDS || calls < OFFSET_CALL_DIVISOR) {
@@ -326,12 +344,19 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	floor_page = map_page(path);
-	state = write_state(dir, &state_path);
+	state = write_state(dir, "state", &state_path);
 	if (!state || !floor_page)
 		return 1;
 	refresh_state(state);
+	odd_state = write_state(dir, "odd-state", &odd_path);
+	if (!odd_state)
+		return 1;
+	refresh_state(odd_state);
+	odd_state->seq_count = vmclock_le32(vmclock_le32(odd_state->seq_count) | 1);
 	truth = vmclock_truth_open(path, state_path);
-	if (!truth) {
+	odd = vmclock_truth_open(path, odd_path);
+	odd_truth = odd;
+	if (!truth || !odd) {
 		perror("vmclock_truth_open");
 		return 1;
 	}
@@ -357,6 +382,7 @@ int main(int argc, char **argv)
 		r_get[r] = res[B_GETTIME][r] / res[B_CLOCK][r];
 		r_ts[r] = res[B_TIMESTAMP][r] / res[B_CLOCK][r];
 		r_floor[r] = res[B_FLOOR][r] / res[B_CLOCK][r];
+		r_odd[r] = res[B_ODD][r] / res[B_CLOCK][r];
 	}
 	printf("%-32s %12s %10s %10s\n", "call", "ns/call", "min", "max");
 	for (int k = 0; k < B_COUNT; k++) {
@@ -368,10 +394,15 @@ int main(int argc, char **argv)
 	printf("%-32s %12.2fx  (for reference)\n", "floor/clock_gettime", median(r_floor, rounds));
 	met &= judge("vmclock_gettime/clock_gettime", median(r_get, rounds), GOAL_RATIO);
 	met &= judge("vmclock_timestamp/clock_gettime", median(r_ts, rounds), TIMESTAMP_GOAL_RATIO);
+	met &= judge("odd state: timestamp/clock_gettime", median(r_odd, rounds), ODD_GOAL_RATIO);
 	printf("(ratios: median over %d rounds of each round's ratio; %ld calls per round, %ld for "
 	       "vmclock_offset)\n", rounds, calls, calls / OFFSET_CALL_DIVISOR);
 
 	vmclock_truth_close(truth);
+	vmclock_truth_close(odd);
+	munmap(odd_state, sizeof(*odd_state));
+	unlink(odd_path);
+	free(odd_path);
 	vmclock_close(vc);
 	munmap(state, sizeof(*state));
 	munmap((void *)(uintptr_t)floor_page, sizeof(*floor_page));
