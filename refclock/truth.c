@@ -151,10 +151,12 @@ static int read_state_fd(int fd, struct vmclockd_state *out)
 }
 
 /* Opens the state file, refusing what is not a regular file: a FIFO put
- * there must not block us, a symlink must not lead elsewhere. */
+ * there must not block us.  A symlink is followed: a reader opens with its
+ * own rights, so it reaches nothing it could not open itself (and a state
+ * path may be given as a link, e.g. /proc/self/fd/N). */
 static int open_state(const char *path, struct stat *st)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
 	if (fd < 0)
 		return -1;
