@@ -42,6 +42,11 @@ static struct event_base *ev_base;
 static const CNF_Settings *cfg;
 static SMP_Hooks hooks;
 static vmclock_t *page;
+/* The page stayed mid-update for a whole wait (vmclock_snapshot()'s bound):
+ * a writer that died between its two seq_count increments.  Until the page
+ * is consistent again each tick makes one attempt (vmclock_snapshot_once(),
+ * one copy) instead of spinning through the wait again. */
+static bool page_stuck;
 static FED_Output outputs[MAX_OUTPUTS]; /* NULL: not configured */
 static struct event *tick_ev, *device_ev;
 static unsigned wakeups_this_tick;
@@ -164,6 +169,7 @@ static void close_page(void)
 	device_ev = NULL;
 	vmclock_close(page);
 	page = NULL;
+	page_stuck = false;
 }
 
 static void device_cb(evutil_socket_t fd, short what, void *arg);
@@ -338,9 +344,13 @@ static bool read_page_guarded(PageRead *r)
 {
 	if (!ensure_open())
 		return false;
-	if (vmclock_snapshot(page, &r->copy) < 0) {
-		int err = errno;
+	if ((page_stuck ? vmclock_snapshot_once(page, &r->copy)
+			: vmclock_snapshot(page, &r->copy)) < 0) {
+		/* Still mid-update: the same reason as the wait that timed out. */
+		int err = page_stuck && errno == EAGAIN ? ETIMEDOUT : errno;
 
+		if (err == ETIMEDOUT)
+			page_stuck = true;
 		report.reason_errno = err;
 		if (LOG_RepeatFailing(&read_failing, err))
 			LOG(LOGS_WARN, "cannot read %s: %s", cfg->device, vmclock_strerror(err));
@@ -351,6 +361,7 @@ static bool read_page_guarded(PageRead *r)
 		return false;
 	}
 	r->offset_errno = vmclock_offset(page, &r->offset) < 0 ? errno : 0;
+	page_stuck = r->offset_errno == ETIMEDOUT;
 	return true;
 }
 
