@@ -73,4 +73,38 @@ echo "chronyd received $(echo $gaps | cut -d' ' -f1) samples during the reloads,
 check "samples kept flowing to chronyd (gap <= $MAX_GAP_S s)" \
 	awk -v g="$gaps" -v m=$MAX_GAP_S 'BEGIN { split(g, a, " "); exit !(a[1] >= 20 && a[2] <= m) }'
 
+# Changed settings are applied, and only they: a new state file and page
+# are taken up at once, the old state file is told vmclockd left it.
+kill "$VMCLOCKD_PID"; wait "$VMCLOCKD_PID" 2>/dev/null
+"$SIM" "$T/page2" --interval-ms 100 --offset-ns 3000000 >>"$T/sim2.log" 2>&1 &
+PIDS="$PIDS $!"
+wait_for 5 test -s "$T/page2"
+conf() {
+	printf 'device %s\nchrony-sock %s\nchrony-cmd %s\nstate-dir %s\nstate-file %s\n' \
+		"$1" "$T/vmc.sock" "$T/chronyd.sock" "$T/state" "$2" >"$T/vmclockd.conf"
+}
+conf "$T/page" "$STATE"
+"$VMCLOCKD" --foreground --config "$T/vmclockd.conf" >>"$T/vmclockd.log" 2>&1 &
+VMCLOCKD_PID=$!
+PIDS="$PIDS $VMCLOCKD_PID"
+fresh() { "$CTL" -d "$1" -s "$2" daemon --json 2>/dev/null | grep -q '"heartbeat_fresh": *true'; }
+check "publishing with the first settings" wait_for 10 fresh "$T/page" "$STATE"
+mark=$(wc -l <"$T/vmclockd.log")
+conf "$T/page2" "$T/run/state2"
+kill -HUP "$VMCLOCKD_PID"
+check "reloaded with a new page and state file" \
+	wait_for 5 bash -c "tail -n +$((mark + 1)) '$T/vmclockd.log' | grep -q 'configuration reloaded'"
+check "the new state file is published within a second" wait_for 1 fresh "$T/page2" "$T/run/state2"
+not() { ! "$@"; }
+check "the old one says vmclockd left it" not fresh "$T/page" "$STATE"
+# page2 is 3 ms ahead of page, which is in step with the system clock.
+offset_near_3ms() {
+	"$CTL" -d "$T/page2" -s "$T/run/state2" daemon --json 2>/dev/null |
+		sed -n 's/.*"last_offset_ns": *\(-\{0,1\}[0-9]*\).*/\1/p' |
+		awk '{ exit !($1 > 2000000 && $1 < 4000000) }'
+}
+check "feeding from the new page within a second" wait_for 1 offset_near_3ms
+check "nothing withheld over the change" \
+	bash -c "! tail -n +$((mark + 1)) '$T/vmclockd.log' | grep 'withholding samples'"
+
 finish
