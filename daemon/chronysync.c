@@ -18,10 +18,13 @@
 #include "chronysync.h"
 #include "log.h"
 
+#define PPB_PER_PPM 1000.0
 /* chrony's default maxclockerror, 1 ppm: how fast its dispersion grows. */
-#define CHRONY_CLOCK_ERROR_PPB 1000.0
+#define CHRONY_CLOCK_ERROR_PPB (1.0 * PPB_PER_PPM)
 /* Bounds beyond this (seconds) mean "unknown" to readers (INT64_MAX / 2 ns). */
 #define MAX_BOUND_S 4.6e9
+/* A drift the 32-bit field cannot hold is published as its largest value. */
+#define MAX_DRIFT_PPB 4e9
 
 static const CNF_Settings *cfg;
 static struct event_base *ev_base;
@@ -36,7 +39,6 @@ static CSY_Report report = { .sync_state = VMCLOCKD_SYNC_UNKNOWN };
 static uint64_t synced_marker;   /* handled marker chrony has resynced after */
 static bool have_synced_marker;
 static struct timespec request_sent; /* CLOCK_MONOTONIC of the request in flight */
-static bool in_flight;           /* a tracking request awaits its reply */
 static bool polling_fast;        /* the poll timer runs at the burst interval */
 static double last_correction;   /* |current correction| of the last report, s */
 static uint64_t last_bound_time; /* CLOCK_REALTIME ns of that report */
@@ -49,6 +51,11 @@ static unsigned long last_disruptions; /* DSR's count at that report */
 const CSY_Report *CSY_GetReport(void)
 {
 	return &report;
+}
+
+static bool polling(const CNF_Settings *s)
+{
+	return s->chrony_cmd && *s->chrony_cmd;
 }
 
 /* Waiting for chrony to resync after a disruption: ask more often. */
@@ -73,7 +80,6 @@ static void tracking_done(const CCL_Result *r, void *arg)
 	const DSR_Report *d = dsr;
 	const CCL_Tracking *t = &r->tracking;
 
-	in_flight = false;
 	if (!r->ok) {
 		report.sync_state = VMCLOCKD_SYNC_UNKNOWN;
 		if (LOG_RepeatFailing(&chrony_failing, r->error ? r->error : -1))
@@ -103,7 +109,7 @@ static void tracking_done(const CCL_Result *r, void *arg)
 
 	double bound = t->root_delay / 2 + t->root_dispersion + fabs(t->current_correction);
 	uint64_t now = TIM_NowNs(CLOCK_REALTIME);
-	double drift = CHRONY_CLOCK_ERROR_PPB + (fabs(t->skew_ppm) + fabs(t->resid_freq_ppm)) * 1000.0;
+	double drift = CHRONY_CLOCK_ERROR_PPB + (fabs(t->skew_ppm) + fabs(t->resid_freq_ppm)) * PPB_PER_PPM;
 
 	/* A correction growing between two reports means the clock drifts
 	 * away faster than chrony's statistics say (a frequency change not
@@ -123,7 +129,7 @@ static void tracking_done(const CCL_Result *r, void *arg)
 		 * a handover): assume the clock may drift by chrony's whole
 		 * frequency, as it does when chrony's steering is not
 		 * applied to it. */
-		drift += fabs(t->freq_ppm) * 1000.0;
+		drift += fabs(t->freq_ppm) * PPB_PER_PPM;
 	}
 	last_correction = fabs(t->current_correction);
 	last_bound_time = now;
@@ -137,7 +143,7 @@ static void tracking_done(const CCL_Result *r, void *arg)
 	report.have_bound = true;
 	report.bound_ns = (uint64_t)ceil(bound * 1e9);
 	report.bound_realtime_ns = now;
-	report.drift_ppb = drift < 4e9 ? (uint32_t)ceil(drift) : UINT32_MAX;
+	report.drift_ppb = drift < MAX_DRIFT_PPB ? (uint32_t)ceil(drift) : UINT32_MAX;
 	if (hooks.updated)
 		hooks.updated(&report, hooks.arg);
 	schedule_poll();
@@ -151,8 +157,7 @@ static void poll_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &request_sent);
-	in_flight = CCL_StartTracking(chrony, tracking_done, NULL) == 0;
-	if (!in_flight)
+	if (CCL_StartTracking(chrony, tracking_done, NULL) < 0)
 		schedule_poll();
 }
 
@@ -163,23 +168,53 @@ void CSY_Tick(void)
 	/* A disruption since the poll was armed at the slow cadence: follow
 	 * chrony's recovery at the burst interval from now, not from the next
 	 * slow poll (up to chrony-poll-ms later: the verdict lagged chrony's
-	 * resync by 0.5 s on average). */
-	if (poll_ev && !in_flight && !polling_fast && awaiting_resync() &&
+	 * resync by 0.5 s on average).  A request in flight is left alone:
+	 * its reply schedules the next at the burst interval. */
+	if (polling(cfg) && !polling_fast && evtimer_pending(poll_ev, NULL) && awaiting_resync() &&
 	    report.sync_state != VMCLOCKD_SYNC_UNKNOWN) {
 		evtimer_del(poll_ev);
 		schedule_poll();
 	}
 }
 
-void CSY_Initialise(struct event_base *base, const CNF_Settings *settings,
-		    const DSR_Report *disruptions, const CSY_Hooks *h)
+int CSY_Initialise(struct event_base *base, const CNF_Settings *settings,
+		   const DSR_Report *disruptions, const CSY_Hooks *h)
 {
 	cfg = settings;
 	ev_base = base;
 	dsr = disruptions;
 	hooks = h ? *h : (CSY_Hooks){ 0 };
-	if (cfg->chrony_cmd && *cfg->chrony_cmd) {
-		poll_ev = evtimer_new(base, poll_cb, NULL);
+	/* The timer exists whether or not chronyd is asked, so that a reload
+	 * can start asking without anything that could fail. */
+	poll_ev = evtimer_new(base, poll_cb, NULL);
+	if (!poll_ev) {
+		LOG(LOGS_ERR, "cannot create the chronyd tracking timer");
+		return -1;
+	}
+	if (polling(cfg))
+		event_active(poll_ev, EV_TIMEOUT, 0);
+	return 0;
+}
+
+void CSY_Reconfigure(const CNF_Settings *fresh)
+{
+	bool same_socket = polling(cfg) == polling(fresh) &&
+			   (!polling(cfg) || strcmp(cfg->chrony_cmd, fresh->chrony_cmd) == 0);
+
+	if (same_socket && cfg->chrony_poll_ms == fresh->chrony_poll_ms &&
+	    cfg->burst_interval_ms == fresh->burst_interval_ms)
+		return;
+	if (!same_socket) {
+		/* A request in flight to the old socket is dropped with it. */
+		CCL_Close(chrony);
+		chrony = NULL;
+		report.sync_state = VMCLOCKD_SYNC_UNKNOWN;
+		evtimer_del(poll_ev);
+	}
+	/* Ask now (the new socket, or at the new rate), unless a request is in
+	 * flight: its reply schedules the next one with the fresh settings. */
+	if (polling(fresh) && (!same_socket || evtimer_pending(poll_ev, NULL))) {
+		evtimer_del(poll_ev);
 		event_active(poll_ev, EV_TIMEOUT, 0);
 	}
 }

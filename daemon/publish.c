@@ -42,10 +42,12 @@ _Static_assert(SMP_FED == VMCLOCKD_REASON_FED && SMP_NO_DEVICE == VMCLOCKD_REASO
 		       SMP_DISRUPTION == VMCLOCKD_REASON_DISRUPTION,
 	       "the sampler's reasons are numbered as the state file's");
 
-/* Heartbeat timeouts published: 4 ticks, within these. */
-#define HEARTBEAT_TICKS 4u
+/* Readers take the daemon to be gone when its heartbeat is older than this
+ * many ticks, within these limits (the field is 16 bits of milliseconds). */
+#define HEARTBEAT_TIMEOUT_TICKS 4u
 #define MIN_HEARTBEAT_TIMEOUT_MS 1000u
 #define MAX_HEARTBEAT_TIMEOUT_MS 60000u
+_Static_assert(MAX_HEARTBEAT_TIMEOUT_MS <= UINT16_MAX, "heartbeat_timeout_ms is 16 bits");
 /* How often the path is checked to still name the file written. */
 #define REPLACED_CHECK_S 1
 
@@ -301,7 +303,7 @@ void PUB_ChronyUpdated(const CSY_Report *c)
 
 void PUB_Tick(const SMP_Report *s, const DSR_Report *d, const CSY_Report *c)
 {
-	unsigned timeout = HEARTBEAT_TICKS * cfg->interval_ms;
+	unsigned timeout = HEARTBEAT_TIMEOUT_TICKS * cfg->interval_ms;
 
 	update_status(s, d);
 
@@ -344,7 +346,7 @@ void PUB_Initialise(const CNF_Settings *settings)
 	state.sync_state = VMCLOCKD_SYNC_UNKNOWN;
 }
 
-void PUB_Finalise(void)
+static void close_state_file(void)
 {
 	if (state_fd >= 0) {
 		/* Gone on purpose: readers should say UNKNOWN now, not once the
@@ -355,4 +357,22 @@ void PUB_Finalise(void)
 		close(state_fd);
 	}
 	state_fd = -1;
+}
+
+void PUB_Reconfigure(const CNF_Settings *fresh)
+{
+	const char *old_path = cfg->state_file ? cfg->state_file : "";
+	const char *new_path = fresh->state_file ? fresh->state_file : "";
+
+	/* The same file stays open: its heartbeat never stops.  Another one
+	 * is opened at the next tick, the old one told we are gone. */
+	if (strcmp(old_path, new_path) != 0) {
+		close_state_file();
+		open_retry = (RLM_Limit){ 0 };
+	}
+}
+
+void PUB_Finalise(void)
+{
+	close_state_file();
 }

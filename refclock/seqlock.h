@@ -42,6 +42,24 @@ typedef int (*seq_load_fn)(const void *src, bool after, uint32_t *seq);
 typedef int (*seq_copy_fn)(const void *src, void *dst);
 
 /*
+ * One try: 0 if the copy is consistent, -1 with errno EAGAIN if a writer
+ * was mid-update (the count odd, or moved during the copy), or with the
+ * errno of a callback.
+ */
+static inline __attribute__((always_inline)) int seq_try(seq_load_fn load, seq_copy_fn copy,
+							 const void *src, void *dst)
+{
+	uint32_t before, after;
+
+	if (load(src, false, &before) < 0 || copy(src, dst) < 0 || load(src, true, &after) < 0)
+		return -1;
+	if (!(before & 1) && before == after)
+		return 0;
+	errno = EAGAIN;
+	return -1;
+}
+
+/*
  * One consistent copy of src into dst.  Returns 0, or -1 with errno from a
  * callback, or ETIMEDOUT once budget_ns have passed since the first try
  * failed (at least two tries are always made).
@@ -53,13 +71,9 @@ static inline __attribute__((always_inline)) int seq_read(seq_load_fn load, seq_
 	uint64_t deadline = 0;
 	unsigned tries = 0;
 
-	for (;;) {
-		uint32_t before, after;
-
-		if (load(src, false, &before) < 0 || copy(src, dst) < 0 || load(src, true, &after) < 0)
+	while (seq_try(load, copy, src, dst) < 0) {
+		if (errno != EAGAIN)
 			return -1;
-		if (!(before & 1) && before == after)
-			return 0;
 		if (deadline == 0) {
 			deadline = TIM_NowNs(CLOCK_MONOTONIC) + budget_ns;
 		} else if (TIM_NowNs(CLOCK_MONOTONIC) >= deadline) {
@@ -71,6 +85,7 @@ static inline __attribute__((always_inline)) int seq_read(seq_load_fn load, seq_
 		else
 			sched_yield();
 	}
+	return 0;
 }
 
 /* The count of a seq_count protocol held in memory (a mapping or the

@@ -227,6 +227,13 @@ int vmclock_snapshot(const vmclock_t *vc, struct vmclock_abi *out)
 	return PAGE_READ(vc, page_copy, out, out);
 }
 
+int vmclock_snapshot_once(const vmclock_t *vc, struct vmclock_abi *out)
+{
+	if (seq_try(page_load_seq, page_copy, vc, out) < 0)
+		return -1;
+	return validate(out, vc->map_len);
+}
+
 int vmclock_gettime(const vmclock_t *vc, struct vmclock_time *out)
 {
 	struct timed_copy c;
