@@ -77,6 +77,8 @@ struct options {
 	double restore_at_s;    /* < 0: never */
 	bool notify;
 	const char *pidfile;
+	int64_t file_offset;    /* < 0: PATH is the page itself */
+	int64_t stall_ns;       /* how long SIGHUP holds seq_count odd */
 };
 
 /* The model and the calibration. */
@@ -99,7 +101,7 @@ struct anchor {
 	int64_t realtime_ns;
 };
 
-static volatile sig_atomic_t got_migrate, got_restore, got_stop;
+static volatile sig_atomic_t got_migrate, got_restore, got_stall, got_stop;
 
 static void on_signal(int sig)
 {
@@ -107,6 +109,8 @@ static void on_signal(int sig)
 		got_migrate = 1;
 	else if (sig == SIGUSR2)
 		got_restore = 1;
+	else if (sig == SIGHUP)
+		got_stall = 1;
 	else
 		got_stop = 1;
 }
@@ -355,6 +359,52 @@ static struct vmclock_abi *create_page(const char *path, const struct vmclock_ab
 	return map;
 }
 
+/* Write the page at byte OFFSET of the existing regular file PATH (a
+ * virtual machine's shared RAM file, the page at its guest-physical
+ * address) and map it there.  The file is not created, truncated or
+ * replaced: it belongs to the virtual machine monitor. */
+static struct vmclock_abi *place_page(const char *path, int64_t offset,
+				      const struct vmclock_abi *image)
+{
+	static char buf[PAGE_BYTES];
+	struct stat st;
+	void *map;
+	int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0)
+		die("cannot open %s: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		die("%s is not a regular file", path);
+	if (offset % (int64_t)sysconf(_SC_PAGESIZE) != 0)
+		die("--file-offset %" PRId64 " is not a multiple of the page size", offset);
+	if (st.st_size < offset || st.st_size - offset < (off_t)PAGE_BYTES)
+		die("%s is too small for a page at offset %" PRId64, path, offset);
+	memset(buf, 0, sizeof(buf));
+	memcpy(buf, image, sizeof(*image));
+	if (pwrite(fd, buf, sizeof(buf), (off_t)offset) != (ssize_t)sizeof(buf))
+		die("cannot write %s at offset %" PRId64, path, offset);
+	map = mmap(NULL, PAGE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)offset);
+	if (map == MAP_FAILED)
+		die("cannot map %s at offset %" PRId64, path, offset);
+	close(fd);
+	return map;
+}
+
+/* A writer stalled mid-update: seq_count odd for STALL_NS. */
+static void stall(struct sim *s, int64_t stall_ns)
+{
+	struct timespec ts, pause = { stall_ns / NSEC_PER_SEC, stall_ns % NSEC_PER_SEC };
+
+	begin_write(s->page);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	printf("%lld.%09ld stall ms=%" PRId64 "\n", (long long)ts.tv_sec, ts.tv_nsec,
+	       stall_ns / 1000000);
+	fflush(stdout);
+	while (nanosleep(&pause, &pause) < 0 && errno == EINTR)
+		;
+	end_write(s->page);
+}
+
 static void event(int64_t realtime_ns, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void event(int64_t realtime_ns, const char *fmt, ...)
@@ -413,7 +463,8 @@ static void usage(FILE *f)
 	      "         [--esterror-ns N] [--maxerror-ns N] [--interval-ms N] [--tai]\n"
 	      "         [--marker-only] [--leap NAME] [--duration S]\n"
 	      "         [--migrate-at S] [--migrate-step-ns N] [--migrate-freq-ppb F]\n"
-	      "         [--restore-at S] [--notify] [--pidfile FILE]\n", f);
+	      "         [--restore-at S] [--notify] [--pidfile FILE]\n"
+	      "         [--file-offset BYTES] [--stall-ms N]\n", f);
 }
 
 static long double parse_number(const char *opt, const char *arg)
@@ -449,7 +500,8 @@ static int64_t parse_int(const char *opt, const char *arg, int64_t min, int64_t 
 enum {
 	OPT_OFFSET = 256, OPT_FREQ, OPT_STATUS, OPT_ESTERR, OPT_MAXERR, OPT_INTERVAL, OPT_TAI,
 	OPT_MARKER_ONLY, OPT_LEAP, OPT_DURATION, OPT_MIGRATE_AT, OPT_MIGRATE_STEP,
-	OPT_MIGRATE_FREQ, OPT_RESTORE_AT, OPT_NOTIFY, OPT_PIDFILE, OPT_HELP,
+	OPT_MIGRATE_FREQ, OPT_RESTORE_AT, OPT_NOTIFY, OPT_PIDFILE, OPT_FILE_OFFSET, OPT_STALL,
+	OPT_HELP,
 };
 
 static const struct option long_options[] = {
@@ -469,6 +521,8 @@ static const struct option long_options[] = {
 	{ "restore-at", required_argument, NULL, OPT_RESTORE_AT },
 	{ "notify", no_argument, NULL, OPT_NOTIFY },
 	{ "pidfile", required_argument, NULL, OPT_PIDFILE },
+	{ "file-offset", required_argument, NULL, OPT_FILE_OFFSET },
+	{ "stall-ms", required_argument, NULL, OPT_STALL },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -494,6 +548,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 		.migrate_step_ns = 2000000,
 		.migrate_freq_ppb = 30000,
 		.restore_at_s = -1,
+		.file_offset = -1,
+		.stall_ns = 1000 * 1000000ll,
 	};
 	while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
 		switch (c) {
@@ -560,6 +616,12 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case OPT_PIDFILE:
 			o->pidfile = optarg;
 			break;
+		case OPT_FILE_OFFSET:
+			o->file_offset = parse_int("file-offset", optarg, 0, INT64_MAX / 2);
+			break;
+		case OPT_STALL:
+			o->stall_ns = parse_int("stall-ms", optarg, 1, 60000) * 1000000;
+			break;
 		case 'h':
 		case OPT_HELP:
 			usage(stdout);
@@ -591,7 +653,7 @@ static void setup_signals(sigset_t *wait_mask)
 {
 	struct sigaction sa;
 	sigset_t block;
-	const int sigs[] = { SIGUSR1, SIGUSR2, SIGTERM, SIGINT };
+	const int sigs[] = { SIGUSR1, SIGUSR2, SIGHUP, SIGTERM, SIGINT };
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -650,7 +712,8 @@ int main(int argc, char **argv)
 	if (!o.marker_only)
 		(void)publish(&s, &o); /* fills the time fields of the image */
 	image.seq_count = 0;
-	s.page = create_page(o.path, &image);
+	s.page = o.file_offset < 0 ? create_page(o.path, &image)
+				   : place_page(o.path, o.file_offset, &image);
 	if (o.pidfile)
 		write_pidfile(o.pidfile);
 	r = publish(&s, &o);
@@ -674,6 +737,11 @@ int main(int argc, char **argv)
 				migrate_at = -1;
 			got_migrate = 0;
 			migrate(&s, &o);
+			continue;
+		}
+		if (got_stall) {
+			got_stall = 0;
+			stall(&s, o.stall_ns);
 			continue;
 		}
 		if (got_restore || (restore_at >= 0 && now >= restore_at)) {
