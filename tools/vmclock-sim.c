@@ -79,6 +79,7 @@ struct options {
 	const char *pidfile;
 	int64_t file_offset;    /* < 0: PATH is the page itself */
 	int64_t stall_ns;       /* how long SIGHUP holds seq_count odd */
+	int64_t counter_offset; /* the reader's counter minus ours, in ticks */
 };
 
 /* The model and the calibration. */
@@ -143,12 +144,16 @@ static int64_t monotonic_ns(void)
 	return timespec_ns(&ts);
 }
 
+/* The reader's counter differs from ours by this many ticks (a guest whose
+ * TSC started at zero): every counter value is taken in the reader's terms. */
+static int64_t counter_offset;
+
 static uint64_t read_counter(uint8_t id)
 {
 	uint64_t v = 0;
 
 	(void)vmclock_read_counter(id, &v);
-	return v;
+	return v + (uint64_t)counter_offset;
 }
 
 /* The narrowest of BRACKETS (counter, CLOCK_REALTIME, counter) triples. */
@@ -464,7 +469,7 @@ static void usage(FILE *f)
 	      "         [--marker-only] [--leap NAME] [--duration S]\n"
 	      "         [--migrate-at S] [--migrate-step-ns N] [--migrate-freq-ppb F]\n"
 	      "         [--restore-at S] [--notify] [--pidfile FILE]\n"
-	      "         [--file-offset BYTES] [--stall-ms N]\n", f);
+	      "         [--file-offset BYTES] [--stall-ms N] [--counter-offset TICKS]\n", f);
 }
 
 static long double parse_number(const char *opt, const char *arg)
@@ -501,7 +506,7 @@ enum {
 	OPT_OFFSET = 256, OPT_FREQ, OPT_STATUS, OPT_ESTERR, OPT_MAXERR, OPT_INTERVAL, OPT_TAI,
 	OPT_MARKER_ONLY, OPT_LEAP, OPT_DURATION, OPT_MIGRATE_AT, OPT_MIGRATE_STEP,
 	OPT_MIGRATE_FREQ, OPT_RESTORE_AT, OPT_NOTIFY, OPT_PIDFILE, OPT_FILE_OFFSET, OPT_STALL,
-	OPT_HELP,
+	OPT_COUNTER_OFFSET, OPT_HELP,
 };
 
 static const struct option long_options[] = {
@@ -523,6 +528,7 @@ static const struct option long_options[] = {
 	{ "pidfile", required_argument, NULL, OPT_PIDFILE },
 	{ "file-offset", required_argument, NULL, OPT_FILE_OFFSET },
 	{ "stall-ms", required_argument, NULL, OPT_STALL },
+	{ "counter-offset", required_argument, NULL, OPT_COUNTER_OFFSET },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -619,6 +625,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case OPT_FILE_OFFSET:
 			o->file_offset = parse_int("file-offset", optarg, 0, INT64_MAX / 2);
 			break;
+		case OPT_COUNTER_OFFSET:
+			o->counter_offset = parse_int("counter-offset", optarg, INT64_MIN, INT64_MAX);
+			break;
 		case OPT_STALL:
 			o->stall_ns = parse_int("stall-ms", optarg, 1, 60000) * 1000000;
 			break;
@@ -684,6 +693,7 @@ int main(int argc, char **argv)
 	int64_t start, next, r, migrate_at, restore_at, end_at;
 
 	parse_args(argc, argv, &o);
+	counter_offset = o.counter_offset;
 	setup_signals(&wait_mask);
 
 	memset(&s, 0, sizeof(s));
