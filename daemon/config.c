@@ -37,6 +37,7 @@ static const Setting settings[] = {
 	{ "ntp-shm", T_INT, OFF(ntp_shm), 0, 255, true, "UNIT  feed ntpd's SHM refclock unit (none: off)" },
 	{ "ntp-shm-mode", T_MODE, OFF(ntp_shm_mode), 0, 0777, true, "MODE  SHM segment permissions (default 0600)" },
 	{ "interval-ms", T_UINT, OFF(interval_ms), 10, 60000, true, "N     sampling interval" },
+	{ "notified-interval-ms", T_UINT, OFF(notified_interval_ms), 0, 60000, true, "N     sampling interval while the device notifies (0: interval-ms)" },
 	{ "burst-interval-ms", T_UINT, OFF(burst_interval_ms), 10, 60000, true, "N     sampling interval after a disruption" },
 	{ "burst-ms", T_UINT, OFF(burst_ms), 0, 600000, true, "N     length of the burst after a disruption" },
 	{ "max-error-ns", T_U64, OFF(max_error_ns), 0, 1000000000000ull, true, "N     withhold samples with a larger bound (0: off)" },
@@ -61,6 +62,7 @@ static void set_defaults(CNF_Settings *s)
 	s->ntp_shm = -1;
 	s->ntp_shm_mode = 0600;
 	s->interval_ms = 62;
+	s->notified_interval_ms = 1000;
 	s->burst_interval_ms = 31;
 	s->burst_ms = 4000;
 	s->max_error_ns = 100000;

@@ -200,11 +200,18 @@ static void burst_done(const CCL_Result *r, void *arg)
 static void handover_done(const CCL_Result *r, void *arg)
 {
 	if (r->ok) {
+		struct timespec now;
+
+		/* The monotonic time of the last reply, to set beside the
+		 * sampler's wake-up time (docs/performance.md). */
+		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (target_has_time)
 			LOG(LOGS_INFO, "chronyd reset: dfreq %+.6f ppm, doffset %+.9f s "
-			    "(o %+.9f s, c %+.9f s), %d datagrams, %.2f ms",
+			    "(o %+.9f s, c %+.9f s), %d datagrams, %.2f ms, done at monotonic "
+			    "%lld.%09ld",
 			    params.have_dfreq ? params.dfreq_ppm : 0.0, r->doffset, r->offset,
-			    r->correction, r->attempts, (double)r->duration_ns * 1e-6);
+			    r->correction, r->attempts, (double)r->duration_ns * 1e-6,
+			    (long long)now.tv_sec, now.tv_nsec);
 		else
 			LOG(LOGS_INFO, "chronyd reset (marker-only page), %.2f ms; asking for an NTP burst",
 			    (double)r->duration_ns * 1e-6);

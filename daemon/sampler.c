@@ -100,7 +100,12 @@ static bool in_burst(void)
  * per sample. */
 static void schedule_tick(void)
 {
-	unsigned ms = in_burst() ? cfg->burst_interval_ms : cfg->interval_ms;
+	/* A device that notifies reports each disruption itself: the timer
+	 * only keeps the samples coming. */
+	bool notified = device_ev && !device_paused && cfg->notified_interval_ms &&
+			event_pending(device_ev, EV_READ, NULL);
+	unsigned ms = in_burst() ? cfg->burst_interval_ms
+		      : notified ? cfg->notified_interval_ms : cfg->interval_ms;
 	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
 
 	if (ms == armed_ms && evtimer_pending(tick_ev, NULL))
