@@ -263,14 +263,25 @@ class Guest:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise GuestError("qemu did not start (see %s/qemu.log)" % self.dir)
             time.sleep(0.02)
-        self.qmp = socket.socket(socket.AF_UNIX)
-        self.qmp.connect(self.qmp_path)
+        self.qmp = self._connect(self.qmp_path, deadline)
         self.qmp_file = self.qmp.makefile("rw")
         self.qmp_file.readline()
         self.qmp_cmd("qmp_capabilities")
         if wait_ctl:
-            self.ctl = socket.socket(socket.AF_UNIX)
-            self.ctl.connect(self.ctl_path)
+            self.ctl = self._connect(self.ctl_path, deadline)
+
+    def _connect(self, path, deadline):
+        """QEMU binds its sockets a moment before it listens on them."""
+        while True:
+            s = socket.socket(socket.AF_UNIX)
+            try:
+                s.connect(path)
+                return s
+            except (ConnectionRefusedError, FileNotFoundError):
+                s.close()
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise GuestError("cannot connect to qemu's %s" % path)
+                time.sleep(0.02)
 
     def boot(self, initrd, append=""):
         self._boot(initrd, append)
