@@ -5,8 +5,10 @@
  * The simulator is an independent writer (STYLE.md 15).  It computes every
  * field of the page from its own model and its own arithmetic (long double
  * and 128-bit integers) and never calls libvmclock's conversion, so a test
- * that reads its pages checks the reader instead of agreeing with it.  From
- * the library it takes only the counter read and the enum names.
+ * that reads its pages checks the reader instead of agreeing with it.  It
+ * links nothing of libvmclock: its counter read and its name tables are its
+ * own, and only the ABI header (layout and numbers) is shared
+ * (tests/test-sim-independent.sh checks the link).
  *
  * Model.  With R the host's CLOCK_REALTIME, the device clock is
  *   D(R) = R + off + f * (R - R_f0)
@@ -45,7 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vmclock.h"
+#include "vmclock-abi.h"
 
 #define PAGE_BYTES 4096u
 #define NSEC_PER_SEC INT64_C(1000000000)
@@ -148,12 +150,63 @@ static int64_t monotonic_ns(void)
  * TSC started at zero): every counter value is taken in the reader's terms. */
 static int64_t counter_offset;
 
+/* This CPU's counter as a vmclock page names it, read here and not by the
+ * library the readers use. */
+#if defined(__x86_64__)
+#define SIM_COUNTER_ID VMCLOCK_COUNTER_X86_TSC
+static uint64_t native_counter(void)
+{
+	uint32_t lo, hi;
+
+	/* lfence: the read is not hoisted above what precedes it. */
+	__asm__ __volatile__("lfence\n\trdtsc" : "=a"(lo), "=d"(hi)::"memory");
+	return ((uint64_t)hi << 32) | lo;
+}
+#elif defined(__aarch64__)
+#define SIM_COUNTER_ID VMCLOCK_COUNTER_ARM_VCNT
+static uint64_t native_counter(void)
+{
+	uint64_t v;
+
+	__asm__ __volatile__("isb\n\tmrs %0, cntvct_el0" : "=r"(v)::"memory");
+	return v;
+}
+#else
+#define SIM_COUNTER_ID VMCLOCK_COUNTER_INVALID
+static uint64_t native_counter(void)
+{
+	return 0;
+}
+#endif
+
 static uint64_t read_counter(uint8_t id)
 {
-	uint64_t v = 0;
+	(void)id;
+	return native_counter() + (uint64_t)counter_offset;
+}
 
-	(void)vmclock_read_counter(id, &v);
-	return v + (uint64_t)counter_offset;
+/* The names --status and --leap take, in the ABI's numbering. */
+static const char *const status_names[] = {
+	[VMCLOCK_STATUS_UNKNOWN] = "unknown",
+	[VMCLOCK_STATUS_INITIALIZING] = "initializing",
+	[VMCLOCK_STATUS_SYNCHRONIZED] = "synchronized",
+	[VMCLOCK_STATUS_FREERUNNING] = "freerunning",
+	[VMCLOCK_STATUS_UNRELIABLE] = "unreliable",
+};
+static const char *const leap_names[] = {
+	[VMCLOCK_LEAP_NONE] = "none",
+	[VMCLOCK_LEAP_PRE_POS] = "pre_pos",
+	[VMCLOCK_LEAP_PRE_NEG] = "pre_neg",
+	[VMCLOCK_LEAP_POS] = "pos",
+	[VMCLOCK_LEAP_NEG] = "neg",
+};
+
+static int index_of(const char *const *names, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (names[i] && strcmp(names[i], name) == 0)
+			return (int)i;
+	return -1;
 }
 
 /* The narrowest of BRACKETS (counter, CLOCK_REALTIME, counter) triples. */
@@ -568,7 +621,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 				die("--freq-ppb out of range: %s", optarg);
 			break;
 		case OPT_STATUS:
-			o->status = vmclock_status_from_name(optarg);
+			o->status = index_of(status_names, sizeof(status_names) / sizeof(status_names[0]),
+					     optarg);
 			if (o->status < 0) {
 				fprintf(stderr, "vmclock-sim: unknown status %s (unknown, initializing, "
 					"synchronized, freerunning, unreliable)\n", optarg);
@@ -591,7 +645,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->marker_only = true;
 			break;
 		case OPT_LEAP:
-			o->leap = vmclock_leap_from_name(optarg);
+			o->leap = index_of(leap_names, sizeof(leap_names) / sizeof(leap_names[0]), optarg);
 			if (o->leap < 0) {
 				fprintf(stderr, "vmclock-sim: unknown leap %s (none, pre_pos, pre_neg, "
 					"pos, neg)\n", optarg);
@@ -702,7 +756,7 @@ int main(int argc, char **argv)
 	s.off_ns = o.offset_ns;
 	s.freq_ppb = o.freq_ppb;
 	s.freq = o.freq_ppb * 1e-9L;
-	s.counter_id = vmclock_native_counter();
+	s.counter_id = SIM_COUNTER_ID;
 	if (s.counter_id == VMCLOCK_COUNTER_INVALID && !o.marker_only)
 		die("%s", "this CPU has no counter a vmclock page can name (try --marker-only)");
 
