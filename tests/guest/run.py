@@ -57,7 +57,8 @@ class Sim:
         self.stop()
         self.proc = subprocess.Popen([self.binary, self.guest.ram, "--file-offset",
                                       str(vm.PAGE_ADDR), "--interval-ms", str(SIM_INTERVAL_MS)]
-                                     + list(args), stdout=self.log, stderr=subprocess.STDOUT)
+                                     + list(args), stdout=self.log, stderr=subprocess.STDOUT,
+                                     preexec_fn=vm.die_with_parent)
         time.sleep(0.2)
         if self.proc.poll() is not None:
             fatal("vmclock-sim exited at once (see %s)" % self.logpath)
@@ -462,4 +463,6 @@ def bench(g, sh, sim, simbin, W):
 
 
 if __name__ == "__main__":
+    # A timeout's SIGTERM runs the finally clauses (QEMU, the simulator).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     sys.exit(main())

@@ -57,6 +57,14 @@ class GuestError(Exception):
     pass
 
 
+def die_with_parent():
+    """Popen preexec_fn: the child is killed when the harness dies, however
+    it dies (a timeout's SIGKILL included): no QEMU or simulator is left."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+
+
 def run(cmd, **kw):
     return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, **kw).stdout
@@ -255,7 +263,7 @@ class Guest:
             if os.path.exists(p):
                 os.unlink(p)
         self.proc = subprocess.Popen(self.qemu_args(initrd, append),
-                                     stdin=subprocess.DEVNULL,
+                                     stdin=subprocess.DEVNULL, preexec_fn=die_with_parent,
                                      stdout=open(os.path.join(self.dir, "qemu.log"), "a"),
                                      stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
