@@ -302,6 +302,7 @@ def test(g, sh, sim, simbin, W):
     print("vmclockd: %.2f s CPU in %.1f s with notifications" % (cpu_d1 - cpu_d0, wall))
 
     # ---- the host stalls mid-update: read() returns ETIMEDOUT ----------
+    time.sleep(4.0)  # the last disruption's burst (burst-ms 4000) is over
     cpu_d0, cpu_w0 = cpu_s(sh, "vmclockd"), cpu_s(sh, "watch")
     up0 = guest_now(sh)
     for i in range(2):
