@@ -1,0 +1,70 @@
+#!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
+#
+# test-files.sh - files that are not what they should be never hang, fill
+# memory or pass for good: the configuration file (at start-up and on
+# SIGHUP) must be a regular file of at most 64 KiB, read without error.
+. "$(dirname "$0")/lib.sh"
+
+# check_config_refused DESCRIPTION PATH PATTERN: --check-config on PATH
+# exits 1 within 5 s with one line naming PATH and matching PATTERN.
+check_config_refused() {
+	local out rc
+	out=$(timeout 5 "$VMCLOCKD" --config "$2" --check-config 2>&1)
+	rc=$?
+	check "$1: refused, not hung or accepted (rc $rc: $out)" test "$rc" -eq 1
+	check "$1: one line naming the file" \
+		grep -qx "vmclockd: $2: $3" <<<"$out"
+}
+
+mkfifo "$T/fifo"
+check_config_refused "a FIFO" "$T/fifo" 'a FIFO, not a configuration file'
+check_config_refused "/dev/zero" /dev/zero 'a character device, not a configuration file'
+mkdir "$T/dir"
+check_config_refused "a directory" "$T/dir" 'a directory, not a configuration file'
+# comment_lines BYTES: BYTES bytes of 64-byte comment lines.
+comment_lines() {
+	yes "$(printf '#%.0s' $(seq 63))" | head -c "$1"
+}
+comment_lines 65537 >"$T/big.conf"
+check_config_refused "65537 bytes" "$T/big.conf" 'larger than 64 KiB, not a configuration file'
+# A regular file whose st_size says 0 but which holds megabytes: the limit
+# is on what is read, not on what fstat() says.
+check "/proc/kallsyms is a large regular file that says it is empty" \
+	test -f /proc/kallsyms -a ! -s /proc/kallsyms
+check_config_refused "a large file with st_size 0" /proc/kallsyms \
+	'larger than 64 KiB, not a configuration file'
+# A regular file whose read fails (address 0 of our own memory): an error,
+# not the end of an empty file.
+check_config_refused "a read error" /proc/self/mem 'read error: Input/output error'
+
+# At the limit, and through a symbolic link (the administrator's choice).
+{ echo "interval-ms 100"; comment_lines $((65536 - 16)); } >"$T/max.conf"
+check "the limit itself is 65536 bytes" test "$(stat -c %s "$T/max.conf")" -eq 65536
+out=$("$VMCLOCKD" --config "$T/max.conf" --check-config 2>&1)
+check "a 64 KiB file is accepted ($out)" test "$out" = "vmclockd: configuration OK"
+ln -s "$T/max.conf" "$T/link.conf"
+out=$("$VMCLOCKD" --config "$T/link.conf" --check-config 2>&1)
+check "a symbolic link to a configuration file is followed ($out)" \
+	test "$out" = "vmclockd: configuration OK"
+
+# SIGHUP with the file turned into a FIFO: the running configuration is
+# kept, the daemon answers SIGTERM.
+printf 'interval-ms 100\n' >"$T/run.conf"
+"$VMCLOCKD" --config "$T/run.conf" --device "$T/nopage" --chrony-sock "" --chrony-cmd "" \
+	--state-dir "$T/state" --state-file "" >>"$T/vmclockd.log" 2>&1 &
+VMCLOCKD_PID=$!
+PIDS="$PIDS $VMCLOCKD_PID"
+check "vmclockd started" wait_for 10 grep -q 'started' "$T/vmclockd.log"
+rm "$T/run.conf"
+mkfifo "$T/run.conf"
+kill -HUP "$VMCLOCKD_PID"
+check "SIGHUP on a FIFO: the file is named" \
+	wait_for 5 grep -q "$T/run.conf: a FIFO, not a configuration file" "$T/vmclockd.log"
+check "SIGHUP on a FIFO: the running configuration is kept" \
+	wait_for 5 grep -q 'configuration not reloaded' "$T/vmclockd.log"
+kill "$VMCLOCKD_PID"
+check "SIGTERM after it: exits" wait_for 5 sh -c "! kill -0 $VMCLOCKD_PID"
+check "... cleanly" grep -q 'signal 15: exiting' "$T/vmclockd.log"
+
+finish
