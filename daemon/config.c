@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -184,7 +185,8 @@ static void too_large(const char *path)
 
 /*
  * The whole file, NUL-terminated, in *text (*len bytes before the NUL).
- * Returns 0, 1 if the file is absent and may be, or -1 after one line.
+ * Returns 0, 1 if there is nothing to read (the file is absent and may be,
+ * or is /dev/null), or -1 after one line.
  *
  * The path is followed if it is a symbolic link: it is the administrator's
  * choice (the command line, or the default in a directory only root can
@@ -212,6 +214,11 @@ static int read_text(const char *path, bool must_exist, char **text, size_t *len
 		fprintf(stderr, "vmclockd: %s: %s\n", path, strerror(errno));
 		close(fd);
 		return -1;
+	}
+	/* "--config /dev/null", the usual way to say "no file", is empty. */
+	if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) {
+		close(fd);
+		return 1;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		fprintf(stderr, "vmclockd: %s: %s, not a configuration file\n", path,

@@ -48,6 +48,9 @@ out=$("$VMCLOCKD" --config "$T/link.conf" --check-config 2>&1)
 check "a symbolic link to a configuration file is followed ($out)" \
 	test "$out" = "vmclockd: configuration OK"
 
+out=$("$VMCLOCKD" --config /dev/null --check-config 2>&1)
+check "/dev/null is an empty configuration ($out)" test "$out" = "vmclockd: configuration OK"
+
 # SIGHUP with the file turned into a FIFO: the running configuration is
 # kept, the daemon answers SIGTERM.
 printf 'interval-ms 100\n' >"$T/run.conf"
