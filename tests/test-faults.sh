@@ -53,8 +53,9 @@ said_once "short page" 'page too small'
 write_page 12:03000000
 said_once "odd seq_count" 'page never stable'
 check "alive after all bad pages" kill -0 "$VMCLOCKD_PID"
-# Absurd shift on a page with a counter: no crash, withheld.
-write_page 10:01 34:02 39:ff
+# Absurd shift on a page with a counter and a period (a zero period is no
+# time, judged first): no crash, withheld.
+write_page 10:01 34:02 39:ff 48:0000000000000080
 said_once "absurd shift" 'out of range'
 check "alive after an absurd shift" kill -0 "$VMCLOCKD_PID"
 # The device vanishing under the daemon, and coming back.
