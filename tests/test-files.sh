@@ -2,8 +2,13 @@
 # SPDX-License-Identifier: BSD-2-Clause
 #
 # test-files.sh - files that are not what they should be never hang, fill
-# memory or pass for good: the configuration file (at start-up and on
-# SIGHUP) must be a regular file of at most 64 KiB, read without error.
+# memory or pass for good:
+#   1. the configuration file (at start-up and on SIGHUP) must be a regular
+#      file of at most 64 KiB, read without error
+#   2. the handled-marker file in the state directory: a FIFO, a symbolic
+#      link or a huge file in place of marker or marker.tmp neither blocks
+#      the daemon nor is followed nor read; a state directory others can
+#      write, or another user's, is not used
 . "$(dirname "$0")/lib.sh"
 
 # check_config_refused DESCRIPTION PATH PATTERN: --check-config on PATH
@@ -69,5 +74,82 @@ check "SIGHUP on a FIFO: the running configuration is kept" \
 kill "$VMCLOCKD_PID"
 check "SIGTERM after it: exits" wait_for 5 sh -c "! kill -0 $VMCLOCKD_PID"
 check "... cleanly" grep -q 'signal 15: exiting' "$T/vmclockd.log"
+
+# ---- 2. the state directory
+start_sim --interval-ms 50
+S=$T/state
+# run_daemon: vmclockd on the sim's page with the state in $S, log afresh.
+run_daemon() {
+	mv "$T/vmclockd.log" "$T/vmclockd-$(date +%s%N).log" 2>/dev/null
+	"$VMCLOCKD" --config /dev/null --device "$T/page" --chrony-sock "" --chrony-cmd "" \
+		--state-dir "$S" --state-file "" --interval-ms 50 >>"$T/vmclockd.log" 2>&1 &
+	VMCLOCKD_PID=$!
+	PIDS="$PIDS $VMCLOCKD_PID"
+	wait_for 10 grep -q 'started' "$T/vmclockd.log"
+}
+# stops CASE: SIGTERM ends the daemon within 5 s (it is not blocked).
+stops() {
+	kill "$VMCLOCKD_PID"
+	check "$1: SIGTERM ends vmclockd (not blocked)" wait_for 5 sh -c "! kill -0 $VMCLOCKD_PID"
+	kill -KILL "$VMCLOCKD_PID" 2>/dev/null
+	wait "$VMCLOCKD_PID" 2>/dev/null
+}
+marker_is_regular() { [ -f "$S/marker" ] && [ ! -L "$S/marker" ]; }
+saved() { marker_is_regular && grep -q '^marker 1$' "$S/marker"; }
+victim_untouched() { [ "$(cat "$T/victim")" = "precious" ]; }
+fresh_state() { rm -rf "$S"; mkdir -m 0755 "$S"; echo precious >"$T/victim"; }
+
+fresh_state
+mkfifo "$S/marker.tmp"
+run_daemon
+check "marker.tmp a FIFO: the marker is saved anyway" wait_for 5 saved
+stops "marker.tmp a FIFO"
+
+fresh_state
+ln -s "$T/victim" "$S/marker.tmp"
+run_daemon
+check "marker.tmp a symbolic link: the marker is saved" wait_for 5 saved
+check "... and the link's target is untouched" victim_untouched
+stops "marker.tmp a symbolic link"
+
+fresh_state
+mkfifo "$S/marker"
+run_daemon
+check "marker a FIFO: refused, said" wait_for 5 grep -q "$S/marker is not a regular file; starting afresh" "$T/vmclockd.log"
+check "... and replaced by a saved marker" wait_for 5 saved
+stops "marker a FIFO"
+
+fresh_state
+printf 'marker 7\ngeneration 1\n' >"$T/victim"
+ln -s "$T/victim" "$S/marker"
+run_daemon
+check "marker a symbolic link: not followed" \
+	wait_for 5 grep -q "cannot read $S/marker: Too many levels of symbolic links; starting afresh" "$T/vmclockd.log"
+check "... no disruption from what it pointed to" sh -c "! grep -q 'clock disruption' '$T/vmclockd.log'"
+check "... replaced by a saved marker" wait_for 5 saved
+stops "marker a symbolic link"
+
+fresh_state
+{ echo "marker 1"; yes "generation 1" | head -c 100000; } >"$S/marker"
+run_daemon
+check "marker of 100 kB: refused" wait_for 5 grep -q "$S/marker is larger than 4096 bytes; starting afresh" "$T/vmclockd.log"
+check "... and rewritten" wait_for 5 sh -c "[ \$(stat -c %s '$S/marker') -lt 4096 ]"
+stops "a huge marker"
+
+fresh_state
+chmod 0777 "$S"
+run_daemon
+check "a world-writable state directory: not used, said once" wait_for 5 \
+	grep -q "cannot save the handled marker in $S/marker: the directory is not vmclockd's alone (owner uid 0, mode 0777)" "$T/vmclockd.log"
+check "... nothing written in it" test ! -e "$S/marker"
+stops "a world-writable state directory"
+
+fresh_state
+chown nobody "$S"
+run_daemon
+check "another user's state directory: not used" wait_for 5 \
+	grep -q "cannot save the handled marker in $S/marker: the directory is not vmclockd's alone (owner uid 65534, mode 0755)" "$T/vmclockd.log"
+check "... nothing written in it" test ! -e "$S/marker"
+stops "another user's state directory"
 
 finish
