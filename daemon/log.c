@@ -97,15 +97,6 @@ static const char *prefix(LOG_Severity severity)
 	}
 }
 
-/* __FILE__ as the build gave it, less the "../" of a build directory
- * beside the sources: "daemon/disrupt.c". */
-static const char *source_name(const char *file)
-{
-	while (!strncmp(file, "../", 3) || !strncmp(file, "./", 2))
-		file += file[1] == '/' ? 2 : 3;
-	return file;
-}
-
 static void emit(LOG_Origin at, LOG_Severity severity, const char *message_id,
 		 const char *const *fields, const char *text)
 {
@@ -124,7 +115,7 @@ static void emit(LOG_Origin at, LOG_Severity severity, const char *message_id,
 		}
 		for (int i = 0; fields && fields[i] && i < MAX_FIELDS; i++)
 			iov[n++] = (struct iovec){ (void *)(uintptr_t)fields[i], strlen(fields[i]) };
-		snprintf(file, sizeof(file), "CODE_FILE=%s", source_name(at.file));
+		snprintf(file, sizeof(file), "CODE_FILE=%s", at.file);
 		snprintf(line, sizeof(line), "CODE_LINE=%d", at.line);
 		if (sd_journal_sendv_with_location(file, line, at.func, iov, n) >= 0)
 			return;
