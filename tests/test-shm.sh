@@ -20,13 +20,26 @@ if [ -z "${VMCLOCKD_TEST_NS:-}" ]; then
 fi
 . "$(dirname "$0")/lib.sh"
 [ "$VMCLOCKD_TEST_NS" = 1 ] || skip_or_fail "needs root and unshare(1) for a private IPC namespace"
-SEGMENT=$top_builddir/tests/shm-segment
-[ -x "$SEGMENT" ] || { fail "tests/shm-segment is built"; finish; exit 1; }
 command -v ipcs >/dev/null || skip_or_fail "ipcs (util-linux) not installed"
 
 UNIT=2
 KEY=0x4e545032
-chmod 755 "$T" # the other user's helper runs from the build tree only
+
+# make_segment SIZE MODE [SETPRIV-ARGS...]: create the unit's segment (never
+# over one), as another program would before vmclockd starts; with
+# setpriv's arguments, as another user (from /, python3 from /usr: nothing
+# of the build tree, which that user may not be able to reach).
+make_segment() {
+	local size=$1 mode=$2
+	shift 2
+	(cd / && ${1:+setpriv "$@"} python3 -c '
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+IPC_CREAT, IPC_EXCL = 0o1000, 0o2000
+key, size, mode = int(sys.argv[1], 0), int(sys.argv[2]), int(sys.argv[3], 8)
+if libc.shmget(ctypes.c_int(key), ctypes.c_size_t(size), IPC_CREAT | IPC_EXCL | mode) < 0:
+    sys.exit("shmget: " + os.strerror(ctypes.get_errno()))' $KEY "$size" "$mode")
+}
 
 # seg FIELD: owner, perms, bytes or nattch of the unit's segment (ipcs -m).
 seg() {
@@ -81,7 +94,7 @@ recovers() {
 
 # ---- 1. another user's segment, mode 0666
 check "nobody creates the segment first, mode 0666" \
-	setpriv --reuid=nobody --regid=nogroup --clear-groups "$SEGMENT" $KEY 96 0666
+	make_segment 96 0666 --reuid=nobody --regid=nogroup --clear-groups
 check "... owned by nobody" seg_is owner nobody
 run_vmclockd
 refused "another user's segment" 'belongs to uid 65534 (created by uid 65534), not to vmclockd (uid 0)'
@@ -90,7 +103,7 @@ stop_vmclockd
 
 # ---- 2. the wrong size
 ipcrm -M $KEY
-"$SEGMENT" $KEY 64 0600 >/dev/null
+make_segment 64 0600
 run_vmclockd
 refused "a 64-byte segment" 'is 64 bytes, not the 96 of ntpd'
 recovers "a 64-byte segment"
@@ -98,7 +111,7 @@ stop_vmclockd
 
 # ---- 3. ours, but wider than ntp-shm-mode
 ipcrm -M $KEY
-"$SEGMENT" $KEY 96 0666 >/dev/null
+make_segment 96 0666
 run_vmclockd
 refused "a segment of mode 0666" 'has mode 0666, wider than ntp-shm-mode 0600'
 recovers "a segment of mode 0666"
