@@ -27,12 +27,14 @@ KEY=0x4e545032
 
 # make_segment SIZE MODE [SETPRIV-ARGS...]: create the unit's segment (never
 # over one), as another program would before vmclockd starts; with
-# setpriv's arguments, as another user (from /, python3 from /usr: nothing
-# of the build tree, which that user may not be able to reach).
+# setpriv's arguments, as another user (from /, the system's python3:
+# nothing under a home directory that user may not be able to reach).
 make_segment() {
 	local size=$1 mode=$2
 	shift 2
-	(cd / && ${1:+setpriv "$@"} python3 -c '
+	local runas=()
+	[ $# -eq 0 ] || runas=(setpriv "$@")
+	(cd / && "${runas[@]}" /usr/bin/python3 -c '
 import ctypes, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
 IPC_CREAT, IPC_EXCL = 0o1000, 0o2000
