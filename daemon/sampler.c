@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -319,9 +320,22 @@ static SMP_Reason take_sample(const struct vmclock_abi *copy, const struct vmclo
 	s.bound_ns = o.time.maxerror_ns == VMCLOCK_ERROR_UNKNOWN ? VMCLOCK_ERROR_UNKNOWN
 								 : o.time.maxerror_ns + o.uncertainty_ns;
 	s.leap = leap_of(o.time.leap_indicator);
-	for (int i = 0; i < MAX_OUTPUTS; i++)
-		if (outputs[i])
-			FED_Send(outputs[i], &s);
+	report.outputs = 0;
+	report.outputs_failing = 0;
+	report.output_problems[0] = '\0';
+	for (int i = 0; i < MAX_OUTPUTS; i++) {
+		if (!outputs[i])
+			continue;
+		report.outputs++;
+		if (FED_Send(outputs[i], &s) < 0) {
+			size_t used = strlen(report.output_problems);
+
+			snprintf(report.output_problems + used, sizeof(report.output_problems) - used,
+				 "%s%s: %s", report.outputs_failing ? "; " : "",
+				 FED_Name(outputs[i]), FED_Problem(outputs[i]));
+			report.outputs_failing++;
+		}
+	}
 	report.have_offset = true;
 	report.last_offset_ns = s.offset_ns;
 	report.last_bound_ns = s.bound_ns;
