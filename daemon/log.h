@@ -4,7 +4,7 @@
  *
  * Messages go to the journal (native protocol, with MESSAGE_ID and fields)
  * when stderr is the journal, as systemd announces with $JOURNAL_STREAM, and
- * to stderr otherwise.  Policy (see doc/errors in README): configuration and
+ * to stderr otherwise.  Policy (the README's "Error policy"): configuration and
  * start-up errors are FATAL; bad external input is logged once and dropped;
  * conditions that repeat every tick are logged when they start and end.
  */

@@ -2,7 +2,7 @@
  *
  * vmclock-sim.c - play the hypervisor: publish a vmclock page in a file.
  *
- * The simulator is an independent writer (STYLE.md 15).  It computes every
+ * The simulator is an independent writer.  It computes every
  * field of the page from its own model and its own arithmetic (long double
  * and 128-bit integers) and never calls libvmclock's conversion, so a test
  * that reads its pages checks the reader instead of agreeing with it.  It
