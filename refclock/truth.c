@@ -239,6 +239,8 @@ static inline __attribute__((always_inline)) bool view_read(const vmclock_truth_
 {
 	const struct view_slot *s = &t->slot[__atomic_load_n(&t->current, __ATOMIC_ACQUIRE) & 1];
 
+	if (__builtin_expect(seq_try(view_load_seq, view_copy, s, w) == 0, 1))
+		return true;
 	if (seq_read(view_load_seq, view_copy, s, w, VIEW_READ_BUDGET_NS) == 0)
 		return true;
 	/* Directed to a slot the refresh is rewriting: two refreshes passed
