@@ -12,15 +12,19 @@
 #include <string.h>
 
 #include "vmclockd-state.h"
+#include "../common/timeutil.h"
 
 #include "chrony_client.h"
 #include "chronysync.h"
 #include "log.h"
 
+#define PPB_PER_PPM 1000.0
 /* chrony's default maxclockerror, 1 ppm: how fast its dispersion grows. */
-#define CHRONY_CLOCK_ERROR_PPB 1000.0
+#define CHRONY_CLOCK_ERROR_PPB (1.0 * PPB_PER_PPM)
 /* Bounds beyond this (seconds) mean "unknown" to readers (INT64_MAX / 2 ns). */
 #define MAX_BOUND_S 4.6e9
+/* A drift the 32-bit field cannot hold is published as its largest value. */
+#define MAX_DRIFT_PPB 4e9
 
 static const CNF_Settings *cfg;
 static struct event_base *ev_base;
@@ -35,6 +39,7 @@ static CSY_Report report = { .sync_state = VMCLOCKD_SYNC_UNKNOWN };
 static uint64_t synced_marker;   /* handled marker chrony has resynced after */
 static bool have_synced_marker;
 static struct timespec request_sent; /* CLOCK_MONOTONIC of the request in flight */
+static bool polling_fast;        /* the poll timer runs at the burst interval */
 static double last_correction;   /* |current correction| of the last report, s */
 static uint64_t last_bound_time; /* CLOCK_REALTIME ns of that report */
 /* Whether that report's correction means anything: chrony synchronised, or
@@ -48,17 +53,9 @@ const CSY_Report *CSY_GetReport(void)
 	return &report;
 }
 
-static uint64_t ts_ns(clockid_t id)
+static bool polling(const CNF_Settings *s)
 {
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static bool before(const struct timespec *a, const struct timespec *b)
-{
-	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+	return s->chrony_cmd && *s->chrony_cmd;
 }
 
 /* Waiting for chrony to resync after a disruption: ask more often. */
@@ -69,10 +66,12 @@ static bool awaiting_resync(void)
 
 static void schedule_poll(void)
 {
-	unsigned ms = awaiting_resync() && report.sync_state != VMCLOCKD_SYNC_UNKNOWN
-			      ? cfg->burst_interval_ms : cfg->chrony_poll_ms;
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	unsigned ms;
+	struct timeval tv;
 
+	polling_fast = awaiting_resync() && report.sync_state != VMCLOCKD_SYNC_UNKNOWN;
+	ms = polling_fast ? cfg->burst_interval_ms : cfg->chrony_poll_ms;
+	tv = TIM_MsToTimeval(ms);
 	evtimer_add(poll_ev, &tv);
 }
 
@@ -94,7 +93,7 @@ static void tracking_done(const CCL_Result *r, void *arg)
 	}
 	LOG_RepeatRecovered(&chrony_failing);
 	if (t->leap_status != CPR_LEAP_UNSYNCHRONISED && !d->handling &&
-	    !before(&request_sent, &d->handled_at)) {
+	    !TIM_Before(&request_sent, &d->handled_at)) {
 		if (!have_synced_marker || synced_marker != d->handled_marker)
 			DEBUG_LOG("chronyd synchronised after marker %llu",
 				  (unsigned long long)d->handled_marker);
@@ -109,8 +108,8 @@ static void tracking_done(const CCL_Result *r, void *arg)
 		report.sync_state = VMCLOCKD_SYNC_SYNCHRONIZED;
 
 	double bound = t->root_delay / 2 + t->root_dispersion + fabs(t->current_correction);
-	uint64_t now = ts_ns(CLOCK_REALTIME);
-	double drift = CHRONY_CLOCK_ERROR_PPB + (fabs(t->skew_ppm) + fabs(t->resid_freq_ppm)) * 1000.0;
+	uint64_t now = TIM_NowNs(CLOCK_REALTIME);
+	double drift = CHRONY_CLOCK_ERROR_PPB + (fabs(t->skew_ppm) + fabs(t->resid_freq_ppm)) * PPB_PER_PPM;
 
 	/* A correction growing between two reports means the clock drifts
 	 * away faster than chrony's statistics say (a frequency change not
@@ -130,13 +129,13 @@ static void tracking_done(const CCL_Result *r, void *arg)
 		 * a handover): assume the clock may drift by chrony's whole
 		 * frequency, as it does when chrony's steering is not
 		 * applied to it. */
-		drift += fabs(t->freq_ppm) * 1000.0;
+		drift += fabs(t->freq_ppm) * PPB_PER_PPM;
 	}
 	last_correction = fabs(t->current_correction);
 	last_bound_time = now;
 	last_disruptions = d->disruptions;
 	last_meaningful = t->leap_status != CPR_LEAP_UNSYNCHRONISED ||
-			  (d->disruptions && !before(&request_sent, &d->handled_at));
+			  (d->disruptions && !TIM_Before(&request_sent, &d->handled_at));
 	/* chronyd's figures are external input: a bound that is not a
 	 * sane non-negative number of seconds is published as unknown. */
 	if (!(bound >= 0 && bound < MAX_BOUND_S))
@@ -144,7 +143,7 @@ static void tracking_done(const CCL_Result *r, void *arg)
 	report.have_bound = true;
 	report.bound_ns = (uint64_t)ceil(bound * 1e9);
 	report.bound_realtime_ns = now;
-	report.drift_ppb = drift < 4e9 ? (uint32_t)ceil(drift) : UINT32_MAX;
+	report.drift_ppb = drift < MAX_DRIFT_PPB ? (uint32_t)ceil(drift) : UINT32_MAX;
 	if (hooks.updated)
 		hooks.updated(&report, hooks.arg);
 	schedule_poll();
@@ -169,17 +168,56 @@ void CSY_Tick(void)
 {
 	if (dsr->handling && report.sync_state != VMCLOCKD_SYNC_UNKNOWN)
 		report.sync_state = VMCLOCKD_SYNC_DISRUPTED;
+	/* A disruption since the poll was armed at the slow cadence: follow
+	 * chrony's recovery at the burst interval from now, not from the next
+	 * slow poll (up to chrony-poll-ms later: the verdict lagged chrony's
+	 * resync by 0.5 s on average).  A request in flight is left alone:
+	 * its reply schedules the next at the burst interval. */
+	if (polling(cfg) && !polling_fast && evtimer_pending(poll_ev, NULL) && awaiting_resync() &&
+	    report.sync_state != VMCLOCKD_SYNC_UNKNOWN) {
+		evtimer_del(poll_ev);
+		schedule_poll();
+	}
 }
 
-void CSY_Initialise(struct event_base *base, const CNF_Settings *settings,
-		    const DSR_Report *disruptions, const CSY_Hooks *h)
+int CSY_Initialise(struct event_base *base, const CNF_Settings *settings,
+		   const DSR_Report *disruptions, const CSY_Hooks *h)
 {
 	cfg = settings;
 	ev_base = base;
 	dsr = disruptions;
 	hooks = h ? *h : (CSY_Hooks){ 0 };
-	if (cfg->chrony_cmd && *cfg->chrony_cmd) {
-		poll_ev = evtimer_new(base, poll_cb, NULL);
+	/* The timer exists whether or not chronyd is asked, so that a reload
+	 * can start asking without anything that could fail. */
+	poll_ev = evtimer_new(base, poll_cb, NULL);
+	if (!poll_ev) {
+		LOG(LOGS_ERR, "cannot create the chronyd tracking timer");
+		return -1;
+	}
+	if (polling(cfg))
+		event_active(poll_ev, EV_TIMEOUT, 0);
+	return 0;
+}
+
+void CSY_Reconfigure(const CNF_Settings *fresh)
+{
+	bool same_socket = polling(cfg) == polling(fresh) &&
+			   (!polling(cfg) || strcmp(cfg->chrony_cmd, fresh->chrony_cmd) == 0);
+
+	if (same_socket && cfg->chrony_poll_ms == fresh->chrony_poll_ms &&
+	    cfg->burst_interval_ms == fresh->burst_interval_ms)
+		return;
+	if (!same_socket) {
+		/* A request in flight to the old socket is dropped with it. */
+		CCL_Close(chrony);
+		chrony = NULL;
+		report.sync_state = VMCLOCKD_SYNC_UNKNOWN;
+		evtimer_del(poll_ev);
+	}
+	/* Ask now (the new socket, or at the new rate), unless a request is in
+	 * flight: its reply schedules the next one with the fresh settings. */
+	if (polling(fresh) && (!same_socket || evtimer_pending(poll_ev, NULL))) {
+		evtimer_del(poll_ev);
 		event_active(poll_ev, EV_TIMEOUT, 0);
 	}
 }
