@@ -133,6 +133,11 @@ vmc_np() {
 	chronyc_cmd -c sourcestats 2>/dev/null | awk -F, '$1 == "VMC" { print $2 }'
 }
 
+# Seconds since chronyd's last VMC sample (sources LastRx), empty if none.
+vmc_last_rx() {
+	chronyc_cmd -c sources 2>/dev/null | awk -F, '$3 == "VMC" { print $7 }'
+}
+
 # chronyd's current correction (seconds; > 0: system clock behind), read
 # over the command socket with the round trip timed.
 chrony_correction() {
