@@ -27,11 +27,16 @@ PIDS=""
 
 pass() { PASS=$((PASS + 1)); echo "PASS: $*"; }
 fail() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
-# check DESCRIPTION COMMAND...: one assertion.
+# check DESCRIPTION COMMAND...: one assertion, the command's success.  The
+# only check of the system tests; a failure names the command.
 check() {
 	local desc=$1
 	shift
-	if "$@"; then pass "$desc"; else fail "$desc"; fi
+	if "$@"; then pass "$desc"; else fail "$desc [$*]"; fi
+}
+# holds CONDITION: an awk condition on numbers, e.g. holds "$a - $b < 1e-6".
+holds() {
+	awk "BEGIN { exit !($1) }" </dev/null
 }
 finish() {
 	echo "$PASS passed, $FAIL failed"
@@ -108,6 +113,14 @@ start_sim() {
 	SIM_PID=$!
 	PIDS="$PIDS $SIM_PID"
 	wait_for 5 test -s "$T/page"
+}
+
+stop_sim() {
+	if [ -n "${SIM_PID:-}" ]; then
+		kill "$SIM_PID" 2>/dev/null
+		wait "$SIM_PID" 2>/dev/null
+		SIM_PID=
+	fi
 }
 
 # start_vmclockd ARGS...: against $T/page, chronyd's sockets in $T.
