@@ -17,7 +17,7 @@
 #include "publish.h"
 #include "ratelimit.h"
 
-_Static_assert(SMP_REASON_COUNT == VMCLOCKD_STATE_REASONS, "withheld[] matches the reasons");
+_Static_assert(POL_REASON_COUNT == VMCLOCKD_STATE_REASONS, "withheld[] matches the reasons");
 
 #define MIN_HEARTBEAT_TIMEOUT_MS 1000u
 
@@ -26,7 +26,7 @@ static struct vmclockd_state *state; /* the mapping */
 static LOG_Repeat file_failing;
 static RLM_Limit open_retry;
 static unsigned long disruptions_published; /* of DSR's count, added to the file's */
-static SMP_Reason status_reason = SMP_REASON_COUNT; /* of the last STATUS= */
+static POL_Reason status_reason = POL_REASON_COUNT; /* of the last STATUS= */
 
 static uint64_t ts_ns(clockid_t id)
 {
@@ -103,11 +103,11 @@ static void update_status(const SMP_Report *s, const DSR_Report *d)
 	bool urgent = s->reason != status_reason;
 
 	status_reason = s->reason;
-	if (s->reason == SMP_FED)
+	if (s->reason == POL_FED)
 		NTF_Status(urgent, "feeding: offset %+.9f s, bound %llu ns, marker %llu, %lu fed",
 			   (double)s->last_offset_ns * 1e-9, (unsigned long long)s->last_bound_ns,
 			   (unsigned long long)d->handled_marker, s->fed);
-	else if (s->reason == SMP_BAD_PAGE || s->reason == SMP_NO_DEVICE)
+	else if (s->reason == POL_BAD_PAGE || s->reason == POL_NO_DEVICE)
 		NTF_Status(urgent, "withholding: %s (%s) at %s", SMP_ReasonName(s->reason),
 			   vmclock_strerror(s->reason_errno), cfg->device);
 	else
@@ -140,7 +140,7 @@ void PUB_Tick(const SMP_Report *s, const DSR_Report *d, const CSY_Report *c)
 		return;
 	begin_write();
 	state->sync_state = c->sync_state;
-	state->withhold_reason = s->reason < SMP_REASON_COUNT ? (uint8_t)s->reason : 0;
+	state->withhold_reason = s->reason < POL_REASON_COUNT ? (uint8_t)s->reason : 0;
 	state->heartbeat_timeout_ms = (uint16_t)(timeout < MIN_HEARTBEAT_TIMEOUT_MS
 						 ? MIN_HEARTBEAT_TIMEOUT_MS : timeout > 60000 ? 60000 : timeout);
 	state->heartbeat_realtime_ns = ts_ns(CLOCK_REALTIME);
@@ -156,7 +156,7 @@ void PUB_Tick(const SMP_Report *s, const DSR_Report *d, const CSY_Report *c)
 	state->disruptions += d->disruptions - disruptions_published;
 	disruptions_published = d->disruptions;
 	state->samples_fed = s->fed;
-	for (int i = 0; i < SMP_REASON_COUNT; i++)
+	for (int i = 0; i < POL_REASON_COUNT; i++)
 		state->withheld[i] = s->withheld[i];
 	end_write();
 }

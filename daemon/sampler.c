@@ -22,19 +22,19 @@
  * readable (a kernel without poll support): fall back to the timer alone. */
 #define MAX_WAKEUPS_PER_TICK 50
 
-static const char *const reason_names[SMP_REASON_COUNT] = {
-	[SMP_FED] = "fed",
-	[SMP_NO_DEVICE] = "no vmclock device",
-	[SMP_BAD_PAGE] = "bad page",
-	[SMP_UNSTABLE] = "page never stable",
-	[SMP_NO_TIME] = "page carries no time",
-	[SMP_NO_UTC] = "no UTC on the page",
-	[SMP_NOT_SYNCHRONIZED] = "host clock not synchronized",
-	[SMP_NO_BOUND] = "no error bound on the page",
-	[SMP_ERROR_BOUND] = "error bound too large",
-	[SMP_SMEARED] = "leap second smearing",
-	[SMP_UNSUPPORTED] = "counter not readable here",
-	[SMP_DISRUPTION] = "handling a disruption",
+static const char *const reason_names[POL_REASON_COUNT] = {
+	[POL_FED] = "fed",
+	[POL_NO_DEVICE] = "no vmclock device",
+	[POL_BAD_PAGE] = "bad page",
+	[POL_UNSTABLE] = "page never stable",
+	[POL_NO_TIME] = "page carries no time",
+	[POL_NO_UTC] = "no UTC on the page",
+	[POL_NOT_SYNCHRONIZED] = "host clock not synchronized",
+	[POL_NO_BOUND] = "no error bound on the page",
+	[POL_ERROR_BOUND] = "error bound too large",
+	[POL_SMEARED] = "leap second smearing",
+	[POL_UNSUPPORTED] = "counter not readable here",
+	[POL_DISRUPTION] = "handling a disruption",
 };
 
 static struct event_base *ev_base;
@@ -78,9 +78,9 @@ static void bus_handler(int sig)
 #define BUS_GUARD_BEGIN() (sigsetjmp(bus_jump, 0) == 0 ? (bus_armed = 1, true) : false)
 #define BUS_GUARD_END() (bus_armed = 0)
 
-const char *SMP_ReasonName(SMP_Reason reason)
+const char *SMP_ReasonName(POL_Reason reason)
 {
-	return reason < SMP_REASON_COUNT ? reason_names[reason] : "starting";
+	return reason < POL_REASON_COUNT ? reason_names[reason] : "starting";
 }
 
 static bool in_burst(void)
@@ -131,16 +131,16 @@ void SMP_Burst(unsigned duration_ms)
 		start_burst();
 }
 
-static void set_reason(SMP_Reason reason)
+static void set_reason(POL_Reason reason)
 {
 	if (reason != report.reason) {
-		if (reason == SMP_FED)
+		if (reason == POL_FED)
 			LOG(LOGS_INFO, "feeding samples (was: %s)", SMP_ReasonName(report.reason));
-		else if (reason != SMP_DISRUPTION)
+		else if (reason != POL_DISRUPTION)
 			LOG(LOGS_WARN, "withholding samples: %s", SMP_ReasonName(reason));
 		report.reason = reason;
 	}
-	if (reason == SMP_FED)
+	if (reason == POL_FED)
 		report.fed++;
 	else
 		report.withheld[reason]++;
@@ -174,8 +174,8 @@ static bool ensure_open(void)
 	/* A missing or bad device is tried again once a second; the ticks in
 	 * between count as withheld for the same reason. */
 	if (!RLM_Due(&open_retry, 1)) {
-		set_reason(report.reason == SMP_FED || report.reason == SMP_REASON_COUNT
-				   ? SMP_NO_DEVICE : report.reason);
+		set_reason(report.reason == POL_FED || report.reason == POL_REASON_COUNT
+				   ? POL_NO_DEVICE : report.reason);
 		return false;
 	}
 	page = vmclock_open(cfg->device);
@@ -184,7 +184,7 @@ static bool ensure_open(void)
 		if (LOG_RepeatFailing(&open_failing, errno))
 			LOG(LOGS_WARN, "cannot use %s: %s; waiting for it", cfg->device,
 			    vmclock_strerror(errno));
-		set_reason(errno == ENOENT ? SMP_NO_DEVICE : SMP_BAD_PAGE);
+		set_reason(errno == ENOENT ? POL_NO_DEVICE : POL_BAD_PAGE);
 		return false;
 	}
 	/* A page just opened was not replaced yet: the first replaced-page
@@ -202,39 +202,39 @@ static bool ensure_open(void)
 	return true;
 }
 
-static SMP_Reason reason_for_errno(int err)
+static POL_Reason reason_for_errno(int err)
 {
 	switch (err) {
 	case ETIMEDOUT:
-		return SMP_UNSTABLE;
+		return POL_UNSTABLE;
 	case ENODATA:
-		return SMP_NO_TIME;
+		return POL_NO_TIME;
 	case EOPNOTSUPP:
-		return SMP_UNSUPPORTED;
+		return POL_UNSUPPORTED;
 	default:
-		return SMP_BAD_PAGE;
+		return POL_BAD_PAGE;
 	}
 }
 
-/* Why a page copy's time may not be fed, or SMP_FED. */
-static SMP_Reason judge_page(const struct vmclock_abi *p)
+/* Why a page copy's time may not be fed, or POL_FED. */
+static POL_Reason judge_page(const struct vmclock_abi *p)
 {
 	uint64_t flags = vmclock_le64(p->flags);
 
 	if (p->counter_id == VMCLOCK_COUNTER_INVALID || p->clock_status == VMCLOCK_STATUS_UNRELIABLE)
-		return SMP_NO_TIME;
+		return POL_NO_TIME;
 	if (p->clock_status != VMCLOCK_STATUS_SYNCHRONIZED &&
 	    !(p->clock_status == VMCLOCK_STATUS_FREERUNNING && cfg->allow_freerunning))
-		return SMP_NOT_SYNCHRONIZED;
+		return POL_NOT_SYNCHRONIZED;
 	if (p->time_type == VMCLOCK_TIME_MONOTONIC ||
 	    (p->time_type == VMCLOCK_TIME_TAI && !(flags & VMCLOCK_FLAG_TAI_OFFSET_VALID)))
-		return SMP_NO_UTC;
+		return POL_NO_UTC;
 	/* A smearing host bends its time around a leap second: never feed
 	 * that to an NTP daemon, which handles the leap itself. */
 	if (p->leap_second_smearing_hint != VMCLOCK_SMEARING_STRICT &&
 	    p->leap_indicator != VMCLOCK_LEAP_NONE)
-		return SMP_SMEARED;
-	return SMP_FED;
+		return POL_SMEARED;
+	return POL_FED;
 }
 
 static FED_Leap leap_of(uint8_t indicator)
@@ -251,7 +251,7 @@ static FED_Leap leap_of(uint8_t indicator)
 	}
 }
 
-static SMP_Reason take_sample(const struct vmclock_abi *copy, const struct vmclock_offset *measured,
+static POL_Reason take_sample(const struct vmclock_abi *copy, const struct vmclock_offset *measured,
 			      int offset_errno)
 {
 	struct vmclock_offset o;
@@ -270,12 +270,12 @@ static SMP_Reason take_sample(const struct vmclock_abi *copy, const struct vmclo
 	/* The page moved on between the copy and the measurement: the next
 	 * tick shows the disruption module the new marker first. */
 	if (o.time.disruption_marker != vmclock_le64(copy->disruption_marker))
-		return SMP_DISRUPTION;
+		return POL_DISRUPTION;
 	if (cfg->max_error_ns) {
 		if (o.time.maxerror_ns == VMCLOCK_ERROR_UNKNOWN)
-			return SMP_NO_BOUND;
+			return POL_NO_BOUND;
 		if (o.time.maxerror_ns + o.uncertainty_ns > cfg->max_error_ns)
-			return SMP_ERROR_BOUND;
+			return POL_ERROR_BOUND;
 	}
 	s.system = o.system;
 	s.offset_ns = o.offset_ns;
@@ -288,7 +288,7 @@ static SMP_Reason take_sample(const struct vmclock_abi *copy, const struct vmclo
 	report.have_offset = true;
 	report.last_offset_ns = s.offset_ns;
 	report.last_bound_ns = s.bound_ns;
-	return SMP_FED;
+	return POL_FED;
 }
 
 /* What one tick read from the page, under the bus guard. */
@@ -311,7 +311,7 @@ static bool read_page(PageRead *r)
 		if (LOG_RepeatFailing(&read_failing, EFAULT))
 			LOG(LOGS_WARN, "%s was truncated under its mapping: reopening", cfg->device);
 		close_page();
-		set_reason(SMP_BAD_PAGE);
+		set_reason(POL_BAD_PAGE);
 		return false;
 	}
 	ok = read_page_guarded(r);
@@ -345,7 +345,7 @@ static void run_tick(void)
 {
 	PageRead r;
 	const struct vmclock_offset *o;
-	SMP_Reason reason;
+	POL_Reason reason;
 
 	in_tick = true;
 	if (read_page(&r)) {
@@ -355,8 +355,8 @@ static void run_tick(void)
 		o = r.offset_errno ? NULL : &r.offset;
 
 		if (hooks.observe && hooks.observe(&r.copy, o, hooks.arg))
-			reason = SMP_DISRUPTION;
-		else if ((reason = judge_page(&r.copy)) == SMP_FED)
+			reason = POL_DISRUPTION;
+		else if ((reason = judge_page(&r.copy)) == POL_FED)
 			reason = take_sample(&r.copy, o, r.offset_errno);
 		set_reason(reason);
 	}
@@ -426,8 +426,8 @@ void SMP_Initialise(struct event_base *base, const CNF_Settings *settings, const
 		if ((outputs[n_outputs] = FED_CreateShm(cfg->ntp_shm, cfg->ntp_shm_mode)))
 			n_outputs++;
 	/* The first start logs the first tick's state; a reload goes on. */
-	if (!report.fed && report.reason == SMP_FED)
-		report.reason = SMP_REASON_COUNT;
+	if (!report.fed && report.reason == POL_FED)
+		report.reason = POL_REASON_COUNT;
 	tick_ev = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
 	armed_ms = 0;
 	event_active(tick_ev, EV_TIMEOUT, 0);
