@@ -202,59 +202,10 @@ static bool ensure_open(void)
 	return true;
 }
 
-static POL_Reason reason_for_errno(int err)
-{
-	switch (err) {
-	case ETIMEDOUT:
-		return POL_UNSTABLE;
-	case ENODATA:
-		return POL_NO_TIME;
-	case EOPNOTSUPP:
-		return POL_UNSUPPORTED;
-	default:
-		return POL_BAD_PAGE;
-	}
-}
-
-/* Why a page copy's time may not be fed, or POL_FED. */
-static POL_Reason judge_page(const struct vmclock_abi *p)
-{
-	uint64_t flags = vmclock_le64(p->flags);
-
-	if (p->counter_id == VMCLOCK_COUNTER_INVALID || p->clock_status == VMCLOCK_STATUS_UNRELIABLE)
-		return POL_NO_TIME;
-	if (p->clock_status != VMCLOCK_STATUS_SYNCHRONIZED &&
-	    !(p->clock_status == VMCLOCK_STATUS_FREERUNNING && cfg->allow_freerunning))
-		return POL_NOT_SYNCHRONIZED;
-	if (p->time_type == VMCLOCK_TIME_MONOTONIC ||
-	    (p->time_type == VMCLOCK_TIME_TAI && !(flags & VMCLOCK_FLAG_TAI_OFFSET_VALID)))
-		return POL_NO_UTC;
-	/* A smearing host bends its time around a leap second: never feed
-	 * that to an NTP daemon, which handles the leap itself. */
-	if (p->leap_second_smearing_hint != VMCLOCK_SMEARING_STRICT &&
-	    p->leap_indicator != VMCLOCK_LEAP_NONE)
-		return POL_SMEARED;
-	return POL_FED;
-}
-
-static FED_Leap leap_of(uint8_t indicator)
-{
-	switch (indicator) {
-	case VMCLOCK_LEAP_PRE_POS:
-	case VMCLOCK_LEAP_POS:
-		return FED_LEAP_INSERT;
-	case VMCLOCK_LEAP_PRE_NEG:
-	case VMCLOCK_LEAP_NEG:
-		return FED_LEAP_DELETE;
-	default:
-		return FED_LEAP_NONE;
-	}
-}
-
 static POL_Reason take_sample(const struct vmclock_abi *copy, const struct vmclock_offset *measured,
 			      int offset_errno)
 {
-	struct vmclock_offset o;
+	POL_Reason reason;
 	FED_Sample s;
 
 	if (!measured) {
@@ -262,27 +213,13 @@ static POL_Reason take_sample(const struct vmclock_abi *copy, const struct vmclo
 		if (LOG_RepeatFailing(&offset_failing, offset_errno))
 			LOG(LOGS_WARN, "cannot measure the offset on %s: %s", cfg->device,
 			    vmclock_strerror(offset_errno));
-		return reason_for_errno(report.reason_errno);
+		return POL_ReasonForErrno(report.reason_errno);
 	}
-	o = *measured;
 	if (LOG_RepeatRecovered(&offset_failing))
 		LOG(LOGS_INFO, "offsets can be measured on %s again", cfg->device);
-	/* The page moved on between the copy and the measurement: the next
-	 * tick shows the disruption module the new marker first. */
-	if (o.time.disruption_marker != vmclock_le64(copy->disruption_marker))
-		return POL_DISRUPTION;
-	if (cfg->max_error_ns) {
-		if (o.time.maxerror_ns == VMCLOCK_ERROR_UNKNOWN)
-			return POL_NO_BOUND;
-		if (o.time.maxerror_ns + o.uncertainty_ns > cfg->max_error_ns)
-			return POL_ERROR_BOUND;
-	}
-	s.system = o.system;
-	s.offset_ns = o.offset_ns;
-	s.uncertainty_ns = o.uncertainty_ns;
-	s.bound_ns = o.time.maxerror_ns == VMCLOCK_ERROR_UNKNOWN ? VMCLOCK_ERROR_UNKNOWN
-								 : o.time.maxerror_ns + o.uncertainty_ns;
-	s.leap = leap_of(o.time.leap_indicator);
+	reason = POL_JudgeSample(copy, measured, cfg, &s);
+	if (reason != POL_FED)
+		return reason;
 	for (int i = 0; i < n_outputs; i++)
 		FED_Send(outputs[i], &s);
 	report.have_offset = true;
@@ -332,7 +269,7 @@ static bool read_page_guarded(PageRead *r)
 		/* A page that went bad is reopened: it may have been replaced. */
 		if (err != ETIMEDOUT)
 			close_page();
-		set_reason(reason_for_errno(err));
+		set_reason(POL_ReasonForErrno(err));
 		return false;
 	}
 	r->offset_errno = vmclock_offset(page, &r->offset) < 0 ? errno : 0;
@@ -356,7 +293,10 @@ static void run_tick(void)
 
 		if (hooks.observe && hooks.observe(&r.copy, o, hooks.arg))
 			reason = POL_DISRUPTION;
-		else if ((reason = judge_page(&r.copy)) == POL_FED)
+		else if ((reason = POL_JudgePage(&r.copy, cfg)) == POL_FED ||
+			 reason == POL_UNSUPPORTED || reason == POL_BAD_PAGE)
+			/* A page the library cannot convert failed the
+			 * measurement too: take_sample says why, once. */
 			reason = take_sample(&r.copy, o, r.offset_errno);
 		set_reason(reason);
 	}
