@@ -32,6 +32,7 @@ static LOG_Repeat file_failing;
 static RLM_Limit open_retry;
 static unsigned long disruptions_published; /* of DSR's count, added to the file's */
 static POL_Reason status_reason = POL_REASON_COUNT; /* of the last STATUS= */
+static unsigned status_failing; /* outputs not taking samples, at the last STATUS= */
 
 static uint64_t ts_ns(clockid_t id)
 {
@@ -105,13 +106,21 @@ static void end_write(void)
 /* STATUS=: a change of reason at once, figures at most once a second. */
 static void update_status(const SMP_Report *s, const DSR_Report *d)
 {
-	bool urgent = s->reason != status_reason;
+	bool urgent = s->reason != status_reason || s->outputs_failing != status_failing;
 
 	status_reason = s->reason;
-	if (s->reason == POL_FED)
-		NTF_Status(urgent, "feeding: offset %+.9f s, bound %llu ns, marker %llu, %lu fed",
+	status_failing = s->outputs_failing;
+	/* "feeding" only while some output takes the samples; one that does
+	 * not is named with why. */
+	if (s->reason == POL_FED && s->outputs_failing && s->outputs_failing >= s->outputs)
+		NTF_Status(urgent, "not feeding (%s): offset %+.9f s, bound %llu ns, marker %llu",
+			   s->output_problems, (double)s->last_offset_ns * 1e-9,
+			   (unsigned long long)s->last_bound_ns, (unsigned long long)d->handled_marker);
+	else if (s->reason == POL_FED)
+		NTF_Status(urgent, "feeding: offset %+.9f s, bound %llu ns, marker %llu, %lu fed%s%s",
 			   (double)s->last_offset_ns * 1e-9, (unsigned long long)s->last_bound_ns,
-			   (unsigned long long)d->handled_marker, s->fed);
+			   (unsigned long long)d->handled_marker, s->fed,
+			   s->outputs_failing ? "; not taken by " : "", s->output_problems);
 	else if (s->reason == POL_BAD_PAGE || s->reason == POL_NO_DEVICE)
 		NTF_Status(urgent, "withholding: %s (%s) at %s", SMP_ReasonName(s->reason),
 			   vmclock_strerror(s->reason_errno), cfg->device);

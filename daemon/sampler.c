@@ -3,8 +3,10 @@
  * sampler.c - the tick: read the page, decide, feed or withhold.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,8 +21,8 @@
 
 /* The outputs, one slot per setting that names one. */
 enum { OUT_SOCK, OUT_SHM, MAX_OUTPUTS };
-/* Notifications per tick beyond which the device is taken to be always
- * readable (a kernel without poll support): fall back to the timer alone. */
+/* Notified page changes per tick beyond which the host is taken to notify
+ * too often to follow: fall back to the timer alone. */
 #define MAX_WAKEUPS_PER_TICK 50
 
 static const char *const reason_names[POL_REASON_COUNT] = {
@@ -50,13 +52,15 @@ static bool page_stuck;
 static FED_Output outputs[MAX_OUTPUTS]; /* NULL: not configured */
 static struct event *tick_ev, *device_ev;
 static unsigned wakeups_this_tick;
+static bool device_paused; /* device_ev off for a while: the host stalled */
+static bool have_marker;   /* report.marker was read from a page */
 static struct timespec burst_until; /* CLOCK_MONOTONIC */
 static unsigned armed_ms;           /* the tick timer's current period */
 static bool in_tick;                /* a tick is running (hooks included) */
 static bool burst_pending;          /* a burst asked for during that tick */
 static SMP_Report report;
-static LOG_Repeat open_failing, read_failing, offset_failing;
-static RLM_Limit reopen_check, open_retry;
+static LOG_Repeat open_failing, read_failing, offset_failing, device_stalled;
+static RLM_Limit reopen_check, open_retry, device_retry;
 
 /*
  * A page file truncated under its mapping raises SIGBUS on the next read.
@@ -110,7 +114,13 @@ static void arm_tick(unsigned ms)
 
 static unsigned tick_interval_ms(const CNF_Settings *s)
 {
-	return in_burst() ? s->burst_interval_ms : s->interval_ms;
+	/* A device that notifies reports each disruption itself: the timer
+	 * only keeps the samples coming. */
+	bool notified = device_ev && !device_paused && s->notified_interval_ms &&
+			event_pending(device_ev, EV_READ, NULL);
+
+	return in_burst() ? s->burst_interval_ms
+	       : notified ? s->notified_interval_ms : s->interval_ms;
 }
 
 static void schedule_tick(void)
@@ -167,6 +177,7 @@ static void close_page(void)
 	if (device_ev)
 		event_free(device_ev);
 	device_ev = NULL;
+	device_paused = false;
 	vmclock_close(page);
 	page = NULL;
 	page_stuck = false;
@@ -177,7 +188,7 @@ static void device_cb(evutil_socket_t fd, short what, void *arg);
 /* Opens the page if it is not open; false (reason set) if it cannot be. */
 static bool ensure_open(void)
 {
-	struct vmclock_abi first;
+	vmclock_notify_t n;
 
 	/* Whether the page was replaced is asked once a second (two syscalls);
 	 * a page file truncated in between faults the reader, which the bus
@@ -210,15 +221,21 @@ static bool ensure_open(void)
 	RLM_Restart(&reopen_check);
 	if (LOG_RepeatRecovered(&open_failing))
 		LOG(LOGS_INFO, "%s is usable now", cfg->device);
-	if (vmclock_is_device(page) && vmclock_snapshot(page, &first) == 0 &&
-	    (vmclock_le64(first.flags) & VMCLOCK_FLAG_NOTIFICATION_PRESENT)) {
-		device_ev = event_new(ev_base, vmclock_fd(page), EV_READ | EV_PERSIST, device_cb, NULL);
-		if (device_ev && event_add(device_ev, NULL) == 0)
-			DEBUG_LOG("waiting for notifications on %s", cfg->device);
-		else
-			LOG(LOGS_WARN, "cannot wait for notifications on %s: sampling on the timer",
-			    cfg->device);
+	if (!vmclock_is_device(page))
+		return true; /* a page file: the timer alone */
+	/* Ask the driver whether it notifies (this also re-arms). */
+	n = vmclock_notify_rearm(page);
+	if (n == VMCLOCK_NOTIFY_NONE || n == VMCLOCK_NOTIFY_ALWAYS || n == VMCLOCK_NOTIFY_ERROR) {
+		LOG(LOGS_INFO, "%s: %s; sampling on the timer", cfg->device,
+		    vmclock_notify_describe(n));
+		return true;
 	}
+	device_ev = event_new(ev_base, vmclock_fd(page), EV_READ | EV_PERSIST, device_cb, NULL);
+	if (device_ev && event_add(device_ev, NULL) == 0)
+		LOG(LOGS_INFO, "waiting for notifications on %s", cfg->device);
+	else
+		LOG(LOGS_WARN, "cannot wait for notifications on %s: sampling on the timer",
+		    cfg->device);
 	return true;
 }
 
@@ -240,9 +257,22 @@ static POL_Reason take_sample(const struct vmclock_abi *copy, const struct vmclo
 	reason = POL_JudgeSample(copy, measured, cfg, &s);
 	if (reason != POL_FED)
 		return reason;
-	for (int i = 0; i < MAX_OUTPUTS; i++)
-		if (outputs[i])
-			FED_Send(outputs[i], &s);
+	report.outputs = 0;
+	report.outputs_failing = 0;
+	report.output_problems[0] = '\0';
+	for (int i = 0; i < MAX_OUTPUTS; i++) {
+		if (!outputs[i])
+			continue;
+		report.outputs++;
+		if (FED_Send(outputs[i], &s) < 0) {
+			size_t used = strlen(report.output_problems);
+
+			snprintf(report.output_problems + used, sizeof(report.output_problems) - used,
+				 "%s%s: %s", report.outputs_failing ? "; " : "",
+				 FED_Name(outputs[i]), FED_Problem(outputs[i]));
+			report.outputs_failing++;
+		}
+	}
 	report.have_offset = true;
 	report.last_offset_ns = s.offset_ns;
 	report.last_bound_ns = s.bound_ns;
@@ -303,8 +333,9 @@ static bool read_page_guarded(PageRead *r)
 }
 
 /* The hooks run outside the bus guard: they read no page, and what they
- * call (SMP_MeasureOffset) may take a guard of its own. */
-static void run_tick(void)
+ * call (SMP_MeasureOffset) may take a guard of its own.  NOTIFIED: woken by
+ * the device's notification rather than the timer. */
+static void run_tick(bool notified)
 {
 	PageRead r;
 	const struct vmclock_offset *o;
@@ -314,8 +345,19 @@ static void run_tick(void)
 	if (read_page(&r)) {
 		if (LOG_RepeatRecovered(&read_failing))
 			LOG(LOGS_INFO, "%s reads correctly again", cfg->device);
-		report.marker = vmclock_le64(r.copy.disruption_marker);
 		o = r.offset_errno ? NULL : &r.offset;
+		if (have_marker && report.marker != vmclock_le64(r.copy.disruption_marker)) {
+			struct timespec now;
+
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			LOG(LOGS_INFO, "disruption detected via %s: marker %" PRIu64 " -> %" PRIu64
+				       " at monotonic %lld.%09ld",
+			    notified ? "notification" : "timer", report.marker,
+			    vmclock_le64(r.copy.disruption_marker), (long long)now.tv_sec,
+			    now.tv_nsec);
+		}
+		report.marker = vmclock_le64(r.copy.disruption_marker);
+		have_marker = true;
 
 		if (hooks.observe && hooks.observe(&r.copy, o, hooks.arg))
 			reason = POL_DISRUPTION;
@@ -335,7 +377,11 @@ static void run_tick(void)
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	wakeups_this_tick = 0;
-	run_tick();
+	if (device_paused && RLM_Due(&device_retry, 1)) {
+		device_paused = false;
+		event_add(device_ev, NULL);
+	}
+	run_tick(false);
 	if (burst_pending)
 		start_burst();
 	else
@@ -344,18 +390,38 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 static void device_cb(evutil_socket_t fd, short what, void *arg)
 {
-	char buf[VMCLOCK_ABI_SIZE];
+	vmclock_notify_t n = vmclock_notify_rearm(page);
 
-	/* read() re-arms the notification for this open file. */
-	if (read(fd, buf, sizeof(buf)) < 0 && errno != EAGAIN)
-		DEBUG_LOG("read %s: %s", cfg->device, strerror(errno));
-	if (++wakeups_this_tick > MAX_WAKEUPS_PER_TICK) {
-		LOG(LOGS_WARN, "%s is always readable: no notifications, sampling on the timer",
-		    cfg->device);
+	switch (n) {
+	case VMCLOCK_NOTIFY_CHANGED:
+		if (LOG_RepeatRecovered(&device_stalled))
+			LOG(LOGS_INFO, "%s reads again after a stall", cfg->device);
+		break;
+	case VMCLOCK_NOTIFY_IDLE:
+		return;
+	case VMCLOCK_NOTIFY_BUSY:
+		/* That read spun ~100 ms in the driver: the tick retries the
+		 * device once a second, never this callback in a loop. */
+		if (LOG_RepeatFailing(&device_stalled, ETIMEDOUT))
+			LOG(LOGS_WARN, "%s: %s; trying again once a second", cfg->device,
+			    vmclock_notify_describe(n));
+		event_del(device_ev);
+		device_paused = true;
+		RLM_Restart(&device_retry);
+		return;
+	default:
+		LOG(LOGS_WARN, "%s: %s; sampling on the timer", cfg->device,
+		    vmclock_notify_describe(n));
 		event_del(device_ev);
 		return;
 	}
-	run_tick();
+	if (++wakeups_this_tick > MAX_WAKEUPS_PER_TICK) {
+		LOG(LOGS_WARN, "%s: more than %d notified changes in one tick; sampling on the "
+			       "timer", cfg->device, MAX_WAKEUPS_PER_TICK);
+		event_del(device_ev);
+		return;
+	}
+	run_tick(true);
 	if (burst_pending)
 		start_burst();
 }

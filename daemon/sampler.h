@@ -32,6 +32,10 @@ typedef struct {
 	int reason_errno;       /* the errno behind a BAD_PAGE/NO_DEVICE reason */
 	unsigned long fed;
 	unsigned long withheld[POL_REASON_COUNT];
+	/* Of the last sample fed: how many outputs did not take it, of how
+	 * many, and "name: why" of each ("; " between them). */
+	unsigned outputs, outputs_failing;
+	char output_problems[160];
 } SMP_Report;
 
 const char *SMP_ReasonName(POL_Reason reason);

@@ -181,6 +181,28 @@ const char *vmclock_verdict_name(vmclock_verdict_t v);
  * EBADMSG if it is not a state file this library knows, ETIMEDOUT. */
 int vmclock_daemon_state(const vmclock_truth_t *t, struct vmclockd_state *out);
 
+/* Waiting for the device's notifications.  Wait with poll(2) (or an event
+ * loop) for the descriptor vmclock_fd() to become readable, then call
+ * vmclock_notify_rearm(): it asks the device (a zero-timeout poll) and, if
+ * the page changed, re-arms the notification (pread() at offset 0; the
+ * driver has no lseek, and read() stops re-arming at the end of its page).
+ * Call it once right after vmclock_open() too: it tells whether waiting
+ * works at all.  Never loop on a result other than CHANGED or IDLE: NONE and
+ * ALWAYS mean "sample the page on a timer instead", BUSY means "wait a while
+ * (the read already spun ~100 ms in the kernel), then try again", ERROR sets
+ * errno. */
+typedef enum {
+	VMCLOCK_NOTIFY_CHANGED, /* the page changed since the last re-arm; re-armed */
+	VMCLOCK_NOTIFY_IDLE,    /* nothing new: a wake-up for another reason */
+	VMCLOCK_NOTIFY_NONE,    /* POLLHUP: the page lacks NOTIFICATION_PRESENT */
+	VMCLOCK_NOTIFY_ALWAYS,  /* always readable: a driver without poll, or a page file */
+	VMCLOCK_NOTIFY_BUSY,    /* read() timed out: the host holds seq_count odd */
+	VMCLOCK_NOTIFY_ERROR,   /* poll or read failed (errno) */
+} vmclock_notify_t;
+vmclock_notify_t vmclock_notify_rearm(const vmclock_t *vc);
+/* The result in words, for a log line that says which case it is. */
+const char *vmclock_notify_describe(vmclock_notify_t r);
+
 /* A page reader's errno in words: "bad magic", "page too small", "unknown
  * version", "page never stable", ...; strerror() for the others. */
 const char *vmclock_strerror(int err);
