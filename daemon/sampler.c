@@ -25,21 +25,6 @@ enum { OUT_SOCK, OUT_SHM, MAX_OUTPUTS };
  * too often to follow: fall back to the timer alone. */
 #define MAX_WAKEUPS_PER_TICK 50
 
-static const char *const reason_names[POL_REASON_COUNT] = {
-	[POL_FED] = "fed",
-	[POL_NO_DEVICE] = "no vmclock device",
-	[POL_BAD_PAGE] = "bad page",
-	[POL_UNSTABLE] = "page never stable",
-	[POL_NO_TIME] = "page carries no time",
-	[POL_NO_UTC] = "no UTC on the page",
-	[POL_NOT_SYNCHRONIZED] = "host clock not synchronized",
-	[POL_NO_BOUND] = "no error bound on the page",
-	[POL_ERROR_BOUND] = "error bound too large",
-	[POL_SMEARED] = "leap second smearing",
-	[POL_UNSUPPORTED] = "counter not readable here",
-	[POL_DISRUPTION] = "handling a disruption",
-};
-
 static struct event_base *ev_base;
 static const CNF_Settings *cfg;
 static SMP_Hooks hooks;
@@ -89,7 +74,9 @@ static void bus_handler(int sig)
 
 const char *SMP_ReasonName(POL_Reason reason)
 {
-	return reason < POL_REASON_COUNT ? reason_names[reason] : "starting";
+	/* The reasons are numbered as the state file numbers them (publish.c
+	 * checks it): the library holds their one table of words. */
+	return reason < POL_REASON_COUNT ? vmclockd_reason_text(reason) : "starting";
 }
 
 static bool in_burst(void)
