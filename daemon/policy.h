@@ -27,26 +27,27 @@
 #include <stdint.h>
 
 #include "vmclock.h"
+#include "vmclockd-state.h"
 
 #include "config.h"
 #include "feed.h"
 
-/* The values index the state file's withheld[] (include/vmclockd-state.h):
- * never renumber them. */
+/* The reasons are the state file's: include/vmclockd-state.h numbers and
+ * describes them (withheld[] counts each), vmclockd_reason_text() names them. */
 typedef enum {
-	POL_FED,              /* not withheld */
-	POL_NO_DEVICE,        /* the page cannot be opened */
-	POL_BAD_PAGE,         /* magic, size, version or parameters wrong */
-	POL_UNSTABLE,         /* seq_count never settled */
-	POL_NO_TIME,          /* marker-only page, unreliable, or a frozen clock */
-	POL_NO_UTC,           /* monotonic, or TAI without a valid offset */
-	POL_NOT_SYNCHRONIZED, /* the host does not vouch for its time */
-	POL_NO_BOUND,         /* the page gives no maximum error */
-	POL_ERROR_BOUND,      /* the bound exceeds max-error-ns */
-	POL_SMEARED,          /* a leap second near on a smearing host */
-	POL_UNSUPPORTED,      /* a counter this CPU cannot read */
-	POL_DISRUPTION,       /* a disruption is being handled */
-	POL_REASON_COUNT
+	POL_FED = VMCLOCKD_REASON_FED,
+	POL_NO_DEVICE = VMCLOCKD_REASON_NO_DEVICE,
+	POL_BAD_PAGE = VMCLOCKD_REASON_BAD_PAGE,
+	POL_UNSTABLE = VMCLOCKD_REASON_UNSTABLE,
+	POL_NO_TIME = VMCLOCKD_REASON_NO_TIME,
+	POL_NO_UTC = VMCLOCKD_REASON_NO_UTC,
+	POL_NOT_SYNCHRONIZED = VMCLOCKD_REASON_NOT_SYNCHRONIZED,
+	POL_NO_BOUND = VMCLOCKD_REASON_NO_BOUND,
+	POL_ERROR_BOUND = VMCLOCKD_REASON_ERROR_BOUND,
+	POL_SMEARED = VMCLOCKD_REASON_SMEARED,
+	POL_UNSUPPORTED = VMCLOCKD_REASON_UNSUPPORTED,
+	POL_DISRUPTION = VMCLOCKD_REASON_DISRUPTION,
+	POL_REASON_COUNT = VMCLOCKD_STATE_REASONS
 } POL_Reason;
 
 /* Why a page copy's time may not be fed, or POL_FED: the checks that need no
