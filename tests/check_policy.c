@@ -630,28 +630,32 @@ static int test_shm_unit(void)
 	return 1000 + (int)(getpid() % 30000);
 }
 
-static const uint8_t *attach_shm(int unit, int *id)
+/* The feeder's segment, read-only, and already marked for removal: it goes
+ * when the feeder and the test detach, even from a test that failed. */
+static const uint8_t *attach_shm(int unit)
 {
 	void *p;
+	int id;
 
-	*id = shmget(SHM_KEY_BASE + unit, SHM_BYTES, 0);
-	ck_assert_int_ge(*id, 0);
-	p = shmat(*id, NULL, SHM_RDONLY);
+	id = shmget(SHM_KEY_BASE + unit, SHM_BYTES, 0);
+	ck_assert_int_ge(id, 0);
+	p = shmat(id, NULL, SHM_RDONLY);
 	ck_assert_ptr_ne(p, (void *)-1);
+	shmctl(id, IPC_RMID, NULL);
 	return p;
 }
 
 /* Into ntpd: the SHM segment's leap field, through the daemon's feeder. */
 START_TEST(test_leap_into_ntpd_shm)
 {
-	int unit = test_shm_unit(), id;
+	int unit = test_shm_unit();
 	const uint8_t *shm;
 	FED_Output out;
 	FED_Sample s;
 
 	out = FED_CreateShm(unit, 0600);
 	ck_assert_ptr_nonnull(out);
-	shm = attach_shm(unit, &id);
+	shm = attach_shm(unit);
 	for (size_t i = 0; i < sizeof(leap_cases) / sizeof(leap_cases[0]); i++) {
 		leap_sample(leap_cases[i].indicator, &s);
 		ck_assert_int_eq(FED_Send(out, &s), 0);
@@ -662,7 +666,6 @@ START_TEST(test_leap_into_ntpd_shm)
 	}
 	FED_Destroy(out);
 	shmdt(shm);
-	shmctl(id, IPC_RMID, NULL);
 }
 END_TEST
 
@@ -670,7 +673,7 @@ END_TEST
  * the field takes), not the nanoseconds a wrapped sum would claim. */
 START_TEST(test_saturated_bound_into_ntpd_shm)
 {
-	int unit = test_shm_unit(), id;
+	int unit = test_shm_unit();
 	const uint8_t *shm;
 	struct testpage p;
 	FED_Output out;
@@ -682,7 +685,7 @@ START_TEST(test_saturated_bound_into_ntpd_shm)
 	ck_assert_int_eq(judge(&p, 0, 3, &s), POL_FED);
 	out = FED_CreateShm(unit, 0600);
 	ck_assert_ptr_nonnull(out);
-	shm = attach_shm(unit, &id);
+	shm = attach_shm(unit);
 	ck_assert_int_eq(FED_Send(out, &s), 0);
 	ck_assert_int_eq(read_int(shm, SHM_PRECISION_OFF), 0);
 	/* And a bound of 1030 ns: 2^-19 s (1907 ns) is the first power above. */
@@ -692,7 +695,6 @@ START_TEST(test_saturated_bound_into_ntpd_shm)
 	ck_assert_int_eq(read_int(shm, SHM_PRECISION_OFF), -19);
 	FED_Destroy(out);
 	shmdt(shm);
-	shmctl(id, IPC_RMID, NULL);
 }
 END_TEST
 
