@@ -252,12 +252,6 @@ int vmclock_gettime(const vmclock_t *vc, struct vmclock_time *out)
 
 	if (__builtin_expect(seq_try(page_load_seq, page_copy_counter, vc, &c) < 0, 0))
 		return gettime_retry(vc, out);
-	/* Keeps the copy in memory: the conversion then loads each field
-	 * where it needs it.  Left to itself the compiler holds the 14 words
-	 * in registers, spills half of them and reloads them on the
-	 * conversion's critical path; this barrier alone took the call from
-	 * 1.40-1.44x to 1.17-1.23x clock_gettime() in tests/bench_read. */
-	__asm__("" : : "r"(&c) : "memory");
 	if (validate(&c.page, vc->map_len) < 0 || has_time(&c.page) < 0)
 		return -1;
 	return convert_usable_page(&c.page, c.counter, out);
