@@ -51,7 +51,15 @@ typedef struct {
 	 * many, and "name: why" of each ("; " between them). */
 	unsigned outputs, outputs_failing;
 	char output_problems[160];
+	/* The longest the tick timer may now wait before the next tick (with
+	 * the settings, the device's notifications and any burst): the next
+	 * report comes within this, or the daemon is stuck. */
+	unsigned longest_tick_ms;
 } SMP_Report;
+
+/* Ticks are never further apart than this, whatever the intervals: the
+ * heartbeat published from each tick must outlive the wait for the next. */
+#define SMP_MAX_TICK_MS 30000u
 
 const char *SMP_ReasonName(SMP_Reason reason);
 
