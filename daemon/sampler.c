@@ -483,39 +483,53 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		schedule_tick();
 }
 
+/* Stops waiting on the device for a second: the tick (on the timer alone
+ * meanwhile) tries it again.  Never for good: whatever stopped it (a stall,
+ * a flood, an interrupted read) may pass. */
+static void pause_device(void)
+{
+	event_del(device_ev);
+	device_paused = true;
+	RLM_Restart(&device_retry);
+}
+
+/* Causes of a pause, for LOG_RepeatFailing: the notify result, or a flood. */
+#define PAUSE_FLOOD (-1)
+
 static void device_cb(evutil_socket_t fd, short what, void *arg)
 {
 	vmclock_notify_t n = vmclock_notify_rearm(page);
 
 	switch (n) {
 	case VMCLOCK_NOTIFY_CHANGED:
-		if (LOG_RepeatRecovered(&device_stalled))
-			LOG(LOGS_INFO, "%s reads again after a stall", cfg->device);
 		break;
 	case VMCLOCK_NOTIFY_IDLE:
 		return;
 	case VMCLOCK_NOTIFY_BUSY:
 		/* That read spun ~100 ms in the driver: the tick retries the
 		 * device once a second, never this callback in a loop. */
-		if (LOG_RepeatFailing(&device_stalled, ETIMEDOUT))
+		if (LOG_RepeatFailing(&device_stalled, (int)n + 1))
 			LOG(LOGS_WARN, "%s: %s; trying again once a second", cfg->device,
 			    vmclock_notify_describe(n));
-		event_del(device_ev);
-		device_paused = true;
-		RLM_Restart(&device_retry);
+		pause_device();
 		return;
 	default:
-		LOG(LOGS_WARN, "%s: %s; sampling on the timer", cfg->device,
-		    vmclock_notify_describe(n));
-		event_del(device_ev);
+		if (LOG_RepeatFailing(&device_stalled, (int)n + 1))
+			LOG(LOGS_WARN, "%s: %s; sampling on the timer, trying again once a second",
+			    cfg->device, vmclock_notify_describe(n));
+		pause_device();
 		return;
 	}
 	if (++wakeups_this_tick > MAX_WAKEUPS_PER_TICK) {
-		LOG(LOGS_WARN, "%s: more than %d notified changes in one tick; sampling on the "
-			       "timer", cfg->device, MAX_WAKEUPS_PER_TICK);
-		event_del(device_ev);
+		if (LOG_RepeatFailing(&device_stalled, PAUSE_FLOOD))
+			LOG(LOGS_WARN, "%s: more than %d notified changes in one tick; sampling on "
+				       "the timer, trying again once a second",
+			    cfg->device, MAX_WAKEUPS_PER_TICK);
+		pause_device();
 		return;
 	}
+	if (LOG_RepeatRecovered(&device_stalled))
+		LOG(LOGS_INFO, "%s notifies again", cfg->device);
 	run_tick(true);
 	if (burst_pending)
 		start_burst();
