@@ -58,8 +58,9 @@ typedef struct {
 } SMP_Report;
 
 /* Ticks are never further apart than this, whatever the intervals: the
- * heartbeat published from each tick must outlive the wait for the next. */
-#define SMP_MAX_TICK_MS 30000u
+ * heartbeat published from each tick must outlive the wait for the next, and
+ * the watchdog (WATCHDOG=1 only after a tick) hears of one in every period. */
+#define SMP_MAX_TICK_MS 10000u
 
 const char *SMP_ReasonName(SMP_Reason reason);
 
