@@ -19,7 +19,7 @@ check_config_refused() {
 	rc=$?
 	check "$1: refused, not hung or accepted (rc $rc: $out)" test "$rc" -eq 1
 	check "$1: one line naming the file" \
-		grep -qx "vmclockd: $2: $3" <<<"$out"
+		grep -qx "vmclockd: error: $2: $3" <<<"$out"
 }
 
 mkfifo "$T/fifo"
