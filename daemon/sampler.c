@@ -25,21 +25,6 @@ enum { OUT_SOCK, OUT_SHM, MAX_OUTPUTS };
  * too often to follow: fall back to the timer alone. */
 #define MAX_WAKEUPS_PER_TICK 50
 
-static const char *const reason_names[SMP_REASON_COUNT] = {
-	[SMP_FED] = "fed",
-	[SMP_NO_DEVICE] = "no vmclock device",
-	[SMP_BAD_PAGE] = "bad page",
-	[SMP_UNSTABLE] = "page never stable",
-	[SMP_NO_TIME] = "page carries no time",
-	[SMP_NO_UTC] = "no UTC on the page",
-	[SMP_NOT_SYNCHRONIZED] = "host clock not synchronized",
-	[SMP_NO_BOUND] = "no error bound on the page",
-	[SMP_ERROR_BOUND] = "error bound too large",
-	[SMP_SMEARED] = "leap second smearing",
-	[SMP_UNSUPPORTED] = "counter not readable here",
-	[SMP_DISRUPTION] = "handling a disruption",
-};
-
 static struct event_base *ev_base;
 static const CNF_Settings *cfg;
 static SMP_Hooks hooks;
@@ -89,7 +74,9 @@ static void bus_handler(int sig)
 
 const char *SMP_ReasonName(SMP_Reason reason)
 {
-	return reason < SMP_REASON_COUNT ? reason_names[reason] : "starting";
+	/* The reasons are numbered as the state file numbers them (publish.c
+	 * checks it): the library holds their one table of words. */
+	return reason < SMP_REASON_COUNT ? vmclockd_reason_text(reason) : "starting";
 }
 
 static bool in_burst(void)
