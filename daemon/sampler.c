@@ -72,11 +72,11 @@ static void bus_handler(int sig)
 #define BUS_GUARD_BEGIN() (sigsetjmp(bus_jump, 0) == 0 ? (bus_armed = 1, true) : false)
 #define BUS_GUARD_END() (bus_armed = 0)
 
-const char *SMP_ReasonName(SMP_Reason reason)
+const char *SMP_ReasonName(POL_Reason reason)
 {
 	/* The reasons are numbered as the state file numbers them (publish.c
 	 * checks it): the library holds their one table of words. */
-	return reason < SMP_REASON_COUNT ? vmclockd_reason_text(reason) : "starting";
+	return reason < POL_REASON_COUNT ? vmclockd_reason_text(reason) : "starting";
 }
 
 static bool in_burst(void)
@@ -162,18 +162,18 @@ void SMP_Burst(unsigned duration_ms)
  * suppressed (log.c's policy). */
 static LOG_Limit reason_changes;
 
-static void set_reason(SMP_Reason reason)
+static void set_reason(POL_Reason reason)
 {
 	if (reason != report.reason) {
-		if (reason == SMP_FED)
+		if (reason == POL_FED)
 			LOG_LimitedEvent(&reason_changes, LOGS_INFO, NULL, NULL, "feeding samples (was: %s)",
 					 SMP_ReasonName(report.reason));
-		else if (reason != SMP_DISRUPTION)
+		else if (reason != POL_DISRUPTION)
 			LOG_LimitedEvent(&reason_changes, LOGS_WARN, NULL, NULL,
 					 "withholding samples: %s", SMP_ReasonName(reason));
 		report.reason = reason;
 	}
-	if (reason == SMP_FED)
+	if (reason == POL_FED)
 		report.fed++;
 	else
 		report.withheld[reason]++;
@@ -226,8 +226,8 @@ static bool ensure_open(void)
 	/* A missing or bad device is tried again once a second; the ticks in
 	 * between count as withheld for the same reason. */
 	if (!RLM_Due(&open_retry, 1)) {
-		set_reason(report.reason == SMP_FED || report.reason == SMP_REASON_COUNT
-				   ? SMP_NO_DEVICE : report.reason);
+		set_reason(report.reason == POL_FED || report.reason == POL_REASON_COUNT
+				   ? POL_NO_DEVICE : report.reason);
 		return false;
 	}
 	page = open_guarded(cfg->device);
@@ -236,7 +236,7 @@ static bool ensure_open(void)
 		if (LOG_RepeatFailing(&open_failing, errno))
 			LOG(LOGS_WARN, "cannot use %s: %s; waiting for it", cfg->device,
 			    vmclock_strerror(errno));
-		set_reason(errno == ENOENT ? SMP_NO_DEVICE : SMP_BAD_PAGE);
+		set_reason(errno == ENOENT ? POL_NO_DEVICE : POL_BAD_PAGE);
 		return false;
 	}
 	/* A page just opened was not replaced yet: the first replaced-page
@@ -263,59 +263,10 @@ static bool ensure_open(void)
 	return true;
 }
 
-static SMP_Reason reason_for_errno(int err)
-{
-	switch (err) {
-	case ETIMEDOUT:
-		return SMP_UNSTABLE;
-	case ENODATA:
-		return SMP_NO_TIME;
-	case EOPNOTSUPP:
-		return SMP_UNSUPPORTED;
-	default:
-		return SMP_BAD_PAGE;
-	}
-}
-
-/* Why a page copy's time may not be fed, or SMP_FED. */
-static SMP_Reason judge_page(const struct vmclock_abi *p)
-{
-	uint64_t flags = vmclock_le64(p->flags);
-
-	if (p->counter_id == VMCLOCK_COUNTER_INVALID || p->clock_status == VMCLOCK_STATUS_UNRELIABLE)
-		return SMP_NO_TIME;
-	if (p->clock_status != VMCLOCK_STATUS_SYNCHRONIZED &&
-	    !(p->clock_status == VMCLOCK_STATUS_FREERUNNING && cfg->allow_freerunning))
-		return SMP_NOT_SYNCHRONIZED;
-	if (p->time_type == VMCLOCK_TIME_MONOTONIC ||
-	    (p->time_type == VMCLOCK_TIME_TAI && !(flags & VMCLOCK_FLAG_TAI_OFFSET_VALID)))
-		return SMP_NO_UTC;
-	/* A smearing host bends its time around a leap second: never feed
-	 * that to an NTP daemon, which handles the leap itself. */
-	if (p->leap_second_smearing_hint != VMCLOCK_SMEARING_STRICT &&
-	    p->leap_indicator != VMCLOCK_LEAP_NONE)
-		return SMP_SMEARED;
-	return SMP_FED;
-}
-
-static FED_Leap leap_of(uint8_t indicator)
-{
-	switch (indicator) {
-	case VMCLOCK_LEAP_PRE_POS:
-	case VMCLOCK_LEAP_POS:
-		return FED_LEAP_INSERT;
-	case VMCLOCK_LEAP_PRE_NEG:
-	case VMCLOCK_LEAP_NEG:
-		return FED_LEAP_DELETE;
-	default:
-		return FED_LEAP_NONE;
-	}
-}
-
-static SMP_Reason take_sample(const struct vmclock_abi *copy, const struct vmclock_offset *measured,
+static POL_Reason take_sample(const struct vmclock_abi *copy, const struct vmclock_offset *measured,
 			      int offset_errno)
 {
-	struct vmclock_offset o;
+	POL_Reason reason;
 	FED_Sample s;
 
 	if (!measured) {
@@ -323,27 +274,13 @@ static SMP_Reason take_sample(const struct vmclock_abi *copy, const struct vmclo
 		if (LOG_RepeatFailing(&offset_failing, offset_errno))
 			LOG(LOGS_WARN, "cannot measure the offset on %s: %s", cfg->device,
 			    vmclock_strerror(offset_errno));
-		return reason_for_errno(report.reason_errno);
+		return POL_ReasonForErrno(report.reason_errno);
 	}
-	o = *measured;
 	if (LOG_RepeatRecovered(&offset_failing))
 		LOG(LOGS_INFO, "offsets can be measured on %s again", cfg->device);
-	/* The page moved on between the copy and the measurement: the next
-	 * tick shows the disruption module the new marker first. */
-	if (o.time.disruption_marker != vmclock_le64(copy->disruption_marker))
-		return SMP_DISRUPTION;
-	if (cfg->max_error_ns) {
-		if (o.time.maxerror_ns == VMCLOCK_ERROR_UNKNOWN)
-			return SMP_NO_BOUND;
-		if (o.time.maxerror_ns + o.uncertainty_ns > cfg->max_error_ns)
-			return SMP_ERROR_BOUND;
-	}
-	s.system = o.system;
-	s.offset_ns = o.offset_ns;
-	s.uncertainty_ns = o.uncertainty_ns;
-	s.bound_ns = o.time.maxerror_ns == VMCLOCK_ERROR_UNKNOWN ? VMCLOCK_ERROR_UNKNOWN
-								 : o.time.maxerror_ns + o.uncertainty_ns;
-	s.leap = leap_of(o.time.leap_indicator);
+	reason = POL_JudgeSample(copy, measured, cfg, &s);
+	if (reason != POL_FED)
+		return reason;
 	report.outputs = 0;
 	report.outputs_failing = 0;
 	report.output_problems[0] = '\0';
@@ -363,7 +300,7 @@ static SMP_Reason take_sample(const struct vmclock_abi *copy, const struct vmclo
 	report.have_offset = true;
 	report.last_offset_ns = s.offset_ns;
 	report.last_bound_ns = s.bound_ns;
-	return SMP_FED;
+	return POL_FED;
 }
 
 /* What one tick read from the page, under the bus guard. */
@@ -381,7 +318,7 @@ static void page_faulted(void)
 	if (LOG_RepeatFailing(&read_failing, EFAULT))
 		LOG(LOGS_WARN, "%s was truncated under its mapping: reopening", cfg->device);
 	close_page();
-	set_reason(SMP_BAD_PAGE);
+	set_reason(POL_BAD_PAGE);
 }
 
 /* Reads the page (copy and offset); false, with the reason set, if it
@@ -416,7 +353,7 @@ static bool read_page(PageRead *r)
 		/* A page that went bad is reopened: it may have been replaced. */
 		if (err != ETIMEDOUT)
 			close_page();
-		set_reason(reason_for_errno(err));
+		set_reason(POL_ReasonForErrno(err));
 		return false;
 	}
 	page_stuck = r->offset_errno == ETIMEDOUT;
@@ -430,7 +367,7 @@ static void run_tick(bool notified)
 {
 	PageRead r;
 	const struct vmclock_offset *o;
-	SMP_Reason reason;
+	POL_Reason reason;
 
 	in_tick = true;
 	if (read_page(&r)) {
@@ -451,8 +388,11 @@ static void run_tick(bool notified)
 		have_marker = true;
 
 		if (hooks.observe && hooks.observe(&r.copy, o, hooks.arg))
-			reason = SMP_DISRUPTION;
-		else if ((reason = judge_page(&r.copy)) == SMP_FED)
+			reason = POL_DISRUPTION;
+		else if ((reason = POL_JudgePage(&r.copy, cfg)) == POL_FED ||
+			 reason == POL_UNSUPPORTED || reason == POL_BAD_PAGE)
+			/* A page the library cannot convert failed the
+			 * measurement too: take_sample says why, once. */
 			reason = take_sample(&r.copy, o, r.offset_errno);
 		set_reason(reason);
 	}
@@ -631,7 +571,7 @@ int SMP_Initialise(struct event_base *base, const CNF_Settings *settings, const 
 	sigaction(SIGBUS, &(struct sigaction){ .sa_handler = bus_handler, .sa_flags = SA_NODEFER },
 		  NULL);
 	/* The first tick logs its state. */
-	report.reason = SMP_REASON_COUNT;
+	report.reason = POL_REASON_COUNT;
 	armed_ms = 0;
 	event_active(tick_ev, EV_TIMEOUT, 0);
 	return 0;
