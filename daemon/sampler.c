@@ -157,20 +157,13 @@ void SMP_Burst(unsigned duration_ms)
 		start_burst();
 }
 
-/* A page flapping between reasons would log a line every tick: the first
- * changes are logged at once, a flood is cut with a count of what was
- * suppressed (log.c's policy). */
-static LOG_Limit reason_changes;
-
 static void set_reason(POL_Reason reason)
 {
 	if (reason != report.reason) {
 		if (reason == POL_FED)
-			LOG_LimitedEvent(&reason_changes, LOGS_INFO, NULL, NULL, "feeding samples (was: %s)",
-					 SMP_ReasonName(report.reason));
+			LOG(LOGS_INFO, "feeding samples (was: %s)", SMP_ReasonName(report.reason));
 		else if (reason != POL_DISRUPTION)
-			LOG_LimitedEvent(&reason_changes, LOGS_WARN, NULL, NULL,
-					 "withholding samples: %s", SMP_ReasonName(reason));
+			LOG(LOGS_WARN, "withholding samples: %s", SMP_ReasonName(reason));
 		report.reason = reason;
 	}
 	if (reason == POL_FED)
