@@ -29,25 +29,15 @@
 #include "publish.h"
 #include "ratelimit.h"
 
-_Static_assert(SMP_REASON_COUNT == VMCLOCKD_STATE_REASONS, "withheld[] matches the reasons");
-_Static_assert(SMP_FED == VMCLOCKD_REASON_FED && SMP_NO_DEVICE == VMCLOCKD_REASON_NO_DEVICE &&
-		       SMP_BAD_PAGE == VMCLOCKD_REASON_BAD_PAGE &&
-		       SMP_UNSTABLE == VMCLOCKD_REASON_UNSTABLE &&
-		       SMP_NO_TIME == VMCLOCKD_REASON_NO_TIME && SMP_NO_UTC == VMCLOCKD_REASON_NO_UTC &&
-		       SMP_NOT_SYNCHRONIZED == VMCLOCKD_REASON_NOT_SYNCHRONIZED &&
-		       SMP_NO_BOUND == VMCLOCKD_REASON_NO_BOUND &&
-		       SMP_ERROR_BOUND == VMCLOCKD_REASON_ERROR_BOUND &&
-		       SMP_SMEARED == VMCLOCKD_REASON_SMEARED &&
-		       SMP_UNSUPPORTED == VMCLOCKD_REASON_UNSUPPORTED &&
-		       SMP_DISRUPTION == VMCLOCKD_REASON_DISRUPTION,
-	       "the sampler's reasons are numbered as the state file's");
-
-/* Readers take the daemon to be gone when its heartbeat is older than this
- * many ticks, within these limits (the field is 16 bits of milliseconds). */
-#define HEARTBEAT_TIMEOUT_TICKS 4u
-#define MIN_HEARTBEAT_TIMEOUT_MS 1000u
-#define MAX_HEARTBEAT_TIMEOUT_MS 60000u
-_Static_assert(MAX_HEARTBEAT_TIMEOUT_MS <= UINT16_MAX, "heartbeat_timeout_ms is 16 bits");
+/* Readers take the daemon to be gone when its heartbeat is older than twice
+ * the longest wait for the next tick (the sampler's report says how long
+ * that is: on a notifying device the timer may be far slower than
+ * interval-ms) plus this slack for a loaded machine.  The field is 16 bits
+ * of milliseconds: the sampler never waits longer than SMP_MAX_TICK_MS. */
+#define HEARTBEAT_TIMEOUT_TICKS 2u
+#define HEARTBEAT_SLACK_MS 1000u
+_Static_assert(HEARTBEAT_TIMEOUT_TICKS * SMP_MAX_TICK_MS + HEARTBEAT_SLACK_MS <= UINT16_MAX,
+	       "heartbeat_timeout_ms is 16 bits");
 /* How often the path is checked to still name the file written. */
 #define REPLACED_CHECK_S 1
 
@@ -58,7 +48,7 @@ static struct vmclockd_state state;   /* host order; written out little-endian *
 static LOG_Repeat file_failing, write_failing;
 static RLM_Limit open_retry, replaced_check;
 static unsigned long disruptions_published; /* of DSR's count, added to the file's */
-static SMP_Reason status_reason = SMP_REASON_COUNT; /* of the last STATUS= */
+static POL_Reason status_reason = POL_REASON_COUNT; /* of the last STATUS= */
 static unsigned status_failing; /* outputs not taking samples, at the last STATUS= */
 
 /* The state as the file holds it: every field little-endian. */
@@ -282,16 +272,16 @@ static void update_status(const SMP_Report *s, const DSR_Report *d)
 	status_failing = s->outputs_failing;
 	/* "feeding" only while some output takes the samples; one that does
 	 * not is named with why. */
-	if (s->reason == SMP_FED && s->outputs_failing && s->outputs_failing >= s->outputs)
+	if (s->reason == POL_FED && s->outputs_failing && s->outputs_failing >= s->outputs)
 		NTF_Status(urgent, "not feeding (%s): offset %+.9f s, bound %llu ns, marker %llu",
 			   s->output_problems, (double)s->last_offset_ns * 1e-9,
 			   (unsigned long long)s->last_bound_ns, (unsigned long long)d->handled_marker);
-	else if (s->reason == SMP_FED)
+	else if (s->reason == POL_FED)
 		NTF_Status(urgent, "feeding: offset %+.9f s, bound %llu ns, marker %llu, %lu fed%s%s",
 			   (double)s->last_offset_ns * 1e-9, (unsigned long long)s->last_bound_ns,
 			   (unsigned long long)d->handled_marker, s->fed,
 			   s->outputs_failing ? "; not taken by " : "", s->output_problems);
-	else if (s->reason == SMP_BAD_PAGE || s->reason == SMP_NO_DEVICE)
+	else if (s->reason == POL_BAD_PAGE || s->reason == POL_NO_DEVICE)
 		NTF_Status(urgent, "withholding: %s (%s) at %s", SMP_ReasonName(s->reason),
 			   vmclock_strerror(s->reason_errno), cfg->device);
 	else
@@ -312,7 +302,7 @@ void PUB_ChronyUpdated(const CSY_Report *c)
 
 void PUB_Tick(const SMP_Report *s, const DSR_Report *d, const CSY_Report *c)
 {
-	unsigned timeout = HEARTBEAT_TIMEOUT_TICKS * cfg->interval_ms;
+	unsigned tick_ms = s->longest_tick_ms < SMP_MAX_TICK_MS ? s->longest_tick_ms : SMP_MAX_TICK_MS;
 
 	update_status(s, d);
 
@@ -323,11 +313,8 @@ void PUB_Tick(const SMP_Report *s, const DSR_Report *d, const CSY_Report *c)
 	if (state_fd < 0)
 		return;
 	state.sync_state = c->sync_state;
-	state.withhold_reason = s->reason < SMP_REASON_COUNT ? (uint8_t)s->reason : 0;
-	state.heartbeat_timeout_ms =
-		(uint16_t)(timeout < MIN_HEARTBEAT_TIMEOUT_MS   ? MIN_HEARTBEAT_TIMEOUT_MS
-			   : timeout > MAX_HEARTBEAT_TIMEOUT_MS ? MAX_HEARTBEAT_TIMEOUT_MS
-								: timeout);
+	state.withhold_reason = s->reason < POL_REASON_COUNT ? (uint8_t)s->reason : 0;
+	state.heartbeat_timeout_ms = (uint16_t)(HEARTBEAT_TIMEOUT_TICKS * tick_ms + HEARTBEAT_SLACK_MS);
 	state.heartbeat_realtime_ns = TIM_NowNs(CLOCK_REALTIME);
 	state.heartbeat_monotonic_ns = TIM_NowNs(CLOCK_MONOTONIC);
 	/* While a disruption is handled this is still the old marker, so
@@ -340,7 +327,7 @@ void PUB_Tick(const SMP_Report *s, const DSR_Report *d, const CSY_Report *c)
 	state.disruptions += d->disruptions - disruptions_published;
 	disruptions_published = d->disruptions;
 	state.samples_fed = s->fed;
-	for (int i = 0; i < SMP_REASON_COUNT; i++)
+	for (int i = 0; i < POL_REASON_COUNT; i++)
 		state.withheld[i] = s->withheld[i];
 	flush_state();
 }

@@ -34,9 +34,9 @@
  * index of withheld[] that counts each.  Names: vmclockd_reason_name(). */
 #define VMCLOCKD_REASON_FED 0u              /* not withheld */
 #define VMCLOCKD_REASON_NO_DEVICE 1u        /* the page cannot be opened */
-#define VMCLOCKD_REASON_BAD_PAGE 2u         /* magic, size or version wrong */
+#define VMCLOCKD_REASON_BAD_PAGE 2u         /* magic, size, version or shift wrong */
 #define VMCLOCKD_REASON_UNSTABLE 3u         /* seq_count never settled */
-#define VMCLOCKD_REASON_NO_TIME 4u          /* marker-only page, or unreliable */
+#define VMCLOCKD_REASON_NO_TIME 4u          /* marker-only, unreliable, zero period */
 #define VMCLOCKD_REASON_NO_UTC 5u           /* monotonic, or TAI without a valid offset */
 #define VMCLOCKD_REASON_NOT_SYNCHRONIZED 6u /* the host does not vouch for its time */
 #define VMCLOCKD_REASON_NO_BOUND 7u         /* the page gives no maximum error */
