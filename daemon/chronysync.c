@@ -82,7 +82,12 @@ static void tracking_done(const CCL_Result *r, void *arg)
 
 	if (r->outcome != CCL_DONE) {
 		report.sync_state = VMCLOCKD_SYNC_UNKNOWN;
-		if (LOG_RepeatFailing(&chrony_failing, r->error ? r->error : -1))
+		/* Logged once when it starts (its causes vary from one poll to
+		 * the next while chronyd is down) and once when it ends. */
+		if (LOG_RepeatFailing(&chrony_failing, 1))
+			LOG(LOGS_WARN, "chronyd's tracking cannot be read (%s): the state file says "
+				       "unknown until it can", r->reason);
+		else
 			DEBUG_LOG("chronyd tracking unavailable: %s", r->reason);
 		/* chronyd's directory may have been recreated under our reply
 		 * socket (a chrony restart under systemd): bind a fresh one. */
@@ -91,7 +96,8 @@ static void tracking_done(const CCL_Result *r, void *arg)
 		schedule_poll();
 		return;
 	}
-	LOG_RepeatRecovered(&chrony_failing);
+	if (LOG_RepeatRecovered(&chrony_failing))
+		LOG(LOGS_INFO, "chronyd's tracking can be read again");
 	if (t->leap_status != CPR_LEAP_UNSYNCHRONISED && !d->handling &&
 	    !TIM_Before(&request_sent, &d->handled_at)) {
 		if (!have_synced_marker || synced_marker != d->handled_marker)

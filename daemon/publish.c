@@ -29,12 +29,15 @@
 #include "publish.h"
 #include "ratelimit.h"
 
-/* Readers take the daemon to be gone when its heartbeat is older than this
- * many ticks, within these limits (the field is 16 bits of milliseconds). */
-#define HEARTBEAT_TIMEOUT_TICKS 4u
-#define MIN_HEARTBEAT_TIMEOUT_MS 1000u
-#define MAX_HEARTBEAT_TIMEOUT_MS 60000u
-_Static_assert(MAX_HEARTBEAT_TIMEOUT_MS <= UINT16_MAX, "heartbeat_timeout_ms is 16 bits");
+/* Readers take the daemon to be gone when its heartbeat is older than twice
+ * the longest wait for the next tick (the sampler's report says how long
+ * that is: on a notifying device the timer may be far slower than
+ * interval-ms) plus this slack for a loaded machine.  The field is 16 bits
+ * of milliseconds: the sampler never waits longer than SMP_MAX_TICK_MS. */
+#define HEARTBEAT_TIMEOUT_TICKS 2u
+#define HEARTBEAT_SLACK_MS 1000u
+_Static_assert(HEARTBEAT_TIMEOUT_TICKS * SMP_MAX_TICK_MS + HEARTBEAT_SLACK_MS <= UINT16_MAX,
+	       "heartbeat_timeout_ms is 16 bits");
 /* How often the path is checked to still name the file written. */
 #define REPLACED_CHECK_S 1
 
@@ -299,7 +302,7 @@ void PUB_ChronyUpdated(const CSY_Report *c)
 
 void PUB_Tick(const SMP_Report *s, const DSR_Report *d, const CSY_Report *c)
 {
-	unsigned timeout = HEARTBEAT_TIMEOUT_TICKS * cfg->interval_ms;
+	unsigned tick_ms = s->longest_tick_ms < SMP_MAX_TICK_MS ? s->longest_tick_ms : SMP_MAX_TICK_MS;
 
 	update_status(s, d);
 
@@ -311,10 +314,7 @@ void PUB_Tick(const SMP_Report *s, const DSR_Report *d, const CSY_Report *c)
 		return;
 	state.sync_state = c->sync_state;
 	state.withhold_reason = s->reason < POL_REASON_COUNT ? (uint8_t)s->reason : 0;
-	state.heartbeat_timeout_ms =
-		(uint16_t)(timeout < MIN_HEARTBEAT_TIMEOUT_MS   ? MIN_HEARTBEAT_TIMEOUT_MS
-			   : timeout > MAX_HEARTBEAT_TIMEOUT_MS ? MAX_HEARTBEAT_TIMEOUT_MS
-								: timeout);
+	state.heartbeat_timeout_ms = (uint16_t)(HEARTBEAT_TIMEOUT_TICKS * tick_ms + HEARTBEAT_SLACK_MS);
 	state.heartbeat_realtime_ns = TIM_NowNs(CLOCK_REALTIME);
 	state.heartbeat_monotonic_ns = TIM_NowNs(CLOCK_MONOTONIC);
 	/* While a disruption is handled this is still the old marker, so

@@ -106,8 +106,21 @@ static unsigned tick_interval_ms(const CNF_Settings *s)
 	bool notified = device_ev && !device_paused && s->notified_interval_ms &&
 			event_pending(device_ev, EV_READ, NULL);
 
-	return in_burst() ? s->burst_interval_ms
-	       : notified ? s->notified_interval_ms : s->interval_ms;
+	unsigned ms = in_burst() ? s->burst_interval_ms
+		      : notified ? s->notified_interval_ms : s->interval_ms;
+
+	return ms < SMP_MAX_TICK_MS ? ms : SMP_MAX_TICK_MS;
+}
+
+/* The longest tick_interval_ms() may arm until the next tick: a burst may
+ * end, a paused device resume, so every interval that may apply counts. */
+static unsigned longest_tick_ms(const CNF_Settings *s)
+{
+	unsigned ms = s->interval_ms > s->burst_interval_ms ? s->interval_ms : s->burst_interval_ms;
+
+	if (device_ev && s->notified_interval_ms > ms)
+		ms = s->notified_interval_ms;
+	return ms < SMP_MAX_TICK_MS ? ms : SMP_MAX_TICK_MS;
 }
 
 static void schedule_tick(void)
@@ -170,6 +183,22 @@ static void close_page(void)
 	page_stuck = false;
 }
 
+/* Opens the page if it is not open.  Only vmclock_open() itself runs under
+ * the bus guard (it takes its first copy through the mapping); what follows
+ * (logging, libevent) never does. */
+static vmclock_t *open_guarded(const char *path)
+{
+	vmclock_t *volatile vc = NULL;
+
+	if (!BUS_GUARD_BEGIN()) {
+		errno = EFAULT;
+		return NULL;
+	}
+	vc = vmclock_open(path);
+	BUS_GUARD_END();
+	return vc;
+}
+
 static void device_cb(evutil_socket_t fd, short what, void *arg);
 
 /* Opens the page if it is not open; false (reason set) if it cannot be. */
@@ -179,7 +208,8 @@ static bool ensure_open(void)
 
 	/* Whether the page was replaced is asked once a second (two syscalls);
 	 * a page file truncated in between faults the reader, which the bus
-	 * guard turns into a bad page instead of a crash. */
+	 * guard turns into a bad page instead of a crash.  This runs outside
+	 * the guard (it logs and creates events). */
 	if (page && RLM_Due(&reopen_check, 1) && vmclock_needs_reopen(page)) {
 		DEBUG_LOG("%s was replaced or truncated: reopening", cfg->device);
 		close_page();
@@ -193,7 +223,7 @@ static bool ensure_open(void)
 				   ? POL_NO_DEVICE : report.reason);
 		return false;
 	}
-	page = vmclock_open(cfg->device);
+	page = open_guarded(cfg->device);
 	if (!page) {
 		report.reason_errno = errno;
 		if (LOG_RepeatFailing(&open_failing, errno))
@@ -273,36 +303,41 @@ typedef struct {
 	int offset_errno; /* 0 if offset was measured */
 } PageRead;
 
-static bool read_page_guarded(PageRead *r);
-
-/* Reads the page (copy and offset); false, with the reason set, if it
- * could not be read. */
-static bool read_page(PageRead *r)
+/* The page was truncated under its mapping (a read faulted): dropped as a
+ * bad page, to be reopened. */
+static void page_faulted(void)
 {
-	bool ok;
-
-	if (!BUS_GUARD_BEGIN()) {
-		report.reason_errno = EFAULT;
-		if (LOG_RepeatFailing(&read_failing, EFAULT))
-			LOG(LOGS_WARN, "%s was truncated under its mapping: reopening", cfg->device);
-		close_page();
-		set_reason(POL_BAD_PAGE);
-		return false;
-	}
-	ok = read_page_guarded(r);
-	BUS_GUARD_END();
-	return ok;
+	report.reason_errno = EFAULT;
+	if (LOG_RepeatFailing(&read_failing, EFAULT))
+		LOG(LOGS_WARN, "%s was truncated under its mapping: reopening", cfg->device);
+	close_page();
+	set_reason(POL_BAD_PAGE);
 }
 
-static bool read_page_guarded(PageRead *r)
+/* Reads the page (copy and offset); false, with the reason set, if it
+ * could not be read.  The bus guard brackets the two reads alone: no log
+ * line, hook, allocation or libevent call runs under it. */
+static bool read_page(PageRead *r)
 {
+	int err = 0;
+
 	if (!ensure_open())
 		return false;
+	if (!BUS_GUARD_BEGIN()) {
+		page_faulted();
+		return false;
+	}
 	if ((page_stuck ? vmclock_snapshot_once(page, &r->copy)
-			: vmclock_snapshot(page, &r->copy)) < 0) {
-		/* Still mid-update: the same reason as the wait that timed out. */
-		int err = page_stuck && errno == EAGAIN ? ETIMEDOUT : errno;
+			: vmclock_snapshot(page, &r->copy)) < 0)
+		err = errno;
+	else
+		r->offset_errno = vmclock_offset(page, &r->offset) < 0 ? errno : 0;
+	BUS_GUARD_END();
 
+	if (err) {
+		/* Still mid-update: the same reason as the wait that timed out. */
+		if (page_stuck && err == EAGAIN)
+			err = ETIMEDOUT;
 		if (err == ETIMEDOUT)
 			page_stuck = true;
 		report.reason_errno = err;
@@ -314,7 +349,6 @@ static bool read_page_guarded(PageRead *r)
 		set_reason(POL_ReasonForErrno(err));
 		return false;
 	}
-	r->offset_errno = vmclock_offset(page, &r->offset) < 0 ? errno : 0;
 	page_stuck = r->offset_errno == ETIMEDOUT;
 	return true;
 }
@@ -355,6 +389,7 @@ static void run_tick(bool notified)
 			reason = take_sample(&r.copy, o, r.offset_errno);
 		set_reason(reason);
 	}
+	report.longest_tick_ms = longest_tick_ms(cfg);
 	if (hooks.tick_done)
 		hooks.tick_done(&report, hooks.arg);
 	NTF_Ready(); /* up, and saying in STATUS what it is doing or waits for */
@@ -375,39 +410,53 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		schedule_tick();
 }
 
+/* Stops waiting on the device for a second: the tick (on the timer alone
+ * meanwhile) tries it again.  Never for good: whatever stopped it (a stall,
+ * a flood, an interrupted read) may pass. */
+static void pause_device(void)
+{
+	event_del(device_ev);
+	device_paused = true;
+	RLM_Restart(&device_retry);
+}
+
+/* Causes of a pause, for LOG_RepeatFailing: the notify result, or a flood. */
+#define PAUSE_FLOOD (-1)
+
 static void device_cb(evutil_socket_t fd, short what, void *arg)
 {
 	vmclock_notify_t n = vmclock_notify_rearm(page);
 
 	switch (n) {
 	case VMCLOCK_NOTIFY_CHANGED:
-		if (LOG_RepeatRecovered(&device_stalled))
-			LOG(LOGS_INFO, "%s reads again after a stall", cfg->device);
 		break;
 	case VMCLOCK_NOTIFY_IDLE:
 		return;
 	case VMCLOCK_NOTIFY_BUSY:
 		/* That read spun ~100 ms in the driver: the tick retries the
 		 * device once a second, never this callback in a loop. */
-		if (LOG_RepeatFailing(&device_stalled, ETIMEDOUT))
+		if (LOG_RepeatFailing(&device_stalled, (int)n + 1))
 			LOG(LOGS_WARN, "%s: %s; trying again once a second", cfg->device,
 			    vmclock_notify_describe(n));
-		event_del(device_ev);
-		device_paused = true;
-		RLM_Restart(&device_retry);
+		pause_device();
 		return;
 	default:
-		LOG(LOGS_WARN, "%s: %s; sampling on the timer", cfg->device,
-		    vmclock_notify_describe(n));
-		event_del(device_ev);
+		if (LOG_RepeatFailing(&device_stalled, (int)n + 1))
+			LOG(LOGS_WARN, "%s: %s; sampling on the timer, trying again once a second",
+			    cfg->device, vmclock_notify_describe(n));
+		pause_device();
 		return;
 	}
 	if (++wakeups_this_tick > MAX_WAKEUPS_PER_TICK) {
-		LOG(LOGS_WARN, "%s: more than %d notified changes in one tick; sampling on the "
-			       "timer", cfg->device, MAX_WAKEUPS_PER_TICK);
-		event_del(device_ev);
+		if (LOG_RepeatFailing(&device_stalled, PAUSE_FLOOD))
+			LOG(LOGS_WARN, "%s: more than %d notified changes in one tick; sampling on "
+				       "the timer, trying again once a second",
+			    cfg->device, MAX_WAKEUPS_PER_TICK);
+		pause_device();
 		return;
 	}
+	if (LOG_RepeatRecovered(&device_stalled))
+		LOG(LOGS_INFO, "%s notifies again", cfg->device);
 	run_tick(true);
 	if (burst_pending)
 		start_burst();

@@ -36,7 +36,16 @@ typedef struct {
 	 * many, and "name: why" of each ("; " between them). */
 	unsigned outputs, outputs_failing;
 	char output_problems[160];
+	/* The longest the tick timer may now wait before the next tick (with
+	 * the settings, the device's notifications and any burst): the next
+	 * report comes within this, or the daemon is stuck. */
+	unsigned longest_tick_ms;
 } SMP_Report;
+
+/* Ticks are never further apart than this, whatever the intervals: the
+ * heartbeat published from each tick must outlive the wait for the next, and
+ * the watchdog (WATCHDOG=1 only after a tick) hears of one in every period. */
+#define SMP_MAX_TICK_MS 10000u
 
 const char *SMP_ReasonName(POL_Reason reason);
 
