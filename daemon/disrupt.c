@@ -367,6 +367,10 @@ static void handover_done(const HND_Report *r, void *arg)
 	finish(r->ok && !r->chronyd_absent);
 }
 
+/* Alerts a flapping page could repeat at every tick: rate-limited (the first
+ * ones at once, then "N similar suppressed"). */
+static LOG_Limit disruption_alerts, imminent_alerts, soon_alerts, restore_alerts;
+
 static void begin_disruption(const struct vmclock_abi *page, const struct vmclock_offset *offset,
 			     bool while_down)
 {
@@ -399,17 +403,20 @@ static void begin_disruption(const struct vmclock_abi *page, const struct vmcloc
 	snprintf(f[FIELD_PERIOD_SHIFT], FIELD_LEN, "COUNTER_PERIOD_SHIFT=%u", period_target.shift);
 	snprintf(f[FIELD_FREQ_CHANGE], FIELD_LEN, "FREQ_CHANGE_PPM=%.6f",
 		 freq_change);
+	/* Every one, whatever the alert's limiter drops. */
+	DEBUG_LOG("disruption: marker %" PRIu64 " -> %" PRIu64 ", FREQ_CHANGE_PPM=%.6f", old,
+		  target_marker, freq_change);
 	for (int i = 0; i < DISRUPTION_FIELDS; i++)
 		fields[i] = f[i];
 	fields[DISRUPTION_FIELDS] = NULL;
 	if (target_has_time)
-		LOG_Event(LOGS_WARN, LOG_MSGID_DISRUPTION, fields,
+		LOG_LimitedEvent(&disruption_alerts, LOGS_WARN, LOG_MSGID_DISRUPTION, fields,
 			  "clock disruption%s: marker %" PRIu64 " -> %" PRIu64 ", step %+.9f s, "
 			  "counter frequency %+.6f ppm; resetting chronyd",
 			  while_down ? " while vmclockd was down" : "", old, target_marker,
 			  isnan(step) ? 0.0 : step, freq_change);
 	else
-		LOG_Event(LOGS_WARN, LOG_MSGID_DISRUPTION, fields,
+		LOG_LimitedEvent(&disruption_alerts, LOGS_WARN, LOG_MSGID_DISRUPTION, fields,
 			  "clock disruption%s: marker %" PRIu64 " -> %" PRIu64 " (no time on the "
 			  "page); resetting chronyd", while_down ? " while vmclockd was down" : "",
 			  old, target_marker);
@@ -419,9 +426,6 @@ static void begin_disruption(const struct vmclock_abi *page, const struct vmcloc
 	t.has_time = target_has_time;
 	HND_Start(&t);
 }
-
-/* Alerts a flapping page could repeat at every tick: rate-limited. */
-static LOG_Limit imminent_alerts, soon_alerts, restore_alerts;
 
 static void log_flag_changes(uint64_t flags)
 {

@@ -14,7 +14,8 @@
 #  (c) a second migration during the backoff after a refused dfreq: chronyd
 #      applies one dfreq, the whole change (about -30 ppm) from the period it
 #      was right for, not a near-zero one against the newest period.
-#  (d) the marker flapping, 50 changes in 10 s: a handful of resets.
+#  (d) the marker flapping, 50 changes in 10 s: a handful of resets, and a
+#      handful of disruption alerts (the first at once, the rest limited).
 # What chronyd applied is read from the proxy's log (answers with status 0),
 # the change expected from vmclockd's own disruption alerts (each migration's
 # FREQ_CHANGE_PPM, composed as a ratio of periods).
@@ -38,7 +39,7 @@ run_case() {
 	PIDS="$PIDS $PROXY_PID"
 	wait_for 5 test -S "$T/proxy.sock" || fail "$CASE: proxy started"
 	start_sim --interval-ms 100 --migrate-freq-ppb 30000
-	start_vmclockd --chrony-cmd "$T/proxy.sock"
+	start_vmclockd --chrony-cmd "$T/proxy.sock" ${VMCLOCKD_ARGS:-}
 	wait_for 10 test -s "$T/state/marker" || fail "$CASE: vmclockd started"
 	sleep 0.3
 	kill -USR1 "$SIM_PID"
@@ -57,9 +58,12 @@ applied_dfreqs() {
 }
 
 # The change vmclockd logged for each migration of this case, composed: the
-# dfreq that takes chronyd from the first period to the last.
+# dfreq that takes chronyd from the first period to the last.  The alerts'
+# fields, or (--debug, when the alerts are rate-limited) the debug lines.
 composed_change() {
-	sed -n 's/.*FREQ_CHANGE_PPM=\([-0-9.]*\).*/\1/p' "$T/vmclockd.log" |
+	local pat='warning: clock disruption'
+	grep -q 'debug: disruption: marker' "$T/vmclockd.log" && pat='debug: disruption: marker'
+	grep "$pat" "$T/vmclockd.log" | sed -n 's/.*FREQ_CHANGE_PPM=\([-0-9.]*\).*/\1/p' |
 		awk '{ r *= 1 + $1 * 1e-6 } BEGIN { r = 1 } END { printf "%.9f", -(r - 1) * 1e6 }'
 }
 
@@ -103,7 +107,7 @@ end_case
 
 # (d) The marker flapping, 50 changes in 10 s: a handful of resets, and the
 # dfreqs chronyd applied compose to the changes the migrations made.
-run_case d
+VMCLOCKD_ARGS=--debug run_case d
 for _ in $(seq 49); do
 	sleep 0.2
 	kill -USR1 "$SIM_PID"
@@ -113,8 +117,14 @@ check "d: handover done for the newest marker" \
 resets=$(awk '$1 == "forwarded" && $2 == 66' "$T/proxy-d.log" | wc -l)
 echo "d: 50 marker changes in 10 s: $resets resets, $(grep -c 'chronyd reset:' "$T/vmclockd.log") handovers"
 check "d: coalesced: $resets resets for 50 marker changes (at most 8)" test "$resets" -le 8
+alerts=$(grep -c 'clock disruption: marker' "$T/vmclockd.log")
+echo "d: 50 marker changes in 10 s: $alerts disruption alerts logged"
+check "d: the first disruption alert is logged at once" grep -q 'clock disruption: marker 1 -> 2,' "$T/vmclockd.log"
+check "d: disruption alerts rate-limited: $alerts for 50 marker changes (at most 5)" test "$alerts" -le 5
 applied=$(applied_dfreqs | awk '{ r *= 1 - $1 * 1e-6 } BEGIN { r = 1 } END { printf "%.9f", -(r - 1) * 1e6 }')
 want=$(composed_change)
+check "d: every migration's change logged (debug)" \
+	test "$(grep -c 'debug: disruption: marker' "$T/vmclockd.log")" -eq 50
 check "d: the applied dfreqs compose to the migrations' change ($applied, want $want)" \
 	awk -v d="$applied" -v w="$want" 'BEGIN { exit !(d - w < 1e-4 && w - d < 1e-4) }'
 end_case
