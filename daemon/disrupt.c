@@ -16,6 +16,7 @@
  * other failure is retried with doubling backoff, samples withheld, and
  * given up after MAX_TRIES with an error; sampling itself never waits.
  */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -73,12 +74,15 @@ const DSR_Report *DSR_GetReport(void)
 	return &report;
 }
 
+/* The counter period of a page that carries time, by the library's
+ * predicate (the one the sample policy applies too); !valid otherwise.  A
+ * period from anywhere else (the state file) is judged by putting it on a
+ * page copy: one owner for "a period dfreq may use". */
 static Period period_of(const struct vmclock_abi *page)
 {
 	Period p = { false, 0, 0 };
 
-	if (page->counter_id != VMCLOCK_COUNTER_INVALID && page->counter_period_shift < 64 &&
-	    vmclock_le64(page->counter_period_frac_sec) != 0) {
+	if (vmclock_has_time(page) == 0) {
 		p.valid = true;
 		p.frac = vmclock_le64(page->counter_period_frac_sec);
 		p.shift = page->counter_period_shift;
@@ -283,7 +287,8 @@ static bool read_state(const char *path, char *buf)
 	return true;
 }
 
-static bool load_state(void)
+/* PAGE: the page now, on which a saved period is judged. */
+static bool load_state(const struct vmclock_abi *page)
 {
 	char path[4096], buf[MAX_STATE_BYTES + 1], key[32];
 	unsigned long long a, b;
@@ -301,8 +306,16 @@ static bool load_state(void)
 			have_marker = true;
 		} else if (n >= 2 && !strcmp(key, "generation")) {
 			report.handled_gen = a;
-		} else if (n == 3 && !strcmp(key, "period") && b < 64) {
-			period_handled = (Period){ true, a, (uint8_t)b };
+		} else if (n == 3 && !strcmp(key, "period")) {
+			struct vmclock_abi with = *page;
+
+			with.counter_period_frac_sec = htole64(a);
+			with.counter_period_shift = b > UINT8_MAX ? UINT8_MAX : (uint8_t)b;
+			period_handled = period_of(&with);
+			if (!period_handled.valid)
+				LOG(LOGS_WARN, "%s: ignoring period %llu %llu (no counter period on "
+				    "this page); no frequency change at the next disruption", path,
+				    a, b);
 		}
 	}
 	if (!have_marker)
@@ -450,7 +463,7 @@ bool DSR_Observe(const struct vmclock_abi *page, const struct vmclock_offset *of
 	log_flag_changes(vmclock_le64(page->flags));
 	if (!state_known) {
 		state_known = true;
-		if (!load_state()) {
+		if (!load_state(page)) {
 			report.handled_marker = marker;
 			report.handled_gen = gen;
 			period_handled = period_of(page);

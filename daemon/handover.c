@@ -30,6 +30,7 @@
  * period chronyd is right for unknown: no dfreq is composed against it.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,7 @@ static bool busy;
 static HND_Target target;
 static unsigned gen;      /* bumped by every new target */
 static unsigned sent_gen; /* gen of the request out */
+static unsigned refused_gen; /* gen whose dfreq was refused (logged) */
 static HND_Period chrony_period; /* chronyd's frequency is right for this */
 static HND_Period episode_period; /* ... as it was when the handover began */
 static bool reset_done, have_track, doffset_done, burst_done;
@@ -459,8 +461,24 @@ static void send_step(HND_Step s)
 
 static bool want_dfreq(void)
 {
-	return usable(chrony_period) && usable(target.new_period) &&
-	       !same_period(chrony_period, target.new_period);
+	double d;
+
+	if (!usable(chrony_period) || !usable(target.new_period) ||
+	    same_period(chrony_period, target.new_period))
+		return false;
+	d = HND_DfreqPpm(chrony_period, target.new_period);
+	if (fabs(d) <= HND_MAX_DFREQ_PPM)
+		return true;
+	/* chronyd's frequency stays right for chrony_period. */
+	if (refused_gen != gen || !report.dfreq_refused) {
+		refused_gen = gen;
+		report.dfreq_refused = true;
+		LOG(LOGS_ERR, "not handing chronyd a counter frequency change of %+.6f ppm for "
+		    "disruption %" PRIu64 ": larger than %.0f ppm, the page is not believable; "
+		    "resetting chronyd without a frequency change", d, target.marker,
+		    HND_MAX_DFREQ_PPM);
+	}
+	return false;
 }
 
 static void next_action(void)

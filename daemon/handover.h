@@ -36,6 +36,13 @@ typedef struct {
 	uint8_t shift;
 } HND_Period;
 
+/* The largest counter frequency change handed to chronyd, ppm.  Real
+ * counters differ from their nominal rate by tens of ppm; a host that claims
+ * more (a doubled period is -500000 ppm) is lying or broken, and chronyd is
+ * reset without a frequency change instead (an error is logged): its samples
+ * then steer it, slowly, rather than a hostile page at once. */
+#define HND_MAX_DFREQ_PPM 1000.0
+
 /* chrony's dfreq for a counter whose period went from p0 to p1:
  * -(P1/P0 - 1) * 1e6 ppm.  Both must be valid. */
 double HND_DfreqPpm(HND_Period p0, HND_Period p1);
@@ -83,6 +90,7 @@ typedef struct {
 	int dfreqs;           /* dfreq requests chronyd applied in this handover */
 	double dfreq_ppm;     /* their composition */
 	bool dfreq_unresolved;
+	bool dfreq_refused;   /* above HND_MAX_DFREQ_PPM: not sent */
 	bool have_offset;
 	double offset;        /* o, device minus system time, s */
 	double correction;    /* c, chronyd's correction before doffset, s */

@@ -697,6 +697,51 @@ START_TEST(page_without_time)
 }
 END_TEST
 
+/* A host that doubles the counter period (-500000 ppm): chronyd is reset and
+ * stepped, its frequency left alone. */
+START_TEST(absurd_dfreq_not_sent)
+{
+	int script[1] = { OK };
+	HND_Period p0 = { true, UINT64_C(0x4000000000000000), 2 };
+	HND_Period doubled = { true, p0.frac, 1 };
+	HND_Target t = { .marker = 7, .old_period = p0, .new_period = doubled, .has_time = true };
+
+	ck_assert(HND_DfreqPpm(p0, doubled) < -HND_MAX_DFREQ_PPM);
+	setup(script, 0);
+	HND_Start(&t);
+	while (D.done_calls == 0)
+		event_base_loop(D.base, EVLOOP_ONCE);
+	ck_assert(D.last.ok);
+	ck_assert(D.last.dfreq_refused);
+	ck_assert_int_eq(D.resets, 1);
+	ck_assert_int_eq(D.dfreqs, 0);
+	ck_assert_int_eq(D.doffsets, 1);
+	ck_assert_int_eq(D.last.dfreqs, 0);
+	ck_assert(D.last.chrony_period.valid && D.last.chrony_period.shift == 2);
+	teardown();
+}
+END_TEST
+
+/* Just within the limit, the change is handed over. */
+START_TEST(large_dfreq_within_limit_sent)
+{
+	int script[1] = { OK };
+	HND_Period p0 = { true, UINT64_C(0x4000000000000000), 2 };
+	HND_Target t = { .marker = 7, .old_period = p0, .new_period = scaled(p0, 999.0),
+			 .has_time = true };
+
+	setup(script, 0);
+	HND_Start(&t);
+	while (D.done_calls == 0)
+		event_base_loop(D.base, EVLOOP_ONCE);
+	ck_assert(D.last.ok);
+	ck_assert(!D.last.dfreq_refused);
+	ck_assert_int_eq(D.dfreqs, 1);
+	ck_assert_int_eq(D.doffsets, 1);
+	teardown();
+}
+END_TEST
+
 START_TEST(dfreq_composes_exactly)
 {
 	HND_Period p0 = { true, UINT64_C(0x8000000000000000), 1 };
@@ -749,6 +794,8 @@ static Suite *handover_suite(void)
 	tcase_add_test(tc, marker_during_backoff);
 	tcase_add_test(tc, flapping_markers);
 	tcase_add_test(tc, page_without_time);
+	tcase_add_test(tc, absurd_dfreq_not_sent);
+	tcase_add_test(tc, large_dfreq_within_limit_sent);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("exhaustive");

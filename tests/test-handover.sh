@@ -15,7 +15,12 @@
 #      applies one dfreq, the whole change (about -30 ppm) from the period it
 #      was right for, not a near-zero one against the newest period.
 #  (d) the marker flapping, 50 changes in 10 s: a handful of resets, and a
-#      handful of disruption alerts (the first at once, the rest limited).
+#      handful of disruption alerts (the first at once, the rest limited);
+#  (e) a state file with "period 0 0" and a migration while vmclockd is down:
+#      the period is ignored, chronyd gets no dfreq (and no infinite one);
+#  (f) a host that makes the counter 10 % faster at a migration (a change far
+#      beyond any real counter's): no dfreq reaches chronyd, an error says so,
+#      and chronyd is still reset and stepped.
 # What chronyd applied is read from the proxy's log (answers with status 0),
 # the change expected from vmclockd's own disruption alerts (each migration's
 # FREQ_CHANGE_PPM, composed as a ratio of periods).
@@ -38,7 +43,7 @@ run_case() {
 	PROXY_PID=$!
 	PIDS="$PIDS $PROXY_PID"
 	wait_for 5 test -S "$T/proxy.sock" || fail "$CASE: proxy started"
-	start_sim --interval-ms 100 --migrate-freq-ppb 30000
+	start_sim --interval-ms 100 --migrate-freq-ppb 30000 ${SIM_ARGS:-}
 	start_vmclockd --chrony-cmd "$T/proxy.sock" ${VMCLOCKD_ARGS:-}
 	wait_for 10 test -s "$T/state/marker" || fail "$CASE: vmclockd started"
 	sleep 0.3
@@ -127,6 +132,39 @@ check "d: every migration's change logged (debug)" \
 	test "$(grep -c 'debug: disruption: marker' "$T/vmclockd.log")" -eq 50
 check "d: the applied dfreqs compose to the migrations' change ($applied, want $want)" \
 	awk -v d="$applied" -v w="$want" 'BEGIN { exit !(d - w < 1e-4 && w - d < 1e-4) }'
+end_case
+
+# dfreqs_forwarded: how many dfreq requests reached chronyd in this case.
+dfreqs_forwarded() {
+	awk '$1 == "forwarded" && $2 == 31' "$T/proxy-$CASE.log" | wc -l
+}
+
+# (e) "period 0 0" in the state file, then a migration while vmclockd is down.
+run_case e
+check "e: first handover done" wait_for 10 grep -q 'chronyd reset after disruption 2' "$T/vmclockd.log"
+kill "$VMCLOCKD_PID"
+wait "$VMCLOCKD_PID" 2>/dev/null
+before=$(dfreqs_forwarded)
+printf 'marker 2\ngeneration 1\nperiod 0 0\n' >"$T/state/marker"
+kill -USR1 "$SIM_PID"
+sleep 0.3
+start_vmclockd --chrony-cmd "$T/proxy.sock"
+check "e: the disruption while down handed over" \
+	wait_for 10 grep -q 'chronyd reset after disruption 3' "$T/vmclockd.log"
+check "e: the zero period ignored, said" grep -q 'ignoring period 0 0' "$T/vmclockd.log"
+check "e: no infinite frequency change logged" sh -c "! grep -qi 'inf ppm\|=-\?inf' '$T/vmclockd.log'"
+check "e: alert says no frequency change" \
+	grep -q 'marker 2 -> 3.*FREQ_CHANGE_PPM=0.000000' "$T/vmclockd.log"
+check "e: no dfreq reached chronyd after the restart" test "$(dfreqs_forwarded)" -eq "$before"
+end_case
+
+# (f) The counter 10 % faster after a migration: dfreq ~ -90909 ppm, refused.
+SIM_ARGS='--migrate-freq-ppb 100000000' run_case f
+check "f: handover done" wait_for 10 grep -q 'chronyd reset after disruption 2' "$T/vmclockd.log"
+check "f: no dfreq reached chronyd" test "$(dfreqs_forwarded)" -eq 0
+check "f: the refusal logged as an error" \
+	grep -q 'error: not handing chronyd a counter frequency change of [-+]9[0-9]\{4\}\.' "$T/vmclockd.log"
+check "f: chronyd still stepped (a doffset)" grep -q '^forwarded 71 ' "$T/proxy-f.log"
 end_case
 
 finish
