@@ -1070,13 +1070,13 @@ static void metrics(const struct view *v)
 	if (have_state)
 		prom_sample("vmclock_disruption_marker", "source", "vmclockd", "%" PRIu64,
 			    s->disruption_marker);
-	prom_family("vmclock_vm_generation_counter", "gauge",
+	prom_family("vmclock_vm_generation", "gauge",
 		    "VM generation counter: the device's, and the last one vmclockd has handled.");
 	if (v->have_page)
-		prom_sample("vmclock_vm_generation_counter", "source", "device", "%" PRIu64,
+		prom_sample("vmclock_vm_generation", "source", "device", "%" PRIu64,
 			    vmclock_le64(v->page.vm_generation_counter));
 	if (have_state)
-		prom_sample("vmclock_vm_generation_counter", "source", "vmclockd", "%" PRIu64,
+		prom_sample("vmclock_vm_generation", "source", "vmclockd", "%" PRIu64,
 			    s->vm_generation_counter);
 
 	if (have_state) {
