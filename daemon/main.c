@@ -69,6 +69,10 @@ int main(int argc, char **argv)
 		CNF_PrintUsage("vmclockd");
 		return 0;
 	}
+	if (r == CNF_VERSION) {
+		printf("vmclockd %s\n", PACKAGE_VERSION);
+		return 0;
+	}
 	if (r == -2)
 		return 2;
 	if (r < 0)

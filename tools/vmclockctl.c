@@ -20,6 +20,8 @@
  * read through libvmclock; the few raw bytes read here serve only to name
  * what was wrong with a rejected page or state file.
  */
+#include "autoconfig.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -1472,6 +1474,7 @@ int main(int argc, char **argv)
 		{ "device", required_argument, NULL, 'd' },
 		{ "state", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cmd_opts o = {
@@ -1492,6 +1495,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return EXIT_OK;
+		case 'V':
+			printf(PROG " %s\n", PACKAGE_VERSION);
 			return EXIT_OK;
 		case ':':
 			return usage_error("option %s needs an argument", argv[optind - 1]);

@@ -1,11 +1,13 @@
 #!/bin/bash
 # SPDX-License-Identifier: BSD-2-Clause
 #
-# test-metrics.sh - `vmclockctl metrics` as Prometheus's own checker reads
-# it: `promtool check metrics` (Debian package prometheus) passes, with no
-# lint finding, on the output for a device without vmclockd, for a running
-# vmclockd feeding a real chronyd (-x), and after a migration (every
-# family present, counters non-zero).
+# test-interfaces.sh - the interfaces other tools read, as those tools read
+# them: `vmclockd --version` and `vmclockctl --version` print the package
+# version (and --version wins over an unreadable configuration); `vmclockctl
+# metrics` passes Prometheus's own checker, `promtool check metrics`
+# (Debian package prometheus), with no lint finding, on the output for a
+# device without vmclockd, for a running vmclockd feeding a real chronyd
+# (-x), and after a migration (every family present, counters non-zero).
 . "$(dirname "$0")/lib.sh"
 require_chronyd
 PROMTOOL=${PROMTOOL:-$(command -v promtool || true)}
@@ -23,6 +25,14 @@ promtool_ok() {
 		fail "$1 (promtool exit $rc: $out)"
 	fi
 }
+
+version=$(sed -n 's/^#define PACKAGE_VERSION "\(.*\)"$/\1/p' "$top_builddir/autoconfig.h")
+check "vmclockd --version: vmclockd $version" \
+	test "$("$VMCLOCKD" --version)" = "vmclockd $version" -a -n "$version"
+check "vmclockd --version exits 0 whatever the configuration" \
+	"$VMCLOCKD" --config "$T/no-such-file" --version
+check "vmclockctl --version: vmclockctl $version" \
+	test "$("$CTL" --version)" = "vmclockctl $version" -a -n "$version"
 
 start_sim
 ctl metrics >"$T/nodaemon.txt"
