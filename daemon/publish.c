@@ -19,7 +19,12 @@
 
 _Static_assert(SMP_REASON_COUNT == VMCLOCKD_STATE_REASONS, "withheld[] matches the reasons");
 
+/* Readers take the daemon to be gone when its heartbeat is older than this
+ * many ticks, within these limits (the field is 16 bits of milliseconds). */
+#define HEARTBEAT_TIMEOUT_TICKS 4u
 #define MIN_HEARTBEAT_TIMEOUT_MS 1000u
+#define MAX_HEARTBEAT_TIMEOUT_MS 60000u
+_Static_assert(MAX_HEARTBEAT_TIMEOUT_MS <= UINT16_MAX, "heartbeat_timeout_ms is 16 bits");
 
 static const CNF_Settings *cfg;
 static struct vmclockd_state *state; /* the mapping */
@@ -27,6 +32,7 @@ static LOG_Repeat file_failing;
 static RLM_Limit open_retry;
 static unsigned long disruptions_published; /* of DSR's count, added to the file's */
 static SMP_Reason status_reason = SMP_REASON_COUNT; /* of the last STATUS= */
+static unsigned status_failing; /* outputs not taking samples, at the last STATUS= */
 
 static uint64_t ts_ns(clockid_t id)
 {
@@ -100,13 +106,21 @@ static void end_write(void)
 /* STATUS=: a change of reason at once, figures at most once a second. */
 static void update_status(const SMP_Report *s, const DSR_Report *d)
 {
-	bool urgent = s->reason != status_reason;
+	bool urgent = s->reason != status_reason || s->outputs_failing != status_failing;
 
 	status_reason = s->reason;
-	if (s->reason == SMP_FED)
-		NTF_Status(urgent, "feeding: offset %+.9f s, bound %llu ns, marker %llu, %lu fed",
+	status_failing = s->outputs_failing;
+	/* "feeding" only while some output takes the samples; one that does
+	 * not is named with why. */
+	if (s->reason == SMP_FED && s->outputs_failing && s->outputs_failing >= s->outputs)
+		NTF_Status(urgent, "not feeding (%s): offset %+.9f s, bound %llu ns, marker %llu",
+			   s->output_problems, (double)s->last_offset_ns * 1e-9,
+			   (unsigned long long)s->last_bound_ns, (unsigned long long)d->handled_marker);
+	else if (s->reason == SMP_FED)
+		NTF_Status(urgent, "feeding: offset %+.9f s, bound %llu ns, marker %llu, %lu fed%s%s",
 			   (double)s->last_offset_ns * 1e-9, (unsigned long long)s->last_bound_ns,
-			   (unsigned long long)d->handled_marker, s->fed);
+			   (unsigned long long)d->handled_marker, s->fed,
+			   s->outputs_failing ? "; not taken by " : "", s->output_problems);
 	else if (s->reason == SMP_BAD_PAGE || s->reason == SMP_NO_DEVICE)
 		NTF_Status(urgent, "withholding: %s (%s) at %s", SMP_ReasonName(s->reason),
 			   vmclock_strerror(s->reason_errno), cfg->device);
@@ -129,7 +143,7 @@ void PUB_ChronyUpdated(const CSY_Report *c)
 
 void PUB_Tick(const SMP_Report *s, const DSR_Report *d, const CSY_Report *c)
 {
-	unsigned timeout = 4 * cfg->interval_ms;
+	unsigned timeout = HEARTBEAT_TIMEOUT_TICKS * cfg->interval_ms;
 
 	update_status(s, d);
 
@@ -141,8 +155,9 @@ void PUB_Tick(const SMP_Report *s, const DSR_Report *d, const CSY_Report *c)
 	begin_write();
 	state->sync_state = c->sync_state;
 	state->withhold_reason = s->reason < SMP_REASON_COUNT ? (uint8_t)s->reason : 0;
-	state->heartbeat_timeout_ms = (uint16_t)(timeout < MIN_HEARTBEAT_TIMEOUT_MS
-						 ? MIN_HEARTBEAT_TIMEOUT_MS : timeout > 60000 ? 60000 : timeout);
+	state->heartbeat_timeout_ms = (uint16_t)(timeout < MIN_HEARTBEAT_TIMEOUT_MS ? MIN_HEARTBEAT_TIMEOUT_MS
+						 : timeout > MAX_HEARTBEAT_TIMEOUT_MS ? MAX_HEARTBEAT_TIMEOUT_MS
+										      : timeout);
 	state->heartbeat_realtime_ns = ts_ns(CLOCK_REALTIME);
 	state->heartbeat_monotonic_ns = ts_ns(CLOCK_MONOTONIC);
 	/* While a disruption is handled this is still the old marker, so
@@ -166,7 +181,7 @@ void PUB_Initialise(const CNF_Settings *settings)
 	cfg = settings;
 }
 
-void PUB_Finalise(void)
+static void close_state_file(void)
 {
 	if (state) {
 		/* Gone on purpose: readers should say UNKNOWN now, not once the
@@ -178,4 +193,22 @@ void PUB_Finalise(void)
 		munmap(state, sizeof(*state));
 	}
 	state = NULL;
+}
+
+void PUB_Reconfigure(const CNF_Settings *fresh)
+{
+	const char *old_path = cfg->state_file ? cfg->state_file : "";
+	const char *new_path = fresh->state_file ? fresh->state_file : "";
+
+	/* The same file stays mapped: its heartbeat never stops.  Another one
+	 * is opened at the next tick, the old one told we are gone. */
+	if (strcmp(old_path, new_path) != 0) {
+		close_state_file();
+		open_retry = (RLM_Limit){ 0 };
+	}
+}
+
+void PUB_Finalise(void)
+{
+	close_state_file();
 }

@@ -3,8 +3,10 @@
  * sampler.c - the tick: read the page, decide, feed or withhold.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,9 +19,10 @@
 #include "ratelimit.h"
 #include "sampler.h"
 
-#define MAX_OUTPUTS 2
-/* Notifications per tick beyond which the device is taken to be always
- * readable (a kernel without poll support): fall back to the timer alone. */
+/* The outputs, one slot per setting that names one. */
+enum { OUT_SOCK, OUT_SHM, MAX_OUTPUTS };
+/* Notified page changes per tick beyond which the host is taken to notify
+ * too often to follow: fall back to the timer alone. */
 #define MAX_WAKEUPS_PER_TICK 50
 
 static const char *const reason_names[SMP_REASON_COUNT] = {
@@ -41,17 +44,23 @@ static struct event_base *ev_base;
 static const CNF_Settings *cfg;
 static SMP_Hooks hooks;
 static vmclock_t *page;
-static FED_Output outputs[MAX_OUTPUTS];
-static int n_outputs;
+/* The page stayed mid-update for a whole wait (vmclock_snapshot()'s bound):
+ * a writer that died between its two seq_count increments.  Until the page
+ * is consistent again each tick makes one attempt (vmclock_snapshot_once(),
+ * one copy) instead of spinning through the wait again. */
+static bool page_stuck;
+static FED_Output outputs[MAX_OUTPUTS]; /* NULL: not configured */
 static struct event *tick_ev, *device_ev;
 static unsigned wakeups_this_tick;
+static bool device_paused; /* device_ev off for a while: the host stalled */
+static bool have_marker;   /* report.marker was read from a page */
 static struct timespec burst_until; /* CLOCK_MONOTONIC */
 static unsigned armed_ms;           /* the tick timer's current period */
 static bool in_tick;                /* a tick is running (hooks included) */
 static bool burst_pending;          /* a burst asked for during that tick */
 static SMP_Report report;
-static LOG_Repeat open_failing, read_failing, offset_failing;
-static RLM_Limit reopen_check, open_retry;
+static LOG_Repeat open_failing, read_failing, offset_failing, device_stalled;
+static RLM_Limit reopen_check, open_retry, device_retry;
 
 /*
  * A page file truncated under its mapping raises SIGBUS on the next read.
@@ -95,15 +104,32 @@ static bool in_burst(void)
 /* The tick is a persistent timer, re-armed only when its interval changes
  * (a burst starts or ends): re-adding it every tick cost a timerfd_settime()
  * per sample. */
+static void arm_tick(unsigned ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+	armed_ms = ms;
+	evtimer_add(tick_ev, &tv);
+}
+
+static unsigned tick_interval_ms(const CNF_Settings *s)
+{
+	/* A device that notifies reports each disruption itself: the timer
+	 * only keeps the samples coming. */
+	bool notified = device_ev && !device_paused && s->notified_interval_ms &&
+			event_pending(device_ev, EV_READ, NULL);
+
+	return in_burst() ? s->burst_interval_ms
+	       : notified ? s->notified_interval_ms : s->interval_ms;
+}
+
 static void schedule_tick(void)
 {
-	unsigned ms = in_burst() ? cfg->burst_interval_ms : cfg->interval_ms;
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	unsigned ms = tick_interval_ms(cfg);
 
 	if (ms == armed_ms && evtimer_pending(tick_ev, NULL))
 		return;
-	armed_ms = ms;
-	evtimer_add(tick_ev, &tv);
+	arm_tick(ms);
 }
 
 /* Takes the next sample now, and from then on at the burst rate. */
@@ -151,8 +177,10 @@ static void close_page(void)
 	if (device_ev)
 		event_free(device_ev);
 	device_ev = NULL;
+	device_paused = false;
 	vmclock_close(page);
 	page = NULL;
+	page_stuck = false;
 }
 
 static void device_cb(evutil_socket_t fd, short what, void *arg);
@@ -160,7 +188,7 @@ static void device_cb(evutil_socket_t fd, short what, void *arg);
 /* Opens the page if it is not open; false (reason set) if it cannot be. */
 static bool ensure_open(void)
 {
-	struct vmclock_abi first;
+	vmclock_notify_t n;
 
 	/* Whether the page was replaced is asked once a second (two syscalls);
 	 * a page file truncated in between faults the reader, which the bus
@@ -193,12 +221,21 @@ static bool ensure_open(void)
 	RLM_Restart(&reopen_check);
 	if (LOG_RepeatRecovered(&open_failing))
 		LOG(LOGS_INFO, "%s is usable now", cfg->device);
-	if (vmclock_is_device(page) && vmclock_snapshot(page, &first) == 0 &&
-	    (vmclock_le64(first.flags) & VMCLOCK_FLAG_NOTIFICATION_PRESENT)) {
-		device_ev = event_new(ev_base, vmclock_fd(page), EV_READ | EV_PERSIST, device_cb, NULL);
-		event_add(device_ev, NULL);
-		DEBUG_LOG("waiting for notifications on %s", cfg->device);
+	if (!vmclock_is_device(page))
+		return true; /* a page file: the timer alone */
+	/* Ask the driver whether it notifies (this also re-arms). */
+	n = vmclock_notify_rearm(page);
+	if (n == VMCLOCK_NOTIFY_NONE || n == VMCLOCK_NOTIFY_ALWAYS || n == VMCLOCK_NOTIFY_ERROR) {
+		LOG(LOGS_INFO, "%s: %s; sampling on the timer", cfg->device,
+		    vmclock_notify_describe(n));
+		return true;
 	}
+	device_ev = event_new(ev_base, vmclock_fd(page), EV_READ | EV_PERSIST, device_cb, NULL);
+	if (device_ev && event_add(device_ev, NULL) == 0)
+		LOG(LOGS_INFO, "waiting for notifications on %s", cfg->device);
+	else
+		LOG(LOGS_WARN, "cannot wait for notifications on %s: sampling on the timer",
+		    cfg->device);
 	return true;
 }
 
@@ -283,8 +320,22 @@ static SMP_Reason take_sample(const struct vmclock_abi *copy, const struct vmclo
 	s.bound_ns = o.time.maxerror_ns == VMCLOCK_ERROR_UNKNOWN ? VMCLOCK_ERROR_UNKNOWN
 								 : o.time.maxerror_ns + o.uncertainty_ns;
 	s.leap = leap_of(o.time.leap_indicator);
-	for (int i = 0; i < n_outputs; i++)
-		FED_Send(outputs[i], &s);
+	report.outputs = 0;
+	report.outputs_failing = 0;
+	report.output_problems[0] = '\0';
+	for (int i = 0; i < MAX_OUTPUTS; i++) {
+		if (!outputs[i])
+			continue;
+		report.outputs++;
+		if (FED_Send(outputs[i], &s) < 0) {
+			size_t used = strlen(report.output_problems);
+
+			snprintf(report.output_problems + used, sizeof(report.output_problems) - used,
+				 "%s%s: %s", report.outputs_failing ? "; " : "",
+				 FED_Name(outputs[i]), FED_Problem(outputs[i]));
+			report.outputs_failing++;
+		}
+	}
 	report.have_offset = true;
 	report.last_offset_ns = s.offset_ns;
 	report.last_bound_ns = s.bound_ns;
@@ -323,9 +374,13 @@ static bool read_page_guarded(PageRead *r)
 {
 	if (!ensure_open())
 		return false;
-	if (vmclock_snapshot(page, &r->copy) < 0) {
-		int err = errno;
+	if ((page_stuck ? vmclock_snapshot_once(page, &r->copy)
+			: vmclock_snapshot(page, &r->copy)) < 0) {
+		/* Still mid-update: the same reason as the wait that timed out. */
+		int err = page_stuck && errno == EAGAIN ? ETIMEDOUT : errno;
 
+		if (err == ETIMEDOUT)
+			page_stuck = true;
 		report.reason_errno = err;
 		if (LOG_RepeatFailing(&read_failing, err))
 			LOG(LOGS_WARN, "cannot read %s: %s", cfg->device, vmclock_strerror(err));
@@ -336,12 +391,14 @@ static bool read_page_guarded(PageRead *r)
 		return false;
 	}
 	r->offset_errno = vmclock_offset(page, &r->offset) < 0 ? errno : 0;
+	page_stuck = r->offset_errno == ETIMEDOUT;
 	return true;
 }
 
 /* The hooks run outside the bus guard: they read no page, and what they
- * call (SMP_MeasureOffset) may take a guard of its own. */
-static void run_tick(void)
+ * call (SMP_MeasureOffset) may take a guard of its own.  NOTIFIED: woken by
+ * the device's notification rather than the timer. */
+static void run_tick(bool notified)
 {
 	PageRead r;
 	const struct vmclock_offset *o;
@@ -351,8 +408,19 @@ static void run_tick(void)
 	if (read_page(&r)) {
 		if (LOG_RepeatRecovered(&read_failing))
 			LOG(LOGS_INFO, "%s reads correctly again", cfg->device);
-		report.marker = vmclock_le64(r.copy.disruption_marker);
 		o = r.offset_errno ? NULL : &r.offset;
+		if (have_marker && report.marker != vmclock_le64(r.copy.disruption_marker)) {
+			struct timespec now;
+
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			LOG(LOGS_INFO, "disruption detected via %s: marker %" PRIu64 " -> %" PRIu64
+				       " at monotonic %lld.%09ld",
+			    notified ? "notification" : "timer", report.marker,
+			    vmclock_le64(r.copy.disruption_marker), (long long)now.tv_sec,
+			    now.tv_nsec);
+		}
+		report.marker = vmclock_le64(r.copy.disruption_marker);
+		have_marker = true;
 
 		if (hooks.observe && hooks.observe(&r.copy, o, hooks.arg))
 			reason = SMP_DISRUPTION;
@@ -369,7 +437,11 @@ static void run_tick(void)
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	wakeups_this_tick = 0;
-	run_tick();
+	if (device_paused && RLM_Due(&device_retry, 1)) {
+		device_paused = false;
+		event_add(device_ev, NULL);
+	}
+	run_tick(false);
 	if (burst_pending)
 		start_burst();
 	else
@@ -378,18 +450,38 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 static void device_cb(evutil_socket_t fd, short what, void *arg)
 {
-	char buf[VMCLOCK_ABI_SIZE];
+	vmclock_notify_t n = vmclock_notify_rearm(page);
 
-	/* read() re-arms the notification for this open file. */
-	if (read(fd, buf, sizeof(buf)) < 0 && errno != EAGAIN)
-		DEBUG_LOG("read %s: %s", cfg->device, strerror(errno));
-	if (++wakeups_this_tick > MAX_WAKEUPS_PER_TICK) {
-		LOG(LOGS_WARN, "%s is always readable: no notifications, sampling on the timer",
-		    cfg->device);
+	switch (n) {
+	case VMCLOCK_NOTIFY_CHANGED:
+		if (LOG_RepeatRecovered(&device_stalled))
+			LOG(LOGS_INFO, "%s reads again after a stall", cfg->device);
+		break;
+	case VMCLOCK_NOTIFY_IDLE:
+		return;
+	case VMCLOCK_NOTIFY_BUSY:
+		/* That read spun ~100 ms in the driver: the tick retries the
+		 * device once a second, never this callback in a loop. */
+		if (LOG_RepeatFailing(&device_stalled, ETIMEDOUT))
+			LOG(LOGS_WARN, "%s: %s; trying again once a second", cfg->device,
+			    vmclock_notify_describe(n));
+		event_del(device_ev);
+		device_paused = true;
+		RLM_Restart(&device_retry);
+		return;
+	default:
+		LOG(LOGS_WARN, "%s: %s; sampling on the timer", cfg->device,
+		    vmclock_notify_describe(n));
 		event_del(device_ev);
 		return;
 	}
-	run_tick();
+	if (++wakeups_this_tick > MAX_WAKEUPS_PER_TICK) {
+		LOG(LOGS_WARN, "%s: more than %d notified changes in one tick; sampling on the "
+			       "timer", cfg->device, MAX_WAKEUPS_PER_TICK);
+		event_del(device_ev);
+		return;
+	}
+	run_tick(true);
 	if (burst_pending)
 		start_burst();
 }
@@ -411,26 +503,95 @@ bool SMP_MeasureOffset(double *offset_s)
 	return true;
 }
 
-void SMP_Initialise(struct event_base *base, const CNF_Settings *settings, const SMP_Hooks *h)
+/* ---- outputs and settings ------------------------------------------------- */
+
+static bool same_string(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/* Whether output slot i is configured the same way in a and b. */
+static bool same_output(int i, const CNF_Settings *a, const CNF_Settings *b)
+{
+	if (i == OUT_SOCK)
+		return same_string(a->chrony_sock, b->chrony_sock);
+	return a->ntp_shm == b->ntp_shm && (a->ntp_shm < 0 || a->ntp_shm_mode == b->ntp_shm_mode);
+}
+
+/*
+ * Creates the outputs s names in the slots marked in create.  Failing to
+ * create our own socket or segment is a local failure (chronyd's or ntpd's
+ * absence is not: sends are retried every tick): -1 with the setting named
+ * and nothing created.
+ */
+static int create_outputs(const CNF_Settings *s, const bool create[MAX_OUTPUTS],
+			  FED_Output created[MAX_OUTPUTS])
+{
+	memset(created, 0, sizeof(FED_Output) * MAX_OUTPUTS);
+	if (create[OUT_SOCK] && s->chrony_sock && *s->chrony_sock &&
+	    !(created[OUT_SOCK] = FED_CreateSock(s->chrony_sock))) {
+		LOG(LOGS_ERR, "chrony-sock %s: cannot create the socket that feeds it", s->chrony_sock);
+		return -1;
+	}
+	if (create[OUT_SHM] && s->ntp_shm >= 0 &&
+	    !(created[OUT_SHM] = FED_CreateShm(s->ntp_shm, s->ntp_shm_mode))) {
+		LOG(LOGS_ERR, "ntp-shm %d: cannot create its SHM segment", s->ntp_shm);
+		if (created[OUT_SOCK])
+			FED_Destroy(created[OUT_SOCK]);
+		return -1;
+	}
+	return 0;
+}
+
+int SMP_Reconfigure(const CNF_Settings *fresh)
+{
+	bool changed[MAX_OUTPUTS];
+	FED_Output created[MAX_OUTPUTS];
+
+	for (int i = 0; i < MAX_OUTPUTS; i++)
+		changed[i] = !same_output(i, cfg, fresh);
+	if (create_outputs(fresh, changed, created) < 0)
+		return -1;
+	/* Nothing fails from here on.  Unchanged outputs are kept as they are
+	 * (ntpd never sees its segment invalidated by a reload). */
+	for (int i = 0; i < MAX_OUTPUTS; i++) {
+		if (!changed[i])
+			continue;
+		if (outputs[i])
+			FED_Destroy(outputs[i]);
+		outputs[i] = created[i];
+	}
+	/* The page stays open, and is sampled on, unless it is another one;
+	 * a new one is opened at the next tick. */
+	if (!same_string(cfg->device, fresh->device)) {
+		close_page();
+		open_retry = (RLM_Limit){ 0 };
+	}
+	if (tick_interval_ms(fresh) != tick_interval_ms(cfg))
+		arm_tick(tick_interval_ms(fresh));
+	return 0;
+}
+
+int SMP_Initialise(struct event_base *base, const CNF_Settings *settings, const SMP_Hooks *h)
 {
 	ev_base = base;
 	cfg = settings;
 	hooks = h ? *h : (SMP_Hooks){ 0 };
-	n_outputs = 0;
+	if (create_outputs(cfg, (const bool[MAX_OUTPUTS]){ true, true }, outputs) < 0)
+		return -1;
+	tick_ev = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
+	if (!tick_ev) {
+		LOG(LOGS_ERR, "cannot create the sampling timer");
+		SMP_Finalise();
+		return -1;
+	}
 	sigaction(SIGBUS, &(struct sigaction){ .sa_handler = bus_handler, .sa_flags = SA_NODEFER },
 		  NULL);
-	if (cfg->chrony_sock && *cfg->chrony_sock)
-		if ((outputs[n_outputs] = FED_CreateSock(cfg->chrony_sock)))
-			n_outputs++;
-	if (cfg->ntp_shm >= 0)
-		if ((outputs[n_outputs] = FED_CreateShm(cfg->ntp_shm, cfg->ntp_shm_mode)))
-			n_outputs++;
-	/* The first start logs the first tick's state; a reload goes on. */
-	if (!report.fed && report.reason == SMP_FED)
-		report.reason = SMP_REASON_COUNT;
-	tick_ev = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
+	/* The first tick logs its state. */
+	report.reason = SMP_REASON_COUNT;
 	armed_ms = 0;
 	event_active(tick_ev, EV_TIMEOUT, 0);
+	return 0;
 }
 
 void SMP_Finalise(void)
@@ -439,7 +600,9 @@ void SMP_Finalise(void)
 		event_free(tick_ev);
 	tick_ev = NULL;
 	close_page();
-	for (int i = 0; i < n_outputs; i++)
-		FED_Destroy(outputs[i]);
-	n_outputs = 0;
+	for (int i = 0; i < MAX_OUTPUTS; i++) {
+		if (outputs[i])
+			FED_Destroy(outputs[i]);
+		outputs[i] = NULL;
+	}
 }

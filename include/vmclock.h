@@ -59,6 +59,12 @@ bool vmclock_needs_reopen(const vmclock_t *vc);
 /* A consistent copy of the whole page, taken under the seq_count protocol.
  * Returns the copy as published (little-endian fields). */
 int vmclock_snapshot(const vmclock_t *vc, struct vmclock_abi *out);
+/* One attempt at vmclock_snapshot(), never retrying nor waiting: -1 with
+ * errno EAGAIN if a writer was mid-update (seq_count odd, or changed during
+ * the copy).  For polling, at the cost of one copy, a page whose writer
+ * seems to have died mid-update (vmclock_snapshot() failed with ETIMEDOUT)
+ * until it is consistent again. */
+int vmclock_snapshot_once(const vmclock_t *vc, struct vmclock_abi *out);
 
 /* Whether a page copy carries time this CPU can read: 0, or -1 with errno
  * ENODATA (no time: counter INVALID, status UNRELIABLE, or a zero counter
@@ -174,6 +180,28 @@ const char *vmclock_verdict_name(vmclock_verdict_t v);
 /* A consistent copy of the daemon's state; ENOENT if it was not opened,
  * EBADMSG if it is not a state file this library knows, ETIMEDOUT. */
 int vmclock_daemon_state(const vmclock_truth_t *t, struct vmclockd_state *out);
+
+/* Waiting for the device's notifications.  Wait with poll(2) (or an event
+ * loop) for the descriptor vmclock_fd() to become readable, then call
+ * vmclock_notify_rearm(): it asks the device (a zero-timeout poll) and, if
+ * the page changed, re-arms the notification (pread() at offset 0; the
+ * driver has no lseek, and read() stops re-arming at the end of its page).
+ * Call it once right after vmclock_open() too: it tells whether waiting
+ * works at all.  Never loop on a result other than CHANGED or IDLE: NONE and
+ * ALWAYS mean "sample the page on a timer instead", BUSY means "wait a while
+ * (the read already spun ~100 ms in the kernel), then try again", ERROR sets
+ * errno. */
+typedef enum {
+	VMCLOCK_NOTIFY_CHANGED, /* the page changed since the last re-arm; re-armed */
+	VMCLOCK_NOTIFY_IDLE,    /* nothing new: a wake-up for another reason */
+	VMCLOCK_NOTIFY_NONE,    /* POLLHUP: the page lacks NOTIFICATION_PRESENT */
+	VMCLOCK_NOTIFY_ALWAYS,  /* always readable: a driver without poll, or a page file */
+	VMCLOCK_NOTIFY_BUSY,    /* read() timed out: the host holds seq_count odd */
+	VMCLOCK_NOTIFY_ERROR,   /* poll or read failed (errno) */
+} vmclock_notify_t;
+vmclock_notify_t vmclock_notify_rearm(const vmclock_t *vc);
+/* The result in words, for a log line that says which case it is. */
+const char *vmclock_notify_describe(vmclock_notify_t r);
 
 /* A page reader's errno in words: "bad magic", "page too small", "unknown
  * version", "page never stable", ...; strerror() for the others. */

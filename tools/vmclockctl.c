@@ -602,14 +602,23 @@ static bool replaced(const vmclock_t *vc, const char *path)
 	return a.st_dev != b.st_dev || a.st_ino != b.st_ino;
 }
 
-/* Re-arm a device's notification: read() a copy of the page. */
-static void rearm(const vmclock_t *vc)
-{
-	char buf[4096];
+/* A stalled page costs ~100 ms of spinning per read (the driver's and ours):
+ * while it lasts, watch tries once a second. */
+#define STALL_RETRY_MS 1000
 
-	(void)lseek(vmclock_fd(vc), 0, SEEK_SET);
-	if (read(vmclock_fd(vc), buf, sizeof(buf)) < 0 && errno != EINTR)
-		msg("read: %s", strerror(errno));
+/* Whether watch can sleep until the device's notification: says why not. */
+static bool can_wait(const vmclock_t *vc, const char *path, int interval_ms)
+{
+	vmclock_notify_t r;
+
+	if (!vmclock_is_device(vc))
+		return false; /* a page file: polled, nothing to say */
+	r = vmclock_notify_rearm(vc);
+	if (r == VMCLOCK_NOTIFY_CHANGED || r == VMCLOCK_NOTIFY_IDLE)
+		return true;
+	msg("%s: %s; reading the page every %d ms", path, vmclock_notify_describe(r),
+	    interval_ms);
+	return false;
 }
 
 static int watch_loop(const char *path, bool json, int interval_ms)
@@ -618,7 +627,12 @@ static int watch_loop(const char *path, bool json, int interval_ms)
 	struct vmclock_abi page;
 	struct watched cur, prev;
 	sigset_t wait_mask;
-	bool hup = false;
+	const struct timespec interval = {
+		.tv_sec = interval_ms / 1000,
+		.tv_nsec = (long)(interval_ms % 1000) * 1000000,
+	};
+	const struct timespec stall_pause = { STALL_RETRY_MS / 1000, 0 };
+	bool notify, stalled = false;
 	int rc = EXIT_OK;
 
 	if (!vc)
@@ -631,27 +645,37 @@ static int watch_loop(const char *path, bool json, int interval_ms)
 	}
 	prev = watched_of(&page);
 	print_watched(&prev, NULL, json);
+	notify = can_wait(vc, path, interval_ms);
 
 	while (!got_stop) {
-		bool notify = vmclock_is_device(vc) && !hup &&
-			      (prev.flags & VMCLOCK_FLAG_NOTIFICATION_PRESENT);
 		struct pollfd pfd = { .fd = vmclock_fd(vc), .events = POLLIN };
-		struct timespec timeout = {
-			.tv_sec = interval_ms / 1000,
-			.tv_nsec = (long)(interval_ms % 1000) * 1000000,
-		};
 		int n;
 
 		if (notify) {
 			n = ppoll(&pfd, 1, NULL, &wait_mask);
-			if (n > 0 && (pfd.revents & (POLLHUP | POLLERR | POLLNVAL))) {
-				hup = true; /* no notification after all: poll the page */
-				continue;
+			if (n > 0) {
+				vmclock_notify_t r = vmclock_notify_rearm(vc);
+
+				if (r == VMCLOCK_NOTIFY_IDLE)
+					continue;
+				if (r == VMCLOCK_NOTIFY_BUSY) {
+					/* The read spun ~100 ms in the kernel:
+					 * pause, never loop on it. */
+					if (!stalled)
+						msg("%s: %s; retrying every %d ms", path,
+						    vmclock_notify_describe(r), STALL_RETRY_MS);
+					stalled = true;
+					ppoll(NULL, 0, &stall_pause, &wait_mask);
+					continue;
+				}
+				if (r != VMCLOCK_NOTIFY_CHANGED) {
+					msg("%s: %s; reading the page every %d ms", path,
+					    vmclock_notify_describe(r), interval_ms);
+					notify = false;
+				}
 			}
-			if (n > 0)
-				rearm(vc);
 		} else {
-			n = ppoll(NULL, 0, &timeout, &wait_mask);
+			n = ppoll(NULL, 0, stalled ? &stall_pause : &interval, &wait_mask);
 		}
 		if (got_stop)
 			break;
@@ -669,10 +693,24 @@ static int watch_loop(const char *path, bool json, int interval_ms)
 			}
 		}
 		if (vmclock_snapshot(vc, &page) < 0) {
+			if (errno == ETIMEDOUT) {
+				/* A host stalled mid-update (each try spun
+				 * ~100 ms): wait it out. */
+				if (!stalled)
+					msg("%s: %s; retrying every %d ms", path,
+					    vmclock_strerror(errno), STALL_RETRY_MS);
+				stalled = true;
+				if (notify)
+					ppoll(NULL, 0, &stall_pause, &wait_mask);
+				continue;
+			}
 			report_unusable(path, errno);
 			rc = EXIT_UNUSABLE;
 			break;
 		}
+		if (stalled)
+			msg("%s: the page is stable again", path);
+		stalled = false;
 		cur = watched_of(&page);
 		if (!same_watched(&cur, &prev)) {
 			print_watched(&cur, &prev, json);
