@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "log.h"
 #include "vmclockd-state.h"
 
 typedef enum { T_FLAG, T_BOOL, T_STRING, T_UINT, T_U64, T_INT, T_MODE } SettingType;
@@ -46,8 +47,9 @@ static const Setting settings[] = {
 	{ "burst-ms", T_UINT, OFF(burst_ms), 0, 600000, true, "N     length of the burst after a disruption" },
 	{ "max-error-ns", T_U64, OFF(max_error_ns), 0, 1000000000000ull, true, "N     withhold samples with a larger bound (0: off)" },
 	{ "allow-freerunning", T_BOOL, OFF(allow_freerunning), 0, 0, true, "yes|no feed samples while the host is freerunning" },
-	{ "state-dir", T_STRING, OFF(state_dir), 0, 0, true, "DIR   where the handled disruption marker is kept" },
-	{ "state-file", T_STRING, OFF(state_file), 0, 0, true, "PATH  state published for applications (\"\" for none)" },
+	{ "state-dir", T_STRING, OFF(state_dir), 0, 0, true, "DIR   vmclockd's own memory across restarts (the handled marker)" },
+	{ "publish-file", T_STRING, OFF(state_file), 0, 0, true, "PATH  rewritten every tick for applications (\"\" for none)" },
+	{ "state-file", T_STRING, OFF(state_file), 0, 0, true, "PATH  the former name of publish-file" },
 	{ "chrony-poll-ms", T_UINT, OFF(chrony_poll_ms), 50, 60000, true, "N     how often chronyd's tracking is read" },
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -181,7 +183,7 @@ static const char *kind_of(mode_t mode)
 
 static void too_large(const char *path)
 {
-	fprintf(stderr, "vmclockd: %s: larger than %d KiB, not a configuration file\n", path,
+	LOG(LOGS_ERR, "%s: larger than %d KiB, not a configuration file", path,
 		MAX_FILE_SIZE / 1024);
 }
 
@@ -209,11 +211,11 @@ static int read_text(const char *path, bool must_exist, char **text, size_t *len
 	if (fd < 0) {
 		if (errno == ENOENT && !must_exist)
 			return 1;
-		fprintf(stderr, "vmclockd: %s: %s\n", path, strerror(errno));
+		LOG(LOGS_ERR, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) < 0) {
-		fprintf(stderr, "vmclockd: %s: %s\n", path, strerror(errno));
+		LOG(LOGS_ERR, "%s: %s", path, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -223,7 +225,7 @@ static int read_text(const char *path, bool must_exist, char **text, size_t *len
 		return 1;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		fprintf(stderr, "vmclockd: %s: %s, not a configuration file\n", path,
+		LOG(LOGS_ERR, "%s: %s, not a configuration file", path,
 			kind_of(st.st_mode));
 		close(fd);
 		return -1;
@@ -233,7 +235,7 @@ static int read_text(const char *path, bool must_exist, char **text, size_t *len
 		if (st.st_size > MAX_FILE_SIZE)
 			too_large(path);
 		else
-			fprintf(stderr, "vmclockd: %s: %s\n", path, strerror(errno));
+			LOG(LOGS_ERR, "%s: %s", path, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -244,7 +246,7 @@ static int read_text(const char *path, bool must_exist, char **text, size_t *len
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			fprintf(stderr, "vmclockd: %s: read error: %s\n", path, strerror(errno));
+			LOG(LOGS_ERR, "%s: read error: %s", path, strerror(errno));
 			goto fail;
 		}
 		if (r == 0)
@@ -285,7 +287,7 @@ static int read_file(CNF_Settings *s, const char *path, bool must_exist)
 
 		lineno++;
 		if (len > MAX_LINE) {
-			fprintf(stderr, "vmclockd: %s:%u: line too long\n", path, lineno);
+			LOG(LOGS_ERR, "%s:%u: line too long", path, lineno);
 			goto fail;
 		}
 		memcpy(line, p, len);
@@ -294,7 +296,7 @@ static int read_file(CNF_Settings *s, const char *path, bool must_exist)
 		/* A NUL ends the line where C strings end it: said, not guessed
 		 * (after a '#' it is part of the comment). */
 		if (strlen(line) != len && !strchr(line, '#')) {
-			fprintf(stderr, "vmclockd: %s:%u: NUL byte in line\n", path, lineno);
+			LOG(LOGS_ERR, "%s:%u: NUL byte in line", path, lineno);
 			goto fail;
 		}
 		line[strcspn(line, "#")] = '\0';
@@ -304,7 +306,7 @@ static int read_file(CNF_Settings *s, const char *path, bool must_exist)
 		value = strtok_r(NULL, " \t\r\n", &save);
 		set = find(name);
 		if (!set || !set->file_ok) {
-			fprintf(stderr, "vmclockd: %s:%u: unknown directive '%s'\n", path, lineno, name);
+			LOG(LOGS_ERR, "%s:%u: unknown directive '%s'", path, lineno, name);
 			goto fail;
 		}
 		if (set->type == T_FLAG && !value)
@@ -316,7 +318,7 @@ static int read_file(CNF_Settings *s, const char *path, bool must_exist)
 		if (!why && strtok_r(NULL, " \t\r\n", &save))
 			why = "has trailing words";
 		if (why) {
-			fprintf(stderr, "vmclockd: %s:%u: %s %s\n", path, lineno, name, why);
+			LOG(LOGS_ERR, "%s:%u: %s %s", path, lineno, name, why);
 			goto fail;
 		}
 	}
@@ -358,12 +360,12 @@ static int parse_args(CNF_Settings *s, int argc, char **argv, bool only_config)
 			continue;
 		why = apply(s, set, optarg);
 		if (why) {
-			fprintf(stderr, "vmclockd: --%s %s\n", set->name, why);
+			LOG(LOGS_ERR, "--%s %s", set->name, why);
 			return -1;
 		}
 	}
 	if (!only_config && optind < argc) {
-		fprintf(stderr, "vmclockd: unexpected argument '%s'\n", argv[optind]);
+		LOG(LOGS_ERR, "unexpected argument '%s'", argv[optind]);
 		return -2;
 	}
 	return 0;

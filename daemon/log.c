@@ -113,7 +113,7 @@ static void emit(LOG_Origin at, LOG_Severity severity, const char *message_id,
 			snprintf(id, sizeof(id), "MESSAGE_ID=%s", message_id);
 			iov[n++] = (struct iovec){ id, strlen(id) };
 		}
-		for (int i = 0; fields && fields[i] && i < MAX_FIELDS; i++)
+		for (int i = 0; fields && i < MAX_FIELDS && fields[i]; i++)
 			iov[n++] = (struct iovec){ (void *)(uintptr_t)fields[i], strlen(fields[i]) };
 		snprintf(file, sizeof(file), "CODE_FILE=%s", at.file);
 		snprintf(line, sizeof(line), "CODE_LINE=%d", at.line);
@@ -122,7 +122,7 @@ static void emit(LOG_Origin at, LOG_Severity severity, const char *message_id,
 		/* No journal after all: fall through to stderr. */
 	}
 	fprintf(stderr, "vmclockd: %s%s", prefix(severity), text);
-	for (int i = 0; fields && fields[i] && i < MAX_FIELDS; i++)
+	for (int i = 0; fields && i < MAX_FIELDS && fields[i]; i++)
 		fprintf(stderr, " %s", fields[i]);
 	fputc('\n', stderr);
 }

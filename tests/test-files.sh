@@ -19,7 +19,7 @@ check_config_refused() {
 	rc=$?
 	check "$1: refused, not hung or accepted (rc $rc: $out)" test "$rc" -eq 1
 	check "$1: one line naming the file" \
-		grep -qx "vmclockd: $2: $3" <<<"$out"
+		grep -qx "vmclockd: error: $2: $3" <<<"$out"
 }
 
 mkfifo "$T/fifo"
@@ -139,8 +139,10 @@ stops "a huge marker"
 fresh_state
 chmod 0777 "$S"
 run_daemon
-check "a world-writable state directory: not used, said once" wait_for 5 \
+check "a world-writable state directory: not used, said" wait_for 5 \
 	grep -q "cannot save the handled marker in $S/marker: the directory is not vmclockd's alone (owner uid 0, mode 0777)" "$T/vmclockd.log"
+sleep 1
+check "... once" test "$(grep -c "cannot save the handled marker in $S/marker: the directory is not vmclockd's alone" "$T/vmclockd.log")" -eq 1
 check "... nothing written in it" test ! -e "$S/marker"
 stops "a world-writable state directory"
 

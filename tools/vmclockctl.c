@@ -39,6 +39,7 @@
 
 #include "vmclock.h"
 #include "vmclockd-state.h"
+#include "../common/timeutil.h"
 
 #define PROG "vmclockctl"
 
@@ -49,10 +50,7 @@ enum exit_status {
 	EXIT_NO_TIME = 3,
 };
 
-#define NSEC_PER_SEC INT64_C(1000000000)
 #define DEFAULT_WATCH_INTERVAL_MS 100
-
-typedef unsigned __int128 u128;
 
 /* ---- messages -------------------------------------------------------------- */
 
@@ -299,12 +297,6 @@ static const char *iso_date(int64_t sec, char *buf, size_t len)
 	return buf;
 }
 
-/* 2^-64 fractions of a second to nanoseconds, truncated. */
-static uint32_t frac_to_ns(uint64_t frac)
-{
-	return (uint32_t)(((u128)frac * (u128)NSEC_PER_SEC) >> 64);
-}
-
 /* A period field (units of 2^-(64+shift) s) in seconds, for display only. */
 static long double period_seconds(uint64_t frac, unsigned shift)
 {
@@ -419,7 +411,7 @@ static void status_human(const struct vmclock_abi *p)
 	rate_field("Period max. error", vmclock_le64(p->counter_period_maxerror_rate_frac_sec),
 		   period, shift, flags & VMCLOCK_FLAG_PERIOD_MAXERROR_VALID);
 	field("Time", "%" PRIu64 ".%09" PRIu32 " (frac 0x%016" PRIx64 ")%s%s", tsec,
-	      frac_to_ns(vmclock_le64(p->time_frac_sec)), vmclock_le64(p->time_frac_sec),
+	      TIM_FracToNs(vmclock_le64(p->time_frac_sec)), vmclock_le64(p->time_frac_sec),
 	      tsec <= INT64_MAX && *iso_date((int64_t)tsec, date, sizeof(date)) ? " " : "",
 	      tsec <= INT64_MAX ? date : "");
 	field("Time est. error", "%" PRIu64 " ns%s", vmclock_le64(p->time_esterror_nanosec),
@@ -591,17 +583,6 @@ static void print_watched(const struct watched *w, const struct watched *prev, b
 	fflush(stdout);
 }
 
-/* True if PATH now names another file than the one open (a page file
- * replaced by rename, e.g. a restarted vmclock-sim). */
-static bool replaced(const vmclock_t *vc, const char *path)
-{
-	struct stat a, b;
-
-	if (vmclock_is_device(vc) || fstat(vmclock_fd(vc), &a) < 0 || stat(path, &b) < 0)
-		return false;
-	return a.st_dev != b.st_dev || a.st_ino != b.st_ino;
-}
-
 /* A stalled page costs ~100 ms of spinning per read (the driver's and ours):
  * while it lasts, watch tries once a second. */
 #define STALL_RETRY_MS 1000
@@ -684,7 +665,7 @@ static int watch_loop(const char *path, bool json, int interval_ms)
 			rc = EXIT_UNUSABLE;
 			break;
 		}
-		if (replaced(vc, path)) {
+		if (vmclock_needs_reopen(vc)) {
 			vmclock_t *fresh = vmclock_open(path);
 
 			if (fresh) {
@@ -723,47 +704,8 @@ static int watch_loop(const char *path, bool json, int interval_ms)
 
 /* ---- daemon state ---------------------------------------------------------- */
 
-/* vmclockd's withhold reasons in the order of withheld[] (daemon/sampler.h),
- * as a key for JSON and metrics and as the daemon's own words. */
-static const struct {
-	const char *key, *text;
-} withhold_reasons[] = {
-	{ "fed", "not withheld" },
-	{ "no_device", "no vmclock device" },
-	{ "bad_page", "bad page" },
-	{ "unstable", "page never stable" },
-	{ "no_time", "page carries no time" },
-	{ "no_utc", "no UTC on the page" },
-	{ "not_synchronized", "host clock not synchronized" },
-	{ "no_bound", "no error bound on the page" },
-	{ "error_bound", "error bound too large" },
-	{ "smeared", "leap second smearing" },
-	{ "unsupported", "counter not readable here" },
-	{ "disruption", "handling a disruption" },
-};
-
-_Static_assert(sizeof(withhold_reasons) / sizeof(withhold_reasons[0]) == VMCLOCKD_STATE_REASONS,
-	       "one name per withhold reason of the state file");
-
 /* withheld[0] counts nothing: "fed" is not a reason to withhold. */
-#define FIRST_WITHHOLD_REASON 1
-
-static const char *sync_state_names[] = { "unknown", "synchronized", "unsynchronized", "disrupted" };
-
-static const char *sync_state_name(uint8_t s)
-{
-	return s < sizeof(sync_state_names) / sizeof(sync_state_names[0]) ? sync_state_names[s] : NULL;
-}
-
-static const char *withhold_key(uint8_t r)
-{
-	return r < VMCLOCKD_STATE_REASONS ? withhold_reasons[r].key : NULL;
-}
-
-static uint64_t ts_to_ns(const struct timespec *t)
-{
-	return (uint64_t)t->tv_sec * (uint64_t)NSEC_PER_SEC + (uint64_t)t->tv_nsec;
-}
+#define FIRST_WITHHOLD_REASON (VMCLOCKD_REASON_FED + 1)
 
 /* Everything the subcommands of the daemon's state look at, taken at one
  * instant: a timestamp from libvmclock, the state and the device's page. */
@@ -809,7 +751,7 @@ static void take_view(const vmclock_truth_t *truth, const char *device, bool wan
 	memset(v, 0, sizeof(*v));
 	vmclock_timestamp(truth, &v->ts);
 	if (vmclock_daemon_state(truth, &v->st) == 0) {
-		uint64_t now = ts_to_ns(&v->ts.time);
+		uint64_t now = TIM_TimespecToNs(&v->ts.time);
 
 		state_to_native(&v->st);
 		v->heartbeat_age_ns = (int64_t)(now - v->st.heartbeat_realtime_ns);
@@ -920,8 +862,8 @@ static void daemon_json(const struct view *v)
 	json_u64(&j, "version", s->version);
 	json_u64(&j, "size", s->size);
 	json_u64(&j, "seq_count", s->seq_count);
-	json_enum(&j, "sync_state", sync_state_name(s->sync_state), s->sync_state);
-	json_enum(&j, "withhold_reason", withhold_key(s->withhold_reason), s->withhold_reason);
+	json_enum(&j, "sync_state", vmclockd_sync_state_name(s->sync_state), s->sync_state);
+	json_enum(&j, "withhold_reason", vmclockd_reason_name(s->withhold_reason), s->withhold_reason);
 	json_u64(&j, "heartbeat_timeout_ms", s->heartbeat_timeout_ms);
 	json_u64(&j, "heartbeat_realtime_ns", s->heartbeat_realtime_ns);
 	json_u64(&j, "heartbeat_monotonic_ns", s->heartbeat_monotonic_ns);
@@ -943,7 +885,7 @@ static void daemon_json(const struct view *v)
 	putchar('{');
 	for (int i = FIRST_WITHHOLD_REASON; i < VMCLOCKD_STATE_REASONS; i++)
 		printf("%s\"%s\":%" PRIu64, i == FIRST_WITHHOLD_REASON ? "" : ",",
-		       withhold_reasons[i].key, s->withheld[i]);
+		       vmclockd_reason_name(i), s->withheld[i]);
 	putchar('}');
 	/* What an application calling vmclock_timestamp() now is told. */
 	json_str(&j, "verdict", vmclock_verdict_name(v->ts.verdict));
@@ -970,7 +912,7 @@ static const char *realtime_text(uint64_t ns, char *buf, size_t len)
 static void daemon_human(const struct view *v, const char *state_path, const char *device)
 {
 	const struct vmclockd_state *s = &v->st;
-	uint64_t now = ts_to_ns(&v->ts.time);
+	uint64_t now = TIM_TimespecToNs(&v->ts.time);
 	char buf[256], cause[256];
 	uint64_t total, mag = s->last_offset_ns < 0 ? 0 - (uint64_t)s->last_offset_ns
 					     : (uint64_t)s->last_offset_ns;
@@ -984,7 +926,7 @@ static void daemon_human(const struct view *v, const char *state_path, const cha
 	else
 		field("Verdict", "%s%s%s%s", vmclock_verdict_name(v->ts.verdict),
 		      *cause ? " (" : "", cause, *cause ? ")" : "");
-	field("Sync state", "%s", name_or_number(sync_state_name(s->sync_state), s->sync_state,
+	field("Sync state", "%s", name_or_number(vmclockd_sync_state_name(s->sync_state), s->sync_state,
 						 buf, sizeof(buf)));
 	field("Heartbeat", "%.3f s ago (timeout %.3f s): %s", (double)v->heartbeat_age_ns * 1e-9,
 	      s->heartbeat_timeout_ms * 1e-3, v->fresh ? "fresh" : "stale");
@@ -1005,8 +947,8 @@ static void daemon_human(const struct view *v, const char *state_path, const cha
 	field("Disruptions", "%" PRIu64, s->disruptions);
 	field("Samples fed", "%" PRIu64, s->samples_fed);
 	if (s->withhold_reason < VMCLOCKD_STATE_REASONS)
-		field("Withhold reason", "%s (%s)", withhold_reasons[s->withhold_reason].key,
-		      withhold_reasons[s->withhold_reason].text);
+		field("Withhold reason", "%s (%s)", vmclockd_reason_name(s->withhold_reason),
+		      vmclockd_reason_text(s->withhold_reason));
 	else
 		field("Withhold reason", "%u (unknown)", (unsigned)s->withhold_reason);
 	total = 0;
@@ -1014,7 +956,7 @@ static void daemon_human(const struct view *v, const char *state_path, const cha
 		total += s->withheld[i];
 	field("Samples withheld", "%" PRIu64 ", by reason:", total);
 	for (int i = FIRST_WITHHOLD_REASON; i < VMCLOCKD_STATE_REASONS; i++) {
-		snprintf(buf, sizeof(buf), "  %s", withhold_reasons[i].key);
+		snprintf(buf, sizeof(buf), "  %s", vmclockd_reason_name(i));
 		field(buf, "%" PRIu64, s->withheld[i]);
 	}
 }
@@ -1136,7 +1078,7 @@ static void metrics(const struct view *v)
 			    "Samples vmclockd has withheld since it started, by reason.");
 		for (int i = FIRST_WITHHOLD_REASON; i < VMCLOCKD_STATE_REASONS; i++)
 			prom_sample("vmclock_samples_withheld_total", "reason",
-				    withhold_reasons[i].key, "%" PRIu64, s->withheld[i]);
+				    vmclockd_reason_name(i), "%" PRIu64, s->withheld[i]);
 	}
 
 	if (v->have_page) {

@@ -267,6 +267,13 @@ def test(g, sh, sim, simbin, W):
         return finish()
     start_daemons(sh)
     check("chronyd selects VMC fed by vmclockd", wait_selected(sh, 30))
+    # On the notifying device the timer ticks every notified-interval-ms
+    # (1 s): the heartbeat's timeout must outlive that wait, or readers take
+    # vmclockd for gone at the end of every quiet second.
+    out = sh.out("vmclockctl -s /run/vmclockd.state daemon --json")
+    m = re.search(r'"heartbeat_timeout_ms": *(\d+)', out)
+    check("the heartbeat timeout covers two 1 s notified ticks",
+          m is not None and int(m.group(1)) >= 2000, m.group(0) if m else out[-200:])
 
     # ---- disruptions with notifications --------------------------------
     seq0 = seq_count(sh)
