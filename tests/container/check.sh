@@ -72,7 +72,7 @@ echo "device /run/vmclock-sim/page" >/etc/vmclockd.conf
 mkdir -p /run/systemd/system/vmclockd.service.d
 cp /out/vmclockd-test.conf /run/systemd/system/vmclockd.service.d/test.conf
 systemctl daemon-reload
-check "systemctl start vmclockd" systemctl start vmclockd
+check "systemctl restart vmclockd (after writing /etc/vmclockd.conf)" systemctl restart vmclockd
 check "active (Type=notify: the start job ends at READY=1)" \
 	bash -c '[ "$(systemctl show -P Type vmclockd)" = notify ] && systemctl -q is-active vmclockd'
 check "a STATUS line: '$(prop vmclockd StatusText)'" test -n "$(prop vmclockd StatusText)"
@@ -99,6 +99,12 @@ check "probe: a device node cannot be chmod()ed" probe "no chmod-dev-null"
 check "probe: the system call filter refuses chown" probe "no chown-syscall"
 check "chown is allowed outside the unit (the probe can fail)" \
 	bash -c 'touch /run/x && chown 0:0 /run/x && rm /run/x'
+check "probe: no way to systemd's private socket" probe "no systemd-private-socket"
+check "probe: no way to the system bus" probe "no dbus-system-bus"
+check "probe: no signal to PID 1" probe "no signal-pid1"
+check "all three work outside the unit (the probe can fail)" \
+	bash -c 'systemctl show -P Version >/dev/null && kill -0 1 &&
+		busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus GetId >/dev/null'
 
 # ---- a migration: alert and handover --------------------------------------
 systemctl kill -s USR1 vmclock-sim
