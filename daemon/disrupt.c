@@ -29,7 +29,6 @@
 #include "disrupt.h"
 #include "log.h"
 #include "ratelimit.h"
-#include "sampler.h"
 
 #define STATE_FILE "marker"
 #define MAX_TRIES 6
@@ -45,6 +44,7 @@ typedef struct {
 
 static struct event_base *ev_base;
 static const CNF_Settings *cfg;
+static DSR_SamplerOps sampler;
 static CCL_Client chrony;
 static struct event *retry_ev;
 static DSR_Report report;
@@ -58,6 +58,10 @@ static bool target_has_time;
 static CCL_HandoverParams params;
 static int tries;
 static LOG_Repeat save_failing;
+/* The offset last measured under the handled marker: the step is measured
+ * from it when the marker changes. */
+static bool have_offset;
+static int64_t last_offset_ns;
 
 const DSR_Report *DSR_GetReport(void)
 {
@@ -160,7 +164,7 @@ static double offset_now(void *arg)
 {
 	double o;
 
-	return SMP_MeasureOffset(&o) ? o : NAN;
+	return sampler.measure_offset && sampler.measure_offset(&o) ? o : NAN;
 }
 
 static void finish(bool recovered)
@@ -172,7 +176,8 @@ static void finish(bool recovered)
 	period_handled = period_target;
 	tries = 0;
 	save_state();
-	SMP_Burst(cfg->burst_ms);
+	if (sampler.burst)
+		sampler.burst(cfg->burst_ms);
 	if (recovered) {
 		char f1[48];
 		const char *fields[] = { f1, NULL };
@@ -264,12 +269,12 @@ static void start_handover(void)
 					     .failed_step = CCL_STEP_RESET }, NULL);
 }
 
-static void begin_disruption(const struct vmclock_abi *page, bool while_down)
+static void begin_disruption(const struct vmclock_abi *page, const struct vmclock_offset *offset,
+			     bool while_down)
 {
 	char f[7][64];
 	const char *fields[8];
-	double o = NAN, step = NAN;
-	const SMP_Report *s = SMP_GetReport();
+	double step = NAN;
 	Period before = report.handling ? period_target : period_handled;
 	uint64_t old = report.handling ? target_marker : report.handled_marker;
 
@@ -287,8 +292,8 @@ static void begin_disruption(const struct vmclock_abi *page, bool while_down)
 		params.dfreq_ppm = dfreq_ppm(before, period_target);
 	if (target_has_time) {
 		params.offset_fn = offset_now;
-		if (SMP_MeasureOffset(&o) && s->have_offset && !while_down)
-			step = o - (double)s->last_offset_ns * 1e-9;
+		if (offset && have_offset && !while_down)
+			step = (double)offset->offset_ns * 1e-9 - (double)last_offset_ns * 1e-9;
 	}
 	report.last_step_s = step;
 	tries = 0;
@@ -330,7 +335,7 @@ static void log_flag_changes(uint64_t flags)
 	last_flags = flags;
 }
 
-bool DSR_Observe(const struct vmclock_abi *page)
+bool DSR_Observe(const struct vmclock_abi *page, const struct vmclock_offset *offset)
 {
 	uint64_t marker = vmclock_le64(page->disruption_marker);
 	uint64_t gen = vmclock_le64(page->vm_generation_counter);
@@ -348,7 +353,7 @@ bool DSR_Observe(const struct vmclock_abi *page)
 			return false;
 		}
 		if (marker != report.handled_marker) {
-			begin_disruption(page, true);
+			begin_disruption(page, offset, true);
 			return true;
 		}
 		current_gen = report.handled_gen;
@@ -369,8 +374,12 @@ bool DSR_Observe(const struct vmclock_abi *page)
 		if (marker == current_marker)
 			save_state();
 	}
+	/* An offset measured on a page that moved on since the copy belongs to
+	 * neither marker. */
+	if (offset && offset->time.disruption_marker != marker)
+		offset = NULL;
 	if (marker != current_marker)
-		begin_disruption(page, false);
+		begin_disruption(page, offset, false);
 	else if (!report.handling && period_of(page).valid) {
 		period_handled = period_of(page);
 		/* Keep the saved period current (the host refines it), so that a
@@ -380,13 +389,19 @@ bool DSR_Observe(const struct vmclock_abi *page)
 		     RLM_Due(&resave_limit, PERIOD_RESAVE_INTERVAL_S)))
 			save_state();
 	}
+	if (!report.handling && offset && marker == report.handled_marker) {
+		have_offset = true;
+		last_offset_ns = offset->offset_ns;
+	}
 	return report.handling;
 }
 
-void DSR_Initialise(struct event_base *base, const CNF_Settings *settings)
+void DSR_Initialise(struct event_base *base, const CNF_Settings *settings,
+		    const DSR_SamplerOps *ops)
 {
 	ev_base = base;
 	cfg = settings;
+	sampler = ops ? *ops : (DSR_SamplerOps){ 0 };
 	retry_ev = evtimer_new(base, retry_cb, NULL);
 }
 

@@ -2,12 +2,14 @@
  *
  * disrupt.h - disruption markers, generation counters, and chrony's reset.
  *
- * The sampler shows every consistent page copy to DSR_Observe() before it
- * uses it.  A new disruption_marker means everything chronyd learned about
+ * The sampler shows every consistent page copy, and the offset it measured
+ * from it, to DSR_Observe() before it uses it (main.c registers the hook).  A new disruption_marker means everything chronyd learned about
  * the counter is wrong: samples stop at once, the journal gets an alert, and
  * chronyd is told over its command socket to drop its measurements and is
  * handed the counter's exact frequency change and the step, after which the
- * sampler bursts.  The last handled marker is kept in the state directory so
+ * sampler bursts.  What this module needs from the sampler (a fresh offset
+ * while the handover runs, the burst) it gets as callbacks at
+ * initialisation: it includes no header of its producer.  The last handled marker is kept in the state directory so
  * a daemon restart is not a disruption and a disruption while down is.
  */
 #ifndef VMCLOCKD_DISRUPT_H
@@ -18,7 +20,7 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "vmclock-abi.h"
+#include "vmclock.h"
 
 typedef struct {
 	uint64_t handled_marker;
@@ -30,12 +32,23 @@ typedef struct {
 	struct timespec handled_at;  /* CLOCK_MONOTONIC when the last one was handled */
 } DSR_Report;
 
-void DSR_Initialise(struct event_base *base, const CNF_Settings *settings);
+typedef struct {
+	/* Device time minus system time now, in seconds; false if unavailable. */
+	bool (*measure_offset)(double *offset_s);
+	/* Sample at the burst interval for duration_ms from now. */
+	void (*burst)(unsigned duration_ms);
+} DSR_SamplerOps;
+
+/* The operations are copied. */
+void DSR_Initialise(struct event_base *base, const CNF_Settings *settings,
+		    const DSR_SamplerOps *ops);
 void DSR_Finalise(void);
 /* After SIGHUP: new paths, same handled marker. */
 void DSR_Reconfigure(const CNF_Settings *settings);
-/* Looks at a page copy; true while samples must be withheld. */
-bool DSR_Observe(const struct vmclock_abi *page);
+/* Looks at a page copy and the offset measured from it (NULL if none); true
+ * while samples must be withheld. */
+bool DSR_Observe(const struct vmclock_abi *page, const struct vmclock_offset *offset);
+/* Valid from DSR_Initialise on, updated in place. */
 const DSR_Report *DSR_GetReport(void);
 
 #endif /* VMCLOCKD_DISRUPT_H */

@@ -6,6 +6,17 @@
  * a fatal error before the loop exits without running teardown of modules
  * that never started.  Signals are libevent events: handlers only note what
  * happened, the loop does the work.
+ *
+ * Data flows one way, and this file does the wiring:
+ *
+ *   sampler --(page copy, offset)--> disrupt --(report)--> chronysync
+ *      |                                |                       |
+ *      +--(report)--------------------> publish <--(report)-----+
+ *
+ * The sampler produces a report per tick and hands it on through hooks;
+ * what disrupt needs back from the sampler (a fresh offset during the
+ * handover, a burst) is handed to it here as callbacks.  No module includes
+ * the header of one of its consumers (tests/test-layering.sh).
  */
 #include "autoconfig.h"
 
@@ -19,6 +30,7 @@
 
 #include <event2/event.h>
 
+#include "chronysync.h"
 #include "config.h"
 #include "disrupt.h"
 #include "evbase.h"
@@ -29,6 +41,46 @@
 
 static CNF_Settings settings;
 static struct event_base *base;
+
+/* ---- the wiring ---------------------------------------------------------- */
+
+static bool observe_page(const struct vmclock_abi *page, const struct vmclock_offset *offset,
+			 void *arg)
+{
+	return DSR_Observe(page, offset);
+}
+
+static void tick_done(const SMP_Report *report, void *arg)
+{
+	CSY_Tick();
+	PUB_Tick(report, DSR_GetReport(), CSY_GetReport());
+}
+
+static void chrony_updated(const CSY_Report *report, void *arg)
+{
+	PUB_ChronyUpdated(report);
+}
+
+static const SMP_Hooks sampler_hooks = { .observe = observe_page, .tick_done = tick_done };
+static const DSR_SamplerOps disrupt_ops = { .measure_offset = SMP_MeasureOffset,
+					    .burst = SMP_Burst };
+static const CSY_Hooks chronysync_hooks = { .updated = chrony_updated };
+
+/* In dependency order: each module after those whose reports it consumes.
+ * Every module's first work runs from the loop, after all have started. */
+static void start_modules(void)
+{
+	SMP_Initialise(base, &settings, &sampler_hooks);
+	CSY_Initialise(base, &settings, DSR_GetReport(), &chronysync_hooks);
+	PUB_Initialise(&settings);
+}
+
+static void stop_modules(void)
+{
+	PUB_Finalise();
+	CSY_Finalise();
+	SMP_Finalise();
+}
 
 static void stop_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -47,14 +99,12 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 		NTF_Reloaded();
 		return;
 	}
-	SMP_Finalise();
-	PUB_Finalise();
+	stop_modules();
 	CNF_Free(&settings);
 	settings = fresh;
 	LOG_Initialise(settings.debug, false);
 	DSR_Reconfigure(&settings);
-	PUB_Initialise(base, &settings);
-	SMP_Initialise(base, &settings);
+	start_modules();
 	LOG(LOGS_INFO, "configuration reloaded");
 	NTF_Reloaded();
 }
@@ -94,9 +144,8 @@ int main(int argc, char **argv)
 	event_add(sig_hup, NULL);
 
 	NTF_Initialise(base);
-	DSR_Initialise(base, &settings);
-	PUB_Initialise(base, &settings);
-	SMP_Initialise(base, &settings);
+	DSR_Initialise(base, &settings, &disrupt_ops);
+	start_modules();
 	LOG(LOGS_INFO, "vmclockd " PACKAGE_VERSION " started: page %s, chrony %s / %s, interval %u ms",
 	    settings.device, *settings.chrony_sock ? settings.chrony_sock : "-",
 	    *settings.chrony_cmd ? settings.chrony_cmd : "-", settings.interval_ms);
@@ -104,8 +153,7 @@ int main(int argc, char **argv)
 	event_base_dispatch(base);
 
 	NTF_Stopping();
-	SMP_Finalise();
-	PUB_Finalise();
+	stop_modules();
 	DSR_Finalise();
 	NTF_Finalise();
 	event_free(sig_hup);

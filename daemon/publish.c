@@ -1,14 +1,9 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  *
- * publish.c - the state file applications read, and chrony's sync state.
- *
- * "chronyd has re-synchronised since the marker" is only believed from a
- * tracking report requested after the disruption was handled: a report in
- * flight during the reset could describe the old state.
+ * publish.c - the state file applications read, and STATUS=.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -17,42 +12,21 @@
 
 #include "vmclockd-state.h"
 
-#include "chronyctl.h"
-#include "disrupt.h"
 #include "log.h"
+#include "notify.h"
 #include "publish.h"
 #include "ratelimit.h"
-#include "sampler.h"
 
 _Static_assert(SMP_REASON_COUNT == VMCLOCKD_STATE_REASONS, "withheld[] matches the reasons");
 
-/* chrony's default maxclockerror, 1 ppm: how fast its dispersion grows. */
-#define CHRONY_CLOCK_ERROR_PPB 1000.0
 #define MIN_HEARTBEAT_TIMEOUT_MS 1000u
-/* Bounds beyond this (seconds) mean "unknown" to readers (INT64_MAX / 2 ns). */
-#define MAX_BOUND_S 4.6e9
 
 static const CNF_Settings *cfg;
-static struct event_base *ev_base;
 static struct vmclockd_state *state; /* the mapping */
-static CCL_Client chrony;
-static struct event *poll_ev;
-static LOG_Repeat file_failing, chrony_failing;
+static LOG_Repeat file_failing;
 static RLM_Limit open_retry;
-
-/* chrony's view, as last read. */
-static uint8_t sync_state = VMCLOCKD_SYNC_UNKNOWN;
-static uint64_t synced_marker;   /* handled marker chrony has resynced after */
-static bool have_synced_marker;
-static struct timespec request_sent; /* CLOCK_MONOTONIC of the request in flight */
 static unsigned long disruptions_published; /* of DSR's count, added to the file's */
-static double last_correction;   /* |current correction| of the last report, s */
-static uint64_t last_bound_time; /* CLOCK_REALTIME ns of that report */
-/* Whether that report's correction means anything: chrony synchronised, or
- * handed its correction by a handover.  A cold chronyd's jump from 0 to its
- * first correction is acquisition, not drift. */
-static bool last_meaningful;
-static unsigned long last_disruptions; /* DSR's count at that report */
+static SMP_Reason status_reason = SMP_REASON_COUNT; /* of the last STATUS= */
 
 static uint64_t ts_ns(clockid_t id)
 {
@@ -60,11 +34,6 @@ static uint64_t ts_ns(clockid_t id)
 
 	clock_gettime(id, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static bool before(const struct timespec *a, const struct timespec *b)
-{
-	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
 }
 
 static void open_state_file(void)
@@ -128,128 +97,49 @@ static void end_write(void)
 	__atomic_store_n(&state->seq_count, state->seq_count + 1, __ATOMIC_RELEASE);
 }
 
-/* Waiting for chrony to resync after a disruption: ask more often. */
-static bool awaiting_resync(void)
+/* STATUS=: a change of reason at once, figures at most once a second. */
+static void update_status(const SMP_Report *s, const DSR_Report *d)
 {
-	const DSR_Report *d = DSR_GetReport();
+	bool urgent = s->reason != status_reason;
 
-	return d->handling || !have_synced_marker || synced_marker != d->handled_marker;
-}
-
-static void schedule_poll(void)
-{
-	unsigned ms = awaiting_resync() && sync_state != VMCLOCKD_SYNC_UNKNOWN
-			      ? cfg->burst_interval_ms : cfg->chrony_poll_ms;
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
-
-	evtimer_add(poll_ev, &tv);
-}
-
-static void tracking_done(const CCL_Result *r, void *arg)
-{
-	const DSR_Report *d = DSR_GetReport();
-	const CCL_Tracking *t = &r->tracking;
-
-	if (!r->ok) {
-		sync_state = VMCLOCKD_SYNC_UNKNOWN;
-		if (LOG_RepeatFailing(&chrony_failing, r->error ? r->error : -1))
-			DEBUG_LOG("chronyd tracking unavailable: %s", r->reason);
-		/* chronyd's directory may have been recreated under our reply
-		 * socket (a chrony restart under systemd): bind a fresh one. */
-		CCL_Close(chrony);
-		chrony = NULL;
-		schedule_poll();
-		return;
-	}
-	LOG_RepeatRecovered(&chrony_failing);
-	if (t->leap_status != CCL_LEAP_UNSYNCHRONISED && !d->handling &&
-	    !before(&request_sent, &d->handled_at)) {
-		if (!have_synced_marker || synced_marker != d->handled_marker)
-			DEBUG_LOG("chronyd synchronised after marker %llu",
-				  (unsigned long long)d->handled_marker);
-		have_synced_marker = true;
-		synced_marker = d->handled_marker;
-	}
-	if (d->disruptions && awaiting_resync())
-		sync_state = VMCLOCKD_SYNC_DISRUPTED;
-	else if (t->leap_status == CCL_LEAP_UNSYNCHRONISED)
-		sync_state = VMCLOCKD_SYNC_UNSYNCHRONIZED;
+	status_reason = s->reason;
+	if (s->reason == SMP_FED)
+		NTF_Status(urgent, "feeding: offset %+.9f s, bound %llu ns, marker %llu, %lu fed",
+			   (double)s->last_offset_ns * 1e-9, (unsigned long long)s->last_bound_ns,
+			   (unsigned long long)d->handled_marker, s->fed);
+	else if (s->reason == SMP_BAD_PAGE || s->reason == SMP_NO_DEVICE)
+		NTF_Status(urgent, "withholding: %s (%s) at %s", SMP_ReasonName(s->reason),
+			   vmclock_strerror(s->reason_errno), cfg->device);
 	else
-		sync_state = VMCLOCKD_SYNC_SYNCHRONIZED;
-
-	if (state) {
-		double bound = t->root_delay / 2 + t->root_dispersion + fabs(t->current_correction);
-		uint64_t now = ts_ns(CLOCK_REALTIME);
-		double drift = CHRONY_CLOCK_ERROR_PPB + (fabs(t->skew_ppm) + fabs(t->resid_freq_ppm)) * 1000.0;
-
-		/* A correction growing between two reports means the clock drifts
-		 * away faster than chrony's statistics say (a frequency change not
-		 * yet applied, or a clock chrony does not steer, as under -x):
-		 * that growth rate bounds the drift too. */
-		/* Not across a handover either: doffset moved the correction. */
-		bool same_epoch = last_disruptions == d->disruptions && !d->handling;
-
-		if (last_bound_time && now > last_bound_time && last_meaningful && same_epoch) {
-			double growth = (fabs(t->current_correction) - last_correction) /
-					((double)(now - last_bound_time) * 1e-9);
-
-			if (growth > 0)
-				drift += growth * 1e9;
-		} else {
-			/* No growth observed yet (first report, or the first after
-			 * a handover): assume the clock may drift by chrony's whole
-			 * frequency, as it does when chrony's steering is not
-			 * applied to it. */
-			drift += fabs(t->freq_ppm) * 1000.0;
-		}
-		last_correction = fabs(t->current_correction);
-		last_bound_time = now;
-		last_disruptions = d->disruptions;
-		last_meaningful = t->leap_status != CCL_LEAP_UNSYNCHRONISED ||
-				  (d->disruptions && !before(&request_sent, &d->handled_at));
-		/* chronyd's figures are external input: a bound that is not a
-		 * sane non-negative number of seconds is published as unknown. */
-		if (!(bound >= 0 && bound < MAX_BOUND_S))
-			bound = MAX_BOUND_S;
-		begin_write();
-		state->error_bound_ns = (uint64_t)ceil(bound * 1e9);
-		state->error_bound_realtime_ns = now;
-		state->drift_ppb = drift < 4e9 ? (uint32_t)ceil(drift) : UINT32_MAX;
-		state->sync_state = sync_state;
-		end_write();
-	}
-	schedule_poll();
+		NTF_Status(urgent, "withholding: %s, marker %llu", SMP_ReasonName(s->reason),
+			   (unsigned long long)d->handled_marker);
 }
 
-static void poll_cb(evutil_socket_t fd, short what, void *arg)
+void PUB_ChronyUpdated(const CSY_Report *c)
 {
-	if (!chrony && !(chrony = CCL_Open(cfg->chrony_cmd, ev_base))) {
-		sync_state = VMCLOCKD_SYNC_UNKNOWN;
-		schedule_poll();
+	if (!state || !c->have_bound)
 		return;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &request_sent);
-	if (CCL_StartTracking(chrony, tracking_done, NULL) < 0)
-		schedule_poll();
+	begin_write();
+	state->error_bound_ns = c->bound_ns;
+	state->error_bound_realtime_ns = c->bound_realtime_ns;
+	state->drift_ppb = c->drift_ppb;
+	state->sync_state = c->sync_state;
+	end_write();
 }
 
-void PUB_Tick(void)
+void PUB_Tick(const SMP_Report *s, const DSR_Report *d, const CSY_Report *c)
 {
-	const SMP_Report *s = SMP_GetReport();
-	const DSR_Report *d = DSR_GetReport();
 	unsigned timeout = 4 * cfg->interval_ms;
+
+	update_status(s, d);
 
 	/* An unusable state file is tried again once a second, not every tick. */
 	if (!state && cfg->state_file && *cfg->state_file && RLM_Due(&open_retry, 1))
 		open_state_file();
 	if (!state)
 		return;
-	/* Seen before chrony is next asked: a disruption is at once DISRUPTED. */
-	if (d->handling && sync_state != VMCLOCKD_SYNC_UNKNOWN)
-		sync_state = VMCLOCKD_SYNC_DISRUPTED;
-
 	begin_write();
-	state->sync_state = sync_state;
+	state->sync_state = c->sync_state;
 	state->withhold_reason = s->reason < SMP_REASON_COUNT ? (uint8_t)s->reason : 0;
 	state->heartbeat_timeout_ms = (uint16_t)(timeout < MIN_HEARTBEAT_TIMEOUT_MS
 						 ? MIN_HEARTBEAT_TIMEOUT_MS : timeout > 60000 ? 60000 : timeout);
@@ -271,24 +161,13 @@ void PUB_Tick(void)
 	end_write();
 }
 
-void PUB_Initialise(struct event_base *base, const CNF_Settings *settings)
+void PUB_Initialise(const CNF_Settings *settings)
 {
 	cfg = settings;
-	ev_base = base;
-	if (cfg->chrony_cmd && *cfg->chrony_cmd) {
-		poll_ev = evtimer_new(base, poll_cb, NULL);
-		event_active(poll_ev, EV_TIMEOUT, 0);
-	}
 }
 
 void PUB_Finalise(void)
 {
-	if (poll_ev)
-		event_free(poll_ev);
-	poll_ev = NULL;
-	if (chrony)
-		CCL_Close(chrony);
-	chrony = NULL;
 	if (state) {
 		/* Gone on purpose: readers should say UNKNOWN now, not once the
 		 * heartbeat has aged.  A restart writes it afresh. */

@@ -1,23 +1,26 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  *
- * publish.h - the state file applications read (include/vmclockd-state.h).
+ * publish.h - what vmclockd tells others: the state file applications read
+ * (include/vmclockd-state.h) and the service manager's STATUS= line.
  *
- * Written in place at every tick (heartbeat, counters, the handled marker)
- * and whenever chronyd's tracking report is read.  chronyd is asked for its
- * tracking every chrony-poll-ms, and every burst interval while a disruption
- * waits for chrony to re-synchronise, with a client of its own so that it
- * never competes with the disruption handover.
+ * Written in place after every tick of the sampler (heartbeat, counters, the
+ * handled marker, chrony's sync state) and whenever chronyd's tracking has
+ * been read (the error bound).  This module is a pure consumer: the reports
+ * it writes are handed to it per call by main.c.
  */
 #ifndef VMCLOCKD_PUBLISH_H
 #define VMCLOCKD_PUBLISH_H
 
-#include <event2/event.h>
-
+#include "chronysync.h"
 #include "config.h"
+#include "disrupt.h"
+#include "sampler.h"
 
-void PUB_Initialise(struct event_base *base, const CNF_Settings *settings);
+void PUB_Initialise(const CNF_Settings *settings);
 void PUB_Finalise(void);
 /* After every tick of the sampler. */
-void PUB_Tick(void);
+void PUB_Tick(const SMP_Report *sampler, const DSR_Report *disruptions, const CSY_Report *chrony);
+/* After every tracking reply from chronyd: the new bound, at once. */
+void PUB_ChronyUpdated(const CSY_Report *chrony);
 
 #endif /* VMCLOCKD_PUBLISH_H */

@@ -11,11 +11,9 @@
 
 #include "vmclock.h"
 
-#include "disrupt.h"
 #include "feed.h"
 #include "log.h"
 #include "notify.h"
-#include "publish.h"
 #include "ratelimit.h"
 #include "sampler.h"
 
@@ -41,6 +39,7 @@ static const char *const reason_names[SMP_REASON_COUNT] = {
 
 static struct event_base *ev_base;
 static const CNF_Settings *cfg;
+static SMP_Hooks hooks;
 static vmclock_t *page;
 static FED_Output outputs[MAX_OUTPUTS];
 static int n_outputs;
@@ -48,9 +47,10 @@ static struct event *tick_ev, *device_ev;
 static unsigned wakeups_this_tick;
 static struct timespec burst_until; /* CLOCK_MONOTONIC */
 static unsigned armed_ms;           /* the tick timer's current period */
+static bool in_tick;                /* a tick is running (hooks included) */
+static bool burst_pending;          /* a burst asked for during that tick */
 static SMP_Report report;
 static LOG_Repeat open_failing, read_failing, offset_failing;
-static int reason_errno; /* the errno behind the last BAD_PAGE/NO_DEVICE */
 static RLM_Limit reopen_check, open_retry;
 
 /*
@@ -83,11 +83,6 @@ const char *SMP_ReasonName(SMP_Reason reason)
 	return reason < SMP_REASON_COUNT ? reason_names[reason] : "starting";
 }
 
-const SMP_Report *SMP_GetReport(void)
-{
-	return &report;
-}
-
 static bool in_burst(void)
 {
 	struct timespec now;
@@ -111,6 +106,15 @@ static void schedule_tick(void)
 	evtimer_add(tick_ev, &tv);
 }
 
+/* Takes the next sample now, and from then on at the burst rate. */
+static void start_burst(void)
+{
+	burst_pending = false;
+	evtimer_del(tick_ev);
+	armed_ms = 0;
+	event_active(tick_ev, EV_TIMEOUT, 0);
+}
+
 void SMP_Burst(unsigned duration_ms)
 {
 	clock_gettime(CLOCK_MONOTONIC, &burst_until);
@@ -120,33 +124,15 @@ void SMP_Burst(unsigned duration_ms)
 		burst_until.tv_nsec -= 1000000000;
 		burst_until.tv_sec++;
 	}
-	/* Take the next sample now, and from then on at the burst rate. */
-	evtimer_del(tick_ev);
-	armed_ms = 0;
-	event_active(tick_ev, EV_TIMEOUT, 0);
-}
-
-static void update_status(bool urgent)
-{
-	const DSR_Report *d = DSR_GetReport();
-
-	if (report.reason == SMP_FED)
-		NTF_Status(urgent, "feeding: offset %+.9f s, bound %llu ns, marker %llu, %lu fed",
-			   (double)report.last_offset_ns * 1e-9,
-			   (unsigned long long)report.last_bound_ns,
-			   (unsigned long long)d->handled_marker, report.fed);
-	else if (report.reason == SMP_BAD_PAGE || report.reason == SMP_NO_DEVICE)
-		NTF_Status(urgent, "withholding: %s (%s) at %s", SMP_ReasonName(report.reason),
-			   vmclock_strerror(reason_errno), cfg->device);
-	else
-		NTF_Status(urgent, "withholding: %s, marker %llu", SMP_ReasonName(report.reason),
-			   (unsigned long long)d->handled_marker);
+	/* A tick asking for it (through a hook) has it when that tick returns. */
+	if (in_tick)
+		burst_pending = true;
+	else if (tick_ev)
+		start_burst();
 }
 
 static void set_reason(SMP_Reason reason)
 {
-	bool changed = reason != report.reason;
-
 	if (reason != report.reason) {
 		if (reason == SMP_FED)
 			LOG(LOGS_INFO, "feeding samples (was: %s)", SMP_ReasonName(report.reason));
@@ -158,7 +144,6 @@ static void set_reason(SMP_Reason reason)
 		report.fed++;
 	else
 		report.withheld[reason]++;
-	update_status(changed);
 }
 
 static void close_page(void)
@@ -195,7 +180,7 @@ static bool ensure_open(void)
 	}
 	page = vmclock_open(cfg->device);
 	if (!page) {
-		reason_errno = errno;
+		report.reason_errno = errno;
 		if (LOG_RepeatFailing(&open_failing, errno))
 			LOG(LOGS_WARN, "cannot use %s: %s; waiting for it", cfg->device,
 			    vmclock_strerror(errno));
@@ -266,18 +251,20 @@ static FED_Leap leap_of(uint8_t indicator)
 	}
 }
 
-static SMP_Reason take_sample(const struct vmclock_abi *copy)
+static SMP_Reason take_sample(const struct vmclock_abi *copy, const struct vmclock_offset *measured,
+			      int offset_errno)
 {
 	struct vmclock_offset o;
 	FED_Sample s;
 
-	if (vmclock_offset(page, &o) < 0) {
-		reason_errno = errno;
-		if (LOG_RepeatFailing(&offset_failing, errno))
+	if (!measured) {
+		report.reason_errno = offset_errno;
+		if (LOG_RepeatFailing(&offset_failing, offset_errno))
 			LOG(LOGS_WARN, "cannot measure the offset on %s: %s", cfg->device,
-			    vmclock_strerror(errno));
-		return reason_for_errno(reason_errno);
+			    vmclock_strerror(offset_errno));
+		return reason_for_errno(report.reason_errno);
 	}
+	o = *measured;
 	if (LOG_RepeatRecovered(&offset_failing))
 		LOG(LOGS_INFO, "offsets can be measured on %s again", cfg->device);
 	/* The page moved on between the copy and the measurement: the next
@@ -304,63 +291,89 @@ static SMP_Reason take_sample(const struct vmclock_abi *copy)
 	return SMP_FED;
 }
 
-static void run_tick_guarded(void);
+/* What one tick read from the page, under the bus guard. */
+typedef struct {
+	struct vmclock_abi copy;
+	struct vmclock_offset offset;
+	int offset_errno; /* 0 if offset was measured */
+} PageRead;
 
-static void run_tick(void)
+static bool read_page_guarded(PageRead *r);
+
+/* Reads the page (copy and offset); false, with the reason set, if it
+ * could not be read. */
+static bool read_page(PageRead *r)
 {
+	bool ok;
+
 	if (!BUS_GUARD_BEGIN()) {
-		reason_errno = EFAULT;
+		report.reason_errno = EFAULT;
 		if (LOG_RepeatFailing(&read_failing, EFAULT))
 			LOG(LOGS_WARN, "%s was truncated under its mapping: reopening", cfg->device);
 		close_page();
 		set_reason(SMP_BAD_PAGE);
-		NTF_Ready();
-		return;
+		return false;
 	}
-	run_tick_guarded();
+	ok = read_page_guarded(r);
 	BUS_GUARD_END();
+	return ok;
 }
 
-static void run_tick_guarded(void)
+static bool read_page_guarded(PageRead *r)
 {
-	struct vmclock_abi copy;
-	SMP_Reason reason;
-
-	if (!ensure_open()) {
-		NTF_Ready(); /* up, and saying in STATUS what it waits for */
-		return;
-	}
-	if (vmclock_snapshot(page, &copy) < 0) {
+	if (!ensure_open())
+		return false;
+	if (vmclock_snapshot(page, &r->copy) < 0) {
 		int err = errno;
 
-		reason_errno = err;
+		report.reason_errno = err;
 		if (LOG_RepeatFailing(&read_failing, err))
 			LOG(LOGS_WARN, "cannot read %s: %s", cfg->device, vmclock_strerror(err));
 		/* A page that went bad is reopened: it may have been replaced. */
 		if (err != ETIMEDOUT)
 			close_page();
 		set_reason(reason_for_errno(err));
-		NTF_Ready();
-		return;
+		return false;
 	}
-	if (LOG_RepeatRecovered(&read_failing))
-		LOG(LOGS_INFO, "%s reads correctly again", cfg->device);
-	report.marker = vmclock_le64(copy.disruption_marker);
+	r->offset_errno = vmclock_offset(page, &r->offset) < 0 ? errno : 0;
+	return true;
+}
 
-	if (DSR_Observe(&copy))
-		reason = SMP_DISRUPTION;
-	else if ((reason = judge_page(&copy)) == SMP_FED)
-		reason = take_sample(&copy);
-	set_reason(reason);
-	NTF_Ready();
+/* The hooks run outside the bus guard: they read no page, and what they
+ * call (SMP_MeasureOffset) may take a guard of its own. */
+static void run_tick(void)
+{
+	PageRead r;
+	const struct vmclock_offset *o;
+	SMP_Reason reason;
+
+	in_tick = true;
+	if (read_page(&r)) {
+		if (LOG_RepeatRecovered(&read_failing))
+			LOG(LOGS_INFO, "%s reads correctly again", cfg->device);
+		report.marker = vmclock_le64(r.copy.disruption_marker);
+		o = r.offset_errno ? NULL : &r.offset;
+
+		if (hooks.observe && hooks.observe(&r.copy, o, hooks.arg))
+			reason = SMP_DISRUPTION;
+		else if ((reason = judge_page(&r.copy)) == SMP_FED)
+			reason = take_sample(&r.copy, o, r.offset_errno);
+		set_reason(reason);
+	}
+	if (hooks.tick_done)
+		hooks.tick_done(&report, hooks.arg);
+	NTF_Ready(); /* up, and saying in STATUS what it is doing or waits for */
+	in_tick = false;
 }
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	wakeups_this_tick = 0;
 	run_tick();
-	PUB_Tick();
-	schedule_tick();
+	if (burst_pending)
+		start_burst();
+	else
+		schedule_tick();
 }
 
 static void device_cb(evutil_socket_t fd, short what, void *arg)
@@ -377,7 +390,8 @@ static void device_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	run_tick();
-	PUB_Tick();
+	if (burst_pending)
+		start_burst();
 }
 
 bool SMP_MeasureOffset(double *offset_s)
@@ -387,27 +401,21 @@ bool SMP_MeasureOffset(double *offset_s)
 
 	if (!page)
 		return false;
-	if (bus_armed) {
-		/* Called from within a guarded tick (the disruption module):
-		 * that tick's guard covers this read, and a second one would
-		 * overwrite its jump buffer. */
-		r = vmclock_offset(page, &o);
-	} else {
-		if (!BUS_GUARD_BEGIN())
-			return false;
-		r = vmclock_offset(page, &o);
-		BUS_GUARD_END();
-	}
+	if (!BUS_GUARD_BEGIN())
+		return false;
+	r = vmclock_offset(page, &o);
+	BUS_GUARD_END();
 	if (r < 0)
 		return false;
 	*offset_s = (double)o.offset_ns * 1e-9;
 	return true;
 }
 
-void SMP_Initialise(struct event_base *base, const CNF_Settings *settings)
+void SMP_Initialise(struct event_base *base, const CNF_Settings *settings, const SMP_Hooks *h)
 {
 	ev_base = base;
 	cfg = settings;
+	hooks = h ? *h : (SMP_Hooks){ 0 };
 	n_outputs = 0;
 	sigaction(SIGBUS, &(struct sigaction){ .sa_handler = bus_handler, .sa_flags = SA_NODEFER },
 		  NULL);

@@ -3,10 +3,14 @@
  * sampler.h - the tick: read the page, decide, feed or withhold.
  *
  * Every tick (and on every device notification) the sampler takes one
- * consistent copy of the page, lets the disruption module look at it first,
- * then either measures the offset and hands the sample to every output, or
- * withholds it with a reason.  The reason is part of STATUS= and is logged
- * once each time it changes.
+ * consistent copy of the page and measures the offset from it, shows both to
+ * its observer (the disruption module, through a hook main.c registers),
+ * then either hands the sample to every output or withholds it with a
+ * reason, logged once each time it changes.  At the end of every tick its
+ * report goes to the tick hook (the state file, STATUS=).
+ *
+ * The sampler is the producer at the head of the daemon: it includes none of
+ * its consumers' headers and calls them only through these hooks.
  */
 #ifndef VMCLOCKD_SAMPLER_H
 #define VMCLOCKD_SAMPLER_H
@@ -16,6 +20,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "vmclock.h"
 
 typedef enum {
 	SMP_FED,              /* not withheld */
@@ -39,18 +44,31 @@ typedef struct {
 	int64_t last_offset_ns; /* of the last sample fed */
 	uint64_t last_bound_ns;
 	uint64_t marker;        /* of the last page read */
+	int reason_errno;       /* the errno behind a BAD_PAGE/NO_DEVICE reason */
 	unsigned long fed;
 	unsigned long withheld[SMP_REASON_COUNT];
 } SMP_Report;
 
 const char *SMP_ReasonName(SMP_Reason reason);
 
-void SMP_Initialise(struct event_base *base, const CNF_Settings *settings);
+typedef struct {
+	/* Shown each consistent page copy before it is judged, with the
+	 * offset measured from it this tick (NULL if none could be); true
+	 * while samples must be withheld (SMP_DISRUPTION). */
+	bool (*observe)(const struct vmclock_abi *page, const struct vmclock_offset *offset,
+			void *arg);
+	/* After every tick, with its report. */
+	void (*tick_done)(const SMP_Report *report, void *arg);
+	void *arg;
+} SMP_Hooks;
+
+/* The hooks are copied; either may be NULL. */
+void SMP_Initialise(struct event_base *base, const CNF_Settings *settings, const SMP_Hooks *hooks);
 void SMP_Finalise(void);
 /* Device time minus system time now, in seconds; false if unavailable. */
 bool SMP_MeasureOffset(double *offset_s);
-/* Sample at the burst interval for duration_ms from now, starting now. */
+/* Sample at the burst interval for duration_ms from now, starting now (or,
+ * when asked from within a tick, as soon as that tick returns). */
 void SMP_Burst(unsigned duration_ms);
-const SMP_Report *SMP_GetReport(void);
 
 #endif /* VMCLOCKD_SAMPLER_H */

@@ -60,6 +60,14 @@ bool vmclock_needs_reopen(const vmclock_t *vc);
  * Returns the copy as published (little-endian fields). */
 int vmclock_snapshot(const vmclock_t *vc, struct vmclock_abi *out);
 
+/* Whether a page copy carries time this CPU can read: 0, or -1 with errno
+ * ENODATA (no time: counter INVALID, status UNRELIABLE, or a zero counter
+ * period, i.e. a frozen clock), ERANGE (a counter_period_shift above 63) or
+ * EOPNOTSUPP (a counter this CPU cannot read).  The one "page carries time"
+ * predicate: vmclock_gettime() and vmclock_offset() fail exactly when it
+ * does. */
+int vmclock_has_time(const struct vmclock_abi *page);
+
 /* Time read from the page at one counter reading. */
 struct vmclock_time {
 	/* Time in the page's own timescale (time_type). */

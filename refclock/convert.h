@@ -71,6 +71,19 @@ static inline __attribute__((always_inline)) uint64_t grown_error(uint64_t flags
 	return time_err + growth;
 }
 
+/*
+ * Whether a page copy carries time at all, whatever the CPU: the one
+ * predicate behind vmclock_has_time(), vmclock_convert() and the daemon's
+ * policy.  No time: an invalid counter, an unreliable clock, or a zero
+ * counter period (a frozen clock, whose time_sec would be fed as now).
+ */
+static inline bool convert_has_time(const struct vmclock_abi *page)
+{
+	return page->counter_id != VMCLOCK_COUNTER_INVALID &&
+	       page->clock_status != VMCLOCK_STATUS_UNRELIABLE &&
+	       vmclock_le64(page->counter_period_frac_sec) != 0;
+}
+
 static inline __attribute__((always_inline)) int convert_page(const struct vmclock_abi *page, uint64_t counter,
 			       struct vmclock_time *out)
 {
@@ -83,8 +96,7 @@ static inline __attribute__((always_inline)) int convert_page(const struct vmclo
 	u128 t0, step, t;
 	uint64_t sec, frac;
 
-	if (page->counter_id == VMCLOCK_COUNTER_INVALID ||
-	    page->clock_status == VMCLOCK_STATUS_UNRELIABLE) {
+	if (!convert_has_time(page)) {
 		errno = ENODATA;
 		return -1;
 	}

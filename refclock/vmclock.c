@@ -233,17 +233,16 @@ static inline int consistent_read(const vmclock_t *vc, struct vmclock_abi *page,
 	return validate(page, vc->map_len);
 }
 
-/* A page copy that carries time this CPU can convert. */
-static int check_has_time(const struct vmclock_abi *page)
+int vmclock_has_time(const struct vmclock_abi *page)
 {
-	if (page->counter_id == VMCLOCK_COUNTER_INVALID ||
-	    page->clock_status == VMCLOCK_STATUS_UNRELIABLE)
+	if (!convert_has_time(page))
 		return fail(ENODATA);
 	if (!counter_supported(page->counter_id))
 		return fail(EOPNOTSUPP);
+	if (page->counter_period_shift > MAX_PERIOD_SHIFT)
+		return fail(ERANGE);
 	return 0;
 }
-
 int vmclock_snapshot(const vmclock_t *vc, struct vmclock_abi *out)
 {
 	return consistent_read(vc, out, NULL, NULL);
@@ -259,7 +258,7 @@ int vmclock_gettime(const vmclock_t *vc, struct vmclock_time *out)
 	struct vmclock_abi page;
 	uint64_t counter;
 
-	if (consistent_read(vc, &page, read_counter_cb, &counter) < 0 || check_has_time(&page) < 0)
+	if (consistent_read(vc, &page, read_counter_cb, &counter) < 0 || vmclock_has_time(&page) < 0)
 		return -1;
 	return convert_page(&page, counter, out);
 }
@@ -300,7 +299,7 @@ int vmclock_offset(const vmclock_t *vc, struct vmclock_offset *out)
 	int64_t dsec;
 
 	if (consistent_read(vc, &page, narrowest_bracket_cb, &best) < 0 ||
-	    check_has_time(&page) < 0)
+	    vmclock_has_time(&page) < 0)
 		return -1;
 	width = best.after - best.before;
 	if (convert_page(&page, best.before + width / 2, &out->time) < 0)

@@ -224,7 +224,9 @@ static void reference(const struct testpage *p, uint64_t counter, struct expect 
 	struct big t0, step, t, a, b, frac, ns;
 
 	memset(e, 0, sizeof(*e));
-	if (tp_get8(p, TP_COUNTER_ID) == 0xff || tp_get8(p, TP_STATUS) == 4) {
+	/* A zero period is a frozen clock: no time, not time_sec forever. */
+	if (tp_get8(p, TP_COUNTER_ID) == 0xff || tp_get8(p, TP_STATUS) == 4 ||
+	    tp_get64(p, TP_PERIOD) == 0) {
 		e->err = ENODATA;
 		return;
 	}
@@ -402,6 +404,27 @@ static void expect_errno(const struct testpage *p, uint64_t counter, int err)
 	ck_assert_int_eq(errno, err);
 }
 
+/* A zero period is a frozen clock: the page says time_sec for ever.  It
+ * carries no time, for the pure conversion and for the predicate alike. */
+START_TEST(test_zero_period_no_time)
+{
+	struct testpage p;
+	struct vmclock_abi a;
+
+	base_page(&p, 0, 0, 0, 1700000000, 0);
+	expect_errno(&p, 0, ENODATA);
+	expect_errno(&p, 1000000, ENODATA);
+	tp_to_abi(&p, &a);
+	errno = 0;
+	ck_assert_int_eq(vmclock_has_time(&a), -1);
+	ck_assert_int_eq(errno, ENODATA);
+	base_page(&p, 0, 1, 0, 1700000000, 0);
+	tp_put8(&p, TP_COUNTER_ID, vmclock_native_counter());
+	tp_to_abi(&p, &a);
+	ck_assert_int_eq(vmclock_has_time(&a), 0);
+}
+END_TEST
+
 START_TEST(test_shift0)
 {
 	struct testpage p;
@@ -446,15 +469,15 @@ START_TEST(test_nsec_truncation)
 	struct testpage p;
 
 	/* frac = floor(2^64 / 1e9) is just under 1 ns: 0; one more is 1 ns. */
-	base_page(&p, 0, 0, 0, 5, 18446744073ull);
+	base_page(&p, 0, 1, 0, 5, 18446744073ull);
 	expect_time(&p, 0, 5, 0);
-	base_page(&p, 0, 0, 0, 5, 18446744074ull);
+	base_page(&p, 0, 1, 0, 5, 18446744074ull);
 	expect_time(&p, 0, 5, 1);
 	/* The largest fraction never rounds up to the next second. */
-	base_page(&p, 0, 0, 0, 5, UINT64_MAX);
+	base_page(&p, 0, 1, 0, 5, UINT64_MAX);
 	expect_time(&p, 0, 5, 999999999);
 	/* Half a second. */
-	base_page(&p, 0, 0, 0, 5, (uint64_t)1 << 63);
+	base_page(&p, 0, 1, 0, 5, (uint64_t)1 << 63);
 	expect_time(&p, 0, 5, 500000000);
 	/* The step carries into the seconds. */
 	base_page(&p, 0, 1, 0, 5, UINT64_MAX);
@@ -639,7 +662,7 @@ START_TEST(test_error_ceil_carry)
 	struct vmclock_time t;
 	uint64_t q = 18446744073ull;
 
-	base_page(&p, 0, 0, 63, 1000, 0);
+	base_page(&p, 0, 1, 63, 1000, 0);
 	tp_put64(&p, TP_PERIOD_MAXERR, (q << 23) | ((1u << 23) - 1));
 	tp_put64(&p, TP_TIME_MAXERR, 0);
 	tp_to_abi(&p, &a);
@@ -655,7 +678,7 @@ START_TEST(test_tai)
 	struct vmclock_abi a;
 	struct vmclock_time t;
 
-	base_page(&p, 0, 0, 0, 1700000037, (uint64_t)1 << 63);
+	base_page(&p, 0, 1, 0, 1700000037, (uint64_t)1 << 63);
 	tp_put8(&p, TP_TIME_TYPE, 1);
 	tp_put16(&p, TP_TAI_OFFSET, (uint16_t)-37);
 	tp_put64(&p, TP_FLAGS, tp_get64(&p, TP_FLAGS) | VMCLOCK_FLAG_TAI_OFFSET_VALID);
@@ -693,7 +716,7 @@ START_TEST(test_utc_ignores_tai_offset)
 	struct vmclock_abi a;
 	struct vmclock_time t;
 
-	base_page(&p, 0, 0, 0, 1700000000, 0);
+	base_page(&p, 0, 1, 0, 1700000000, 0);
 	tp_put16(&p, TP_TAI_OFFSET, (uint16_t)-37);
 	tp_put64(&p, TP_FLAGS, tp_get64(&p, TP_FLAGS) | VMCLOCK_FLAG_TAI_OFFSET_VALID);
 	tp_to_abi(&p, &a);
@@ -776,9 +799,9 @@ START_TEST(test_erange_seconds)
 	base_page(&p, 0, (uint64_t)1 << 32, 0, top, UINT64_MAX);
 	expect_time(&p, 0, (int64_t)top, 999999999);
 	expect_errno(&p, 1, ERANGE); /* carries into top + 1 */
-	base_page(&p, 0, 0, 0, top + 1, 0);
+	base_page(&p, 0, 1, 0, top + 1, 0);
 	expect_errno(&p, 0, ERANGE);
-	base_page(&p, 0, 0, 0, UINT64_MAX, 0);
+	base_page(&p, 0, 1, 0, UINT64_MAX, 0);
 	expect_errno(&p, 0, ERANGE);
 	/* Past 2^128 in the 128-bit sum. */
 	base_page(&p, 0, UINT64_MAX, 0, UINT64_MAX, UINT64_MAX);
@@ -787,7 +810,7 @@ START_TEST(test_erange_seconds)
 	base_page(&p, 100, (uint64_t)1 << 32, 0, top + 1, 0);
 	expect_time(&p, 99, (int64_t)top, 999999999);
 	/* A TAI page at the top with the largest offset still fits. */
-	base_page(&p, 0, 0, 0, top, 0);
+	base_page(&p, 0, 1, 0, top, 0);
 	tp_put8(&p, TP_TIME_TYPE, 1);
 	tp_put16(&p, TP_TAI_OFFSET, 0x7fff);
 	tp_put64(&p, TP_FLAGS, VMCLOCK_FLAG_TAI_OFFSET_VALID);
@@ -930,6 +953,7 @@ Suite *convert_suite(void)
 	TCase *tc = tcase_create("fixed");
 
 	tcase_add_test(tc, test_reference_bignum);
+	tcase_add_test(tc, test_zero_period_no_time);
 	tcase_add_test(tc, test_shift0);
 	tcase_add_test(tc, test_large_shift);
 	tcase_add_test(tc, test_nsec_truncation);

@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ *
+ * chronysync.c - chronyd's view of the clock: its sync state and error bound.
+ *
+ * "chronyd has re-synchronised since the marker" is only believed from a
+ * tracking report requested after the disruption was handled: a report in
+ * flight during the reset could describe the old state.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmclockd-state.h"
+
+#include "chronyctl.h"
+#include "chronysync.h"
+#include "log.h"
+
+/* chrony's default maxclockerror, 1 ppm: how fast its dispersion grows. */
+#define CHRONY_CLOCK_ERROR_PPB 1000.0
+/* Bounds beyond this (seconds) mean "unknown" to readers (INT64_MAX / 2 ns). */
+#define MAX_BOUND_S 4.6e9
+
+static const CNF_Settings *cfg;
+static struct event_base *ev_base;
+static const DSR_Report *dsr;
+static CSY_Hooks hooks;
+static CCL_Client chrony;
+static struct event *poll_ev;
+static LOG_Repeat chrony_failing;
+static CSY_Report report = { .sync_state = VMCLOCKD_SYNC_UNKNOWN };
+
+/* chrony's view, as last read. */
+static uint64_t synced_marker;   /* handled marker chrony has resynced after */
+static bool have_synced_marker;
+static struct timespec request_sent; /* CLOCK_MONOTONIC of the request in flight */
+static double last_correction;   /* |current correction| of the last report, s */
+static uint64_t last_bound_time; /* CLOCK_REALTIME ns of that report */
+/* Whether that report's correction means anything: chrony synchronised, or
+ * handed its correction by a handover.  A cold chronyd's jump from 0 to its
+ * first correction is acquisition, not drift. */
+static bool last_meaningful;
+static unsigned long last_disruptions; /* DSR's count at that report */
+
+const CSY_Report *CSY_GetReport(void)
+{
+	return &report;
+}
+
+static uint64_t ts_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static bool before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/* Waiting for chrony to resync after a disruption: ask more often. */
+static bool awaiting_resync(void)
+{
+	return dsr->handling || !have_synced_marker || synced_marker != dsr->handled_marker;
+}
+
+static void schedule_poll(void)
+{
+	unsigned ms = awaiting_resync() && report.sync_state != VMCLOCKD_SYNC_UNKNOWN
+			      ? cfg->burst_interval_ms : cfg->chrony_poll_ms;
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+	evtimer_add(poll_ev, &tv);
+}
+
+static void tracking_done(const CCL_Result *r, void *arg)
+{
+	const DSR_Report *d = dsr;
+	const CCL_Tracking *t = &r->tracking;
+
+	if (!r->ok) {
+		report.sync_state = VMCLOCKD_SYNC_UNKNOWN;
+		if (LOG_RepeatFailing(&chrony_failing, r->error ? r->error : -1))
+			DEBUG_LOG("chronyd tracking unavailable: %s", r->reason);
+		/* chronyd's directory may have been recreated under our reply
+		 * socket (a chrony restart under systemd): bind a fresh one. */
+		CCL_Close(chrony);
+		chrony = NULL;
+		schedule_poll();
+		return;
+	}
+	LOG_RepeatRecovered(&chrony_failing);
+	if (t->leap_status != CCL_LEAP_UNSYNCHRONISED && !d->handling &&
+	    !before(&request_sent, &d->handled_at)) {
+		if (!have_synced_marker || synced_marker != d->handled_marker)
+			DEBUG_LOG("chronyd synchronised after marker %llu",
+				  (unsigned long long)d->handled_marker);
+		have_synced_marker = true;
+		synced_marker = d->handled_marker;
+	}
+	if (d->disruptions && awaiting_resync())
+		report.sync_state = VMCLOCKD_SYNC_DISRUPTED;
+	else if (t->leap_status == CCL_LEAP_UNSYNCHRONISED)
+		report.sync_state = VMCLOCKD_SYNC_UNSYNCHRONIZED;
+	else
+		report.sync_state = VMCLOCKD_SYNC_SYNCHRONIZED;
+
+	double bound = t->root_delay / 2 + t->root_dispersion + fabs(t->current_correction);
+	uint64_t now = ts_ns(CLOCK_REALTIME);
+	double drift = CHRONY_CLOCK_ERROR_PPB + (fabs(t->skew_ppm) + fabs(t->resid_freq_ppm)) * 1000.0;
+
+	/* A correction growing between two reports means the clock drifts
+	 * away faster than chrony's statistics say (a frequency change not
+	 * yet applied, or a clock chrony does not steer, as under -x):
+	 * that growth rate bounds the drift too. */
+	/* Not across a handover either: doffset moved the correction. */
+	bool same_epoch = last_disruptions == d->disruptions && !d->handling;
+
+	if (last_bound_time && now > last_bound_time && last_meaningful && same_epoch) {
+		double growth = (fabs(t->current_correction) - last_correction) /
+				((double)(now - last_bound_time) * 1e-9);
+
+		if (growth > 0)
+			drift += growth * 1e9;
+	} else {
+		/* No growth observed yet (first report, or the first after
+		 * a handover): assume the clock may drift by chrony's whole
+		 * frequency, as it does when chrony's steering is not
+		 * applied to it. */
+		drift += fabs(t->freq_ppm) * 1000.0;
+	}
+	last_correction = fabs(t->current_correction);
+	last_bound_time = now;
+	last_disruptions = d->disruptions;
+	last_meaningful = t->leap_status != CCL_LEAP_UNSYNCHRONISED ||
+			  (d->disruptions && !before(&request_sent, &d->handled_at));
+	/* chronyd's figures are external input: a bound that is not a
+	 * sane non-negative number of seconds is published as unknown. */
+	if (!(bound >= 0 && bound < MAX_BOUND_S))
+		bound = MAX_BOUND_S;
+	report.have_bound = true;
+	report.bound_ns = (uint64_t)ceil(bound * 1e9);
+	report.bound_realtime_ns = now;
+	report.drift_ppb = drift < 4e9 ? (uint32_t)ceil(drift) : UINT32_MAX;
+	if (hooks.updated)
+		hooks.updated(&report, hooks.arg);
+	schedule_poll();
+}
+
+static void poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	if (!chrony && !(chrony = CCL_Open(cfg->chrony_cmd, ev_base))) {
+		report.sync_state = VMCLOCKD_SYNC_UNKNOWN;
+		schedule_poll();
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &request_sent);
+	if (CCL_StartTracking(chrony, tracking_done, NULL) < 0)
+		schedule_poll();
+}
+
+void CSY_Tick(void)
+{
+	if (dsr->handling && report.sync_state != VMCLOCKD_SYNC_UNKNOWN)
+		report.sync_state = VMCLOCKD_SYNC_DISRUPTED;
+}
+
+void CSY_Initialise(struct event_base *base, const CNF_Settings *settings,
+		    const DSR_Report *disruptions, const CSY_Hooks *h)
+{
+	cfg = settings;
+	ev_base = base;
+	dsr = disruptions;
+	hooks = h ? *h : (CSY_Hooks){ 0 };
+	if (cfg->chrony_cmd && *cfg->chrony_cmd) {
+		poll_ev = evtimer_new(base, poll_cb, NULL);
+		event_active(poll_ev, EV_TIMEOUT, 0);
+	}
+}
+
+void CSY_Finalise(void)
+{
+	if (poll_ev)
+		event_free(poll_ev);
+	poll_ev = NULL;
+	if (chrony)
+		CCL_Close(chrony);
+	chrony = NULL;
+}
