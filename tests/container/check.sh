@@ -152,6 +152,33 @@ else
 	fail "mknod /dev/vmclock0 in the container"
 fi
 
+# ---- chronyd stopped, then started (not restarted) -------------------------
+# /run/chrony is bound into vmclockd's namespace at its start: the drop-in's
+# RuntimeDirectoryPreserve=yes keeps that same directory across the stop.
+handovers() { journalctl -q -u vmclockd -o cat | grep -c 'chronyd reset: dfreq'; }
+systemctl stop chrony
+systemctl start chrony
+wait_for 5 test -S /run/chrony/chronyd.sock
+wait_for 20 vmc_selected
+BEFORE=$(handovers)
+systemctl kill -s USR1 vmclock-sim
+check "after chronyd's stop and start the handover still works" \
+	wait_for 5 bash -c "[ \$(journalctl -q -u vmclockd -o cat | grep -c 'chronyd reset: dfreq') -gt $BEFORE ]"
+
+# ---- chronyd started only after vmclockd ----------------------------------
+systemctl stop chrony vmclockd
+rm -rf /run/chrony
+systemctl start vmclockd
+systemctl start chrony
+wait_for 5 test -S /run/chrony/chronyd.sock
+check "chronyd first started after vmclockd: /run/chrony _chrony 0770" \
+	test "$(stat -c '%U %a' /run/chrony)" = "_chrony 770"
+wait_for 20 vmc_selected
+BEFORE=$(handovers)
+systemctl kill -s USR1 vmclock-sim
+check "and the handover works" \
+	wait_for 5 bash -c "[ \$(journalctl -q -u vmclockd -o cat | grep -c 'chronyd reset: dfreq') -gt $BEFORE ]"
+
 # ---- systemd-analyze security --------------------------------------------
 systemd-analyze security vmclockd >/out/security.txt 2>&1
 check "systemd-analyze security vmclockd <= 1.0 ($(sed -n 's/.*exposure level for vmclockd.service: //p' /out/security.txt))" \
