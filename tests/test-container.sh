@@ -14,7 +14,11 @@
 set -u
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
 top_builddir=${top_builddir:-$top_srcdir}
-DEBDIR=${1:?usage: test-container.sh DEBDIR}
+# --prepare: only make the cached root file system (CI runs this beside the
+# package build).
+PREPARE=no
+[ "${1:-}" = --prepare ] && PREPARE=yes
+DEBDIR=${1:?usage: test-container.sh DEBDIR | --prepare}
 CACHE=${CONTAINER_CACHE:-$top_builddir/container-cache}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # vmclockd links libevent_core-2.1.so.7; chrony is the peer.
@@ -30,7 +34,8 @@ fail_or_skip() {
 for t in systemd-nspawn debootstrap; do
 	command -v $t >/dev/null || fail_or_skip "$t not installed (systemd-container, debootstrap)"
 done
-ls "$DEBDIR"/vmclockd_*.deb "$DEBDIR"/libvmclock0_*.deb "$DEBDIR"/vmclock-sim_*.deb >/dev/null ||
+[ $PREPARE = yes ] ||
+	ls "$DEBDIR"/vmclockd_*.deb "$DEBDIR"/libvmclock0_*.deb "$DEBDIR"/vmclock-sim_*.deb >/dev/null ||
 	fail_or_skip "no .debs in $DEBDIR"
 
 T=$(mktemp -d /tmp/vmclockd-ct.XXXXXX)
@@ -67,6 +72,7 @@ if [ ! -s "$TAR" ]; then
 	tar -C "$B" -cf "$TAR.tmp" . && mv "$TAR.tmp" "$TAR"
 	rm -rf "$B"
 fi
+[ $PREPARE = no ] || { echo "cached: $TAR"; exit 0; }
 ROOT=$T/root
 mkdir "$ROOT"
 tar -C "$ROOT" -xf "$TAR"
