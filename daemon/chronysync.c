@@ -17,10 +17,13 @@
 #include "chronysync.h"
 #include "log.h"
 
+#define PPB_PER_PPM 1000.0
 /* chrony's default maxclockerror, 1 ppm: how fast its dispersion grows. */
-#define CHRONY_CLOCK_ERROR_PPB 1000.0
+#define CHRONY_CLOCK_ERROR_PPB (1.0 * PPB_PER_PPM)
 /* Bounds beyond this (seconds) mean "unknown" to readers (INT64_MAX / 2 ns). */
 #define MAX_BOUND_S 4.6e9
+/* A drift the 32-bit field cannot hold is published as its largest value. */
+#define MAX_DRIFT_PPB 4e9
 
 static const CNF_Settings *cfg;
 static struct event_base *ev_base;
@@ -110,7 +113,7 @@ static void tracking_done(const CCL_Result *r, void *arg)
 
 	double bound = t->root_delay / 2 + t->root_dispersion + fabs(t->current_correction);
 	uint64_t now = ts_ns(CLOCK_REALTIME);
-	double drift = CHRONY_CLOCK_ERROR_PPB + (fabs(t->skew_ppm) + fabs(t->resid_freq_ppm)) * 1000.0;
+	double drift = CHRONY_CLOCK_ERROR_PPB + (fabs(t->skew_ppm) + fabs(t->resid_freq_ppm)) * PPB_PER_PPM;
 
 	/* A correction growing between two reports means the clock drifts
 	 * away faster than chrony's statistics say (a frequency change not
@@ -130,7 +133,7 @@ static void tracking_done(const CCL_Result *r, void *arg)
 		 * a handover): assume the clock may drift by chrony's whole
 		 * frequency, as it does when chrony's steering is not
 		 * applied to it. */
-		drift += fabs(t->freq_ppm) * 1000.0;
+		drift += fabs(t->freq_ppm) * PPB_PER_PPM;
 	}
 	last_correction = fabs(t->current_correction);
 	last_bound_time = now;
@@ -144,7 +147,7 @@ static void tracking_done(const CCL_Result *r, void *arg)
 	report.have_bound = true;
 	report.bound_ns = (uint64_t)ceil(bound * 1e9);
 	report.bound_realtime_ns = now;
-	report.drift_ppb = drift < 4e9 ? (uint32_t)ceil(drift) : UINT32_MAX;
+	report.drift_ppb = drift < MAX_DRIFT_PPB ? (uint32_t)ceil(drift) : UINT32_MAX;
 	if (hooks.updated)
 		hooks.updated(&report, hooks.arg);
 	schedule_poll();
@@ -168,15 +171,49 @@ void CSY_Tick(void)
 		report.sync_state = VMCLOCKD_SYNC_DISRUPTED;
 }
 
-void CSY_Initialise(struct event_base *base, const CNF_Settings *settings,
-		    const DSR_Report *disruptions, const CSY_Hooks *h)
+static bool polling(const CNF_Settings *s)
+{
+	return s->chrony_cmd && *s->chrony_cmd;
+}
+
+int CSY_Initialise(struct event_base *base, const CNF_Settings *settings,
+		   const DSR_Report *disruptions, const CSY_Hooks *h)
 {
 	cfg = settings;
 	ev_base = base;
 	dsr = disruptions;
 	hooks = h ? *h : (CSY_Hooks){ 0 };
-	if (cfg->chrony_cmd && *cfg->chrony_cmd) {
-		poll_ev = evtimer_new(base, poll_cb, NULL);
+	/* The timer exists whether or not chronyd is asked, so that a reload
+	 * can start asking without anything that could fail. */
+	poll_ev = evtimer_new(base, poll_cb, NULL);
+	if (!poll_ev) {
+		LOG(LOGS_ERR, "cannot create the chronyd tracking timer");
+		return -1;
+	}
+	if (polling(cfg))
+		event_active(poll_ev, EV_TIMEOUT, 0);
+	return 0;
+}
+
+void CSY_Reconfigure(const CNF_Settings *fresh)
+{
+	bool same_socket = polling(cfg) == polling(fresh) &&
+			   (!polling(cfg) || strcmp(cfg->chrony_cmd, fresh->chrony_cmd) == 0);
+
+	if (same_socket && cfg->chrony_poll_ms == fresh->chrony_poll_ms &&
+	    cfg->burst_interval_ms == fresh->burst_interval_ms)
+		return;
+	if (!same_socket) {
+		/* A request in flight to the old socket is dropped with it. */
+		CCL_Close(chrony);
+		chrony = NULL;
+		report.sync_state = VMCLOCKD_SYNC_UNKNOWN;
+		evtimer_del(poll_ev);
+	}
+	/* Ask now (the new socket, or at the new rate), unless a request is in
+	 * flight: its reply schedules the next one with the fresh settings. */
+	if (polling(fresh) && (!same_socket || evtimer_pending(poll_ev, NULL))) {
+		evtimer_del(poll_ev);
 		event_active(poll_ev, EV_TIMEOUT, 0);
 	}
 }

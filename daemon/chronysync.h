@@ -38,10 +38,14 @@ typedef struct {
 	void *arg;
 } CSY_Hooks;
 
-/* disruptions must stay valid until CSY_Finalise; the hooks are copied. */
-void CSY_Initialise(struct event_base *base, const CNF_Settings *settings,
-		    const DSR_Report *disruptions, const CSY_Hooks *hooks);
+/* settings and disruptions stay valid (and are read) until CSY_Finalise;
+ * the hooks are copied.  -1 (logged) if its timer cannot be created. */
+int CSY_Initialise(struct event_base *base, const CNF_Settings *settings,
+		   const DSR_Report *disruptions, const CSY_Hooks *hooks);
 void CSY_Finalise(void);
+/* Before a reload replaces the settings with fresh: the tracking client is
+ * kept unless the command socket changes. */
+void CSY_Reconfigure(const CNF_Settings *fresh);
 /* After every tick of the sampler: a disruption being handled is DISRUPTED
  * at once, before chronyd is next asked. */
 void CSY_Tick(void);

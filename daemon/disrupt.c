@@ -35,6 +35,21 @@
 #define FIRST_BACKOFF_MS 50
 /* A saved counter period further than this from the page's is rewritten. */
 #define PERIOD_RESAVE_PPM 0.001
+/* One journal field, "NAME=value": the longest name here is 23 characters,
+ * a value at most 20 digits or a %f of a double we bound. */
+#define FIELD_LEN 64
+
+/* The journal fields of a disruption event, in order. */
+enum {
+	FIELD_OLD_MARKER,
+	FIELD_NEW_MARKER,
+	FIELD_GENERATION,
+	FIELD_STEP,
+	FIELD_PERIOD_FRAC,
+	FIELD_PERIOD_SHIFT,
+	FIELD_FREQ_CHANGE,
+	DISRUPTION_FIELDS
+};
 
 typedef struct {
 	bool valid;
@@ -179,7 +194,7 @@ static void finish(bool recovered)
 	if (sampler.burst)
 		sampler.burst(cfg->burst_ms);
 	if (recovered) {
-		char f1[48];
+		char f1[FIELD_LEN];
 		const char *fields[] = { f1, NULL };
 
 		snprintf(f1, sizeof(f1), "DISRUPTION_MARKER=%" PRIu64, target_marker);
@@ -272,8 +287,8 @@ static void start_handover(void)
 static void begin_disruption(const struct vmclock_abi *page, const struct vmclock_offset *offset,
 			     bool while_down)
 {
-	char f[7][64];
-	const char *fields[8];
+	char f[DISRUPTION_FIELDS][FIELD_LEN];
+	const char *fields[DISRUPTION_FIELDS + 1];
 	double step = NAN;
 	Period before = report.handling ? period_target : period_handled;
 	uint64_t old = report.handling ? target_marker : report.handled_marker;
@@ -298,16 +313,17 @@ static void begin_disruption(const struct vmclock_abi *page, const struct vmcloc
 	report.last_step_s = step;
 	tries = 0;
 
-	snprintf(f[0], sizeof(f[0]), "OLD_MARKER=%" PRIu64, old);
-	snprintf(f[1], sizeof(f[1]), "NEW_MARKER=%" PRIu64, target_marker);
-	snprintf(f[2], sizeof(f[2]), "VM_GENERATION_COUNTER=%" PRIu64, target_gen);
-	snprintf(f[3], sizeof(f[3]), "STEP_NS=%.0f", isnan(step) ? 0.0 : step * 1e9);
-	snprintf(f[4], sizeof(f[4]), "COUNTER_PERIOD_FRAC_SEC=%" PRIu64, period_target.frac);
-	snprintf(f[5], sizeof(f[5]), "COUNTER_PERIOD_SHIFT=%u", period_target.shift);
-	snprintf(f[6], sizeof(f[6]), "FREQ_CHANGE_PPM=%.6f", params.have_dfreq ? -params.dfreq_ppm : 0.0);
-	for (int i = 0; i < 7; i++)
+	snprintf(f[FIELD_OLD_MARKER], FIELD_LEN, "OLD_MARKER=%" PRIu64, old);
+	snprintf(f[FIELD_NEW_MARKER], FIELD_LEN, "NEW_MARKER=%" PRIu64, target_marker);
+	snprintf(f[FIELD_GENERATION], FIELD_LEN, "VM_GENERATION_COUNTER=%" PRIu64, target_gen);
+	snprintf(f[FIELD_STEP], FIELD_LEN, "STEP_NS=%.0f", isnan(step) ? 0.0 : step * 1e9);
+	snprintf(f[FIELD_PERIOD_FRAC], FIELD_LEN, "COUNTER_PERIOD_FRAC_SEC=%" PRIu64, period_target.frac);
+	snprintf(f[FIELD_PERIOD_SHIFT], FIELD_LEN, "COUNTER_PERIOD_SHIFT=%u", period_target.shift);
+	snprintf(f[FIELD_FREQ_CHANGE], FIELD_LEN, "FREQ_CHANGE_PPM=%.6f",
+		 params.have_dfreq ? -params.dfreq_ppm : 0.0);
+	for (int i = 0; i < DISRUPTION_FIELDS; i++)
 		fields[i] = f[i];
-	fields[7] = NULL;
+	fields[DISRUPTION_FIELDS] = NULL;
 	if (target_has_time)
 		LOG_Event(LOGS_WARN, LOG_MSGID_DISRUPTION, fields,
 			  "clock disruption%s: marker %" PRIu64 " -> %" PRIu64 ", step %+.9f s, "
@@ -360,7 +376,7 @@ bool DSR_Observe(const struct vmclock_abi *page, const struct vmclock_offset *of
 		current_marker = report.handled_marker;
 	}
 	if (gen != current_gen && (vmclock_le64(page->flags) & VMCLOCK_FLAG_VM_GEN_COUNTER_PRESENT)) {
-		char f1[48], f2[48];
+		char f1[FIELD_LEN], f2[FIELD_LEN];
 		const char *fields[] = { f1, f2, NULL };
 
 		snprintf(f1, sizeof(f1), "VM_GENERATION_COUNTER=%" PRIu64, gen);
@@ -396,13 +412,18 @@ bool DSR_Observe(const struct vmclock_abi *page, const struct vmclock_offset *of
 	return report.handling;
 }
 
-void DSR_Initialise(struct event_base *base, const CNF_Settings *settings,
-		    const DSR_SamplerOps *ops)
+int DSR_Initialise(struct event_base *base, const CNF_Settings *settings,
+		   const DSR_SamplerOps *ops)
 {
 	ev_base = base;
 	cfg = settings;
 	sampler = ops ? *ops : (DSR_SamplerOps){ 0 };
 	retry_ev = evtimer_new(base, retry_cb, NULL);
+	if (!retry_ev) {
+		LOG(LOGS_ERR, "cannot create the handover retry timer");
+		return -1;
+	}
+	return 0;
 }
 
 void DSR_Reconfigure(const CNF_Settings *settings)

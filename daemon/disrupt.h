@@ -39,9 +39,9 @@ typedef struct {
 	void (*burst)(unsigned duration_ms);
 } DSR_SamplerOps;
 
-/* The operations are copied. */
-void DSR_Initialise(struct event_base *base, const CNF_Settings *settings,
-		    const DSR_SamplerOps *ops);
+/* The operations are copied.  -1 (logged) if its timer cannot be created. */
+int DSR_Initialise(struct event_base *base, const CNF_Settings *settings,
+		   const DSR_SamplerOps *ops);
 void DSR_Finalise(void);
 /* After SIGHUP: new paths, same handled marker. */
 void DSR_Reconfigure(const CNF_Settings *settings);

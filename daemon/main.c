@@ -66,12 +66,16 @@ static const DSR_SamplerOps disrupt_ops = { .measure_offset = SMP_MeasureOffset,
 					    .burst = SMP_Burst };
 static const CSY_Hooks chronysync_hooks = { .updated = chrony_updated };
 
-/* In dependency order: each module after those whose reports it consumes.
- * Every module's first work runs from the loop, after all have started. */
+/* In dependency order: each module after those whose reports it consumes
+ * (the sampler's hooks and disrupt's callbacks run only from the loop, after
+ * all have started).  A module that cannot start is a fatal start-up error,
+ * after the line saying why. */
 static void start_modules(void)
 {
-	SMP_Initialise(base, &settings, &sampler_hooks);
-	CSY_Initialise(base, &settings, DSR_GetReport(), &chronysync_hooks);
+	if (SMP_Initialise(base, &settings, &sampler_hooks) < 0 ||
+	    DSR_Initialise(base, &settings, &disrupt_ops) < 0 ||
+	    CSY_Initialise(base, &settings, DSR_GetReport(), &chronysync_hooks) < 0)
+		LOG_FATAL("vmclockd not started");
 	PUB_Initialise(&settings);
 }
 
@@ -79,6 +83,7 @@ static void stop_modules(void)
 {
 	PUB_Finalise();
 	CSY_Finalise();
+	DSR_Finalise();
 	SMP_Finalise();
 }
 
@@ -99,12 +104,21 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 		NTF_Reloaded();
 		return;
 	}
-	stop_modules();
+	/* Nothing stops: what did not change goes on untouched (the page is
+	 * sampled, the state file's heartbeat kept, the outputs fed), and an
+	 * output that cannot be created leaves everything as it was. */
+	if (SMP_Reconfigure(&fresh) < 0) {
+		LOG(LOGS_ERR, "configuration not reloaded: keeping the running one");
+		CNF_Free(&fresh);
+		NTF_Reloaded();
+		return;
+	}
+	CSY_Reconfigure(&fresh);
+	PUB_Reconfigure(&fresh);
 	CNF_Free(&settings);
 	settings = fresh;
 	LOG_Initialise(settings.debug, false);
 	DSR_Reconfigure(&settings);
-	start_modules();
 	LOG(LOGS_INFO, "configuration reloaded");
 	NTF_Reloaded();
 }
@@ -139,12 +153,11 @@ int main(int argc, char **argv)
 	sig_term = evsignal_new(base, SIGTERM, stop_cb, NULL);
 	sig_int = evsignal_new(base, SIGINT, stop_cb, NULL);
 	sig_hup = evsignal_new(base, SIGHUP, reload_cb, NULL);
-	event_add(sig_term, NULL);
-	event_add(sig_int, NULL);
-	event_add(sig_hup, NULL);
+	if (!sig_term || !sig_int || !sig_hup || event_add(sig_term, NULL) < 0 ||
+	    event_add(sig_int, NULL) < 0 || event_add(sig_hup, NULL) < 0)
+		LOG_FATAL("cannot handle signals");
 
 	NTF_Initialise(base);
-	DSR_Initialise(base, &settings, &disrupt_ops);
 	start_modules();
 	LOG(LOGS_INFO, "vmclockd " PACKAGE_VERSION " started: page %s, chrony %s / %s, interval %u ms",
 	    settings.device, *settings.chrony_sock ? settings.chrony_sock : "-",
@@ -154,7 +167,6 @@ int main(int argc, char **argv)
 
 	NTF_Stopping();
 	stop_modules();
-	DSR_Finalise();
 	NTF_Finalise();
 	event_free(sig_hup);
 	event_free(sig_int);

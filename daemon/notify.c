@@ -34,7 +34,8 @@ void NTF_Initialise(struct event_base *base)
 				      .tv_usec = (suseconds_t)(usec / 2 % 1000000) };
 
 		watchdog_ev = event_new(base, -1, EV_PERSIST, watchdog_cb, NULL);
-		event_add(watchdog_ev, &tv);
+		if (!watchdog_ev || event_add(watchdog_ev, &tv) < 0)
+			LOG_FATAL("cannot create the watchdog timer");
 		DEBUG_LOG("watchdog every %llu us", (unsigned long long)usec / 2);
 	}
 }

@@ -19,7 +19,12 @@
 
 _Static_assert(SMP_REASON_COUNT == VMCLOCKD_STATE_REASONS, "withheld[] matches the reasons");
 
+/* Readers take the daemon to be gone when its heartbeat is older than this
+ * many ticks, within these limits (the field is 16 bits of milliseconds). */
+#define HEARTBEAT_TIMEOUT_TICKS 4u
 #define MIN_HEARTBEAT_TIMEOUT_MS 1000u
+#define MAX_HEARTBEAT_TIMEOUT_MS 60000u
+_Static_assert(MAX_HEARTBEAT_TIMEOUT_MS <= UINT16_MAX, "heartbeat_timeout_ms is 16 bits");
 
 static const CNF_Settings *cfg;
 static struct vmclockd_state *state; /* the mapping */
@@ -129,7 +134,7 @@ void PUB_ChronyUpdated(const CSY_Report *c)
 
 void PUB_Tick(const SMP_Report *s, const DSR_Report *d, const CSY_Report *c)
 {
-	unsigned timeout = 4 * cfg->interval_ms;
+	unsigned timeout = HEARTBEAT_TIMEOUT_TICKS * cfg->interval_ms;
 
 	update_status(s, d);
 
@@ -141,8 +146,9 @@ void PUB_Tick(const SMP_Report *s, const DSR_Report *d, const CSY_Report *c)
 	begin_write();
 	state->sync_state = c->sync_state;
 	state->withhold_reason = s->reason < SMP_REASON_COUNT ? (uint8_t)s->reason : 0;
-	state->heartbeat_timeout_ms = (uint16_t)(timeout < MIN_HEARTBEAT_TIMEOUT_MS
-						 ? MIN_HEARTBEAT_TIMEOUT_MS : timeout > 60000 ? 60000 : timeout);
+	state->heartbeat_timeout_ms = (uint16_t)(timeout < MIN_HEARTBEAT_TIMEOUT_MS ? MIN_HEARTBEAT_TIMEOUT_MS
+						 : timeout > MAX_HEARTBEAT_TIMEOUT_MS ? MAX_HEARTBEAT_TIMEOUT_MS
+										      : timeout);
 	state->heartbeat_realtime_ns = ts_ns(CLOCK_REALTIME);
 	state->heartbeat_monotonic_ns = ts_ns(CLOCK_MONOTONIC);
 	/* While a disruption is handled this is still the old marker, so
@@ -166,7 +172,7 @@ void PUB_Initialise(const CNF_Settings *settings)
 	cfg = settings;
 }
 
-void PUB_Finalise(void)
+static void close_state_file(void)
 {
 	if (state) {
 		/* Gone on purpose: readers should say UNKNOWN now, not once the
@@ -178,4 +184,22 @@ void PUB_Finalise(void)
 		munmap(state, sizeof(*state));
 	}
 	state = NULL;
+}
+
+void PUB_Reconfigure(const CNF_Settings *fresh)
+{
+	const char *old_path = cfg->state_file ? cfg->state_file : "";
+	const char *new_path = fresh->state_file ? fresh->state_file : "";
+
+	/* The same file stays mapped: its heartbeat never stops.  Another one
+	 * is opened at the next tick, the old one told we are gone. */
+	if (strcmp(old_path, new_path) != 0) {
+		close_state_file();
+		open_retry = (RLM_Limit){ 0 };
+	}
+}
+
+void PUB_Finalise(void)
+{
+	close_state_file();
 }

@@ -16,8 +16,12 @@
 #include "disrupt.h"
 #include "sampler.h"
 
+/* settings stays valid (and is read) until PUB_Finalise. */
 void PUB_Initialise(const CNF_Settings *settings);
 void PUB_Finalise(void);
+/* Before a reload replaces the settings with fresh: the state file stays
+ * mapped (its heartbeat uninterrupted) unless fresh names another. */
+void PUB_Reconfigure(const CNF_Settings *fresh);
 /* After every tick of the sampler. */
 void PUB_Tick(const SMP_Report *sampler, const DSR_Report *disruptions, const CSY_Report *chrony);
 /* After every tracking reply from chronyd: the new bound, at once. */

@@ -17,7 +17,8 @@
 #include "ratelimit.h"
 #include "sampler.h"
 
-#define MAX_OUTPUTS 2
+/* The outputs, one slot per setting that names one. */
+enum { OUT_SOCK, OUT_SHM, MAX_OUTPUTS };
 /* Notifications per tick beyond which the device is taken to be always
  * readable (a kernel without poll support): fall back to the timer alone. */
 #define MAX_WAKEUPS_PER_TICK 50
@@ -41,8 +42,12 @@ static struct event_base *ev_base;
 static const CNF_Settings *cfg;
 static SMP_Hooks hooks;
 static vmclock_t *page;
-static FED_Output outputs[MAX_OUTPUTS];
-static int n_outputs;
+/* The page stayed mid-update for a whole wait (vmclock_snapshot()'s bound):
+ * a writer that died between its two seq_count increments.  Until the page
+ * is consistent again each tick makes one attempt (vmclock_snapshot_once(),
+ * one copy) instead of spinning through the wait again. */
+static bool page_stuck;
+static FED_Output outputs[MAX_OUTPUTS]; /* NULL: not configured */
 static struct event *tick_ev, *device_ev;
 static unsigned wakeups_this_tick;
 static struct timespec burst_until; /* CLOCK_MONOTONIC */
@@ -95,15 +100,26 @@ static bool in_burst(void)
 /* The tick is a persistent timer, re-armed only when its interval changes
  * (a burst starts or ends): re-adding it every tick cost a timerfd_settime()
  * per sample. */
+static void arm_tick(unsigned ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+	armed_ms = ms;
+	evtimer_add(tick_ev, &tv);
+}
+
+static unsigned tick_interval_ms(const CNF_Settings *s)
+{
+	return in_burst() ? s->burst_interval_ms : s->interval_ms;
+}
+
 static void schedule_tick(void)
 {
-	unsigned ms = in_burst() ? cfg->burst_interval_ms : cfg->interval_ms;
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	unsigned ms = tick_interval_ms(cfg);
 
 	if (ms == armed_ms && evtimer_pending(tick_ev, NULL))
 		return;
-	armed_ms = ms;
-	evtimer_add(tick_ev, &tv);
+	arm_tick(ms);
 }
 
 /* Takes the next sample now, and from then on at the burst rate. */
@@ -153,6 +169,7 @@ static void close_page(void)
 	device_ev = NULL;
 	vmclock_close(page);
 	page = NULL;
+	page_stuck = false;
 }
 
 static void device_cb(evutil_socket_t fd, short what, void *arg);
@@ -196,8 +213,11 @@ static bool ensure_open(void)
 	if (vmclock_is_device(page) && vmclock_snapshot(page, &first) == 0 &&
 	    (vmclock_le64(first.flags) & VMCLOCK_FLAG_NOTIFICATION_PRESENT)) {
 		device_ev = event_new(ev_base, vmclock_fd(page), EV_READ | EV_PERSIST, device_cb, NULL);
-		event_add(device_ev, NULL);
-		DEBUG_LOG("waiting for notifications on %s", cfg->device);
+		if (device_ev && event_add(device_ev, NULL) == 0)
+			DEBUG_LOG("waiting for notifications on %s", cfg->device);
+		else
+			LOG(LOGS_WARN, "cannot wait for notifications on %s: sampling on the timer",
+			    cfg->device);
 	}
 	return true;
 }
@@ -283,8 +303,9 @@ static SMP_Reason take_sample(const struct vmclock_abi *copy, const struct vmclo
 	s.bound_ns = o.time.maxerror_ns == VMCLOCK_ERROR_UNKNOWN ? VMCLOCK_ERROR_UNKNOWN
 								 : o.time.maxerror_ns + o.uncertainty_ns;
 	s.leap = leap_of(o.time.leap_indicator);
-	for (int i = 0; i < n_outputs; i++)
-		FED_Send(outputs[i], &s);
+	for (int i = 0; i < MAX_OUTPUTS; i++)
+		if (outputs[i])
+			FED_Send(outputs[i], &s);
 	report.have_offset = true;
 	report.last_offset_ns = s.offset_ns;
 	report.last_bound_ns = s.bound_ns;
@@ -323,9 +344,13 @@ static bool read_page_guarded(PageRead *r)
 {
 	if (!ensure_open())
 		return false;
-	if (vmclock_snapshot(page, &r->copy) < 0) {
-		int err = errno;
+	if ((page_stuck ? vmclock_snapshot_once(page, &r->copy)
+			: vmclock_snapshot(page, &r->copy)) < 0) {
+		/* Still mid-update: the same reason as the wait that timed out. */
+		int err = page_stuck && errno == EAGAIN ? ETIMEDOUT : errno;
 
+		if (err == ETIMEDOUT)
+			page_stuck = true;
 		report.reason_errno = err;
 		if (LOG_RepeatFailing(&read_failing, err))
 			LOG(LOGS_WARN, "cannot read %s: %s", cfg->device, vmclock_strerror(err));
@@ -336,6 +361,7 @@ static bool read_page_guarded(PageRead *r)
 		return false;
 	}
 	r->offset_errno = vmclock_offset(page, &r->offset) < 0 ? errno : 0;
+	page_stuck = r->offset_errno == ETIMEDOUT;
 	return true;
 }
 
@@ -411,26 +437,95 @@ bool SMP_MeasureOffset(double *offset_s)
 	return true;
 }
 
-void SMP_Initialise(struct event_base *base, const CNF_Settings *settings, const SMP_Hooks *h)
+/* ---- outputs and settings ------------------------------------------------- */
+
+static bool same_string(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/* Whether output slot i is configured the same way in a and b. */
+static bool same_output(int i, const CNF_Settings *a, const CNF_Settings *b)
+{
+	if (i == OUT_SOCK)
+		return same_string(a->chrony_sock, b->chrony_sock);
+	return a->ntp_shm == b->ntp_shm && (a->ntp_shm < 0 || a->ntp_shm_mode == b->ntp_shm_mode);
+}
+
+/*
+ * Creates the outputs s names in the slots marked in create.  Failing to
+ * create our own socket or segment is a local failure (chronyd's or ntpd's
+ * absence is not: sends are retried every tick): -1 with the setting named
+ * and nothing created.
+ */
+static int create_outputs(const CNF_Settings *s, const bool create[MAX_OUTPUTS],
+			  FED_Output created[MAX_OUTPUTS])
+{
+	memset(created, 0, sizeof(FED_Output) * MAX_OUTPUTS);
+	if (create[OUT_SOCK] && s->chrony_sock && *s->chrony_sock &&
+	    !(created[OUT_SOCK] = FED_CreateSock(s->chrony_sock))) {
+		LOG(LOGS_ERR, "chrony-sock %s: cannot create the socket that feeds it", s->chrony_sock);
+		return -1;
+	}
+	if (create[OUT_SHM] && s->ntp_shm >= 0 &&
+	    !(created[OUT_SHM] = FED_CreateShm(s->ntp_shm, s->ntp_shm_mode))) {
+		LOG(LOGS_ERR, "ntp-shm %d: cannot create its SHM segment", s->ntp_shm);
+		if (created[OUT_SOCK])
+			FED_Destroy(created[OUT_SOCK]);
+		return -1;
+	}
+	return 0;
+}
+
+int SMP_Reconfigure(const CNF_Settings *fresh)
+{
+	bool changed[MAX_OUTPUTS];
+	FED_Output created[MAX_OUTPUTS];
+
+	for (int i = 0; i < MAX_OUTPUTS; i++)
+		changed[i] = !same_output(i, cfg, fresh);
+	if (create_outputs(fresh, changed, created) < 0)
+		return -1;
+	/* Nothing fails from here on.  Unchanged outputs are kept as they are
+	 * (ntpd never sees its segment invalidated by a reload). */
+	for (int i = 0; i < MAX_OUTPUTS; i++) {
+		if (!changed[i])
+			continue;
+		if (outputs[i])
+			FED_Destroy(outputs[i]);
+		outputs[i] = created[i];
+	}
+	/* The page stays open, and is sampled on, unless it is another one;
+	 * a new one is opened at the next tick. */
+	if (!same_string(cfg->device, fresh->device)) {
+		close_page();
+		open_retry = (RLM_Limit){ 0 };
+	}
+	if (tick_interval_ms(fresh) != tick_interval_ms(cfg))
+		arm_tick(tick_interval_ms(fresh));
+	return 0;
+}
+
+int SMP_Initialise(struct event_base *base, const CNF_Settings *settings, const SMP_Hooks *h)
 {
 	ev_base = base;
 	cfg = settings;
 	hooks = h ? *h : (SMP_Hooks){ 0 };
-	n_outputs = 0;
+	if (create_outputs(cfg, (const bool[MAX_OUTPUTS]){ true, true }, outputs) < 0)
+		return -1;
+	tick_ev = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
+	if (!tick_ev) {
+		LOG(LOGS_ERR, "cannot create the sampling timer");
+		SMP_Finalise();
+		return -1;
+	}
 	sigaction(SIGBUS, &(struct sigaction){ .sa_handler = bus_handler, .sa_flags = SA_NODEFER },
 		  NULL);
-	if (cfg->chrony_sock && *cfg->chrony_sock)
-		if ((outputs[n_outputs] = FED_CreateSock(cfg->chrony_sock)))
-			n_outputs++;
-	if (cfg->ntp_shm >= 0)
-		if ((outputs[n_outputs] = FED_CreateShm(cfg->ntp_shm, cfg->ntp_shm_mode)))
-			n_outputs++;
-	/* The first start logs the first tick's state; a reload goes on. */
-	if (!report.fed && report.reason == SMP_FED)
-		report.reason = SMP_REASON_COUNT;
-	tick_ev = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
+	/* The first tick logs its state. */
+	report.reason = SMP_REASON_COUNT;
 	armed_ms = 0;
 	event_active(tick_ev, EV_TIMEOUT, 0);
+	return 0;
 }
 
 void SMP_Finalise(void)
@@ -439,7 +534,9 @@ void SMP_Finalise(void)
 		event_free(tick_ev);
 	tick_ev = NULL;
 	close_page();
-	for (int i = 0; i < n_outputs; i++)
-		FED_Destroy(outputs[i]);
-	n_outputs = 0;
+	for (int i = 0; i < MAX_OUTPUTS; i++) {
+		if (outputs[i])
+			FED_Destroy(outputs[i]);
+		outputs[i] = NULL;
+	}
 }

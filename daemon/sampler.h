@@ -62,9 +62,16 @@ typedef struct {
 	void *arg;
 } SMP_Hooks;
 
-/* The hooks are copied; either may be NULL. */
-void SMP_Initialise(struct event_base *base, const CNF_Settings *settings, const SMP_Hooks *hooks);
+/* The hooks are copied; either may be NULL.  settings stays valid (and is
+ * read) until SMP_Finalise.  -1, with an error naming the setting, if an
+ * output cannot be created: a fatal start-up error. */
+int SMP_Initialise(struct event_base *base, const CNF_Settings *settings, const SMP_Hooks *hooks);
 void SMP_Finalise(void);
+/* Before a reload replaces the settings with fresh: keeps the page open if
+ * the device is the same and every output whose settings are unchanged;
+ * creates the changed outputs.  -1 (logged, naming the setting, nothing
+ * changed) if one cannot be created. */
+int SMP_Reconfigure(const CNF_Settings *fresh);
 /* Device time minus system time now, in seconds; false if unavailable. */
 bool SMP_MeasureOffset(double *offset_s);
 /* Sample at the burst interval for duration_ms from now, starting now (or,

@@ -59,6 +59,12 @@ bool vmclock_needs_reopen(const vmclock_t *vc);
 /* A consistent copy of the whole page, taken under the seq_count protocol.
  * Returns the copy as published (little-endian fields). */
 int vmclock_snapshot(const vmclock_t *vc, struct vmclock_abi *out);
+/* One attempt at vmclock_snapshot(), never retrying nor waiting: -1 with
+ * errno EAGAIN if a writer was mid-update (seq_count odd, or changed during
+ * the copy).  For polling, at the cost of one copy, a page whose writer
+ * seems to have died mid-update (vmclock_snapshot() failed with ETIMEDOUT)
+ * until it is consistent again. */
+int vmclock_snapshot_once(const vmclock_t *vc, struct vmclock_abi *out);
 
 /* Whether a page copy carries time this CPU can read: 0, or -1 with errno
  * ENODATA (no time: counter INVALID, status UNRELIABLE, or a zero counter

@@ -248,6 +248,16 @@ int vmclock_snapshot(const vmclock_t *vc, struct vmclock_abi *out)
 	return consistent_read(vc, out, NULL, NULL);
 }
 
+int vmclock_snapshot_once(const vmclock_t *vc, struct vmclock_abi *out)
+{
+	uint32_t seq = load_seq_acquire(vc);
+
+	copy_words(vc, out);
+	if (!section_ok(vc, seq))
+		return fail(EAGAIN);
+	return validate(out, vc->map_len);
+}
+
 static void read_counter_cb(void *ctx)
 {
 	*(uint64_t *)ctx = counter_read_native();

@@ -349,6 +349,48 @@ START_TEST(test_page_goes_bad)
 }
 END_TEST
 
+/* A page left mid-update (seq_count odd for good, a writer that died):
+ * vmclock_snapshot() waits its bound and times out; vmclock_snapshot_once()
+ * says EAGAIN at once, and copies the page as soon as it is even again. */
+START_TEST(test_stuck_odd)
+{
+	struct testpage p;
+	struct vmclock_abi a;
+	char *path;
+	vmclock_t *vc;
+	int fd;
+
+	tp_init(&p);
+	tp_put64(&p, TP_MARKER, 7);
+	path = tp_write_file(dir, "stuck", &p);
+	vc = vmclock_open(path);
+	ck_assert_ptr_nonnull(vc);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, "\x01\x00\x00\x00", 4, TP_SEQ_COUNT), 4);
+	errno = 0;
+	ck_assert_int_eq(vmclock_snapshot(vc, &a), -1);
+	ck_assert_int_eq(errno, ETIMEDOUT);
+	/* EAGAIN, not the wait's ETIMEDOUT: one attempt, no wait. */
+	errno = 0;
+	ck_assert_int_eq(vmclock_snapshot_once(vc, &a), -1);
+	ck_assert_int_eq(errno, EAGAIN);
+	ck_assert_int_eq(pwrite(fd, "\x02\x00\x00\x00", 4, TP_SEQ_COUNT), 4);
+	memset(&a, 0, sizeof(a));
+	ck_assert_int_eq(vmclock_snapshot_once(vc, &a), 0);
+	ck_assert_uint_eq(vmclock_le64(a.disruption_marker), 7);
+	ck_assert_uint_eq(vmclock_le32(a.seq_count), 2);
+	/* Validated like vmclock_snapshot(). */
+	ck_assert_int_eq(pwrite(fd, "XXXX", 4, TP_MAGIC), 4);
+	errno = 0;
+	ck_assert_int_eq(vmclock_snapshot_once(vc, &a), -1);
+	ck_assert_int_eq(errno, EBADMSG);
+	close(fd);
+	vmclock_close(vc);
+	free(path);
+}
+END_TEST
+
 /* ---- pages anchored at the live counter ---------------------------------- */
 
 static uint64_t live_period;
@@ -547,6 +589,7 @@ Suite *open_suite(void)
 
 	tcase_add_checked_fixture(tc, make_dir, remove_dir);
 	tcase_add_test(tc, test_missing);
+	tcase_add_test(tc, test_stuck_odd);
 	tcase_add_test(tc, test_directory);
 	tcase_add_test(tc, test_default_device);
 	tcase_add_test(tc, test_char_devices);

@@ -53,8 +53,9 @@ said_once "short page" 'page too small'
 write_page 12:03000000
 said_once "odd seq_count" 'page never stable'
 check "alive after all bad pages" kill -0 "$VMCLOCKD_PID"
-# Absurd shift on a page with a counter: no crash, withheld.
-write_page 10:01 34:02 39:ff
+# Absurd shift on a page with a counter (and a period: a zero period is no
+# time, which libvmclock says first): no crash, withheld.
+write_page 10:01 34:02 39:ff 48:0100000000000000
 said_once "absurd shift" 'out of range'
 check "alive after an absurd shift" kill -0 "$VMCLOCKD_PID"
 # The device vanishing under the daemon, and coming back.
@@ -108,5 +109,28 @@ out=$("$VMCLOCKD" --config "$T/bad.conf" --check-config 2>&1)
 check "unknown directive named ($out)" test "$out" = "vmclockd: $T/bad.conf:1: unknown directive 'bogus'"
 "$VMCLOCKD" --nonsense >/dev/null 2>&1
 check "usage error exits 2" test $? -eq 2
+
+# Our own output that cannot be created (here a SOCK path longer than a Unix
+# socket address) is a local failure: fatal at start-up, naming the setting;
+# on a reload the running configuration is kept.
+long=$T/$(printf 's%.0s' $(seq 120))
+out=$(timeout 10 "$VMCLOCKD" --foreground --config /dev/null --device "$T/page" \
+	--chrony-sock "$long" --chrony-cmd "" --state-dir "$T/state" 2>&1)
+rc=$?
+check "an output that cannot be created is fatal at start-up (exit $rc)" test "$rc" -eq 1
+check "... naming the setting ($(tail -n 2 <<<"$out" | tr '\n' ' '))" grep -q "chrony-sock $long" <<<"$out"
+printf 'chrony-sock %s\n' "$T/vmc.sock" >"$T/reload.conf"
+mark=$(log_mark)
+"$VMCLOCKD" --foreground --config "$T/reload.conf" --device "$T/page" --chrony-cmd "" \
+	--state-dir "$T/state" --interval-ms 20 >>"$T/vmclockd.log" 2>&1 &
+VMCLOCKD_PID=$!
+PIDS="$PIDS $VMCLOCKD_PID"
+check "started with a usable SOCK path" wait_for 10 logged_since "$mark" 'started: page'
+printf 'chrony-sock %s\n' "$long" >"$T/reload.conf"
+kill -HUP "$VMCLOCKD_PID"
+check "a reload to an output that cannot be created is refused" \
+	wait_for 10 logged_since "$mark" 'configuration not reloaded: keeping the running one'
+check "... naming the setting" logged_since "$mark" "chrony-sock $long"
+check "... and the daemon runs on" kill -0 "$VMCLOCKD_PID"
 
 finish
