@@ -43,7 +43,7 @@ new_probe() {
 finish() {
 	journalctl -q -b -o short-monotonic >/out/journal.txt 2>&1
 	echo "$PASS passed, $FAIL failed" | tee -a "$R"
-	echo done >/out/done
+	echo finished >/out/done
 	exit 0
 }
 trap finish EXIT
