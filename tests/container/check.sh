@@ -62,6 +62,9 @@ check "chrony restarted with the drop-in: /run/chrony 0770" \
 	test "$(stat -c %a /run/chrony)" = 770
 check "chronyd's command socket group-writable" \
 	bash -c '[ $(( 0$(stat -c %a /run/chrony/chronyd.sock) & 020 )) -ne 0 ]'
+CHRONY_PID=$(prop chrony MainPID)
+check "reinstall (an upgrade) with the drop-in in effect" dpkg -i /out/debs/vmclockd_*.deb
+check "restarts no chronyd" test "$(prop chrony MainPID)" = "$CHRONY_PID"
 
 # ---- configure and start --------------------------------------------------
 cp /usr/share/doc/vmclockd/examples/chrony-vmclock.conf /etc/chrony/conf.d/vmclock.conf
