@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "vmclockd-state.h"
+#include "../common/timeutil.h"
 
 #include "chronyctl.h"
 #include "chronysync.h"
@@ -38,6 +39,7 @@ static CSY_Report report = { .sync_state = VMCLOCKD_SYNC_UNKNOWN };
 static uint64_t synced_marker;   /* handled marker chrony has resynced after */
 static bool have_synced_marker;
 static struct timespec request_sent; /* CLOCK_MONOTONIC of the request in flight */
+static bool polling_fast;        /* the poll timer runs at the burst interval */
 static double last_correction;   /* |current correction| of the last report, s */
 static uint64_t last_bound_time; /* CLOCK_REALTIME ns of that report */
 /* Whether that report's correction means anything: chrony synchronised, or
@@ -51,17 +53,9 @@ const CSY_Report *CSY_GetReport(void)
 	return &report;
 }
 
-static uint64_t ts_ns(clockid_t id)
+static bool polling(const CNF_Settings *s)
 {
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static bool before(const struct timespec *a, const struct timespec *b)
-{
-	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+	return s->chrony_cmd && *s->chrony_cmd;
 }
 
 /* Waiting for chrony to resync after a disruption: ask more often. */
@@ -72,10 +66,12 @@ static bool awaiting_resync(void)
 
 static void schedule_poll(void)
 {
-	unsigned ms = awaiting_resync() && report.sync_state != VMCLOCKD_SYNC_UNKNOWN
-			      ? cfg->burst_interval_ms : cfg->chrony_poll_ms;
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	unsigned ms;
+	struct timeval tv;
 
+	polling_fast = awaiting_resync() && report.sync_state != VMCLOCKD_SYNC_UNKNOWN;
+	ms = polling_fast ? cfg->burst_interval_ms : cfg->chrony_poll_ms;
+	tv = TIM_MsToTimeval(ms);
 	evtimer_add(poll_ev, &tv);
 }
 
@@ -86,7 +82,12 @@ static void tracking_done(const CCL_Result *r, void *arg)
 
 	if (!r->ok) {
 		report.sync_state = VMCLOCKD_SYNC_UNKNOWN;
-		if (LOG_RepeatFailing(&chrony_failing, r->error ? r->error : -1))
+		/* Logged once when it starts (its causes vary from one poll to
+		 * the next while chronyd is down) and once when it ends. */
+		if (LOG_RepeatFailing(&chrony_failing, 1))
+			LOG(LOGS_WARN, "chronyd's tracking cannot be read (%s): the state file says "
+				       "unknown until it can", r->reason);
+		else
 			DEBUG_LOG("chronyd tracking unavailable: %s", r->reason);
 		/* chronyd's directory may have been recreated under our reply
 		 * socket (a chrony restart under systemd): bind a fresh one. */
@@ -95,9 +96,10 @@ static void tracking_done(const CCL_Result *r, void *arg)
 		schedule_poll();
 		return;
 	}
-	LOG_RepeatRecovered(&chrony_failing);
+	if (LOG_RepeatRecovered(&chrony_failing))
+		LOG(LOGS_INFO, "chronyd's tracking can be read again");
 	if (t->leap_status != CCL_LEAP_UNSYNCHRONISED && !d->handling &&
-	    !before(&request_sent, &d->handled_at)) {
+	    !TIM_Before(&request_sent, &d->handled_at)) {
 		if (!have_synced_marker || synced_marker != d->handled_marker)
 			DEBUG_LOG("chronyd synchronised after marker %llu",
 				  (unsigned long long)d->handled_marker);
@@ -112,7 +114,7 @@ static void tracking_done(const CCL_Result *r, void *arg)
 		report.sync_state = VMCLOCKD_SYNC_SYNCHRONIZED;
 
 	double bound = t->root_delay / 2 + t->root_dispersion + fabs(t->current_correction);
-	uint64_t now = ts_ns(CLOCK_REALTIME);
+	uint64_t now = TIM_NowNs(CLOCK_REALTIME);
 	double drift = CHRONY_CLOCK_ERROR_PPB + (fabs(t->skew_ppm) + fabs(t->resid_freq_ppm)) * PPB_PER_PPM;
 
 	/* A correction growing between two reports means the clock drifts
@@ -139,7 +141,7 @@ static void tracking_done(const CCL_Result *r, void *arg)
 	last_bound_time = now;
 	last_disruptions = d->disruptions;
 	last_meaningful = t->leap_status != CCL_LEAP_UNSYNCHRONISED ||
-			  (d->disruptions && !before(&request_sent, &d->handled_at));
+			  (d->disruptions && !TIM_Before(&request_sent, &d->handled_at));
 	/* chronyd's figures are external input: a bound that is not a
 	 * sane non-negative number of seconds is published as unknown. */
 	if (!(bound >= 0 && bound < MAX_BOUND_S))
@@ -169,11 +171,16 @@ void CSY_Tick(void)
 {
 	if (dsr->handling && report.sync_state != VMCLOCKD_SYNC_UNKNOWN)
 		report.sync_state = VMCLOCKD_SYNC_DISRUPTED;
-}
-
-static bool polling(const CNF_Settings *s)
-{
-	return s->chrony_cmd && *s->chrony_cmd;
+	/* A disruption since the poll was armed at the slow cadence: follow
+	 * chrony's recovery at the burst interval from now, not from the next
+	 * slow poll (up to chrony-poll-ms later: the verdict lagged chrony's
+	 * resync by 0.5 s on average).  A request in flight is left alone:
+	 * its reply schedules the next at the burst interval. */
+	if (polling(cfg) && !polling_fast && evtimer_pending(poll_ev, NULL) && awaiting_resync() &&
+	    report.sync_state != VMCLOCKD_SYNC_UNKNOWN) {
+		evtimer_del(poll_ev);
+		schedule_poll();
+	}
 }
 
 int CSY_Initialise(struct event_base *base, const CNF_Settings *settings,

@@ -3,14 +3,19 @@
  * config.c - one table of settings serves the file parser and getopt_long.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "config.h"
+#include "log.h"
 #include "vmclockd-state.h"
 
 typedef enum { T_FLAG, T_BOOL, T_STRING, T_UINT, T_U64, T_INT, T_MODE } SettingType;
@@ -37,12 +42,14 @@ static const Setting settings[] = {
 	{ "ntp-shm", T_INT, OFF(ntp_shm), 0, 255, true, "UNIT  feed ntpd's SHM refclock unit (none: off)" },
 	{ "ntp-shm-mode", T_MODE, OFF(ntp_shm_mode), 0, 0777, true, "MODE  SHM segment permissions (default 0600)" },
 	{ "interval-ms", T_UINT, OFF(interval_ms), 10, 60000, true, "N     sampling interval" },
+	{ "notified-interval-ms", T_UINT, OFF(notified_interval_ms), 0, 60000, true, "N     sampling interval while the device notifies (0: interval-ms)" },
 	{ "burst-interval-ms", T_UINT, OFF(burst_interval_ms), 10, 60000, true, "N     sampling interval after a disruption" },
 	{ "burst-ms", T_UINT, OFF(burst_ms), 0, 600000, true, "N     length of the burst after a disruption" },
 	{ "max-error-ns", T_U64, OFF(max_error_ns), 0, 1000000000000ull, true, "N     withhold samples with a larger bound (0: off)" },
 	{ "allow-freerunning", T_BOOL, OFF(allow_freerunning), 0, 0, true, "yes|no feed samples while the host is freerunning" },
-	{ "state-dir", T_STRING, OFF(state_dir), 0, 0, true, "DIR   where the handled disruption marker is kept" },
-	{ "state-file", T_STRING, OFF(state_file), 0, 0, true, "PATH  state published for applications (\"\" for none)" },
+	{ "state-dir", T_STRING, OFF(state_dir), 0, 0, true, "DIR   vmclockd's own memory across restarts (the handled marker)" },
+	{ "publish-file", T_STRING, OFF(state_file), 0, 0, true, "PATH  rewritten every tick for applications (\"\" for none)" },
+	{ "state-file", T_STRING, OFF(state_file), 0, 0, true, "PATH  the former name of publish-file" },
 	{ "chrony-poll-ms", T_UINT, OFF(chrony_poll_ms), 50, 60000, true, "N     how often chronyd's tracking is read" },
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -61,6 +68,7 @@ static void set_defaults(CNF_Settings *s)
 	s->ntp_shm = -1;
 	s->ntp_shm_mode = 0600;
 	s->interval_ms = 62;
+	s->notified_interval_ms = 1000;
 	s->burst_interval_ms = 31;
 	s->burst_ms = 4000;
 	s->max_error_ns = 100000;
@@ -153,44 +161,152 @@ static const char *apply(CNF_Settings *s, const Setting *set, const char *value)
  * a comment for a directive. */
 #define MAX_LINE 1022
 
-static int read_file(CNF_Settings *s, const char *path, bool must_exist)
-{
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
-	unsigned lineno = 0;
-	FILE *f = fopen(path, "re");
+/* A configuration file larger than this is refused (the example is 3 KiB):
+ * a file that never ends (/dev/zero, a FIFO, a growing log) is an error
+ * said at once, not a read that takes the machine's memory. */
+#define MAX_FILE_SIZE (64 * 1024)
 
-	if (!f) {
+static const char *kind_of(mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	return "not a regular file";
+}
+
+static void too_large(const char *path)
+{
+	LOG(LOGS_ERR, "%s: larger than %d KiB, not a configuration file", path,
+		MAX_FILE_SIZE / 1024);
+}
+
+/*
+ * The whole file, NUL-terminated, in *text (*len bytes before the NUL).
+ * Returns 0, 1 if there is nothing to read (the file is absent and may be,
+ * or is /dev/null), or -1 after one line.
+ *
+ * The path is followed if it is a symbolic link: it is the administrator's
+ * choice (the command line, or the default in a directory only root can
+ * write), and configuration tools link files into /etc.  What a path given
+ * by mistake can still do is handled on the descriptor: O_NONBLOCK so that
+ * opening a FIFO does not wait for a writer, fstat() so that only a regular
+ * file is read, a size limit that does not trust st_size (files in /proc say
+ * 0), and a read error is an error, never taken for the end of the file.
+ */
+static int read_text(const char *path, bool must_exist, char **text, size_t *len)
+{
+	struct stat st;
+	size_t n = 0;
+	char *buf;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
 		if (errno == ENOENT && !must_exist)
-			return 0;
-		fprintf(stderr, "vmclockd: %s: %s\n", path, strerror(errno));
+			return 1;
+		LOG(LOGS_ERR, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	while ((len = getline(&line, &cap, f)) >= 0) {
-		char *name, *value, *hash, *save = NULL;
+	if (fstat(fd, &st) < 0) {
+		LOG(LOGS_ERR, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	/* "--config /dev/null", the usual way to say "no file", is empty. */
+	if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) {
+		close(fd);
+		return 1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		LOG(LOGS_ERR, "%s: %s, not a configuration file", path,
+			kind_of(st.st_mode));
+		close(fd);
+		return -1;
+	}
+	buf = st.st_size <= MAX_FILE_SIZE ? malloc(MAX_FILE_SIZE + 1) : NULL;
+	if (!buf) {
+		if (st.st_size > MAX_FILE_SIZE)
+			too_large(path);
+		else
+			LOG(LOGS_ERR, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	/* One byte past the limit is read to tell "at the limit" from "over". */
+	while (n <= MAX_FILE_SIZE) {
+		ssize_t r = read(fd, buf + n, MAX_FILE_SIZE + 1 - n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			LOG(LOGS_ERR, "%s: read error: %s", path, strerror(errno));
+			goto fail;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	if (n > MAX_FILE_SIZE) {
+		too_large(path);
+		goto fail;
+	}
+	close(fd);
+	buf[n] = '\0';
+	*text = buf;
+	*len = n;
+	return 0;
+fail:
+	free(buf);
+	close(fd);
+	return -1;
+}
+
+static int read_file(CNF_Settings *s, const char *path, bool must_exist)
+{
+	char line[MAX_LINE + 1];
+	char *text, *p, *end;
+	unsigned lineno = 0;
+	size_t text_len;
+	int r;
+
+	if ((r = read_text(path, must_exist, &text, &text_len)) != 0)
+		return r > 0 ? 0 : -1;
+	for (p = text, end = text + text_len; p < end;) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = (size_t)((nl ? nl : end) - p);
+		char *name, *value, *save = NULL;
 		const Setting *set;
 		const char *why;
 
 		lineno++;
-		if (len - (line[len - 1] == '\n') > MAX_LINE) {
-			fprintf(stderr, "vmclockd: %s:%u: line too long\n", path, lineno);
+		if (len > MAX_LINE) {
+			LOG(LOGS_ERR, "%s:%u: line too long", path, lineno);
 			goto fail;
 		}
-		/* A NUL ends the line where C strings end it: said, not guessed. */
-		if (strlen(line) != (size_t)len && !(hash = strchr(line, '#'))) {
-			fprintf(stderr, "vmclockd: %s:%u: NUL byte in line\n", path, lineno);
+		memcpy(line, p, len);
+		line[len] = '\0';
+		p += len + (nl != NULL);
+		/* A NUL ends the line where C strings end it: said, not guessed
+		 * (after a '#' it is part of the comment). */
+		if (strlen(line) != len && !strchr(line, '#')) {
+			LOG(LOGS_ERR, "%s:%u: NUL byte in line", path, lineno);
 			goto fail;
 		}
-		if ((hash = strchr(line, '#')))
-			*hash = '\0';
+		line[strcspn(line, "#")] = '\0';
 		name = strtok_r(line, " \t\r\n", &save);
 		if (!name)
 			continue;
 		value = strtok_r(NULL, " \t\r\n", &save);
 		set = find(name);
 		if (!set || !set->file_ok) {
-			fprintf(stderr, "vmclockd: %s:%u: unknown directive '%s'\n", path, lineno, name);
+			LOG(LOGS_ERR, "%s:%u: unknown directive '%s'", path, lineno, name);
 			goto fail;
 		}
 		if (set->type == T_FLAG && !value)
@@ -202,16 +318,14 @@ static int read_file(CNF_Settings *s, const char *path, bool must_exist)
 		if (!why && strtok_r(NULL, " \t\r\n", &save))
 			why = "has trailing words";
 		if (why) {
-			fprintf(stderr, "vmclockd: %s:%u: %s %s\n", path, lineno, name, why);
+			LOG(LOGS_ERR, "%s:%u: %s %s", path, lineno, name, why);
 			goto fail;
 		}
 	}
-	free(line);
-	fclose(f);
+	free(text);
 	return 0;
 fail:
-	free(line);
-	fclose(f);
+	free(text);
 	return -1;
 }
 
@@ -242,12 +356,12 @@ static int parse_args(CNF_Settings *s, int argc, char **argv, bool only_config)
 			continue;
 		why = apply(s, set, optarg);
 		if (why) {
-			fprintf(stderr, "vmclockd: --%s %s\n", set->name, why);
+			LOG(LOGS_ERR, "--%s %s", set->name, why);
 			return -1;
 		}
 	}
 	if (!only_config && optind < argc) {
-		fprintf(stderr, "vmclockd: unexpected argument '%s'\n", argv[optind]);
+		LOG(LOGS_ERR, "unexpected argument '%s'", argv[optind]);
 		return -2;
 	}
 	return 0;

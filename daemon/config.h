@@ -26,6 +26,7 @@ typedef struct {
 	int ntp_shm;           /* SHM unit, -1 for none */
 	unsigned ntp_shm_mode; /* permission bits of the SHM segment */
 	unsigned interval_ms;  /* sampling interval */
+	unsigned notified_interval_ms; /* sampling interval while the device notifies */
 	unsigned burst_interval_ms; /* sampling interval right after a disruption */
 	unsigned burst_ms;     /* how long the burst lasts */
 	uint64_t max_error_ns; /* withhold samples whose bound is larger; 0: no limit */

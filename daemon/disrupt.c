@@ -17,6 +17,7 @@
  * given up after MAX_TRIES with an error; sampling itself never waits.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -106,68 +107,223 @@ static double dfreq_ppm(Period p0, Period p1)
 
 /* ---- the state file -------------------------------------------------- */
 
+/*
+ * "marker M\ngeneration G\nperiod F S\n" in STATE_FILE in the state
+ * directory.  The directory must be ours (owner our uid, writable by nobody
+ * else): whoever can write it could plant a marker and have a disruption
+ * handed over twice.  Its path is configuration and is followed like the
+ * configuration file's; inside it every call is relative to the open
+ * directory, never to a path again, and the files are opened with
+ * O_NOFOLLOW|O_NONBLOCK (a symbolic link or a FIFO put there is an error,
+ * not a hang) and checked to be regular files of bounded size.  Writes go to
+ * a fresh temporary file (unlinked first, created O_EXCL) renamed over the
+ * file.
+ *
+ * A newly handled marker is written at once: a restart must know which
+ * disruption chronyd was already handed.  A changed generation or period
+ * (which can flap) is written at most once every STATE_WRITE_INTERVAL_S,
+ * the latest values always, by a timer if nothing else comes, and at exit.
+ */
+#define STATE_TMP STATE_FILE ".tmp"
+#define MAX_STATE_BYTES 4096
+#define STATE_WRITE_INTERVAL_S 1
 /* A drifting period is rewritten at most this often (and at exit). */
 #define PERIOD_RESAVE_INTERVAL_S 60
 static RLM_Limit resave_limit;
+static RLM_Limit write_limit;
+static struct event *save_ev; /* a deferred write */
+/* LOG_Repeat cause: the directory is not ours alone (errno values are > 0). */
+#define DIR_NOT_OURS (-1)
 
 static void state_path(char *buf, size_t len, const char *suffix)
 {
 	snprintf(buf, len, "%s/%s%s", cfg->state_dir, STATE_FILE, suffix);
 }
 
+/* The state directory, open, if it is ours alone; else -1 with why (and the
+ * errno or DIR_NOT_OURS in *cause). */
+static int open_state_dir(bool create, char *why, size_t why_len, int *cause)
+{
+	struct stat st;
+	int fd;
+
+	if (create && mkdir(cfg->state_dir, 0755) < 0 && errno != EEXIST)
+		goto fail;
+	fd = open(cfg->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		goto fail;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		goto fail;
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & 022)) {
+		snprintf(why, why_len, "the directory is not vmclockd's alone (owner uid %u, mode %04o)",
+			 (unsigned)st.st_uid, (unsigned)st.st_mode & 07777);
+		*cause = DIR_NOT_OURS;
+		close(fd);
+		return -1;
+	}
+	return fd;
+fail:
+	*cause = errno;
+	snprintf(why, why_len, "%s", strerror(errno));
+	return -1;
+}
+
 static void save_state(void)
 {
-	char path[4096], tmp[4096];
-	FILE *f;
+	char path[4096], why[128], text[160];
+	int dir, fd = -1, len, cause = 0;
+	ssize_t done = 0;
 
 	state_path(path, sizeof(path), "");
-	state_path(tmp, sizeof(tmp), ".tmp");
+	/* Whatever is pending is written now, with the latest values. */
+	if (save_ev)
+		evtimer_del(save_ev);
+	RLM_Restart(&write_limit);
 	/* Also on failure: an unwritable directory is not retried every tick. */
 	period_saved = period_handled;
-	if (mkdir(cfg->state_dir, 0755) < 0 && errno != EEXIST)
+	len = snprintf(text, sizeof(text), "marker %" PRIu64 "\ngeneration %" PRIu64 "\n",
+		       report.handled_marker, report.handled_gen);
+	if (period_handled.valid)
+		len += snprintf(text + len, sizeof(text) - (size_t)len, "period %" PRIu64 " %u\n",
+				period_handled.frac, period_handled.shift);
+
+	dir = open_state_dir(true, why, sizeof(why), &cause);
+	if (dir < 0)
 		goto fail;
-	f = fopen(tmp, "we");
-	if (f) {
-		fprintf(f, "marker %" PRIu64 "\ngeneration %" PRIu64 "\n", report.handled_marker,
-			report.handled_gen);
-		if (period_handled.valid)
-			fprintf(f, "period %" PRIu64 " %u\n", period_handled.frac, period_handled.shift);
-		if (fclose(f) == 0 && rename(tmp, path) == 0) {
-			if (LOG_RepeatRecovered(&save_failing))
-				LOG(LOGS_INFO, "saved the handled marker in %s again", path);
-			return;
-		}
+	if (unlinkat(dir, STATE_TMP, 0) < 0 && errno != ENOENT)
+		goto fail_errno;
+	fd = openat(dir, STATE_TMP, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK,
+		    0644);
+	if (fd < 0)
+		goto fail_errno;
+	while (done < len) {
+		ssize_t n = write(fd, text + done, (size_t)(len - done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			goto fail_errno;
+		done += n;
 	}
+	if (close(fd) < 0) {
+		fd = -1;
+		goto fail_errno;
+	}
+	fd = -1;
+	if (renameat(dir, STATE_TMP, dir, STATE_FILE) < 0)
+		goto fail_errno;
+	close(dir);
+	if (LOG_RepeatRecovered(&save_failing))
+		LOG(LOGS_INFO, "saved the handled marker in %s again", path);
+	return;
+fail_errno:
+	cause = errno ? errno : EIO;
+	snprintf(why, sizeof(why), "%s", strerror(cause));
 fail:
-	if (LOG_RepeatFailing(&save_failing, errno))
+	if (LOG_RepeatFailing(&save_failing, cause))
 		LOG(LOGS_WARN, "cannot save the handled marker in %s: %s; a restart will not "
-		    "know it", path, strerror(errno));
-	unlink(tmp);
+		    "know it", path, why);
+	if (fd >= 0)
+		close(fd);
+	if (dir >= 0) {
+		unlinkat(dir, STATE_TMP, 0);
+		close(dir);
+	}
+}
+
+static void save_cb(evutil_socket_t fd, short what, void *arg)
+{
+	save_state();
+}
+
+/* A generation or period changed: written now if the last write was long
+ * enough ago, else by the timer with whatever is latest then. */
+static void save_soon(void)
+{
+	struct timeval tv = { STATE_WRITE_INTERVAL_S, 0 };
+
+	if (RLM_Due(&write_limit, STATE_WRITE_INTERVAL_S))
+		save_state();
+	else if (save_ev && !evtimer_pending(save_ev, NULL))
+		evtimer_add(save_ev, &tv);
+}
+
+/* The file's text, NUL-terminated, if it is a regular file of at most
+ * MAX_STATE_BYTES in a directory of ours; false (said, unless there is
+ * simply no file yet) otherwise. */
+static bool read_state(const char *path, char *buf)
+{
+	char why[128];
+	struct stat st;
+	size_t len = 0;
+	int dir, fd, cause;
+
+	dir = open_state_dir(false, why, sizeof(why), &cause);
+	if (dir < 0) {
+		if (cause != ENOENT)
+			LOG(LOGS_WARN, "not reading the handled marker in %s: %s; starting afresh",
+			    path, why);
+		return false;
+	}
+	fd = openat(dir, STATE_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	close(dir);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			LOG(LOGS_WARN, "cannot read %s: %s; starting afresh", path, strerror(errno));
+		return false;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		LOG(LOGS_WARN, "%s is not a regular file; starting afresh", path);
+		close(fd);
+		return false;
+	}
+	while (len <= MAX_STATE_BYTES) {
+		ssize_t n = read(fd, buf + len, MAX_STATE_BYTES + 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			LOG(LOGS_WARN, "cannot read %s: %s; starting afresh", path, strerror(errno));
+			close(fd);
+			return false;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	if (len > MAX_STATE_BYTES) {
+		LOG(LOGS_WARN, "%s is larger than %d bytes; starting afresh", path, MAX_STATE_BYTES);
+		return false;
+	}
+	buf[len] = '\0';
+	return true;
 }
 
 static bool load_state(void)
 {
-	char path[4096], key[32];
+	char path[4096], buf[MAX_STATE_BYTES + 1], key[32];
 	unsigned long long a, b;
 	bool have_marker = false;
-	FILE *f;
-	int n;
+	char *line, *save = NULL;
 
 	state_path(path, sizeof(path), "");
-	f = fopen(path, "re");
-	if (!f)
+	if (!read_state(path, buf))
 		return false;
-	while ((n = fscanf(f, "%31s %llu", key, &a)) == 2) {
-		if (!strcmp(key, "marker")) {
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		int n = sscanf(line, "%31s %llu %llu", key, &a, &b);
+
+		if (n >= 2 && !strcmp(key, "marker")) {
 			report.handled_marker = a;
 			have_marker = true;
-		} else if (!strcmp(key, "generation")) {
+		} else if (n >= 2 && !strcmp(key, "generation")) {
 			report.handled_gen = a;
-		} else if (!strcmp(key, "period") && fscanf(f, "%llu", &b) == 1 && b < 64) {
+		} else if (n == 3 && !strcmp(key, "period") && b < 64) {
 			period_handled = (Period){ true, a, (uint8_t)b };
 		}
 	}
-	fclose(f);
 	if (!have_marker)
 		LOG(LOGS_WARN, "%s has no marker; starting afresh", path);
 	return have_marker;
@@ -215,11 +371,18 @@ static void burst_done(const CCL_Result *r, void *arg)
 static void handover_done(const CCL_Result *r, void *arg)
 {
 	if (r->ok) {
+		struct timespec now;
+
+		/* The monotonic time of the last reply, to set beside the
+		 * sampler's wake-up time (docs/performance.md). */
+		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (target_has_time)
 			LOG(LOGS_INFO, "chronyd reset: dfreq %+.6f ppm, doffset %+.9f s "
-			    "(o %+.9f s, c %+.9f s), %d datagrams, %.2f ms",
+			    "(o %+.9f s, c %+.9f s), %d datagrams, %.2f ms, done at monotonic "
+			    "%lld.%09ld",
 			    params.have_dfreq ? params.dfreq_ppm : 0.0, r->doffset, r->offset,
-			    r->correction, r->attempts, (double)r->duration_ns * 1e-6);
+			    r->correction, r->attempts, (double)r->duration_ns * 1e-6,
+			    (long long)now.tv_sec, now.tv_nsec);
 		else
 			LOG(LOGS_INFO, "chronyd reset (marker-only page), %.2f ms; asking for an NTP burst",
 			    (double)r->duration_ns * 1e-6);
@@ -338,16 +501,19 @@ static void begin_disruption(const struct vmclock_abi *page, const struct vmcloc
 	start_handover();
 }
 
+/* Alerts a flapping page could repeat at every tick: rate-limited. */
+static LOG_Limit imminent_alerts, soon_alerts, restore_alerts;
+
 static void log_flag_changes(uint64_t flags)
 {
 	uint64_t appeared = flags & ~last_flags;
 
 	if (appeared & VMCLOCK_FLAG_DISRUPTION_IMMINENT)
-		LOG_Event(LOGS_WARN, LOG_MSGID_DISRUPTION_IMMINENT, NULL,
-			  "host announces a clock disruption within about an hour");
+		LOG_LimitedEvent(&imminent_alerts, LOGS_WARN, LOG_MSGID_DISRUPTION_IMMINENT, NULL,
+				 "host announces a clock disruption within about an hour");
 	else if (appeared & VMCLOCK_FLAG_DISRUPTION_SOON)
-		LOG_Event(LOGS_NOTICE, LOG_MSGID_DISRUPTION_SOON, NULL,
-			  "host announces a clock disruption within about a day");
+		LOG_LimitedEvent(&soon_alerts, LOGS_NOTICE, LOG_MSGID_DISRUPTION_SOON, NULL,
+				 "host announces a clock disruption within about a day");
 	last_flags = flags;
 }
 
@@ -381,14 +547,15 @@ bool DSR_Observe(const struct vmclock_abi *page, const struct vmclock_offset *of
 
 		snprintf(f1, sizeof(f1), "VM_GENERATION_COUNTER=%" PRIu64, gen);
 		snprintf(f2, sizeof(f2), "DISRUPTION_MARKER=%" PRIu64, marker);
-		LOG_Event(LOGS_WARN, LOG_MSGID_RESTORE, fields,
-			  "VM restored or cloned: generation %" PRIu64 " -> %" PRIu64, current_gen, gen);
+		LOG_LimitedEvent(&restore_alerts, LOGS_WARN, LOG_MSGID_RESTORE, fields,
+				 "VM restored or cloned: generation %" PRIu64 " -> %" PRIu64,
+				 current_gen, gen);
 		if (report.handling)
 			target_gen = gen;
 		else
 			report.handled_gen = gen;
 		if (marker == current_marker)
-			save_state();
+			save_soon();
 	}
 	/* An offset measured on a page that moved on since the copy belongs to
 	 * neither marker. */
@@ -403,7 +570,7 @@ bool DSR_Observe(const struct vmclock_abi *page, const struct vmclock_offset *of
 		if (!period_saved.valid ||
 		    (fabs(dfreq_ppm(period_saved, period_handled)) > PERIOD_RESAVE_PPM &&
 		     RLM_Due(&resave_limit, PERIOD_RESAVE_INTERVAL_S)))
-			save_state();
+			save_soon();
 	}
 	if (!report.handling && offset && marker == report.handled_marker) {
 		have_offset = true;
@@ -419,8 +586,9 @@ int DSR_Initialise(struct event_base *base, const CNF_Settings *settings,
 	cfg = settings;
 	sampler = ops ? *ops : (DSR_SamplerOps){ 0 };
 	retry_ev = evtimer_new(base, retry_cb, NULL);
-	if (!retry_ev) {
-		LOG(LOGS_ERR, "cannot create the handover retry timer");
+	save_ev = evtimer_new(base, save_cb, NULL);
+	if (!retry_ev || !save_ev) {
+		LOG(LOGS_ERR, "cannot create the handover retry and state-file timers");
 		return -1;
 	}
 	return 0;
@@ -443,6 +611,12 @@ void DSR_Finalise(void)
 	if (state_known && !report.handling && period_handled.valid &&
 	    (!period_saved.valid || period_saved.frac != period_handled.frac))
 		save_state();
+	/* A deferred write (a generation that changed) is not lost. */
+	else if (save_ev && evtimer_pending(save_ev, NULL))
+		save_state();
+	if (save_ev)
+		event_free(save_ev);
+	save_ev = NULL;
 	if (retry_ev)
 		event_free(retry_ev);
 	retry_ev = NULL;

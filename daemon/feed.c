@@ -15,6 +15,16 @@ int FED_Send(FED_Output out, const FED_Sample *s)
 	return r;
 }
 
+const char *FED_Name(FED_Output out)
+{
+	return out->driver->name;
+}
+
+const char *FED_Problem(FED_Output out)
+{
+	return out->problem;
+}
+
 void FED_Destroy(FED_Output out)
 {
 	if (out)

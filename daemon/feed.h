@@ -40,13 +40,22 @@ struct FED_Driver {
 struct FED_Output_Record {
 	const struct FED_Driver *driver;
 	unsigned long sent, failed;
+	/* Set by the driver: NULL while the output takes samples, or why it
+	 * does not (a short phrase for STATUS=). */
+	const char *problem;
 };
 
-/* Outputs: NULL with a logged error when they cannot be set up at all. */
+/* Outputs: NULL with a logged error when they cannot be set up at all.  An
+ * output that cannot take samples yet (a segment that is not ours) is still
+ * created: it says why in FED_Problem and retries by itself. */
 FED_Output FED_CreateSock(const char *path);
 FED_Output FED_CreateShm(int unit, unsigned mode);
 
 int FED_Send(FED_Output out, const FED_Sample *s);
+/* The output's name and, if its last send failed, why; NULL problem while
+ * it works.  What STATUS= says about the outputs comes from here only. */
+const char *FED_Name(FED_Output out);
+const char *FED_Problem(FED_Output out);
 void FED_Destroy(FED_Output out);
 
 #endif /* VMCLOCKD_FEED_H */

@@ -9,13 +9,17 @@
  * as ntpsec expects.  precision carries the sample's bound as log2 seconds.
  */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/shm.h>
+#include <unistd.h>
 
 #include "feed.h"
 #include "log.h"
+#include "ratelimit.h"
 
 #define SHM_KEY_BASE 0x4e545030
 #define NTP_LEAP_NOTINSYNC 3
@@ -38,11 +42,140 @@ struct shm_time {
 };
 _Static_assert(sizeof(time_t) != 8 || sizeof(struct shm_time) == 96, "shmTime is 96 bytes");
 
+/* Why a segment is not used, besides an errno (which is > 0). */
+enum {
+	SHM_FOREIGN = -1,    /* owned or created by another user */
+	SHM_WIDE_MODE = -2,  /* more permissive than ntp-shm-mode */
+	SHM_WRONG_SIZE = -3, /* not an shmTime */
+	SHM_REMOVED = -4,    /* ours was removed under us */
+};
+
 typedef struct {
 	struct FED_Output_Record base;
-	struct shm_time *shm;
+	struct shm_time *shm; /* NULL while no usable segment is attached */
+	int id;
 	int unit;
+	key_t key;
+	unsigned mode;
+	LOG_Repeat failing;
+	RLM_Limit retry;   /* attach attempts while there is no segment */
+	RLM_Limit recheck; /* whether ours is still the key's segment */
+	char problem[80];
 } ShmOutput;
+
+/* Says once (until the cause changes) why the segment is not used. */
+static int refuse(ShmOutput *so, int cause, const struct shmid_ds *ds)
+{
+	unsigned key = (unsigned)so->key;
+
+	switch (cause) {
+	case SHM_FOREIGN:
+		snprintf(so->problem, sizeof(so->problem), "segment owned by uid %u",
+			 (unsigned)ds->shm_perm.uid);
+		if (LOG_RepeatFailing(&so->failing, cause))
+			LOG(LOGS_ERR, "ntp-shm unit %d: the segment with key 0x%08x belongs to uid %u "
+			    "(created by uid %u), not to vmclockd (uid %u): its owner could read and "
+			    "rewrite every sample; not using it, retrying every second (ipcrm -M 0x%08x "
+			    "removes it)", so->unit, key, (unsigned)ds->shm_perm.uid,
+			    (unsigned)ds->shm_perm.cuid, (unsigned)geteuid(), key);
+		break;
+	case SHM_WIDE_MODE:
+		snprintf(so->problem, sizeof(so->problem), "segment mode %04o wider than %04o",
+			 (unsigned)ds->shm_perm.mode & 0777, so->mode);
+		if (LOG_RepeatFailing(&so->failing, cause))
+			LOG(LOGS_ERR, "ntp-shm unit %d: the segment with key 0x%08x has mode %04o, "
+			    "wider than ntp-shm-mode %04o: others could read or rewrite the samples; "
+			    "not using it, retrying every second (ipcrm -M 0x%08x removes it)",
+			    so->unit, key, (unsigned)ds->shm_perm.mode & 0777, so->mode, key);
+		break;
+	case SHM_WRONG_SIZE:
+		snprintf(so->problem, sizeof(so->problem), "segment of %zu bytes, not %zu",
+			 (size_t)ds->shm_segsz, sizeof(struct shm_time));
+		if (LOG_RepeatFailing(&so->failing, cause))
+			LOG(LOGS_ERR, "ntp-shm unit %d: the segment with key 0x%08x is %zu bytes, not "
+			    "the %zu of ntpd's shmTime (another program's?); not using it, retrying "
+			    "every second", so->unit, key, (size_t)ds->shm_segsz,
+			    sizeof(struct shm_time));
+		break;
+	default:
+		snprintf(so->problem, sizeof(so->problem), "segment: %s", strerror(cause));
+		if (LOG_RepeatFailing(&so->failing, cause))
+			LOG(LOGS_ERR, "ntp-shm unit %d: cannot use the segment with key 0x%08x: %s; "
+			    "retrying every second", so->unit, key, strerror(cause));
+		break;
+	}
+	so->base.problem = so->problem;
+	return -1;
+}
+
+/*
+ * Finds the unit's segment, creating it if there is none, and attaches it
+ * if it is fit for us: owned and created by our uid, no wider than the
+ * configured mode, an shmTime's size.  Anything else is somebody else's (or
+ * world-writable) and feeding it would hand them our samples to read and
+ * rewrite.  The segment is never created over an existing one (IPC_EXCL),
+ * so every segment used has passed the same checks.
+ */
+static int attach(ShmOutput *so)
+{
+	struct shmid_ds ds;
+	uid_t euid = geteuid();
+	void *p;
+	int id;
+
+	id = shmget(so->key, 0, 0);
+	if (id < 0 && errno == ENOENT)
+		id = shmget(so->key, sizeof(struct shm_time), IPC_CREAT | IPC_EXCL | (int)(so->mode & 0777));
+	if (id < 0 || shmctl(id, IPC_STAT, &ds) < 0)
+		return refuse(so, errno, NULL);
+	if (ds.shm_perm.uid != euid || ds.shm_perm.cuid != euid)
+		return refuse(so, SHM_FOREIGN, &ds);
+	if (ds.shm_perm.mode & 0777 & ~so->mode)
+		return refuse(so, SHM_WIDE_MODE, &ds);
+	if (ds.shm_segsz != sizeof(struct shm_time))
+		return refuse(so, SHM_WRONG_SIZE, &ds);
+	p = shmat(id, NULL, 0);
+	if (p == (void *)-1)
+		return refuse(so, errno, NULL);
+	so->shm = p;
+	so->id = id;
+	so->base.problem = NULL;
+	if (LOG_RepeatRecovered(&so->failing))
+		LOG(LOGS_INFO, "ntp-shm unit %d: using the segment with key 0x%08x (mode %04o) now",
+		    so->unit, (unsigned)so->key, (unsigned)ds.shm_perm.mode & 0777);
+	RLM_Restart(&so->recheck);
+	return 0;
+}
+
+static void detach(ShmOutput *so)
+{
+	/* Tell a reader there is nothing new; the segment stays for ntpd. */
+	so->shm->valid = 0;
+	so->shm->leap = NTP_LEAP_NOTINSYNC;
+	shmdt(so->shm);
+	so->shm = NULL;
+}
+
+/* True if a usable segment is attached, attaching one at most once a
+ * second while there is none. */
+static bool ready(ShmOutput *so)
+{
+	/* Ours removed (only root can) and perhaps replaced: the key names
+	 * another segment now, which is checked afresh. */
+	if (so->shm && RLM_Due(&so->recheck, 1) && shmget(so->key, 0, 0) != so->id) {
+		shmdt(so->shm);
+		so->shm = NULL;
+		RLM_Restart(&so->retry);
+		if (LOG_RepeatFailing(&so->failing, SHM_REMOVED))
+			LOG(LOGS_WARN, "ntp-shm unit %d: the segment with key 0x%08x was removed; "
+			    "attaching to a new one", so->unit, (unsigned)so->key);
+		so->base.problem = "segment removed";
+		return attach(so) == 0;
+	}
+	if (!so->shm && RLM_Due(&so->retry, 1))
+		attach(so);
+	return so->shm != NULL;
+}
 
 /* ceil(log2(ns * 1e-9)), the precision field's units, within ntpd's range. */
 static int precision_of(uint64_t ns)
@@ -60,11 +193,14 @@ static int precision_of(uint64_t ns)
 static int shm_send(FED_Output out, const FED_Sample *s)
 {
 	ShmOutput *so = (ShmOutput *)out;
-	struct shm_time *t = so->shm;
+	struct shm_time *t;
 	int64_t ns = (int64_t)s->system.tv_nsec + s->offset_ns;
 	int64_t ref_sec = (int64_t)s->system.tv_sec + ns / 1000000000;
 	int64_t ref_nsec = ns % 1000000000;
 
+	if (!ready(so))
+		return -1;
+	t = so->shm;
 	if (ref_nsec < 0) {
 		ref_nsec += 1000000000;
 		ref_sec--;
@@ -92,10 +228,8 @@ static void shm_destroy(FED_Output out)
 {
 	ShmOutput *so = (ShmOutput *)out;
 
-	/* Tell a reader there is nothing new; the segment stays for ntpd. */
-	so->shm->valid = 0;
-	so->shm->leap = NTP_LEAP_NOTINSYNC;
-	shmdt(so->shm);
+	if (so->shm)
+		detach(so);
 	free(so);
 }
 
@@ -107,27 +241,18 @@ static const struct FED_Driver shm_driver = {
 
 FED_Output FED_CreateShm(int unit, unsigned mode)
 {
-	ShmOutput *so;
-	void *p;
-	int id;
+	ShmOutput *so = calloc(1, sizeof(*so));
 
-	id = shmget(SHM_KEY_BASE + unit, sizeof(struct shm_time), IPC_CREAT | (int)(mode & 0777));
-	if (id < 0) {
-		LOG(LOGS_ERR, "cannot create SHM segment for unit %d: %s", unit, strerror(errno));
-		return NULL;
-	}
-	p = shmat(id, NULL, 0);
-	if (p == (void *)-1) {
-		LOG(LOGS_ERR, "cannot attach SHM segment for unit %d: %s", unit, strerror(errno));
-		return NULL;
-	}
-	so = calloc(1, sizeof(*so));
 	if (!so) {
-		shmdt(p);
+		LOG(LOGS_ERR, "ntp-shm unit %d: %s", unit, strerror(errno));
 		return NULL;
 	}
 	so->base.driver = &shm_driver;
-	so->shm = p;
 	so->unit = unit;
+	so->key = SHM_KEY_BASE + unit;
+	so->mode = mode & 0777;
+	/* Said at start if the segment is not usable; retried from the sends. */
+	RLM_Restart(&so->retry);
+	attach(so);
 	return &so->base;
 }

@@ -49,8 +49,11 @@ static int sock_send(FED_Output out, const FED_Sample *s)
 		   (struct sockaddr *)&so->addr, so->addr_len) == (ssize_t)sizeof(msg)) {
 		if (LOG_RepeatRecovered(&so->failing))
 			LOG(LOGS_INFO, "chronyd is taking samples on %s again", so->addr.sun_path);
+		out->problem = NULL;
 		return 0;
 	}
+	out->problem = errno == ENOENT || errno == ECONNREFUSED ? "chronyd not listening"
+								: "cannot send";
 	if (LOG_RepeatFailing(&so->failing, errno)) {
 		if (errno == ENOENT || errno == ECONNREFUSED)
 			LOG(LOGS_WARN, "chronyd is not listening on %s (%s); will keep trying",

@@ -3,12 +3,15 @@
  * log.c - journal or stderr, chosen once at start.
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
+/* Our callers' locations are passed explicitly, never log.c's own. */
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 
 #include "log.h"
@@ -94,12 +97,12 @@ static const char *prefix(LOG_Severity severity)
 	}
 }
 
-static void emit(LOG_Severity severity, const char *message_id, const char *const *fields,
-		 const char *text)
+static void emit(LOG_Origin at, LOG_Severity severity, const char *message_id,
+		 const char *const *fields, const char *text)
 {
 	if (to_journal) {
 		struct iovec iov[MAX_FIELDS + 3];
-		char msg[LINE_MAX_LEN + 16], prio[32], id[64];
+		char msg[LINE_MAX_LEN + 16], prio[32], id[64], file[256], line[32];
 		int n = 0;
 
 		snprintf(msg, sizeof(msg), "MESSAGE=%s", text);
@@ -110,47 +113,104 @@ static void emit(LOG_Severity severity, const char *message_id, const char *cons
 			snprintf(id, sizeof(id), "MESSAGE_ID=%s", message_id);
 			iov[n++] = (struct iovec){ id, strlen(id) };
 		}
-		for (int i = 0; fields && fields[i] && i < MAX_FIELDS; i++)
+		for (int i = 0; fields && i < MAX_FIELDS && fields[i]; i++)
 			iov[n++] = (struct iovec){ (void *)(uintptr_t)fields[i], strlen(fields[i]) };
-		if (sd_journal_sendv(iov, n) >= 0)
+		snprintf(file, sizeof(file), "CODE_FILE=%s", at.file);
+		snprintf(line, sizeof(line), "CODE_LINE=%d", at.line);
+		if (sd_journal_sendv_with_location(file, line, at.func, iov, n) >= 0)
 			return;
 		/* No journal after all: fall through to stderr. */
 	}
 	fprintf(stderr, "vmclockd: %s%s", prefix(severity), text);
-	for (int i = 0; fields && fields[i] && i < MAX_FIELDS; i++)
+	for (int i = 0; fields && i < MAX_FIELDS && fields[i]; i++)
 		fprintf(stderr, " %s", fields[i]);
 	fputc('\n', stderr);
 }
 
-static void vemit(LOG_Severity severity, const char *message_id, const char *const *fields,
-		  const char *format, va_list ap) __attribute__((format(printf, 4, 0)));
+static void vemit(LOG_Origin at, LOG_Severity severity, const char *message_id,
+		  const char *const *fields, unsigned long suppressed, const char *format,
+		  va_list ap) __attribute__((format(printf, 6, 0)));
 
-static void vemit(LOG_Severity severity, const char *message_id, const char *const *fields,
-		  const char *format, va_list ap)
+static void vemit(LOG_Origin at, LOG_Severity severity, const char *message_id,
+		  const char *const *fields, unsigned long suppressed, const char *format,
+		  va_list ap)
 {
 	char text[LINE_MAX_LEN];
+	int len = vsnprintf(text, sizeof(text), format, ap);
 
-	vsnprintf(text, sizeof(text), format, ap);
-	emit(severity, message_id, fields, text);
+	if (suppressed && len >= 0 && (size_t)len < sizeof(text))
+		snprintf(text + len, sizeof(text) - (size_t)len, " (%lu similar suppressed)",
+			 suppressed);
+	emit(at, severity, message_id, fields, text);
 }
 
-void LOG_Message(LOG_Severity severity, const char *format, ...)
+void LOG_MessageAt(LOG_Origin at, LOG_Severity severity, const char *format, ...)
 {
 	va_list ap;
 
 	va_start(ap, format);
-	vemit(severity, NULL, NULL, format, ap);
+	vemit(at, severity, NULL, NULL, 0, format, ap);
 	va_end(ap);
 }
 
-void LOG_Event(LOG_Severity severity, const char *message_id, const char *const *fields,
-	       const char *format, ...)
+void LOG_EventAt(LOG_Origin at, LOG_Severity severity, const char *message_id,
+		 const char *const *fields, const char *format, ...)
 {
 	va_list ap;
 
 	va_start(ap, format);
-	vemit(severity, message_id, fields, format, ap);
+	vemit(at, severity, message_id, fields, 0, format, ap);
 	va_end(ap);
+}
+
+/* The flood policy: LIMIT_BURST alerts of a kind at once, then one every
+ * LIMIT_INTERVAL_S seconds for as long as the flood lasts; a kind that was
+ * quiet for LIMIT_BURST intervals has its whole burst again. */
+#define LIMIT_BURST 3
+#define LIMIT_INTERVAL_S 10
+
+static bool limit_take(LOG_Limit *l)
+{
+	struct timespec now;
+	int64_t elapsed_s;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!l->started) {
+		l->started = true;
+		l->tokens = LIMIT_BURST;
+		l->refilled = now;
+	}
+	elapsed_s = (int64_t)now.tv_sec - (int64_t)l->refilled.tv_sec -
+		    (now.tv_nsec < l->refilled.tv_nsec);
+	if (elapsed_s >= LIMIT_INTERVAL_S) {
+		int64_t add = elapsed_s / LIMIT_INTERVAL_S;
+
+		l->tokens = add >= LIMIT_BURST - l->tokens ? LIMIT_BURST : l->tokens + (unsigned)add;
+		l->refilled.tv_sec += (time_t)(add * LIMIT_INTERVAL_S);
+	}
+	/* A full bucket fills no further: its next refill is an interval after
+	 * it is first drawn from. */
+	if (l->tokens == LIMIT_BURST)
+		l->refilled = now;
+	if (!l->tokens)
+		return false;
+	l->tokens--;
+	return true;
+}
+
+void LOG_LimitedEventAt(LOG_Origin at, LOG_Limit *limit, LOG_Severity severity,
+			const char *message_id, const char *const *fields, const char *format, ...)
+{
+	va_list ap;
+
+	if (!limit_take(limit)) {
+		limit->suppressed++;
+		return;
+	}
+	va_start(ap, format);
+	vemit(at, severity, message_id, fields, limit->suppressed, format, ap);
+	va_end(ap);
+	limit->suppressed = 0;
 }
 
 bool LOG_RepeatFailing(LOG_Repeat *r, int cause)

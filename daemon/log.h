@@ -4,7 +4,7 @@
  *
  * Messages go to the journal (native protocol, with MESSAGE_ID and fields)
  * when stderr is the journal, as systemd announces with $JOURNAL_STREAM, and
- * to stderr otherwise.  Policy (see doc/errors in README): configuration and
+ * to stderr otherwise.  Policy (the README's "Error policy"): configuration and
  * start-up errors are FATAL; bad external input is logged once and dropped;
  * conditions that repeat every tick are logged when they start and end.
  */
@@ -12,6 +12,7 @@
 #define VMCLOCKD_LOG_H
 
 #include <stdbool.h>
+#include <time.h>
 
 typedef enum {
 	LOGS_DEBUG,
@@ -33,13 +34,44 @@ void LOG_Initialise(bool debug, bool force_stderr);
 void LOG_Finalise(void);
 bool LOG_DebugEnabled(void);
 
-void LOG_Message(LOG_Severity severity, const char *format, ...)
-	__attribute__((format(printf, 2, 3)));
+/* Where a message was logged from: the journal's CODE_FILE, CODE_LINE and
+ * CODE_FUNC fields.  The macros below fill it in at the caller. */
+typedef struct {
+	const char *file;
+	int line;
+	const char *func;
+} LOG_Origin;
+#define LOG_HERE ((LOG_Origin){ __FILE__, __LINE__, __func__ })
+
+void LOG_MessageAt(LOG_Origin at, LOG_Severity severity, const char *format, ...)
+	__attribute__((format(printf, 3, 4)));
+#define LOG_Message(severity, ...) LOG_MessageAt(LOG_HERE, severity, __VA_ARGS__)
 
 /* A structured alert: the journal gets MESSAGE_ID and the NULL-terminated
  * "KEY=value" fields; stderr gets the message followed by the fields. */
-void LOG_Event(LOG_Severity severity, const char *message_id, const char *const *fields,
-	       const char *format, ...) __attribute__((format(printf, 4, 5)));
+void LOG_EventAt(LOG_Origin at, LOG_Severity severity, const char *message_id,
+		 const char *const *fields, const char *format, ...)
+	__attribute__((format(printf, 5, 6)));
+#define LOG_Event(severity, message_id, fields, ...) \
+	LOG_EventAt(LOG_HERE, severity, message_id, fields, __VA_ARGS__)
+
+/* Alerts from inputs that can flap (flags, counters): the first ones are
+ * logged at once, a flood is cut to one message every so often, and the next
+ * message logged says how many were suppressed ("... (12 similar
+ * suppressed)").  One LOG_Limit per kind of alert, zero-initialised; the
+ * policy (how many, how often) is log.c's alone. */
+typedef struct {
+	bool started;
+	unsigned tokens;          /* messages that may go out now */
+	struct timespec refilled; /* CLOCK_MONOTONIC of the last refill */
+	unsigned long suppressed; /* since the last message logged */
+} LOG_Limit;
+
+void LOG_LimitedEventAt(LOG_Origin at, LOG_Limit *limit, LOG_Severity severity,
+			const char *message_id, const char *const *fields, const char *format, ...)
+	__attribute__((format(printf, 6, 7)));
+#define LOG_LimitedEvent(limit, severity, message_id, fields, ...) \
+	LOG_LimitedEventAt(LOG_HERE, limit, severity, message_id, fields, __VA_ARGS__)
 
 /* Rate limiting for conditions that repeat every tick: a failure is logged
  * when its cause first appears or changes, recovery once when it ends. */
@@ -52,17 +84,17 @@ bool LOG_RepeatFailing(LOG_Repeat *r, int cause);
 /* True if a failure was being reported (log the recovery now). */
 bool LOG_RepeatRecovered(LOG_Repeat *r);
 
-#define LOG(severity, ...) LOG_Message(severity, __VA_ARGS__)
-#define DEBUG_LOG(...)                                     \
-	do {                                                \
-		if (LOG_DebugEnabled())                     \
-			LOG_Message(LOGS_DEBUG, __VA_ARGS__); \
+#define LOG(severity, ...) LOG_MessageAt(LOG_HERE, severity, __VA_ARGS__)
+#define DEBUG_LOG(...)                        \
+	do {                                   \
+		if (LOG_DebugEnabled())        \
+			LOG(LOGS_DEBUG, __VA_ARGS__); \
 	} while (0)
 /* Logs and exits with status 1. */
-#define LOG_FATAL(...)                               \
-	do {                                          \
-		LOG_Message(LOGS_FATAL, __VA_ARGS__); \
-		exit(1);                              \
+#define LOG_FATAL(...)                        \
+	do {                                   \
+		LOG(LOGS_FATAL, __VA_ARGS__);  \
+		exit(1);                       \
 	} while (0)
 
 #endif /* VMCLOCKD_LOG_H */

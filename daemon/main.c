@@ -54,6 +54,7 @@ static void tick_done(const SMP_Report *report, void *arg)
 {
 	CSY_Tick();
 	PUB_Tick(report, DSR_GetReport(), CSY_GetReport());
+	NTF_Ticked();
 }
 
 static void chrony_updated(const CSY_Report *report, void *arg)

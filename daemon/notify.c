@@ -18,10 +18,24 @@ static char last_status[256];
 static bool ready;
 static bool notify_socket;             /* $NOTIFY_SOCKET was set at start */
 static struct timespec last_status_time; /* CLOCK_MONOTONIC */
+static bool ticked; /* a tick completed since the last WATCHDOG=1 */
 
+/* The watchdog vouches for the work, not for the loop: a loop that runs
+ * while the sampler has stopped ticking is not healthy, and systemd should
+ * restart it. */
 static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
 {
+	if (!ticked) {
+		DEBUG_LOG("no tick since the last watchdog ping: none sent");
+		return;
+	}
+	ticked = false;
 	sd_notify(0, "WATCHDOG=1");
+}
+
+void NTF_Ticked(void)
+{
+	ticked = true;
 }
 
 void NTF_Initialise(struct event_base *base)

@@ -4,8 +4,9 @@
  *
  * READY=1 once the page has been read (or found missing and waited for),
  * STATUS= a one-line summary whenever it changes, WATCHDOG=1 from a timer at
- * half of WatchdogSec, STOPPING=1 on the way out.  Without $NOTIFY_SOCKET
- * every call is a no-op.
+ * half of WatchdogSec when a sampler tick completed since the last one (a
+ * loop that runs without ticking is not healthy), STOPPING=1 on the way out.
+ * Without $NOTIFY_SOCKET every call is a no-op.
  */
 #ifndef VMCLOCKD_NOTIFY_H
 #define VMCLOCKD_NOTIFY_H
@@ -17,6 +18,8 @@
 void NTF_Initialise(struct event_base *base);
 void NTF_Finalise(void);
 void NTF_Ready(void);
+/* A sampler tick completed: the next WATCHDOG=1 may go (none goes without). */
+void NTF_Ticked(void);
 /* Rate-limited to once a second unless urgent (a change of state rather
  * than of figures). */
 void NTF_Status(bool urgent, const char *format, ...) __attribute__((format(printf, 2, 3)));

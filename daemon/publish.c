@@ -1,87 +1,237 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  *
  * publish.c - the state file applications read, and STATUS=.
+ *
+ * The state is kept here in host order and written out whole, little-endian,
+ * with pwrite(2) under its seq_count (the count made odd, the structure, the
+ * count made even), never through a mapping: whoever truncates the file
+ * would make a store to a mapping raise SIGBUS.  A truncated file is simply
+ * written whole again at the next tick; a failed write (a full file system)
+ * is logged once and retried at the next tick.  posix_fallocate() reserves
+ * the blocks before the first write, so that a full file system is an error
+ * at start-up, not a fault.  Once a second the path is checked to still name
+ * the file written: if it was removed or replaced, a fresh file is made by
+ * temp file + rename in the state file's directory, which is ours.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "vmclockd-state.h"
+#include "../common/timeutil.h"
 
 #include "log.h"
 #include "notify.h"
 #include "publish.h"
 #include "ratelimit.h"
 
-_Static_assert(SMP_REASON_COUNT == VMCLOCKD_STATE_REASONS, "withheld[] matches the reasons");
-
-/* Readers take the daemon to be gone when its heartbeat is older than this
- * many ticks, within these limits (the field is 16 bits of milliseconds). */
-#define HEARTBEAT_TIMEOUT_TICKS 4u
-#define MIN_HEARTBEAT_TIMEOUT_MS 1000u
-#define MAX_HEARTBEAT_TIMEOUT_MS 60000u
-_Static_assert(MAX_HEARTBEAT_TIMEOUT_MS <= UINT16_MAX, "heartbeat_timeout_ms is 16 bits");
+/* Readers take the daemon to be gone when its heartbeat is older than twice
+ * the longest wait for the next tick (the sampler's report says how long
+ * that is: on a notifying device the timer may be far slower than
+ * interval-ms) plus this slack for a loaded machine.  The field is 16 bits
+ * of milliseconds: the sampler never waits longer than SMP_MAX_TICK_MS. */
+#define HEARTBEAT_TIMEOUT_TICKS 2u
+#define HEARTBEAT_SLACK_MS 1000u
+_Static_assert(HEARTBEAT_TIMEOUT_TICKS * SMP_MAX_TICK_MS + HEARTBEAT_SLACK_MS <= UINT16_MAX,
+	       "heartbeat_timeout_ms is 16 bits");
+/* How often the path is checked to still name the file written. */
+#define REPLACED_CHECK_S 1
 
 static const CNF_Settings *cfg;
-static struct vmclockd_state *state; /* the mapping */
-static LOG_Repeat file_failing;
-static RLM_Limit open_retry;
+static int state_fd = -1;
+static struct stat state_id;          /* st_dev and st_ino of the file written */
+static struct vmclockd_state state;   /* host order; written out little-endian */
+static LOG_Repeat file_failing, write_failing;
+static RLM_Limit open_retry, replaced_check;
 static unsigned long disruptions_published; /* of DSR's count, added to the file's */
-static SMP_Reason status_reason = SMP_REASON_COUNT; /* of the last STATUS= */
+static POL_Reason status_reason = POL_REASON_COUNT; /* of the last STATUS= */
+static unsigned status_failing; /* outputs not taking samples, at the last STATUS= */
 
-static uint64_t ts_ns(clockid_t id)
+/* The state as the file holds it: every field little-endian. */
+static void encode(const struct vmclockd_state *s, struct vmclockd_state *le)
 {
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	*le = *s;
+	le->magic = vmclock_le32(s->magic);
+	le->version = vmclock_le16(s->version);
+	le->size = vmclock_le16(s->size);
+	le->seq_count = vmclock_le32(s->seq_count);
+	le->heartbeat_timeout_ms = vmclock_le16(s->heartbeat_timeout_ms);
+	le->heartbeat_realtime_ns = vmclock_le64(s->heartbeat_realtime_ns);
+	le->heartbeat_monotonic_ns = vmclock_le64(s->heartbeat_monotonic_ns);
+	le->disruption_marker = vmclock_le64(s->disruption_marker);
+	le->vm_generation_counter = vmclock_le64(s->vm_generation_counter);
+	le->error_bound_ns = vmclock_le64(s->error_bound_ns);
+	le->error_bound_realtime_ns = vmclock_le64(s->error_bound_realtime_ns);
+	le->drift_ppb = vmclock_le32(s->drift_ppb);
+	le->reserved0 = (int32_t)vmclock_le32((uint32_t)s->reserved0);
+	le->last_offset_ns = (int64_t)vmclock_le64((uint64_t)s->last_offset_ns);
+	le->last_disruption_realtime_ns = vmclock_le64(s->last_disruption_realtime_ns);
+	le->disruptions = vmclock_le64(s->disruptions);
+	le->samples_fed = vmclock_le64(s->samples_fed);
+	for (int i = 0; i < VMCLOCKD_STATE_REASONS; i++)
+		le->withheld[i] = vmclock_le64(s->withheld[i]);
 }
 
-static void open_state_file(void)
+static bool pwrite_all(int fd, const void *buf, size_t len, off_t off)
 {
-	int fd;
-	struct stat st;
-	void *map;
+	ssize_t n = pwrite(fd, buf, len, off);
 
-	fd = open(cfg->state_file, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0 && errno == ENOENT) {
-		char *dir = strdup(cfg->state_file), *slash = dir ? strrchr(dir, '/') : NULL;
+	if (n >= 0 && (size_t)n != len)
+		errno = ENOSPC; /* a short write: no room for the rest */
+	return n >= 0 && (size_t)n == len;
+}
 
-		if (slash && slash != dir) {
-			*slash = '\0';
-			mkdir(dir, 0755);
-		}
-		free(dir);
-		fd = open(cfg->state_file, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+/* The count alone, little-endian, at its offset. */
+static bool write_count(int fd, uint32_t seq)
+{
+	uint32_t le = vmclock_le32(seq);
+
+	return pwrite_all(fd, &le, sizeof(le), offsetof(struct vmclockd_state, seq_count));
+}
+
+/*
+ * The whole state under the seq_count protocol, as readers expect it: the
+ * count odd, then the fields, then the count even, each write ordered after
+ * the previous one.  Every write starts from an odd count larger than any
+ * the file held.
+ */
+static bool write_state(int fd)
+{
+	struct vmclockd_state le;
+
+	state.seq_count |= 1;
+	encode(&state, &le);
+	if (!write_count(fd, state.seq_count))
+		return false;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (!pwrite_all(fd, &le, sizeof(le), 0))
+		return false;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	state.seq_count++;
+	return write_count(fd, state.seq_count);
+}
+
+/* Writes the state; a failure is logged when it starts and when it ends. */
+static void flush_state(void)
+{
+	if (state_fd < 0)
+		return;
+	if (write_state(state_fd)) {
+		if (LOG_RepeatRecovered(&write_failing))
+			LOG(LOGS_INFO, "writing state in %s again", cfg->state_file);
+		return;
 	}
+	/* The count may be left odd in the file: readers say UNKNOWN until the
+	 * next write, which starts from a larger odd count. */
+	if (LOG_RepeatFailing(&write_failing, errno))
+		LOG(LOGS_WARN, "cannot write state in %s: %s", cfg->state_file, strerror(errno));
+}
+
+/* A file at the path we may keep writing in place: a regular file of ours
+ * with no other name (else a hard link could make us write elsewhere). */
+static bool ours(const struct stat *st)
+{
+	return S_ISREG(st->st_mode) && st->st_uid == geteuid() && st->st_nlink == 1;
+}
+
+/* Carries on from a state file a previous daemon left: its count (readers
+ * see it grow, never go back) and its disruption total. */
+static void adopt(int fd)
+{
+	struct vmclockd_state old;
+
+	if (pread(fd, &old, sizeof(old), 0) != (ssize_t)sizeof(old) ||
+	    vmclock_le32(old.magic) != VMCLOCKD_STATE_MAGIC ||
+	    vmclock_le16(old.version) != VMCLOCKD_STATE_VERSION)
+		return;
+	/* A write interrupted by a crash left the count odd: the next write
+	 * starts from the even count after it. */
+	state.seq_count = (vmclock_le32(old.seq_count) + 1) & ~1u;
+	state.disruptions = vmclock_le64(old.disruptions);
+}
+
+/* A fresh state file by temp file + rename, reserved and written whole
+ * before it takes the name.  Returns its descriptor, or -1. */
+static int create_state_file(void)
+{
+	char *tmp = NULL;
+	struct stat st;
+	int fd = -1, err;
+
+	if (asprintf(&tmp, "%s.tmp", cfg->state_file) < 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	(void)unlink(tmp); /* a leftover of a daemon that died here */
+	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0)
 		goto fail;
-	/* Readers rely on the file's size never shrinking under them. */
-	if (fstat(fd, &st) < 0 ||
-	    ((uint64_t)st.st_size < sizeof(*state) && ftruncate(fd, sizeof(*state)) < 0)) {
+	/* The blocks are reserved now: a full file system is this error, not
+	 * a fault at the first store. */
+	if ((err = posix_fallocate(fd, 0, sizeof(state))) != 0) {
+		errno = err;
+		goto fail;
+	}
+	if (fchmod(fd, 0644) < 0 || fstat(fd, &st) < 0 || !write_state(fd) ||
+	    rename(tmp, cfg->state_file) < 0)
+		goto fail;
+	state_id = st;
+	free(tmp);
+	return fd;
+fail:
+	err = errno;
+	if (fd >= 0) {
 		close(fd);
-		goto fail;
+		(void)unlink(tmp);
 	}
-	fchmod(fd, 0644);
-	map = mmap(NULL, sizeof(*state), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	close(fd);
-	if (map == MAP_FAILED)
-		goto fail;
-	state = map;
-	if (vmclock_le32(state->magic) != VMCLOCKD_STATE_MAGIC ||
-	    vmclock_le16(state->version) != VMCLOCKD_STATE_VERSION) {
-		memset(state, 0, sizeof(*state));
-		state->magic = VMCLOCKD_STATE_MAGIC;
-		state->version = VMCLOCKD_STATE_VERSION;
+	free(tmp);
+	errno = err;
+	return -1;
+}
+
+static void make_parent_dir(void)
+{
+	char *dir = strdup(cfg->state_file), *slash = dir ? strrchr(dir, '/') : NULL;
+
+	if (slash && slash != dir) {
+		*slash = '\0';
+		(void)mkdir(dir, 0755);
 	}
-	/* A write interrupted by a crash left the count odd: close it. */
-	if (state->seq_count & 1)
-		state->seq_count++;
-	state->size = sizeof(*state);
+	free(dir);
+}
+
+/* Opens the state file: the one a previous daemon left if it is ours (its
+ * readers go on without reopening), else a fresh one. */
+static void open_state_file(void)
+{
+	struct stat st;
+	int fd, err;
+
+	fd = open(cfg->state_file, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd >= 0 && (fstat(fd, &st) < 0 || !ours(&st))) {
+		close(fd);
+		fd = -1;
+	}
+	if (fd >= 0) {
+		adopt(fd);
+		if ((err = posix_fallocate(fd, 0, sizeof(state))) != 0 || !write_state(fd)) {
+			errno = err ? err : errno;
+			close(fd);
+			goto fail;
+		}
+		state_id = st;
+	} else {
+		make_parent_dir();
+		fd = create_state_file();
+		if (fd < 0)
+			goto fail;
+	}
+	state_fd = fd;
+	RLM_Restart(&replaced_check);
 	if (LOG_RepeatRecovered(&file_failing))
 		LOG(LOGS_INFO, "publishing state in %s again", cfg->state_file);
 	return;
@@ -90,29 +240,48 @@ fail:
 		LOG(LOGS_WARN, "cannot publish state in %s: %s", cfg->state_file, strerror(errno));
 }
 
-/* The state's own seq_count protocol: odd while fields change. */
-static void begin_write(void)
+/* Once a second: the path still names the file written?  If it was
+ * removed or replaced (by rename, or a restore from backup), make a fresh
+ * one: readers look for it by path. */
+static void check_replaced(void)
 {
-	__atomic_store_n(&state->seq_count, state->seq_count + 1, __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-}
+	struct stat st;
 
-static void end_write(void)
-{
-	__atomic_store_n(&state->seq_count, state->seq_count + 1, __ATOMIC_RELEASE);
+	if (state_fd < 0 || !RLM_Due(&replaced_check, REPLACED_CHECK_S))
+		return;
+	if (lstat(cfg->state_file, &st) == 0 && st.st_dev == state_id.st_dev &&
+	    st.st_ino == state_id.st_ino)
+		return;
+	LOG(LOGS_WARN, "state file %s was removed or replaced: writing a fresh one",
+	    cfg->state_file);
+	close(state_fd);
+	state_fd = -1;
+	RLM_Restart(&open_retry);
+	make_parent_dir();
+	state_fd = create_state_file();
+	if (state_fd < 0 && LOG_RepeatFailing(&file_failing, errno))
+		LOG(LOGS_WARN, "cannot publish state in %s: %s", cfg->state_file, strerror(errno));
 }
 
 /* STATUS=: a change of reason at once, figures at most once a second. */
 static void update_status(const SMP_Report *s, const DSR_Report *d)
 {
-	bool urgent = s->reason != status_reason;
+	bool urgent = s->reason != status_reason || s->outputs_failing != status_failing;
 
 	status_reason = s->reason;
-	if (s->reason == SMP_FED)
-		NTF_Status(urgent, "feeding: offset %+.9f s, bound %llu ns, marker %llu, %lu fed",
+	status_failing = s->outputs_failing;
+	/* "feeding" only while some output takes the samples; one that does
+	 * not is named with why. */
+	if (s->reason == POL_FED && s->outputs_failing && s->outputs_failing >= s->outputs)
+		NTF_Status(urgent, "not feeding (%s): offset %+.9f s, bound %llu ns, marker %llu",
+			   s->output_problems, (double)s->last_offset_ns * 1e-9,
+			   (unsigned long long)s->last_bound_ns, (unsigned long long)d->handled_marker);
+	else if (s->reason == POL_FED)
+		NTF_Status(urgent, "feeding: offset %+.9f s, bound %llu ns, marker %llu, %lu fed%s%s",
 			   (double)s->last_offset_ns * 1e-9, (unsigned long long)s->last_bound_ns,
-			   (unsigned long long)d->handled_marker, s->fed);
-	else if (s->reason == SMP_BAD_PAGE || s->reason == SMP_NO_DEVICE)
+			   (unsigned long long)d->handled_marker, s->fed,
+			   s->outputs_failing ? "; not taken by " : "", s->output_problems);
+	else if (s->reason == POL_BAD_PAGE || s->reason == POL_NO_DEVICE)
 		NTF_Status(urgent, "withholding: %s (%s) at %s", SMP_ReasonName(s->reason),
 			   vmclock_strerror(s->reason_errno), cfg->device);
 	else
@@ -122,68 +291,68 @@ static void update_status(const SMP_Report *s, const DSR_Report *d)
 
 void PUB_ChronyUpdated(const CSY_Report *c)
 {
-	if (!state || !c->have_bound)
+	if (!c->have_bound)
 		return;
-	begin_write();
-	state->error_bound_ns = c->bound_ns;
-	state->error_bound_realtime_ns = c->bound_realtime_ns;
-	state->drift_ppb = c->drift_ppb;
-	state->sync_state = c->sync_state;
-	end_write();
+	state.error_bound_ns = c->bound_ns;
+	state.error_bound_realtime_ns = c->bound_realtime_ns;
+	state.drift_ppb = c->drift_ppb;
+	state.sync_state = c->sync_state;
+	flush_state();
 }
 
 void PUB_Tick(const SMP_Report *s, const DSR_Report *d, const CSY_Report *c)
 {
-	unsigned timeout = HEARTBEAT_TIMEOUT_TICKS * cfg->interval_ms;
+	unsigned tick_ms = s->longest_tick_ms < SMP_MAX_TICK_MS ? s->longest_tick_ms : SMP_MAX_TICK_MS;
 
 	update_status(s, d);
 
 	/* An unusable state file is tried again once a second, not every tick. */
-	if (!state && cfg->state_file && *cfg->state_file && RLM_Due(&open_retry, 1))
+	if (state_fd < 0 && cfg->state_file && *cfg->state_file && RLM_Due(&open_retry, 1))
 		open_state_file();
-	if (!state)
+	check_replaced();
+	if (state_fd < 0)
 		return;
-	begin_write();
-	state->sync_state = c->sync_state;
-	state->withhold_reason = s->reason < SMP_REASON_COUNT ? (uint8_t)s->reason : 0;
-	state->heartbeat_timeout_ms = (uint16_t)(timeout < MIN_HEARTBEAT_TIMEOUT_MS ? MIN_HEARTBEAT_TIMEOUT_MS
-						 : timeout > MAX_HEARTBEAT_TIMEOUT_MS ? MAX_HEARTBEAT_TIMEOUT_MS
-										      : timeout);
-	state->heartbeat_realtime_ns = ts_ns(CLOCK_REALTIME);
-	state->heartbeat_monotonic_ns = ts_ns(CLOCK_MONOTONIC);
+	state.sync_state = c->sync_state;
+	state.withhold_reason = s->reason < POL_REASON_COUNT ? (uint8_t)s->reason : 0;
+	state.heartbeat_timeout_ms = (uint16_t)(HEARTBEAT_TIMEOUT_TICKS * tick_ms + HEARTBEAT_SLACK_MS);
+	state.heartbeat_realtime_ns = TIM_NowNs(CLOCK_REALTIME);
+	state.heartbeat_monotonic_ns = TIM_NowNs(CLOCK_MONOTONIC);
 	/* While a disruption is handled this is still the old marker, so
 	 * readers comparing it with the device see DISRUPTED. */
-	state->disruption_marker = d->handled_marker;
-	state->vm_generation_counter = d->handled_gen;
-	state->last_offset_ns = s->last_offset_ns;
+	state.disruption_marker = d->handled_marker;
+	state.vm_generation_counter = d->handled_gen;
+	state.last_offset_ns = s->last_offset_ns;
 	if (d->disruptions)
-		state->last_disruption_realtime_ns = (uint64_t)d->last_disruption.tv_sec * 1000000000u +
-						     (uint64_t)d->last_disruption.tv_nsec;
-	state->disruptions += d->disruptions - disruptions_published;
+		state.last_disruption_realtime_ns = TIM_TimespecToNs(&d->last_disruption);
+	state.disruptions += d->disruptions - disruptions_published;
 	disruptions_published = d->disruptions;
-	state->samples_fed = s->fed;
-	for (int i = 0; i < SMP_REASON_COUNT; i++)
-		state->withheld[i] = s->withheld[i];
-	end_write();
+	state.samples_fed = s->fed;
+	for (int i = 0; i < POL_REASON_COUNT; i++)
+		state.withheld[i] = s->withheld[i];
+	flush_state();
 }
 
 void PUB_Initialise(const CNF_Settings *settings)
 {
 	cfg = settings;
+	memset(&state, 0, sizeof(state));
+	state.magic = VMCLOCKD_STATE_MAGIC;
+	state.version = VMCLOCKD_STATE_VERSION;
+	state.size = sizeof(state);
+	state.sync_state = VMCLOCKD_SYNC_UNKNOWN;
 }
 
 static void close_state_file(void)
 {
-	if (state) {
+	if (state_fd >= 0) {
 		/* Gone on purpose: readers should say UNKNOWN now, not once the
 		 * heartbeat has aged.  A restart writes it afresh. */
-		begin_write();
-		state->sync_state = VMCLOCKD_SYNC_UNKNOWN;
-		state->heartbeat_realtime_ns = 0;
-		end_write();
-		munmap(state, sizeof(*state));
+		state.sync_state = VMCLOCKD_SYNC_UNKNOWN;
+		state.heartbeat_realtime_ns = 0;
+		flush_state();
+		close(state_fd);
 	}
-	state = NULL;
+	state_fd = -1;
 }
 
 void PUB_Reconfigure(const CNF_Settings *fresh)
@@ -191,7 +360,7 @@ void PUB_Reconfigure(const CNF_Settings *fresh)
 	const char *old_path = cfg->state_file ? cfg->state_file : "";
 	const char *new_path = fresh->state_file ? fresh->state_file : "";
 
-	/* The same file stays mapped: its heartbeat never stops.  Another one
+	/* The same file stays open: its heartbeat never stops.  Another one
 	 * is opened at the next tick, the old one told we are gone. */
 	if (strcmp(old_path, new_path) != 0) {
 		close_state_file();

@@ -10,22 +10,27 @@
 #define VMCLOCKD_RATELIMIT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <time.h>
 
 typedef struct {
 	bool started;
-	time_t last; /* CLOCK_MONOTONIC second of the last due call */
+	int64_t last_ns; /* CLOCK_MONOTONIC of the last due call */
 } RLM_Limit;
 
+/* True at most once every interval_s seconds, measured to the nanosecond:
+ * two due calls are never closer than the interval. */
 static inline bool RLM_Due(RLM_Limit *l, unsigned interval_s)
 {
 	struct timespec now;
+	int64_t now_ns;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (l->started && now.tv_sec - l->last < (time_t)interval_s)
+	now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+	if (l->started && now_ns - l->last_ns < (int64_t)interval_s * 1000000000)
 		return false;
 	l->started = true;
-	l->last = now.tv_sec;
+	l->last_ns = now_ns;
 	return true;
 }
 

@@ -3,8 +3,10 @@
  * sampler.c - the tick: read the page, decide, feed or withhold.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,24 +21,9 @@
 
 /* The outputs, one slot per setting that names one. */
 enum { OUT_SOCK, OUT_SHM, MAX_OUTPUTS };
-/* Notifications per tick beyond which the device is taken to be always
- * readable (a kernel without poll support): fall back to the timer alone. */
+/* Notified page changes per tick beyond which the host is taken to notify
+ * too often to follow: fall back to the timer alone. */
 #define MAX_WAKEUPS_PER_TICK 50
-
-static const char *const reason_names[SMP_REASON_COUNT] = {
-	[SMP_FED] = "fed",
-	[SMP_NO_DEVICE] = "no vmclock device",
-	[SMP_BAD_PAGE] = "bad page",
-	[SMP_UNSTABLE] = "page never stable",
-	[SMP_NO_TIME] = "page carries no time",
-	[SMP_NO_UTC] = "no UTC on the page",
-	[SMP_NOT_SYNCHRONIZED] = "host clock not synchronized",
-	[SMP_NO_BOUND] = "no error bound on the page",
-	[SMP_ERROR_BOUND] = "error bound too large",
-	[SMP_SMEARED] = "leap second smearing",
-	[SMP_UNSUPPORTED] = "counter not readable here",
-	[SMP_DISRUPTION] = "handling a disruption",
-};
 
 static struct event_base *ev_base;
 static const CNF_Settings *cfg;
@@ -50,13 +37,15 @@ static bool page_stuck;
 static FED_Output outputs[MAX_OUTPUTS]; /* NULL: not configured */
 static struct event *tick_ev, *device_ev;
 static unsigned wakeups_this_tick;
+static bool device_paused; /* device_ev off for a while: the host stalled */
+static bool have_marker;   /* report.marker was read from a page */
 static struct timespec burst_until; /* CLOCK_MONOTONIC */
 static unsigned armed_ms;           /* the tick timer's current period */
 static bool in_tick;                /* a tick is running (hooks included) */
 static bool burst_pending;          /* a burst asked for during that tick */
 static SMP_Report report;
-static LOG_Repeat open_failing, read_failing, offset_failing;
-static RLM_Limit reopen_check, open_retry;
+static LOG_Repeat open_failing, read_failing, offset_failing, device_stalled;
+static RLM_Limit reopen_check, open_retry, device_retry;
 
 /*
  * A page file truncated under its mapping raises SIGBUS on the next read.
@@ -83,9 +72,11 @@ static void bus_handler(int sig)
 #define BUS_GUARD_BEGIN() (sigsetjmp(bus_jump, 0) == 0 ? (bus_armed = 1, true) : false)
 #define BUS_GUARD_END() (bus_armed = 0)
 
-const char *SMP_ReasonName(SMP_Reason reason)
+const char *SMP_ReasonName(POL_Reason reason)
 {
-	return reason < SMP_REASON_COUNT ? reason_names[reason] : "starting";
+	/* The reasons are numbered as the state file numbers them (publish.c
+	 * checks it): the library holds their one table of words. */
+	return reason < POL_REASON_COUNT ? vmclockd_reason_text(reason) : "starting";
 }
 
 static bool in_burst(void)
@@ -110,7 +101,26 @@ static void arm_tick(unsigned ms)
 
 static unsigned tick_interval_ms(const CNF_Settings *s)
 {
-	return in_burst() ? s->burst_interval_ms : s->interval_ms;
+	/* A device that notifies reports each disruption itself: the timer
+	 * only keeps the samples coming. */
+	bool notified = device_ev && !device_paused && s->notified_interval_ms &&
+			event_pending(device_ev, EV_READ, NULL);
+
+	unsigned ms = in_burst() ? s->burst_interval_ms
+		      : notified ? s->notified_interval_ms : s->interval_ms;
+
+	return ms < SMP_MAX_TICK_MS ? ms : SMP_MAX_TICK_MS;
+}
+
+/* The longest tick_interval_ms() may arm until the next tick: a burst may
+ * end, a paused device resume, so every interval that may apply counts. */
+static unsigned longest_tick_ms(const CNF_Settings *s)
+{
+	unsigned ms = s->interval_ms > s->burst_interval_ms ? s->interval_ms : s->burst_interval_ms;
+
+	if (device_ev && s->notified_interval_ms > ms)
+		ms = s->notified_interval_ms;
+	return ms < SMP_MAX_TICK_MS ? ms : SMP_MAX_TICK_MS;
 }
 
 static void schedule_tick(void)
@@ -147,16 +157,16 @@ void SMP_Burst(unsigned duration_ms)
 		start_burst();
 }
 
-static void set_reason(SMP_Reason reason)
+static void set_reason(POL_Reason reason)
 {
 	if (reason != report.reason) {
-		if (reason == SMP_FED)
+		if (reason == POL_FED)
 			LOG(LOGS_INFO, "feeding samples (was: %s)", SMP_ReasonName(report.reason));
-		else if (reason != SMP_DISRUPTION)
+		else if (reason != POL_DISRUPTION)
 			LOG(LOGS_WARN, "withholding samples: %s", SMP_ReasonName(reason));
 		report.reason = reason;
 	}
-	if (reason == SMP_FED)
+	if (reason == POL_FED)
 		report.fed++;
 	else
 		report.withheld[reason]++;
@@ -167,9 +177,26 @@ static void close_page(void)
 	if (device_ev)
 		event_free(device_ev);
 	device_ev = NULL;
+	device_paused = false;
 	vmclock_close(page);
 	page = NULL;
 	page_stuck = false;
+}
+
+/* Opens the page if it is not open.  Only vmclock_open() itself runs under
+ * the bus guard (it takes its first copy through the mapping); what follows
+ * (logging, libevent) never does. */
+static vmclock_t *open_guarded(const char *path)
+{
+	vmclock_t *volatile vc = NULL;
+
+	if (!BUS_GUARD_BEGIN()) {
+		errno = EFAULT;
+		return NULL;
+	}
+	vc = vmclock_open(path);
+	BUS_GUARD_END();
+	return vc;
 }
 
 static void device_cb(evutil_socket_t fd, short what, void *arg);
@@ -177,11 +204,12 @@ static void device_cb(evutil_socket_t fd, short what, void *arg);
 /* Opens the page if it is not open; false (reason set) if it cannot be. */
 static bool ensure_open(void)
 {
-	struct vmclock_abi first;
+	vmclock_notify_t n;
 
 	/* Whether the page was replaced is asked once a second (two syscalls);
 	 * a page file truncated in between faults the reader, which the bus
-	 * guard turns into a bad page instead of a crash. */
+	 * guard turns into a bad page instead of a crash.  This runs outside
+	 * the guard (it logs and creates events). */
 	if (page && RLM_Due(&reopen_check, 1) && vmclock_needs_reopen(page)) {
 		DEBUG_LOG("%s was replaced or truncated: reopening", cfg->device);
 		close_page();
@@ -191,17 +219,17 @@ static bool ensure_open(void)
 	/* A missing or bad device is tried again once a second; the ticks in
 	 * between count as withheld for the same reason. */
 	if (!RLM_Due(&open_retry, 1)) {
-		set_reason(report.reason == SMP_FED || report.reason == SMP_REASON_COUNT
-				   ? SMP_NO_DEVICE : report.reason);
+		set_reason(report.reason == POL_FED || report.reason == POL_REASON_COUNT
+				   ? POL_NO_DEVICE : report.reason);
 		return false;
 	}
-	page = vmclock_open(cfg->device);
+	page = open_guarded(cfg->device);
 	if (!page) {
 		report.reason_errno = errno;
 		if (LOG_RepeatFailing(&open_failing, errno))
 			LOG(LOGS_WARN, "cannot use %s: %s; waiting for it", cfg->device,
 			    vmclock_strerror(errno));
-		set_reason(errno == ENOENT ? SMP_NO_DEVICE : SMP_BAD_PAGE);
+		set_reason(errno == ENOENT ? POL_NO_DEVICE : POL_BAD_PAGE);
 		return false;
 	}
 	/* A page just opened was not replaced yet: the first replaced-page
@@ -210,71 +238,28 @@ static bool ensure_open(void)
 	RLM_Restart(&reopen_check);
 	if (LOG_RepeatRecovered(&open_failing))
 		LOG(LOGS_INFO, "%s is usable now", cfg->device);
-	if (vmclock_is_device(page) && vmclock_snapshot(page, &first) == 0 &&
-	    (vmclock_le64(first.flags) & VMCLOCK_FLAG_NOTIFICATION_PRESENT)) {
-		device_ev = event_new(ev_base, vmclock_fd(page), EV_READ | EV_PERSIST, device_cb, NULL);
-		if (device_ev && event_add(device_ev, NULL) == 0)
-			DEBUG_LOG("waiting for notifications on %s", cfg->device);
-		else
-			LOG(LOGS_WARN, "cannot wait for notifications on %s: sampling on the timer",
-			    cfg->device);
+	if (!vmclock_is_device(page))
+		return true; /* a page file: the timer alone */
+	/* Ask the driver whether it notifies (this also re-arms). */
+	n = vmclock_notify_rearm(page);
+	if (n == VMCLOCK_NOTIFY_NONE || n == VMCLOCK_NOTIFY_ALWAYS || n == VMCLOCK_NOTIFY_ERROR) {
+		LOG(LOGS_INFO, "%s: %s; sampling on the timer", cfg->device,
+		    vmclock_notify_describe(n));
+		return true;
 	}
+	device_ev = event_new(ev_base, vmclock_fd(page), EV_READ | EV_PERSIST, device_cb, NULL);
+	if (device_ev && event_add(device_ev, NULL) == 0)
+		LOG(LOGS_INFO, "waiting for notifications on %s", cfg->device);
+	else
+		LOG(LOGS_WARN, "cannot wait for notifications on %s: sampling on the timer",
+		    cfg->device);
 	return true;
 }
 
-static SMP_Reason reason_for_errno(int err)
-{
-	switch (err) {
-	case ETIMEDOUT:
-		return SMP_UNSTABLE;
-	case ENODATA:
-		return SMP_NO_TIME;
-	case EOPNOTSUPP:
-		return SMP_UNSUPPORTED;
-	default:
-		return SMP_BAD_PAGE;
-	}
-}
-
-/* Why a page copy's time may not be fed, or SMP_FED. */
-static SMP_Reason judge_page(const struct vmclock_abi *p)
-{
-	uint64_t flags = vmclock_le64(p->flags);
-
-	if (p->counter_id == VMCLOCK_COUNTER_INVALID || p->clock_status == VMCLOCK_STATUS_UNRELIABLE)
-		return SMP_NO_TIME;
-	if (p->clock_status != VMCLOCK_STATUS_SYNCHRONIZED &&
-	    !(p->clock_status == VMCLOCK_STATUS_FREERUNNING && cfg->allow_freerunning))
-		return SMP_NOT_SYNCHRONIZED;
-	if (p->time_type == VMCLOCK_TIME_MONOTONIC ||
-	    (p->time_type == VMCLOCK_TIME_TAI && !(flags & VMCLOCK_FLAG_TAI_OFFSET_VALID)))
-		return SMP_NO_UTC;
-	/* A smearing host bends its time around a leap second: never feed
-	 * that to an NTP daemon, which handles the leap itself. */
-	if (p->leap_second_smearing_hint != VMCLOCK_SMEARING_STRICT &&
-	    p->leap_indicator != VMCLOCK_LEAP_NONE)
-		return SMP_SMEARED;
-	return SMP_FED;
-}
-
-static FED_Leap leap_of(uint8_t indicator)
-{
-	switch (indicator) {
-	case VMCLOCK_LEAP_PRE_POS:
-	case VMCLOCK_LEAP_POS:
-		return FED_LEAP_INSERT;
-	case VMCLOCK_LEAP_PRE_NEG:
-	case VMCLOCK_LEAP_NEG:
-		return FED_LEAP_DELETE;
-	default:
-		return FED_LEAP_NONE;
-	}
-}
-
-static SMP_Reason take_sample(const struct vmclock_abi *copy, const struct vmclock_offset *measured,
+static POL_Reason take_sample(const struct vmclock_abi *copy, const struct vmclock_offset *measured,
 			      int offset_errno)
 {
-	struct vmclock_offset o;
+	POL_Reason reason;
 	FED_Sample s;
 
 	if (!measured) {
@@ -282,34 +267,33 @@ static SMP_Reason take_sample(const struct vmclock_abi *copy, const struct vmclo
 		if (LOG_RepeatFailing(&offset_failing, offset_errno))
 			LOG(LOGS_WARN, "cannot measure the offset on %s: %s", cfg->device,
 			    vmclock_strerror(offset_errno));
-		return reason_for_errno(report.reason_errno);
+		return POL_ReasonForErrno(report.reason_errno);
 	}
-	o = *measured;
 	if (LOG_RepeatRecovered(&offset_failing))
 		LOG(LOGS_INFO, "offsets can be measured on %s again", cfg->device);
-	/* The page moved on between the copy and the measurement: the next
-	 * tick shows the disruption module the new marker first. */
-	if (o.time.disruption_marker != vmclock_le64(copy->disruption_marker))
-		return SMP_DISRUPTION;
-	if (cfg->max_error_ns) {
-		if (o.time.maxerror_ns == VMCLOCK_ERROR_UNKNOWN)
-			return SMP_NO_BOUND;
-		if (o.time.maxerror_ns + o.uncertainty_ns > cfg->max_error_ns)
-			return SMP_ERROR_BOUND;
+	reason = POL_JudgeSample(copy, measured, cfg, &s);
+	if (reason != POL_FED)
+		return reason;
+	report.outputs = 0;
+	report.outputs_failing = 0;
+	report.output_problems[0] = '\0';
+	for (int i = 0; i < MAX_OUTPUTS; i++) {
+		if (!outputs[i])
+			continue;
+		report.outputs++;
+		if (FED_Send(outputs[i], &s) < 0) {
+			size_t used = strlen(report.output_problems);
+
+			snprintf(report.output_problems + used, sizeof(report.output_problems) - used,
+				 "%s%s: %s", report.outputs_failing ? "; " : "",
+				 FED_Name(outputs[i]), FED_Problem(outputs[i]));
+			report.outputs_failing++;
+		}
 	}
-	s.system = o.system;
-	s.offset_ns = o.offset_ns;
-	s.uncertainty_ns = o.uncertainty_ns;
-	s.bound_ns = o.time.maxerror_ns == VMCLOCK_ERROR_UNKNOWN ? VMCLOCK_ERROR_UNKNOWN
-								 : o.time.maxerror_ns + o.uncertainty_ns;
-	s.leap = leap_of(o.time.leap_indicator);
-	for (int i = 0; i < MAX_OUTPUTS; i++)
-		if (outputs[i])
-			FED_Send(outputs[i], &s);
 	report.have_offset = true;
 	report.last_offset_ns = s.offset_ns;
 	report.last_bound_ns = s.bound_ns;
-	return SMP_FED;
+	return POL_FED;
 }
 
 /* What one tick read from the page, under the bus guard. */
@@ -319,36 +303,41 @@ typedef struct {
 	int offset_errno; /* 0 if offset was measured */
 } PageRead;
 
-static bool read_page_guarded(PageRead *r);
-
-/* Reads the page (copy and offset); false, with the reason set, if it
- * could not be read. */
-static bool read_page(PageRead *r)
+/* The page was truncated under its mapping (a read faulted): dropped as a
+ * bad page, to be reopened. */
+static void page_faulted(void)
 {
-	bool ok;
-
-	if (!BUS_GUARD_BEGIN()) {
-		report.reason_errno = EFAULT;
-		if (LOG_RepeatFailing(&read_failing, EFAULT))
-			LOG(LOGS_WARN, "%s was truncated under its mapping: reopening", cfg->device);
-		close_page();
-		set_reason(SMP_BAD_PAGE);
-		return false;
-	}
-	ok = read_page_guarded(r);
-	BUS_GUARD_END();
-	return ok;
+	report.reason_errno = EFAULT;
+	if (LOG_RepeatFailing(&read_failing, EFAULT))
+		LOG(LOGS_WARN, "%s was truncated under its mapping: reopening", cfg->device);
+	close_page();
+	set_reason(POL_BAD_PAGE);
 }
 
-static bool read_page_guarded(PageRead *r)
+/* Reads the page (copy and offset); false, with the reason set, if it
+ * could not be read.  The bus guard brackets the two reads alone: no log
+ * line, hook, allocation or libevent call runs under it. */
+static bool read_page(PageRead *r)
 {
+	int err = 0;
+
 	if (!ensure_open())
 		return false;
+	if (!BUS_GUARD_BEGIN()) {
+		page_faulted();
+		return false;
+	}
 	if ((page_stuck ? vmclock_snapshot_once(page, &r->copy)
-			: vmclock_snapshot(page, &r->copy)) < 0) {
-		/* Still mid-update: the same reason as the wait that timed out. */
-		int err = page_stuck && errno == EAGAIN ? ETIMEDOUT : errno;
+			: vmclock_snapshot(page, &r->copy)) < 0)
+		err = errno;
+	else
+		r->offset_errno = vmclock_offset(page, &r->offset) < 0 ? errno : 0;
+	BUS_GUARD_END();
 
+	if (err) {
+		/* Still mid-update: the same reason as the wait that timed out. */
+		if (page_stuck && err == EAGAIN)
+			err = ETIMEDOUT;
 		if (err == ETIMEDOUT)
 			page_stuck = true;
 		report.reason_errno = err;
@@ -357,35 +346,50 @@ static bool read_page_guarded(PageRead *r)
 		/* A page that went bad is reopened: it may have been replaced. */
 		if (err != ETIMEDOUT)
 			close_page();
-		set_reason(reason_for_errno(err));
+		set_reason(POL_ReasonForErrno(err));
 		return false;
 	}
-	r->offset_errno = vmclock_offset(page, &r->offset) < 0 ? errno : 0;
 	page_stuck = r->offset_errno == ETIMEDOUT;
 	return true;
 }
 
 /* The hooks run outside the bus guard: they read no page, and what they
- * call (SMP_MeasureOffset) may take a guard of its own. */
-static void run_tick(void)
+ * call (SMP_MeasureOffset) may take a guard of its own.  NOTIFIED: woken by
+ * the device's notification rather than the timer. */
+static void run_tick(bool notified)
 {
 	PageRead r;
 	const struct vmclock_offset *o;
-	SMP_Reason reason;
+	POL_Reason reason;
 
 	in_tick = true;
 	if (read_page(&r)) {
 		if (LOG_RepeatRecovered(&read_failing))
 			LOG(LOGS_INFO, "%s reads correctly again", cfg->device);
-		report.marker = vmclock_le64(r.copy.disruption_marker);
 		o = r.offset_errno ? NULL : &r.offset;
+		if (have_marker && report.marker != vmclock_le64(r.copy.disruption_marker)) {
+			struct timespec now;
+
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			LOG(LOGS_INFO, "disruption detected via %s: marker %" PRIu64 " -> %" PRIu64
+				       " at monotonic %lld.%09ld",
+			    notified ? "notification" : "timer", report.marker,
+			    vmclock_le64(r.copy.disruption_marker), (long long)now.tv_sec,
+			    now.tv_nsec);
+		}
+		report.marker = vmclock_le64(r.copy.disruption_marker);
+		have_marker = true;
 
 		if (hooks.observe && hooks.observe(&r.copy, o, hooks.arg))
-			reason = SMP_DISRUPTION;
-		else if ((reason = judge_page(&r.copy)) == SMP_FED)
+			reason = POL_DISRUPTION;
+		else if ((reason = POL_JudgePage(&r.copy, cfg)) == POL_FED ||
+			 reason == POL_UNSUPPORTED || reason == POL_BAD_PAGE)
+			/* A page the library cannot convert failed the
+			 * measurement too: take_sample says why, once. */
 			reason = take_sample(&r.copy, o, r.offset_errno);
 		set_reason(reason);
 	}
+	report.longest_tick_ms = longest_tick_ms(cfg);
 	if (hooks.tick_done)
 		hooks.tick_done(&report, hooks.arg);
 	NTF_Ready(); /* up, and saying in STATUS what it is doing or waits for */
@@ -395,27 +399,65 @@ static void run_tick(void)
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	wakeups_this_tick = 0;
-	run_tick();
+	if (device_paused && RLM_Due(&device_retry, 1)) {
+		device_paused = false;
+		event_add(device_ev, NULL);
+	}
+	run_tick(false);
 	if (burst_pending)
 		start_burst();
 	else
 		schedule_tick();
 }
 
+/* Stops waiting on the device for a second: the tick (on the timer alone
+ * meanwhile) tries it again.  Never for good: whatever stopped it (a stall,
+ * a flood, an interrupted read) may pass. */
+static void pause_device(void)
+{
+	event_del(device_ev);
+	device_paused = true;
+	RLM_Restart(&device_retry);
+}
+
+/* Causes of a pause, for LOG_RepeatFailing: the notify result, or a flood. */
+#define PAUSE_FLOOD (-1)
+
 static void device_cb(evutil_socket_t fd, short what, void *arg)
 {
-	char buf[VMCLOCK_ABI_SIZE];
+	vmclock_notify_t n = vmclock_notify_rearm(page);
 
-	/* read() re-arms the notification for this open file. */
-	if (read(fd, buf, sizeof(buf)) < 0 && errno != EAGAIN)
-		DEBUG_LOG("read %s: %s", cfg->device, strerror(errno));
-	if (++wakeups_this_tick > MAX_WAKEUPS_PER_TICK) {
-		LOG(LOGS_WARN, "%s is always readable: no notifications, sampling on the timer",
-		    cfg->device);
-		event_del(device_ev);
+	switch (n) {
+	case VMCLOCK_NOTIFY_CHANGED:
+		break;
+	case VMCLOCK_NOTIFY_IDLE:
+		return;
+	case VMCLOCK_NOTIFY_BUSY:
+		/* That read spun ~100 ms in the driver: the tick retries the
+		 * device once a second, never this callback in a loop. */
+		if (LOG_RepeatFailing(&device_stalled, (int)n + 1))
+			LOG(LOGS_WARN, "%s: %s; trying again once a second", cfg->device,
+			    vmclock_notify_describe(n));
+		pause_device();
+		return;
+	default:
+		if (LOG_RepeatFailing(&device_stalled, (int)n + 1))
+			LOG(LOGS_WARN, "%s: %s; sampling on the timer, trying again once a second",
+			    cfg->device, vmclock_notify_describe(n));
+		pause_device();
 		return;
 	}
-	run_tick();
+	if (++wakeups_this_tick > MAX_WAKEUPS_PER_TICK) {
+		if (LOG_RepeatFailing(&device_stalled, PAUSE_FLOOD))
+			LOG(LOGS_WARN, "%s: more than %d notified changes in one tick; sampling on "
+				       "the timer, trying again once a second",
+			    cfg->device, MAX_WAKEUPS_PER_TICK);
+		pause_device();
+		return;
+	}
+	if (LOG_RepeatRecovered(&device_stalled))
+		LOG(LOGS_INFO, "%s notifies again", cfg->device);
+	run_tick(true);
 	if (burst_pending)
 		start_burst();
 }
@@ -522,7 +564,7 @@ int SMP_Initialise(struct event_base *base, const CNF_Settings *settings, const 
 	sigaction(SIGBUS, &(struct sigaction){ .sa_handler = bus_handler, .sa_flags = SA_NODEFER },
 		  NULL);
 	/* The first tick logs its state. */
-	report.reason = SMP_REASON_COUNT;
+	report.reason = POL_REASON_COUNT;
 	armed_ms = 0;
 	event_active(tick_ev, EV_TIMEOUT, 0);
 	return 0;

@@ -20,41 +20,39 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "policy.h"
 #include "vmclock.h"
 
-typedef enum {
-	SMP_FED,              /* not withheld */
-	SMP_NO_DEVICE,        /* the page cannot be opened */
-	SMP_BAD_PAGE,         /* magic, size or version wrong */
-	SMP_UNSTABLE,         /* seq_count never settled */
-	SMP_NO_TIME,          /* marker-only page, or unreliable */
-	SMP_NO_UTC,           /* monotonic, or TAI without a valid offset */
-	SMP_NOT_SYNCHRONIZED, /* the host does not vouch for its time */
-	SMP_NO_BOUND,         /* the page gives no maximum error */
-	SMP_ERROR_BOUND,      /* the bound exceeds max-error-ns */
-	SMP_SMEARED,          /* a leap second near on a smearing host */
-	SMP_UNSUPPORTED,      /* a counter this CPU cannot read */
-	SMP_DISRUPTION,       /* a disruption is being handled */
-	SMP_REASON_COUNT
-} SMP_Reason;
-
 typedef struct {
-	SMP_Reason reason;      /* of the last tick */
+	POL_Reason reason;      /* of the last tick */
 	bool have_offset;
 	int64_t last_offset_ns; /* of the last sample fed */
 	uint64_t last_bound_ns;
 	uint64_t marker;        /* of the last page read */
 	int reason_errno;       /* the errno behind a BAD_PAGE/NO_DEVICE reason */
 	unsigned long fed;
-	unsigned long withheld[SMP_REASON_COUNT];
+	unsigned long withheld[POL_REASON_COUNT];
+	/* Of the last sample fed: how many outputs did not take it, of how
+	 * many, and "name: why" of each ("; " between them). */
+	unsigned outputs, outputs_failing;
+	char output_problems[160];
+	/* The longest the tick timer may now wait before the next tick (with
+	 * the settings, the device's notifications and any burst): the next
+	 * report comes within this, or the daemon is stuck. */
+	unsigned longest_tick_ms;
 } SMP_Report;
 
-const char *SMP_ReasonName(SMP_Reason reason);
+/* Ticks are never further apart than this, whatever the intervals: the
+ * heartbeat published from each tick must outlive the wait for the next, and
+ * the watchdog (WATCHDOG=1 only after a tick) hears of one in every period. */
+#define SMP_MAX_TICK_MS 10000u
+
+const char *SMP_ReasonName(POL_Reason reason);
 
 typedef struct {
 	/* Shown each consistent page copy before it is judged, with the
 	 * offset measured from it this tick (NULL if none could be); true
-	 * while samples must be withheld (SMP_DISRUPTION). */
+	 * while samples must be withheld (POL_DISRUPTION). */
 	bool (*observe)(const struct vmclock_abi *page, const struct vmclock_offset *offset,
 			void *arg);
 	/* After every tick, with its report. */

@@ -146,9 +146,14 @@ uint8_t vmclock_native_counter(void);
  *                 device.
  * earliest/latest bound the true time: chrony's error bound grown by its
  * drift rate since it was read (+-infinity, i.e. 0 and INT64_MAX, unless
- * SYNCHRONIZED or FREERUNNING).  No system call, no allocation per call;
- * safe from any number of threads.  A handle whose device or daemon state
- * is missing tries to open them again at most once a second.
+ * SYNCHRONIZED or FREERUNNING).  No allocation; safe from any number of
+ * threads.  The daemon's state is read (pread, never mapped: a truncated
+ * file must not fault) into the handle at most once a millisecond, by the
+ * caller that finds it due; other calls make no system call beyond the vDSO
+ * clock read.  A state that cannot be read consistently is UNKNOWN at once
+ * for a fresh handle, and after 20 ms of failed reads for one that had read
+ * it.  A handle whose device or daemon state is missing, or whose state
+ * file went stale, looks for them again at most once a second.
  */
 typedef enum {
 	VMCLOCK_VERDICT_UNKNOWN = 0,
@@ -177,9 +182,42 @@ vmclock_truth_t *vmclock_truth_open(const char *device, const char *state_path);
 void vmclock_truth_close(vmclock_truth_t *t);
 int vmclock_timestamp(const vmclock_truth_t *t, struct vmclock_timestamp *out);
 const char *vmclock_verdict_name(vmclock_verdict_t v);
-/* A consistent copy of the daemon's state; ENOENT if it was not opened,
- * EBADMSG if it is not a state file this library knows, ETIMEDOUT. */
+/* A consistent copy of the daemon's state, as published (little-endian
+ * fields), read from the file the state path names now; ENOENT if there is
+ * none or it is shorter than a state (e.g. truncated), EBADMSG if it is not
+ * a state file this library knows, ETIMEDOUT if its count stayed odd or
+ * kept moving for some microseconds (a writer that died mid-update). */
 int vmclock_daemon_state(const vmclock_truth_t *t, struct vmclockd_state *out);
+
+/* vmclockd's withhold reasons (VMCLOCKD_REASON_*, include/vmclockd-state.h):
+ * a key as JSON and metrics use it ("no_device") and the daemon's words
+ * ("no vmclock device"); and its sync states (VMCLOCKD_SYNC_*:
+ * "synchronized", ...).  NULL outside the tables. */
+const char *vmclockd_reason_name(unsigned reason);
+const char *vmclockd_reason_text(unsigned reason);
+const char *vmclockd_sync_state_name(unsigned sync_state);
+
+/* Waiting for the device's notifications.  Wait with poll(2) (or an event
+ * loop) for the descriptor vmclock_fd() to become readable, then call
+ * vmclock_notify_rearm(): it asks the device (a zero-timeout poll) and, if
+ * the page changed, re-arms the notification (pread() at offset 0; the
+ * driver has no lseek, and read() stops re-arming at the end of its page).
+ * Call it once right after vmclock_open() too: it tells whether waiting
+ * works at all.  Never loop on a result other than CHANGED or IDLE: NONE and
+ * ALWAYS mean "sample the page on a timer instead", BUSY means "wait a while
+ * (the read already spun ~100 ms in the kernel), then try again", ERROR sets
+ * errno. */
+typedef enum {
+	VMCLOCK_NOTIFY_CHANGED, /* the page changed since the last re-arm; re-armed */
+	VMCLOCK_NOTIFY_IDLE,    /* nothing new: a wake-up for another reason */
+	VMCLOCK_NOTIFY_NONE,    /* POLLHUP: the page lacks NOTIFICATION_PRESENT */
+	VMCLOCK_NOTIFY_ALWAYS,  /* always readable: a driver without poll, or a page file */
+	VMCLOCK_NOTIFY_BUSY,    /* read() timed out: the host holds seq_count odd */
+	VMCLOCK_NOTIFY_ERROR,   /* poll or read failed (errno) */
+} vmclock_notify_t;
+vmclock_notify_t vmclock_notify_rearm(const vmclock_t *vc);
+/* The result in words, for a log line that says which case it is. */
+const char *vmclock_notify_describe(vmclock_notify_t r);
 
 /* A page reader's errno in words: "bad magic", "page too small", "unknown
  * version", "page never stable", ...; strerror() for the others. */

@@ -4,10 +4,15 @@
  *
  * A small file in vmclockd's runtime directory (/run/vmclockd/state),
  * world-readable, written in place under the same seq_count protocol as the
- * vmclock page (odd while being written), so readers can mmap it and copy it
- * consistently without a system call.  It survives daemon restarts: a new
- * daemon reopens it and goes on.  All fields little-endian.  Readers check
- * magic and version and ignore bytes beyond the size they know.
+ * vmclock page (odd while being written).  It survives daemon restarts: a
+ * new daemon reopens it and goes on.  All fields little-endian, whatever
+ * the host.  Readers check magic and version and ignore bytes beyond the
+ * size they know.
+ *
+ * Read it with pread(2) (the count, the structure, the count again; retry
+ * while the count was odd or moved), or through libvmclock
+ * (vmclock_timestamp, vmclock_daemon_state), never through a mapping: a
+ * file truncated under a mapping raises SIGBUS on the next load.
  */
 #ifndef VMCLOCKD_STATE_H
 #define VMCLOCKD_STATE_H
@@ -19,13 +24,26 @@
 #define VMCLOCKD_STATE_VERSION 1u
 #define VMCLOCKD_STATE_DEFAULT_PATH "/run/vmclockd/state"
 
-/* chrony's synchronisation as vmclockd last saw it. */
+/* chrony's synchronisation as vmclockd last saw it (vmclockd_sync_state_name()). */
 #define VMCLOCKD_SYNC_UNKNOWN 0u        /* chronyd not reachable, or not asked */
 #define VMCLOCKD_SYNC_SYNCHRONIZED 1u   /* chronyd synchronised since the marker */
 #define VMCLOCKD_SYNC_UNSYNCHRONIZED 2u /* chronyd not synchronised, no disruption */
 #define VMCLOCKD_SYNC_DISRUPTED 3u      /* a disruption not yet followed by a resync */
 
-/* Withhold reasons counted in withheld[] (daemon/sampler.h order). */
+/* Why the daemon's last sample was withheld (withhold_reason), and the
+ * index of withheld[] that counts each.  Names: vmclockd_reason_name(). */
+#define VMCLOCKD_REASON_FED 0u              /* not withheld */
+#define VMCLOCKD_REASON_NO_DEVICE 1u        /* the page cannot be opened */
+#define VMCLOCKD_REASON_BAD_PAGE 2u         /* magic, size, version or shift wrong */
+#define VMCLOCKD_REASON_UNSTABLE 3u         /* seq_count never settled */
+#define VMCLOCKD_REASON_NO_TIME 4u          /* marker-only, unreliable, zero period */
+#define VMCLOCKD_REASON_NO_UTC 5u           /* monotonic, or TAI without a valid offset */
+#define VMCLOCKD_REASON_NOT_SYNCHRONIZED 6u /* the host does not vouch for its time */
+#define VMCLOCKD_REASON_NO_BOUND 7u         /* the page gives no maximum error */
+#define VMCLOCKD_REASON_ERROR_BOUND 8u      /* the bound exceeds max-error-ns */
+#define VMCLOCKD_REASON_SMEARED 9u          /* a leap second near on a smearing host */
+#define VMCLOCKD_REASON_UNSUPPORTED 10u     /* a counter this CPU cannot read */
+#define VMCLOCKD_REASON_DISRUPTION 11u      /* a disruption is being handled */
 #define VMCLOCKD_STATE_REASONS 12
 
 struct vmclockd_state {

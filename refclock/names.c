@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "vmclock.h"
+#include "vmclockd-state.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -24,6 +25,46 @@ static const char *const flag_names[VMCLOCK_FLAG_COUNT] = {
 	"time_maxerror_valid", "time_monotonic", "vm_gen_counter_present",
 	"notification_present",
 };
+
+/* vmclockd's withhold reasons: the one table the daemon, vmclockctl and
+ * applications read. */
+static const struct {
+	const char *key, *text;
+} reasons[VMCLOCKD_STATE_REASONS] = {
+	[VMCLOCKD_REASON_FED] = { "fed", "not withheld" },
+	[VMCLOCKD_REASON_NO_DEVICE] = { "no_device", "no vmclock device" },
+	[VMCLOCKD_REASON_BAD_PAGE] = { "bad_page", "bad page" },
+	[VMCLOCKD_REASON_UNSTABLE] = { "unstable", "page never stable" },
+	[VMCLOCKD_REASON_NO_TIME] = { "no_time", "page carries no time" },
+	[VMCLOCKD_REASON_NO_UTC] = { "no_utc", "no UTC on the page" },
+	[VMCLOCKD_REASON_NOT_SYNCHRONIZED] = { "not_synchronized", "host clock not synchronized" },
+	[VMCLOCKD_REASON_NO_BOUND] = { "no_bound", "no error bound on the page" },
+	[VMCLOCKD_REASON_ERROR_BOUND] = { "error_bound", "error bound too large" },
+	[VMCLOCKD_REASON_SMEARED] = { "smeared", "leap second smearing" },
+	[VMCLOCKD_REASON_UNSUPPORTED] = { "unsupported", "counter not readable here" },
+	[VMCLOCKD_REASON_DISRUPTION] = { "disruption", "handling a disruption" },
+};
+static const char *const sync_state_names[] = {
+	[VMCLOCKD_SYNC_UNKNOWN] = "unknown",
+	[VMCLOCKD_SYNC_SYNCHRONIZED] = "synchronized",
+	[VMCLOCKD_SYNC_UNSYNCHRONIZED] = "unsynchronized",
+	[VMCLOCKD_SYNC_DISRUPTED] = "disrupted",
+};
+
+const char *vmclockd_reason_name(unsigned reason)
+{
+	return reason < ARRAY_LEN(reasons) ? reasons[reason].key : NULL;
+}
+
+const char *vmclockd_reason_text(unsigned reason)
+{
+	return reason < ARRAY_LEN(reasons) ? reasons[reason].text : NULL;
+}
+
+const char *vmclockd_sync_state_name(unsigned sync_state)
+{
+	return sync_state < ARRAY_LEN(sync_state_names) ? sync_state_names[sync_state] : NULL;
+}
 
 static const char *lookup(const char *const *names, size_t n, unsigned v)
 {

@@ -4,45 +4,95 @@
  *
  * The fast path is one vDSO clock_gettime(), a 64-bit load of the device's
  * disruption marker (a single aligned load: no seq_count needed for one
- * field) and a seq_count-protected copy of four fields of the state file.
- * Staleness is judged on CLOCK_REALTIME, the clock already read, rather
- * than by paying for a second clock: a step of the realtime clock larger
- * than the heartbeat timeout reads as UNKNOWN until the next heartbeat.
+ * field) and a consistent copy of the handle's cached view of the state
+ * file, in process memory.  Staleness is judged on CLOCK_REALTIME, the
+ * clock already read, rather than by paying for a second clock: a step of
+ * the realtime clock larger than the heartbeat timeout reads as UNKNOWN
+ * until the next heartbeat.
+ *
+ * Why the state file is read with pread(2) into a cache, never mapped:
+ * whoever can truncate the file (the daemon's user, or a confused admin)
+ * would make every load from a mapping beyond the new end of file raise
+ * SIGBUS in every application, and a library must not install a signal
+ * handler to survive it.  Checking the size with fstat() before each load
+ * leaves a window between the check and the load that a truncation loop
+ * wins sooner or later, and costs a system call per read anyway.  pread()
+ * of a truncated file returns fewer bytes instead: the view is then "no
+ * state" (UNKNOWN), and the next complete write brings it back.  The cost,
+ * three pread() calls, is paid at most once per STATE_REFRESH_NS per
+ * handle, by whichever caller finds the view due; every other call copies
+ * the view from memory.  A view says what the file said at most
+ * STATE_REFRESH_NS ago: the daemon's own decisions are spaced by its tick
+ * (tens of ms) and the disruption that matters most is seen on the device's
+ * marker, read at every call.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "vmclock.h"
 #include "vmclockd-state.h"
+#include "../common/timeutil.h"
 #include "counter.h"
 #include "internal.h"
+#include "seqlock.h"
 
-/* Retries of a state copy before ETIMEDOUT: a writer holds the count odd
- * for well under a microsecond. */
-#define MAX_STATE_TRIES 1000000u
-
-/* How often a handle missing its device or state tries to open them. */
+/* How often a handle missing its device or state, or whose state looks
+ * dead, tries to open them again. */
 #define REOPEN_INTERVAL_NS 1000000000ull
+/* How often the cached view of the state file is read again. */
+#define STATE_REFRESH_NS 1000000ull
+/* A view older than this (its refreshes failing, e.g. a count held odd by
+ * a writer that died mid-update) is no longer used: UNKNOWN. */
+#define STATE_VIEW_MAX_AGE_NS 20000000ull
+/* How long one read of the state file may retry an odd or moving count.
+ * The daemon's update takes a few microseconds; a reader that cannot get a
+ * consistent copy within this answers at once rather than spin. */
+#define STATE_READ_BUDGET_NS 10000ull
+/* The cache's own writer is another thread of this process, writing the
+ * slot readers are not directed to: a retry is rare and short. */
+#define VIEW_READ_BUDGET_NS 20000ull
 
-/* Pointers are published once, with compare-and-swap, so that concurrent
- * callers never see a half-made handle and never leak a mapping. */
-/* Mappings of state files a restarted daemon replaced: another thread may
- * still be reading one, so they are unmapped only at close. */
-#define MAX_RETIRED 8
+/* A heartbeat this far after the caller's clock reading is still fresh: the
+ * caller that refreshes the view reads the file after its clock, and the
+ * daemon may write between the two.  Further ahead, the realtime clock was
+ * stepped back (or the file lies): UNKNOWN. */
+#define HEARTBEAT_AHEAD_NS 10000000ull
+
+/* What a view says about the state file. */
+enum { VIEW_NONE = 0, VIEW_OK = 1 };
+
+/*
+ * The fields a verdict needs, decoded, as 64-bit words so that a slot can
+ * be written and copied with relaxed atomics:
+ *   w[0]: status | sync_state << 8 | heartbeat_timeout_ms << 16 | drift_ppb << 32
+ */
+enum { V_HEAD, V_HEARTBEAT, V_MARKER, V_BOUND, V_BOUND_TIME, V_READ_AT, V_WORDS };
+
+struct view_slot {
+	uint32_t seq; /* native: the cache's own seq_count */
+	uint64_t w[V_WORDS];
+};
 
 struct vmclock_truth {
 	vmclock_t *device;                  /* atomic; NULL until it opens */
 	const struct vmclock_abi *page;     /* atomic; the device's mapping */
-	const struct vmclockd_state *state; /* atomic; mapping, or NULL */
-	uint64_t state_ino;                 /* atomic; the mapped file's inode */
 	char *device_path, *state_path;
 	uint64_t next_try_ns;               /* atomic; CLOCK_REALTIME */
-	const struct vmclockd_state *retired[MAX_RETIRED]; /* atomic slots */
+	uint64_t refresh_at_ns;             /* atomic; CLOCK_REALTIME of the last refresh */
+	unsigned current;                   /* atomic; the slot readers copy */
+	struct view_slot slot[2];
+	/* Taken (try-lock, never waited on by vmclock_timestamp beyond a few
+	 * microseconds) by whoever touches the state file's descriptor: the
+	 * refresh, vmclock_daemon_state(), a reopen.  The descriptor and
+	 * its identity are only used under it. */
+	int busy;                           /* atomic */
+	int state_fd;
+	dev_t state_dev;
+	ino_t state_ino;
 };
 
 static const char *const verdict_names[] = { "unknown", "synchronized", "freerunning", "disrupted" };
@@ -52,22 +102,194 @@ const char *vmclock_verdict_name(vmclock_verdict_t v)
 	return (unsigned)v < sizeof(verdict_names) / sizeof(verdict_names[0]) ? verdict_names[v] : NULL;
 }
 
-static const struct vmclockd_state *map_state(const char *path, uint64_t *ino)
+/* ---- the state file, read with pread ------------------------------------ */
+
+static int state_load_seq(const void *src, bool after, uint32_t *seq)
 {
-	struct stat st;
-	void *map;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = *(const int *)src;
+	uint32_t le;
+
+	if (after)
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	if (pread(fd, &le, sizeof(le), offsetof(struct vmclockd_state, seq_count)) != sizeof(le)) {
+		errno = ENOENT; /* truncated below the count */
+		return -1;
+	}
+	if (!after)
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	*seq = vmclock_le32(le);
+	return 0;
+}
+
+static int state_copy(const void *src, void *dst)
+{
+	ssize_t n = pread(*(const int *)src, dst, sizeof(struct vmclockd_state), 0);
+
+	if (n != (ssize_t)sizeof(struct vmclockd_state)) {
+		/* Shorter than a state: truncated, or not written yet. */
+		errno = ENOENT;
+		return -1;
+	}
+	return 0;
+}
+
+/* A consistent copy of the state file, checked to be one.  Under busy. */
+static int read_state_fd(int fd, struct vmclockd_state *out)
+{
+	if (fd < 0) {
+		errno = ENOENT;
+		return -1;
+	}
+	if (seq_read(state_load_seq, state_copy, &fd, out, STATE_READ_BUDGET_NS) < 0)
+		return -1;
+	if (vmclock_le32(out->magic) != VMCLOCKD_STATE_MAGIC ||
+	    vmclock_le16(out->version) != VMCLOCKD_STATE_VERSION) {
+		errno = EBADMSG;
+		return -1;
+	}
+	return 0;
+}
+
+/* Opens the state file, refusing what is not a regular file: a FIFO put
+ * there must not block us.  A symlink is followed: a reader opens with its
+ * own rights, so it reaches nothing it could not open itself (and a state
+ * path may be given as a link, e.g. /proc/self/fd/N). */
+static int open_state(const char *path, struct stat *st)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
 	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < sizeof(struct vmclockd_state)) {
+		return -1;
+	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
 		close(fd);
-		return NULL;
+		return -1;
 	}
-	map = mmap(NULL, sizeof(struct vmclockd_state), PROT_READ, MAP_SHARED, fd, 0);
-	close(fd);
-	*ino = (uint64_t)st.st_ino;
-	return map == MAP_FAILED ? NULL : map;
+	return fd;
+}
+
+static bool lock_try(vmclock_truth_t *t)
+{
+	return __atomic_exchange_n(&t->busy, 1, __ATOMIC_ACQUIRE) == 0;
+}
+
+static void unlock(vmclock_truth_t *t)
+{
+	__atomic_store_n(&t->busy, 0, __ATOMIC_RELEASE);
+}
+
+/* Waits for busy up to budget_ns (its holders do a few system calls). */
+static bool lock_wait(vmclock_truth_t *t, uint64_t budget_ns)
+{
+	uint64_t deadline = 0;
+
+	while (!lock_try(t)) {
+		if (deadline == 0)
+			deadline = TIM_NowNs(CLOCK_MONOTONIC) + budget_ns;
+		else if (TIM_NowNs(CLOCK_MONOTONIC) >= deadline)
+			return false;
+		sched_yield();
+	}
+	return true;
+}
+
+/* Under busy: the path names another file than the one open (removed and
+ * recreated by a restarted daemon, or replaced by rename), or none is open:
+ * open what it names now. */
+static void reopen_state_locked(vmclock_truth_t *t)
+{
+	struct stat st;
+	int fd;
+
+	if (t->state_fd >= 0 && stat(t->state_path, &st) == 0 && st.st_dev == t->state_dev &&
+	    st.st_ino == t->state_ino)
+		return;
+	fd = open_state(t->state_path, &st);
+	if (fd < 0)
+		return;
+	if (t->state_fd >= 0)
+		close(t->state_fd);
+	t->state_fd = fd;
+	t->state_dev = st.st_dev;
+	t->state_ino = st.st_ino;
+}
+
+/* ---- the cached view ----------------------------------------------------- */
+
+static int view_load_seq(const void *src, bool after, uint32_t *seq)
+{
+	/* The cache's count is native; seq_load_mem reads little-endian. */
+	*seq = vmclock_le32(seq_load_mem(&((const struct view_slot *)src)->seq, after));
+	return 0;
+}
+
+static int view_copy(const void *src, void *dst)
+{
+	const struct view_slot *s = src;
+	uint64_t *w = dst;
+
+#pragma GCC unroll 8
+	for (int i = 0; i < V_WORDS; i++)
+		w[i] = __atomic_load_n(&s->w[i], __ATOMIC_RELAXED);
+	return 0;
+}
+
+/* The current view's words; false if none could be copied. */
+static inline __attribute__((always_inline)) bool view_read(const vmclock_truth_t *t,
+							    uint64_t w[V_WORDS])
+{
+	const struct view_slot *s = &t->slot[__atomic_load_n(&t->current, __ATOMIC_ACQUIRE) & 1];
+
+	if (__builtin_expect(seq_try(view_load_seq, view_copy, s, w) == 0, 1))
+		return true;
+	if (seq_read(view_load_seq, view_copy, s, w, VIEW_READ_BUDGET_NS) == 0)
+		return true;
+	/* Directed to a slot the refresh is rewriting: two refreshes passed
+	 * during our copy.  The other slot is the current one now. */
+	s = &t->slot[__atomic_load_n(&t->current, __ATOMIC_ACQUIRE) & 1];
+	return seq_read(view_load_seq, view_copy, s, w, VIEW_READ_BUDGET_NS) == 0;
+}
+
+/* Under busy: writes the slot readers are not directed to, then directs
+ * them to it. */
+static void view_publish(vmclock_truth_t *t, const uint64_t w[V_WORDS])
+{
+	unsigned next = (__atomic_load_n(&t->current, __ATOMIC_RELAXED) + 1) & 1;
+	struct view_slot *s = &t->slot[next];
+
+	__atomic_store_n(&s->seq, s->seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	for (int i = 0; i < V_WORDS; i++)
+		__atomic_store_n(&s->w[i], w[i], __ATOMIC_RELAXED);
+	__atomic_store_n(&s->seq, s->seq + 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&t->current, next, __ATOMIC_RELEASE);
+}
+
+static void view_of_state(const struct vmclockd_state *s, uint64_t now_ns, uint64_t w[V_WORDS])
+{
+	w[V_HEAD] = VIEW_OK | (uint64_t)s->sync_state << 8 |
+		    (uint64_t)vmclock_le16(s->heartbeat_timeout_ms) << 16 |
+		    (uint64_t)vmclock_le32(s->drift_ppb) << 32;
+	w[V_HEARTBEAT] = vmclock_le64(s->heartbeat_realtime_ns);
+	w[V_MARKER] = vmclock_le64(s->disruption_marker);
+	w[V_BOUND] = vmclock_le64(s->error_bound_ns);
+	w[V_BOUND_TIME] = vmclock_le64(s->error_bound_realtime_ns);
+	w[V_READ_AT] = now_ns;
+}
+
+/* True if a view read at read_ns may still be used at now_ns (a realtime
+ * clock stepped back makes it too old as well). */
+static inline bool view_fresh(uint64_t read_ns, uint64_t now_ns)
+{
+	return now_ns - read_ns <= STATE_VIEW_MAX_AGE_NS;
+}
+
+static bool heartbeat_fresh(const uint64_t w[V_WORDS], uint64_t now_ns)
+{
+	uint64_t timeout_ms = (w[V_HEAD] >> 16) & 0xffff;
+
+	if (w[V_HEARTBEAT] > now_ns)
+		return w[V_HEARTBEAT] - now_ns <= HEARTBEAT_AHEAD_NS;
+	return now_ns - w[V_HEARTBEAT] <= timeout_ms * NSEC_PER_MSEC;
 }
 
 /* True at most once per REOPEN_INTERVAL_NS per handle, for one caller. */
@@ -75,74 +297,107 @@ static bool may_try(vmclock_truth_t *t, uint64_t now_ns)
 {
 	uint64_t next = __atomic_load_n(&t->next_try_ns, __ATOMIC_RELAXED);
 
-	return now_ns >= next && __atomic_compare_exchange_n(&t->next_try_ns, &next,
-		now_ns + REOPEN_INTERVAL_NS, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+	return (now_ns >= next || next - now_ns > REOPEN_INTERVAL_NS) &&
+	       __atomic_compare_exchange_n(&t->next_try_ns, &next, now_ns + REOPEN_INTERVAL_NS,
+					   false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 }
 
-/* Opens what is missing, at most once per REOPEN_INTERVAL_NS per handle. */
-static void try_open_missing(const vmclock_truth_t *ct, uint64_t now_ns)
+static void try_open_device(vmclock_truth_t *t)
+{
+	vmclock_t *dev, *none = NULL;
+
+	if (__atomic_load_n(&t->device, __ATOMIC_ACQUIRE) || !(dev = vmclock_open(t->device_path)))
+		return;
+	if (__atomic_compare_exchange_n(&t->device, &none, dev, false, __ATOMIC_RELEASE,
+					__ATOMIC_RELAXED))
+		/* Published last: a reader that sees the page sees it whole. */
+		__atomic_store_n(&t->page, vmclock_page_map(dev), __ATOMIC_RELEASE);
+	else
+		vmclock_close(dev);
+}
+
+/*
+ * Reads the state file into a new view if the current one is due, by one
+ * caller at a time; the others go on with the current view.  A read that
+ * fails for want of a consistent copy keeps the last good view (until it
+ * is STATE_VIEW_MAX_AGE_NS old); any other failure publishes "no state".
+ * A missing, dead or unreadable state (and a missing device) is looked for
+ * again at most once per REOPEN_INTERVAL_NS.
+ */
+static __attribute__((noinline)) void refresh(vmclock_truth_t *t, uint64_t now_ns,
+						  const uint64_t cur[V_WORDS], bool have_cur)
+{
+	struct vmclockd_state s;
+	uint64_t w[V_WORDS] = { 0 };
+	int err = 0;
+
+	if (!lock_try(t))
+		return;
+	__atomic_store_n(&t->refresh_at_ns, now_ns, __ATOMIC_RELAXED);
+	if (read_state_fd(t->state_fd, &s) == 0)
+		view_of_state(&s, now_ns, w);
+	else
+		err = errno;
+	if ((err || !heartbeat_fresh(w, now_ns) || !__atomic_load_n(&t->page, __ATOMIC_ACQUIRE)) &&
+	    may_try(t, now_ns)) {
+		try_open_device(t);
+		reopen_state_locked(t);
+		if (err) {
+			if (read_state_fd(t->state_fd, &s) == 0) {
+				view_of_state(&s, now_ns, w);
+				err = 0;
+			} else {
+				err = errno;
+			}
+		}
+	}
+	/* No consistent copy in time: the last good view stands while it may. */
+	if (err == ETIMEDOUT && have_cur && (cur[V_HEAD] & VIEW_OK) && view_fresh(cur[V_READ_AT], now_ns)) {
+		unlock(t);
+		return;
+	}
+	w[V_READ_AT] = now_ns;
+	view_publish(t, w);
+	unlock(t);
+}
+
+/* current_view() when the view is due: refresh it, or wait for the caller
+ * refreshing it if it is too old to use. */
+static __attribute__((noinline)) bool current_view_slow(vmclock_truth_t *t, uint64_t now_ns,
+							      uint64_t w[V_WORDS], bool have)
+{
+	refresh(t, now_ns, w, have);
+	have = view_read(t, w);
+	if (have && view_fresh(w[V_READ_AT], now_ns))
+		return true;
+	/* Another caller is refreshing a view too old to use: wait for it. */
+	if (!lock_wait(t, STATE_READ_BUDGET_NS))
+		return false;
+	unlock(t);
+	return view_read(t, w) && view_fresh(w[V_READ_AT], now_ns);
+}
+
+/* The view to judge by at now_ns, refreshed first if due. */
+static inline __attribute__((always_inline)) bool current_view(const vmclock_truth_t *ct,
+							       uint64_t now_ns, uint64_t w[V_WORDS])
 {
 	vmclock_truth_t *t = (vmclock_truth_t *)(uintptr_t)ct; /* only atomics change */
-	const struct vmclockd_state *map, *none = NULL;
-	vmclock_t *dev, *no_dev = NULL;
-	uint64_t ino;
+	bool have = view_read(t, w);
 
-	if (!may_try(t, now_ns))
-		return;
-	if (!__atomic_load_n(&t->device, __ATOMIC_ACQUIRE) && (dev = vmclock_open(t->device_path))) {
-		if (__atomic_compare_exchange_n(&t->device, &no_dev, dev, false, __ATOMIC_RELEASE,
-						__ATOMIC_RELAXED))
-			/* Published last: a reader that sees the page sees it whole. */
-			__atomic_store_n(&t->page, vmclock_page_map(dev), __ATOMIC_RELEASE);
-		else
-			vmclock_close(dev);
-	}
-	if (!__atomic_load_n(&t->state, __ATOMIC_ACQUIRE) && (map = map_state(t->state_path, &ino))) {
-		if (__atomic_compare_exchange_n(&t->state, &none, map, false, __ATOMIC_RELEASE,
-						__ATOMIC_RELAXED))
-			__atomic_store_n(&t->state_ino, ino, __ATOMIC_RELAXED);
-		else
-			munmap((void *)(uintptr_t)map, sizeof(*map));
-	}
-}
-
-/* With a stale heartbeat: has the daemon come back with a new state file
- * (removed and recreated)?  Then read that one from now on. */
-static void try_reopen_state(const vmclock_truth_t *ct, uint64_t now_ns)
-{
-	vmclock_truth_t *t = (vmclock_truth_t *)(uintptr_t)ct;
-	const struct vmclockd_state *old, *map;
-	struct stat st;
-	uint64_t ino;
-
-	if (!may_try(t, now_ns) || stat(t->state_path, &st) < 0 ||
-	    (uint64_t)st.st_ino == __atomic_load_n(&t->state_ino, __ATOMIC_RELAXED) ||
-	    !(map = map_state(t->state_path, &ino)))
-		return;
-	old = __atomic_load_n(&t->state, __ATOMIC_ACQUIRE);
-	if (!__atomic_compare_exchange_n(&t->state, &old, map, false, __ATOMIC_RELEASE,
-					 __ATOMIC_RELAXED)) {
-		munmap((void *)(uintptr_t)map, sizeof(*map));
-		return;
-	}
-	__atomic_store_n(&t->state_ino, ino, __ATOMIC_RELAXED);
-	for (int i = 0; i < MAX_RETIRED && old; i++) {
-		const struct vmclockd_state *empty = NULL;
-
-		if (__atomic_compare_exchange_n(&t->retired[i], &empty, old, false,
-						__ATOMIC_RELAXED, __ATOMIC_RELAXED))
-			old = NULL;
-	}
-	/* More replacements than slots: the old page stays mapped (a leak of
-	 * one page per replacement) rather than fault a concurrent reader. */
+	if (__builtin_expect(have && now_ns - __atomic_load_n(&t->refresh_at_ns, __ATOMIC_RELAXED) <
+					     STATE_REFRESH_NS, 1))
+		return true;
+	return current_view_slow(t, now_ns, w, have);
 }
 
 vmclock_truth_t *vmclock_truth_open(const char *device, const char *state_path)
 {
 	vmclock_truth_t *t = calloc(1, sizeof(*t));
+	struct stat st;
 
 	if (!t)
 		return NULL;
+	t->state_fd = -1;
 	t->device_path = strdup(device ? device : VMCLOCK_DEFAULT_DEVICE);
 	t->state_path = strdup(state_path ? state_path : VMCLOCKD_STATE_DEFAULT_PATH);
 	if (!t->device_path || !t->state_path) {
@@ -150,7 +405,14 @@ vmclock_truth_t *vmclock_truth_open(const char *device, const char *state_path)
 		errno = ENOMEM;
 		return NULL;
 	}
-	try_open_missing(t, 0);
+	try_open_device(t);
+	t->state_fd = open_state(t->state_path, &st);
+	if (t->state_fd >= 0) {
+		t->state_dev = st.st_dev;
+		t->state_ino = st.st_ino;
+	}
+	/* The first call reads the state: the view starts due. */
+	t->refresh_at_ns = 0;
 	errno = 0;
 	return t;
 }
@@ -162,52 +424,9 @@ void vmclock_truth_close(vmclock_truth_t *t)
 	free(t->device_path);
 	free(t->state_path);
 	vmclock_close(t->device);
-	if (t->state)
-		munmap((void *)(uintptr_t)t->state, sizeof(*t->state));
-	for (int i = 0; i < MAX_RETIRED; i++)
-		if (t->retired[i])
-			munmap((void *)(uintptr_t)t->retired[i], sizeof(*t->retired[i]));
+	if (t->state_fd >= 0)
+		close(t->state_fd);
 	free(t);
-}
-
-/* A consistent copy of the state file, bounded like the page's reads. */
-static int copy_state(const struct vmclockd_state *s, struct vmclockd_state *out)
-{
-	const uint64_t *src = (const uint64_t *)(const void *)s;
-	uint64_t words[sizeof(*out) / sizeof(uint64_t)];
-
-	for (unsigned tries = 0; tries < MAX_STATE_TRIES; tries++) {
-		uint32_t seq = __atomic_load_n(&s->seq_count, __ATOMIC_ACQUIRE);
-
-		for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-			words[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		if (!(seq & 1) && seq == __atomic_load_n(&s->seq_count, __ATOMIC_RELAXED)) {
-			memcpy(out, words, sizeof(*out));
-			if (vmclock_le32(out->magic) != VMCLOCKD_STATE_MAGIC ||
-			    vmclock_le16(out->version) != VMCLOCKD_STATE_VERSION) {
-				errno = EBADMSG;
-				return -1;
-			}
-			return 0;
-		}
-		counter_relax();
-	}
-	errno = ETIMEDOUT;
-	return -1;
-}
-
-static struct timespec ts_add_ns(struct timespec t, int64_t ns)
-{
-	int64_t total = (int64_t)t.tv_nsec + ns % 1000000000;
-
-	t.tv_sec += (time_t)(ns / 1000000000 + total / 1000000000);
-	t.tv_nsec = (long)(total % 1000000000);
-	if (t.tv_nsec < 0) {
-		t.tv_nsec += 1000000000;
-		t.tv_sec--;
-	}
-	return t;
 }
 
 /* Bounds from an error bound in ns, or unbounded.  Bounds under a second,
@@ -216,16 +435,16 @@ static inline __attribute__((always_inline)) void set_bounds(struct vmclock_time
 							     uint64_t bound_ns)
 {
 	out->bound_ns = bound_ns;
-	if (bound_ns < 1000000000u) {
+	if (bound_ns < NSEC_PER_SEC) {
 		/* Field by field from scalars: copying out->time as a whole right
 		 * after clock_gettime() wrote it stalled on store forwarding. */
 		time_t sec = out->time.tv_sec;
 		long nsec = out->time.tv_nsec, lo = nsec - (long)bound_ns, hi = nsec + (long)bound_ns;
 
 		out->earliest.tv_sec = lo < 0 ? sec - 1 : sec;
-		out->earliest.tv_nsec = lo < 0 ? lo + 1000000000 : lo;
-		out->latest.tv_sec = hi >= 1000000000 ? sec + 1 : sec;
-		out->latest.tv_nsec = hi >= 1000000000 ? hi - 1000000000 : hi;
+		out->earliest.tv_nsec = lo < 0 ? lo + NSEC_PER_SEC : lo;
+		out->latest.tv_sec = hi >= NSEC_PER_SEC ? sec + 1 : sec;
+		out->latest.tv_nsec = hi >= NSEC_PER_SEC ? hi - NSEC_PER_SEC : hi;
 		return;
 	}
 	if (bound_ns >= (uint64_t)INT64_MAX / 2) {
@@ -234,122 +453,75 @@ static inline __attribute__((always_inline)) void set_bounds(struct vmclock_time
 		out->latest = (struct timespec){ INT64_MAX, 999999999 };
 		return;
 	}
-	out->earliest = ts_add_ns(out->time, -(int64_t)bound_ns);
-	out->latest = ts_add_ns(out->time, (int64_t)bound_ns);
+	out->earliest = TIM_AddNs(out->time, -(int64_t)bound_ns);
+	out->latest = TIM_AddNs(out->time, (int64_t)bound_ns);
 }
-
-/* The fields a verdict needs, read straight from the mapping inside one
- * seq_count section: copying the whole state through a local array cost a
- * store-forwarding stall per 16 bytes on the hot path. */
-struct verdict_view {
-	uint8_t sync_state;
-	uint16_t heartbeat_timeout_ms;
-	uint32_t drift_ppb;
-	uint64_t head, heartbeat_ns, marker, bound_ns, bound_time_ns;
-};
-
-#define LOAD(field) __atomic_load_n(&s->field, __ATOMIC_RELAXED)
-
-static inline __attribute__((always_inline)) int read_view(const struct vmclockd_state *s,
-							   struct verdict_view *v)
-{
-	for (unsigned tries = 0; tries < MAX_STATE_TRIES; tries++) {
-		uint32_t seq = __atomic_load_n(&s->seq_count, __ATOMIC_ACQUIRE);
-
-		v->head = __atomic_load_n((const uint64_t *)(const void *)s, __ATOMIC_RELAXED);
-		v->sync_state = LOAD(sync_state);
-		v->heartbeat_timeout_ms = vmclock_le16(LOAD(heartbeat_timeout_ms));
-		v->drift_ppb = vmclock_le32(LOAD(drift_ppb));
-		v->heartbeat_ns = vmclock_le64(LOAD(heartbeat_realtime_ns));
-		v->marker = vmclock_le64(LOAD(disruption_marker));
-		v->bound_ns = vmclock_le64(LOAD(error_bound_ns));
-		v->bound_time_ns = vmclock_le64(LOAD(error_bound_realtime_ns));
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		if (!(seq & 1) && seq == __atomic_load_n(&s->seq_count, __ATOMIC_RELAXED))
-			return 0;
-		counter_relax();
-	}
-	return -1;
-}
-
-#undef LOAD
-
-/* magic and version as the first eight bytes hold them (size ignored). */
-#define STATE_HEAD_MASK 0x0000ffffffffffffull
-#define STATE_HEAD ((uint64_t)VMCLOCKD_STATE_MAGIC | (uint64_t)VMCLOCKD_STATE_VERSION << 32)
 
 /* ceil(age * ppb / 1e9): in 64 bits (a multiply, no division call) while
  * the product fits, which covers any bound younger than 4 s. */
-static uint64_t grown(uint64_t age_ns, uint32_t ppb)
+static inline __attribute__((always_inline)) uint64_t grown(uint64_t age_ns, uint32_t ppb)
 {
-	if (age_ns < (1ull << 32))
-		return (age_ns * ppb + 999999999u) / 1000000000u;
-	return (uint64_t)(((unsigned __int128)age_ns * ppb + 999999999u) / 1000000000u);
+	if (__builtin_expect(age_ns < (1ull << 32), 1))
+		return (age_ns * ppb + NSEC_PER_SEC - 1) / NSEC_PER_SEC;
+	return (uint64_t)(((u128)age_ns * ppb + NSEC_PER_SEC - 1) / NSEC_PER_SEC);
 }
 
 int vmclock_timestamp(const vmclock_truth_t *t, struct vmclock_timestamp *out)
 {
-	const struct vmclockd_state *state = __atomic_load_n(&t->state, __ATOMIC_ACQUIRE);
 	const struct vmclock_abi *page = __atomic_load_n(&t->page, __ATOMIC_ACQUIRE);
-	struct verdict_view v;
-	uint64_t now_ns, age_ns, growth;
+	uint64_t w[V_WORDS], now_ns, age_ns, growth, bound_ns;
+	unsigned sync_state;
 
 	clock_gettime(CLOCK_REALTIME, &out->time);
-	now_ns = (uint64_t)out->time.tv_sec * 1000000000u + (uint64_t)out->time.tv_nsec;
+	now_ns = TIM_TimespecToNs(&out->time);
 	out->verdict = VMCLOCK_VERDICT_UNKNOWN;
 	out->disruption_marker =
 		page ? vmclock_le64(__atomic_load_n(&page->disruption_marker, __ATOMIC_ACQUIRE)) : 0;
-	if (!page || !state) {
-		set_bounds(out, VMCLOCK_ERROR_UNKNOWN);
-		try_open_missing(t, now_ns);
-		return 0;
-	}
-	if (read_view(state, &v) < 0 || (vmclock_le64(v.head) & STATE_HEAD_MASK) != STATE_HEAD) {
+	if (!current_view(t, now_ns, w) || !(w[V_HEAD] & VIEW_OK) || !page ||
+	    !heartbeat_fresh(w, now_ns)) {
+		/* No device, no state, or a daemon that went away. */
 		set_bounds(out, VMCLOCK_ERROR_UNKNOWN);
 		return 0;
 	}
-	age_ns = now_ns - v.heartbeat_ns;
-	if (now_ns < v.heartbeat_ns || age_ns > (uint64_t)v.heartbeat_timeout_ms * 1000000u) {
-		set_bounds(out, VMCLOCK_ERROR_UNKNOWN);
-		/* A daemon that went away may have come back with a new file. */
-		try_reopen_state(t, now_ns);
-		return 0;
-	}
-	if (out->disruption_marker != v.marker || v.sync_state == VMCLOCKD_SYNC_DISRUPTED) {
+	sync_state = (w[V_HEAD] >> 8) & 0xff;
+	if (out->disruption_marker != w[V_MARKER] || sync_state == VMCLOCKD_SYNC_DISRUPTED) {
 		out->verdict = VMCLOCK_VERDICT_DISRUPTED;
 		set_bounds(out, VMCLOCK_ERROR_UNKNOWN);
 		return 0;
 	}
-	if (v.sync_state == VMCLOCKD_SYNC_SYNCHRONIZED)
+	if (__builtin_expect(sync_state == VMCLOCKD_SYNC_SYNCHRONIZED, 1))
 		out->verdict = VMCLOCK_VERDICT_SYNCHRONIZED;
-	else if (v.sync_state == VMCLOCKD_SYNC_UNSYNCHRONIZED)
+	else if (sync_state == VMCLOCKD_SYNC_UNSYNCHRONIZED)
 		out->verdict = VMCLOCK_VERDICT_FREERUNNING;
 	else {
 		set_bounds(out, VMCLOCK_ERROR_UNKNOWN);
 		return 0;
 	}
 	/* chrony's bound, grown at its drift rate since it was read. */
-	age_ns = now_ns > v.bound_time_ns ? now_ns - v.bound_time_ns : 0;
-	growth = grown(age_ns, v.drift_ppb);
+	bound_ns = w[V_BOUND];
+	age_ns = now_ns > w[V_BOUND_TIME] ? now_ns - w[V_BOUND_TIME] : 0;
+	growth = grown(age_ns, (uint32_t)(w[V_HEAD] >> 32));
 	/* A sum that wraps would be a tight bound from a huge one. */
-	set_bounds(out, growth > VMCLOCK_ERROR_UNKNOWN - v.bound_ns ? VMCLOCK_ERROR_UNKNOWN
-								    : v.bound_ns + growth);
+	set_bounds(out, growth > VMCLOCK_ERROR_UNKNOWN - bound_ns ? VMCLOCK_ERROR_UNKNOWN
+								  : bound_ns + growth);
 	return 0;
 }
 
-int vmclock_daemon_state(const vmclock_truth_t *t, struct vmclockd_state *out)
+int vmclock_daemon_state(const vmclock_truth_t *ct, struct vmclockd_state *out)
 {
-	const struct vmclockd_state *state = __atomic_load_n(&t->state, __ATOMIC_ACQUIRE);
-	struct timespec now;
+	vmclock_truth_t *t = (vmclock_truth_t *)(uintptr_t)ct;
+	int r, err;
 
-	if (!state) {
-		clock_gettime(CLOCK_REALTIME, &now);
-		try_open_missing(t, (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec);
-		state = __atomic_load_n(&t->state, __ATOMIC_ACQUIRE);
-	}
-	if (!state) {
-		errno = ENOENT;
+	if (!lock_wait(t, STATE_READ_BUDGET_NS)) {
+		errno = ETIMEDOUT;
 		return -1;
 	}
-	return copy_state(state, out);
+	/* A caller asking for the whole state wants the file as it is now:
+	 * the one the path names, if it was replaced. */
+	reopen_state_locked(t);
+	r = read_state_fd(t->state_fd, out);
+	err = errno;
+	unlock(t);
+	errno = err;
+	return r;
 }

@@ -12,7 +12,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -23,14 +22,13 @@
 #include "convert.h"
 #include "counter.h"
 #include "internal.h"
+#include "seqlock.h"
 
 #define PAGE_WORDS (VMCLOCK_ABI_SIZE / sizeof(uint64_t))
 /* The kernel maps exactly one page of the device; files are read up to this. */
 #define MAX_MAP_BYTES 65536u
 /* Brackets taken per offset measurement; the narrowest wins. */
 #define OFFSET_BRACKETS 5
-/* Spins before a retry loop starts yielding the CPU to a descheduled writer. */
-#define SPINS_BEFORE_YIELD 1000
 
 struct vmclock {
 	int fd;
@@ -49,7 +47,7 @@ static int fail(int err)
 }
 
 /* Checks that make a copy a vmclock page this library understands. */
-static int validate(const struct vmclock_abi *p, size_t available)
+static inline int validate(const struct vmclock_abi *p, size_t available)
 {
 	if (vmclock_le32(p->magic) != VMCLOCK_MAGIC)
 		return fail(EBADMSG);
@@ -153,15 +151,17 @@ bool vmclock_needs_reopen(const vmclock_t *vc)
 	return fstat(vc->fd, &open_file) < 0 || (uint64_t)open_file.st_size < vc->map_len;
 }
 
-static inline uint32_t load_seq_acquire(const vmclock_t *vc)
-{
-	const uint32_t *seq = (const uint32_t *)((const char *)vc->words +
-						 offsetof(struct vmclock_abi, seq_count));
-	return vmclock_le32(__atomic_load_n(seq, __ATOMIC_ACQUIRE));
-}
-
 /* 64-bit words that may alias the page structure. */
 typedef uint64_t __attribute__((may_alias)) page_word;
+
+static int page_load_seq(const void *src, bool after, uint32_t *seq)
+{
+	const vmclock_t *vc = src;
+
+	*seq = seq_load_mem((const uint32_t *)((const char *)vc->words +
+					      offsetof(struct vmclock_abi, seq_count)), after);
+	return 0;
+}
 
 /* Word by word straight into the destination: staging the words in a local
  * array and memcpy()ing it costs a store-forwarding stall per 16 bytes,
@@ -170,70 +170,43 @@ static inline void copy_words(const vmclock_t *vc, struct vmclock_abi *out)
 {
 	page_word *dst = (page_word *)(void *)out;
 
+#pragma GCC unroll 16
 	for (size_t i = 0; i < PAGE_WORDS; i++)
 		dst[i] = __atomic_load_n(&vc->words[i], __ATOMIC_RELAXED);
 }
 
-/* True once the section that started at seq is known to be consistent. */
-static inline bool section_ok(const vmclock_t *vc, uint32_t seq)
+static int page_copy(const void *src, void *dst)
 {
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
-	return !(seq & 1) && seq == vmclock_le32(__atomic_load_n(
-		(const uint32_t *)((const char *)vc->words + offsetof(struct vmclock_abi, seq_count)),
-		__ATOMIC_RELAXED));
-}
-
-static int64_t monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* Called after an inconsistent section: 0 to try again, -1 ETIMEDOUT.  The
- * clock is only read once a retry happens, keeping the fast path free of it. */
-static int retry_or_give_up(int64_t *deadline, unsigned *spins)
-{
-	if (*deadline == 0)
-		*deadline = monotonic_ns() + VMCLOCK_MAX_WAIT_NS;
-	else if (monotonic_ns() > *deadline)
-		return fail(ETIMEDOUT);
-	if (++*spins < SPINS_BEFORE_YIELD)
-		counter_relax();
-	else
-		sched_yield();
+	copy_words(src, dst);
 	return 0;
 }
 
-/*
- * One consistent section: inside() reads the counter (or takes brackets) and
- * the page is copied, both between the two seq_count loads.  Static inline with
- * constant callbacks, so the compiler flattens it on the hot path.
- */
-static inline int consistent_read(const vmclock_t *vc, struct vmclock_abi *page,
-				  void (*inside)(void *), void *ctx)
+/* A page copy and the counter read inside the same section. */
+struct timed_copy {
+	struct vmclock_abi page;
+	uint64_t counter;
+};
+
+static int page_copy_counter(const void *src, void *dst)
 {
-	int64_t deadline = 0;
-	unsigned spins = 0;
+	struct timed_copy *c = dst;
 
-	for (;;) {
-		uint32_t seq = load_seq_acquire(vc);
-
-		/* The counter first: its fence then waits for the seq_count
-		 * load alone, and the copy's loads overlap the counter read. */
-		if (inside)
-			inside(ctx);
-		copy_words(vc, page);
-		if (section_ok(vc, seq))
-			break;
-		if (retry_or_give_up(&deadline, &spins) < 0)
-			return -1;
-	}
-	return validate(page, vc->map_len);
+	/* The counter first: its fence then waits for the seq_count load
+	 * alone, and the copy's loads overlap the counter read. */
+	c->counter = counter_read_native();
+	copy_words(src, &c->page);
+	return 0;
 }
 
-int vmclock_has_time(const struct vmclock_abi *page)
+/* A validated consistent copy, retried for up to VMCLOCK_MAX_WAIT_NS as
+ * the kernel's read() does. */
+#define PAGE_READ(vc, copy_fn, dst, page)                                                    \
+	(seq_read(page_load_seq, copy_fn, vc, dst, VMCLOCK_MAX_WAIT_NS) < 0 ? -1             \
+									    : validate(page, (vc)->map_len))
+
+/* The body of vmclock_has_time(), inlined where this file reads time
+ * (a call through the PLT was a tenth of vmclock_gettime()). */
+static inline __attribute__((always_inline)) int has_time(const struct vmclock_abi *page)
 {
 	if (!convert_has_time(page))
 		return fail(ENODATA);
@@ -243,34 +216,45 @@ int vmclock_has_time(const struct vmclock_abi *page)
 		return fail(ERANGE);
 	return 0;
 }
+
+int vmclock_has_time(const struct vmclock_abi *page)
+{
+	return has_time(page);
+}
+
 int vmclock_snapshot(const vmclock_t *vc, struct vmclock_abi *out)
 {
-	return consistent_read(vc, out, NULL, NULL);
+	return PAGE_READ(vc, page_copy, out, out);
 }
 
 int vmclock_snapshot_once(const vmclock_t *vc, struct vmclock_abi *out)
 {
-	uint32_t seq = load_seq_acquire(vc);
-
-	copy_words(vc, out);
-	if (!section_ok(vc, seq))
-		return fail(EAGAIN);
+	if (seq_try(page_load_seq, page_copy, vc, out) < 0)
+		return -1;
 	return validate(out, vc->map_len);
 }
 
-static void read_counter_cb(void *ctx)
+/* vmclock_gettime() once its first try met a writer: the retrying read,
+ * out of line so that its loop state costs the common case nothing. */
+static __attribute__((noinline, cold)) int gettime_retry(const vmclock_t *vc,
+							 struct vmclock_time *out)
 {
-	*(uint64_t *)ctx = counter_read_native();
+	struct timed_copy c;
+
+	if (PAGE_READ(vc, page_copy_counter, &c, &c.page) < 0 || has_time(&c.page) < 0)
+		return -1;
+	return convert_usable_page(&c.page, c.counter, out);
 }
 
 int vmclock_gettime(const vmclock_t *vc, struct vmclock_time *out)
 {
-	struct vmclock_abi page;
-	uint64_t counter;
+	struct timed_copy c;
 
-	if (consistent_read(vc, &page, read_counter_cb, &counter) < 0 || vmclock_has_time(&page) < 0)
+	if (__builtin_expect(seq_try(page_load_seq, page_copy_counter, vc, &c) < 0, 0))
+		return gettime_retry(vc, out);
+	if (validate(&c.page, vc->map_len) < 0 || has_time(&c.page) < 0)
 		return -1;
-	return convert_page(&page, counter, out);
+	return convert_usable_page(&c.page, c.counter, out);
 }
 
 struct bracket {
@@ -285,17 +269,26 @@ static void take_bracket(struct bracket *b)
 	b->after = counter_read_native();
 }
 
-/* The narrowest of OFFSET_BRACKETS (counter, CLOCK_REALTIME, counter). */
-static void narrowest_bracket_cb(void *ctx)
-{
-	struct bracket *best = ctx, b;
+/* A page copy and the narrowest of OFFSET_BRACKETS (counter,
+ * CLOCK_REALTIME, counter) taken inside the same section. */
+struct bracketed_copy {
+	struct vmclock_abi page;
+	struct bracket best;
+};
 
-	take_bracket(best);
+static int page_copy_brackets(const void *src, void *dst)
+{
+	struct bracketed_copy *c = dst;
+	struct bracket b;
+
+	take_bracket(&c->best);
 	for (int i = 1; i < OFFSET_BRACKETS; i++) {
 		take_bracket(&b);
-		if (b.after - b.before < best->after - best->before)
-			*best = b;
+		if (b.after - b.before < c->best.after - c->best.before)
+			c->best = b;
 	}
+	copy_words(src, &c->page);
+	return 0;
 }
 
 /* Seconds apart beyond which a nanosecond offset would not fit. */
@@ -303,25 +296,25 @@ static void narrowest_bracket_cb(void *ctx)
 
 int vmclock_offset(const vmclock_t *vc, struct vmclock_offset *out)
 {
-	struct vmclock_abi page;
-	struct bracket best;
+	struct bracketed_copy c;
+	const struct vmclock_abi *page = &c.page;
+	const struct bracket *best = &c.best;
 	uint64_t width;
 	int64_t dsec;
 
-	if (consistent_read(vc, &page, narrowest_bracket_cb, &best) < 0 ||
-	    vmclock_has_time(&page) < 0)
+	if (PAGE_READ(vc, page_copy_brackets, &c, &c.page) < 0 || has_time(page) < 0)
 		return -1;
-	width = best.after - best.before;
-	if (convert_page(&page, best.before + width / 2, &out->time) < 0)
+	width = best->after - best->before;
+	if (convert_usable_page(page, best->before + width / 2, &out->time) < 0)
 		return -1;
 	if (!out->time.utc_valid)
 		return fail(ENODATA);
-	dsec = out->time.utc_sec - (int64_t)best.system.tv_sec;
+	dsec = out->time.utc_sec - (int64_t)best->system.tv_sec;
 	if (dsec > MAX_OFFSET_SEC || dsec < -MAX_OFFSET_SEC)
 		return fail(ERANGE);
-	out->system = best.system;
-	out->offset_ns = dsec * 1000000000 + ((int64_t)out->time.utc_nsec - best.system.tv_nsec);
+	out->system = best->system;
+	out->offset_ns = dsec * (int64_t)NSEC_PER_SEC + ((int64_t)out->time.utc_nsec - best->system.tv_nsec);
 	out->uncertainty_ns = convert_ticks_to_ns_ceil(width - width / 2,
-		vmclock_le64(page.counter_period_frac_sec), page.counter_period_shift);
+		vmclock_le64(page->counter_period_frac_sec), page->counter_period_shift);
 	return 0;
 }

@@ -23,6 +23,7 @@ int main(void)
 	srunner_add_suite(sr, convert_suite());
 	srunner_add_suite(sr, snapshot_suite());
 	srunner_add_suite(sr, open_suite());
+	srunner_add_suite(sr, truth_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -27,11 +27,16 @@ PIDS=""
 
 pass() { PASS=$((PASS + 1)); echo "PASS: $*"; }
 fail() { FAIL=$((FAIL + 1)); echo "FAIL: $*"; }
-# check DESCRIPTION COMMAND...: one assertion.
+# check DESCRIPTION COMMAND...: one assertion, the command's success.  The
+# only check of the system tests; a failure names the command.
 check() {
 	local desc=$1
 	shift
-	if "$@"; then pass "$desc"; else fail "$desc"; fi
+	if "$@"; then pass "$desc"; else fail "$desc [$*]"; fi
+}
+# holds CONDITION: an awk condition on numbers, e.g. holds "$a - $b < 1e-6".
+holds() {
+	awk "BEGIN { exit !($1) }" </dev/null
 }
 finish() {
 	echo "$PASS passed, $FAIL failed"
@@ -110,6 +115,14 @@ start_sim() {
 	wait_for 5 test -s "$T/page"
 }
 
+stop_sim() {
+	if [ -n "${SIM_PID:-}" ]; then
+		kill "$SIM_PID" 2>/dev/null
+		wait "$SIM_PID" 2>/dev/null
+		SIM_PID=
+	fi
+}
+
 # start_vmclockd ARGS...: against $T/page, chronyd's sockets in $T.
 start_vmclockd() {
 	"$VMCLOCKD" --foreground --config /dev/null --device "$T/page" \
@@ -131,6 +144,11 @@ vmc_selected() {
 # Number of samples chronyd holds for VMC (sourcestats NP).
 vmc_np() {
 	chronyc_cmd -c sourcestats 2>/dev/null | awk -F, '$1 == "VMC" { print $2 }'
+}
+
+# Seconds since chronyd's last VMC sample (sources LastRx), empty if none.
+vmc_last_rx() {
+	chronyc_cmd -c sources 2>/dev/null | awk -F, '$3 == "VMC" { print $7 }'
 }
 
 # chronyd's current correction (seconds; > 0: system clock behind), read

@@ -11,5 +11,6 @@ Suite *abi_suite(void);
 Suite *convert_suite(void);
 Suite *snapshot_suite(void);
 Suite *open_suite(void);
+Suite *truth_suite(void);
 
 #endif /* SUITES_H */

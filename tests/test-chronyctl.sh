@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # SPDX-License-Identifier: BSD-2-Clause
 #
 # test-chronyctl.sh - the chronyctl client against a real chronyd.
@@ -16,93 +16,34 @@
 #  - chronyd removes its socket on SIGTERM (client: ENOENT) but not when
 #    killed (client: ECONNREFUSED).
 #
-# Skips (exit 77) with a reason when chronyd, chronyc or setpriv is missing
-# or when not run as root (chronyd -u root).
+# Skips (exit 77; a failure under CI) with a reason when chronyd, chronyc or
+# setpriv is missing or when not run as root (chronyd -u root).
 
-set -u
+. "$(dirname "$0")/lib.sh"
+require_chronyd
+[ -x "$OBSERVE" ] || skip_or_fail "$OBSERVE not built"
+command -v setpriv >/dev/null 2>&1 || skip_or_fail "no setpriv (util-linux)"
+[ "$(id -u)" = 0 ] || skip_or_fail "chronyd -u root needs root"
 
-top_builddir=${top_builddir:-.}
-OBSERVE=$top_builddir/tests/chrony-observe
-CHRONYD=${CHRONYD:-/usr/sbin/chronyd}
-CHRONYC=${CHRONYC:-chronyc}
-
-skip() {
-	echo "SKIP: $*"
-	exit 77
-}
-
-[ -x "$OBSERVE" ] || skip "$OBSERVE not built"
-[ -x "$CHRONYD" ] || skip "no chronyd at $CHRONYD"
-command -v "$CHRONYC" >/dev/null 2>&1 || skip "no chronyc"
-command -v setpriv >/dev/null 2>&1 || skip "no setpriv (util-linux)"
-[ "$(id -u)" = 0 ] || skip "chronyd -u root needs root"
-
-DIR=$(mktemp -d /tmp/test-chronyctl.XXXXXX) || exit 1
-chmod 0700 "$DIR"
-SOCK=$DIR/chronyd.sock
-CHRONYD_PID=
-
-cleanup() {
-	if [ -n "$CHRONYD_PID" ]; then
-		kill -KILL "$CHRONYD_PID" 2>/dev/null
-		wait "$CHRONYD_PID" 2>/dev/null
-	fi
-	[ -n "${OBS_PID:-}" ] && kill "$OBS_PID" 2>/dev/null
-	rm -rf "$DIR"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-cat >"$DIR/chrony.conf" <<EOF
+SOCK=$T/chronyd.sock
+cat >"$T/chrony.conf" <<EOF
 bindcmdaddress $SOCK
 cmdport 0
 port 0
-pidfile $DIR/chronyd.pid
+pidfile $T/chronyd.pid
 EOF
 
-PASSED=0
-FAILED=0
-
-pass() {
-	PASSED=$((PASSED + 1))
-	echo "PASS: $*"
-}
-
-fail() {
-	FAILED=$((FAILED + 1))
-	echo "FAIL: $*"
-}
-
-# check DESCRIPTION AWK-CONDITION: pass when the condition holds.
-check() {
-	if awk "BEGIN { exit !($2) }" </dev/null; then
-		pass "$1"
-	else
-		fail "$1 [$2]"
-	fi
-}
-
-start_chronyd() {
-	setpriv --inh-caps=-sys_time --bounding-set=-sys_time \
-		"$CHRONYD" -x -d -u root -f "$DIR/chrony.conf" >>"$DIR/chronyd.log" 2>&1 &
-	CHRONYD_PID=$!
-	i=0
-	while [ $i -lt 100 ]; do
-		if [ -S "$SOCK" ] && "$OBSERVE" -s "$SOCK" --once >/dev/null 2>&1; then
-			return 0
-		fi
-		sleep 0.05
-		i=$((i + 1))
-	done
+# chronyd up and answering tracking requests.
+answers() { "$OBSERVE" -s "$SOCK" --once >/dev/null 2>&1; }
+start_answering_chronyd() {
+	start_chronyd && wait_for 5 answers && return 0
 	echo "chronyd did not start:"
-	cat "$DIR/chronyd.log"
+	cat "$T/chronyd.log"
 	return 1
 }
-
-stop_chronyd() {
-	kill "-$1" "$CHRONYD_PID" 2>/dev/null
+kill_chronyd() {
+	kill -KILL "$CHRONYD_PID" 2>/dev/null
 	wait "$CHRONYD_PID" 2>/dev/null
-	CHRONYD_PID=
 }
 
 # Field N of one reading line.
@@ -117,24 +58,24 @@ field() {
 # chronyc's tracking as signed numbers: "System time" (> 0 slow, like
 # current_correction) and "Frequency" (> 0 fast, like freq_ppm).
 chronyc_system_time() {
-	"$CHRONYC" -h "$SOCK" tracking | awk '/^System time/ { print ($6 == "slow" ? $4 : -$4) }'
+	chronyc_cmd tracking | awk '/^System time/ { print ($6 == "slow" ? $4 : -$4) }'
 }
 
 chronyc_frequency() {
-	"$CHRONYC" -h "$SOCK" tracking | awk '/^Frequency/ { print ($5 == "fast" ? $3 : -$3) }'
+	chronyc_cmd tracking | awk '/^Frequency/ { print ($5 == "fast" ? $3 : -$3) }'
 }
 
 now_ms() {
 	echo $(($(date +%s%N) / 1000000))
 }
 
-start_chronyd || exit 1
+start_answering_chronyd || exit 1
 
 # ---- tracking decodes and agrees with chronyc --------------------------------
 R=$(reading)
 [ -n "$R" ] && pass "tracking reading: $R" || fail "tracking reading"
-check "leap status unsynchronised without sources" "$(field "$R" 5) == 3"
-check "round trip under 10 ms ($(field "$R" 2) ns)" "$(field "$R" 2) > 0 && $(field "$R" 2) < 10000000"
+check "leap status unsynchronised without sources" holds "$(field "$R" 5) == 3"
+check "round trip under 10 ms ($(field "$R" 2) ns)" holds "$(field "$R" 2) > 0 && $(field "$R" 2) < 10000000"
 J=$("$OBSERVE" -s "$SOCK" --once --json)
 case $J in
 	'{"time": '*'"current_correction": '*'}') pass "--once --json" ;;
@@ -145,7 +86,7 @@ if command -v python3 >/dev/null 2>&1; then
 		pass "json parses" || fail "json does not parse: $J"
 fi
 N=$("$OBSERVE" -s "$SOCK" -i 20 -n 5 | wc -l)
-check "-n 5 gives 5 readings" "$N == 5"
+check "-n 5 gives 5 readings" holds "$N == 5"
 
 # ---- dfreq ------------------------------------------------------------------
 F0=$(field "$(reading)" 4)
@@ -156,24 +97,24 @@ F1=$(field "$R" 4)
 C1=$(field "$R" 3)
 CF=$(chronyc_frequency)
 CS=$(chronyc_system_time)
-check "dfreq 30 moved freq_ppm by +30 ($F0 -> $F1)" "$F1 - $F0 > 29.99 && $F1 - $F0 < 30.01"
-check "freq_ppm matches chronyc's Frequency ($F1 vs $CF)" "$F1 - $CF < 0.0011 && $CF - $F1 < 0.0011"
+check "dfreq 30 moved freq_ppm by +30 ($F0 -> $F1)" holds "$F1 - $F0 > 29.99 && $F1 - $F0 < 30.01"
+check "freq_ppm matches chronyc's Frequency ($F1 vs $CF)" holds "$F1 - $CF < 0.0011 && $CF - $F1 < 0.0011"
 # chronyc runs some ms later; the correction drifts at 30 ppm meanwhile.
 check "current_correction matches chronyc's System time ($C1 vs $CS)" \
-	"$C1 - $CS < 20e-6 && $CS - $C1 < 20e-6"
-"$CHRONYC" -h "$SOCK" dfreq 30 >/dev/null
+	holds "$C1 - $CS < 20e-6 && $CS - $C1 < 20e-6"
+chronyc_cmd dfreq 30 >/dev/null
 F2=$(field "$(reading)" 4)
-check "chronyc dfreq 30 moves it the same way ($F1 -> $F2)" "$F2 - $F1 > 29.99 && $F2 - $F1 < 30.01"
+check "chronyc dfreq 30 moves it the same way ($F1 -> $F2)" holds "$F2 - $F1 > 29.99 && $F2 - $F1 < 30.01"
 "$OBSERVE" -s "$SOCK" --dfreq -60 >/dev/null
 F3=$(field "$(reading)" 4)
-check "dfreq -60 brings it back ($F3)" "$F3 - $F0 > -0.01 && $F3 - $F0 < 0.01"
+check "dfreq -60 brings it back ($F3)" holds "$F3 - $F0 > -0.01 && $F3 - $F0 < 0.01"
 
 # ---- reset sources ----------------------------------------------------------
 "$OBSERVE" -s "$SOCK" --doffset 0.5 >/dev/null
 OUT=$("$OBSERVE" -s "$SOCK" --reset)
 case $OUT in ok*) pass "reset sources: $OUT" ;; *) fail "reset sources: $OUT" ;; esac
 C=$(field "$(reading)" 3)
-check "reset cancelled the correction ($C)" "$C < 1e-5 && $C > -1e-5"
+check "reset cancelled the correction ($C)" holds "$C < 1e-5 && $C > -1e-5"
 
 # ---- doffset ----------------------------------------------------------------
 C0=$(field "$(reading)" 3)
@@ -181,12 +122,12 @@ OUT=$("$OBSERVE" -s "$SOCK" --doffset 0.002)
 case $OUT in ok*) pass "doffset 0.002: $OUT" ;; *) fail "doffset 0.002: $OUT" ;; esac
 C1=$(field "$(reading)" 3)
 CS=$(chronyc_system_time)
-check "doffset +0.002 makes the clock 2 ms fast ($C0 -> $C1)" "$C1 - $C0 > -0.00201 && $C1 - $C0 < -0.00199"
-check "chronyc agrees ($CS)" "$CS - $C1 < 20e-6 && $C1 - $CS < 20e-6"
-"$CHRONYC" -h "$SOCK" doffset 0.002 >/dev/null
+check "doffset +0.002 makes the clock 2 ms fast ($C0 -> $C1)" holds "$C1 - $C0 > -0.00201 && $C1 - $C0 < -0.00199"
+check "chronyc agrees ($CS)" holds "$CS - $C1 < 20e-6 && $C1 - $CS < 20e-6"
+chronyc_cmd doffset 0.002 >/dev/null
 C2=$(field "$(reading)" 3)
 check "chronyc doffset 0.002 moves it the same way ($C1 -> $C2)" \
-	"$C2 - $C1 > -0.00201 && $C2 - $C1 < -0.00199"
+	holds "$C2 - $C1 > -0.00201 && $C2 - $C1 < -0.00199"
 "$OBSERVE" -s "$SOCK" --reset >/dev/null
 
 # ---- the handover through the asynchronous path -----------------------------
@@ -197,33 +138,34 @@ case $OUT in ok*datagrams=4) pass "handover" ;; *) fail "handover: $OUT" ;; esac
 R=$(reading)
 C=$(field "$R" 3)
 F=$(field "$R" 4)
-check "after the handover System time = o ($C)" "$C - 0.002 < 10e-6 && 0.002 - $C < 10e-6"
+check "after the handover System time = o ($C)" holds "$C - 0.002 < 10e-6 && 0.002 - $C < 10e-6"
 check "after the handover the frequency moved by -30 ($F0 -> $F)" \
-	"$F - $F0 < -29.99 && $F - $F0 > -30.01"
-"$OBSERVE" -s "$SOCK" --handover 0.001,0 -n 20 >"$DIR/handover.txt"
-OK=$(grep -c '^ok' "$DIR/handover.txt")
-check "20 handovers succeed ($OK)" "$OK == 20"
+	holds "$F - $F0 < -29.99 && $F - $F0 > -30.01"
+"$OBSERVE" -s "$SOCK" --handover 0.001,0 -n 20 >"$T/handover.txt"
+OK=$(grep -c '^ok' "$T/handover.txt")
+check "20 handovers succeed ($OK)" holds "$OK == 20"
 awk '{ for (i = 2; i <= NF; i++) if ($i ~ /^total_ns=/) { split($i, a, "="); print a[2] } }' \
-	"$DIR/handover.txt" | sort -n | awk '{ v[NR] = $1 } END {
+	"$T/handover.txt" | sort -n | awk '{ v[NR] = $1 } END {
 		printf "handover round trips (4 steps), %d runs: min %.0f us, median %.0f us, max %.0f us\n",
 			NR, v[1] / 1000, v[int((NR + 1) / 2)] / 1000, v[NR] / 1000 }'
 
 # ---- burst ------------------------------------------------------------------
 OUT=$("$OBSERVE" -s "$SOCK" --burst)
 RC=$?
-CB=$("$CHRONYC" -h "$SOCK" burst 4/8 2>&1)
+CB=$(chronyc_cmd burst 4/8 2>&1)
 echo "burst without NTP sources: $OUT (chronyc: $CB)"
 case $OUT in
-	"error=ESRCH status=4 "*) check "burst without sources is refused: no such source" "$RC == 3" ;;
+	"error=ESRCH status=4 "*) check "burst without sources is refused: no such source" holds "$RC == 3" ;;
 	*) fail "burst: $OUT (rc $RC)" ;;
 esac
 
 # ---- chronyd goes away and comes back ---------------------------------------
-"$OBSERVE" -s "$SOCK" -k -i 50 -t 4 >"$DIR/observe.txt" 2>&1 &
+"$OBSERVE" -s "$SOCK" -k -i 50 -t 4 >"$T/observe.txt" 2>&1 &
 OBS_PID=$!
+PIDS="$PIDS $OBS_PID"
 sleep 0.5
 
-stop_chronyd TERM
+stop_chronyd
 T0=$(now_ms)
 OUT=$("$OBSERVE" -s "$SOCK" --once)
 T1=$(now_ms)
@@ -231,37 +173,36 @@ case $OUT in
 	error=ENOENT*|error=ECONNREFUSED*) pass "chronyd stopped: $OUT in $((T1 - T0)) ms" ;;
 	*) fail "chronyd stopped: $OUT" ;;
 esac
-check "reported within the timeout ($((T1 - T0)) ms)" "$T1 - $T0 < 500"
+check "reported within the timeout ($((T1 - T0)) ms)" holds "$T1 - $T0 < 500"
 OUT=$("$OBSERVE" -s "$SOCK" --handover 0,0)
 case $OUT in
 	error=ENOENT*|error=ECONNREFUSED*) pass "handover without chronyd: $OUT" ;;
 	*) fail "handover without chronyd: $OUT" ;;
 esac
 
-start_chronyd || exit 1
+start_answering_chronyd || exit 1
 OUT=$("$OBSERVE" -s "$SOCK" --reset)
 case $OUT in ok*) pass "restarted chronyd answers: $OUT" ;; *) fail "after restart: $OUT" ;; esac
 
 sleep 0.3
-stop_chronyd KILL
+kill_chronyd
 OUT=$("$OBSERVE" -s "$SOCK" --once)
 case $OUT in
 	error=ECONNREFUSED*) pass "chronyd killed, socket left behind: $OUT" ;;
 	*) fail "chronyd killed: $OUT" ;;
 esac
 sleep 0.3
-start_chronyd || exit 1
+start_answering_chronyd || exit 1
 
 wait "$OBS_PID"
-OBS_PID=
-ERRS=$(grep -c '^error=' "$DIR/observe.txt")
-LAST=$(tail -n 1 "$DIR/observe.txt")
-check "one observer saw chronyd go away ($ERRS error readings)" "$ERRS > 0"
+
+ERRS=$(grep -c '^error=' "$T/observe.txt")
+LAST=$(tail -n 1 "$T/observe.txt")
+check "one observer saw chronyd go away ($ERRS error readings)" holds "$ERRS > 0"
 case $LAST in
 	error=*) fail "the same observer re-connected: last line $LAST" ;;
 	*) pass "the same observer re-connected after both restarts" ;;
 esac
 
-stop_chronyd TERM
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+stop_chronyd
+finish

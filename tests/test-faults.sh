@@ -103,10 +103,10 @@ check "alive with an unusable SOCK path" kill -0 "$VMCLOCKD_PID"
 # Configuration errors are fatal with file and line.
 printf 'interval-ms 5\n' >"$T/bad.conf"
 out=$("$VMCLOCKD" --config "$T/bad.conf" --check-config 2>&1)
-check "config error names file and line ($out)" test "$out" = "vmclockd: $T/bad.conf:1: interval-ms is out of range"
+check "config error names file and line ($out)" test "$out" = "vmclockd: error: $T/bad.conf:1: interval-ms is out of range"
 printf 'bogus 1\n' >"$T/bad.conf"
 out=$("$VMCLOCKD" --config "$T/bad.conf" --check-config 2>&1)
-check "unknown directive named ($out)" test "$out" = "vmclockd: $T/bad.conf:1: unknown directive 'bogus'"
+check "unknown directive named ($out)" test "$out" = "vmclockd: error: $T/bad.conf:1: unknown directive 'bogus'"
 "$VMCLOCKD" --nonsense >/dev/null 2>&1
 check "usage error exits 2" test $? -eq 2
 

@@ -9,7 +9,8 @@
 #      DISRUPTION_IMMINENT (flag), DISRUPTION (SIGUSR1 to the sim: migration),
 #      RECOVERED (chronyd reset, if chronyd is installed), RESTORE (SIGUSR2)
 #      are datagrams with MESSAGE=, PRIORITY= and MESSAGE_ID= exact, and the
-#      fields; nothing on stderr
+#      fields; CODE_FILE/CODE_LINE/CODE_FUNC name the caller (the line that
+#      logs that alert), never log.c; nothing on stderr
 #   B. JOURNAL_STREAM unset: the same events on stderr, one line each with
 #      their fields; no datagram
 #   C. JOURNAL_STREAM stale (stderr redirected since): stderr
@@ -115,7 +116,33 @@ check_dgram() {
 	for kv in "$@"; do
 		check "$name: $kv" has_line "$d" "$kv"
 	done
+	check_origin "$name" "$d" "${ORIGIN[$name]}"
 	LAST_DGRAM=$d
+}
+# The source line that logs each alert has this text within 3 lines.
+declare -A ORIGIN=([DISRUPTION]='clock disruption%s' [RESTORE]='VM restored or cloned'
+	[DISRUPTION_SOON]='within about a day' [DISRUPTION_IMMINENT]='within about an hour'
+	[RECOVERED]='chronyd reset after disruption' [STARTED]='started: page')
+# check_origin NAME TEXT FRAGMENT: the datagram names the caller of the
+# logging module, not the module: CODE_FILE a source file of the daemon
+# whose CODE_LINE (+-3 lines) has FRAGMENT, CODE_FUNC the function defined
+# last before that line.
+check_origin() {
+	local name=$1 d=$2 frag=$3 file line func src defined
+	file=$(field "$d" CODE_FILE)
+	line=$(field "$d" CODE_LINE)
+	func=$(field "$d" CODE_FUNC)
+	src=$top_srcdir/$file
+	check "$name: CODE_FILE=$file, CODE_LINE=$line, CODE_FUNC=$func once each" test \
+		"$(grep -c '^CODE_FILE=' <<<"$d")$(grep -c '^CODE_LINE=' <<<"$d")$(grep -c '^CODE_FUNC=' <<<"$d")" = 111
+	check "$name: CODE_FILE is a daemon source other than log.c" \
+		sh -c "[ -f '$src' ] && [ '$file' != daemon/log.c ] && case '$file' in daemon/*.c) true;; *) false;; esac"
+	check "$name: CODE_LINE $line of $file logs '$frag'" \
+		sh -c "[ -n '$line' ] && sed -n \"\$(( $line > 3 ? $line - 3 : 1 )),\$(( $line + 3 ))p\" '$src' | grep -qF -- '$frag'"
+	defined=$(awk -v n="$line" 'NR > n { exit }
+		/^[A-Za-z_].*[A-Za-z_0-9]\(/ && !/;$/ { s = $0; sub(/\(.*/, "", s); sub(/.*[ *]/, "", s); f = s }
+		END { print f }' "$src" 2>/dev/null)
+	check "$name: CODE_FUNC=$func is the function around it ($defined)" test -n "$func" -a "$func" = "$defined"
 }
 # set_flags BITS: the page's DISRUPTION_SOON (2) / IMMINENT (4) bits.
 set_flags() {
@@ -162,6 +189,7 @@ check "A: start-up message in the journal" wait_for 5 started
 d=$(dgram_matching '^MESSAGE=vmclockd .* started')
 check "A: start-up: PRIORITY=6" has_line "$d" PRIORITY=6
 check "A: start-up: no MESSAGE_ID" test "$(grep -c '^MESSAGE_ID=' <<<"$d")" -eq 0
+check_origin "A: start-up" "$d" "${ORIGIN[STARTED]}"
 check "A: feeding" wait_for 5 grep -q '^MESSAGE=feeding samples' "$J"
 
 set_flags 2
@@ -209,6 +237,9 @@ sleep 0.5
 check "A: nothing from vmclockd on stderr" sh -c "! grep -q 'vmclockd' '$T/vmclockd.log'"
 stop_vmclockd
 check "A: exit message in the journal" grep -q '^MESSAGE=.*signal 15: exiting' "$J"
+check "A: every datagram has a CODE_FILE" \
+	test "$(grep -c '^CODE_FILE=' "$J")" -eq "$(grep -cx -- -- "$J")"
+check "A: no datagram says it comes from log.c" sh -c "! grep -q '^CODE_FILE=.*log\.c' '$J'"
 
 # ==== B. JOURNAL_STREAM unset: stderr, one line per event
 mv "$T/vmclockd.log" "$T/vmclockd-A.log"

@@ -1,55 +1,16 @@
-#!/bin/sh
+#!/bin/bash
 # SPDX-License-Identifier: BSD-2-Clause
 #
 # test-tools.sh - black-box tests of vmclockctl against pages written by
 # vmclock-sim (an independent writer) and by hand (broken pages).
 #
-# Uses $top_builddir (set by make check) or the script's parent directory.
-# Prints one line per check and "N passed, N failed"; exits 1 on any failure.
+# The harness is tests/lib.sh (its check, its private directory $T).
 
-set -u
-
-if [ -z "${top_builddir:-}" ]; then
-	top_builddir=$(cd "$(dirname "$0")/.." && pwd)
-fi
-SIM=$top_builddir/tools/vmclock-sim
-CTL=$top_builddir/tools/vmclockctl
-
-passed=0
-failed=0
+. "$(dirname "$0")/lib.sh"
 SIM_PID=
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/test-tools.XXXXXX") || exit 1
-
-cleanup() {
-	stop_sim
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-pass() {
-	passed=$((passed + 1))
-	echo "PASS: $*"
-}
-
-fail() {
-	failed=$((failed + 1))
-	echo "FAIL: $*"
-}
-
-# check DESCRIPTION COMMAND...: pass if the command succeeds.
-check() {
-	desc=$1
-	shift
-	if "$@"; then pass "$desc"; else fail "$desc"; fi
-}
 
 for prog in "$SIM" "$CTL"; do
-	if [ ! -x "$prog" ]; then
-		echo "FAIL: $prog not built"
-		echo "0 passed, 1 failed"
-		exit 1
-	fi
+	[ -x "$prog" ] || { fail "$prog not built"; finish; exit 1; }
 done
 
 # Monotonic-enough milliseconds for the timing checks.
@@ -57,16 +18,17 @@ now_ms() {
 	echo $(($(date +%s%N) / 1000000))
 }
 
-# start_sim PAGE [OPTIONS]: run vmclock-sim in the background and wait for
+# run_sim PAGE [OPTIONS]: run vmclock-sim in the background and wait for
 # its "start" line (the page is in place then).
-start_sim() {
+run_sim() {
 	page=$1
 	shift
 	stop_sim
-	SIM_LOG=$TMP/sim.$$.$(now_ms).log
+	SIM_LOG=$T/sim.$$.$(now_ms).log
 	: >"$SIM_LOG"
 	"$SIM" "$page" "$@" >"$SIM_LOG" 2>&1 &
 	SIM_PID=$!
+	PIDS="$PIDS $SIM_PID"
 	i=0
 	while ! grep -q ' start ' "$SIM_LOG"; do
 		i=$((i + 1))
@@ -79,22 +41,14 @@ start_sim() {
 	done
 }
 
-stop_sim() {
-	if [ -n "$SIM_PID" ]; then
-		kill "$SIM_PID" 2>/dev/null
-		wait "$SIM_PID" 2>/dev/null
-		SIM_PID=
-	fi
-}
-
 # json_field NAME < JSON: the value of a top-level scalar field.
 json_field() {
 	sed -n "s/.*\"$1\":\\(\"[^\"]*\"\\|[-0-9]*\\|null\\).*/\\1/p" | tr -d '"'
 }
 
 # ---- status --json on a full page -------------------------------------------
-PAGE=$TMP/page
-start_sim "$PAGE" --offset-ns 1234567 || exit 1
+PAGE=$T/page
+run_sim "$PAGE" --offset-ns 1234567 || exit 1
 
 out=$("$CTL" -d "$PAGE" status --json)
 rc=$?
@@ -161,37 +115,37 @@ check "time --json: timescale utc, errors from the page" sh -c '
 	exit 1' sh "$out"
 
 # ---- watch ------------------------------------------------------------------
-: >"$TMP/watch.out"
-"$CTL" -d "$PAGE" watch --interval-ms 20 >"$TMP/watch.out" 2>"$TMP/watch.err" &
+: >"$T/watch.out"
+"$CTL" -d "$PAGE" watch --interval-ms 20 >"$T/watch.out" 2>"$T/watch.err" &
 WATCH_PID=$!
 i=0
-while ! grep -q ' initial ' "$TMP/watch.out" && [ $i -lt 200 ]; do
+while ! grep -q ' initial ' "$T/watch.out" && [ $i -lt 200 ]; do
 	sleep 0.01
 	i=$((i + 1))
 done
-check "watch prints the initial state" grep -q ' initial marker=1 gen=1 ' "$TMP/watch.out"
+check "watch prints the initial state" grep -q ' initial marker=1 gen=1 ' "$T/watch.out"
 sleep 0.1
 kill -USR1 "$SIM_PID"
 i=0
-while ! grep -q 'change marker=2' "$TMP/watch.out" && [ $i -lt 200 ]; do
+while ! grep -q 'change marker=2' "$T/watch.out" && [ $i -lt 200 ]; do
 	sleep 0.01
 	i=$((i + 1))
 done
-check "watch prints a line after SIGUSR1 (migration)" grep -q ' change marker=2 gen=1 ' "$TMP/watch.out"
+check "watch prints a line after SIGUSR1 (migration)" grep -q ' change marker=2 gen=1 ' "$T/watch.out"
 kill -USR2 "$SIM_PID"
 i=0
-while ! grep -q 'change marker=3' "$TMP/watch.out" && [ $i -lt 200 ]; do
+while ! grep -q 'change marker=3' "$T/watch.out" && [ $i -lt 200 ]; do
 	sleep 0.01
 	i=$((i + 1))
 done
-check "watch prints a line after SIGUSR2 (restore)" grep -q ' change marker=3 gen=2 ' "$TMP/watch.out"
-check "watch printed exactly three lines" [ "$(wc -l <"$TMP/watch.out")" -eq 3 ]
+check "watch prints a line after SIGUSR2 (restore)" grep -q ' change marker=3 gen=2 ' "$T/watch.out"
+check "watch printed exactly three lines" [ "$(wc -l <"$T/watch.out")" -eq 3 ]
 kill -TERM "$WATCH_PID"
 wait "$WATCH_PID"
 check "watch exits 0 on SIGTERM" [ $? -eq 0 ]
-check "watch wrote nothing on stderr" [ ! -s "$TMP/watch.err" ]
+check "watch wrote nothing on stderr" [ ! -s "$T/watch.err" ]
 
-"$CTL" -d "$PAGE" watch --json >"$TMP/watch.json" 2>&1 &
+"$CTL" -d "$PAGE" watch --json >"$T/watch.json" 2>&1 &
 WATCH_PID=$!
 sleep 0.3
 kill -USR1 "$SIM_PID"
@@ -201,7 +155,7 @@ wait "$WATCH_PID"
 check "watch --json exits 0 on SIGINT" [ $? -eq 0 ]
 check "watch --json reports the changed marker" \
 	grep -q '"event":"change","disruption_marker":4,.*"changed":\["disruption_marker"\]' \
-	"$TMP/watch.json"
+	"$T/watch.json"
 
 # The migration stepped the device clock by 2 ms.
 off=$("$CTL" -d "$PAGE" time --json | json_field offset_ns)
@@ -209,7 +163,7 @@ check "time after two migrations: offset about 1234567 + 2 x 2000000 ns (got $of
 	[ -n "$off" -a "${off:-0}" -gt 5230000 -a "${off:-0}" -lt 5300000 ]
 
 # ---- TAI page ---------------------------------------------------------------
-start_sim "$PAGE" --tai || exit 1
+run_sim "$PAGE" --tai || exit 1
 before=$(date +%s)
 out=$("$CTL" -d "$PAGE" time --json)
 after=$(date +%s)
@@ -229,18 +183,18 @@ check "TAI page: status shows tai_offset_sec -37 and the flag" sh -c '
 	case $1 in *"\"tai_offset_valid\""*) exit 0;; esac; exit 1' sh "$out"
 
 # ---- marker-only (Firecracker) page -----------------------------------------
-start_sim "$PAGE" --marker-only || exit 1
+run_sim "$PAGE" --marker-only || exit 1
 out=$("$CTL" -d "$PAGE" status --json)
 rc=$?
 check "marker-only: status exits 0" [ $rc -eq 0 ]
 check "marker-only: counter invalid, status unknown, two flags" sh -c '
 	case $1 in *"\"counter_id\":\"invalid\""*"\"flags\":[\"vm_gen_counter_present\",\"notification_present\"],\"clock_status\":\"unknown\""*) exit 0;; esac
 	exit 1' sh "$out"
-"$CTL" -d "$PAGE" time --json >"$TMP/out" 2>"$TMP/err"
+"$CTL" -d "$PAGE" time --json >"$T/out" 2>"$T/err"
 rc=$?
 check "marker-only: time exits 3 (got $rc)" [ $rc -eq 3 ]
 check "marker-only: time prints one line on stderr, nothing on stdout" \
-	[ "$(wc -l <"$TMP/err")" -eq 1 -a ! -s "$TMP/out" ]
+	[ "$(wc -l <"$T/err")" -eq 1 -a ! -s "$T/out" ]
 stop_sim
 
 # ---- unusable pages ---------------------------------------------------------
@@ -260,41 +214,41 @@ expect_unusable() {
 	pattern=$2
 	shift 2
 	t0=$(now_ms)
-	"$CTL" "$@" >"$TMP/out" 2>"$TMP/err"
+	"$CTL" "$@" >"$T/out" 2>"$T/err"
 	rc=$?
 	t1=$(now_ms)
-	if [ $rc -eq 1 ] && [ "$(wc -l <"$TMP/err")" -eq 1 ] && [ ! -s "$TMP/out" ] &&
-	   grep -q "^vmclockctl: .*$pattern" "$TMP/err" && [ $((t1 - t0)) -lt 1500 ]; then
-		pass "$desc: $(cat "$TMP/err")"
+	if [ $rc -eq 1 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && [ ! -s "$T/out" ] &&
+	   grep -q "^vmclockctl: .*$pattern" "$T/err" && [ $((t1 - t0)) -lt 1500 ]; then
+		pass "$desc: $(cat "$T/err")"
 	else
-		fail "$desc: exit $rc after $((t1 - t0)) ms, stderr: $(cat "$TMP/err")"
+		fail "$desc: exit $rc after $((t1 - t0)) ms, stderr: $(cat "$T/err")"
 	fi
 }
 
-mkpage "$TMP/badmagic" '\170\126\064\022' "$SIZE4K" '\001\000' '\000\000\000\000'
-expect_unusable "wrong magic" "bad magic 0x12345678\$" -d "$TMP/badmagic" status
-expect_unusable "wrong magic (time)" "bad magic 0x12345678\$" -d "$TMP/badmagic" time
+mkpage "$T/badmagic" '\170\126\064\022' "$SIZE4K" '\001\000' '\000\000\000\000'
+expect_unusable "wrong magic" "bad magic 0x12345678\$" -d "$T/badmagic" status
+expect_unusable "wrong magic (time)" "bad magic 0x12345678\$" -d "$T/badmagic" time
 
-head -c 50 /dev/zero >"$TMP/short"
-expect_unusable "50-byte file" "page too small" -d "$TMP/short" status
+head -c 50 /dev/zero >"$T/short"
+expect_unusable "50-byte file" "page too small" -d "$T/short" status
 
-mkpage "$TMP/v2" "$MAGIC" "$SIZE4K" '\002\000' '\000\000\000\000'
-expect_unusable "version 2" "unknown version 2\$" -d "$TMP/v2" status
+mkpage "$T/v2" "$MAGIC" "$SIZE4K" '\002\000' '\000\000\000\000'
+expect_unusable "version 2" "unknown version 2\$" -d "$T/v2" status
 
-mkpage "$TMP/odd" "$MAGIC" "$SIZE4K" '\001\000' '\001\000\000\000'
+mkpage "$T/odd" "$MAGIC" "$SIZE4K" '\001\000' '\001\000\000\000'
 expect_unusable "seq_count stuck odd" "page never stable (seq_count odd or changing)\$" \
-	-d "$TMP/odd" status
-expect_unusable "seq_count stuck odd (watch)" "page never stable" -d "$TMP/odd" watch
+	-d "$T/odd" status
+expect_unusable "seq_count stuck odd (watch)" "page never stable" -d "$T/odd" watch
 
-mkpage "$TMP/bigsize" "$MAGIC" '\000\000\001\000' '\001\000' '\000\000\000\000'
-expect_unusable "size field beyond the file" "page too small" -d "$TMP/bigsize" status
+mkpage "$T/bigsize" "$MAGIC" '\000\000\001\000' '\001\000' '\000\000\000\000'
+expect_unusable "size field beyond the file" "page too small" -d "$T/bigsize" status
 
-expect_unusable "missing path" "no such file\$" -d "$TMP/does-not-exist" status
-expect_unusable "directory path" "$TMP" -d "$TMP" status
+expect_unusable "missing path" "no such file\$" -d "$T/does-not-exist" status
+expect_unusable "directory path" "$T" -d "$T" status
 
 # A valid hand-made page decodes (the writer-independent layout check).
-mkpage "$TMP/good" "$MAGIC" "$SIZE4K" '\001\000' '\002\000\000\000'
-out=$("$CTL" -d "$TMP/good" status --json)
+mkpage "$T/good" "$MAGIC" "$SIZE4K" '\001\000' '\002\000\000\000'
+out=$("$CTL" -d "$T/good" status --json)
 check "hand-made page: x86_tsc, utc, seq_count 2" sh -c '
 	case $1 in *"\"counter_id\":\"x86_tsc\",\"time_type\":\"utc\",\"seq_count\":2,"*) exit 0;; esac
 	exit 1' sh "$out"
@@ -303,23 +257,22 @@ check "hand-made page: x86_tsc, utc, seq_count 2" sh -c '
 expect_usage() {
 	desc=$1
 	shift
-	"$CTL" "$@" >"$TMP/out" 2>"$TMP/err"
+	"$CTL" "$@" >"$T/out" 2>"$T/err"
 	rc=$?
-	if [ $rc -eq 2 ] && [ -s "$TMP/err" ] && [ ! -s "$TMP/out" ]; then
+	if [ $rc -eq 2 ] && [ -s "$T/err" ] && [ ! -s "$T/out" ]; then
 		pass "usage error exits 2: $desc"
 	else
 		fail "usage error exits 2: $desc (exit $rc)"
 	fi
 }
 expect_usage "no command"
-expect_usage "unknown command" -d "$TMP/good" frobnicate
+expect_usage "unknown command" -d "$T/good" frobnicate
 expect_usage "unknown option" --bogus status
-expect_usage "unknown subcommand option" -d "$TMP/good" status --bogus
+expect_usage "unknown subcommand option" -d "$T/good" status --bogus
 expect_usage "-d without argument" -d
-expect_usage "bad --interval-ms" -d "$TMP/good" watch --interval-ms 0
-expect_usage "extra argument" -d "$TMP/good" time now
-"$CTL" --help >"$TMP/out" 2>&1
+expect_usage "bad --interval-ms" -d "$T/good" watch --interval-ms 0
+expect_usage "extra argument" -d "$T/good" time now
+"$CTL" --help >"$T/out" 2>&1
 check "--help exits 0" [ $? -eq 0 ]
 
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish

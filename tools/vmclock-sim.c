@@ -2,11 +2,13 @@
  *
  * vmclock-sim.c - play the hypervisor: publish a vmclock page in a file.
  *
- * The simulator is an independent writer (STYLE.md 15).  It computes every
+ * The simulator is an independent writer.  It computes every
  * field of the page from its own model and its own arithmetic (long double
  * and 128-bit integers) and never calls libvmclock's conversion, so a test
- * that reads its pages checks the reader instead of agreeing with it.  From
- * the library it takes only the counter read and the enum names.
+ * that reads its pages checks the reader instead of agreeing with it.  It
+ * links nothing of libvmclock: its counter read and its name tables are its
+ * own, and only the ABI header (layout and numbers) is shared
+ * (tests/test-sim-independent.sh checks the link).
  *
  * Model.  With R the host's CLOCK_REALTIME, the device clock is
  *   D(R) = R + off + f * (R - R_f0)
@@ -45,7 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vmclock.h"
+#include "vmclock-abi.h"
 
 #define PAGE_BYTES 4096u
 #define NSEC_PER_SEC INT64_C(1000000000)
@@ -77,6 +79,9 @@ struct options {
 	double restore_at_s;    /* < 0: never */
 	bool notify;
 	const char *pidfile;
+	int64_t file_offset;    /* < 0: PATH is the page itself */
+	int64_t stall_ns;       /* how long SIGHUP holds seq_count odd */
+	int64_t counter_offset; /* the reader's counter minus ours, in ticks */
 };
 
 /* The model and the calibration. */
@@ -99,7 +104,7 @@ struct anchor {
 	int64_t realtime_ns;
 };
 
-static volatile sig_atomic_t got_migrate, got_restore, got_stop;
+static volatile sig_atomic_t got_migrate, got_restore, got_stall, got_stop;
 
 static void on_signal(int sig)
 {
@@ -107,6 +112,8 @@ static void on_signal(int sig)
 		got_migrate = 1;
 	else if (sig == SIGUSR2)
 		got_restore = 1;
+	else if (sig == SIGHUP)
+		got_stall = 1;
 	else
 		got_stop = 1;
 }
@@ -139,12 +146,67 @@ static int64_t monotonic_ns(void)
 	return timespec_ns(&ts);
 }
 
+/* The reader's counter differs from ours by this many ticks (a guest whose
+ * TSC started at zero): every counter value is taken in the reader's terms. */
+static int64_t counter_offset;
+
+/* This CPU's counter as a vmclock page names it, read here and not by the
+ * library the readers use. */
+#if defined(__x86_64__)
+#define SIM_COUNTER_ID VMCLOCK_COUNTER_X86_TSC
+static uint64_t native_counter(void)
+{
+	uint32_t lo, hi;
+
+	/* lfence: the read is not hoisted above what precedes it. */
+	__asm__ __volatile__("lfence\n\trdtsc" : "=a"(lo), "=d"(hi)::"memory");
+	return ((uint64_t)hi << 32) | lo;
+}
+#elif defined(__aarch64__)
+#define SIM_COUNTER_ID VMCLOCK_COUNTER_ARM_VCNT
+static uint64_t native_counter(void)
+{
+	uint64_t v;
+
+	__asm__ __volatile__("isb\n\tmrs %0, cntvct_el0" : "=r"(v)::"memory");
+	return v;
+}
+#else
+#define SIM_COUNTER_ID VMCLOCK_COUNTER_INVALID
+static uint64_t native_counter(void)
+{
+	return 0;
+}
+#endif
+
 static uint64_t read_counter(uint8_t id)
 {
-	uint64_t v = 0;
+	(void)id;
+	return native_counter() + (uint64_t)counter_offset;
+}
 
-	(void)vmclock_read_counter(id, &v);
-	return v;
+/* The names --status and --leap take, in the ABI's numbering. */
+static const char *const status_names[] = {
+	[VMCLOCK_STATUS_UNKNOWN] = "unknown",
+	[VMCLOCK_STATUS_INITIALIZING] = "initializing",
+	[VMCLOCK_STATUS_SYNCHRONIZED] = "synchronized",
+	[VMCLOCK_STATUS_FREERUNNING] = "freerunning",
+	[VMCLOCK_STATUS_UNRELIABLE] = "unreliable",
+};
+static const char *const leap_names[] = {
+	[VMCLOCK_LEAP_NONE] = "none",
+	[VMCLOCK_LEAP_PRE_POS] = "pre_pos",
+	[VMCLOCK_LEAP_PRE_NEG] = "pre_neg",
+	[VMCLOCK_LEAP_POS] = "pos",
+	[VMCLOCK_LEAP_NEG] = "neg",
+};
+
+static int index_of(const char *const *names, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (names[i] && strcmp(names[i], name) == 0)
+			return (int)i;
+	return -1;
 }
 
 /* The narrowest of BRACKETS (counter, CLOCK_REALTIME, counter) triples. */
@@ -355,6 +417,52 @@ static struct vmclock_abi *create_page(const char *path, const struct vmclock_ab
 	return map;
 }
 
+/* Write the page at byte OFFSET of the existing regular file PATH (a
+ * virtual machine's shared RAM file, the page at its guest-physical
+ * address) and map it there.  The file is not created, truncated or
+ * replaced: it belongs to the virtual machine monitor. */
+static struct vmclock_abi *place_page(const char *path, int64_t offset,
+				      const struct vmclock_abi *image)
+{
+	static char buf[PAGE_BYTES];
+	struct stat st;
+	void *map;
+	int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0)
+		die("cannot open %s: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		die("%s is not a regular file", path);
+	if (offset % (int64_t)sysconf(_SC_PAGESIZE) != 0)
+		die("--file-offset %" PRId64 " is not a multiple of the page size", offset);
+	if (st.st_size < offset || st.st_size - offset < (off_t)PAGE_BYTES)
+		die("%s is too small for a page at offset %" PRId64, path, offset);
+	memset(buf, 0, sizeof(buf));
+	memcpy(buf, image, sizeof(*image));
+	if (pwrite(fd, buf, sizeof(buf), (off_t)offset) != (ssize_t)sizeof(buf))
+		die("cannot write %s at offset %" PRId64, path, offset);
+	map = mmap(NULL, PAGE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)offset);
+	if (map == MAP_FAILED)
+		die("cannot map %s at offset %" PRId64, path, offset);
+	close(fd);
+	return map;
+}
+
+/* A writer stalled mid-update: seq_count odd for STALL_NS. */
+static void stall(struct sim *s, int64_t stall_ns)
+{
+	struct timespec ts, pause = { stall_ns / NSEC_PER_SEC, stall_ns % NSEC_PER_SEC };
+
+	begin_write(s->page);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	printf("%lld.%09ld stall ms=%" PRId64 "\n", (long long)ts.tv_sec, ts.tv_nsec,
+	       stall_ns / 1000000);
+	fflush(stdout);
+	while (nanosleep(&pause, &pause) < 0 && errno == EINTR)
+		;
+	end_write(s->page);
+}
+
 static void event(int64_t realtime_ns, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void event(int64_t realtime_ns, const char *fmt, ...)
@@ -413,7 +521,8 @@ static void usage(FILE *f)
 	      "         [--esterror-ns N] [--maxerror-ns N] [--interval-ms N] [--tai]\n"
 	      "         [--marker-only] [--leap NAME] [--duration S]\n"
 	      "         [--migrate-at S] [--migrate-step-ns N] [--migrate-freq-ppb F]\n"
-	      "         [--restore-at S] [--notify] [--pidfile FILE]\n", f);
+	      "         [--restore-at S] [--notify] [--pidfile FILE]\n"
+	      "         [--file-offset BYTES] [--stall-ms N] [--counter-offset TICKS]\n", f);
 }
 
 static long double parse_number(const char *opt, const char *arg)
@@ -449,7 +558,8 @@ static int64_t parse_int(const char *opt, const char *arg, int64_t min, int64_t 
 enum {
 	OPT_OFFSET = 256, OPT_FREQ, OPT_STATUS, OPT_ESTERR, OPT_MAXERR, OPT_INTERVAL, OPT_TAI,
 	OPT_MARKER_ONLY, OPT_LEAP, OPT_DURATION, OPT_MIGRATE_AT, OPT_MIGRATE_STEP,
-	OPT_MIGRATE_FREQ, OPT_RESTORE_AT, OPT_NOTIFY, OPT_PIDFILE, OPT_HELP,
+	OPT_MIGRATE_FREQ, OPT_RESTORE_AT, OPT_NOTIFY, OPT_PIDFILE, OPT_FILE_OFFSET, OPT_STALL,
+	OPT_COUNTER_OFFSET, OPT_HELP,
 };
 
 static const struct option long_options[] = {
@@ -469,6 +579,9 @@ static const struct option long_options[] = {
 	{ "restore-at", required_argument, NULL, OPT_RESTORE_AT },
 	{ "notify", no_argument, NULL, OPT_NOTIFY },
 	{ "pidfile", required_argument, NULL, OPT_PIDFILE },
+	{ "file-offset", required_argument, NULL, OPT_FILE_OFFSET },
+	{ "stall-ms", required_argument, NULL, OPT_STALL },
+	{ "counter-offset", required_argument, NULL, OPT_COUNTER_OFFSET },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -494,6 +607,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 		.migrate_step_ns = 2000000,
 		.migrate_freq_ppb = 30000,
 		.restore_at_s = -1,
+		.file_offset = -1,
+		.stall_ns = 1000 * 1000000ll,
 	};
 	while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
 		switch (c) {
@@ -506,7 +621,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 				die("--freq-ppb out of range: %s", optarg);
 			break;
 		case OPT_STATUS:
-			o->status = vmclock_status_from_name(optarg);
+			o->status = index_of(status_names, sizeof(status_names) / sizeof(status_names[0]),
+					     optarg);
 			if (o->status < 0) {
 				fprintf(stderr, "vmclock-sim: unknown status %s (unknown, initializing, "
 					"synchronized, freerunning, unreliable)\n", optarg);
@@ -529,7 +645,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->marker_only = true;
 			break;
 		case OPT_LEAP:
-			o->leap = vmclock_leap_from_name(optarg);
+			o->leap = index_of(leap_names, sizeof(leap_names) / sizeof(leap_names[0]), optarg);
 			if (o->leap < 0) {
 				fprintf(stderr, "vmclock-sim: unknown leap %s (none, pre_pos, pre_neg, "
 					"pos, neg)\n", optarg);
@@ -559,6 +675,15 @@ static void parse_args(int argc, char **argv, struct options *o)
 			break;
 		case OPT_PIDFILE:
 			o->pidfile = optarg;
+			break;
+		case OPT_FILE_OFFSET:
+			o->file_offset = parse_int("file-offset", optarg, 0, INT64_MAX / 2);
+			break;
+		case OPT_COUNTER_OFFSET:
+			o->counter_offset = parse_int("counter-offset", optarg, INT64_MIN, INT64_MAX);
+			break;
+		case OPT_STALL:
+			o->stall_ns = parse_int("stall-ms", optarg, 1, 60000) * 1000000;
 			break;
 		case 'h':
 		case OPT_HELP:
@@ -591,7 +716,7 @@ static void setup_signals(sigset_t *wait_mask)
 {
 	struct sigaction sa;
 	sigset_t block;
-	const int sigs[] = { SIGUSR1, SIGUSR2, SIGTERM, SIGINT };
+	const int sigs[] = { SIGUSR1, SIGUSR2, SIGHUP, SIGTERM, SIGINT };
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -622,6 +747,7 @@ int main(int argc, char **argv)
 	int64_t start, next, r, migrate_at, restore_at, end_at;
 
 	parse_args(argc, argv, &o);
+	counter_offset = o.counter_offset;
 	setup_signals(&wait_mask);
 
 	memset(&s, 0, sizeof(s));
@@ -630,7 +756,7 @@ int main(int argc, char **argv)
 	s.off_ns = o.offset_ns;
 	s.freq_ppb = o.freq_ppb;
 	s.freq = o.freq_ppb * 1e-9L;
-	s.counter_id = vmclock_native_counter();
+	s.counter_id = SIM_COUNTER_ID;
 	if (s.counter_id == VMCLOCK_COUNTER_INVALID && !o.marker_only)
 		die("%s", "this CPU has no counter a vmclock page can name (try --marker-only)");
 
@@ -650,7 +776,8 @@ int main(int argc, char **argv)
 	if (!o.marker_only)
 		(void)publish(&s, &o); /* fills the time fields of the image */
 	image.seq_count = 0;
-	s.page = create_page(o.path, &image);
+	s.page = o.file_offset < 0 ? create_page(o.path, &image)
+				   : place_page(o.path, o.file_offset, &image);
 	if (o.pidfile)
 		write_pidfile(o.pidfile);
 	r = publish(&s, &o);
@@ -674,6 +801,11 @@ int main(int argc, char **argv)
 				migrate_at = -1;
 			got_migrate = 0;
 			migrate(&s, &o);
+			continue;
+		}
+		if (got_stall) {
+			got_stall = 0;
+			stall(&s, o.stall_ns);
 			continue;
 		}
 		if (got_restore || (restore_at >= 0 && now >= restore_at)) {

@@ -37,6 +37,7 @@
 
 #include "vmclock.h"
 #include "vmclockd-state.h"
+#include "../common/timeutil.h"
 
 #define PROG "vmclockctl"
 
@@ -47,10 +48,7 @@ enum exit_status {
 	EXIT_NO_TIME = 3,
 };
 
-#define NSEC_PER_SEC INT64_C(1000000000)
 #define DEFAULT_WATCH_INTERVAL_MS 100
-
-typedef unsigned __int128 u128;
 
 /* ---- messages -------------------------------------------------------------- */
 
@@ -297,12 +295,6 @@ static const char *iso_date(int64_t sec, char *buf, size_t len)
 	return buf;
 }
 
-/* 2^-64 fractions of a second to nanoseconds, truncated. */
-static uint32_t frac_to_ns(uint64_t frac)
-{
-	return (uint32_t)(((u128)frac * (u128)NSEC_PER_SEC) >> 64);
-}
-
 /* A period field (units of 2^-(64+shift) s) in seconds, for display only. */
 static long double period_seconds(uint64_t frac, unsigned shift)
 {
@@ -417,7 +409,7 @@ static void status_human(const struct vmclock_abi *p)
 	rate_field("Period max. error", vmclock_le64(p->counter_period_maxerror_rate_frac_sec),
 		   period, shift, flags & VMCLOCK_FLAG_PERIOD_MAXERROR_VALID);
 	field("Time", "%" PRIu64 ".%09" PRIu32 " (frac 0x%016" PRIx64 ")%s%s", tsec,
-	      frac_to_ns(vmclock_le64(p->time_frac_sec)), vmclock_le64(p->time_frac_sec),
+	      TIM_FracToNs(vmclock_le64(p->time_frac_sec)), vmclock_le64(p->time_frac_sec),
 	      tsec <= INT64_MAX && *iso_date((int64_t)tsec, date, sizeof(date)) ? " " : "",
 	      tsec <= INT64_MAX ? date : "");
 	field("Time est. error", "%" PRIu64 " ns%s", vmclock_le64(p->time_esterror_nanosec),
@@ -589,25 +581,23 @@ static void print_watched(const struct watched *w, const struct watched *prev, b
 	fflush(stdout);
 }
 
-/* True if PATH now names another file than the one open (a page file
- * replaced by rename, e.g. a restarted vmclock-sim). */
-static bool replaced(const vmclock_t *vc, const char *path)
+/* A stalled page costs ~100 ms of spinning per read (the driver's and ours):
+ * while it lasts, watch tries once a second. */
+#define STALL_RETRY_MS 1000
+
+/* Whether watch can sleep until the device's notification: says why not. */
+static bool can_wait(const vmclock_t *vc, const char *path, int interval_ms)
 {
-	struct stat a, b;
+	vmclock_notify_t r;
 
-	if (vmclock_is_device(vc) || fstat(vmclock_fd(vc), &a) < 0 || stat(path, &b) < 0)
-		return false;
-	return a.st_dev != b.st_dev || a.st_ino != b.st_ino;
-}
-
-/* Re-arm a device's notification: read() a copy of the page. */
-static void rearm(const vmclock_t *vc)
-{
-	char buf[4096];
-
-	(void)lseek(vmclock_fd(vc), 0, SEEK_SET);
-	if (read(vmclock_fd(vc), buf, sizeof(buf)) < 0 && errno != EINTR)
-		msg("read: %s", strerror(errno));
+	if (!vmclock_is_device(vc))
+		return false; /* a page file: polled, nothing to say */
+	r = vmclock_notify_rearm(vc);
+	if (r == VMCLOCK_NOTIFY_CHANGED || r == VMCLOCK_NOTIFY_IDLE)
+		return true;
+	msg("%s: %s; reading the page every %d ms", path, vmclock_notify_describe(r),
+	    interval_ms);
+	return false;
 }
 
 static int watch_loop(const char *path, bool json, int interval_ms)
@@ -616,7 +606,12 @@ static int watch_loop(const char *path, bool json, int interval_ms)
 	struct vmclock_abi page;
 	struct watched cur, prev;
 	sigset_t wait_mask;
-	bool hup = false;
+	const struct timespec interval = {
+		.tv_sec = interval_ms / 1000,
+		.tv_nsec = (long)(interval_ms % 1000) * 1000000,
+	};
+	const struct timespec stall_pause = { STALL_RETRY_MS / 1000, 0 };
+	bool notify, stalled = false;
 	int rc = EXIT_OK;
 
 	if (!vc)
@@ -629,27 +624,37 @@ static int watch_loop(const char *path, bool json, int interval_ms)
 	}
 	prev = watched_of(&page);
 	print_watched(&prev, NULL, json);
+	notify = can_wait(vc, path, interval_ms);
 
 	while (!got_stop) {
-		bool notify = vmclock_is_device(vc) && !hup &&
-			      (prev.flags & VMCLOCK_FLAG_NOTIFICATION_PRESENT);
 		struct pollfd pfd = { .fd = vmclock_fd(vc), .events = POLLIN };
-		struct timespec timeout = {
-			.tv_sec = interval_ms / 1000,
-			.tv_nsec = (long)(interval_ms % 1000) * 1000000,
-		};
 		int n;
 
 		if (notify) {
 			n = ppoll(&pfd, 1, NULL, &wait_mask);
-			if (n > 0 && (pfd.revents & (POLLHUP | POLLERR | POLLNVAL))) {
-				hup = true; /* no notification after all: poll the page */
-				continue;
+			if (n > 0) {
+				vmclock_notify_t r = vmclock_notify_rearm(vc);
+
+				if (r == VMCLOCK_NOTIFY_IDLE)
+					continue;
+				if (r == VMCLOCK_NOTIFY_BUSY) {
+					/* The read spun ~100 ms in the kernel:
+					 * pause, never loop on it. */
+					if (!stalled)
+						msg("%s: %s; retrying every %d ms", path,
+						    vmclock_notify_describe(r), STALL_RETRY_MS);
+					stalled = true;
+					ppoll(NULL, 0, &stall_pause, &wait_mask);
+					continue;
+				}
+				if (r != VMCLOCK_NOTIFY_CHANGED) {
+					msg("%s: %s; reading the page every %d ms", path,
+					    vmclock_notify_describe(r), interval_ms);
+					notify = false;
+				}
 			}
-			if (n > 0)
-				rearm(vc);
 		} else {
-			n = ppoll(NULL, 0, &timeout, &wait_mask);
+			n = ppoll(NULL, 0, stalled ? &stall_pause : &interval, &wait_mask);
 		}
 		if (got_stop)
 			break;
@@ -658,7 +663,7 @@ static int watch_loop(const char *path, bool json, int interval_ms)
 			rc = EXIT_UNUSABLE;
 			break;
 		}
-		if (replaced(vc, path)) {
+		if (vmclock_needs_reopen(vc)) {
 			vmclock_t *fresh = vmclock_open(path);
 
 			if (fresh) {
@@ -667,10 +672,24 @@ static int watch_loop(const char *path, bool json, int interval_ms)
 			}
 		}
 		if (vmclock_snapshot(vc, &page) < 0) {
+			if (errno == ETIMEDOUT) {
+				/* A host stalled mid-update (each try spun
+				 * ~100 ms): wait it out. */
+				if (!stalled)
+					msg("%s: %s; retrying every %d ms", path,
+					    vmclock_strerror(errno), STALL_RETRY_MS);
+				stalled = true;
+				if (notify)
+					ppoll(NULL, 0, &stall_pause, &wait_mask);
+				continue;
+			}
 			report_unusable(path, errno);
 			rc = EXIT_UNUSABLE;
 			break;
 		}
+		if (stalled)
+			msg("%s: the page is stable again", path);
+		stalled = false;
 		cur = watched_of(&page);
 		if (!same_watched(&cur, &prev)) {
 			print_watched(&cur, &prev, json);
@@ -683,47 +702,8 @@ static int watch_loop(const char *path, bool json, int interval_ms)
 
 /* ---- daemon state ---------------------------------------------------------- */
 
-/* vmclockd's withhold reasons in the order of withheld[] (daemon/sampler.h),
- * as a key for JSON and metrics and as the daemon's own words. */
-static const struct {
-	const char *key, *text;
-} withhold_reasons[] = {
-	{ "fed", "not withheld" },
-	{ "no_device", "no vmclock device" },
-	{ "bad_page", "bad page" },
-	{ "unstable", "page never stable" },
-	{ "no_time", "page carries no time" },
-	{ "no_utc", "no UTC on the page" },
-	{ "not_synchronized", "host clock not synchronized" },
-	{ "no_bound", "no error bound on the page" },
-	{ "error_bound", "error bound too large" },
-	{ "smeared", "leap second smearing" },
-	{ "unsupported", "counter not readable here" },
-	{ "disruption", "handling a disruption" },
-};
-
-_Static_assert(sizeof(withhold_reasons) / sizeof(withhold_reasons[0]) == VMCLOCKD_STATE_REASONS,
-	       "one name per withhold reason of the state file");
-
 /* withheld[0] counts nothing: "fed" is not a reason to withhold. */
-#define FIRST_WITHHOLD_REASON 1
-
-static const char *sync_state_names[] = { "unknown", "synchronized", "unsynchronized", "disrupted" };
-
-static const char *sync_state_name(uint8_t s)
-{
-	return s < sizeof(sync_state_names) / sizeof(sync_state_names[0]) ? sync_state_names[s] : NULL;
-}
-
-static const char *withhold_key(uint8_t r)
-{
-	return r < VMCLOCKD_STATE_REASONS ? withhold_reasons[r].key : NULL;
-}
-
-static uint64_t ts_to_ns(const struct timespec *t)
-{
-	return (uint64_t)t->tv_sec * (uint64_t)NSEC_PER_SEC + (uint64_t)t->tv_nsec;
-}
+#define FIRST_WITHHOLD_REASON (VMCLOCKD_REASON_FED + 1)
 
 /* Everything the subcommands of the daemon's state look at, taken at one
  * instant: a timestamp from libvmclock, the state and the device's page. */
@@ -769,7 +749,7 @@ static void take_view(const vmclock_truth_t *truth, const char *device, bool wan
 	memset(v, 0, sizeof(*v));
 	vmclock_timestamp(truth, &v->ts);
 	if (vmclock_daemon_state(truth, &v->st) == 0) {
-		uint64_t now = ts_to_ns(&v->ts.time);
+		uint64_t now = TIM_TimespecToNs(&v->ts.time);
 
 		state_to_native(&v->st);
 		v->heartbeat_age_ns = (int64_t)(now - v->st.heartbeat_realtime_ns);
@@ -880,8 +860,8 @@ static void daemon_json(const struct view *v)
 	json_u64(&j, "version", s->version);
 	json_u64(&j, "size", s->size);
 	json_u64(&j, "seq_count", s->seq_count);
-	json_enum(&j, "sync_state", sync_state_name(s->sync_state), s->sync_state);
-	json_enum(&j, "withhold_reason", withhold_key(s->withhold_reason), s->withhold_reason);
+	json_enum(&j, "sync_state", vmclockd_sync_state_name(s->sync_state), s->sync_state);
+	json_enum(&j, "withhold_reason", vmclockd_reason_name(s->withhold_reason), s->withhold_reason);
 	json_u64(&j, "heartbeat_timeout_ms", s->heartbeat_timeout_ms);
 	json_u64(&j, "heartbeat_realtime_ns", s->heartbeat_realtime_ns);
 	json_u64(&j, "heartbeat_monotonic_ns", s->heartbeat_monotonic_ns);
@@ -903,7 +883,7 @@ static void daemon_json(const struct view *v)
 	putchar('{');
 	for (int i = FIRST_WITHHOLD_REASON; i < VMCLOCKD_STATE_REASONS; i++)
 		printf("%s\"%s\":%" PRIu64, i == FIRST_WITHHOLD_REASON ? "" : ",",
-		       withhold_reasons[i].key, s->withheld[i]);
+		       vmclockd_reason_name(i), s->withheld[i]);
 	putchar('}');
 	/* What an application calling vmclock_timestamp() now is told. */
 	json_str(&j, "verdict", vmclock_verdict_name(v->ts.verdict));
@@ -930,7 +910,7 @@ static const char *realtime_text(uint64_t ns, char *buf, size_t len)
 static void daemon_human(const struct view *v, const char *state_path, const char *device)
 {
 	const struct vmclockd_state *s = &v->st;
-	uint64_t now = ts_to_ns(&v->ts.time);
+	uint64_t now = TIM_TimespecToNs(&v->ts.time);
 	char buf[256], cause[256];
 	uint64_t total, mag = s->last_offset_ns < 0 ? 0 - (uint64_t)s->last_offset_ns
 					     : (uint64_t)s->last_offset_ns;
@@ -944,7 +924,7 @@ static void daemon_human(const struct view *v, const char *state_path, const cha
 	else
 		field("Verdict", "%s%s%s%s", vmclock_verdict_name(v->ts.verdict),
 		      *cause ? " (" : "", cause, *cause ? ")" : "");
-	field("Sync state", "%s", name_or_number(sync_state_name(s->sync_state), s->sync_state,
+	field("Sync state", "%s", name_or_number(vmclockd_sync_state_name(s->sync_state), s->sync_state,
 						 buf, sizeof(buf)));
 	field("Heartbeat", "%.3f s ago (timeout %.3f s): %s", (double)v->heartbeat_age_ns * 1e-9,
 	      s->heartbeat_timeout_ms * 1e-3, v->fresh ? "fresh" : "stale");
@@ -965,8 +945,8 @@ static void daemon_human(const struct view *v, const char *state_path, const cha
 	field("Disruptions", "%" PRIu64, s->disruptions);
 	field("Samples fed", "%" PRIu64, s->samples_fed);
 	if (s->withhold_reason < VMCLOCKD_STATE_REASONS)
-		field("Withhold reason", "%s (%s)", withhold_reasons[s->withhold_reason].key,
-		      withhold_reasons[s->withhold_reason].text);
+		field("Withhold reason", "%s (%s)", vmclockd_reason_name(s->withhold_reason),
+		      vmclockd_reason_text(s->withhold_reason));
 	else
 		field("Withhold reason", "%u (unknown)", (unsigned)s->withhold_reason);
 	total = 0;
@@ -974,7 +954,7 @@ static void daemon_human(const struct view *v, const char *state_path, const cha
 		total += s->withheld[i];
 	field("Samples withheld", "%" PRIu64 ", by reason:", total);
 	for (int i = FIRST_WITHHOLD_REASON; i < VMCLOCKD_STATE_REASONS; i++) {
-		snprintf(buf, sizeof(buf), "  %s", withhold_reasons[i].key);
+		snprintf(buf, sizeof(buf), "  %s", vmclockd_reason_name(i));
 		field(buf, "%" PRIu64, s->withheld[i]);
 	}
 }
@@ -1096,7 +1076,7 @@ static void metrics(const struct view *v)
 			    "Samples vmclockd has withheld since it started, by reason.");
 		for (int i = FIRST_WITHHOLD_REASON; i < VMCLOCKD_STATE_REASONS; i++)
 			prom_sample("vmclock_samples_withheld_total", "reason",
-				    withhold_reasons[i].key, "%" PRIu64, s->withheld[i]);
+				    vmclockd_reason_name(i), "%" PRIu64, s->withheld[i]);
 	}
 
 	if (v->have_page) {

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ *
+ * timeutil.h - the project's one set of time helpers (not installed).
+ *
+ * Nanoseconds, timespecs, timevals and milliseconds, converted in one place
+ * for libvmclock, vmclockd and vmclockctl.  Static inline: libvmclock's read
+ * path uses them and must not pay for a call.  Integer only, as the
+ * page-time path requires.  vmclock-sim, an independent writer of pages,
+ * keeps its own arithmetic on purpose.
+ */
+#ifndef VMCLOCK_TIMEUTIL_H
+#define VMCLOCK_TIMEUTIL_H
+
+#include <stdint.h>
+#include <sys/time.h>
+#include <time.h>
+
+typedef unsigned __int128 u128;
+
+#define NSEC_PER_SEC 1000000000u
+#define NSEC_PER_MSEC 1000000u
+#define NSEC_PER_USEC 1000u
+#define USEC_PER_SEC 1000000u
+#define MSEC_PER_SEC 1000u
+
+/* A timespec at or after the epoch as nanoseconds (wraps in 2554). */
+static inline uint64_t TIM_TimespecToNs(const struct timespec *t)
+{
+	return (uint64_t)t->tv_sec * NSEC_PER_SEC + (uint64_t)t->tv_nsec;
+}
+
+/* Signed nanoseconds of any timespec (a difference, or before the epoch). */
+static inline int64_t TIM_TimespecToSignedNs(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * NSEC_PER_SEC + t->tv_nsec;
+}
+
+/* a - b in nanoseconds. */
+static inline int64_t TIM_DiffNs(const struct timespec *a, const struct timespec *b)
+{
+	return (int64_t)(a->tv_sec - b->tv_sec) * NSEC_PER_SEC + (a->tv_nsec - b->tv_nsec);
+}
+
+/* The clock's reading in nanoseconds; 0 if it cannot be read. */
+static inline uint64_t TIM_NowNs(clockid_t id)
+{
+	struct timespec ts;
+
+	if (clock_gettime(id, &ts) < 0)
+		return 0;
+	return TIM_TimespecToNs(&ts);
+}
+
+/* t plus ns (either sign), normalised: 0 <= tv_nsec < NSEC_PER_SEC. */
+static inline struct timespec TIM_AddNs(struct timespec t, int64_t ns)
+{
+	int64_t total = (int64_t)t.tv_nsec + ns % (int64_t)NSEC_PER_SEC;
+
+	t.tv_sec += (time_t)(ns / (int64_t)NSEC_PER_SEC + total / (int64_t)NSEC_PER_SEC);
+	t.tv_nsec = (long)(total % (int64_t)NSEC_PER_SEC);
+	if (t.tv_nsec < 0) {
+		t.tv_nsec += NSEC_PER_SEC;
+		t.tv_sec--;
+	}
+	return t;
+}
+
+/* True if a is earlier than b. */
+static inline int TIM_Before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+static inline struct timespec TIM_MsToTimespec(unsigned ms)
+{
+	return (struct timespec){ .tv_sec = ms / MSEC_PER_SEC,
+				  .tv_nsec = (long)(ms % MSEC_PER_SEC) * (long)NSEC_PER_MSEC };
+}
+
+static inline struct timeval TIM_MsToTimeval(unsigned ms)
+{
+	return (struct timeval){ .tv_sec = ms / MSEC_PER_SEC,
+				 .tv_usec = (suseconds_t)(ms % MSEC_PER_SEC) * 1000 };
+}
+
+/* A binary fraction of a second (units of 2^-64 s) in nanoseconds, truncated. */
+static inline uint32_t TIM_FracToNs(uint64_t frac)
+{
+	return (uint32_t)(((u128)frac * NSEC_PER_SEC) >> 64);
+}
+
+#endif /* VMCLOCK_TIMEUTIL_H */

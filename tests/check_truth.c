@@ -1,0 +1,564 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ *
+ * check_truth.c - truthful timestamps (vmclock_timestamp, vmclock_daemon_state)
+ * against state files and pages built byte by byte.
+ *
+ * The state file's layout is written out here from include/vmclockd-state.h's
+ * documentation, little-endian one byte at a time, not through struct
+ * vmclockd_state: a host-endian or misplaced field in the library shows.
+ * Covered: the verdict rules (device marker against the handled marker and
+ * the daemon's sync state), the bound grown at the drift rate, a stale or
+ * future heartbeat, a state file recreated or replaced by rename under a
+ * long-lived handle, a count held odd (UNKNOWN and fast), a file truncated
+ * under a reading handle (no SIGBUS), and a big-endian-looking file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmclock.h"
+#include "vmclockd-state.h"
+#include "suites.h"
+#include "testpage.h"
+
+/* Byte offsets of the state file's fields. */
+enum {
+	ST_MAGIC = 0,          /* u32 */
+	ST_VERSION = 4,        /* u16 */
+	ST_SIZE = 6,           /* u16 */
+	ST_SEQ = 8,            /* u32 */
+	ST_SYNC = 12,          /* u8 */
+	ST_REASON = 13,        /* u8 */
+	ST_TIMEOUT_MS = 14,    /* u16 */
+	ST_HEARTBEAT = 16,     /* u64 realtime ns */
+	ST_HEARTBEAT_MONO = 24,/* u64 */
+	ST_MARKER = 32,        /* u64 */
+	ST_GENERATION = 40,    /* u64 */
+	ST_BOUND = 48,         /* u64 ns */
+	ST_BOUND_TIME = 56,    /* u64 realtime ns */
+	ST_DRIFT = 64,         /* u32 ppb */
+	ST_WITHHELD = 104,     /* u64[12] */
+	ST_BYTES = 200,
+};
+
+#define ST_MAGIC_VALUE 0x53444356u /* "VCDS" */
+#define MARKER 0x1122334455667788ull
+#define TIMEOUT_MS 1000
+/* How long the library may take to see a change of the file: its view is
+ * refreshed every millisecond; generous for a loaded machine. */
+#define SEE_CHANGE_NS 2000000000ll
+/* A handle looks for a replaced or recreated state once a second. */
+#define SEE_REPLACEMENT_NS 4000000000ll
+
+static char *dir, *page_path, *state_path;
+
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t ts_ns(const struct timespec *t)
+{
+	return (uint64_t)t->tv_sec * 1000000000u + (uint64_t)t->tv_nsec;
+}
+
+/* A state as a running daemon writes it: synchronized, fresh heartbeat. */
+static void state_init(struct testpage *s, uint8_t sync_state, uint64_t marker)
+{
+	uint64_t now = realtime_ns();
+
+	memset(s, 0, sizeof(*s));
+	s->len = ST_BYTES;
+	tp_put32(s, ST_MAGIC, ST_MAGIC_VALUE);
+	tp_put16(s, ST_VERSION, 1);
+	tp_put16(s, ST_SIZE, ST_BYTES);
+	tp_put32(s, ST_SEQ, 2);
+	tp_put8(s, ST_SYNC, sync_state);
+	tp_put16(s, ST_TIMEOUT_MS, TIMEOUT_MS);
+	tp_put64(s, ST_HEARTBEAT, now);
+	tp_put64(s, ST_MARKER, marker);
+	tp_put64(s, ST_GENERATION, 1);
+	tp_put64(s, ST_BOUND, 1000);
+	tp_put64(s, ST_BOUND_TIME, now);
+	tp_put32(s, ST_DRIFT, 1000);
+}
+
+static void write_page(uint64_t marker)
+{
+	struct testpage p;
+
+	tp_init(&p);
+	tp_put64(&p, TP_MARKER, marker);
+	free(tp_write_file(dir, "page", &p));
+}
+
+static void write_state(const struct testpage *s)
+{
+	free(tp_write_file(dir, "state", s));
+}
+
+/* Rewrites the state in place, as the daemon does (no truncation). */
+static void update_state(const struct testpage *s)
+{
+	int fd = open(state_path, O_WRONLY | O_CLOEXEC);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, s->b, ST_BYTES, 0), ST_BYTES);
+	close(fd);
+}
+
+static void setup(void)
+{
+	dir = tp_tmpdir();
+	page_path = tp_path(dir, "page");
+	state_path = tp_path(dir, "state");
+}
+
+static void teardown(void)
+{
+	tp_rmdir(dir);
+	free(dir);
+	free(page_path);
+	free(state_path);
+}
+
+static struct vmclock_timestamp stamp(const vmclock_truth_t *t)
+{
+	struct vmclock_timestamp ts;
+
+	memset(&ts, 0xa5, sizeof(ts));
+	ck_assert_int_eq(vmclock_timestamp(t, &ts), 0);
+	return ts;
+}
+
+/* Calls vmclock_timestamp until it says want (true) or within_ns pass. */
+static bool wait_verdict(const vmclock_truth_t *t, vmclock_verdict_t want, int64_t within_ns)
+{
+	int64_t end = tp_now_ns() + within_ns;
+
+	do {
+		if (stamp(t).verdict == want)
+			return true;
+		usleep(1000);
+	} while (tp_now_ns() < end);
+	return false;
+}
+
+/* ---- the verdict rules ------------------------------------------------------ */
+
+struct rule {
+	const char *what;
+	uint64_t device_marker, state_marker;
+	uint8_t sync_state;
+	int64_t heartbeat_age_ms; /* negative: in the future */
+	vmclock_verdict_t verdict;
+};
+
+static const struct rule rules[] = {
+	{ "synchronized", MARKER, MARKER, VMCLOCKD_SYNC_SYNCHRONIZED, 0, VMCLOCK_VERDICT_SYNCHRONIZED },
+	{ "unsynchronized: freerunning", MARKER, MARKER, VMCLOCKD_SYNC_UNSYNCHRONIZED, 0,
+	  VMCLOCK_VERDICT_FREERUNNING },
+	{ "daemon says disrupted", MARKER, MARKER, VMCLOCKD_SYNC_DISRUPTED, 0,
+	  VMCLOCK_VERDICT_DISRUPTED },
+	{ "device marker moved on", MARKER + 1, MARKER, VMCLOCKD_SYNC_SYNCHRONIZED, 0,
+	  VMCLOCK_VERDICT_DISRUPTED },
+	{ "marker differs in its top byte only", MARKER ^ (1ull << 63), MARKER,
+	  VMCLOCKD_SYNC_SYNCHRONIZED, 0, VMCLOCK_VERDICT_DISRUPTED },
+	{ "chrony not reachable", MARKER, MARKER, VMCLOCKD_SYNC_UNKNOWN, 0, VMCLOCK_VERDICT_UNKNOWN },
+	{ "sync state not one the library knows", MARKER, MARKER, 77, 0, VMCLOCK_VERDICT_UNKNOWN },
+	{ "stale heartbeat", MARKER, MARKER, VMCLOCKD_SYNC_SYNCHRONIZED, TIMEOUT_MS + 500,
+	  VMCLOCK_VERDICT_UNKNOWN },
+	{ "stale heartbeat beats a moved marker", MARKER + 1, MARKER, VMCLOCKD_SYNC_SYNCHRONIZED,
+	  TIMEOUT_MS + 500, VMCLOCK_VERDICT_UNKNOWN },
+	{ "heartbeat in the future", MARKER, MARKER, VMCLOCKD_SYNC_SYNCHRONIZED, -60000,
+	  VMCLOCK_VERDICT_UNKNOWN },
+	{ "heartbeat written just after the caller read its clock", MARKER, MARKER,
+	  VMCLOCKD_SYNC_SYNCHRONIZED, -3, VMCLOCK_VERDICT_SYNCHRONIZED },
+	{ "heartbeat within its timeout", MARKER, MARKER, VMCLOCKD_SYNC_SYNCHRONIZED,
+	  TIMEOUT_MS - 300, VMCLOCK_VERDICT_SYNCHRONIZED },
+};
+
+START_TEST(test_verdict_rules)
+{
+	const struct rule *r = &rules[_i];
+	struct vmclock_timestamp ts;
+	struct testpage s;
+	vmclock_truth_t *t;
+	bool bounded = r->verdict == VMCLOCK_VERDICT_SYNCHRONIZED ||
+		       r->verdict == VMCLOCK_VERDICT_FREERUNNING;
+
+	write_page(r->device_marker);
+	state_init(&s, r->sync_state, r->state_marker);
+	tp_put64(&s, ST_HEARTBEAT, realtime_ns() - (uint64_t)(r->heartbeat_age_ms * 1000000));
+	write_state(&s);
+	t = vmclock_truth_open(page_path, state_path);
+	ck_assert_ptr_nonnull(t);
+	ts = stamp(t);
+	ck_assert_msg(ts.verdict == r->verdict, "%s: verdict %s, expected %s", r->what,
+		      vmclock_verdict_name(ts.verdict), vmclock_verdict_name(r->verdict));
+	ck_assert_msg(ts.disruption_marker == r->device_marker, "%s: marker %llx", r->what,
+		      (unsigned long long)ts.disruption_marker);
+	if (bounded) {
+		ck_assert_msg(ts.bound_ns >= 1000 && ts.bound_ns < 1000000, "%s: bound %llu", r->what,
+			      (unsigned long long)ts.bound_ns);
+	} else {
+		ck_assert_msg(ts.bound_ns == VMCLOCK_ERROR_UNKNOWN, "%s: bounded", r->what);
+		ck_assert_int_eq(ts.earliest.tv_sec, 0);
+		ck_assert_int_eq(ts.latest.tv_sec, INT64_MAX);
+	}
+	vmclock_truth_close(t);
+}
+END_TEST
+
+START_TEST(test_no_state_no_device)
+{
+	struct testpage s;
+	vmclock_truth_t *t;
+	struct vmclockd_state copy;
+
+	/* Neither exists. */
+	t = vmclock_truth_open(page_path, state_path);
+	ck_assert_ptr_nonnull(t);
+	ck_assert_int_eq(stamp(t).verdict, VMCLOCK_VERDICT_UNKNOWN);
+	errno = 0;
+	ck_assert_int_eq(vmclock_daemon_state(t, &copy), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	vmclock_truth_close(t);
+
+	/* A state but no device. */
+	state_init(&s, VMCLOCKD_SYNC_SYNCHRONIZED, MARKER);
+	write_state(&s);
+	t = vmclock_truth_open(page_path, state_path);
+	ck_assert_int_eq(stamp(t).verdict, VMCLOCK_VERDICT_UNKNOWN);
+	ck_assert_int_eq(stamp(t).disruption_marker, 0);
+	ck_assert_int_eq(vmclock_daemon_state(t, &copy), 0);
+	vmclock_truth_close(t);
+}
+END_TEST
+
+/* ---- bounds ------------------------------------------------------------------- */
+
+START_TEST(test_bound_grows_with_drift)
+{
+	struct vmclock_timestamp ts;
+	struct testpage s;
+	vmclock_truth_t *t;
+	uint64_t read_at = realtime_ns() - 500000000u, age, want;
+
+	write_page(MARKER);
+	state_init(&s, VMCLOCKD_SYNC_SYNCHRONIZED, MARKER);
+	tp_put64(&s, ST_BOUND, 2500);
+	tp_put64(&s, ST_BOUND_TIME, read_at);
+	tp_put32(&s, ST_DRIFT, 3333); /* 3.333 ppm */
+	write_state(&s);
+	t = vmclock_truth_open(page_path, state_path);
+	ts = stamp(t);
+	ck_assert_int_eq(ts.verdict, VMCLOCK_VERDICT_SYNCHRONIZED);
+	/* Exactly the bound plus ceil(age * ppb / 1e9) at the time returned. */
+	age = ts_ns(&ts.time) - read_at;
+	want = 2500 + (age * 3333 + 999999999u) / 1000000000u;
+	ck_assert_uint_eq(ts.bound_ns, want);
+	ck_assert_uint_ge(ts.bound_ns, 2500 + 1666);
+	ck_assert_uint_eq(ts_ns(&ts.time) - ts_ns(&ts.earliest), ts.bound_ns);
+	ck_assert_uint_eq(ts_ns(&ts.latest) - ts_ns(&ts.time), ts.bound_ns);
+
+	/* A bound over a second takes the other path to the same rule. */
+	tp_put64(&s, ST_BOUND, 1500000000u);
+	tp_put32(&s, ST_SEQ, 4);
+	update_state(&s);
+	usleep(5000);
+	ts = stamp(t);
+	ck_assert_uint_ge(ts.bound_ns, 1500000000u + 1666);
+	ck_assert_uint_eq(ts_ns(&ts.time) - ts_ns(&ts.earliest), ts.bound_ns);
+	ck_assert_uint_eq(ts_ns(&ts.latest) - ts_ns(&ts.time), ts.bound_ns);
+
+	/* A bound whose growth would wrap is unbounded, never small. */
+	tp_put64(&s, ST_BOUND, UINT64_MAX - 2);
+	tp_put32(&s, ST_SEQ, 6);
+	update_state(&s);
+	usleep(5000);
+	ts = stamp(t);
+	ck_assert_uint_eq(ts.bound_ns, VMCLOCK_ERROR_UNKNOWN);
+	vmclock_truth_close(t);
+}
+END_TEST
+
+/* ---- a long-lived handle and a file that changes ---------------------------- */
+
+START_TEST(test_heartbeat_goes_stale)
+{
+	struct testpage s;
+	vmclock_truth_t *t;
+
+	write_page(MARKER);
+	state_init(&s, VMCLOCKD_SYNC_SYNCHRONIZED, MARKER);
+	write_state(&s);
+	t = vmclock_truth_open(page_path, state_path);
+	ck_assert_int_eq(stamp(t).verdict, VMCLOCK_VERDICT_SYNCHRONIZED);
+	/* The daemon stops: its last heartbeat ages past the timeout. */
+	tp_put64(&s, ST_HEARTBEAT, realtime_ns() - (TIMEOUT_MS + 1) * 1000000ull);
+	tp_put32(&s, ST_SEQ, 4);
+	update_state(&s);
+	ck_assert(wait_verdict(t, VMCLOCK_VERDICT_UNKNOWN, SEE_CHANGE_NS));
+	/* It comes back. */
+	tp_put64(&s, ST_HEARTBEAT, realtime_ns());
+	tp_put32(&s, ST_SEQ, 6);
+	update_state(&s);
+	ck_assert(wait_verdict(t, VMCLOCK_VERDICT_SYNCHRONIZED, SEE_CHANGE_NS));
+	vmclock_truth_close(t);
+}
+END_TEST
+
+/* The daemon's old file goes stale; a new one takes its name, by removal
+ * and creation (_i == 0) or by rename over it (_i == 1). */
+START_TEST(test_state_recreated_or_replaced)
+{
+	struct testpage s;
+	struct vmclockd_state copy;
+	vmclock_truth_t *t;
+	char *tmp;
+
+	write_page(MARKER + 1);
+	state_init(&s, VMCLOCKD_SYNC_SYNCHRONIZED, MARKER);
+	write_state(&s);
+	t = vmclock_truth_open(page_path, state_path);
+	ck_assert_int_eq(stamp(t).verdict, VMCLOCK_VERDICT_DISRUPTED);
+	tp_put64(&s, ST_HEARTBEAT, 1);
+	tp_put32(&s, ST_SEQ, 4);
+	update_state(&s);
+	ck_assert(wait_verdict(t, VMCLOCK_VERDICT_UNKNOWN, SEE_CHANGE_NS));
+
+	state_init(&s, VMCLOCKD_SYNC_SYNCHRONIZED, MARKER + 1);
+	if (_i == 0) {
+		ck_assert_int_eq(unlink(state_path), 0);
+		write_state(&s);
+	} else {
+		tmp = tp_write_file(dir, "state.new", &s);
+		ck_assert_int_eq(rename(tmp, state_path), 0);
+		free(tmp);
+	}
+	/* The new file keeps its heartbeat fresh, as a daemon would. */
+	for (int64_t end = tp_now_ns() + SEE_REPLACEMENT_NS; tp_now_ns() < end;) {
+		if (stamp(t).verdict == VMCLOCK_VERDICT_SYNCHRONIZED)
+			break;
+		tp_put64(&s, ST_HEARTBEAT, realtime_ns());
+		update_state(&s);
+		usleep(10000);
+	}
+	ck_assert_int_eq(stamp(t).verdict, VMCLOCK_VERDICT_SYNCHRONIZED);
+	ck_assert_int_eq(vmclock_daemon_state(t, &copy), 0);
+	ck_assert_uint_eq(vmclock_le64(copy.disruption_marker), MARKER + 1);
+	vmclock_truth_close(t);
+}
+END_TEST
+
+/* ---- a count held odd ----------------------------------------------------------- */
+
+#define ODD_CALLS 2000
+/* Generous: the calls take microseconds; a reader that spun (a million
+ * retries, ~25 ms a call) would take a minute. */
+#define ODD_CALLS_MAX_NS 1000000000ll
+
+START_TEST(test_odd_seq_is_unknown_and_fast)
+{
+	struct vmclockd_state copy;
+	struct testpage s;
+	vmclock_truth_t *t;
+	int64_t start, took;
+
+	write_page(MARKER);
+	state_init(&s, VMCLOCKD_SYNC_SYNCHRONIZED, MARKER);
+	tp_put32(&s, ST_SEQ, 7);
+	write_state(&s);
+
+	/* A handle that never saw a consistent copy: UNKNOWN from the start. */
+	t = vmclock_truth_open(page_path, state_path);
+	start = tp_now_ns();
+	for (int i = 0; i < ODD_CALLS; i++)
+		ck_assert_int_eq(stamp(t).verdict, VMCLOCK_VERDICT_UNKNOWN);
+	took = tp_now_ns() - start;
+	ck_assert_msg(took < ODD_CALLS_MAX_NS, "%d calls took %lld ns", ODD_CALLS, (long long)took);
+	start = tp_now_ns();
+	errno = 0;
+	ck_assert_int_eq(vmclock_daemon_state(t, &copy), -1);
+	ck_assert_int_eq(errno, ETIMEDOUT);
+	took = tp_now_ns() - start;
+	ck_assert_msg(took < ODD_CALLS_MAX_NS / 10, "vmclock_daemon_state took %lld ns", (long long)took);
+
+	/* The writer finishes: synchronized again. */
+	tp_put32(&s, ST_SEQ, 8);
+	update_state(&s);
+	ck_assert(wait_verdict(t, VMCLOCK_VERDICT_SYNCHRONIZED, SEE_CHANGE_NS));
+
+	/* A writer dies mid-update under a running handle: UNKNOWN soon, and
+	 * every call stays fast meanwhile. */
+	tp_put32(&s, ST_SEQ, 9);
+	update_state(&s);
+	ck_assert(wait_verdict(t, VMCLOCK_VERDICT_UNKNOWN, SEE_CHANGE_NS));
+	start = tp_now_ns();
+	for (int i = 0; i < ODD_CALLS; i++)
+		ck_assert_int_eq(stamp(t).verdict, VMCLOCK_VERDICT_UNKNOWN);
+	took = tp_now_ns() - start;
+	ck_assert_msg(took < ODD_CALLS_MAX_NS, "%d calls took %lld ns", ODD_CALLS, (long long)took);
+	vmclock_truth_close(t);
+}
+END_TEST
+
+/* ---- truncation ------------------------------------------------------------------ */
+
+static volatile int stop_reading;
+static volatile long reads_done, reads_bounded;
+
+static void *reader(void *arg)
+{
+	const vmclock_truth_t *t = arg;
+
+	while (!stop_reading) {
+		struct vmclock_timestamp ts;
+
+		vmclock_timestamp(t, &ts);
+		reads_done++;
+		if (ts.verdict == VMCLOCK_VERDICT_SYNCHRONIZED)
+			reads_bounded++;
+	}
+	return NULL;
+}
+
+/* truncate -s 0 under a reading handle: a mapping would fault (SIGBUS
+ * kills this forked test); the verdict is UNKNOWN while the file is short
+ * and SYNCHRONIZED again once the daemon writes it whole. */
+START_TEST(test_truncated_state)
+{
+	struct vmclockd_state copy;
+	struct testpage s;
+	vmclock_truth_t *t;
+	pthread_t th;
+
+	write_page(MARKER);
+	state_init(&s, VMCLOCKD_SYNC_SYNCHRONIZED, MARKER);
+	write_state(&s);
+	t = vmclock_truth_open(page_path, state_path);
+	ck_assert_int_eq(stamp(t).verdict, VMCLOCK_VERDICT_SYNCHRONIZED);
+
+	ck_assert_int_eq(truncate(state_path, 0), 0);
+	ck_assert(wait_verdict(t, VMCLOCK_VERDICT_UNKNOWN, SEE_CHANGE_NS));
+	errno = 0;
+	ck_assert_int_eq(vmclock_daemon_state(t, &copy), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	ck_assert_int_eq(truncate(state_path, 100), 0); /* shorter than a state */
+	ck_assert_int_eq(stamp(t).verdict, VMCLOCK_VERDICT_UNKNOWN);
+	update_state(&s);
+	ck_assert(wait_verdict(t, VMCLOCK_VERDICT_SYNCHRONIZED, SEE_CHANGE_NS));
+
+	/* Truncations and rewrites while another thread reads on. */
+	stop_reading = 0;
+	ck_assert_int_eq(pthread_create(&th, NULL, reader, t), 0);
+	for (int i = 0; i < 200; i++) {
+		ck_assert_int_eq(truncate(state_path, i % 2 ? 0 : 64), 0);
+		usleep(500);
+		update_state(&s);
+		usleep(500);
+	}
+	stop_reading = 1;
+	pthread_join(th, NULL);
+	ck_assert_int_gt(reads_done, 0);
+	ck_assert(wait_verdict(t, VMCLOCK_VERDICT_SYNCHRONIZED, SEE_CHANGE_NS));
+	ck_assert_int_eq(vmclock_daemon_state(t, &copy), 0);
+	vmclock_truth_close(t);
+}
+END_TEST
+
+/* ---- foreign bytes ------------------------------------------------------------- */
+
+/* Every multi-byte field of a good state written big-endian (a writer
+ * storing host-endian on a big-endian machine). */
+START_TEST(test_big_endian_state)
+{
+	struct vmclockd_state copy;
+	struct testpage s, be;
+	static const struct {
+		size_t off, len;
+	} fields[] = { { ST_MAGIC, 4 },     { ST_VERSION, 2 },    { ST_SIZE, 2 },
+		       { ST_SEQ, 4 },       { ST_TIMEOUT_MS, 2 }, { ST_HEARTBEAT, 8 },
+		       { ST_MARKER, 8 },    { ST_BOUND, 8 },      { ST_BOUND_TIME, 8 },
+		       { ST_DRIFT, 4 } };
+	vmclock_truth_t *t;
+
+	write_page(MARKER);
+	state_init(&s, VMCLOCKD_SYNC_SYNCHRONIZED, MARKER);
+	be = s;
+	for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
+		for (size_t i = 0; i < fields[f].len; i++)
+			be.b[fields[f].off + i] = s.b[fields[f].off + fields[f].len - 1 - i];
+	write_state(&be);
+	t = vmclock_truth_open(page_path, state_path);
+	ck_assert_int_eq(stamp(t).verdict, VMCLOCK_VERDICT_UNKNOWN);
+	ck_assert_uint_eq(stamp(t).bound_ns, VMCLOCK_ERROR_UNKNOWN);
+	errno = 0;
+	ck_assert_int_eq(vmclock_daemon_state(t, &copy), -1);
+	ck_assert_int_eq(errno, EBADMSG);
+
+	/* The same state little-endian is read, field for field. */
+	update_state(&s);
+	ck_assert(wait_verdict(t, VMCLOCK_VERDICT_SYNCHRONIZED, SEE_CHANGE_NS));
+	ck_assert_int_eq(vmclock_daemon_state(t, &copy), 0);
+	ck_assert_int_eq(memcmp(&copy, s.b, sizeof(copy)), 0);
+	ck_assert_uint_eq(vmclock_le64(copy.disruption_marker), MARKER);
+	ck_assert_uint_eq(vmclock_le16(copy.heartbeat_timeout_ms), TIMEOUT_MS);
+	vmclock_truth_close(t);
+}
+END_TEST
+
+/* One name per withhold reason and sync state, distinct, and none beyond. */
+START_TEST(test_state_names)
+{
+	for (unsigned r = 0; r < VMCLOCKD_STATE_REASONS; r++) {
+		ck_assert_ptr_nonnull(vmclockd_reason_name(r));
+		ck_assert_ptr_nonnull(vmclockd_reason_text(r));
+		for (unsigned q = 0; q < r; q++)
+			ck_assert_str_ne(vmclockd_reason_name(q), vmclockd_reason_name(r));
+	}
+	ck_assert_ptr_null(vmclockd_reason_name(VMCLOCKD_STATE_REASONS));
+	ck_assert_ptr_null(vmclockd_reason_text(VMCLOCKD_STATE_REASONS));
+	ck_assert_str_eq(vmclockd_reason_name(VMCLOCKD_REASON_DISRUPTION), "disruption");
+	ck_assert_str_eq(vmclockd_reason_name(VMCLOCKD_REASON_NO_DEVICE), "no_device");
+	ck_assert_str_eq(vmclockd_sync_state_name(VMCLOCKD_SYNC_UNKNOWN), "unknown");
+	ck_assert_str_eq(vmclockd_sync_state_name(VMCLOCKD_SYNC_SYNCHRONIZED), "synchronized");
+	ck_assert_str_eq(vmclockd_sync_state_name(VMCLOCKD_SYNC_UNSYNCHRONIZED), "unsynchronized");
+	ck_assert_str_eq(vmclockd_sync_state_name(VMCLOCKD_SYNC_DISRUPTED), "disrupted");
+	ck_assert_ptr_null(vmclockd_sync_state_name(VMCLOCKD_SYNC_DISRUPTED + 1));
+}
+END_TEST
+
+Suite *truth_suite(void)
+{
+	Suite *s = suite_create("truth");
+	TCase *tc = tcase_create("verdicts");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_loop_test(tc, test_verdict_rules, 0, (int)(sizeof(rules) / sizeof(rules[0])));
+	tcase_add_test(tc, test_no_state_no_device);
+	tcase_add_test(tc, test_bound_grows_with_drift);
+	tcase_add_test(tc, test_state_names);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("changing state file");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_heartbeat_goes_stale);
+	tcase_add_loop_test(tc, test_state_recreated_or_replaced, 0, 2);
+	tcase_add_test(tc, test_odd_seq_is_unknown_and_fast);
+	tcase_add_test(tc, test_truncated_state);
+	tcase_add_test(tc, test_big_endian_state);
+	suite_add_tcase(s, tc);
+	return s;
+}

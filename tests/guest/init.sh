@@ -1,0 +1,28 @@
+#!/bin/busybox sh
+# SPDX-License-Identifier: BSD-2-Clause
+#
+# /init of the guest test's initramfs: set the guest up, then run the host's
+# commands.  The second serial port is the control channel: each line the
+# host writes is one shell command line; its output comes back prefixed
+# with '|', then '@@rc N'.  Nothing here knows what is tested: vm.py and
+# run.py say.
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin LD_LIBRARY_PATH=/lib/x86_64-linux-gnu
+mkdir -p /proc /sys /dev /run /tmp /var/lib/chrony
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+mkdir -m 0700 /run/t
+ln -s /proc/self/fd /dev/fd 2>/dev/null
+stty -F /dev/ttyS1 raw -echo
+exec 3<>/dev/ttyS1
+echo "@@hello $(uname -r)" >&3
+while read -r line <&3; do
+	eval "$line" </dev/null >/tmp/.out 2>&1
+	rc=$?
+	sed 's/^/|/' /tmp/.out >&3
+	echo "@@rc $rc" >&3
+done
+poweroff -f

@@ -1,0 +1,476 @@
+# SPDX-License-Identifier: BSD-2-Clause
+#
+# run.py - the real ptp_vmclock driver in a QEMU guest (see vm.py for the
+# machine): this build's vmclockd, chronyd and vmclockctl against
+# /dev/vmclock0, the page written by vmclock-sim on the host, notifications
+# sent as ACPI Notify through PCI hotplug.
+#
+#   python3 run.py --builddir B --srcdir S --workdir W [--mode test|bench]
+#
+# test:  the checks of tests/test-guest.sh (see the check() calls below).
+# bench: notification-speed recovery: wake-up to chronyd's last handover
+#        reply, and vmclockd's CPU with a long timer vs the 62 ms one.
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vm  # noqa: E402
+
+PASS = FAIL = 0
+DISRUPTIONS = 12
+SIM_INTERVAL_MS = 100
+
+
+def check(desc, ok, detail=""):
+    global PASS, FAIL
+    if ok:
+        PASS += 1
+        print("PASS: %s%s" % (desc, " (%s)" % detail if detail else ""), flush=True)
+    else:
+        FAIL += 1
+        print("FAIL: %s%s" % (desc, " (%s)" % detail if detail else ""), flush=True)
+    return ok
+
+
+def fatal(msg):
+    print("FAIL: %s" % msg, flush=True)
+    print("%d passed, %d failed" % (PASS, FAIL + 1))
+    sys.exit(1)
+
+
+class Sim:
+    """vmclock-sim writing the page inside the guest's RAM file."""
+
+    def __init__(self, binary, guest, log, *args):
+        self.binary, self.guest, self.logpath = binary, guest, log
+        self.log = open(log, "a")
+        self.proc = None
+        self.restart(*args)
+
+    def restart(self, *args):
+        self.stop()
+        self.proc = subprocess.Popen([self.binary, self.guest.ram, "--file-offset",
+                                      str(vm.PAGE_ADDR), "--interval-ms", str(SIM_INTERVAL_MS)]
+                                     + list(args), stdout=self.log, stderr=subprocess.STDOUT,
+                                     preexec_fn=vm.die_with_parent)
+        time.sleep(0.2)
+        if self.proc.poll() is not None:
+            fatal("vmclock-sim exited at once (see %s)" % self.logpath)
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait()
+
+
+CHRONY_CONF = """refclock SOCK /run/t/vmc.sock refid VMC poll -3 filter 1 precision 1e-8
+bindcmdaddress /run/t/chronyd.sock
+cmdport 0
+port 0
+pidfile /run/chronyd.pid
+logdir /tmp
+"""
+
+
+def start_daemons(sh, vmclockd_args="", tag=""):
+    sh.out("vmclockd --foreground --config /dev/null --device /dev/vmclock0 "
+           "--chrony-sock /run/t/vmc.sock --chrony-cmd /run/t/chronyd.sock "
+           "--state-dir /run/vmclockd --state-file /run/vmclockd.state %s "
+           ">>/tmp/vmclockd%s.log 2>&1 3>&- & echo $! >/run/vmclockd.pid" % (vmclockd_args, tag))
+    sh.out("vmclockctl -d /dev/vmclock0 watch >>/tmp/watch%s.log 2>&1 3>&- & "
+           "echo $! >/run/watch.pid" % tag)
+
+
+def stop_daemons(sh):
+    sh.run("kill $(cat /run/vmclockd.pid) $(cat /run/watch.pid); sleep 0.3")
+
+
+def cpu_s(sh, name):
+    """CPU time (s) of the guest process whose pid is in /run/NAME.pid, to
+    the nanosecond (schedstat), not the 10 ms steps of utime + stime."""
+    out = sh.out("cat /proc/$(cat /run/%s.pid)/schedstat" % name)
+    return int(out.split()[0]) * 1e-9
+
+
+def guest_now(sh):
+    return float(sh.out("cat /proc/uptime").split()[0])
+
+
+def vmc_selected(sh):
+    rc, out = sh.run("chronyc -n -h /run/t/chronyd.sock sources")
+    return rc == 0 and re.search(r"^#\* VMC", out, re.M) is not None
+
+
+def wait_selected(sh, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if vmc_selected(sh):
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def seq_count(sh):
+    out = sh.out("vmclockctl -d /dev/vmclock0 status")
+    return int(re.search(r"Seq count\s*:\s*(\d+)", out).group(1))
+
+
+def tsc_check(sh):
+    """Device time read in the guest (the guest's TSC through the page the
+    host wrote from its own TSC) minus the host's realtime: the narrowest of
+    five brackets.  Zero when the guest's TSC is the host's."""
+    best = None
+    for _ in range(5):
+        t0 = time.time()
+        out = sh.out("vmclockctl -d /dev/vmclock0 time --json")
+        t1 = time.time()
+        m = re.search(r'"sec":(\d+),"nsec":(\d+)', out)
+        dev = int(m.group(1)) + int(m.group(2)) * 1e-9
+        if best is None or t1 - t0 < best[1]:
+            best = (dev - (t0 + t1) / 2, t1 - t0)
+    return best
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--builddir", required=True)
+    ap.add_argument("--srcdir", required=True)
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--mode", default="test", choices=("test", "bench"))
+    a = ap.parse_args()
+    B, S, W = a.builddir, a.srcdir, a.workdir
+
+    missing = [t for t in ("qemu-system-x86_64", "iasl", "ldd", "apt-get", "dpkg-deb", "xz")
+               if not shutil.which(t)]
+    for path, pkg in (("/bin/busybox", "busybox-static"), ("/usr/sbin/chronyd", "chrony"),
+                      ("/usr/bin/chronyc", "chrony")):
+        if not os.access(path, os.X_OK):
+            missing.append("%s (%s)" % (path, pkg))
+    if missing:
+        fatal("missing: %s (.ci/setup installs them)" % ", ".join(missing))
+    r = subprocess.run(["ldd", "/bin/busybox"], text=True, capture_output=True)
+    if "not a dynamic" not in r.stdout + r.stderr:
+        fatal("/bin/busybox is not static: install busybox-static")
+
+    cache = os.path.join(B, "tests", "guest", "cache")
+    r = subprocess.run(["sh", os.path.join(S, "tests", "guest", "fetch-kernel.sh"), cache],
+                       text=True, capture_output=True)
+    if r.returncode != 0:
+        fatal("no kernel with the ptp_vmclock driver: %s" % r.stderr.strip())
+    kdir = os.path.join(cache, "kernel")
+    g = vm.Guest(W, kdir)
+    print("kernel: Debian linux %s (%s)" % (g.kernel_version, kdir), flush=True)
+
+    def binary(rel):
+        p = os.path.join(B, os.path.dirname(rel), ".libs", os.path.basename(rel))
+        return p if os.path.exists(p) else os.path.join(B, rel)
+
+    t_start = time.monotonic()
+    sim = None
+    try:
+        aml = g.derive_dsdt("/bin/busybox")
+        print("DSDT derived with the notification in %.1f s" % (time.monotonic() - t_start),
+              flush=True)
+        env = dict(os.environ, LD_LIBRARY_PATH=os.path.join(B, "refclock", ".libs"))
+        conf = os.path.join(W, "chrony.conf")
+        with open(conf, "w") as f:
+            f.write(CHRONY_CONF)
+        initrd = g.build_initrd("/bin/busybox", aml,
+                                {"init": os.path.join(S, "tests", "guest", "init.sh"),
+                                 "etc/chrony.conf": conf},
+                                {"bin/vmclockd": binary("daemon/vmclockd"),
+                                 "bin/vmclockctl": binary("tools/vmclockctl"),
+                                 "bin/chrony-observe": binary("tests/chrony-observe"),
+                                 "usr/sbin/chronyd": "/usr/sbin/chronyd",
+                                 "usr/bin/chronyc": "/usr/bin/chronyc"}, env)
+        simbin = os.path.join(B, "tools", "vmclock-sim")
+        g.boot(initrd)
+        sh = vm.Shell(g)
+        sh.hello(60)
+        sim = Sim(simbin, g, os.path.join(W, "sim.log"), "--notify")
+        if a.mode == "bench":
+            return bench(g, sh, sim, simbin, W)
+        return test(g, sh, sim, simbin, W)
+    except (vm.GuestError, OSError, subprocess.SubprocessError, ValueError,
+            AttributeError) as e:
+        check("the guest ran to the end", False, "%s: %s" % (type(e).__name__, e))
+    finally:
+        if sim:
+            sim.stop()
+        try:
+            save_logs(g, W)
+        except Exception:
+            pass
+        g.stop()
+        print("wall time %.0f s" % (time.monotonic() - t_start))
+    print("%d passed, %d failed" % (PASS, FAIL))
+    return 1
+
+
+def save_logs(g, W):
+    sh = vm.Shell(g)
+    if not g.ctl:
+        return
+    for name in sh.out("ls /tmp").split():
+        if name.endswith(".log"):
+            with open(os.path.join(W, "guest-" + name), "w") as f:
+                f.write(sh.out("cat /tmp/" + name, timeout=10) + "\n")
+
+
+def setup(g, sh, sim, sim_args):
+    """The module, the device, the TSC check, chronyd.  False if the device
+    cannot be used."""
+    rc, out = sh.run("insmod /lib/modules/ptp_vmclock.ko && dmesg | grep -i vmclock")
+    check("ptp_vmclock binds the ACPI device", rc == 0 and "registered miscdev" in out,
+          out.replace("\n", " | ")[-200:])
+    rc, out = sh.run("vmclockctl -d /dev/vmclock0 status")
+    check("/dev/vmclock0 opens and reads", rc == 0 and "VCLK" in out, out[-200:])
+    if rc != 0:
+        return False
+    # The guest's TSC under TCG is not the host's: measure the difference
+    # through the page once, and have the simulator publish counter values
+    # in the guest's terms, so the device time inside is the host's.
+    delta, width = tsc_check(sh)
+    period_ns = float(re.search(r"Counter period\s*:\s*\d+ \(([0-9.]+) ns",
+                                sh.out("vmclockctl -d /dev/vmclock0 status")).group(1))
+    ticks = int(round(delta * 1e9 / period_ns))
+    print("TSC: guest device time - host realtime = %+.3f s (bracket %.1f ms): the guest's "
+          "TSC under TCG %s" % (delta, width * 1e3, "is the host's" if abs(delta) < 0.05 else
+                                "is not the host's; simulating with --counter-offset %d"
+                                % ticks), flush=True)
+    if abs(delta) >= 0.05:
+        sim.restart("--notify", "--counter-offset", str(ticks))
+        sim_args.extend(["--counter-offset", str(ticks)])
+        delta, width = tsc_check(sh)
+        check("with the offset the guest's device time is the host's",
+              abs(delta) <= max(0.02, width), "%+.1f ms, bracket %.1f ms"
+              % (delta * 1e3, width * 1e3))
+
+    sh.out("chronyd -x -d -u root -f /etc/chrony.conf >/tmp/chronyd.log 2>&1 3>&- &")
+    sh.out("i=0; while [ ! -S /run/t/chronyd.sock ] && [ $i -lt 100 ]; do sleep 0.1; "
+           "i=$((i+1)); done; test -S /run/t/chronyd.sock")
+    return True
+
+
+def test(g, sh, sim, simbin, W):
+    sim_args = []
+    if not setup(g, sh, sim, sim_args):
+        return finish()
+    start_daemons(sh)
+    check("chronyd selects VMC fed by vmclockd", wait_selected(sh, 30))
+    # On the notifying device the timer ticks every notified-interval-ms
+    # (1 s): the heartbeat's timeout must outlive that wait, or readers take
+    # vmclockd for gone at the end of every quiet second.
+    out = sh.out("vmclockctl -s /run/vmclockd.state daemon --json")
+    m = re.search(r'"heartbeat_timeout_ms": *(\d+)', out)
+    check("the heartbeat timeout covers two 1 s notified ticks",
+          m is not None and int(m.group(1)) >= 2000, m.group(0) if m else out[-200:])
+
+    # ---- disruptions with notifications --------------------------------
+    seq0 = seq_count(sh)
+    up0 = guest_now(sh)
+    cpu_d0, cpu_w0 = cpu_s(sh, "vmclockd"), cpu_s(sh, "watch")
+    for i in range(DISRUPTIONS):
+        sim.signal(signal.SIGUSR1)
+        g.notify()
+        time.sleep(1.5)
+    reselected = wait_selected(sh, 5)
+    up1 = guest_now(sh)
+    cpu_d1, cpu_w1 = cpu_s(sh, "vmclockd"), cpu_s(sh, "watch")
+    updates = (seq_count(sh) - seq0) // 2
+    log = sh.out("cat /tmp/vmclockd.log", timeout=10)
+    watch = sh.out("cat /tmp/watch.log")
+    notified = len(re.findall(r"disruption detected via notification", log))
+    timer = len(re.findall(r"disruption detected via timer", log))
+    resets = len(re.findall(r"chronyd reset: dfreq", log))
+    changes = len(re.findall(r"^\S+ change marker=", watch, re.M))
+    check(">= 100 page updates seen by the guest", updates >= 100, "%d" % updates)
+    check("every disruption detected on a notification wake-up",
+          notified == DISRUPTIONS, "%d of %d" % (notified, DISRUPTIONS))
+    check("no disruption detected by the timer", timer == 0, "%d" % timer)
+    check("no 'always readable' fallback", "always readable" not in log)
+    check("the chrony handover completes after each migration", resets == DISRUPTIONS,
+          "%d resets" % resets)
+    check("chronyd reselects VMC after the migrations", reselected)
+    check("vmclockctl watch reports each change", changes == DISRUPTIONS,
+          "%d of %d" % (changes, DISRUPTIONS))
+    wall = up1 - up0
+    check("vmclockctl watch sleeps between changes", cpu_w1 - cpu_w0 <= 0.02 * wall,
+          "%.2f s CPU in %.1f s" % (cpu_w1 - cpu_w0, wall))
+    print("vmclockd: %.2f s CPU in %.1f s with notifications" % (cpu_d1 - cpu_d0, wall))
+
+    # ---- the host stalls mid-update: read() returns ETIMEDOUT ----------
+    time.sleep(4.0)  # the last disruption's burst (burst-ms 4000) is over
+    cpu_d0, cpu_w0 = cpu_s(sh, "vmclockd"), cpu_s(sh, "watch")
+    up0 = guest_now(sh)
+    for i in range(2):
+        sim.signal(signal.SIGHUP)
+        time.sleep(0.1)
+        g.notify()
+        time.sleep(2.0)
+    up1 = guest_now(sh)
+    cpu_d1, cpu_w1 = cpu_s(sh, "vmclockd"), cpu_s(sh, "watch")
+    log2 = sh.out("cat /tmp/vmclockd.log", timeout=10)[len(log):]
+    # Each timed-out read spins 100 ms in the driver: a handful is the price.
+    check("vmclockd meets ETIMEDOUT without spinning", cpu_d1 - cpu_d0 <= 0.25 * (up1 - up0),
+          "%.2f s CPU in %.1f s" % (cpu_d1 - cpu_d0, up1 - up0))
+    check("vmclockctl watch meets ETIMEDOUT without spinning",
+          cpu_w1 - cpu_w0 <= 0.25 * (up1 - up0),
+          "%.2f s CPU in %.1f s" % (cpu_w1 - cpu_w0, up1 - up0))
+    check("vmclockd says the device read timed out", "the device read timed out" in log2,
+          log2.strip().replace("\n", " | ")[-300:])
+
+    # ---- a page without NOTIFICATION_PRESENT: POLLHUP, the timer --------
+    stop_daemons(sh)
+    sim.restart(*sim_args)
+    start_daemons(sh, tag="-nonotify")
+    time.sleep(1.0)
+    cpu_d0, cpu_w0 = cpu_s(sh, "vmclockd"), cpu_s(sh, "watch")
+    up0 = guest_now(sh)
+    sim.signal(signal.SIGUSR1)
+    time.sleep(3.0)
+    up1 = guest_now(sh)
+    cpu_d1, cpu_w1 = cpu_s(sh, "vmclockd"), cpu_s(sh, "watch")
+    log3 = sh.out("cat /tmp/vmclockd-nonotify.log", timeout=10)
+    watch3 = sh.out("cat /tmp/watch-nonotify.log")
+    check("without NOTIFICATION_PRESENT vmclockd samples on the timer",
+          "no notifications" in log3 and "disruption detected via timer" in log3,
+          log3.strip().replace("\n", " | ")[-300:])
+    check("without NOTIFICATION_PRESENT vmclockd does not spin",
+          cpu_d1 - cpu_d0 <= 0.25 * (up1 - up0),
+          "%.2f s CPU in %.1f s" % (cpu_d1 - cpu_d0, up1 - up0))
+    check("without NOTIFICATION_PRESENT watch reports the change and sleeps",
+          "change marker=" in watch3 and cpu_w1 - cpu_w0 <= 0.1 * (up1 - up0),
+          "%.2f s CPU in %.1f s" % (cpu_w1 - cpu_w0, up1 - up0))
+    print("counts: page updates %d, notified disruptions %d, timer-detected disruptions %d "
+          "(with notifications)" % (updates, notified, timer))
+    return finish()
+
+
+def finish():
+    print("%d passed, %d failed" % (PASS, FAIL))
+    return 0 if FAIL == 0 else 1
+
+
+BENCH_DISRUPTIONS = 5
+BENCH_SPACING_S = 3.5
+BENCH_QUIET_S = 10.0
+WAKE_TO_REPLY_GOAL_MS = 5.0
+CPU_RATIO_GOAL = 0.2
+RESYNC_GOAL_S = 0.6
+# chronyd's tracking read every 20 ms by one process (tests/chrony-observe):
+# field 5 is the leap status, 3 while unsynchronised (after the reset).
+OBSERVE = "chrony-observe -s /run/t/chronyd.sock -i 20 -t %.1f >/tmp/obs 2>&1 3>&- &"
+OBSERVE_S = 2.5
+
+
+def resync_s(obs):
+    """From the last synchronised reading before the reset to the first one
+    after it (s): an upper bound of reset-to-reselected; None if unseen."""
+    rows = []
+    for line in obs.splitlines():
+        f = line.split()
+        if len(f) > 5 and re.match(r"^[0-9.]+$", f[0]):
+            rows.append((float(f[0]), int(f[4])))
+    for k, (t, leap) in enumerate(rows):
+        if leap == 3 and k > 0:
+            for t2, leap2 in rows[k:]:
+                if leap2 != 3:
+                    return t2 - rows[k - 1][0]
+            return None
+    return None
+
+
+def bench_run(g, sh, sim, tag, args):
+    """One fixed run: BENCH_QUIET_S without disruptions (vmclockd's CPU is
+    measured there), then BENCH_DISRUPTIONS notified migrations,
+    BENCH_SPACING_S apart.  Returns (CPU s, wall s, [wake->last reply ms],
+    [in vmclockd ms], [wake->reselected s], [path])."""
+    start_daemons(sh, args, tag)
+    if not wait_selected(sh, 30):
+        fatal("%s: chronyd never selected VMC" % tag)
+    time.sleep(2.0)
+    cpu0, up0 = cpu_s(sh, "vmclockd"), guest_now(sh)
+    time.sleep(BENCH_QUIET_S)
+    cpu1, up1 = cpu_s(sh, "vmclockd"), guest_now(sh)
+    reselected = []
+    for i in range(BENCH_DISRUPTIONS):
+        t = time.monotonic()
+        sh.out(OBSERVE % OBSERVE_S)
+        time.sleep(0.3)
+        sim.signal(signal.SIGUSR1)
+        g.notify()
+        time.sleep(max(0.0, OBSERVE_S + 0.2 - (time.monotonic() - t)))
+        reselected.append(resync_s(sh.out("cat /tmp/obs")))
+        time.sleep(max(0.0, BENCH_SPACING_S - (time.monotonic() - t)))
+    log = sh.out("cat /tmp/vmclockd%s.log" % tag, timeout=10)
+    stop_daemons(sh)
+    wakes = [(m.group(1), float(m.group(2))) for m in re.finditer(
+        r"disruption detected via (\w+): marker \d+ -> \d+ at monotonic ([0-9.]+)", log)]
+    dones = [(float(m.group(2)), float(m.group(1))) for m in re.finditer(
+        r"chronyd reset: .*datagrams, ([0-9.]+) ms, done at monotonic ([0-9.]+)", log)]
+    wake_to_reply, inside, wake_to_sel = [], [], []
+    for (path, w), sel in zip(wakes, reselected):
+        later = [d for d in dones if d[0] >= w]
+        if later:
+            wake_to_reply.append((later[0][0] - w) * 1e3)
+            # Before the handover's first request: vmclockd's own share.
+            inside.append((later[0][0] - w) * 1e3 - later[0][1])
+            # Wake-up to the reset, then the reset to reselection (bound).
+            wake_to_sel.append(float("inf") if sel is None else later[0][0] - w + sel)
+    paths = [p for p, _ in wakes]
+    return cpu1 - cpu0, up1 - up0, wake_to_reply, inside, wake_to_sel, paths
+
+
+def bench(g, sh, sim, simbin, W):
+    sim_args = ["--notify"]
+    if not setup(g, sh, sim, sim_args):
+        return finish()
+    rows = {}
+    for tag, args in (("-long", "--notified-interval-ms 1000"),
+                      ("-timer", "--notified-interval-ms 0 --interval-ms 62")):
+        rows[tag] = bench_run(g, sh, sim, tag, args)
+        cpu, wall, w2r, ins, w2s, paths = rows[tag]
+        print("%-6s vmclockd %s: CPU %.2f s in %.1f s without disruptions; wake->last "
+              "handover reply ms: %s (before the first request: %s); wake->VMC reselected s: "
+              "%s; woken by: %s" % (
+                  tag[1:], args, cpu, wall, " ".join("%.1f" % x for x in w2r),
+                  " ".join("%.1f" % x for x in ins), " ".join("%.2f" % x for x in w2s),
+                  " ".join(paths)), flush=True)
+    cpu_long, wall_long, w2r, ins, w2s, paths = rows["-long"]
+    cpu_timer, wall_timer = rows["-timer"][0], rows["-timer"][1]
+    ratio = (cpu_long / wall_long) / (cpu_timer / wall_timer) if cpu_timer > 0 else 0.0
+    ins_sorted = sorted(ins)
+    median = ins_sorted[len(ins_sorted) // 2] if ins_sorted else float("inf")
+    w2r_sorted = sorted(w2r)
+    total = w2r_sorted[len(w2r_sorted) // 2] if w2r_sorted else float("inf")
+    check("every disruption woke the daemon through the notification (1 s timer)",
+          paths.count("notification") == BENCH_DISRUPTIONS, " ".join(paths))
+    # The four round trips themselves are chronyd's, on an emulated CPU here
+    # (about 1 ms on the host, bench-recovery.sh): the goal is judged on
+    # vmclockd's part, wake-up to the first handover request; the total is
+    # printed beside it.
+    check("wake-up to the first handover request <= %.0f ms (median; total to chronyd's "
+          "last reply: median %.1f ms under TCG)" % (WAKE_TO_REPLY_GOAL_MS, total),
+          median <= WAKE_TO_REPLY_GOAL_MS, "median %.1f ms, max %.1f ms"
+          % (median, max(ins) if ins else float("inf")))
+    check("vmclockd CPU with the 1 s timer <= %.1fx the 62 ms timer's" % CPU_RATIO_GOAL,
+          ratio <= CPU_RATIO_GOAL, "%.3fx" % ratio)
+    check("chrony reselects VMC within %.1f s of each disruption (1 s timer)" % RESYNC_GOAL_S,
+          bool(w2s) and max(w2s) <= RESYNC_GOAL_S, "max %.2f s" % (max(w2s) if w2s else -1))
+    return finish()
+
+
+if __name__ == "__main__":
+    # A timeout's SIGTERM runs the finally clauses (QEMU, the simulator).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    sys.exit(main())
