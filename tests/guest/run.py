@@ -477,7 +477,10 @@ def bench_run(g, sh, sim, tag, args):
         t = time.monotonic()
         sh.out(OBSERVE % OBSERVE_S)
         time.sleep(0.3)
+        marker = g.page_header()[1] + 1
         sim.signal(signal.SIGUSR1)
+        if not g.wait_marker(marker):  # the notification after the page, never before
+            fatal("vmclock-sim did not write marker %d" % marker)
         g.notify()
         time.sleep(max(0.0, OBSERVE_S + 0.2 - (time.monotonic() - t)))
         reselected.append(resync_s(sh.out("cat /tmp/obs")))
