@@ -14,7 +14,7 @@
 #include "vmclockd-state.h"
 #include "../common/timeutil.h"
 
-#include "chronyctl.h"
+#include "chrony_client.h"
 #include "chronysync.h"
 #include "log.h"
 
@@ -78,9 +78,9 @@ static void schedule_poll(void)
 static void tracking_done(const CCL_Result *r, void *arg)
 {
 	const DSR_Report *d = dsr;
-	const CCL_Tracking *t = &r->tracking;
+	const CPR_Tracking *t = &r->reply.tracking;
 
-	if (!r->ok) {
+	if (r->outcome != CCL_DONE) {
 		report.sync_state = VMCLOCKD_SYNC_UNKNOWN;
 		/* Logged once when it starts (its causes vary from one poll to
 		 * the next while chronyd is down) and once when it ends. */
@@ -98,7 +98,7 @@ static void tracking_done(const CCL_Result *r, void *arg)
 	}
 	if (LOG_RepeatRecovered(&chrony_failing))
 		LOG(LOGS_INFO, "chronyd's tracking can be read again");
-	if (t->leap_status != CCL_LEAP_UNSYNCHRONISED && !d->handling &&
+	if (t->leap_status != CPR_LEAP_UNSYNCHRONISED && !d->handling &&
 	    !TIM_Before(&request_sent, &d->handled_at)) {
 		if (!have_synced_marker || synced_marker != d->handled_marker)
 			DEBUG_LOG("chronyd synchronised after marker %llu",
@@ -108,7 +108,7 @@ static void tracking_done(const CCL_Result *r, void *arg)
 	}
 	if (d->disruptions && awaiting_resync())
 		report.sync_state = VMCLOCKD_SYNC_DISRUPTED;
-	else if (t->leap_status == CCL_LEAP_UNSYNCHRONISED)
+	else if (t->leap_status == CPR_LEAP_UNSYNCHRONISED)
 		report.sync_state = VMCLOCKD_SYNC_UNSYNCHRONIZED;
 	else
 		report.sync_state = VMCLOCKD_SYNC_SYNCHRONIZED;
@@ -140,7 +140,7 @@ static void tracking_done(const CCL_Result *r, void *arg)
 	last_correction = fabs(t->current_correction);
 	last_bound_time = now;
 	last_disruptions = d->disruptions;
-	last_meaningful = t->leap_status != CCL_LEAP_UNSYNCHRONISED ||
+	last_meaningful = t->leap_status != CPR_LEAP_UNSYNCHRONISED ||
 			  (d->disruptions && !TIM_Before(&request_sent, &d->handled_at));
 	/* chronyd's figures are external input: a bound that is not a
 	 * sane non-negative number of seconds is published as unknown. */
@@ -157,13 +157,16 @@ static void tracking_done(const CCL_Result *r, void *arg)
 
 static void poll_cb(evutil_socket_t fd, short what, void *arg)
 {
-	if (!chrony && !(chrony = CCL_Open(cfg->chrony_cmd, ev_base))) {
+	CPR_Packet p;
+
+	if (!chrony && CCL_Open(cfg->chrony_cmd, ev_base, &chrony) < 0) {
 		report.sync_state = VMCLOCKD_SYNC_UNKNOWN;
 		schedule_poll();
 		return;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &request_sent);
-	if (CCL_StartTracking(chrony, tracking_done, NULL) < 0)
+	CPR_MakeTracking(&p);
+	if (CCL_Start(chrony, &p, 0, 0, tracking_done, NULL) < 0)
 		schedule_poll();
 }
 
