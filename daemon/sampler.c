@@ -539,13 +539,15 @@ int SMP_Reconfigure(const CNF_Settings *fresh)
 	}
 	/* The page stays open, and is sampled on, unless it is another one;
 	 * a new one is opened at the next tick. */
-	if (!same_string(cfg->device, fresh->device)) {
+	bool new_device = !same_string(cfg->device, fresh->device);
+
+	if (new_device) {
 		close_page();
 		open_retry = (RLM_Limit){ 0 };
 	}
 	if (tick_interval_ms(fresh) != tick_interval_ms(cfg))
 		arm_tick(tick_interval_ms(fresh));
-	return 0;
+	return new_device ? 1 : 0;
 }
 
 int SMP_Initialise(struct event_base *base, const CNF_Settings *settings, const SMP_Hooks *h)
