@@ -94,6 +94,7 @@ np_many() { local n; n=$(vmc_np); [ "${n:-0}" -ge 12 ]; }
 check "chronyd holds many samples of the first page" wait_for 10 np_many
 np_before=$(vmc_np)
 mark=$(wc -l <"$T/vmclockd.log")
+cmark=$(wc -l <"$T/chronyd.log")
 conf "$T/page2" "$T/run/state2"
 kill -HUP "$VMCLOCKD_PID"
 check "reloaded with a new page and state file" \
@@ -128,6 +129,9 @@ check "no disruption or restore alert for the device change" \
 	bash -c "! tail -n +$((mark + 1)) '$T/vmclockd.log' | grep -E 'clock disruption|restored or cloned'"
 check "no withholding reason logged other than the reset" \
 	bash -c "! tail -n +$((mark + 1)) '$T/vmclockd.log' | grep 'withholding samples'"
+# chronyd's own word: its sources were dropped after the change.
+check "chronyd says it dropped its sources after the change" wait_for 2 bash -c \
+	"tail -n +$((cmark + 1)) '$T/chronyd.log' | grep -q 'no selectable sources'"
 echo "chronyd's VMC samples: $np_before before the change, $np_after after"
 check "chronyd dropped the old page's samples (NP $np_before -> $np_after)" \
 	test "${np_after:-99}" -lt "$np_before"
