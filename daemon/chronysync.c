@@ -22,7 +22,7 @@
 #include "vmclockd-state.h"
 #include "../common/timeutil.h"
 
-#include "chronyctl.h"
+#include "chrony_client.h"
 #include "chronysync.h"
 #include "log.h"
 
@@ -89,18 +89,18 @@ static void schedule_poll(void)
 
 /* chronyd follows a source it selected (its reference is not "none" or its
  * local clock): after a reset, the evidence it reselected. */
-static bool selected_real_source(const CCL_Tracking *t)
+static bool selected_real_source(const CPR_Tracking *t)
 {
-	return t->leap_status != CCL_LEAP_UNSYNCHRONISED && t->ref_id != CHRONY_REFID_NONE &&
+	return t->leap_status != CPR_LEAP_UNSYNCHRONISED && t->ref_id != CHRONY_REFID_NONE &&
 	       t->ref_id != CHRONY_REFID_LOCAL;
 }
 
 static void tracking_done(const CCL_Result *r, void *arg)
 {
 	const DSR_Report *d = dsr;
-	const CCL_Tracking *t = &r->tracking;
+	const CPR_Tracking *t = &r->reply.tracking;
 
-	if (!r->ok) {
+	if (r->outcome != CCL_DONE) {
 		report.sync_state = VMCLOCKD_SYNC_UNKNOWN;
 		/* Logged once when it starts (its causes vary from one poll to
 		 * the next while chronyd is down) and once when it ends. */
@@ -127,7 +127,7 @@ static void tracking_done(const CCL_Result *r, void *arg)
 	}
 	if (d->disruptions && awaiting_resync())
 		report.sync_state = VMCLOCKD_SYNC_DISRUPTED;
-	else if (t->leap_status == CCL_LEAP_UNSYNCHRONISED)
+	else if (t->leap_status == CPR_LEAP_UNSYNCHRONISED)
 		report.sync_state = VMCLOCKD_SYNC_UNSYNCHRONIZED;
 	else
 		report.sync_state = VMCLOCKD_SYNC_SYNCHRONIZED;
@@ -159,7 +159,7 @@ static void tracking_done(const CCL_Result *r, void *arg)
 	last_correction = fabs(t->current_correction);
 	last_bound_time = now;
 	last_disruptions = d->disruptions;
-	last_meaningful = t->leap_status != CCL_LEAP_UNSYNCHRONISED ||
+	last_meaningful = t->leap_status != CPR_LEAP_UNSYNCHRONISED ||
 			  (d->disruptions && !TIM_Before(&request_sent, &d->handled_at));
 	/* chronyd's figures are external input: a bound that is not a
 	 * sane non-negative number of seconds is published as unknown. */
@@ -176,13 +176,16 @@ static void tracking_done(const CCL_Result *r, void *arg)
 
 static void poll_cb(evutil_socket_t fd, short what, void *arg)
 {
-	if (!chrony && !(chrony = CCL_Open(cfg->chrony_cmd, ev_base))) {
+	CPR_Packet p;
+
+	if (!chrony && CCL_Open(cfg->chrony_cmd, ev_base, &chrony) < 0) {
 		report.sync_state = VMCLOCKD_SYNC_UNKNOWN;
 		schedule_poll();
 		return;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &request_sent);
-	if (CCL_StartTracking(chrony, tracking_done, NULL) < 0)
+	CPR_MakeTracking(&p);
+	if (CCL_Start(chrony, &p, 0, 0, tracking_done, NULL) < 0)
 		schedule_poll();
 }
 

@@ -47,8 +47,9 @@ static const Setting settings[] = {
 	{ "burst-ms", T_UINT, OFF(burst_ms), 0, 600000, true, "N     length of the burst after a disruption" },
 	{ "max-error-ns", T_U64, OFF(max_error_ns), 0, 1000000000000ull, true, "N     withhold samples with a larger bound (0: off)" },
 	{ "allow-freerunning", T_BOOL, OFF(allow_freerunning), 0, 0, true, "yes|no feed samples while the host is freerunning" },
-	{ "state-dir", T_STRING, OFF(state_dir), 0, 0, true, "DIR   where the handled disruption marker is kept" },
-	{ "state-file", T_STRING, OFF(state_file), 0, 0, true, "PATH  state published for applications (\"\" for none)" },
+	{ "state-dir", T_STRING, OFF(state_dir), 0, 0, true, "DIR   vmclockd's own memory across restarts (the handled marker)" },
+	{ "publish-file", T_STRING, OFF(state_file), 0, 0, true, "PATH  rewritten every tick for applications (\"\" for none)" },
+	{ "state-file", T_STRING, OFF(state_file), 0, 0, true, "PATH  the former name of publish-file" },
 	{ "chrony-poll-ms", T_UINT, OFF(chrony_poll_ms), 50, 60000, true, "N     how often chronyd's tracking is read" },
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))

@@ -26,14 +26,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "chronyctl.h"
 #include "disrupt.h"
+#include "handover.h"
 #include "log.h"
 #include "ratelimit.h"
 
 #define STATE_FILE "marker"
-#define MAX_TRIES 6
-#define FIRST_BACKOFF_MS 50
 /* A saved counter period further than this from the page's is rewritten. */
 #define PERIOD_RESAVE_PPM 0.001
 /* One journal field, "NAME=value": the longest name here is 23 characters,
@@ -52,17 +50,10 @@ enum {
 	DISRUPTION_FIELDS
 };
 
-typedef struct {
-	bool valid;
-	uint64_t frac;
-	uint8_t shift;
-} Period;
+typedef HND_Period Period;
 
-static struct event_base *ev_base;
 static const CNF_Settings *cfg;
 static DSR_SamplerOps sampler;
-static CCL_Client chrony;
-static struct event *retry_ev;
 static DSR_Report report;
 static bool state_known;     /* handled marker loaded or adopted */
 static uint64_t last_flags;
@@ -71,15 +62,15 @@ static Period period_handled; /* the counter period under handled_marker */
 static Period period_target;
 static Period period_saved;   /* as last written to the state file */
 static bool target_has_time;
-static CCL_HandoverParams params;
-static int tries;
 static LOG_Repeat save_failing;
 /* The offset last measured under the handled marker: the step is measured
  * from it when the marker changes. */
 static bool have_offset;
 static int64_t last_offset_ns;
-/* The sampler reads another device: the next page starts a new epoch. */
+/* The sampler reads another device: the next page starts a new epoch,
+ * whose handover heads for epoch_period (see DSR_SourceChanged). */
 static bool source_changed;
+static Period epoch_period;
 
 const DSR_Report *DSR_GetReport(void)
 {
@@ -97,14 +88,6 @@ static Period period_of(const struct vmclock_abi *page)
 		p.shift = page->counter_period_shift;
 	}
 	return p;
-}
-
-/* chrony's dfreq for a counter whose period went from p0 to p1. */
-static double dfreq_ppm(Period p0, Period p1)
-{
-	double ratio = ldexp((double)p1.frac, p0.shift - p1.shift) / (double)p0.frac;
-
-	return -(ratio - 1.0) * 1e6;
 }
 
 /* ---- the state file -------------------------------------------------- */
@@ -347,7 +330,6 @@ static void finish(bool recovered)
 	report.handled_marker = target_marker;
 	report.handled_gen = target_gen;
 	period_handled = period_target;
-	tries = 0;
 	save_state();
 	if (sampler.burst)
 		sampler.burst(cfg->burst_ms);
@@ -362,91 +344,31 @@ static void finish(bool recovered)
 	}
 }
 
-static void start_handover(void);
-
-static void burst_done(const CCL_Result *r, void *arg)
+/* The handover module reports once per handover, for the newest marker;
+ * it logs its own retries and give-up. */
+static void handover_done(const HND_Report *r, void *arg)
 {
-	if (!r->ok && r->error != ESRCH)
-		LOG(LOGS_WARN, "chronyd burst request failed: %s", r->reason);
-}
-
-static void handover_done(const CCL_Result *r, void *arg)
-{
-	if (r->ok) {
+	if (r->ok && !r->chronyd_absent) {
 		struct timespec now;
 
 		/* The monotonic time of the last reply, to set beside the
 		 * sampler's wake-up time (docs/performance.md). */
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (target_has_time)
-			LOG(LOGS_INFO, "chronyd reset: dfreq %+.6f ppm, doffset %+.9f s "
+		if (r->has_time)
+			LOG(LOGS_INFO, "chronyd reset: dfreq %+.6f ppm in %d request%s, doffset %+.9f s "
 			    "(o %+.9f s, c %+.9f s), %d datagrams, %.2f ms, done at monotonic "
 			    "%lld.%09ld",
-			    params.have_dfreq ? params.dfreq_ppm : 0.0, r->doffset, r->offset,
-			    r->correction, r->attempts, (double)r->duration_ns * 1e-6,
+			    r->dfreq_ppm, r->dfreqs, r->dfreqs == 1 ? "" : "s", r->doffset, r->offset,
+			    r->correction, r->datagrams, (double)r->duration_ns * 1e-6,
 			    (long long)now.tv_sec, now.tv_nsec);
 		else
-			LOG(LOGS_INFO, "chronyd reset (marker-only page), %.2f ms; asking for an NTP burst",
+			LOG(LOGS_INFO, "chronyd reset (marker-only page), %.2f ms; asked for an NTP burst",
 			    (double)r->duration_ns * 1e-6);
-		finish(true);
-		if (!target_has_time)
-			CCL_StartBurst(chrony, burst_done, NULL);
-		return;
+	} else if (!r->chronyd_absent) {
+		LOG(LOGS_ERR, "could not reset chronyd (%s at %s); feeding samples again", r->reason,
+		    HND_StepName(r->failed_step));
 	}
-	/* Our reply socket may have gone with chronyd's directory (a chrony
-	 * restart under systemd recreates it): bind a fresh one next time. */
-	if (chrony) {
-		CCL_Close(chrony);
-		chrony = NULL;
-	}
-	if (r->error == ENOENT || r->error == ECONNREFUSED) {
-		LOG(LOGS_WARN, "chronyd not reachable at %s (%s): it holds no stale measurements",
-		    cfg->chrony_cmd, strerror(r->error));
-		finish(false);
-		return;
-	}
-	/* dfreq is relative: never send it twice. */
-	if (r->state[CCL_STEP_DFREQ] == CCL_STATE_DONE || r->state[CCL_STEP_DFREQ] == CCL_STATE_UNKNOWN)
-		params.have_dfreq = false;
-	if (++tries >= MAX_TRIES) {
-		LOG(LOGS_ERR, "could not reset chronyd after %d tries (%s at %s); feeding samples again",
-		    tries, r->reason, CCL_StepName(r->failed_step));
-		finish(false);
-		return;
-	}
-	LOG(LOGS_WARN, "chronyd handover failed (%s at %s); retrying", r->reason,
-	    CCL_StepName(r->failed_step));
-	struct timeval backoff = { 0, (FIRST_BACKOFF_MS << (tries - 1)) * 1000 };
-
-	evtimer_add(retry_ev, &backoff);
-}
-
-static void retry_cb(evutil_socket_t fd, short what, void *arg)
-{
-	start_handover();
-}
-
-static void start_handover(void)
-{
-	int r;
-
-	if (!cfg->chrony_cmd || !*cfg->chrony_cmd) {
-		finish(false);
-		return;
-	}
-	if (!chrony && !(chrony = CCL_Open(cfg->chrony_cmd, ev_base))) {
-		handover_done(&(CCL_Result){ .error = errno, .reason = strerror(errno),
-					     .failed_step = CCL_STEP_RESET }, NULL);
-		return;
-	}
-	CCL_Cancel(chrony);
-	if (target_has_time)
-		r = CCL_StartHandover(chrony, &params, handover_done, NULL);
-	else
-		r = CCL_StartReset(chrony, handover_done, NULL);
-	if (r < 0)
-		handover_done(&(CCL_Result){ .error = errno, .reason = strerror(errno),
-					     .failed_step = CCL_STEP_RESET }, NULL);
+	finish(r->ok && !r->chronyd_absent);
 }
 
 static void begin_disruption(const struct vmclock_abi *page, const struct vmclock_offset *offset,
@@ -454,7 +376,8 @@ static void begin_disruption(const struct vmclock_abi *page, const struct vmcloc
 {
 	char f[DISRUPTION_FIELDS][FIELD_LEN];
 	const char *fields[DISRUPTION_FIELDS + 1];
-	double step = NAN;
+	double step = NAN, freq_change = 0.0;
+	HND_Target t;
 	Period before = report.handling ? period_target : period_handled;
 	uint64_t old = report.handling ? target_marker : report.handled_marker;
 
@@ -466,17 +389,11 @@ static void begin_disruption(const struct vmclock_abi *page, const struct vmcloc
 	report.handling = true;
 	clock_gettime(CLOCK_REALTIME, &report.last_disruption);
 
-	memset(&params, 0, sizeof(params));
-	params.have_dfreq = before.valid && period_target.valid;
-	if (params.have_dfreq)
-		params.dfreq_ppm = dfreq_ppm(before, period_target);
-	if (target_has_time) {
-		params.offset_fn = offset_now;
-		if (offset && have_offset && !while_down)
-			step = (double)offset->offset_ns * 1e-9 - (double)last_offset_ns * 1e-9;
-	}
+	if (before.valid && period_target.valid)
+		freq_change = -HND_DfreqPpm(before, period_target);
+	if (target_has_time && offset && have_offset && !while_down)
+		step = (double)offset->offset_ns * 1e-9 - (double)last_offset_ns * 1e-9;
 	report.last_step_s = step;
-	tries = 0;
 
 	snprintf(f[FIELD_OLD_MARKER], FIELD_LEN, "OLD_MARKER=%" PRIu64, old);
 	snprintf(f[FIELD_NEW_MARKER], FIELD_LEN, "NEW_MARKER=%" PRIu64, target_marker);
@@ -485,7 +402,7 @@ static void begin_disruption(const struct vmclock_abi *page, const struct vmcloc
 	snprintf(f[FIELD_PERIOD_FRAC], FIELD_LEN, "COUNTER_PERIOD_FRAC_SEC=%" PRIu64, period_target.frac);
 	snprintf(f[FIELD_PERIOD_SHIFT], FIELD_LEN, "COUNTER_PERIOD_SHIFT=%u", period_target.shift);
 	snprintf(f[FIELD_FREQ_CHANGE], FIELD_LEN, "FREQ_CHANGE_PPM=%.6f",
-		 params.have_dfreq ? -params.dfreq_ppm : 0.0);
+		 freq_change);
 	for (int i = 0; i < DISRUPTION_FIELDS; i++)
 		fields[i] = f[i];
 	fields[DISRUPTION_FIELDS] = NULL;
@@ -497,13 +414,17 @@ static void begin_disruption(const struct vmclock_abi *page, const struct vmcloc
 			  "clock disruption%s: marker %" PRIu64 " -> %" PRIu64 ", step %+.9f s, "
 			  "counter frequency %+.6f ppm; resetting chronyd",
 			  while_down ? " while vmclockd was down" : "", old, target_marker,
-			  isnan(step) ? 0.0 : step, params.have_dfreq ? -params.dfreq_ppm : 0.0);
+			  isnan(step) ? 0.0 : step, freq_change);
 	else
 		LOG_Event(LOGS_WARN, LOG_MSGID_DISRUPTION, fields,
 			  "clock disruption%s: marker %" PRIu64 " -> %" PRIu64 " (no time on the "
 			  "page); resetting chronyd", while_down ? " while vmclockd was down" : "",
 			  old, target_marker);
-	start_handover();
+	t.marker = target_marker;
+	t.old_period = period_handled;
+	t.new_period = source_changed ? epoch_period : period_target;
+	t.has_time = target_has_time;
+	HND_Start(&t);
 }
 
 /* Alerts a flapping page could repeat at every tick: rate-limited. */
@@ -580,7 +501,7 @@ bool DSR_Observe(const struct vmclock_abi *page, const struct vmclock_offset *of
 		/* Keep the saved period current (the host refines it), so that a
 		 * disruption while vmclockd is down still gets an exact dfreq. */
 		if (!period_saved.valid ||
-		    (fabs(dfreq_ppm(period_saved, period_handled)) > PERIOD_RESAVE_PPM &&
+		    (fabs(HND_DfreqPpm(period_saved, period_handled)) > PERIOD_RESAVE_PPM &&
 		     RLM_Due(&resave_limit, PERIOD_RESAVE_INTERVAL_S)))
 			save_soon();
 	}
@@ -594,13 +515,17 @@ bool DSR_Observe(const struct vmclock_abi *page, const struct vmclock_offset *of
 int DSR_Initialise(struct event_base *base, const CNF_Settings *settings,
 		   const DSR_SamplerOps *ops)
 {
-	ev_base = base;
+	HND_Callbacks callbacks = { .offset = offset_now, .done = handover_done };
+
 	cfg = settings;
 	sampler = ops ? *ops : (DSR_SamplerOps){ 0 };
-	retry_ev = evtimer_new(base, retry_cb, NULL);
 	save_ev = evtimer_new(base, save_cb, NULL);
-	if (!retry_ev || !save_ev) {
-		LOG(LOGS_ERR, "cannot create the handover retry and state-file timers");
+	if (!save_ev) {
+		LOG(LOGS_ERR, "cannot create the state-file timer");
+		return -1;
+	}
+	if (HND_Initialise(base, cfg->chrony_cmd, NULL, &callbacks) < 0) {
+		LOG(LOGS_ERR, "cannot initialise the chronyd handover");
 		return -1;
 	}
 	return 0;
@@ -613,21 +538,23 @@ void DSR_SourceChanged(void)
 		return;
 	source_changed = true;
 	/* The two devices' periods and offsets are unrelated: no dfreq and no
-	 * step is computed across them. */
+	 * step is computed across them.  A handover under way for the old
+	 * device still owes chronyd that device's frequency change: the new
+	 * epoch's handover heads for the same period, so that change is
+	 * delivered once and nothing is added for the device change; with none
+	 * under way, no period and so no dfreq at all. */
+	epoch_period = report.handling ? period_target : (Period){ .valid = false };
 	period_handled.valid = false;
-	period_target.valid = false;
 	have_offset = false;
 }
 
 void DSR_Reconfigure(const CNF_Settings *settings)
 {
 	cfg = settings;
-	if (chrony) {
-		CCL_Close(chrony);
-		chrony = NULL;
-	}
-	if (report.handling)
-		start_handover();
+	/* The handover under way, if any, carries on: a new command socket
+	 * path is taken up by its next request. */
+	if (HND_Reconfigure(cfg->chrony_cmd) < 0)
+		LOG(LOGS_ERR, "chrony-cmd not changed: out of memory");
 }
 
 void DSR_Finalise(void)
@@ -642,10 +569,5 @@ void DSR_Finalise(void)
 	if (save_ev)
 		event_free(save_ev);
 	save_ev = NULL;
-	if (retry_ev)
-		event_free(retry_ev);
-	retry_ev = NULL;
-	if (chrony)
-		CCL_Close(chrony);
-	chrony = NULL;
+	HND_Finalise();
 }

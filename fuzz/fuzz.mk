@@ -62,11 +62,10 @@ $(FUZZ_OUT)/fuzz_config: $(S)/fuzz/fuzz_config.c $(S)/daemon/config.c $(S)/daemo
 	$(FUZZ_COMPILE) -DSYSCONFDIR='"$(sysconfdir)"' -DLOCALSTATEDIR='"$(localstatedir)"' \
 		-o $@ $(S)/fuzz/fuzz_config.c $(S)/daemon/config.c
 
-$(FUZZ_OUT)/fuzz_chrony_reply: $(S)/fuzz/fuzz_chrony_reply.c $(S)/daemon/chronyctl.c \
-		$(S)/daemon/chronyctl.h $(S)/fuzz/fuzz.h
+$(FUZZ_OUT)/fuzz_chrony_reply: $(S)/fuzz/fuzz_chrony_reply.c $(S)/daemon/chrony_proto.c \
+		$(S)/daemon/chrony_proto.h $(S)/fuzz/fuzz.h
 	@mkdir -p $(@D)
-	$(FUZZ_COMPILE) $(LIBEVENT_CFLAGS) -o $@ $(S)/fuzz/fuzz_chrony_reply.c \
-		$(S)/daemon/chronyctl.c $(LIBEVENT_LIBS) -lm
+	$(FUZZ_COMPILE) -o $@ $(S)/fuzz/fuzz_chrony_reply.c $(S)/daemon/chrony_proto.c -lm
 
 # One target after another, FUZZ_SECONDS each; the first failure stops the
 # run with the end of its log and where the crash input was kept.

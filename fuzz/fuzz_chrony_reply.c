@@ -4,18 +4,18 @@
  * chronyd's command socket.
  *
  * Input: 4 bytes of request sequence number, 2 of attempt, then the
- * datagram.  Every request vmclockd makes (CCL_Make*, parameters from the
+ * datagram.  Every request vmclockd makes (CPR_Make*, parameters from the
  * sequence bytes) is stamped with that sequence and given the datagram
- * twice through CCL_DecodeReply: as it is, and with the request's command
+ * twice through CPR_DecodeReply: as it is, and with the request's command
  * and sequence written into it, so that the fuzzer reaches the status,
  * format and tracking checks without having to guess them.  The datagram
  * sits in a buffer of exactly its length, so ASan sees any read past it.
  *
- * Checked: the result is one of the enum's values; CCL_DEC_OK only for a
+ * Checked: the result is one of the enum's values; CPR_DEC_OK only for a
  * reply that echoes the request, says success in the expected format and
  * is long enough; a tracking report only for a tracking request, with
  * nanoseconds below 10^9 and finite numbers that chrony's Float encodes
- * back to themselves.  CCL_FloatEncode is also given the input's bytes as
+ * back to themselves.  CPR_FloatEncode is also given the input's bytes as
  * doubles: round-to-nearest within 2^-24 inside the normal range.
  */
 #include <math.h>
@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chronyctl.h"
+#include "chrony_proto.h"
 #include "fuzz.h"
 
 #define HEADER_BYTES 6 /* sequence and attempt ahead of the datagram */
@@ -46,10 +46,10 @@ static uint32_t be32(const uint8_t *p)
 static void check_float_roundtrip(double x)
 {
 	FUZZ_CHECK(isfinite(x));
-	FUZZ_CHECK(CCL_FloatDecode(CCL_FloatEncode(x)) == x);
+	FUZZ_CHECK(CPR_FloatDecode(CPR_FloatEncode(x)) == x);
 }
 
-static void check_tracking(const CCL_Tracking *t)
+static void check_tracking(const CPR_Tracking *t)
 {
 	FUZZ_CHECK(t->ref_time.tv_nsec >= 0 && t->ref_time.tv_nsec <= 999999999);
 	check_float_roundtrip(t->current_correction);
@@ -63,22 +63,22 @@ static void check_tracking(const CCL_Tracking *t)
 	check_float_roundtrip(t->last_update_interval);
 }
 
-static void decode(const CCL_Packet *req, const uint8_t *buf, size_t len)
+static void decode(const CPR_Packet *req, const uint8_t *buf, size_t len)
 {
-	CCL_Reply reply;
-	CCL_DecodeResult r;
-	bool tracking = req->command == CCL_REQ_TRACKING;
+	CPR_Reply reply;
+	CPR_DecodeResult r;
+	bool tracking = req->command == CPR_REQ_TRACKING;
 
 	memset(&reply, 0xa5, sizeof(reply));
-	r = CCL_DecodeReply(req, buf, len, &reply);
-	FUZZ_CHECK(r >= CCL_DEC_OK && r <= CCL_DEC_REPLY_TYPE);
-	FUZZ_CHECK(CCL_DecodeResultName(r) != NULL);
-	if (len < CCL_REPLY_HEADER_LEN) {
-		FUZZ_CHECK(r == CCL_DEC_SHORT);
+	r = CPR_DecodeReply(req, buf, len, &reply);
+	FUZZ_CHECK(r >= CPR_DEC_OK && r <= CPR_DEC_REPLY_TYPE);
+	FUZZ_CHECK(CPR_DecodeResultName(r) != NULL);
+	if (len < CPR_REPLY_HEADER_LEN) {
+		FUZZ_CHECK(r == CPR_DEC_SHORT);
 		return;
 	}
-	if (buf[RP_PKT_TYPE] != CCL_PKT_REPLY) {
-		FUZZ_CHECK(r == CCL_DEC_PKT_TYPE);
+	if (buf[RP_PKT_TYPE] != CPR_PKT_REPLY) {
+		FUZZ_CHECK(r == CPR_DEC_PKT_TYPE);
 		return;
 	}
 	/* Past the packet type the header is decoded whatever follows. */
@@ -86,24 +86,24 @@ static void decode(const CCL_Packet *req, const uint8_t *buf, size_t len)
 	FUZZ_CHECK(reply.reply_type == be16(buf + RP_REPLY));
 	FUZZ_CHECK(reply.status == be16(buf + RP_STATUS));
 	FUZZ_CHECK(reply.sequence == be32(buf + RP_SEQUENCE));
-	FUZZ_CHECK(reply.have_tracking == (r == CCL_DEC_OK && tracking));
-	if (r == CCL_DEC_STATUS)
-		FUZZ_CHECK(reply.status != CCL_STT_SUCCESS && CCL_StatusName(reply.status) != NULL);
-	if (r != CCL_DEC_OK)
+	FUZZ_CHECK(reply.have_tracking == (r == CPR_DEC_OK && tracking));
+	if (r == CPR_DEC_STATUS)
+		FUZZ_CHECK(reply.status != CPR_STT_SUCCESS && CPR_StatusName(reply.status) != NULL);
+	if (r != CPR_DEC_OK)
 		return;
-	FUZZ_CHECK(buf[RP_VERSION] == CCL_PROTO_VERSION);
+	FUZZ_CHECK(buf[RP_VERSION] == CPR_PROTO_VERSION);
 	FUZZ_CHECK(reply.command == req->command && reply.sequence == req->sequence);
-	FUZZ_CHECK(reply.status == CCL_STT_SUCCESS);
-	FUZZ_CHECK(reply.reply_type == CCL_ExpectedReplyType(req->command));
-	FUZZ_CHECK(CCL_StatusToErrno(reply.status) == 0);
+	FUZZ_CHECK(reply.status == CPR_STT_SUCCESS);
+	FUZZ_CHECK(reply.reply_type == CPR_ExpectedReplyType(req->command));
+	FUZZ_CHECK(CPR_StatusToErrno(reply.status) == 0);
 	if (tracking) {
-		FUZZ_CHECK(len >= CCL_TRACKING_REPLY_LEN);
+		FUZZ_CHECK(len >= CPR_TRACKING_REPLY_LEN);
 		check_tracking(&reply.tracking);
 	}
 }
 
 /* The request's command and sequence written into a copy of the datagram. */
-static void decode_matched(const CCL_Packet *req, const uint8_t *buf, size_t len)
+static void decode_matched(const CPR_Packet *req, const uint8_t *buf, size_t len)
 {
 	uint8_t *copy = malloc(len ? len : 1);
 
@@ -126,7 +126,7 @@ static void check_float_encode(uint64_t bits)
 	double x, y;
 
 	memcpy(&x, &bits, sizeof(x));
-	y = CCL_FloatDecode(CCL_FloatEncode(x));
+	y = CPR_FloatDecode(CPR_FloatEncode(x));
 	FUZZ_CHECK(isfinite(y));
 	if (isnan(x)) {
 		FUZZ_CHECK(y == 0.0);
@@ -141,7 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
-	CCL_Packet req[7];
+	CPR_Packet req[5];
 	const uint8_t *dgram = data + (len < HEADER_BYTES ? len : HEADER_BYTES);
 	size_t dlen = len - (size_t)(dgram - data);
 	uint32_t seq = len >= 4 ? be32(data) : 0;
@@ -151,16 +151,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	size_t n = len;
 
 	memcpy(&param, &(uint64_t){ (uint64_t)seq << 32 | seq }, sizeof(param));
-	CCL_MakeResetSources(&req[0]);
-	CCL_MakeTracking(&req[1]);
-	CCL_MakeMakestep(&req[2]);
-	CCL_MakeDfreq(&req[3], param);
-	CCL_MakeDoffset(&req[4], -param);
-	CCL_MakeBurst(&req[5], (int)(seq & 0xff), (int)(seq >> 8));
-	CCL_MakeModifyMakestep(&req[6], (int)seq, param);
+	CPR_MakeResetSources(&req[0]);
+	CPR_MakeTracking(&req[1]);
+	CPR_MakeDfreq(&req[2], param);
+	CPR_MakeDoffset(&req[3], -param);
+	CPR_MakeBurst(&req[4], (int)(seq & 0xff), (int)(seq >> 8));
 	for (size_t i = 0; i < sizeof(req) / sizeof(req[0]); i++) {
-		FUZZ_CHECK(req[i].length >= CCL_REQUEST_HEADER_LEN && req[i].length <= CCL_MAX_REQUEST_LEN);
-		CCL_SetSequence(&req[i], seq, attempt);
+		FUZZ_CHECK(req[i].length >= CPR_REQUEST_HEADER_LEN && req[i].length <= CPR_MAX_REQUEST_LEN);
+		CPR_SetSequence(&req[i], seq, attempt);
 		FUZZ_CHECK(be32(req[i].data + 8) == seq && be16(req[i].data + 6) == attempt);
 		decode(&req[i], dgram, dlen);
 		decode_matched(&req[i], dgram, dlen);

@@ -10,8 +10,10 @@
  *   2. with heartbeat_realtime_ns and error_bound_realtime_ns rewritten as
  *      "now" minus the input's values taken modulo 2^33 ns (about 8.6 s) and
  *      the same marker in page and state, so that every verdict is reached.
- * The state's seq_count is made even: an odd one only costs a million
- * retries before ETIMEDOUT.
+ * The state's seq_count is made even, so that the fields behind it are
+ * what gets read: an odd one only makes each read of the state retry for
+ * its time budget (microseconds, not a count of tries) and give up with
+ * ETIMEDOUT, the same UNKNOWN for every input.
  *
  * Checked: vmclock_daemon_state succeeds exactly when the file is at least
  * the structure's size with the right magic and version, and then returns

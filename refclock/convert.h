@@ -41,9 +41,10 @@ static inline __attribute__((always_inline)) uint64_t convert_ticks_to_ns_ceil(u
 
 	if (__builtin_expect(!(uint64_t)(p >> 64), 1)) {
 		u128 x = (u128)(uint64_t)p * NSEC_PER_SEC; /* below 2^94 */
-		uint64_t x1 = (uint64_t)(x >> 64);
 
-		return (x1 >> shift) + ((uint64_t)x || (x1 & ((1ull << shift) - 1)));
+		/* ceil(ceil(x / 2^64) / 2^shift): the high word is below 2^30,
+		 * so adding the remainder's carry and 2^shift - 1 cannot wrap. */
+		return ((uint64_t)(x >> 64) + ((uint64_t)x != 0) + ((1ull << shift) - 1)) >> shift;
 	}
 
 	u128 lo = (u128)(uint64_t)p * NSEC_PER_SEC;

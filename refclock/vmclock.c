@@ -234,11 +234,25 @@ int vmclock_snapshot_once(const vmclock_t *vc, struct vmclock_abi *out)
 	return validate(out, vc->map_len);
 }
 
-int vmclock_gettime(const vmclock_t *vc, struct vmclock_time *out)
+/* vmclock_gettime() once its first try met a writer: the retrying read,
+ * out of line so that its loop state costs the common case nothing. */
+static __attribute__((noinline, cold)) int gettime_retry(const vmclock_t *vc,
+							 struct vmclock_time *out)
 {
 	struct timed_copy c;
 
 	if (PAGE_READ(vc, page_copy_counter, &c, &c.page) < 0 || has_time(&c.page) < 0)
+		return -1;
+	return convert_usable_page(&c.page, c.counter, out);
+}
+
+int vmclock_gettime(const vmclock_t *vc, struct vmclock_time *out)
+{
+	struct timed_copy c;
+
+	if (__builtin_expect(seq_try(page_load_seq, page_copy_counter, vc, &c) < 0, 0))
+		return gettime_retry(vc, out);
+	if (validate(&c.page, vc->map_len) < 0 || has_time(&c.page) < 0)
 		return -1;
 	return convert_usable_page(&c.page, c.counter, out);
 }

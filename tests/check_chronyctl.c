@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  *
- * check_chronyctl.c - unit tests of the chrony command protocol layer and of
- * the asynchronous client against an in-process stand-in for chronyd.
+ * check_chronyctl.c - unit tests of the chrony command protocol layer
+ * (chrony_proto.c) and of the client (chrony_client.c) against an
+ * in-process stand-in for chronyd; the handover has its own suite
+ * (check_handover.c).
  *
  * Float vectors were worked out by hand from the format's definition
  * (value = coef * 2^(exp - 25)); random round trips print their seed, and
  * CCL_TEST_SEED=<n> repeats a run.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,8 +27,9 @@
 #include <check.h>
 #include <event2/event.h>
 
-#include "../daemon/chronyctl.h"
+#include "../daemon/chrony_client.h"
 #include "../daemon/evbase.h"
+#include "chrony_blocking.h"
 
 static unsigned int seed;
 
@@ -63,47 +67,47 @@ static double random_unit(void)
 START_TEST(float_vectors)
 {
 	/* 1.0 = 2^23 * 2^(2 - 25) */
-	ck_assert_uint_eq(CCL_FloatEncode(1.0), 0x04800000u);
+	ck_assert_uint_eq(CPR_FloatEncode(1.0), 0x04800000u);
 	/* -1.0: coef -2^23 as 25-bit two's complement = 0x1800000 */
-	ck_assert_uint_eq(CCL_FloatEncode(-1.0), 0x05800000u);
+	ck_assert_uint_eq(CPR_FloatEncode(-1.0), 0x05800000u);
 	/* 0.5 = 2^23 * 2^(1 - 25) */
-	ck_assert_uint_eq(CCL_FloatEncode(0.5), 0x02800000u);
+	ck_assert_uint_eq(CPR_FloatEncode(0.5), 0x02800000u);
 	/* 3.0 = 0xC00000 * 2^(3 - 25) */
-	ck_assert_uint_eq(CCL_FloatEncode(3.0), 0x06c00000u);
-	ck_assert_uint_eq(CCL_FloatEncode(0.0), 0);
-	ck_assert_uint_eq(CCL_FloatEncode(-0.0), 0);
-	ck_assert_uint_eq(CCL_FloatEncode(NAN), 0);
+	ck_assert_uint_eq(CPR_FloatEncode(3.0), 0x06c00000u);
+	ck_assert_uint_eq(CPR_FloatEncode(0.0), 0);
+	ck_assert_uint_eq(CPR_FloatEncode(-0.0), 0);
+	ck_assert_uint_eq(CPR_FloatEncode(NAN), 0);
 
-	ck_assert(CCL_FloatDecode(0x04800000u) == 1.0);
-	ck_assert(CCL_FloatDecode(0x05800000u) == -1.0);
-	ck_assert(CCL_FloatDecode(0) == 0.0);
+	ck_assert(CPR_FloatDecode(0x04800000u) == 1.0);
+	ck_assert(CPR_FloatDecode(0x05800000u) == -1.0);
+	ck_assert(CPR_FloatDecode(0) == 0.0);
 	/* exp -64 (0x40 << 25), coef 1: the smallest positive value, 2^-89 */
-	ck_assert(CCL_FloatDecode(0x80000001u) == ldexp(1.0, -89));
-	ck_assert_uint_eq(CCL_FloatEncode(ldexp(1.0, -89)), 0x80000001u);
+	ck_assert(CPR_FloatDecode(0x80000001u) == ldexp(1.0, -89));
+	ck_assert_uint_eq(CPR_FloatEncode(ldexp(1.0, -89)), 0x80000001u);
 	/* exp 63, coef 2^24 - 1: the largest */
-	ck_assert(CCL_FloatDecode(0x7effffffu) == ldexp(16777215.0, 38));
+	ck_assert(CPR_FloatDecode(0x7effffffu) == ldexp(16777215.0, 38));
 	/* exp 63, coef -2^24: the most negative */
-	ck_assert(CCL_FloatDecode(0x7f000000u) == -ldexp(1.0, 62));
+	ck_assert(CPR_FloatDecode(0x7f000000u) == -ldexp(1.0, 62));
 }
 END_TEST
 
 START_TEST(float_saturation_and_underflow)
 {
-	ck_assert(CCL_FloatDecode(CCL_FloatEncode(1e30)) == ldexp(16777215.0, 38));
-	ck_assert(CCL_FloatDecode(CCL_FloatEncode(INFINITY)) == ldexp(16777215.0, 38));
-	ck_assert(CCL_FloatDecode(CCL_FloatEncode(-1e30)) == -ldexp(1.0, 62));
-	ck_assert(CCL_FloatDecode(CCL_FloatEncode(-INFINITY)) == -ldexp(1.0, 62));
-	ck_assert(CCL_FloatDecode(CCL_FloatEncode(ldexp(1.0, 62))) == ldexp(16777215.0, 38));
-	ck_assert(CCL_FloatDecode(CCL_FloatEncode(-ldexp(1.0, 62))) == -ldexp(1.0, 62));
+	ck_assert(CPR_FloatDecode(CPR_FloatEncode(1e30)) == ldexp(16777215.0, 38));
+	ck_assert(CPR_FloatDecode(CPR_FloatEncode(INFINITY)) == ldexp(16777215.0, 38));
+	ck_assert(CPR_FloatDecode(CPR_FloatEncode(-1e30)) == -ldexp(1.0, 62));
+	ck_assert(CPR_FloatDecode(CPR_FloatEncode(-INFINITY)) == -ldexp(1.0, 62));
+	ck_assert(CPR_FloatDecode(CPR_FloatEncode(ldexp(1.0, 62))) == ldexp(16777215.0, 38));
+	ck_assert(CPR_FloatDecode(CPR_FloatEncode(-ldexp(1.0, 62))) == -ldexp(1.0, 62));
 
-	ck_assert_uint_eq(CCL_FloatEncode(1e-30), 0);
-	ck_assert_uint_eq(CCL_FloatEncode(-1e-30), 0);
-	ck_assert_uint_eq(CCL_FloatEncode(ldexp(1.0, -91)), 0);
+	ck_assert_uint_eq(CPR_FloatEncode(1e-30), 0);
+	ck_assert_uint_eq(CPR_FloatEncode(-1e-30), 0);
+	ck_assert_uint_eq(CPR_FloatEncode(ldexp(1.0, -91)), 0);
 	/* Below the normal range values keep fewer bits but stay exact when
      representable, and round to the nearest multiple of 2^-89. */
-	ck_assert(CCL_FloatDecode(CCL_FloatEncode(ldexp(1.0, -80))) == ldexp(1.0, -80));
-	ck_assert(CCL_FloatDecode(CCL_FloatEncode(-ldexp(5.0, -85))) == -ldexp(5.0, -85));
-	ck_assert(CCL_FloatDecode(CCL_FloatEncode(ldexp(2.6, -89))) == ldexp(3.0, -89));
+	ck_assert(CPR_FloatDecode(CPR_FloatEncode(ldexp(1.0, -80))) == ldexp(1.0, -80));
+	ck_assert(CPR_FloatDecode(CPR_FloatEncode(-ldexp(5.0, -85))) == -ldexp(5.0, -85));
+	ck_assert(CPR_FloatDecode(CPR_FloatEncode(ldexp(2.6, -89))) == ldexp(3.0, -89));
 }
 END_TEST
 
@@ -113,9 +117,9 @@ START_TEST(float_rounding_carry)
      the exponent instead of overflowing the coefficient. */
 	double x = nextafter(2.0, 0.0);
 
-	ck_assert(CCL_FloatDecode(CCL_FloatEncode(x)) == 2.0);
-	ck_assert(CCL_FloatDecode(CCL_FloatEncode(-x)) == -2.0);
-	ck_assert(CCL_FloatDecode(CCL_FloatEncode(ldexp(16777215.5, -30))) == ldexp(1.0, -6));
+	ck_assert(CPR_FloatDecode(CPR_FloatEncode(x)) == 2.0);
+	ck_assert(CPR_FloatDecode(CPR_FloatEncode(-x)) == -2.0);
+	ck_assert(CPR_FloatDecode(CPR_FloatEncode(ldexp(16777215.5, -30))) == ldexp(1.0, -6));
 }
 END_TEST
 
@@ -129,7 +133,7 @@ START_TEST(float_round_trip_random)
 
 		if (rand() & 1)
 			x = -x;
-		y = CCL_FloatDecode(CCL_FloatEncode(x));
+		y = CPR_FloatDecode(CPR_FloatEncode(x));
 		/* 24 significant bits, rounded to nearest: half a unit in 2^-23 */
 		ck_assert_msg(fabs(y - x) <= fabs(x) * ldexp(1.0, -24), "x=%.17g y=%.17g seed=%u",
 			      x, y, seed);
@@ -147,8 +151,8 @@ START_TEST(float_values_round_trip_exactly)
 	/* Every value of the format survives encoding, whatever its form. */
 	for (i = 0; i < 200000; i++) {
 		f = (uint32_t)rand() << 16 ^ (uint32_t)rand();
-		v = CCL_FloatDecode(f);
-		ck_assert_msg(CCL_FloatDecode(CCL_FloatEncode(v)) == v, "f=%08x seed=%u", f, seed);
+		v = CPR_FloatDecode(f);
+		ck_assert_msg(CPR_FloatDecode(CPR_FloatEncode(v)) == v, "f=%08x seed=%u", f, seed);
 	}
 }
 END_TEST
@@ -160,7 +164,7 @@ START_TEST(float_monotonic)
 
 	for (i = -2000; i <= 2000; i++) {
 		x = i * 1.234567e-3;
-		y = CCL_FloatDecode(CCL_FloatEncode(x));
+		y = CPR_FloatDecode(CPR_FloatEncode(x));
 		ck_assert(y >= last);
 		last = y;
 	}
@@ -173,13 +177,13 @@ START_TEST(float_typical_values)
 	size_t i;
 
 	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++)
-		ck_assert(fabs(CCL_FloatDecode(CCL_FloatEncode(v[i])) - v[i]) <= fabs(v[i]) * 6e-8);
+		ck_assert(fabs(CPR_FloatDecode(CPR_FloatEncode(v[i])) - v[i]) <= fabs(v[i]) * 6e-8);
 }
 END_TEST
 
 /* ---- requests ------------------------------------------------------------ */
 
-static void check_header(const CCL_Packet *p, uint16_t command, size_t length)
+static void check_header(const CPR_Packet *p, uint16_t command, size_t length)
 {
 	ck_assert_uint_eq(p->length, length);
 	ck_assert_uint_eq(p->command, command);
@@ -204,49 +208,41 @@ static int all_zero(const uint8_t *p, size_t from, size_t to)
 
 START_TEST(request_sizes)
 {
-	CCL_Packet p;
+	CPR_Packet p;
 
-	CCL_MakeResetSources(&p);
+	CPR_MakeResetSources(&p);
 	check_header(&p, 66, 28);
 	ck_assert(all_zero(p.data, 6, 28));
 
-	CCL_MakeMakestep(&p);
-	check_header(&p, 43, 28);
-
-	CCL_MakeTracking(&p);
+	CPR_MakeTracking(&p);
 	check_header(&p, 33, 104);
 	ck_assert(all_zero(p.data, 20, 104));
 
-	CCL_MakeDfreq(&p, 30.0);
+	CPR_MakeDfreq(&p, 30.0);
 	check_header(&p, 31, 28);
-	ck_assert_uint_eq(rd32(p.data + 20), CCL_FloatEncode(30.0));
+	ck_assert_uint_eq(rd32(p.data + 20), CPR_FloatEncode(30.0));
 	ck_assert(all_zero(p.data, 24, 28));
 
-	CCL_MakeDoffset(&p, -0.002);
+	CPR_MakeDoffset(&p, -0.002);
 	check_header(&p, 71, 28);
-	ck_assert_uint_eq(rd32(p.data + 20), CCL_FloatEncode(-0.002));
+	ck_assert_uint_eq(rd32(p.data + 20), CPR_FloatEncode(-0.002));
 	ck_assert(all_zero(p.data, 24, 28));
 
-	CCL_MakeBurst(&p, 4, 8);
+	CPR_MakeBurst(&p, 4, 8);
 	check_header(&p, 3, 68);
 	/* mask and address: family 0 (unspecified), everything else zero */
 	ck_assert(all_zero(p.data, 20, 60));
 	ck_assert_uint_eq(rd32(p.data + 60), 4);
 	ck_assert_uint_eq(rd32(p.data + 64), 8);
-
-	CCL_MakeModifyMakestep(&p, 3, 1.0);
-	check_header(&p, 50, 28);
-	ck_assert_uint_eq(rd32(p.data + 20), 3);
-	ck_assert_uint_eq(rd32(p.data + 24), 0x04800000u);
 }
 END_TEST
 
 START_TEST(request_sequence)
 {
-	CCL_Packet p;
+	CPR_Packet p;
 
-	CCL_MakeDfreq(&p, -1.0);
-	CCL_SetSequence(&p, 0xdeadbeefu, 0x0102);
+	CPR_MakeDfreq(&p, -1.0);
+	CPR_SetSequence(&p, 0xdeadbeefu, 0x0102);
 	ck_assert_uint_eq(rd16(p.data + 6), 0x0102);
 	ck_assert_uint_eq(rd32(p.data + 8), 0xdeadbeefu);
 	ck_assert_uint_eq(p.sequence, 0xdeadbeefu);
@@ -258,10 +254,10 @@ END_TEST
 
 /* ---- replies ------------------------------------------------------------- */
 
-static size_t make_reply(uint8_t *b, const CCL_Packet *req, uint16_t rtype, uint16_t status,
+static size_t make_reply(uint8_t *b, const CPR_Packet *req, uint16_t rtype, uint16_t status,
 			 size_t len)
 {
-	memset(b, 0, CCL_MAX_REPLY_LEN);
+	memset(b, 0, CPR_MAX_REPLY_LEN);
 	b[0] = 6;
 	b[1] = 2;
 	wr16(b + 4, req->command);
@@ -271,7 +267,7 @@ static size_t make_reply(uint8_t *b, const CCL_Packet *req, uint16_t rtype, uint
 	return len;
 }
 
-static size_t make_tracking_reply(uint8_t *b, const CCL_Packet *req)
+static size_t make_tracking_reply(uint8_t *b, const CPR_Packet *req)
 {
 	size_t len = make_reply(b, req, 5, 0, 104);
 
@@ -282,30 +278,30 @@ static size_t make_tracking_reply(uint8_t *b, const CCL_Packet *req)
 	wr32(b + 56, 0x7fffffffu); /* no high seconds */
 	wr32(b + 60, 1700000000u);
 	wr32(b + 64, 123456789u);
-	wr32(b + 68, CCL_FloatEncode(0.001953125));
-	wr32(b + 72, CCL_FloatEncode(-0.25));
-	wr32(b + 76, CCL_FloatEncode(0.0625));
-	wr32(b + 80, CCL_FloatEncode(-30.0));
-	wr32(b + 84, CCL_FloatEncode(0.5));
-	wr32(b + 88, CCL_FloatEncode(2.0));
-	wr32(b + 92, CCL_FloatEncode(0.125));
-	wr32(b + 96, CCL_FloatEncode(4.0));
-	wr32(b + 100, CCL_FloatEncode(16.0));
+	wr32(b + 68, CPR_FloatEncode(0.001953125));
+	wr32(b + 72, CPR_FloatEncode(-0.25));
+	wr32(b + 76, CPR_FloatEncode(0.0625));
+	wr32(b + 80, CPR_FloatEncode(-30.0));
+	wr32(b + 84, CPR_FloatEncode(0.5));
+	wr32(b + 88, CPR_FloatEncode(2.0));
+	wr32(b + 92, CPR_FloatEncode(0.125));
+	wr32(b + 96, CPR_FloatEncode(4.0));
+	wr32(b + 100, CPR_FloatEncode(16.0));
 	return len;
 }
 
 START_TEST(reply_tracking)
 {
-	uint8_t b[CCL_MAX_REPLY_LEN];
-	CCL_Packet req;
-	CCL_Reply r;
+	uint8_t b[CPR_MAX_REPLY_LEN];
+	CPR_Packet req;
+	CPR_Reply r;
 	size_t len;
 
-	CCL_MakeTracking(&req);
-	CCL_SetSequence(&req, 77, 0);
+	CPR_MakeTracking(&req);
+	CPR_SetSequence(&req, 77, 0);
 	len = make_tracking_reply(b, &req);
 
-	ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_OK);
+	ck_assert_int_eq(CPR_DecodeReply(&req, b, len, &r), CPR_DEC_OK);
 	ck_assert(r.have_tracking);
 	ck_assert_uint_eq(r.tracking.ref_id, 0x564d4300);
 	ck_assert_uint_eq(r.tracking.stratum, 1);
@@ -324,22 +320,22 @@ START_TEST(reply_tracking)
 
 	/* 64-bit seconds */
 	wr32(b + 56, 1);
-	ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_OK);
+	ck_assert_int_eq(CPR_DecodeReply(&req, b, len, &r), CPR_DEC_OK);
 	ck_assert(r.tracking.ref_time.tv_sec == (time_t)((1ull << 32) + 1700000000u));
 }
 END_TEST
 
 START_TEST(reply_null)
 {
-	uint8_t b[CCL_MAX_REPLY_LEN];
-	CCL_Packet req;
-	CCL_Reply r;
+	uint8_t b[CPR_MAX_REPLY_LEN];
+	CPR_Packet req;
+	CPR_Reply r;
 	size_t len;
 
-	CCL_MakeResetSources(&req);
-	CCL_SetSequence(&req, 5, 1);
+	CPR_MakeResetSources(&req);
+	CPR_SetSequence(&req, 5, 1);
 	len = make_reply(b, &req, 1, 0, 28);
-	ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_OK);
+	ck_assert_int_eq(CPR_DecodeReply(&req, b, len, &r), CPR_DEC_OK);
 	ck_assert(!r.have_tracking);
 	ck_assert_uint_eq(r.status, 0);
 	ck_assert_uint_eq(r.sequence, 5);
@@ -348,62 +344,62 @@ END_TEST
 
 START_TEST(reply_malformed)
 {
-	uint8_t b[CCL_MAX_REPLY_LEN];
-	CCL_Packet req, treq;
-	CCL_Reply r;
+	uint8_t b[CPR_MAX_REPLY_LEN];
+	CPR_Packet req, treq;
+	CPR_Reply r;
 	size_t len;
 
-	CCL_MakeDfreq(&req, 1.0);
-	CCL_SetSequence(&req, 1000, 0);
+	CPR_MakeDfreq(&req, 1.0);
+	CPR_SetSequence(&req, 1000, 0);
 
 	len = make_reply(b, &req, 1, 0, 28);
-	ck_assert_int_eq(CCL_DecodeReply(&req, b, 27, &r), CCL_DEC_SHORT);
-	ck_assert_int_eq(CCL_DecodeReply(&req, b, 0, &r), CCL_DEC_SHORT);
+	ck_assert_int_eq(CPR_DecodeReply(&req, b, 27, &r), CPR_DEC_SHORT);
+	ck_assert_int_eq(CPR_DecodeReply(&req, b, 0, &r), CPR_DEC_SHORT);
 
 	b[0] = 5;
-	ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_VERSION);
+	ck_assert_int_eq(CPR_DecodeReply(&req, b, len, &r), CPR_DEC_VERSION);
 	b[0] = 7;
-	ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_VERSION);
+	ck_assert_int_eq(CPR_DecodeReply(&req, b, len, &r), CPR_DEC_VERSION);
 	b[0] = 6;
 
 	b[1] = 1;
-	ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_PKT_TYPE);
+	ck_assert_int_eq(CPR_DecodeReply(&req, b, len, &r), CPR_DEC_PKT_TYPE);
 	b[1] = 2;
 
 	wr16(b + 4, 33);
-	ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_COMMAND);
+	ck_assert_int_eq(CPR_DecodeReply(&req, b, len, &r), CPR_DEC_COMMAND);
 	wr16(b + 4, 31);
 
 	wr32(b + 16, 999);
-	ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_SEQUENCE);
+	ck_assert_int_eq(CPR_DecodeReply(&req, b, len, &r), CPR_DEC_SEQUENCE);
 	wr32(b + 16, 1000);
 
 	wr16(b + 8, 2);
-	ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_STATUS);
+	ck_assert_int_eq(CPR_DecodeReply(&req, b, len, &r), CPR_DEC_STATUS);
 	ck_assert_uint_eq(r.status, 2);
-	ck_assert_int_eq(CCL_StatusToErrno(r.status), EACCES);
-	ck_assert_str_eq(CCL_StatusName(r.status), "unauthorised");
+	ck_assert_int_eq(CPR_StatusToErrno(r.status), EACCES);
+	ck_assert_str_eq(CPR_StatusName(r.status), "unauthorised");
 	wr16(b + 8, 19);
-	ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_STATUS);
-	ck_assert_int_eq(CCL_StatusToErrno(r.status), EMSGSIZE);
+	ck_assert_int_eq(CPR_DecodeReply(&req, b, len, &r), CPR_DEC_STATUS);
+	ck_assert_int_eq(CPR_StatusToErrno(r.status), EMSGSIZE);
 	wr16(b + 8, 0);
 
 	wr16(b + 6, 5);
-	ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_REPLY_TYPE);
+	ck_assert_int_eq(CPR_DecodeReply(&req, b, len, &r), CPR_DEC_REPLY_TYPE);
 	wr16(b + 6, 1);
-	ck_assert_int_eq(CCL_DecodeReply(&req, b, len, &r), CCL_DEC_OK);
+	ck_assert_int_eq(CPR_DecodeReply(&req, b, len, &r), CPR_DEC_OK);
 
 	/* Tracking: truncated, wrong format, and a refusal (which is short). */
-	CCL_MakeTracking(&treq);
-	CCL_SetSequence(&treq, 8, 0);
+	CPR_MakeTracking(&treq);
+	CPR_SetSequence(&treq, 8, 0);
 	len = make_tracking_reply(b, &treq);
-	ck_assert_int_eq(CCL_DecodeReply(&treq, b, 103, &r), CCL_DEC_SHORT);
-	ck_assert_int_eq(CCL_DecodeReply(&treq, b, 28, &r), CCL_DEC_SHORT);
+	ck_assert_int_eq(CPR_DecodeReply(&treq, b, 103, &r), CPR_DEC_SHORT);
+	ck_assert_int_eq(CPR_DecodeReply(&treq, b, 28, &r), CPR_DEC_SHORT);
 	wr16(b + 6, 1);
-	ck_assert_int_eq(CCL_DecodeReply(&treq, b, len, &r), CCL_DEC_REPLY_TYPE);
+	ck_assert_int_eq(CPR_DecodeReply(&treq, b, len, &r), CPR_DEC_REPLY_TYPE);
 	len = make_reply(b, &treq, 1, 18, 28);
-	ck_assert_int_eq(CCL_DecodeReply(&treq, b, len, &r), CCL_DEC_STATUS);
-	ck_assert_int_eq(CCL_StatusToErrno(r.status), EPROTONOSUPPORT);
+	ck_assert_int_eq(CPR_DecodeReply(&treq, b, len, &r), CPR_DEC_STATUS);
+	ck_assert_int_eq(CPR_StatusToErrno(r.status), EPROTONOSUPPORT);
 }
 END_TEST
 
@@ -411,14 +407,14 @@ START_TEST(status_names)
 {
 	uint16_t s;
 
-	ck_assert_int_eq(CCL_StatusToErrno(0), 0);
-	ck_assert_int_eq(CCL_StatusToErrno(4), ESRCH);
+	ck_assert_int_eq(CPR_StatusToErrno(0), 0);
+	ck_assert_int_eq(CPR_StatusToErrno(4), ESRCH);
 	for (s = 1; s < 40; s++) {
-		ck_assert_int_ne(CCL_StatusToErrno(s), 0);
-		ck_assert_ptr_nonnull(CCL_StatusName(s));
+		ck_assert_int_ne(CPR_StatusToErrno(s), 0);
+		ck_assert_ptr_nonnull(CPR_StatusName(s));
 	}
-	for (s = 0; s <= CCL_DEC_REPLY_TYPE; s++)
-		ck_assert_ptr_nonnull(CCL_DecodeResultName((CCL_DecodeResult)s));
+	for (s = 0; s <= CPR_DEC_REPLY_TYPE; s++)
+		ck_assert_ptr_nonnull(CPR_DecodeResultName((CPR_DecodeResult)s));
 }
 END_TEST
 
@@ -448,18 +444,15 @@ typedef struct {
 	CCL_Client client;
 	int done_calls;
 	CCL_Result result;
-	double offset;
-	int offset_calls;
-	int fake_at_offset; /* fake.n when offset_fn ran */
 } Fixture;
 
 static void fake_read(evutil_socket_t fd, short what, void *arg)
 {
 	FakeChronyd *f = arg;
-	uint8_t in[512], out[CCL_MAX_REPLY_LEN];
+	uint8_t in[512], out[CPR_MAX_REPLY_LEN];
 	struct sockaddr_un from;
 	socklen_t fromlen = sizeof(from);
-	CCL_Packet req;
+	CPR_Packet req;
 	ssize_t len;
 	size_t olen;
 	uint16_t cmd;
@@ -474,7 +467,7 @@ static void fake_read(evutil_socket_t fd, short what, void *arg)
 		f->commands[f->n] = cmd;
 		f->attempts[f->n] = rd16(in + 6);
 		f->lengths[f->n] = (size_t)len;
-		f->values[f->n] = CCL_FloatDecode(rd32(in + 20));
+		f->values[f->n] = CPR_FloatDecode(rd32(in + 20));
 		f->n++;
 	}
 
@@ -500,9 +493,9 @@ static void fake_read(evutil_socket_t fd, short what, void *arg)
 		/* fall through */
 	case ACT_REPLY:
 	default:
-		if (cmd == CCL_REQ_TRACKING) {
+		if (cmd == CPR_REQ_TRACKING) {
 			olen = make_tracking_reply(out, &req);
-			wr32(out + 68, CCL_FloatEncode(f->correction));
+			wr32(out + 68, CPR_FloatEncode(f->correction));
 		} else {
 			olen = make_reply(out, &req, 1, 0, 28);
 		}
@@ -546,7 +539,7 @@ static Fixture *fixture_new(int with_fake)
 	fx->base = EVB_New();
 	if (with_fake)
 		fake_start(fx);
-	fx->client = CCL_Open(fx->sock, fx->base);
+	ck_assert_int_eq(CCL_Open(fx->sock, fx->base, &fx->client), 0);
 	ck_assert_ptr_nonnull(fx->client);
 	return fx;
 }
@@ -573,15 +566,6 @@ static void on_done(const CCL_Result *r, void *arg)
 	event_base_loopbreak(fx->base);
 }
 
-static double offset_fn(void *arg)
-{
-	Fixture *fx = arg;
-
-	fx->offset_calls++;
-	fx->fake_at_offset = fx->fake.n;
-	return fx->offset;
-}
-
 static void run_loop(Fixture *fx)
 {
 	struct timeval limit = {3, 0};
@@ -590,115 +574,152 @@ static void run_loop(Fixture *fx)
 	event_base_dispatch(fx->base);
 }
 
+/* Start one request of the given command (value: dfreq or doffset). */
+static int start(Fixture *fx, CCL_Client c, uint16_t command, double value, int timeout_ms)
+{
+	CPR_Packet p;
+
+	switch (command) {
+	case CPR_REQ_RESET_SOURCES:
+		CPR_MakeResetSources(&p);
+		break;
+	case CPR_REQ_TRACKING:
+		CPR_MakeTracking(&p);
+		break;
+	case CPR_REQ_DFREQ:
+		CPR_MakeDfreq(&p, value);
+		break;
+	case CPR_REQ_DOFFSET2:
+		CPR_MakeDoffset(&p, value);
+		break;
+	default:
+		CPR_MakeBurst(&p, 4, 8);
+		break;
+	}
+	return CCL_Start(c, &p, timeout_ms, 3, on_done, fx);
+}
+
 START_TEST(client_socket_path)
 {
-	Fixture *fx = fixture_new(0);
+	Fixture *fx;
 	char want[128];
 	struct stat st;
 
+	/* The daemon's umask: the socket's mode must not depend on it. */
+	umask(022);
+	fx = fixture_new(0);
 	/* The first client of a process (Check forks one per test). */
 	snprintf(want, sizeof(want), "%s/vmclockd.%d.sock", fx->dir, (int)getpid());
 	ck_assert_str_eq(CCL_GetLocalPath(fx->client), want);
-	ck_assert_int_eq(stat(want, &st), 0);
+	ck_assert_int_eq(lstat(want, &st), 0);
 	ck_assert(S_ISSOCK(st.st_mode));
 	ck_assert_uint_eq(st.st_mode & 0777, 0666);
+	ck_assert_uint_eq(umask(022), 022); /* restored */
 	fixture_free(fx);
+}
+END_TEST
+
+/* The race double: whoever can write chronyd's directory swaps our socket
+ * for a symlink to a file of theirs choosing the moment bind() returns.
+ * Linked with -Wl,--wrap=bind. */
+int __real_bind(int fd, const struct sockaddr *sa, socklen_t len);
+int __wrap_bind(int fd, const struct sockaddr *sa, socklen_t len);
+static const char *swap_victim;
+
+int __wrap_bind(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	int r = __real_bind(fd, sa, len);
+	const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
+
+	if (r == 0 && swap_victim && sa->sa_family == AF_UNIX) {
+		ck_assert_int_eq(unlink(un->sun_path), 0);
+		ck_assert_int_eq(symlink(swap_victim, un->sun_path), 0);
+	}
+	return r;
+}
+
+START_TEST(client_socket_symlink_race)
+{
+	char dir[] = "/tmp/check_chronyctl.XXXXXX", sock[96], victim[96], link[128];
+	struct event_base *base = EVB_New();
+	CCL_Client c = NULL;
+	struct stat st;
+	int fd;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(sock, sizeof(sock), "%s/chronyd.sock", dir);
+	snprintf(victim, sizeof(victim), "%s/victim", dir);
+	fd = open(victim, O_CREAT | O_WRONLY | O_EXCL, 0600);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	/* A stale entry at our name is a symlink too: unlink must not follow. */
+	snprintf(link, sizeof(link), "%s/vmclockd.%d.sock", dir, (int)getpid());
+	ck_assert_int_eq(symlink(victim, link), 0);
+
+	swap_victim = victim;
+	ck_assert_int_eq(CCL_Open(sock, base, &c), 0);
+	swap_victim = NULL;
+	ck_assert_int_eq(stat(victim, &st), 0);
+	ck_assert_msg((st.st_mode & 0777) == 0600, "the victim's mode became %o through the symlink",
+		      st.st_mode & 0777);
+	CCL_Close(c);
+	/* Close removed the name, not what it points to. */
+	ck_assert_int_eq(stat(victim, &st), 0);
+	ck_assert_int_ne(lstat(link, &st), 0);
+	unlink(victim);
+	rmdir(dir);
+	event_base_free(base);
 }
 END_TEST
 
 START_TEST(client_two_in_one_process)
 {
 	Fixture *fx = fixture_new(1);
-	CCL_Client second = CCL_Open(fx->sock, fx->base);
+	CCL_Client second;
 
-	ck_assert_ptr_nonnull(second);
+	ck_assert_int_eq(CCL_Open(fx->sock, fx->base, &second), 0);
 	ck_assert_str_ne(CCL_GetLocalPath(second), CCL_GetLocalPath(fx->client));
-	ck_assert_int_eq(CCL_StartReset(second, on_done, fx), 0);
+	ck_assert_int_eq(start(fx, second, CPR_REQ_RESET_SOURCES, 0, 0), 0);
 	run_loop(fx);
-	ck_assert(fx->result.ok);
-	ck_assert_int_eq(CCL_StartReset(fx->client, on_done, fx), 0);
+	ck_assert_int_eq(fx->result.outcome, CCL_DONE);
+	ck_assert_int_eq(start(fx, fx->client, CPR_REQ_RESET_SOURCES, 0, 0), 0);
 	run_loop(fx);
-	ck_assert(fx->result.ok);
+	ck_assert_int_eq(fx->result.outcome, CCL_DONE);
 	CCL_Close(second);
 	fixture_free(fx);
 }
 END_TEST
 
-START_TEST(client_handover)
+START_TEST(client_requests)
 {
 	Fixture *fx = fixture_new(1);
-	CCL_HandoverParams p = {0};
 
 	fx->fake.correction = 0.000244140625; /* c = 2^-12 */
-	fx->offset = 0.002;
-	p.have_dfreq = 1;
-	p.dfreq_ppm = -30.0;
-	p.offset_fn = offset_fn;
-	p.offset_arg = fx;
-	ck_assert_int_eq(CCL_StartHandover(fx->client, &p, on_done, fx), 0);
+	ck_assert_int_eq(start(fx, fx->client, CPR_REQ_TRACKING, 0, 0), 0);
 	ck_assert_int_eq(fx->done_calls, 0); /* never from inside Start */
-	ck_assert_int_eq(CCL_StartReset(fx->client, on_done, fx), -1);
-	ck_assert_int_eq(errno, EBUSY);
+	ck_assert_int_eq(start(fx, fx->client, CPR_REQ_RESET_SOURCES, 0, 0), -EBUSY);
 	run_loop(fx);
-
 	ck_assert_int_eq(fx->done_calls, 1);
-	ck_assert_msg(fx->result.ok, "%s", fx->result.reason);
-	ck_assert_int_eq(fx->fake.n, 4);
-	ck_assert_uint_eq(fx->fake.commands[0], 66);
-	ck_assert_uint_eq(fx->fake.commands[1], 33);
-	ck_assert_uint_eq(fx->fake.commands[2], 31);
-	ck_assert_uint_eq(fx->fake.commands[3], 71);
-	ck_assert_uint_eq(fx->fake.lengths[0], 28);
-	ck_assert_uint_eq(fx->fake.lengths[1], 104);
-	ck_assert_uint_eq(fx->fake.lengths[2], 28);
-	ck_assert_uint_eq(fx->fake.lengths[3], 28);
-	ck_assert(fabs(fx->fake.values[2] - -30.0) < 1e-5);
-	/* doffset = -(o - c) */
-	ck_assert(fabs(fx->fake.values[3] - -(0.002 - 0.000244140625)) < 1e-10);
-	ck_assert_int_eq(fx->offset_calls, 1);
-	ck_assert_int_eq(fx->fake_at_offset, 3); /* after dfreq was answered */
-	ck_assert(fx->result.have_correction);
-	ck_assert(fx->result.correction == 0.000244140625);
-	ck_assert(fx->result.offset == 0.002);
-	ck_assert_int_eq(fx->result.attempts, 4);
-	ck_assert_int_eq(fx->result.state[CCL_STEP_DOFFSET], CCL_STATE_DONE);
-	ck_assert_int_eq(fx->result.state[CCL_STEP_BURST], CCL_STATE_SKIPPED);
-	ck_assert_int_eq(fx->result.failed_step, CCL_STEP_NONE);
-	ck_assert_int_gt(fx->result.rtt_ns[CCL_STEP_TRACKING], 0);
-	ck_assert_int_ge(fx->result.duration_ns, fx->result.rtt_ns[CCL_STEP_RESET]);
-	fixture_free(fx);
-}
-END_TEST
+	ck_assert_int_eq(fx->result.outcome, CCL_DONE);
+	ck_assert_uint_eq(fx->result.command, CPR_REQ_TRACKING);
+	ck_assert(fx->result.reply.have_tracking);
+	ck_assert(fx->result.reply.tracking.current_correction == 0.000244140625);
+	ck_assert_int_gt(fx->result.rtt_ns, 0);
+	ck_assert_int_eq(fx->result.attempts, 1);
 
-START_TEST(client_handover_optional_steps)
-{
-	Fixture *fx = fixture_new(1);
-	CCL_HandoverParams p = {0};
-
-	ck_assert_int_eq(CCL_StartHandover(fx->client, &p, on_done, fx), 0);
+	ck_assert_int_eq(start(fx, fx->client, CPR_REQ_DFREQ, -30.0, 0), 0);
 	run_loop(fx);
-	ck_assert(fx->result.ok);
-	ck_assert_int_eq(fx->fake.n, 2);
-	ck_assert_int_eq(fx->result.state[CCL_STEP_DFREQ], CCL_STATE_SKIPPED);
-	ck_assert_int_eq(fx->result.state[CCL_STEP_DOFFSET], CCL_STATE_SKIPPED);
-	fixture_free(fx);
-}
-END_TEST
-
-START_TEST(client_no_offset_sample)
-{
-	Fixture *fx = fixture_new(1);
-	CCL_HandoverParams p = {0};
-
-	fx->offset = NAN;
-	p.offset_fn = offset_fn;
-	p.offset_arg = fx;
-	ck_assert_int_eq(CCL_StartHandover(fx->client, &p, on_done, fx), 0);
+	ck_assert_int_eq(start(fx, fx->client, CPR_REQ_DOFFSET2, -0.002, 0), 0);
 	run_loop(fx);
-	ck_assert(!fx->result.ok);
-	ck_assert_int_eq(fx->result.error, ENODATA);
-	ck_assert_int_eq(fx->result.failed_step, CCL_STEP_DOFFSET);
-	ck_assert_int_eq(fx->fake.n, 2);
+	ck_assert_int_eq(fx->done_calls, 3);
+	ck_assert_int_eq(fx->fake.n, 3);
+	ck_assert_uint_eq(fx->fake.commands[0], 33);
+	ck_assert_uint_eq(fx->fake.commands[1], 31);
+	ck_assert_uint_eq(fx->fake.commands[2], 71);
+	ck_assert_uint_eq(fx->fake.lengths[0], 104);
+	ck_assert_uint_eq(fx->fake.lengths[1], 28);
+	ck_assert(fabs(fx->fake.values[1] - -30.0) < 1e-5);
+	ck_assert(fabs(fx->fake.values[2] - -0.002) < 1e-10);
 	fixture_free(fx);
 }
 END_TEST
@@ -707,10 +728,10 @@ START_TEST(client_stale_replies_discarded)
 {
 	Fixture *fx = fixture_new(1);
 
-	fx->fake.action[CCL_REQ_RESET_SOURCES] = ACT_STALE_FIRST;
-	ck_assert_int_eq(CCL_StartReset(fx->client, on_done, fx), 0);
+	fx->fake.action[CPR_REQ_RESET_SOURCES] = ACT_STALE_FIRST;
+	ck_assert_int_eq(start(fx, fx->client, CPR_REQ_RESET_SOURCES, 0, 0), 0);
 	run_loop(fx);
-	ck_assert(fx->result.ok);
+	ck_assert_int_eq(fx->result.outcome, CCL_DONE);
 	ck_assert_int_eq(fx->result.discarded, 2);
 	fixture_free(fx);
 }
@@ -719,22 +740,22 @@ END_TEST
 START_TEST(client_resend_idempotent)
 {
 	Fixture *fx = fixture_new(1);
-	CCL_HandoverParams p = {0};
+	int64_t t0 = 0;
+	struct timespec ts;
 
-	p.timeout_ms = 20;
-	p.max_tries = 3;
-	fx->fake.action[CCL_REQ_TRACKING] = ACT_IGNORE;
-	ck_assert_int_eq(CCL_StartHandover(fx->client, &p, on_done, fx), 0);
+	fx->fake.action[CPR_REQ_TRACKING] = ACT_IGNORE;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t0 = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	ck_assert_int_eq(start(fx, fx->client, CPR_REQ_TRACKING, 0, 20), 0);
 	run_loop(fx);
-	ck_assert(!fx->result.ok);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ck_assert_int_eq(fx->result.outcome, CCL_UNKNOWN);
 	ck_assert_int_eq(fx->result.error, ETIMEDOUT);
-	ck_assert_int_eq(fx->result.failed_step, CCL_STEP_TRACKING);
-	ck_assert_int_eq(fx->result.state[CCL_STEP_RESET], CCL_STATE_DONE);
-	ck_assert_int_eq(fx->fake.n, 4);
-	ck_assert_uint_eq(fx->fake.attempts[1], 0);
-	ck_assert_uint_eq(fx->fake.attempts[2], 1);
-	ck_assert_uint_eq(fx->fake.attempts[3], 2);
-	ck_assert_int_ge(fx->result.duration_ns, 60000000);
+	ck_assert_int_eq(fx->fake.n, 3);
+	ck_assert_uint_eq(fx->fake.attempts[0], 0);
+	ck_assert_uint_eq(fx->fake.attempts[1], 1);
+	ck_assert_uint_eq(fx->fake.attempts[2], 2);
+	ck_assert_int_ge((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - t0, 60000000);
 	fixture_free(fx);
 }
 END_TEST
@@ -742,21 +763,19 @@ END_TEST
 START_TEST(client_no_resend_dfreq)
 {
 	Fixture *fx = fixture_new(1);
-	CCL_HandoverParams p = {0};
+	int64_t t0;
+	struct timespec ts;
 
-	p.timeout_ms = 20;
-	p.max_tries = 3;
-	p.have_dfreq = 1;
-	p.dfreq_ppm = 5.0;
-	fx->fake.action[CCL_REQ_DFREQ] = ACT_IGNORE;
-	ck_assert_int_eq(CCL_StartHandover(fx->client, &p, on_done, fx), 0);
+	fx->fake.action[CPR_REQ_DFREQ] = ACT_IGNORE;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t0 = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	ck_assert_int_eq(start(fx, fx->client, CPR_REQ_DFREQ, 5.0, 20), 0);
 	run_loop(fx);
-	ck_assert(!fx->result.ok);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ck_assert_int_eq(fx->result.outcome, CCL_UNKNOWN);
 	ck_assert_int_eq(fx->result.error, ETIMEDOUT);
-	ck_assert_int_eq(fx->result.failed_step, CCL_STEP_DFREQ);
-	ck_assert_int_eq(fx->result.state[CCL_STEP_DFREQ], CCL_STATE_UNKNOWN);
-	ck_assert_int_eq(fx->fake.n, 3); /* sent exactly once */
-	ck_assert_int_ge(fx->result.duration_ns, 60000000);
+	ck_assert_int_eq(fx->fake.n, 1); /* sent exactly once */
+	ck_assert_int_ge((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - t0, 60000000);
 	fixture_free(fx);
 }
 END_TEST
@@ -765,14 +784,13 @@ START_TEST(client_status_failure)
 {
 	Fixture *fx = fixture_new(1);
 
-	fx->fake.action[CCL_REQ_BURST] = ACT_STATUS;
-	fx->fake.status[CCL_REQ_BURST] = CCL_STT_NOSUCHSOURCE;
-	ck_assert_int_eq(CCL_StartBurst(fx->client, on_done, fx), 0);
+	fx->fake.action[CPR_REQ_BURST] = ACT_STATUS;
+	fx->fake.status[CPR_REQ_BURST] = CPR_STT_NOSUCHSOURCE;
+	ck_assert_int_eq(start(fx, fx->client, CPR_REQ_BURST, 0, 0), 0);
 	run_loop(fx);
-	ck_assert(!fx->result.ok);
+	ck_assert_int_eq(fx->result.outcome, CCL_FAILED);
 	ck_assert_int_eq(fx->result.error, ESRCH);
-	ck_assert_int_eq(fx->result.status, CCL_STT_NOSUCHSOURCE);
-	ck_assert_int_eq(fx->result.failed_step, CCL_STEP_BURST);
+	ck_assert_int_eq(fx->result.status, CPR_STT_NOSUCHSOURCE);
 	ck_assert_uint_eq(fx->fake.lengths[0], 68);
 	fixture_free(fx);
 }
@@ -781,17 +799,18 @@ END_TEST
 START_TEST(client_chronyd_absent)
 {
 	Fixture *fx = fixture_new(0);
-	CCL_Packet p;
-	CCL_Reply r;
+	CBK_Client b;
+	CPR_Packet p;
+	CCL_Result r;
 
-	ck_assert_int_eq(CCL_StartReset(fx->client, on_done, fx), 0);
+	ck_assert_int_eq(start(fx, fx->client, CPR_REQ_RESET_SOURCES, 0, 0), 0);
 	run_loop(fx);
-	ck_assert(!fx->result.ok);
+	ck_assert_int_eq(fx->result.outcome, CCL_FAILED);
 	ck_assert_int_eq(fx->result.error, ENOENT);
-	ck_assert_int_eq(fx->result.state[CCL_STEP_RESET], CCL_STATE_FAILED);
 
-	CCL_MakeTracking(&p);
-	ck_assert_int_eq(CCL_Request(fx->client, &p, &r, 50), -ENOENT);
+	ck_assert_int_eq(CBK_Open(fx->sock, &b), 0);
+	CPR_MakeTracking(&p);
+	ck_assert_int_eq(CBK_Request(b, &p, &r, 50), -ENOENT);
 
 	/* A socket file nobody listens on. */
 	{
@@ -802,7 +821,8 @@ START_TEST(client_chronyd_absent)
 		ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 		close(fd);
 	}
-	ck_assert_int_eq(CCL_Request(fx->client, &p, &r, 50), -ECONNREFUSED);
+	ck_assert_int_eq(CBK_Request(b, &p, &r, 50), -ECONNREFUSED);
+	CBK_Close(b);
 	unlink(fx->sock);
 	fixture_free(fx);
 }
@@ -812,16 +832,16 @@ START_TEST(client_reconnects)
 {
 	Fixture *fx = fixture_new(1);
 
-	ck_assert_int_eq(CCL_StartReset(fx->client, on_done, fx), 0);
+	ck_assert_int_eq(start(fx, fx->client, CPR_REQ_RESET_SOURCES, 0, 0), 0);
 	run_loop(fx);
-	ck_assert(fx->result.ok);
+	ck_assert_int_eq(fx->result.outcome, CCL_DONE);
 
 	/* chronyd restarts: a new socket at the same path */
 	fake_stop(fx);
 	fake_start(fx);
-	ck_assert_int_eq(CCL_StartReset(fx->client, on_done, fx), 0);
+	ck_assert_int_eq(start(fx, fx->client, CPR_REQ_RESET_SOURCES, 0, 0), 0);
 	run_loop(fx);
-	ck_assert_msg(fx->result.ok, "%s", fx->result.reason);
+	ck_assert_msg(fx->result.outcome == CCL_DONE, "%s", fx->result.reason);
 	ck_assert_int_eq(fx->done_calls, 2);
 	fixture_free(fx);
 }
@@ -840,11 +860,13 @@ static void close_in_done(const CCL_Result *r, void *arg)
 START_TEST(client_close_from_callback)
 {
 	Fixture *fx = fixture_new(1);
+	CPR_Packet p;
 
-	ck_assert_int_eq(CCL_StartReset(fx->client, close_in_done, fx), 0);
+	CPR_MakeResetSources(&p);
+	ck_assert_int_eq(CCL_Start(fx->client, &p, 0, 0, close_in_done, fx), 0);
 	run_loop(fx);
 	ck_assert_int_eq(fx->done_calls, 1);
-	fx->client = CCL_Open(fx->sock, fx->base);
+	ck_assert_int_eq(CCL_Open(fx->sock, fx->base, &fx->client), 0);
 	fixture_free(fx);
 }
 END_TEST
@@ -854,8 +876,8 @@ START_TEST(client_cancel)
 	Fixture *fx = fixture_new(1);
 	struct timeval t = {0, 100000};
 
-	fx->fake.action[CCL_REQ_RESET_SOURCES] = ACT_IGNORE;
-	ck_assert_int_eq(CCL_StartReset(fx->client, on_done, fx), 0);
+	fx->fake.action[CPR_REQ_RESET_SOURCES] = ACT_IGNORE;
+	ck_assert_int_eq(start(fx, fx->client, CPR_REQ_RESET_SOURCES, 0, 0), 0);
 	event_base_loopexit(fx->base, &t);
 	event_base_dispatch(fx->base);
 	ck_assert(CCL_IsBusy(fx->client));
@@ -871,8 +893,9 @@ END_TEST
 START_TEST(client_blocking)
 {
 	Fixture *fx = fixture_new(1);
-	CCL_Packet p;
-	CCL_Reply r;
+	CBK_Client b;
+	CPR_Packet p;
+	CCL_Result r;
 
 	/* Blocking use needs chronyd answering while we wait: give the stand-in
      its own thread of control by answering from a forked child. */
@@ -882,30 +905,32 @@ START_TEST(client_blocking)
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		struct event_base *b = EVB_New();
+		struct event_base *base = EVB_New();
 
-		fx->base = b;
+		fx->base = base;
 		fake_start(fx);
 		fx->fake.correction = -0.5;
-		fx->fake.action[CCL_REQ_DFREQ] = ACT_STATUS;
-		fx->fake.status[CCL_REQ_DFREQ] = CCL_STT_UNAUTH;
-		event_base_dispatch(b);
+		fx->fake.action[CPR_REQ_DFREQ] = ACT_STATUS;
+		fx->fake.status[CPR_REQ_DFREQ] = CPR_STT_UNAUTH;
+		event_base_dispatch(base);
 		_exit(0);
 	}
 	for (int i = 0; i < 200 && access(fx->sock, F_OK) != 0; i++)
 		usleep(5000);
 
-	CCL_MakeTracking(&p);
-	ck_assert_int_eq(CCL_Request(fx->client, &p, &r, 200), 0);
-	ck_assert(r.have_tracking);
-	ck_assert(r.tracking.current_correction == -0.5);
+	ck_assert_int_eq(CBK_Open(fx->sock, &b), 0);
+	CPR_MakeTracking(&p);
+	ck_assert_int_eq(CBK_Request(b, &p, &r, 200), 0);
+	ck_assert(r.reply.have_tracking);
+	ck_assert(r.reply.tracking.current_correction == -0.5);
 	ck_assert_int_gt(r.rtt_ns, 0);
 	ck_assert_int_eq(r.attempts, 1);
 	ck_assert(r.rx_real.tv_sec >= r.tx_real.tv_sec);
 
-	CCL_MakeDfreq(&p, 1.0);
-	ck_assert_int_eq(CCL_Request(fx->client, &p, &r, 200), -EACCES);
-	ck_assert_uint_eq(r.status, CCL_STT_UNAUTH);
+	CPR_MakeDfreq(&p, 1.0);
+	ck_assert_int_eq(CBK_Request(b, &p, &r, 200), -EACCES);
+	ck_assert_int_eq(r.status, CPR_STT_UNAUTH);
+	CBK_Close(b);
 
 	kill(pid, SIGKILL); /* Check handles SIGTERM by killing the group */
 	waitpid(pid, NULL, 0);
@@ -941,10 +966,9 @@ static Suite *chronyctl_suite(void)
 	tc = tcase_create("client");
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, client_socket_path);
+	tcase_add_test(tc, client_socket_symlink_race);
 	tcase_add_test(tc, client_two_in_one_process);
-	tcase_add_test(tc, client_handover);
-	tcase_add_test(tc, client_handover_optional_steps);
-	tcase_add_test(tc, client_no_offset_sample);
+	tcase_add_test(tc, client_requests);
 	tcase_add_test(tc, client_stale_replies_discarded);
 	tcase_add_test(tc, client_resend_idempotent);
 	tcase_add_test(tc, client_no_resend_dfreq);

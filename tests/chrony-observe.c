@@ -19,8 +19,9 @@
  *
  * Commands print "ok rtt_ns=N" or "error=NAME status=N (text)" and exit 0,
  * 1 (no chronyd, timeout, bad reply) or 3 (chronyd refused: status).
- * --handover uses the daemon's asynchronous path with o fixed, and prints
- * each step's round trip.
+ * --handover runs the daemon's handover module (daemon/handover.c) with o
+ * fixed and the counter period changed by DFREQ_PPM, and prints each
+ * step's round trip.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -33,8 +34,10 @@
 
 #include <event2/event.h>
 
-#include "../daemon/chronyctl.h"
 #include "../daemon/evbase.h"
+#include "../daemon/handover.h"
+#include "../daemon/log.h"
+#include "chrony_blocking.h"
 
 enum {
 	OPT_ONCE = 256,
@@ -91,7 +94,7 @@ static void usage(FILE *f)
 		"       common: [--timeout ms] (per request, default 100)\n");
 }
 
-static void midpoint(const CCL_Reply *r, struct timespec *mid)
+static void midpoint(const CCL_Result *r, struct timespec *mid)
 {
 	int64_t a = (int64_t)r->tx_real.tv_sec * 1000000000 + r->tx_real.tv_nsec;
 	int64_t b = (int64_t)r->rx_real.tv_sec * 1000000000 + r->rx_real.tv_nsec;
@@ -101,9 +104,9 @@ static void midpoint(const CCL_Reply *r, struct timespec *mid)
 	mid->tv_nsec = (long)(m % 1000000000);
 }
 
-static void print_line(const CCL_Reply *r)
+static void print_line(const CCL_Result *r)
 {
-	const CCL_Tracking *t = &r->tracking;
+	const CPR_Tracking *t = &r->reply.tracking;
 	struct timespec mid;
 
 	midpoint(r, &mid);
@@ -115,9 +118,9 @@ static void print_line(const CCL_Reply *r)
 	       t->last_update_interval);
 }
 
-static void print_json(const CCL_Reply *r)
+static void print_json(const CCL_Result *r)
 {
-	const CCL_Tracking *t = &r->tracking;
+	const CPR_Tracking *t = &r->reply.tracking;
 	struct timespec mid;
 
 	midpoint(r, &mid);
@@ -132,35 +135,35 @@ static void print_json(const CCL_Reply *r)
 	       t->root_delay, t->root_dispersion, t->last_update_interval);
 }
 
-static int report_error(const char *what, int err, const CCL_Reply *r)
+static int report_error(const char *what, int err, const CCL_Result *r)
 {
-	if (r && r->status != CCL_STT_SUCCESS) {
+	if (r && r->status > 0) {
 		printf("error=%s status=%u (%s)\n", errno_name(-err), r->status,
-		       CCL_StatusName(r->status));
+		       CPR_StatusName(r->status));
 		return 3;
 	}
 	printf("error=%s status=- (%s: %s)\n", errno_name(-err), what, strerror(-err));
 	return 1;
 }
 
-static int run_command(CCL_Client c, CCL_Packet *p, int timeout_ms)
+static int run_command(CBK_Client c, CPR_Packet *p, int timeout_ms)
 {
-	CCL_Reply r;
+	CCL_Result r;
 	int err;
 
-	err = CCL_Request(c, p, &r, timeout_ms);
+	err = CBK_Request(c, p, &r, timeout_ms);
 	if (err < 0)
 		return report_error("request", err, &r);
 	printf("ok rtt_ns=%" PRId64 "\n", r.rtt_ns);
 	return 0;
 }
 
-static int observe(CCL_Client c, int interval_ms, long count, double seconds, int once, int json,
+static int observe(CBK_Client c, int interval_ms, long count, double seconds, int once, int json,
 		   int header, int keep_going, int timeout_ms)
 {
 	struct timespec next, start;
-	CCL_Packet p;
-	CCL_Reply r;
+	CPR_Packet p;
+	CCL_Result r;
 	long n;
 	int err, rc;
 
@@ -173,8 +176,8 @@ static int observe(CCL_Client c, int interval_ms, long count, double seconds, in
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	next = start;
 	for (n = 0;; n++) {
-		CCL_MakeTracking(&p);
-		err = CCL_Request(c, &p, &r, timeout_ms);
+		CPR_MakeTracking(&p);
+		err = CBK_Request(c, &p, &r, timeout_ms);
 		if (err < 0) {
 			rc = report_error("tracking", err, &r);
 			fflush(stdout);
@@ -205,12 +208,12 @@ static int observe(CCL_Client c, int interval_ms, long count, double seconds, in
 	return 0;
 }
 
-/* ---- handover through the asynchronous path ---- */
+/* ---- handover through the daemon's module ---- */
 
 typedef struct {
 	struct event_base *base;
 	double o;
-	CCL_Result result;
+	HND_Report report;
 	int done;
 } HandoverRun;
 
@@ -219,27 +222,36 @@ static double fixed_offset(void *arg)
 	return ((HandoverRun *)arg)->o;
 }
 
-static void handover_done(const CCL_Result *r, void *arg)
+static void handover_done(const HND_Report *r, void *arg)
 {
 	HandoverRun *h = arg;
 
-	h->result = *r;
+	h->report = *r;
 	h->done = 1;
 	event_base_loopbreak(h->base);
 }
 
+/* Periods whose ratio is -(DFREQ_PPM) * 1e-6 + 1: frac / 2^64 seconds. */
+static HND_Period period_for(double dfreq_ppm)
+{
+	HND_Period p = { true, UINT64_C(1) << 62, 0 };
+
+	p.frac = (uint64_t)((double)p.frac * (1.0 - dfreq_ppm * 1e-6));
+	return p;
+}
+
 static int handover(const char *sock, const char *spec, long repeats, int timeout_ms)
 {
-	CCL_HandoverParams p;
+	HND_Timing timing = HND_DEFAULT_TIMING;
+	HND_Callbacks cbs;
+	HND_Target t;
 	HandoverRun h;
-	CCL_Client c;
 	char *end;
 	double dfreq;
 	long i;
-	int s, rc = 0;
+	int s, rc = 0, r;
 
 	memset(&h, 0, sizeof(h));
-	memset(&p, 0, sizeof(p));
 	dfreq = strtod(spec, &end);
 	if (*end != ',' || !isfinite(dfreq)) {
 		fprintf(stderr, "chrony-observe: --handover wants DFREQ_PPM,O_S\n");
@@ -250,48 +262,51 @@ static int handover(const char *sock, const char *spec, long repeats, int timeou
 		fprintf(stderr, "chrony-observe: --handover wants DFREQ_PPM,O_S\n");
 		return 2;
 	}
+	LOG_Initialise(false, true);
 	h.base = EVB_New();
-	c = CCL_Open(sock, h.base);
-	if (!c) {
-		fprintf(stderr, "chrony-observe: %s: %s\n", sock, strerror(errno));
+	timing.timeout_ms = timeout_ms > 0 ? timeout_ms : timing.timeout_ms;
+	timing.holdoff_ms = 0; /* back to back on purpose */
+	timing.max_holdoff_ms = 0;
+	timing.max_failures = 1;
+	cbs = (HND_Callbacks){ .offset = fixed_offset, .done = handover_done, .arg = &h };
+	r = HND_Initialise(h.base, sock, &timing, &cbs);
+	if (r < 0) {
+		fprintf(stderr, "chrony-observe: %s: %s\n", sock, strerror(-r));
 		return 1;
 	}
-	p.have_dfreq = dfreq != 0.0;
-	p.dfreq_ppm = dfreq;
-	p.offset_fn = fixed_offset;
-	p.offset_arg = &h;
-	p.timeout_ms = timeout_ms;
 
 	for (i = 0; i < (repeats > 0 ? repeats : 1); i++) {
+		memset(&t, 0, sizeof(t));
+		t.marker = (uint64_t)i + 1;
+		t.old_period = period_for(0.0);
+		t.new_period = period_for(dfreq);
+		t.has_time = true;
 		h.done = 0;
-		if (CCL_StartHandover(c, &p, handover_done, &h) < 0) {
-			fprintf(stderr, "chrony-observe: handover: %s\n", strerror(errno));
-			rc = 1;
-			break;
-		}
+		HND_Start(&t);
 		event_base_dispatch(h.base);
 		if (!h.done) {
 			rc = 1;
 			break;
 		}
-		if (!h.result.ok) {
-			printf("error=%s status=%d (%s at %s)\n", errno_name(h.result.error),
-			       h.result.status, h.result.reason,
-			       CCL_StepName(h.result.failed_step));
-			rc = h.result.status > 0 ? 3 : 1;
+		if (!h.report.ok) {
+			printf("error=%s status=- (%s at %s)\n", errno_name(h.report.error),
+			       h.report.reason, HND_StepName(h.report.failed_step));
+			rc = 1;
 			break;
 		}
-		printf("ok total_ns=%" PRId64, h.result.duration_ns);
-		for (s = CCL_STEP_RESET; s <= CCL_STEP_DOFFSET; s++)
+		printf("ok total_ns=%" PRId64, h.report.duration_ns);
+		for (s = HND_STEP_RESET; s <= HND_STEP_DOFFSET; s++)
 			printf(" %s_ns=%" PRId64,
-			       s == CCL_STEP_RESET ? "reset" : CCL_StepName((CCL_Step)s),
-			       h.result.rtt_ns[s]);
-		printf(" c=%+.9e o=%+.9e doffset=%+.9e datagrams=%d\n", h.result.correction,
-		       h.result.offset, h.result.doffset, h.result.attempts);
+			       s == HND_STEP_RESET ? "reset" : HND_StepName((HND_Step)s),
+			       h.report.rtt_ns[s]);
+		printf(" c=%+.9e o=%+.9e doffset=%+.9e dfreq=%+.9f datagrams=%d\n",
+		       h.report.correction, h.report.offset, h.report.doffset, h.report.dfreq_ppm,
+		       h.report.datagrams);
 	}
 
-	CCL_Close(c);
+	HND_Finalise();
 	event_base_free(h.base);
+	LOG_Finalise();
 	return rc;
 }
 
@@ -315,8 +330,8 @@ int main(int argc, char **argv)
 	int command = 0, rc;
 	double value = 0.0, seconds = 0.0;
 	long count = 0;
-	CCL_Client c;
-	CCL_Packet p;
+	CBK_Client c;
+	CPR_Packet p;
 
 	while ((opt = getopt_long(argc, argv, "s:i:n:t:Hkh", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -379,28 +394,28 @@ int main(int argc, char **argv)
 	if (handover_spec)
 		return handover(sock, handover_spec, count, timeout_ms);
 
-	c = CCL_Open(sock, NULL);
-	if (!c) {
+	rc = CBK_Open(sock, &c);
+	if (rc < 0) {
 		fprintf(stderr, "chrony-observe: cannot open a socket next to %s: %s\n", sock,
-			strerror(errno));
+			strerror(-rc));
 		return 1;
 	}
 
 	switch (command) {
 	case OPT_RESET:
-		CCL_MakeResetSources(&p);
+		CPR_MakeResetSources(&p);
 		rc = run_command(c, &p, timeout_ms);
 		break;
 	case OPT_DFREQ:
-		CCL_MakeDfreq(&p, value);
+		CPR_MakeDfreq(&p, value);
 		rc = run_command(c, &p, timeout_ms);
 		break;
 	case OPT_DOFFSET:
-		CCL_MakeDoffset(&p, value);
+		CPR_MakeDoffset(&p, value);
 		rc = run_command(c, &p, timeout_ms);
 		break;
 	case OPT_BURST:
-		CCL_MakeBurst(&p, 4, 8);
+		CPR_MakeBurst(&p, 4, 8);
 		rc = run_command(c, &p, timeout_ms);
 		break;
 	default:
@@ -409,6 +424,6 @@ int main(int argc, char **argv)
 		break;
 	}
 
-	CCL_Close(c);
+	CBK_Close(c);
 	return rc;
 }

@@ -36,7 +36,7 @@
 #include "vmclock.h"
 
 #include "../daemon/chrony_sock.h"
-#include "../daemon/chronyctl.h"
+#include "chrony_blocking.h"
 
 
 static volatile sig_atomic_t stop;
@@ -53,16 +53,16 @@ static void usage(FILE *f)
 	      "                    [--reset-only CHRONY_CMD_SOCK]\n", f);
 }
 
-static void reset_chrony(CCL_Client c, uint64_t from, uint64_t to)
+static void reset_chrony(CBK_Client c, uint64_t from, uint64_t to)
 {
 	struct timespec seen;
-	CCL_Packet p;
-	CCL_Reply r;
+	CPR_Packet p;
+	CCL_Result r;
 	int err;
 
 	clock_gettime(CLOCK_REALTIME, &seen);
-	CCL_MakeResetSources(&p);
-	err = CCL_Request(c, &p, &r, 100);
+	CPR_MakeResetSources(&p);
+	err = CBK_Request(c, &p, &r, 100);
 	if (err == 0)
 		printf("%lld.%09ld reset marker %" PRIu64 " -> %" PRIu64 " ok rtt_ns=%" PRId64 "\n",
 		       (long long)seen.tv_sec, seen.tv_nsec, from, to, r.rtt_ns);
@@ -87,7 +87,7 @@ int main(int argc, char **argv)
 	struct sockaddr_un addr;
 	struct sigaction sa;
 	struct timespec next;
-	CCL_Client chrony = NULL;
+	CBK_Client chrony = NULL;
 	vmclock_t *vc;
 	uint64_t marker = 0;
 	int opt, fd, have_marker = 0;
@@ -126,9 +126,9 @@ int main(int argc, char **argv)
 	memset(&addr, 0, sizeof(addr));
 	addr.sun_family = AF_UNIX;
 	strcpy(addr.sun_path, sock_path);
-	if (cmd_path && !(chrony = CCL_Open(cmd_path, NULL))) {
+	if (cmd_path && (opt = CBK_Open(cmd_path, &chrony)) < 0) {
 		fprintf(stderr, "naive-feeder: cannot open a socket next to %s: %s\n", cmd_path,
-			strerror(errno));
+			strerror(-opt));
 		return 1;
 	}
 
@@ -163,7 +163,7 @@ int main(int argc, char **argv)
 	}
 
 	if (chrony)
-		CCL_Close(chrony);
+		CBK_Close(chrony);
 	close(fd);
 	vmclock_close(vc);
 	return 0;

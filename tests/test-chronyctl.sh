@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: BSD-2-Clause
 #
-# test-chronyctl.sh - the chronyctl client against a real chronyd.
+# test-chronyctl.sh - the chrony command client (chrony_proto, chrony_client,
+# the handover module) against a real chronyd.
 #
 # chronyd runs with -x (its null clock driver) and without CAP_SYS_TIME in
 # its inherited and bounding sets, so nothing here can touch the machine's
@@ -108,6 +109,18 @@ check "chronyc dfreq 30 moves it the same way ($F1 -> $F2)" holds "$F2 - $F1 > 2
 "$OBSERVE" -s "$SOCK" --dfreq -60 >/dev/null
 F3=$(field "$(reading)" 4)
 check "dfreq -60 brings it back ($F3)" holds "$F3 - $F0 > -0.01 && $F3 - $F0 < 0.01"
+# chronyd scales the rate, (1 - f') = (1 - f)(1 - d) in units of 1e-6, the
+# model the handover's composition and its chronyd double rely on: two dfreq
+# 400 make 799.84 ppm, not 800.
+"$OBSERVE" -s "$SOCK" --dfreq 400 >/dev/null
+F4=$(field "$(reading)" 4)
+"$OBSERVE" -s "$SOCK" --dfreq 400 >/dev/null
+F5=$(field "$(reading)" 4)
+check "a second dfreq 400 scales the rate ($F4 -> $F5)" \
+	holds "$F5 - ($F4 + 400 * (1 - $F4 * 1e-6)) < 0.0005 && ($F4 + 400 * (1 - $F4 * 1e-6)) - $F5 < 0.0005"
+"$OBSERVE" -s "$SOCK" --dfreq "$(awk -v f="$F5" -v g="$F3" 'BEGIN { printf "%.9f", (g - f) / (1 - f * 1e-6) }')" >/dev/null
+F6=$(field "$(reading)" 4)
+check "and the composed inverse brings it back ($F6)" holds "$F6 - $F3 > -0.001 && $F6 - $F3 < 0.001"
 
 # ---- reset sources ----------------------------------------------------------
 "$OBSERVE" -s "$SOCK" --doffset 0.5 >/dev/null

@@ -1,0 +1,643 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ *
+ * handover.c - the disruption handover to chronyd as a state machine.
+ *
+ * Steps, each one request: reset sources (no measurement from the old host
+ * survives), tracking (chronyd's correction c after the reset, and its
+ * frequency f before the dfreq), dfreq (the counter's frequency change from
+ * the period chronyd is right for to the target's), doffset (-(o - c), o the
+ * device-minus-system offset read just before it is sent).  A target without
+ * time gets reset sources and an NTP burst.
+ *
+ * The next step is always derived from facts, never from a saved position:
+ * a reset confirmed for the newest target, a tracking report read after it,
+ * the period chronyd's frequency is right for (chrony_period), a doffset
+ * confirmed for the newest target, a dfreq in doubt.  A new target clears
+ * the facts tied to the old one and keeps chrony_period, so the dfreq that
+ * follows composes the whole change exactly; a reply that arrives after its
+ * target was replaced still updates chrony_period when it was a dfreq.
+ *
+ * Exactly once: a dfreq or doffset sent and never answered (lost reply,
+ * chronyd stopped, the client closed by a reload) may have been applied.
+ * Nothing is sent until a settling delay has passed, by which time a
+ * request still on its way has landed or never will.  A doffset in doubt is
+ * then simply redone from a new reset (which cancels any correction, so a
+ * stale doffset that lands after it is seen by the tracking read that
+ * follows).  A dfreq in doubt is verified: tracking is read until two reads
+ * in a row agree that chronyd's frequency is the one before it (not applied:
+ * send it again) or the one after it (applied).  A frequency that is neither
+ * (chronyd restarted without a drift file, or steered on its own) makes the
+ * period chronyd is right for unknown: no dfreq is composed against it.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "chrony_client.h"
+#include "chrony_proto.h"
+#include "handover.h"
+#include "log.h"
+
+const HND_Timing HND_DEFAULT_TIMING = {
+	.timeout_ms = CCL_DEFAULT_TIMEOUT_MS,
+	.tries = CCL_DEFAULT_TRIES,
+	.max_failures = 6,
+	.first_backoff_ms = 50,
+	.settle_ms = 500,
+	.holdoff_ms = 1000,
+	.max_holdoff_ms = 8000,
+};
+
+/* Agreeing tracking reads that resolve a dfreq in doubt, and the most reads
+ * made before a frequency that keeps moving counts as neither. */
+#define VERIFY_VOTES 2
+#define VERIFY_MAX_READS 8
+/* chrony's Float keeps 24 significant bits: frequencies read back from
+ * tracking are within this many units of 2^-23 of the true one. */
+#define FREQ_READ_ULPS 4.0
+
+typedef enum { FREQ_BEFORE, FREQ_AFTER, FREQ_NEITHER } FreqClass;
+
+static struct event_base *ev_base;
+static char *cmd_path;
+static HND_Timing timing;
+static HND_Callbacks cb;
+static CCL_Client client;
+static struct event *timer_ev;
+static HND_State state;
+static HND_Step step; /* of the request out */
+
+/* The handover under way. */
+static bool busy;
+static HND_Target target;
+static unsigned gen;      /* bumped by every new target */
+static unsigned sent_gen; /* gen of the request out */
+static HND_Period chrony_period; /* chronyd's frequency is right for this */
+static HND_Period episode_period; /* ... as it was when the handover began */
+static bool reset_done, have_track, doffset_done, burst_done;
+static CPR_Tracking track;
+static bool settle_needed;
+static int failures;
+static bool delivered; /* a request of this handover reached chronyd */
+static bool restart_pending; /* a new target arrived during this handover */
+static HND_Report report;
+static int64_t start_ns;
+
+/* A dfreq in doubt. */
+static bool dfreq_pending;
+static HND_Period dfreq_to;
+static double dfreq_sent; /* ppm, as chronyd decodes it */
+static double f_before, f_after;
+static FreqClass last_class;
+static int votes, verify_reads;
+
+/* The pending request's own data. */
+static HND_Period sending_to;
+static double sending_dfreq;
+
+/* Hold-off between handovers. */
+static int64_t last_begin_ns;
+static bool have_begun;
+static int holdoff_ms;
+
+static void next_action(void);
+
+static void bump_holdoff(void)
+{
+	holdoff_ms = holdoff_ms * 2 > timing.max_holdoff_ms ? timing.max_holdoff_ms : holdoff_ms * 2;
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+double HND_DfreqPpm(HND_Period p0, HND_Period p1)
+{
+	/* P1/P0 from the two fractions and shifts; one rounding. */
+	double ratio = ldexp((double)p1.frac, p0.shift - p1.shift) / (double)p0.frac;
+
+	return -(ratio - 1.0) * 1e6;
+}
+
+static bool usable(HND_Period p)
+{
+	return p.valid && p.frac != 0 && p.shift < 64;
+}
+
+static bool same_period(HND_Period a, HND_Period b)
+{
+	return a.frac == b.frac && a.shift == b.shift;
+}
+
+const char *HND_StateName(HND_State s)
+{
+	switch (s) {
+	case HND_IDLE:
+		return "idle";
+	case HND_HOLDOFF:
+		return "hold-off";
+	case HND_REQUEST:
+		return "request";
+	case HND_BACKOFF:
+		return "backoff";
+	case HND_SETTLE:
+		return "settle";
+	}
+	return "?";
+}
+
+const char *HND_StepName(HND_Step s)
+{
+	switch (s) {
+	case HND_STEP_NONE:
+		return "none";
+	case HND_STEP_RESET:
+		return "reset sources";
+	case HND_STEP_TRACKING:
+		return "tracking";
+	case HND_STEP_DFREQ:
+		return "dfreq";
+	case HND_STEP_DOFFSET:
+		return "doffset";
+	case HND_STEP_BURST:
+		return "burst";
+	case HND_STEP_VERIFY:
+		return "verify";
+	case HND_STEP_COUNT:
+		break;
+	}
+	return "?";
+}
+
+static void set_state(HND_State s, HND_Step st)
+{
+	state = s;
+	step = st;
+	if (cb.state_changed)
+		cb.state_changed(s, st, cb.arg);
+}
+
+static void arm(HND_State s, int64_t ms)
+{
+	struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000 * 1000) };
+
+	set_state(s, HND_STEP_NONE);
+	evtimer_add(timer_ev, &tv);
+}
+
+static void close_client(void)
+{
+	CCL_Close(client);
+	client = NULL;
+}
+
+/* chronyd's frequency after it applied dfreq d (ppm) to f (ppm): it scales
+ * the rate, (1 - f') = (1 - f)(1 - d), in units of 1e-6. */
+static double apply_dfreq(double f, double d)
+{
+	return f + d * (1.0 - f * 1e-6);
+}
+
+static FreqClass classify(double f)
+{
+	double scale = fmax(fabs(f_before), fabs(f_after));
+	/* Read-back rounding, and the difference between scaling the rate and
+	 * adding ppm, which chrony versions could make. */
+	double tol = FREQ_READ_ULPS * ldexp(scale, -23) + fabs(dfreq_sent * f_before) * 1e-6 + 1e-9;
+	bool before = fabs(f - f_before) <= tol, after = fabs(f - f_after) <= tol;
+
+	if (after)
+		return FREQ_AFTER; /* both: too small to tell, and to matter */
+	return before ? FREQ_BEFORE : FREQ_NEITHER;
+}
+
+static void complete(bool ok, HND_Step failed, int error, const char *reason)
+{
+	HND_Report r;
+
+	evtimer_del(timer_ev);
+	report.ok = ok;
+	report.marker = target.marker;
+	report.has_time = target.has_time;
+	report.failed_step = ok ? HND_STEP_NONE : failed;
+	report.error = ok ? 0 : error;
+	report.reason = ok ? "ok" : reason;
+	if (dfreq_pending) {
+		report.dfreq_unresolved = true;
+		chrony_period.valid = false;
+	}
+	report.chrony_period = chrony_period;
+	report.duration_ns = mono_ns() - start_ns;
+	r = report;
+	busy = false;
+	dfreq_pending = false;
+	settle_needed = false;
+	set_state(HND_IDLE, HND_STEP_NONE);
+	if (cb.done)
+		cb.done(&r, cb.arg);
+}
+
+static void step_failed(HND_Step s, int error, const char *reason)
+{
+	int64_t backoff;
+
+	failures++;
+	report.failures++;
+	if (failures >= timing.max_failures) {
+		LOG(LOGS_ERR, "could not hand the disruption over to chronyd after %d tries (%s at %s)",
+		    failures, reason, HND_StepName(s));
+		complete(false, s, error, reason);
+		return;
+	}
+	LOG(LOGS_WARN, "chronyd handover: %s failed (%s); retrying", HND_StepName(s), reason);
+	backoff = (int64_t)timing.first_backoff_ms << (failures - 1);
+	if (settle_needed && backoff < timing.settle_ms)
+		backoff = timing.settle_ms;
+	settle_needed = false;
+	arm(HND_BACKOFF, backoff);
+}
+
+/* What chronyd may have applied of a request that got no answer. */
+static void in_doubt(HND_Step s)
+{
+	settle_needed = true;
+	if (s == HND_STEP_DFREQ) {
+		dfreq_pending = true;
+		dfreq_to = sending_to;
+		dfreq_sent = sending_dfreq;
+		votes = 0;
+		verify_reads = 0;
+	} else if (s == HND_STEP_DOFFSET) {
+		/* Redone from a reset, which cancels whatever it did. */
+		reset_done = false;
+		have_track = false;
+		doffset_done = false;
+	}
+}
+
+static void applied_dfreq(HND_Period to)
+{
+	chrony_period = to;
+	report.dfreqs++;
+	report.dfreq_ppm = usable(episode_period) ? HND_DfreqPpm(episode_period, to) : 0.0;
+}
+
+static void resolve_verify(const CPR_Tracking *t)
+{
+	FreqClass c = classify(t->freq_ppm);
+
+	if (++verify_reads >= VERIFY_MAX_READS && (votes == 0 || c != last_class)) {
+		c = FREQ_NEITHER;
+		votes = VERIFY_VOTES;
+	} else if (votes == 0 || c != last_class) {
+		last_class = c;
+		votes = 1;
+	} else {
+		votes++;
+	}
+	if (votes < VERIFY_VOTES)
+		return;
+
+	dfreq_pending = false;
+	switch (c) {
+	case FREQ_AFTER:
+		LOG(LOGS_INFO, "chronyd had applied the dfreq whose answer was lost (frequency "
+		    "%+.6f -> %+.6f ppm)", f_before, t->freq_ppm);
+		applied_dfreq(dfreq_to);
+		break;
+	case FREQ_BEFORE:
+		LOG(LOGS_INFO, "chronyd had not applied the dfreq whose answer was lost (frequency "
+		    "still %+.6f ppm): sending it again", t->freq_ppm);
+		break;
+	case FREQ_NEITHER:
+		LOG(LOGS_ERR, "cannot tell whether chronyd applied a dfreq of %+.6f ppm: its frequency "
+		    "went from %+.6f to %+.6f ppm, not %+.6f; not sending it again", dfreq_sent,
+		    f_before, t->freq_ppm, f_after);
+		chrony_period.valid = false;
+		report.dfreq_unresolved = true;
+		break;
+	}
+	/* A read after the reset: as good as the tracking step's. */
+	if (reset_done && sent_gen == gen) {
+		track = *t;
+		have_track = true;
+	}
+}
+
+static void on_reply(const CCL_Result *r, void *arg)
+{
+	HND_Step s = step;
+	bool current = sent_gen == gen;
+
+	report.datagrams += r->attempts;
+	if (r->outcome == CCL_DONE)
+		report.rtt_ns[s] = r->rtt_ns;
+	if (r->attempts > 0)
+		delivered = true; /* chronyd is there (restarts are retried) */
+
+	switch (r->outcome) {
+	case CCL_DONE:
+		switch (s) {
+		case HND_STEP_RESET:
+			if (current) {
+				reset_done = true;
+				report.resets++;
+			}
+			break;
+		case HND_STEP_TRACKING:
+			if (current && reset_done) {
+				track = r->reply.tracking;
+				have_track = true;
+			}
+			break;
+		case HND_STEP_VERIFY:
+			resolve_verify(&r->reply.tracking);
+			break;
+		case HND_STEP_DFREQ:
+			applied_dfreq(sending_to);
+			break;
+		case HND_STEP_DOFFSET:
+			if (current)
+				doffset_done = true;
+			break;
+		case HND_STEP_BURST:
+			if (current)
+				burst_done = true;
+			break;
+		case HND_STEP_NONE:
+		case HND_STEP_COUNT:
+			break;
+		}
+		next_action();
+		return;
+	case CCL_FAILED:
+		/* Without NTP sources chronyd refuses a burst: nothing to retry. */
+		if (s == HND_STEP_BURST) {
+			burst_done = true;
+			next_action();
+			return;
+		}
+		close_client(); /* a fresh socket next time (chronyd's directory
+				   may have been recreated) */
+		if ((r->error == ENOENT || r->error == ECONNREFUSED) && !delivered && !dfreq_pending) {
+			LOG(LOGS_WARN, "chronyd not reachable at %s (%s): it holds no stale "
+			    "measurements", cmd_path, strerror(r->error));
+			report.chronyd_absent = true;
+			chrony_period.valid = false;
+			complete(false, s, r->error, r->reason);
+			return;
+		}
+		step_failed(s, r->error, r->reason);
+		return;
+	case CCL_UNKNOWN:
+		close_client();
+		in_doubt(s);
+		step_failed(s, r->error, r->reason);
+		return;
+	}
+}
+
+static void send_step(HND_Step s)
+{
+	CPR_Packet p;
+	double o;
+	int r;
+
+	switch (s) {
+	case HND_STEP_RESET:
+		CPR_MakeResetSources(&p);
+		break;
+	case HND_STEP_TRACKING:
+	case HND_STEP_VERIFY:
+		CPR_MakeTracking(&p);
+		break;
+	case HND_STEP_DFREQ:
+		sending_to = target.new_period;
+		sending_dfreq = HND_DfreqPpm(chrony_period, sending_to);
+		CPR_MakeDfreq(&p, sending_dfreq);
+		/* What chronyd will decode, to know its frequency afterwards. */
+		sending_dfreq = CPR_FloatDecode(CPR_FloatEncode(sending_dfreq));
+		f_before = track.freq_ppm;
+		f_after = apply_dfreq(f_before, sending_dfreq);
+		break;
+	case HND_STEP_DOFFSET:
+		/* The offset is read as late as possible: right before sending. */
+		o = cb.offset ? cb.offset(cb.arg) : NAN;
+		if (!isfinite(o)) {
+			step_failed(s, ENODATA, "no offset sample for doffset");
+			return;
+		}
+		report.have_offset = true;
+		report.offset = o;
+		report.correction = track.current_correction;
+		report.doffset = -(o - track.current_correction);
+		CPR_MakeDoffset(&p, report.doffset);
+		break;
+	case HND_STEP_BURST:
+		CPR_MakeBurst(&p, 4, 8);
+		break;
+	case HND_STEP_NONE:
+	case HND_STEP_COUNT:
+	default:
+		abort();
+	}
+
+	sent_gen = gen;
+	set_state(HND_REQUEST, s);
+	r = CCL_Start(client, &p, timing.timeout_ms, timing.tries, on_reply, NULL);
+	if (r < 0)
+		step_failed(s, -r, strerror(-r));
+}
+
+static bool want_dfreq(void)
+{
+	return usable(chrony_period) && usable(target.new_period) &&
+	       !same_period(chrony_period, target.new_period);
+}
+
+static void next_action(void)
+{
+	int r;
+
+	if (!busy) {
+		set_state(HND_IDLE, HND_STEP_NONE);
+		return;
+	}
+	if (settle_needed) {
+		settle_needed = false;
+		arm(HND_SETTLE, timing.settle_ms);
+		return;
+	}
+	if (restart_pending) {
+		/* Flapping markers: the hold-off applies to a restart too. */
+		int64_t since = (mono_ns() - last_begin_ns) / 1000000;
+
+		restart_pending = false;
+		if (since < holdoff_ms) {
+			arm(HND_HOLDOFF, holdoff_ms - since);
+			bump_holdoff();
+			return;
+		}
+		last_begin_ns = mono_ns();
+	}
+	if (!cmd_path) {
+		report.chronyd_absent = true;
+		chrony_period.valid = false;
+		complete(true, HND_STEP_NONE, 0, NULL);
+		return;
+	}
+	if (!client) {
+		r = CCL_Open(cmd_path, ev_base, &client);
+		if (r < 0) {
+			step_failed(HND_STEP_RESET, -r, strerror(-r));
+			return;
+		}
+	}
+
+	if (!reset_done)
+		send_step(HND_STEP_RESET);
+	else if (dfreq_pending)
+		send_step(HND_STEP_VERIFY);
+	else if (!have_track)
+		send_step(HND_STEP_TRACKING);
+	else if (target.has_time && want_dfreq())
+		send_step(HND_STEP_DFREQ);
+	else if (target.has_time && !doffset_done)
+		send_step(HND_STEP_DOFFSET);
+	else if (!target.has_time && !burst_done)
+		send_step(HND_STEP_BURST);
+	else
+		complete(true, HND_STEP_NONE, 0, NULL);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	if (state == HND_HOLDOFF) {
+		/* Targets that arrived while waiting are simply the newest. */
+		last_begin_ns = mono_ns();
+		have_begun = true;
+		restart_pending = false;
+	}
+	next_action();
+}
+
+void HND_Start(const HND_Target *t)
+{
+	int64_t now = mono_ns(), since;
+
+	if (!busy) {
+		busy = true;
+		memset(&report, 0, sizeof(report));
+		chrony_period = t->old_period;
+		episode_period = t->old_period;
+		failures = 0;
+		delivered = false;
+		dfreq_pending = false;
+		settle_needed = false;
+		restart_pending = false;
+		start_ns = now;
+	} else {
+		restart_pending = true;
+	}
+	target = *t;
+	gen++;
+	reset_done = false;
+	have_track = false;
+	doffset_done = false;
+	burst_done = false;
+	report.have_offset = false;
+
+	if (state != HND_IDLE)
+		return; /* the request out, or the timer, leads to the next step */
+
+	/* Rate limit: a handover that begins within the hold-off of the last
+	 * one waits for it, and the hold-off doubles while markers flap. */
+	since = have_begun ? (now - last_begin_ns) / 1000000 : INT64_MAX;
+	if (since < holdoff_ms) {
+		arm(HND_HOLDOFF, holdoff_ms - since);
+		bump_holdoff();
+		return;
+	}
+	if (since > timing.max_holdoff_ms)
+		holdoff_ms = timing.holdoff_ms;
+	/* From the loop, so that done() never runs inside HND_Start. */
+	arm(HND_HOLDOFF, 0);
+}
+
+int HND_Reconfigure(const char *chrony_cmd)
+{
+	char *fresh = NULL;
+
+	if (chrony_cmd && *chrony_cmd && !(fresh = strdup(chrony_cmd)))
+		return -ENOMEM;
+	if ((!fresh && !cmd_path) || (fresh && cmd_path && !strcmp(fresh, cmd_path))) {
+		free(fresh);
+		return 0; /* same socket: whatever is in flight stays valid */
+	}
+	free(cmd_path);
+	cmd_path = fresh;
+	if (state == HND_REQUEST) {
+		/* Cancelled in flight: chronyd may have it. */
+		in_doubt(step);
+		close_client();
+		arm(HND_SETTLE, timing.settle_ms);
+		settle_needed = false;
+		return 0;
+	}
+	close_client();
+	return 0;
+}
+
+int HND_Initialise(struct event_base *base, const char *chrony_cmd, const HND_Timing *t,
+		   const HND_Callbacks *callbacks)
+{
+	ev_base = base;
+	timing = t ? *t : HND_DEFAULT_TIMING;
+	cb = *callbacks;
+	holdoff_ms = timing.holdoff_ms;
+	have_begun = false;
+	busy = false;
+	state = HND_IDLE;
+	step = HND_STEP_NONE;
+	cmd_path = NULL;
+	client = NULL;
+	if (chrony_cmd && *chrony_cmd && !(cmd_path = strdup(chrony_cmd)))
+		return -ENOMEM;
+	timer_ev = evtimer_new(base, timer_cb, NULL);
+	if (!timer_ev) {
+		free(cmd_path);
+		cmd_path = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void HND_Finalise(void)
+{
+	if (timer_ev)
+		event_free(timer_ev);
+	timer_ev = NULL;
+	close_client();
+	free(cmd_path);
+	cmd_path = NULL;
+	busy = false;
+	state = HND_IDLE;
+}
+
+HND_State HND_GetState(void)
+{
+	return state;
+}
+
+bool HND_Busy(void)
+{
+	return busy;
+}

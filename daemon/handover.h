@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ *
+ * handover.h - hand chronyd a disruption: reset its sources, give it the
+ * counter's exact frequency change and the step, exactly once.
+ *
+ * One handover at a time, the newest target wins: a new marker while one
+ * runs (or while it waits to retry) replaces the target, and the next step
+ * is computed from what chronyd is known to have applied.  The module owns
+ * its command client, its timers and its retries.  What it knows is kept in
+ * one place: the counter period chronyd's frequency is right for.  A dfreq
+ * is sent only from that period to the target's, composed exactly (a ratio
+ * of periods, never a sum of ppm), and never again while one is in doubt:
+ * a dfreq whose answer was lost is resolved from chronyd's own frequency
+ * (tracking, read twice after a settling delay) before anything else is
+ * sent.  Handovers closer together than a hold-off (which doubles while
+ * markers keep changing) are coalesced into one.
+ *
+ * States: IDLE; HOLDOFF (a target waits for the rate limit); REQUEST (one
+ * request out: reset, tracking, dfreq, doffset, burst, or verify, the
+ * tracking read that resolves an unknown dfreq); BACKOFF (a step failed,
+ * retry later); SETTLE (something sent may still land: wait before
+ * verifying or resetting).  Return convention: 0 or a negative errno value.
+ */
+#ifndef VMCLOCKD_HANDOVER_H
+#define VMCLOCKD_HANDOVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct event_base;
+
+/* A counter period as the page gives it: frac / 2^(64 + shift) seconds. */
+typedef struct {
+	bool valid;
+	uint64_t frac;
+	uint8_t shift;
+} HND_Period;
+
+/* chrony's dfreq for a counter whose period went from p0 to p1:
+ * -(P1/P0 - 1) * 1e6 ppm.  Both must be valid. */
+double HND_DfreqPpm(HND_Period p0, HND_Period p1);
+
+typedef enum {
+	HND_IDLE = 0,
+	HND_HOLDOFF,
+	HND_REQUEST,
+	HND_BACKOFF,
+	HND_SETTLE,
+} HND_State;
+
+typedef enum {
+	HND_STEP_NONE = 0,
+	HND_STEP_RESET,
+	HND_STEP_TRACKING,
+	HND_STEP_DFREQ,
+	HND_STEP_DOFFSET,
+	HND_STEP_BURST,
+	HND_STEP_VERIFY,
+	HND_STEP_COUNT
+} HND_Step;
+
+const char *HND_StateName(HND_State state);
+const char *HND_StepName(HND_Step step);
+
+typedef struct {
+	uint64_t marker;
+	/* The period chronyd's frequency is right for when no handover is under
+	 * way (the handled one); ignored while one is, as the module knows
+	 * better then. */
+	HND_Period old_period;
+	HND_Period new_period;
+	bool has_time; /* false: reset and an NTP burst only */
+} HND_Target;
+
+typedef struct {
+	bool ok;
+	bool chronyd_absent;  /* not reachable when the handover began */
+	uint64_t marker;      /* the (newest) target handed over */
+	bool has_time;
+	/* The period chronyd's frequency is right for now; !valid: not known
+	 * (no period on the page, or a dfreq that could not be resolved). */
+	HND_Period chrony_period;
+	int dfreqs;           /* dfreq requests chronyd applied in this handover */
+	double dfreq_ppm;     /* their composition */
+	bool dfreq_unresolved;
+	bool have_offset;
+	double offset;        /* o, device minus system time, s */
+	double correction;    /* c, chronyd's correction before doffset, s */
+	double doffset;       /* -(o - c), s */
+	int resets;           /* reset requests chronyd confirmed */
+	int datagrams;        /* requests sent in all */
+	int failures;         /* steps that failed and were retried */
+	int64_t duration_ns;
+	int64_t rtt_ns[HND_STEP_COUNT]; /* last round trip of each step */
+	/* When !ok: */
+	HND_Step failed_step;
+	int error;            /* errno value */
+	const char *reason;
+} HND_Report;
+
+typedef struct {
+	int timeout_ms;       /* per request, CCL_Start's */
+	int tries;            /* sends per idempotent request */
+	int max_failures;     /* failed steps before giving up */
+	int first_backoff_ms; /* doubles after each failure */
+	int settle_ms;        /* longest a sent request may still land */
+	int holdoff_ms;       /* least time between two handovers' starts */
+	int max_holdoff_ms;   /* the hold-off doubles up to this while flapping */
+} HND_Timing;
+
+extern const HND_Timing HND_DEFAULT_TIMING;
+
+typedef struct {
+	/* Device time minus system time now, s; NaN when there is no sample. */
+	double (*offset)(void *arg);
+	/* Exactly once per handover, from the event loop. */
+	void (*done)(const HND_Report *report, void *arg);
+	/* Optional: every change of state (tests, debugging). */
+	void (*state_changed)(HND_State state, HND_Step step, void *arg);
+	void *arg;
+} HND_Callbacks;
+
+/* chrony_cmd: chronyd's command socket ("" or NULL: none, every handover
+ * completes at once).  timing NULL: HND_DEFAULT_TIMING.  Copies both. */
+int HND_Initialise(struct event_base *base, const char *chrony_cmd, const HND_Timing *timing,
+		   const HND_Callbacks *callbacks);
+/* Cancels everything without a callback. */
+void HND_Finalise(void);
+/* A new command socket path (SIGHUP).  The same path keeps the client and
+ * whatever it has in flight; another one closes it, and a dfreq or doffset
+ * in flight then counts as unknown. */
+int HND_Reconfigure(const char *chrony_cmd);
+/* A disruption to hand over (the newest wins). */
+void HND_Start(const HND_Target *target);
+HND_State HND_GetState(void);
+bool HND_Busy(void);
+
+#endif /* VMCLOCKD_HANDOVER_H */

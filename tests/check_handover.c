@@ -1,0 +1,791 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ *
+ * check_handover.c - the handover module (daemon/handover.c) against a test
+ * double of chronyd's command socket, driven through every interleaving of
+ * faults and events over short sequences.
+ *
+ * The double speaks the real protocol (requests decoded, replies encoded
+ * with chrony_proto's numbers and Float) and keeps a model of chronyd: its
+ * frequency (a dfreq d scales the rate, (1 - f') = (1 - f)(1 - d), as chrony
+ * does), its correction (reset sources cancels it, doffset2 moves it), and a
+ * log of what it applied.  Each request it receives gets the next fault of
+ * the script; events in the script fire at the next point where the module
+ * waits: when a request arrives (in flight) or when it enters hold-off,
+ * backoff or settle.
+ *
+ *   OK       process, answer
+ *   DELAY    process, answer after DELAY_MS (longer than the client waits)
+ *   LOST     process, never answer
+ *   REFUSE   answer "failed" without processing
+ *   DROP     neither process nor answer
+ *   REORDER  hold it until the next request arrives, process that one first
+ *   RESTART  chronyd restarts on receipt: this request, held ones and
+ *            answers not yet sent are lost, the sockets are bound anew, the
+ *            correction is gone, the frequency survives (its drift file)
+ *   RELOAD   SIGHUP with the same command socket path
+ *   NEWPATH  SIGHUP naming another path to the same chronyd (the module's
+ *            client is closed with whatever it has in flight)
+ *   MARKER   a new disruption: the next counter period and offset
+ *
+ * Checked after each sequence, once everything has landed: the module says
+ * it succeeded for the newest marker, chronyd's frequency is exactly the one
+ * for the newest period, (1 - f) = (1 - f0) * P_newest / P0 (so the product
+ * of the (1 - dfreq) it applied equals the ratio of periods: no dfreq twice,
+ * none missing, none against the wrong period), the module's own belief is
+ * P_newest, and, unless chronyd restarted after the last doffset, its
+ * correction equals the newest offset o (the doffsets since its last reset
+ * add up to o - c).
+ *
+ * Suites: "exhaustive" runs every sequence of SEQ_LEN events (10^3),
+ * "exhaustive-late" the same after two good requests (faults land on the
+ * dfreq, the doffset and what follows); "walk"
+ * runs WALK_RUNS random sequences of 4 to 8 events from a printed seed
+ * (HND_TEST_SEED=<n> repeats it); plus flapping markers and a page without
+ * time.  A failure prints its sequence; HND_TEST_SCRIPT="OK DELAY ..." runs
+ * just that one (HND_TEST_VERBOSE=1 shows the module's log).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <check.h>
+#include <event2/event.h>
+
+#include "../daemon/chrony_proto.h"
+#include "../daemon/evbase.h"
+#include "../daemon/handover.h"
+#include "../daemon/log.h"
+
+enum { OK, DELAY, LOST, REFUSE, DROP, REORDER, RESTART, RELOAD, NEWPATH, MARKER, N_EVENTS };
+static const char *const event_names[N_EVENTS] = {
+	"OK", "DELAY", "LOST", "REFUSE", "DROP", "REORDER", "RESTART", "RELOAD", "NEWPATH", "MARKER",
+};
+
+#define SEQ_LEN 3
+#define MAX_SEQ 8
+#define WALK_RUNS 200
+#define DELAY_MS 30
+#define MAX_MARKERS 12
+#define F0_PPM 12.5
+
+static const HND_Timing fast = {
+	.timeout_ms = 4,
+	.tries = 3,
+	.max_failures = 2 * MAX_SEQ + 2,
+	.first_backoff_ms = 2,
+	.settle_ms = 40, /* > DELAY_MS: a delayed request has landed by then */
+	.holdoff_ms = 10,
+	.max_holdoff_ms = 80,
+};
+
+static unsigned int seed;
+
+/* ---- the double ---------------------------------------------------------- */
+
+typedef struct {
+	int sock; /* which of the two paths */
+	uint8_t data[CPR_MAX_REQUEST_LEN];
+	size_t len;
+	struct sockaddr_un from;
+	socklen_t fromlen;
+} Req;
+
+typedef struct Reply {
+	struct event *ev;
+	int sock;
+	uint8_t data[CPR_MAX_REPLY_LEN];
+	size_t len;
+	struct sockaddr_un from;
+	socklen_t fromlen;
+	unsigned incarnation;
+} Reply;
+
+typedef struct {
+	struct event_base *base;
+	char dir[64];
+	char path[2][96];
+	int fd[2];
+	struct event *ev[2];
+	unsigned incarnation;
+	int use_path; /* which path the module was last given */
+
+	const int *script;
+	int len, pos;
+	struct event *fire_ev;
+
+	/* chronyd's state */
+	double freq;       /* ppm */
+	double correction; /* s, > 0: the clock is behind */
+	int resets, dfreqs, doffsets, restarts, received;
+	double product;    /* of (1 - dfreq) applied */
+	bool restart_after_doffset;
+	bool have_held;
+	Req held;
+	Reply *delayed[64];
+	int n_delayed;
+
+	/* the disruption the test plays */
+	int markers;
+	HND_Period period[MAX_MARKERS + 1];
+	double offset[MAX_MARKERS + 1];
+	int done_calls;
+	HND_Report last;
+	char trace[512];
+} Double;
+
+static Double D;
+
+static uint16_t rd16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void wr16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static void wr32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static void trace(const char *s, const char *end)
+{
+	size_t n = strlen(D.trace);
+
+	if (n + 40 < sizeof(D.trace))
+		snprintf(D.trace + n, sizeof(D.trace) - n, "%s%s", s, end);
+}
+
+static void send_reply(int sock, const Req *q, const uint8_t *buf, size_t len)
+{
+	sendto(D.fd[sock], buf, len, 0, (const struct sockaddr *)&q->from, q->fromlen);
+}
+
+static void delayed_cb(evutil_socket_t fd, short what, void *arg)
+{
+	Reply *r = arg;
+
+	if (r->incarnation == D.incarnation)
+		sendto(D.fd[r->sock], r->data, r->len, 0, (struct sockaddr *)&r->from, r->fromlen);
+	r->len = 0; /* sent or lost */
+}
+
+/* chronyd's answer: header (and tracking) per the protocol. */
+static size_t make_answer(const Req *q, uint16_t status, uint8_t *out)
+{
+	uint16_t cmd = rd16(q->data + 4);
+	size_t len = CPR_REPLY_HEADER_LEN;
+
+	memset(out, 0, CPR_MAX_REPLY_LEN);
+	out[0] = CPR_PROTO_VERSION;
+	out[1] = CPR_PKT_REPLY;
+	wr16(out + 4, cmd);
+	wr16(out + 6, CPR_RPY_NULL);
+	wr16(out + 8, status);
+	memcpy(out + 16, q->data + 8, 4); /* sequence */
+	if (status == CPR_STT_SUCCESS && cmd == CPR_REQ_TRACKING) {
+		wr16(out + 6, CPR_RPY_TRACKING);
+		wr32(out + 28, 0x564d4300);
+		wr16(out + 54, CPR_LEAP_UNSYNCHRONISED);
+		wr32(out + 56, 0x7fffffffu);
+		wr32(out + 68, CPR_FloatEncode(D.correction));
+		wr32(out + 80, CPR_FloatEncode(D.freq));
+		len = CPR_TRACKING_REPLY_LEN;
+	}
+	return len;
+}
+
+/* Apply a request to chronyd's state; the answer goes to *out. */
+static size_t process(const Req *q, uint8_t *out)
+{
+	uint16_t cmd = rd16(q->data + 4);
+	double v = CPR_FloatDecode(rd32(q->data + 20));
+	uint16_t status = CPR_STT_SUCCESS;
+
+	switch (cmd) {
+	case CPR_REQ_RESET_SOURCES:
+		D.correction = 0.0;
+		D.resets++;
+		break;
+	case CPR_REQ_DFREQ:
+		D.freq += v * (1.0 - D.freq * 1e-6);
+		D.product *= 1.0 - v * 1e-6;
+		D.dfreqs++;
+		break;
+	case CPR_REQ_DOFFSET2:
+		D.correction -= v;
+		D.doffsets++;
+		D.restart_after_doffset = false;
+		break;
+	case CPR_REQ_BURST:
+		status = CPR_STT_NOSUCHSOURCE;
+		break;
+	default:
+		break;
+	}
+	return make_answer(q, status, out);
+}
+
+static void answer_now(const Req *q)
+{
+	uint8_t out[CPR_MAX_REPLY_LEN];
+	size_t len = process(q, out);
+
+	send_reply(q->sock, q, out, len);
+}
+
+static void bind_sockets(void);
+static void close_sockets(void);
+
+static void restart(void)
+{
+	D.incarnation++; /* answers not yet sent are lost */
+	D.have_held = false;
+	D.correction = 0.0;
+	D.restarts++;
+	D.restart_after_doffset = true;
+	close_sockets(); /* with whatever is queued in them */
+	bind_sockets();
+}
+
+static void new_marker(void)
+{
+	HND_Target t;
+
+	if (D.markers >= MAX_MARKERS)
+		return;
+	D.markers++;
+	memset(&t, 0, sizeof(t));
+	t.marker = (uint64_t)D.markers;
+	t.old_period = D.period[D.markers - 1]; /* what an idle daemon knows */
+	t.new_period = D.period[D.markers];
+	t.has_time = true;
+	HND_Start(&t);
+}
+
+/* Fire the events due at this point of the script. */
+static void fire_events(void)
+{
+	while (D.pos < D.len && D.script[D.pos] >= RELOAD) {
+		int e = D.script[D.pos++];
+
+		trace(event_names[e], " ");
+		if (e == RELOAD) {
+			ck_assert_int_eq(HND_Reconfigure(D.path[D.use_path]), 0);
+		} else if (e == NEWPATH) {
+			D.use_path ^= 1;
+			ck_assert_int_eq(HND_Reconfigure(D.path[D.use_path]), 0);
+		} else {
+			new_marker();
+		}
+	}
+}
+
+static void fire_cb(evutil_socket_t fd, short what, void *arg)
+{
+	fire_events();
+}
+
+static void handle(const Req *q)
+{
+	int fault = OK;
+	bool release = false;
+	Req held;
+
+	D.received++;
+	fire_events();
+	if (D.pos < D.len)
+		fault = D.script[D.pos++];
+	trace(event_names[fault], "");
+	trace(rd16(q->data + 4) == CPR_REQ_DFREQ      ? "dfreq"
+		       : rd16(q->data + 4) == CPR_REQ_DOFFSET2 ? "doffset"
+		       : rd16(q->data + 4) == CPR_REQ_TRACKING ? "tracking"
+		       : rd16(q->data + 4) == CPR_REQ_BURST    ? "burst"
+							       : "reset", " ");
+
+	if (D.have_held && fault != RESTART) {
+		/* The request that overtook the held one goes first. */
+		held = D.held;
+		D.have_held = false;
+		release = true;
+		if (fault == REORDER)
+			fault = OK;
+	}
+
+	switch (fault) {
+	case OK:
+		answer_now(q);
+		break;
+	case DELAY: {
+		Reply *r = calloc(1, sizeof(*r));
+		struct timeval tv = { 0, DELAY_MS * 1000 };
+
+		r->len = process(q, r->data);
+		r->sock = q->sock;
+		r->from = q->from;
+		r->fromlen = q->fromlen;
+		r->incarnation = D.incarnation;
+		r->ev = evtimer_new(D.base, delayed_cb, r);
+		evtimer_add(r->ev, &tv);
+		ck_assert_int_lt(D.n_delayed, 64);
+		D.delayed[D.n_delayed++] = r;
+		break;
+	}
+	case LOST: {
+		uint8_t out[CPR_MAX_REPLY_LEN];
+
+		(void)process(q, out);
+		break;
+	}
+	case REFUSE: {
+		uint8_t out[CPR_MAX_REPLY_LEN];
+
+		send_reply(q->sock, q, out, make_answer(q, CPR_STT_FAILED, out));
+		break;
+	}
+	case DROP:
+		break;
+	case REORDER:
+		D.held = *q;
+		D.have_held = true;
+		break;
+	case RESTART:
+		restart();
+		break;
+	}
+	if (release)
+		answer_now(&held);
+}
+
+static void read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	Req q;
+	ssize_t n;
+
+	memset(&q, 0, sizeof(q));
+	q.sock = (int)(intptr_t)arg;
+	q.fromlen = sizeof(q.from);
+	n = recvfrom(fd, q.data, sizeof(q.data), 0, (struct sockaddr *)&q.from, &q.fromlen);
+	if (n < CPR_REQUEST_HEADER_LEN || q.data[1] != CPR_PKT_REQUEST)
+		return;
+	q.len = (size_t)n;
+	handle(&q);
+}
+
+static void bind_sockets(void)
+{
+	for (int i = 0; i < 2; i++) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+		strcpy(sa.sun_path, D.path[i]);
+		unlink(D.path[i]);
+		D.fd[i] = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		ck_assert_int_ge(D.fd[i], 0);
+		ck_assert_int_eq(bind(D.fd[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
+		D.ev[i] = event_new(D.base, D.fd[i], EV_READ | EV_PERSIST, read_cb, (void *)(intptr_t)i);
+		event_add(D.ev[i], NULL);
+	}
+}
+
+static void close_sockets(void)
+{
+	for (int i = 0; i < 2; i++) {
+		event_free(D.ev[i]);
+		close(D.fd[i]);
+		unlink(D.path[i]);
+	}
+}
+
+/* ---- the module's side --------------------------------------------------- */
+
+static double offset_cb(void *arg)
+{
+	return D.offset[D.markers];
+}
+
+static void done_cb(const HND_Report *r, void *arg)
+{
+	D.done_calls++;
+	D.last = *r;
+	/* Faults that found no request of this handover are dropped; the
+	 * events after them happen after it. */
+	while (D.pos < D.len && D.script[D.pos] < RELOAD)
+		D.pos++;
+	event_active(D.fire_ev, EV_TIMEOUT, 0);
+}
+
+static void state_cb(HND_State s, HND_Step step, void *arg)
+{
+	if (s == HND_HOLDOFF || s == HND_BACKOFF || s == HND_SETTLE)
+		event_active(D.fire_ev, EV_TIMEOUT, 0);
+}
+
+static HND_Period scaled(HND_Period p, double ppm)
+{
+	p.frac = (uint64_t)((double)p.frac * (1.0 + ppm * 1e-6));
+	return p;
+}
+
+static void setup(const int *script, int len)
+{
+	static const double change_ppm[MAX_MARKERS] = { 30.0, -17.25, 4.5, -60.0, 11.0, -3.0,
+							 25.0, -8.0, 2.0, -1.0, 50.0, -40.0 };
+	HND_Callbacks cbs = { .offset = offset_cb, .done = done_cb, .state_changed = state_cb };
+
+	memset(&D, 0, sizeof(D));
+	D.script = script;
+	D.len = len;
+	D.base = EVB_New();
+	strcpy(D.dir, "/tmp/check_handover.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(D.dir));
+	snprintf(D.path[0], sizeof(D.path[0]), "%s/chronyd.sock", D.dir);
+	snprintf(D.path[1], sizeof(D.path[1]), "%s/chronyd-2.sock", D.dir);
+	bind_sockets();
+	D.fire_ev = event_new(D.base, -1, 0, fire_cb, NULL);
+	D.freq = F0_PPM;
+	D.correction = 0.0123;
+	D.product = 1.0;
+	D.period[0] = (HND_Period){ true, UINT64_C(0x4000000000000000), 2 };
+	D.offset[0] = 0.0;
+	for (int i = 1; i <= MAX_MARKERS; i++) {
+		D.period[i] = scaled(D.period[i - 1], change_ppm[i - 1]);
+		D.offset[i] = 0.001 * i * (i & 1 ? 1 : -1);
+	}
+	ck_assert_int_eq(HND_Initialise(D.base, D.path[0], &fast, &cbs), 0);
+}
+
+static bool landed(void)
+{
+	if (D.have_held)
+		return false;
+	for (int i = 0; i < D.n_delayed; i++)
+		if (D.delayed[i]->len)
+			return false;
+	return true;
+}
+
+static int externals_left(void)
+{
+	int n = 0;
+
+	for (int i = D.pos; i < D.len; i++)
+		n += D.script[i] >= RELOAD;
+	return n;
+}
+
+static void run(void)
+{
+	struct timespec t0, now;
+
+	new_marker();
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		/* Faults left over found no request to apply to. */
+		if (!HND_Busy() && !externals_left() && landed() && D.done_calls > 0)
+			break;
+		/* A request held back with nothing after it lands at last, late:
+		 * the module must have allowed for that too. */
+		if (!HND_Busy() && !externals_left() && D.done_calls > 0 && D.have_held) {
+			Req late = D.held;
+
+			D.have_held = false;
+			trace("late", " ");
+			answer_now(&late);
+			continue;
+		}
+		event_base_loop(D.base, EVLOOP_ONCE);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		ck_assert_msg(now.tv_sec - t0.tv_sec < 20, "no end after 20 s: %s", D.trace);
+	}
+}
+
+static void teardown(void)
+{
+	HND_Finalise();
+	for (int i = 0; i < D.n_delayed; i++) {
+		event_free(D.delayed[i]->ev);
+		free(D.delayed[i]);
+	}
+	event_free(D.fire_ev);
+	close_sockets();
+	rmdir(D.dir);
+	event_base_free(D.base);
+}
+
+static void check_truth(void)
+{
+	HND_Period newest = D.period[D.markers];
+	double ratio = ldexp((double)newest.frac, D.period[0].shift - newest.shift) /
+		       (double)D.period[0].frac;
+	double want = 1e6 - (1e6 - F0_PPM) * ratio;
+	/* chrony's Float carries each dfreq to 24 bits. */
+	double tol = 1e-7 * (D.dfreqs + 1) * 60.0;
+
+	ck_assert_msg(D.last.ok, "%s: handover failed (%s at %s)", D.trace, D.last.reason,
+		      HND_StepName(D.last.failed_step));
+	ck_assert_msg(D.last.marker == (uint64_t)D.markers, "%s: reported marker %llu, newest %d",
+		      D.trace, (unsigned long long)D.last.marker, D.markers);
+	ck_assert_msg(fabs(D.freq - want) <= tol,
+		      "%s: chronyd's frequency %.9f ppm, want %.9f (%d dfreq applied, product %.12f, "
+		      "ratio %.12f)", D.trace, D.freq, want, D.dfreqs, D.product, ratio);
+	ck_assert_msg(fabs(D.product - ratio) <= tol * 1e-6, "%s: product %.12f, ratio %.12f",
+		      D.trace, D.product, ratio);
+	ck_assert_msg(D.last.chrony_period.valid && D.last.chrony_period.frac == newest.frac,
+		      "%s: the module believes another period", D.trace);
+	if (!D.restart_after_doffset)
+		ck_assert_msg(fabs(D.correction - D.offset[D.markers]) <= 1e-9,
+			      "%s: chronyd's correction %.12f s, want o = %.12f", D.trace,
+			      D.correction, D.offset[D.markers]);
+}
+
+static void run_script(const int *script, int len)
+{
+	setup(script, len);
+	run();
+	check_truth();
+	teardown();
+}
+
+START_TEST(exhaustive)
+{
+	int script[SEQ_LEN], n = _i;
+
+	for (int k = 0; k < SEQ_LEN; k++) {
+		script[k] = n % N_EVENTS;
+		n /= N_EVENTS;
+	}
+	run_script(script, SEQ_LEN);
+}
+END_TEST
+
+/* The same after two good requests: faults on dfreq, doffset and after. */
+START_TEST(exhaustive_late)
+{
+	int script[2 + SEQ_LEN] = { OK, OK }, n = _i;
+
+	for (int k = 0; k < SEQ_LEN; k++) {
+		script[2 + k] = n % N_EVENTS;
+		n /= N_EVENTS;
+	}
+	run_script(script, 2 + SEQ_LEN);
+}
+END_TEST
+
+START_TEST(walk)
+{
+	unsigned int s = seed + (unsigned int)_i;
+	int script[MAX_SEQ], len;
+
+	len = 4 + (int)(rand_r(&s) % (MAX_SEQ - 3));
+	for (int k = 0; k < len; k++)
+		script[k] = (int)(rand_r(&s) % N_EVENTS);
+	run_script(script, len);
+}
+END_TEST
+
+/* The three cases, named. */
+START_TEST(reload_while_dfreq_reply_delayed)
+{
+	static const int script[] = { OK, OK, NEWPATH, DELAY };
+
+	run_script(script, 4);
+	ck_assert_int_eq(D.dfreqs, 1);
+}
+END_TEST
+
+START_TEST(reload_during_backoff)
+{
+	static const int script[] = { REFUSE, REFUSE, RELOAD, REFUSE, OK };
+
+	run_script(script, 5);
+	ck_assert_int_eq(D.dfreqs, 1);
+	ck_assert_int_eq(D.done_calls, 1);
+}
+END_TEST
+
+START_TEST(marker_during_backoff)
+{
+	/* reset, tracking, dfreq refused; a second migration in the backoff. */
+	static const int script[] = { OK, OK, REFUSE, MARKER };
+
+	run_script(script, 4);
+	ck_assert_int_eq(D.dfreqs, 1); /* P0 -> P2 at once */
+}
+END_TEST
+
+START_TEST(flapping_markers)
+{
+	int script[1] = { OK };
+	struct timespec t0, now;
+	int changes = 0;
+
+	setup(script, 0);
+	new_marker();
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* 50 marker changes in 200 ms, the period flapping between two. */
+	while (changes < 50) {
+		struct timeval tv = { 0, 4000 };
+		HND_Target t = { .has_time = true };
+
+		event_base_loopexit(D.base, &tv);
+		event_base_dispatch(D.base);
+		t.old_period = D.period[D.markers];
+		D.markers = D.markers == 1 ? 2 : 1;
+		t.marker = 100 + (uint64_t)changes;
+		t.new_period = D.period[D.markers];
+		HND_Start(&t);
+		changes++;
+	}
+	for (;;) {
+		event_base_loop(D.base, EVLOOP_ONCE);
+		if (!HND_Busy() && landed())
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		ck_assert(now.tv_sec - t0.tv_sec < 20);
+	}
+	printf("flapping: 50 marker changes, %d resets, %d dfreq, %d handovers reported\n",
+	       D.resets, D.dfreqs, D.done_calls);
+	ck_assert_msg(D.resets <= 10, "%d resets for 50 marker changes", D.resets);
+	ck_assert(D.last.ok);
+	ck_assert(D.last.marker == 149);
+	{
+		HND_Period newest = D.period[D.markers];
+		double ratio = ldexp((double)newest.frac, D.period[0].shift - newest.shift) /
+			       (double)D.period[0].frac;
+
+		ck_assert_msg(fabs(D.product - ratio) <= 1e-12 * (D.dfreqs + 1) * 60,
+			      "product %.12f ratio %.12f", D.product, ratio);
+	}
+	teardown();
+}
+END_TEST
+
+START_TEST(page_without_time)
+{
+	int script[1] = { OK };
+	HND_Target t = { .marker = 7, .old_period = { true, 1, 0 }, .new_period = { false, 0, 0 },
+			 .has_time = false };
+
+	setup(script, 0);
+	HND_Start(&t);
+	while (D.done_calls == 0)
+		event_base_loop(D.base, EVLOOP_ONCE);
+	ck_assert(D.last.ok);
+	ck_assert_int_eq(D.resets, 1);
+	ck_assert_int_eq(D.dfreqs, 0);
+	ck_assert_int_eq(D.doffsets, 0);
+	ck_assert(!D.last.chrony_period.valid || D.last.chrony_period.frac == 1);
+	teardown();
+}
+END_TEST
+
+START_TEST(dfreq_composes_exactly)
+{
+	HND_Period p0 = { true, UINT64_C(0x8000000000000000), 1 };
+	HND_Period p1 = scaled(p0, 30.0), p2 = scaled(p1, -17.25);
+	double d01 = HND_DfreqPpm(p0, p1) * 1e-6, d12 = HND_DfreqPpm(p1, p2) * 1e-6;
+	double d02 = HND_DfreqPpm(p0, p2) * 1e-6;
+
+	/* (1 - d02) = (1 - d01)(1 - d12), not d01 + d12. */
+	ck_assert(fabs((1 - d02) - (1 - d01) * (1 - d12)) < 1e-15);
+	ck_assert(fabs(d02 - (d01 + d12)) > 1e-10);
+}
+END_TEST
+
+/* HND_TEST_SCRIPT="OK REORDER DELAY ...": one sequence, to reproduce. */
+static const char *script_env;
+
+START_TEST(one_script)
+{
+	int script[MAX_SEQ], len = 0;
+	char buf[256], *tok, *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", script_env);
+	for (tok = strtok_r(buf, " ,", &save); tok && len < MAX_SEQ; tok = strtok_r(NULL, " ,", &save))
+		for (int e = 0; e < N_EVENTS; e++)
+			if (!strcmp(tok, event_names[e]))
+				script[len++] = e;
+	run_script(script, len);
+	printf("%s: %d dfreq, %d doffset, %d resets applied\n", D.trace, D.dfreqs, D.doffsets,
+	       D.resets);
+}
+END_TEST
+
+static Suite *handover_suite(void)
+{
+	Suite *s = suite_create("handover");
+	TCase *tc;
+
+	if (script_env) {
+		tc = tcase_create("script");
+		tcase_add_test(tc, one_script);
+		suite_add_tcase(s, tc);
+		return s;
+	}
+
+	tc = tcase_create("cases");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, dfreq_composes_exactly);
+	tcase_add_test(tc, reload_while_dfreq_reply_delayed);
+	tcase_add_test(tc, reload_during_backoff);
+	tcase_add_test(tc, marker_during_backoff);
+	tcase_add_test(tc, flapping_markers);
+	tcase_add_test(tc, page_without_time);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("exhaustive");
+	tcase_set_timeout(tc, 30);
+	tcase_add_loop_test(tc, exhaustive, 0, 1000); /* N_EVENTS^SEQ_LEN */
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("exhaustive-late");
+	tcase_set_timeout(tc, 30);
+	tcase_add_loop_test(tc, exhaustive_late, 0, 1000);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("walk");
+	tcase_set_timeout(tc, 30);
+	tcase_add_loop_test(tc, walk, 0, WALK_RUNS);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr;
+	const char *env = getenv("HND_TEST_SEED");
+	int failed;
+
+	seed = env ? (unsigned int)strtoul(env, NULL, 0) : (unsigned int)time(NULL);
+	script_env = getenv("HND_TEST_SCRIPT");
+	printf("check_handover: random seed %u (HND_TEST_SEED=%u repeats it)\n", seed, seed);
+	printf("check_handover: 2 x %d exhaustive sequences of %d events over %d kinds, %d random "
+	       "walks of 4-%d\n", 1000, SEQ_LEN, N_EVENTS, WALK_RUNS, MAX_SEQ);
+	LOG_Initialise(false, true);
+	if (!getenv("HND_TEST_VERBOSE"))
+		if (!freopen("/dev/null", "w", stderr))
+			return EXIT_FAILURE;
+	sr = srunner_create(handover_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

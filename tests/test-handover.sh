@@ -1,0 +1,122 @@
+#!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
+#
+# test-handover.sh - the handover's races against a real chronyd, behind a
+# proxy (chrony-proxy.py) that delays or refuses chosen requests and logs
+# what chronyd applied.  Each case runs a fresh page (counter frequency 0,
+# then +30 ppm at a migration) and a fresh vmclockd:
+#
+#  (a) SIGHUP while chronyd's answer to the dfreq is held back 700 ms (past
+#      the client's wait): chronyd applies exactly one dfreq, and vmclockd
+#      finds out from chronyd's frequency that it was applied;
+#  (b) SIGHUP during the backoff after chronyd refused two resets: one
+#      handover, one dfreq, no stale retry afterwards;
+#  (c) a second migration during the backoff after a refused dfreq: chronyd
+#      applies one dfreq, the whole change (about -30 ppm) from the period it
+#      was right for, not a near-zero one against the newest period.
+#  (d) the marker flapping, 50 changes in 10 s: a handful of resets.
+# What chronyd applied is read from the proxy's log (answers with status 0),
+# the change expected from vmclockd's own disruption alerts (each migration's
+# FREQ_CHANGE_PPM, composed as a ratio of periods).
+
+. "$(dirname "$0")/lib.sh"
+require_chronyd
+command -v python3 >/dev/null || { echo "FAIL: python3 is missing (the proxy)"; exit 1; }
+
+write_chrony_conf
+start_chronyd || fail "chronyd started"
+
+# run_case NAME PROXY-RULES...: fresh page, proxy and vmclockd; migrate once.
+run_case() {
+	CASE=$1
+	shift
+	rm -rf "$T/page" "$T/state" "$T/proxy.sock" "$T/proxy-up.sock"
+	: >"$T/vmclockd.log"
+	python3 "$top_srcdir/tests/chrony-proxy.py" "$T/proxy.sock" "$T/proxy-up.sock" \
+		"$T/chronyd.sock" "$T/proxy-$CASE.log" "$@" &
+	PROXY_PID=$!
+	PIDS="$PIDS $PROXY_PID"
+	wait_for 5 test -S "$T/proxy.sock" || fail "$CASE: proxy started"
+	start_sim --interval-ms 100 --migrate-freq-ppb 30000
+	start_vmclockd --chrony-cmd "$T/proxy.sock"
+	wait_for 10 test -s "$T/state/marker" || fail "$CASE: vmclockd started"
+	sleep 0.3
+	kill -USR1 "$SIM_PID"
+}
+
+end_case() {
+	kill "$VMCLOCKD_PID" "$SIM_PID" "$PROXY_PID" 2>/dev/null
+	wait "$VMCLOCKD_PID" "$SIM_PID" "$PROXY_PID" 2>/dev/null
+	cp "$T/vmclockd.log" "$T/vmclockd-$CASE.log"
+}
+
+# The dfreq values chronyd answered success to.
+applied_dfreqs() {
+	awk '$1 == "forwarded" && $2 == 31 { v[$3] = $4 }
+	     $1 == "answered" && $2 == 31 && $5 == 0 { print v[$3] }' "$T/proxy-$CASE.log"
+}
+
+# The change vmclockd logged for each migration of this case, composed: the
+# dfreq that takes chronyd from the first period to the last.
+composed_change() {
+	sed -n 's/.*FREQ_CHANGE_PPM=\([-0-9.]*\).*/\1/p' "$T/vmclockd.log" |
+		awk '{ r *= 1 + $1 * 1e-6 } BEGIN { r = 1 } END { printf "%.9f", -(r - 1) * 1e6 }'
+}
+
+check_one_dfreq() {
+	local d want
+	d=$(applied_dfreqs)
+	want=$(composed_change)
+	echo "$CASE: dfreq applied by chronyd: [$(echo $d)], the migrations' change composed: $want"
+	check "$CASE: chronyd applied exactly one dfreq" test "$(echo "$d" | grep -c .)" -eq 1
+	check "$CASE: it is the whole change ($d, want $want)" \
+		awk -v d="${d:-0}" -v w="$want" 'BEGIN { exit !(d - w < 1e-4 && w - d < 1e-4 && w < -29) }'
+}
+
+run_case a --delay 31:1:700
+check "a: chronyd's answer to the dfreq held back" wait_for 5 grep -q '^held 31 1' "$T/proxy-a.log"
+kill -HUP "$VMCLOCKD_PID"
+check "a: handover done" wait_for 10 grep -q 'chronyd reset:' "$T/vmclockd.log"
+check_one_dfreq
+check "a: the lost answer resolved from chronyd's frequency" \
+	grep -q 'chronyd had applied the dfreq whose answer was lost' "$T/vmclockd.log"
+end_case
+
+run_case b --refuse 66:2
+check "b: resets refused" wait_for 5 grep -q '^refused 66 2' "$T/proxy-b.log"
+kill -HUP "$VMCLOCKD_PID"
+check "b: handover done" wait_for 10 grep -q 'chronyd reset:' "$T/vmclockd.log"
+sleep 2 # a stale retry timer would have fired by now
+check_one_dfreq
+check "b: one handover" test "$(grep -c 'chronyd reset:' "$T/vmclockd.log")" -eq 1
+check "b: no reset after it" test "$(awk '$1 == "forwarded" && $2 == 66' "$T/proxy-b.log" | wc -l)" -eq 1
+end_case
+
+run_case c --refuse 31:2
+check "c: dfreq refused" wait_for 5 grep -q '^refused 31 1' "$T/proxy-c.log"
+kill -USR1 "$SIM_PID"
+check "c: second migration seen" wait_for 5 grep -q 'marker 2 -> 3' "$T/vmclockd.log"
+check "c: handover done for the newest marker" \
+	wait_for 10 grep -q 'chronyd reset after disruption 3' "$T/vmclockd.log"
+check_one_dfreq
+end_case
+
+# (d) The marker flapping, 50 changes in 10 s: a handful of resets, and the
+# dfreqs chronyd applied compose to the changes the migrations made.
+run_case d
+for _ in $(seq 49); do
+	sleep 0.2
+	kill -USR1 "$SIM_PID"
+done
+check "d: handover done for the newest marker" \
+	wait_for 20 grep -q 'chronyd reset after disruption 51' "$T/vmclockd.log"
+resets=$(awk '$1 == "forwarded" && $2 == 66' "$T/proxy-d.log" | wc -l)
+echo "d: 50 marker changes in 10 s: $resets resets, $(grep -c 'chronyd reset:' "$T/vmclockd.log") handovers"
+check "d: coalesced: $resets resets for 50 marker changes (at most 8)" test "$resets" -le 8
+applied=$(applied_dfreqs | awk '{ r *= 1 - $1 * 1e-6 } BEGIN { r = 1 } END { printf "%.9f", -(r - 1) * 1e6 }')
+want=$(composed_change)
+check "d: the applied dfreqs compose to the migrations' change ($applied, want $want)" \
+	awk -v d="$applied" -v w="$want" 'BEGIN { exit !(d - w < 1e-4 && w - d < 1e-4) }'
+end_case
+
+finish
