@@ -3,8 +3,16 @@
  * chronysync.c - chronyd's view of the clock: its sync state and error bound.
  *
  * "chronyd has re-synchronised since the marker" is only believed from a
- * tracking report requested after the disruption was handled: a report in
- * flight during the reset could describe the old state.
+ * tracking report requested after the disruption was handled (a report in
+ * flight during the reset could describe the old state) that names a real
+ * reference.  chronyd 4.3 right after `reset sources` (measured under -x,
+ * docs/internals.md): with no other source, reference id 0, stratum 0, leap
+ * unsynchronised, reference time 0; with `local` configured, reference id
+ * 127.127.1.1 (LOCAL), its stratum and leap NORMAL, the old reference time.
+ * Neither is a reselection, so the leap status alone is not evidence.  The
+ * reference time is not either: the first sample chronyd takes after the
+ * reset may be one its refclock driver held from before it, whose time is
+ * earlier than the reset.
  */
 #include <errno.h>
 #include <math.h>
@@ -25,6 +33,10 @@
 #define MAX_BOUND_S 4.6e9
 /* A drift the 32-bit field cannot hold is published as its largest value. */
 #define MAX_DRIFT_PPB 4e9
+/* The reference id chronyd reports while it has no source selected: none
+ * (0), or its own local reference (127.127.1.1, the `local` directive). */
+#define CHRONY_REFID_NONE 0u
+#define CHRONY_REFID_LOCAL 0x7f7f0101u
 
 static const CNF_Settings *cfg;
 static struct event_base *ev_base;
@@ -75,6 +87,14 @@ static void schedule_poll(void)
 	evtimer_add(poll_ev, &tv);
 }
 
+/* chronyd follows a source it selected (its reference is not "none" or its
+ * local clock): after a reset, the evidence it reselected. */
+static bool selected_real_source(const CPR_Tracking *t)
+{
+	return t->leap_status != CPR_LEAP_UNSYNCHRONISED && t->ref_id != CHRONY_REFID_NONE &&
+	       t->ref_id != CHRONY_REFID_LOCAL;
+}
+
 static void tracking_done(const CCL_Result *r, void *arg)
 {
 	const DSR_Report *d = dsr;
@@ -98,8 +118,7 @@ static void tracking_done(const CCL_Result *r, void *arg)
 	}
 	if (LOG_RepeatRecovered(&chrony_failing))
 		LOG(LOGS_INFO, "chronyd's tracking can be read again");
-	if (t->leap_status != CPR_LEAP_UNSYNCHRONISED && !d->handling &&
-	    !TIM_Before(&request_sent, &d->handled_at)) {
+	if (selected_real_source(t) && !d->handling && !TIM_Before(&request_sent, &d->handled_at)) {
 		if (!have_synced_marker || synced_marker != d->handled_marker)
 			DEBUG_LOG("chronyd synchronised after marker %llu",
 				  (unsigned long long)d->handled_marker);

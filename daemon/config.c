@@ -332,14 +332,15 @@ fail:
 /* Applies the command line; with only_config, just finds --config. */
 static int parse_args(CNF_Settings *s, int argc, char **argv, bool only_config)
 {
-	struct option longopts[N_SETTINGS + 2];
+	struct option longopts[N_SETTINGS + 3];
 	int c, idx;
 
 	for (size_t i = 0; i < N_SETTINGS; i++)
 		longopts[i] = (struct option){ settings[i].name,
 			settings[i].type == T_FLAG ? no_argument : required_argument, NULL, 0 };
 	longopts[N_SETTINGS] = (struct option){ "help", no_argument, NULL, 'h' };
-	longopts[N_SETTINGS + 1] = (struct option){ NULL, 0, NULL, 0 };
+	longopts[N_SETTINGS + 1] = (struct option){ "version", no_argument, NULL, 'V' };
+	longopts[N_SETTINGS + 2] = (struct option){ NULL, 0, NULL, 0 };
 
 	optind = 0;
 	opterr = !only_config;
@@ -347,8 +348,11 @@ static int parse_args(CNF_Settings *s, int argc, char **argv, bool only_config)
 		const Setting *set;
 		const char *why;
 
+		/* Before any file is read: they work whatever the configuration. */
 		if (c == 'h')
-			return only_config ? 0 : CNF_HELP;
+			return CNF_HELP;
+		if (c == 'V')
+			return CNF_VERSION;
 		if (c == '?')
 			return only_config ? 0 : -2;
 		set = &settings[idx];
@@ -373,7 +377,7 @@ static int load(CNF_Settings *out)
 	int r;
 
 	set_defaults(out);
-	if ((r = parse_args(out, saved_argc, saved_argv, true)) < 0)
+	if ((r = parse_args(out, saved_argc, saved_argv, true)) != 0)
 		return r;
 	explicit_file = strcmp(out->config_file, CNF_DEFAULT_FILE) != 0;
 	if (read_file(out, out->config_file, explicit_file) < 0)
@@ -398,4 +402,6 @@ void CNF_PrintUsage(const char *progname)
 	printf("Usage: %s [OPTION]...\n", progname);
 	for (size_t i = 0; i < N_SETTINGS; i++)
 		printf("  --%-18s %s\n", settings[i].name, settings[i].help);
+	printf("  --%-18s %s\n  --%-18s %s\n", "help", "print this summary and exit",
+	       "version", "print the version and exit");
 }

@@ -38,8 +38,9 @@ typedef struct {
 
 /* Defaults, then the file (if any), then the command line.  Returns 0, or -1
  * after printing one line naming the file and line or option at fault.
- * Usage errors return -2 (after a line saying what), --help CNF_HELP. */
+ * Usage errors return -2 (after a line saying what), --help CNF_HELP, --version CNF_VERSION. */
 #define CNF_HELP 1
+#define CNF_VERSION 2
 int CNF_Load(int argc, char **argv, CNF_Settings *out);
 /* Re-reads the file and the command line kept from CNF_Load. */
 int CNF_Reload(CNF_Settings *out);

@@ -68,6 +68,10 @@ static LOG_Repeat save_failing;
  * from it when the marker changes. */
 static bool have_offset;
 static int64_t last_offset_ns;
+/* The sampler reads another device: the next page starts a new epoch,
+ * whose handover heads for epoch_period (see DSR_SourceChanged). */
+static bool source_changed;
+static Period epoch_period;
 
 const DSR_Report *DSR_GetReport(void)
 {
@@ -422,7 +426,10 @@ static void begin_disruption(const struct vmclock_abi *page, const struct vmcloc
 	for (int i = 0; i < DISRUPTION_FIELDS; i++)
 		fields[i] = f[i];
 	fields[DISRUPTION_FIELDS] = NULL;
-	if (target_has_time)
+	if (source_changed)
+		LOG(LOGS_WARN, "clock source changed to %s (marker %" PRIu64 "): resetting chronyd, "
+		    "no frequency change or step carried over", cfg->device, target_marker);
+	else if (target_has_time)
 		LOG_LimitedEvent(&disruption_alerts, LOGS_WARN, LOG_MSGID_DISRUPTION, fields,
 			  "clock disruption%s: marker %" PRIu64 " -> %" PRIu64 ", step %+.9f s, "
 			  "counter frequency %+.6f ppm; resetting chronyd",
@@ -435,7 +442,7 @@ static void begin_disruption(const struct vmclock_abi *page, const struct vmcloc
 			  old, target_marker);
 	t.marker = target_marker;
 	t.old_period = period_handled;
-	t.new_period = period_target;
+	t.new_period = source_changed ? epoch_period : period_target;
 	t.has_time = target_has_time;
 	HND_Start(&t);
 }
@@ -476,6 +483,13 @@ bool DSR_Observe(const struct vmclock_abi *page, const struct vmclock_offset *of
 		}
 		current_gen = report.handled_gen;
 		current_marker = report.handled_marker;
+	}
+	if (source_changed) {
+		/* Neither its marker, generation nor period is compared with
+		 * the old device's: one reset, one line. */
+		begin_disruption(page, NULL, false);
+		source_changed = false;
+		return true;
 	}
 	if (gen != current_gen && (vmclock_le64(page->flags) & VMCLOCK_FLAG_VM_GEN_COUNTER_PRESENT)) {
 		char f1[FIELD_LEN], f2[FIELD_LEN];
@@ -532,6 +546,23 @@ int DSR_Initialise(struct event_base *base, const CNF_Settings *settings,
 		return -1;
 	}
 	return 0;
+}
+
+void DSR_SourceChanged(void)
+{
+	/* Before the first page there is nothing to forget. */
+	if (!state_known)
+		return;
+	source_changed = true;
+	/* The two devices' periods and offsets are unrelated: no dfreq and no
+	 * step is computed across them.  A handover under way for the old
+	 * device still owes chronyd that device's frequency change: the new
+	 * epoch's handover heads for the same period, so that change is
+	 * delivered once and nothing is added for the device change; with none
+	 * under way, no period and so no dfreq at all. */
+	epoch_period = report.handling ? period_target : (Period){ .valid = false };
+	period_handled.valid = false;
+	have_offset = false;
 }
 
 void DSR_Reconfigure(const CNF_Settings *settings)

@@ -45,6 +45,10 @@ int DSR_Initialise(struct event_base *base, const CNF_Settings *settings,
 void DSR_Finalise(void);
 /* After SIGHUP: new paths, same handled marker. */
 void DSR_Reconfigure(const CNF_Settings *settings);
+/* The sampler reads another device from now on (a reload changed it): the
+ * next page observed starts a new epoch, handled like a disruption with no
+ * frequency change (the two pages' periods are unrelated) and no step. */
+void DSR_SourceChanged(void);
 /* Looks at a page copy and the offset measured from it (NULL if none); true
  * while samples must be withheld. */
 bool DSR_Observe(const struct vmclock_abi *page, const struct vmclock_offset *offset);

@@ -163,21 +163,30 @@ void LOG_EventAt(LOG_Origin at, LOG_Severity severity, const char *message_id,
 	va_end(ap);
 }
 
-/* The flood policy: LIMIT_BURST alerts of a kind at once, then one every
- * LIMIT_INTERVAL_S seconds for as long as the flood lasts; a kind that was
- * quiet for LIMIT_BURST intervals has its whole burst again. */
+/* The flood policy: LIMIT_BURST alerts of a kind at once (STATE_BURST for
+ * changes of a state), then one every LIMIT_INTERVAL_S seconds for as long
+ * as the flood lasts; a kind that was quiet for a burst's worth of intervals
+ * has its whole burst again. */
 #define LIMIT_BURST 3
+#define STATE_BURST 8
 #define LIMIT_INTERVAL_S 10
 
-static bool limit_take(LOG_Limit *l)
+static unsigned limit_burst(const LOG_Limit *l)
+{
+	return l->states ? STATE_BURST : LIMIT_BURST;
+}
+
+/* Adds the tokens earned since the last refill. */
+static void limit_refill(LOG_Limit *l)
 {
 	struct timespec now;
 	int64_t elapsed_s;
+	unsigned burst = limit_burst(l);
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	if (!l->started) {
 		l->started = true;
-		l->tokens = LIMIT_BURST;
+		l->tokens = burst;
 		l->refilled = now;
 	}
 	elapsed_s = (int64_t)now.tv_sec - (int64_t)l->refilled.tv_sec -
@@ -185,17 +194,30 @@ static bool limit_take(LOG_Limit *l)
 	if (elapsed_s >= LIMIT_INTERVAL_S) {
 		int64_t add = elapsed_s / LIMIT_INTERVAL_S;
 
-		l->tokens = add >= LIMIT_BURST - l->tokens ? LIMIT_BURST : l->tokens + (unsigned)add;
+		l->tokens = add >= burst - l->tokens ? burst : l->tokens + (unsigned)add;
 		l->refilled.tv_sec += (time_t)(add * LIMIT_INTERVAL_S);
 	}
 	/* A full bucket fills no further: its next refill is an interval after
 	 * it is first drawn from. */
-	if (l->tokens == LIMIT_BURST)
+	if (l->tokens == burst)
 		l->refilled = now;
+}
+
+static bool limit_take(LOG_Limit *l)
+{
+	limit_refill(l);
 	if (!l->tokens)
 		return false;
 	l->tokens--;
 	return true;
+}
+
+bool LOG_LimitOwed(LOG_Limit *limit)
+{
+	if (!limit->suppressed)
+		return false;
+	limit_refill(limit);
+	return limit->tokens > 0;
 }
 
 void LOG_LimitedEventAt(LOG_Origin at, LOG_Limit *limit, LOG_Severity severity,

@@ -61,6 +61,9 @@ void LOG_EventAt(LOG_Origin at, LOG_Severity severity, const char *message_id,
  * suppressed)").  One LOG_Limit per kind of alert, zero-initialised; the
  * policy (how many, how often) is log.c's alone. */
 typedef struct {
+	/* Set (at initialisation) for changes of a state rather than alerts:
+	 * a larger burst, so that changes that come slowly are each logged. */
+	bool states;
 	bool started;
 	unsigned tokens;          /* messages that may go out now */
 	struct timespec refilled; /* CLOCK_MONOTONIC of the last refill */
@@ -72,6 +75,11 @@ void LOG_LimitedEventAt(LOG_Origin at, LOG_Limit *limit, LOG_Severity severity,
 	__attribute__((format(printf, 6, 7)));
 #define LOG_LimitedEvent(limit, severity, message_id, fields, ...) \
 	LOG_LimitedEventAt(LOG_HERE, limit, severity, message_id, fields, __VA_ARGS__)
+
+/* True if messages were suppressed and one may go out now: the caller logs
+ * the current state through LOG_LimitedEvent (which adds the count), so that
+ * the end of a flood is never left unlogged.  Called every tick. */
+bool LOG_LimitOwed(LOG_Limit *limit);
 
 /* Rate limiting for conditions that repeat every tick: a failure is logged
  * when its cause first appears or changes, recovery once when it ends. */

@@ -97,6 +97,7 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 static void reload_cb(evutil_socket_t sig, short what, void *arg)
 {
 	CNF_Settings fresh;
+	int sampling;
 
 	NTF_Reloading();
 	if (CNF_Reload(&fresh) < 0) {
@@ -108,7 +109,7 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 	/* Nothing stops: what did not change goes on untouched (the page is
 	 * sampled, the state file's heartbeat kept, the outputs fed), and an
 	 * output that cannot be created leaves everything as it was. */
-	if (SMP_Reconfigure(&fresh) < 0) {
+	if ((sampling = SMP_Reconfigure(&fresh)) < 0) {
 		LOG(LOGS_ERR, "configuration not reloaded: keeping the running one");
 		CNF_Free(&fresh);
 		NTF_Reloaded();
@@ -120,6 +121,10 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 	settings = fresh;
 	LOG_Initialise(settings.debug, false);
 	DSR_Reconfigure(&settings);
+	/* Another device is another clock: what chronyd learned from the old
+	 * one must not be mixed with the new one's samples. */
+	if (sampling == 1)
+		DSR_SourceChanged();
 	LOG(LOGS_INFO, "configuration reloaded");
 	NTF_Reloaded();
 }
@@ -132,6 +137,10 @@ int main(int argc, char **argv)
 	r = CNF_Load(argc, argv, &settings);
 	if (r == CNF_HELP) {
 		CNF_PrintUsage("vmclockd");
+		return 0;
+	}
+	if (r == CNF_VERSION) {
+		printf("vmclockd %s\n", PACKAGE_VERSION);
 		return 0;
 	}
 	if (r == -2)

@@ -157,14 +157,29 @@ void SMP_Burst(unsigned duration_ms)
 		start_burst();
 }
 
+/* A page flapping between reasons every tick would log every tick: changes
+ * are logged at once while they come slowly, a flood is cut to a line every
+ * so often with the count suppressed, and once changes were suppressed the
+ * state at the next line allowed is logged even if it did not change again
+ * (the end of a flood is never hidden). */
+static LOG_Limit reason_log = { .states = true };
+
 static void set_reason(POL_Reason reason)
 {
 	if (reason != report.reason) {
 		if (reason == POL_FED)
-			LOG(LOGS_INFO, "feeding samples (was: %s)", SMP_ReasonName(report.reason));
+			LOG_LimitedEvent(&reason_log, LOGS_INFO, NULL, NULL, "feeding samples (was: %s)",
+					 SMP_ReasonName(report.reason));
 		else if (reason != POL_DISRUPTION)
-			LOG(LOGS_WARN, "withholding samples: %s", SMP_ReasonName(reason));
+			LOG_LimitedEvent(&reason_log, LOGS_WARN, NULL, NULL, "withholding samples: %s",
+					 SMP_ReasonName(reason));
 		report.reason = reason;
+	} else if (LOG_LimitOwed(&reason_log)) {
+		if (reason == POL_FED)
+			LOG_LimitedEvent(&reason_log, LOGS_INFO, NULL, NULL, "now: feeding samples");
+		else
+			LOG_LimitedEvent(&reason_log, LOGS_WARN, NULL, NULL, "now: withholding samples (%s)",
+					 SMP_ReasonName(reason));
 	}
 	if (reason == POL_FED)
 		report.fed++;
@@ -539,13 +554,15 @@ int SMP_Reconfigure(const CNF_Settings *fresh)
 	}
 	/* The page stays open, and is sampled on, unless it is another one;
 	 * a new one is opened at the next tick. */
-	if (!same_string(cfg->device, fresh->device)) {
+	bool new_device = !same_string(cfg->device, fresh->device);
+
+	if (new_device) {
 		close_page();
 		open_retry = (RLM_Limit){ 0 };
 	}
 	if (tick_interval_ms(fresh) != tick_interval_ms(cfg))
 		arm_tick(tick_interval_ms(fresh));
-	return 0;
+	return new_device ? 1 : 0;
 }
 
 int SMP_Initialise(struct event_base *base, const CNF_Settings *settings, const SMP_Hooks *h)

@@ -68,7 +68,8 @@ void SMP_Finalise(void);
 /* Before a reload replaces the settings with fresh: keeps the page open if
  * the device is the same and every output whose settings are unchanged;
  * creates the changed outputs.  -1 (logged, naming the setting, nothing
- * changed) if one cannot be created. */
+ * changed) if one cannot be created; 1 if the device changed (the pages
+ * sampled from now on are another clock's), else 0. */
 int SMP_Reconfigure(const CNF_Settings *fresh);
 /* Device time minus system time now, in seconds; false if unavailable. */
 bool SMP_MeasureOffset(double *offset_s);

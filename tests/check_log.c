@@ -3,7 +3,8 @@
  * check_log.c - unit tests of the logging module's flood limiter
  * (LOG_LimitedEvent): the first alerts at once, a flood cut, the next one
  * logged counting what was suppressed, a full burst again after a quiet
- * spell.  Time is moved by rewinding the limiter's refill stamp (its
+ * spell; a state limiter's larger burst, and the state owed after a flood
+ * (LOG_LimitOwed).  Time is moved by rewinding the limiter's refill stamp (its
  * fields are public), never by sleeping.  Messages go to stderr, which the
  * tests capture.
  */
@@ -121,6 +122,39 @@ START_TEST(kinds_are_limited_apart)
 }
 END_TEST
 
+START_TEST(state_changes_have_a_larger_burst)
+{
+	LOG_Limit l = { .states = true };
+
+	LOG_Initialise(false, true);
+	capture_begin();
+	flood(&l, 100);
+	capture_end();
+	/* Changes that come slowly are each logged: eight at once. */
+	ck_assert_uint_eq(count_lines("vmclockd: warning: alert "), 8);
+	ck_assert_uint_eq(l.suppressed, 92);
+}
+END_TEST
+
+START_TEST(owed_only_after_suppression_and_when_allowed)
+{
+	LOG_Limit l = { .states = true };
+
+	LOG_Initialise(false, true);
+	capture_begin();
+	flood(&l, 3);
+	ck_assert(!LOG_LimitOwed(&l)); /* nothing suppressed */
+	flood(&l, 20);
+	ck_assert(!LOG_LimitOwed(&l)); /* suppressed, but no line allowed yet */
+	age(&l, 10);
+	ck_assert(LOG_LimitOwed(&l));  /* an interval later: log the state now */
+	LOG_LimitedEvent(&l, LOGS_WARN, NULL, NULL, "now: state");
+	ck_assert(!LOG_LimitOwed(&l)); /* said: nothing owed any more */
+	capture_end();
+	ck_assert_ptr_nonnull(strstr(text, "now: state (15 similar suppressed)\n"));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("log");
@@ -132,6 +166,8 @@ int main(void)
 	tcase_add_test(tc, next_one_counts_the_suppressed);
 	tcase_add_test(tc, quiet_spell_gives_the_burst_back);
 	tcase_add_test(tc, kinds_are_limited_apart);
+	tcase_add_test(tc, state_changes_have_a_larger_burst);
+	tcase_add_test(tc, owed_only_after_suppression_and_when_allowed);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

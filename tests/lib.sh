@@ -67,8 +67,11 @@ skip_or_fail() {
 	exit 77
 }
 
+# CHRONYD and CHRONYC name another chrony to test against (CI: the newest,
+# built by .ci/chrony-newest); the log says which one ran.
 require_chronyd() {
-	[ -x "$CHRONYD" ] && [ -x "$CHRONYC" ] || skip_or_fail "chronyd/chronyc not installed"
+	[ -x "$CHRONYD" ] && [ -x "$CHRONYC" ] || skip_or_fail "chronyd/chronyc not installed ($CHRONYD, $CHRONYC)"
+	echo "# chronyd: $CHRONYD: $("$CHRONYD" --version 2>&1 | head -n 1)"
 }
 
 # wait_for SECONDS COMMAND...: poll every 20 ms until COMMAND succeeds.

@@ -11,6 +11,8 @@
 #   - the marker file is rewritten at most about once a second, and holds
 #     the latest generation a second after the flood and on exit
 # The counts and vmclockd's CPU time are printed (figures, not goals).
+# Then a page whose clock_status flaps every 50 ms: withhold-reason lines
+# are bounded the same way, and the state the flood leaves is logged.
 . "$(dirname "$0")/lib.sh"
 FLOOD=$top_builddir/tests/flood-page
 SECONDS_=${FLOOD_SECONDS:-13}
@@ -66,4 +68,41 @@ check "vmclockd still running" kill -0 "$VMCLOCKD_PID"
 kill "$VMCLOCKD_PID"
 wait "$VMCLOCKD_PID" 2>/dev/null
 check "clean exit" grep -q 'signal 15: exiting' "$T/vmclockd.log"
+
+# A page whose status flaps every 50 ms makes the withhold reason change at
+# nearly every tick: the first changes are logged at once, then one line
+# every 10 s saying how many were suppressed, and once the flood is over
+# the state it left (withheld: the host clock not synchronized) is logged
+# even though it no longer changes.
+"$FLOOD" "$T/page2" --status-ms 50 --duration "$SECONDS_" >>"$T/flood2.log" 2>&1 &
+FLOOD_PID=$!
+PIDS="$PIDS $FLOOD_PID"
+wait_for 5 test -s "$T/page2" || fail "flapping page written"
+"$VMCLOCKD" --foreground --config /dev/null --device "$T/page2" --chrony-sock "" \
+	--chrony-cmd "" --interval-ms 62 --state-dir "$T/state2" --state-file "$T/run/state2" \
+	>>"$T/vmclockd2.log" 2>&1 &
+VMCLOCKD_PID=$!
+PIDS="$PIDS $VMCLOCKD_PID"
+reason_lines() { grep -E 'withholding samples|feeding samples' "$T/vmclockd2.log"; }
+sleep $((SECONDS_ - 2))
+mark=$(reason_lines | wc -l)
+wait "$FLOOD_PID"
+flood_lines=$(reason_lines | wc -l)
+echo "status flapping for ${SECONDS_} s: $flood_lines withhold-reason lines"
+reason_lines | sed 's/^/   /'
+check "withhold-reason lines bounded: 8 at once, then one per 10 s ($flood_lines)" \
+	test "$flood_lines" -ge 2 -a "$flood_lines" -le $((8 + (SECONDS_ + 9) / 10 + 1))
+check "a later line counts the changes it suppressed" \
+	bash -c "grep -E 'samples.*\([0-9]+ similar suppressed\)' '$T/vmclockd2.log' | grep -q ."
+# The flood is over and the page stays withheld: its state is logged within
+# an interval (10 s) of the last line, without another change.
+last_withheld_after_mark() {
+	local n
+	n=$(reason_lines | wc -l)
+	[ "$n" -gt "$mark" ] && reason_lines | tail -n 1 | grep -q 'withholding samples.*not synchronized'
+}
+check "the state after the flood is logged (withheld)" wait_for 13 last_withheld_after_mark
+reason_lines | tail -n 1 | sed 's/^/   last: /'
+kill "$VMCLOCKD_PID"
+wait "$VMCLOCKD_PID" 2>/dev/null
 finish

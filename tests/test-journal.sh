@@ -236,7 +236,11 @@ fi
 sleep 0.5
 check "A: nothing from vmclockd on stderr" sh -c "! grep -q 'vmclockd' '$T/vmclockd.log'"
 stop_vmclockd
-check "A: exit message in the journal" grep -q '^MESSAGE=.*signal 15: exiting' "$J"
+# vmclockd has sent its last datagram before it exits, but capture-dgram.py
+# (another process) may not have written it yet: wait for the line.  It is
+# the last datagram, so once it is there so are all the others (each is one
+# write) and the counts below are final.
+check "A: exit message in the journal" wait_for 5 grep -q '^MESSAGE=.*signal 15: exiting' "$J"
 check "A: every datagram has a CODE_FILE" \
 	test "$(grep -c '^CODE_FILE=' "$J")" -eq "$(grep -cx -- -- "$J")"
 check "A: no datagram says it comes from log.c" sh -c "! grep -q '^CODE_FILE=.*log\.c' '$J'"

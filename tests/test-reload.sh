@@ -74,7 +74,8 @@ check "samples kept flowing to chronyd (gap <= $MAX_GAP_S s)" \
 	awk -v g="$gaps" -v m=$MAX_GAP_S 'BEGIN { split(g, a, " "); exit !(a[1] >= 20 && a[2] <= m) }'
 
 # Changed settings are applied, and only they: a new state file and page
-# are taken up at once, the old state file is told vmclockd left it.
+# are taken up at once, the old state file is told vmclockd left it, and
+# chronyd forgets the old page.
 kill "$VMCLOCKD_PID"; wait "$VMCLOCKD_PID" 2>/dev/null
 "$SIM" "$T/page2" --interval-ms 100 --offset-ns 3000000 >>"$T/sim2.log" 2>&1 &
 PIDS="$PIDS $!"
@@ -89,7 +90,11 @@ VMCLOCKD_PID=$!
 PIDS="$PIDS $VMCLOCKD_PID"
 fresh() { "$CTL" -d "$1" -s "$2" daemon --json 2>/dev/null | grep -q '"heartbeat_fresh": *true'; }
 check "publishing with the first settings" wait_for 10 fresh "$T/page" "$STATE"
+np_many() { local n; n=$(vmc_np); [ "${n:-0}" -ge 12 ]; }
+check "chronyd holds many samples of the first page" wait_for 10 np_many
+np_before=$(vmc_np)
 mark=$(wc -l <"$T/vmclockd.log")
+cmark=$(wc -l <"$T/chronyd.log")
 conf "$T/page2" "$T/run/state2"
 kill -HUP "$VMCLOCKD_PID"
 check "reloaded with a new page and state file" \
@@ -110,7 +115,25 @@ offset_near_3ms() {
 		awk '{ exit !($1 > 2000000 && $1 < 4000000) }'
 }
 check "feeding from the new page within a second" wait_for 1 offset_near_3ms
-check "nothing withheld over the change" \
+np_after=$(vmc_np)
+# Another device is another clock (here 3 ms apart): chronyd must not mix
+# the two.  The change is handled like a disruption with no frequency change
+# and no step carried over: one line, one reset, and chronyd keeps only the
+# new page's samples.
+after() { tail -n +$((mark + 1)) "$T/vmclockd.log"; }
+check "the device change said so once" \
+	test "$(after | grep -c 'clock source changed to .*page2')" -eq 1
+check "chronyd was reset after the device change" \
+	wait_for 2 bash -c "tail -n +$((mark + 1)) '$T/vmclockd.log' | grep -q 'chronyd reset'"
+check "no disruption or restore alert for the device change" \
+	bash -c "! tail -n +$((mark + 1)) '$T/vmclockd.log' | grep -E 'clock disruption|restored or cloned'"
+check "no withholding reason logged other than the reset" \
 	bash -c "! tail -n +$((mark + 1)) '$T/vmclockd.log' | grep 'withholding samples'"
+# chronyd's own word: its sources were dropped after the change.
+check "chronyd says it dropped its sources after the change" wait_for 2 bash -c \
+	"tail -n +$((cmark + 1)) '$T/chronyd.log' | grep -q 'no selectable sources'"
+echo "chronyd's VMC samples: $np_before before the change, $np_after after"
+check "chronyd dropped the old page's samples (NP $np_before -> $np_after)" \
+	test "${np_after:-99}" -lt "$np_before"
 
 finish

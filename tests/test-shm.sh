@@ -9,6 +9,8 @@
 #   2. a segment of the wrong size: the same
 #   3. our own uid's segment with a mode wider than ntp-shm-mode: the same
 #   4. our segment removed under us: a new one is made and used
+# Each segment vmclockd made is read back as ntpd reads it: a valid sample
+# of the right time, and a newer one a moment later.
 # In a private IPC namespace (unshare -i), so no segment of the machine's
 # (or of another test) is touched; needs root, otherwise skips (CI: fails).
 
@@ -70,6 +72,66 @@ stop_vmclockd() {
 	kill "$VMCLOCKD_PID" 2>/dev/null
 	wait "$VMCLOCKD_PID" 2>/dev/null
 }
+# shm_sample: one consistent sample from the unit's segment, read as ntpd
+# reads it (count before and after the copy, equal and even; the segment is
+# not written).  ntpd's struct shmTime on x86_64 (docs/internals.md): mode 0,
+# count 4, clock seconds 8 (64-bit) and microseconds 16, receive seconds 24
+# and microseconds 32, leap 36, precision 40, nsamples 44, valid 48, clock
+# nanoseconds 52, receive nanoseconds 56 (unsigned), 96 bytes in all.
+# Prints "mode valid count clock_s clock_ns clock_us recv_s recv_ns recv_us
+# leap precision now_s now_ns".
+shm_sample() {
+	python3 - $KEY <<'EOP'
+import ctypes, os, struct, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+SHM_RDONLY = 0o10000
+shmid = libc.shmget(ctypes.c_int(int(sys.argv[1], 0)), ctypes.c_size_t(96), 0)
+if shmid < 0:
+    sys.exit("shmget: " + os.strerror(ctypes.get_errno()))
+addr = libc.shmat(shmid, None, SHM_RDONLY)
+if addr in (None, ctypes.c_void_p(-1).value):
+    sys.exit("shmat: " + os.strerror(ctypes.get_errno()))
+for _ in range(1000):
+    before = struct.unpack("<i", ctypes.string_at(addr + 4, 4))[0]
+    raw = ctypes.string_at(addr, 96)
+    after = struct.unpack("<i", ctypes.string_at(addr + 4, 4))[0]
+    if before == after and before % 2 == 0:
+        break
+else:
+    sys.exit("no consistent copy of the segment")
+now = time.clock_gettime_ns(time.CLOCK_REALTIME)
+mode, count, csec, cusec, rsec, rusec, leap, prec, nsamples, valid, cnsec, rnsec = \
+    struct.unpack_from("<iiqi4xqiiiiiII", raw, 0)
+print(mode, valid, count, csec, cnsec, cusec, rsec, rnsec, rusec, leap, prec,
+      now // 10**9, now % 10**9)
+EOP
+}
+# reads_sample CASE: vmclockd's samples are in the segment as ntpd reads
+# them: valid (mode 1, even count), received within the last 2 s, the clock
+# time within 1 ms of it (the simulator is in step with the system clock),
+# microseconds matching nanoseconds, no leap, a precision of a fed sample;
+# and a moment later a newer one (the count moved on).
+reads_sample() {
+	local a b
+	a=$(shm_sample) || { fail "$1: segment read ($a)"; return; }
+	echo "$1: segment: $a"
+	check "$1: sample valid, mode 1, even count" \
+		awk -v s="$a" 'BEGIN { split(s, f, " "); exit !(f[1] == 1 && f[2] == 1 && f[3] > 0 && f[3] % 2 == 0) }'
+	check "$1: sample received within 2 s" \
+		awk -v s="$a" 'BEGIN { split(s, f, " "); d = (f[12] - f[7]) + (f[13] - f[8]) * 1e-9; exit !(d >= 0 && d < 2) }'
+	check "$1: clock time within 1 ms of the receive time" \
+		awk -v s="$a" 'BEGIN { split(s, f, " "); d = (f[4] - f[7]) + (f[5] - f[8]) * 1e-9; exit !(d > -0.001 && d < 0.001) }'
+	check "$1: microseconds match nanoseconds" \
+		awk -v s="$a" 'BEGIN { split(s, f, " "); exit !(f[6] == int(f[5] / 1000) && f[9] == int(f[8] / 1000) && f[5] < 1e9 && f[8] < 1e9) }'
+	check "$1: no leap, precision of a bounded sample" \
+		awk -v s="$a" 'BEGIN { split(s, f, " "); exit !(f[10] == 0 && f[11] < 0 && f[11] > -32) }'
+	sleep 0.3
+	b=$(shm_sample) || { fail "$1: segment read again ($b)"; return; }
+	check "$1: a newer sample after 0.3 s" \
+		awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ")
+			exit !(y[3] > x[3] && (y[7] > x[7] || (y[7] == x[7] && y[8] > x[8]))) }'
+}
 # refused CASE PATTERN: vmclockd says PATTERN once (and again not two
 # seconds later), leaves the segment unattached, keeps running, and its
 # STATUS= names the problem instead of claiming the output works.
@@ -97,6 +159,7 @@ recovers() {
 	check "$1: STATUS= no longer names a problem" wait_for 5 sh -c \
 		"grep '^STATUS=' '$T/notify.txt' | tail -n 1 | grep -q '^STATUS=feeding' &&
 		 ! grep '^STATUS=' '$T/notify.txt' | tail -n 1 | grep -q 'ntp-shm'"
+	reads_sample "$1"
 }
 
 # ---- 1. another user's segment, mode 0666
@@ -130,6 +193,7 @@ check "removed under us: said" wait_for 5 logged 'was removed; attaching to a ne
 check "removed under us: a new one, attached" wait_for 5 seg_is nattch 1
 check "removed under us: using it" wait_for 5 sh -c \
 	"tail -n +$((mark + 1)) '$T/vmclockd.log' | grep -q 'using the segment with key'"
+reads_sample "removed under us"
 stop_vmclockd
 check "on exit: detached, left for ntpd" seg_is nattch 0
 

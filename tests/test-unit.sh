@@ -17,4 +17,12 @@ check "no capability in the bounding set" grep -qx 'CapabilityBoundingSet=' "$T/
 check "Type=notify with a watchdog" \
 	bash -c "grep -qx 'Type=notify' '$T/vmclockd.service' && grep -q '^WatchdogSec=' '$T/vmclockd.service'"
 check "in chrony's group" grep -qx 'SupplementaryGroups=_chrony' "$T/vmclockd.service"
+# What tests/test-container.sh checks under a real systemd, in brief here.
+check "reload needs no procps (no /bin/kill)" bash -c "! grep -q '^ExecReload=.*/bin/kill' '$T/vmclockd.service'"
+check "not the whole of /run writable" bash -c "! grep -qx 'ReadWritePaths=/run' '$T/vmclockd.service' &&
+	grep -qx 'ReadOnlyPaths=/run' '$T/vmclockd.service'"
+check "a private /dev with the page bound in" bash -c "grep -qx 'PrivateDevices=yes' '$T/vmclockd.service' &&
+	grep -qx 'BindReadOnlyPaths=-/dev/vmclock0' '$T/vmclockd.service'"
+check "started only with a device or a configuration" bash -c "grep -qx 'ConditionPathExists=|/dev/vmclock0' '$T/vmclockd.service' &&
+	grep -qx 'ConditionPathExists=|/etc/vmclockd.conf' '$T/vmclockd.service'"
 finish

@@ -20,6 +20,8 @@
  * read through libvmclock; the few raw bytes read here serve only to name
  * what was wrong with a rejected page or state file.
  */
+#include "autoconfig.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -1015,6 +1017,18 @@ static void prom_seconds(const char *name, const char *label, const char *value,
 			    ns % NSEC_PER_SEC);
 }
 
+/* A gauge with one sample from the device and one from vmclockd's state,
+ * each only where it could be read. */
+static void prom_pair(const char *name, const char *help, bool have_device, uint64_t device,
+		      bool have_daemon, uint64_t daemon)
+{
+	prom_family(name, "gauge", help);
+	if (have_device)
+		prom_sample(name, "source", "device", "%" PRIu64, device);
+	if (have_daemon)
+		prom_sample(name, "source", "vmclockd", "%" PRIu64, daemon);
+}
+
 static void prom_signed_seconds(const char *name, int64_t ns)
 {
 	uint64_t mag = ns < 0 ? 0 - (uint64_t)ns : (uint64_t)ns;
@@ -1042,22 +1056,14 @@ static void metrics(const struct view *v)
 	prom_family("vmclock_device_up", "gauge", "1 if the vmclock device could be read.");
 	prom_sample("vmclock_device_up", NULL, NULL, "%d", v->have_page);
 
-	prom_family("vmclock_disruption_marker", "gauge",
-		    "Disruption marker: the device's, and the last one vmclockd has handled.");
-	if (v->have_page)
-		prom_sample("vmclock_disruption_marker", "source", "device", "%" PRIu64,
-			    vmclock_le64(v->page.disruption_marker));
-	if (have_state)
-		prom_sample("vmclock_disruption_marker", "source", "vmclockd", "%" PRIu64,
-			    s->disruption_marker);
-	prom_family("vmclock_vm_generation_counter", "gauge",
-		    "VM generation counter: the device's, and the last one vmclockd has handled.");
-	if (v->have_page)
-		prom_sample("vmclock_vm_generation_counter", "source", "device", "%" PRIu64,
-			    vmclock_le64(v->page.vm_generation_counter));
-	if (have_state)
-		prom_sample("vmclock_vm_generation_counter", "source", "vmclockd", "%" PRIu64,
-			    s->vm_generation_counter);
+	prom_pair("vmclock_disruption_marker",
+		  "Disruption marker: the device's, and the last one vmclockd has handled.",
+		  v->have_page, vmclock_le64(v->page.disruption_marker), have_state,
+		  have_state ? s->disruption_marker : 0);
+	prom_pair("vmclock_vm_generation",
+		  "VM generation counter: the device's, and the last one vmclockd has handled.",
+		  v->have_page, vmclock_le64(v->page.vm_generation_counter), have_state,
+		  have_state ? s->vm_generation_counter : 0);
 
 	if (have_state) {
 		prom_family("vmclock_daemon_heartbeat_age_seconds", "gauge",
@@ -1452,6 +1458,7 @@ int main(int argc, char **argv)
 		{ "device", required_argument, NULL, 'd' },
 		{ "state", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cmd_opts o = {
@@ -1472,6 +1479,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return EXIT_OK;
+		case 'V':
+			printf(PROG " %s\n", PACKAGE_VERSION);
 			return EXIT_OK;
 		case ':':
 			return usage_error("option %s needs an argument", argv[optind - 1]);

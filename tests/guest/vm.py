@@ -30,6 +30,7 @@ import os
 import re
 import socket
 import stat
+import struct
 import subprocess
 import time
 
@@ -305,6 +306,27 @@ class Guest:
                 return reply["return"]
             if "error" in reply:
                 raise GuestError("QMP %s: %s" % (cmd, reply["error"]))
+
+    def page_header(self):
+        """(seq_count, disruption_marker) of the page as the host wrote it,
+        read from the guest's RAM file (the ABI's offsets 12 and 16)."""
+        fd = os.open(self.ram, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            head = os.pread(fd, 24, PAGE_ADDR)
+        finally:
+            os.close(fd)
+        return struct.unpack_from("<I", head, 12)[0], struct.unpack_from("<Q", head, 16)[0]
+
+    def wait_marker(self, marker, timeout=5.0):
+        """Until the host's page carries MARKER with an even seq_count (the
+        simulator finished writing it): False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            seq, m = self.page_header()
+            if m == marker and seq % 2 == 0:
+                return True
+            time.sleep(0.005)
+        return False
 
     def notify(self):
         """One ACPI notification of the vmclock device: hotplug or unplug a
