@@ -329,11 +329,28 @@ static bool load_state(const struct vmclock_abi *page)
 
 /* ---- the handover ------------------------------------------------------ */
 
-static double offset_now(void *arg)
-{
-	double o;
+/* Why the last doffset was not sent (the page's reading was refused). */
+static POL_Reason doffset_skipped_for;
 
-	return sampler.measure_offset && sampler.measure_offset(&o) ? o : NAN;
+/* The doffset's offset, judged by the sampler as a fed sample is.  A page
+ * that cannot be read now (none, bad, mid-update) is tried again; one that
+ * does not vouch for its time, or that moved on to another marker, gets no
+ * step: chronyd learns it from the samples once the page vouches again. */
+static HND_OffsetAnswer offset_now(uint64_t marker, double *o, void *arg)
+{
+	POL_Reason r = sampler.measure_offset ? sampler.measure_offset(marker, o) : POL_NO_DEVICE;
+
+	switch (r) {
+	case POL_FED:
+		return HND_OFFSET_OK;
+	case POL_NO_DEVICE:
+	case POL_BAD_PAGE:
+	case POL_UNSTABLE:
+		return HND_OFFSET_RETRY;
+	default:
+		doffset_skipped_for = r;
+		return HND_OFFSET_SKIP;
+	}
 }
 
 static void finish(bool recovered)
@@ -367,7 +384,12 @@ static void handover_done(const HND_Report *r, void *arg)
 		/* The monotonic time of the last reply, to set beside the
 		 * sampler's wake-up time (docs/performance.md). */
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (r->has_time)
+		if (r->has_time && r->doffset_skipped)
+			LOG(LOGS_WARN, "chronyd reset: dfreq %+.6f ppm in %d request%s, no step sent: "
+			    "the page does not vouch for its time (%s); %.2f ms",
+			    r->dfreq_ppm, r->dfreqs, r->dfreqs == 1 ? "" : "s",
+			    vmclockd_reason_text(doffset_skipped_for), (double)r->duration_ns * 1e-6);
+		else if (r->has_time)
 			LOG(LOGS_INFO, "chronyd reset: dfreq %+.6f ppm in %d request%s, doffset %+.9f s "
 			    "(o %+.9f s, c %+.9f s), %d datagrams, %.2f ms, done at monotonic "
 			    "%lld.%09ld",

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "policy.h"
 #include "vmclock.h"
 
 typedef struct {
@@ -33,8 +34,10 @@ typedef struct {
 } DSR_Report;
 
 typedef struct {
-	/* Device time minus system time now, in seconds; false if unavailable. */
-	bool (*measure_offset)(double *offset_s);
+	/* Device time minus system time now, in seconds, judged as a fed
+	 * sample is: POL_FED with *offset_s set, or why not (POL_DISRUPTION
+	 * when the page's marker is not marker). */
+	POL_Reason (*measure_offset)(uint64_t marker, double *offset_s);
 	/* Sample at the burst interval for duration_ms from now. */
 	void (*burst)(unsigned duration_ms);
 } DSR_SamplerOps;

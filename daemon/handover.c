@@ -432,12 +432,24 @@ static void send_step(HND_Step s)
 		break;
 	case HND_STEP_DOFFSET:
 		/* The offset is read as late as possible: right before sending. */
-		o = cb.offset ? cb.offset(cb.arg) : NAN;
-		if (!isfinite(o)) {
+		switch (cb.offset ? cb.offset(target.marker, &o, cb.arg) : HND_OFFSET_RETRY) {
+		case HND_OFFSET_OK:
+			if (isfinite(o))
+				break;
+			/* fall through */
+		case HND_OFFSET_RETRY:
+		default:
 			step_failed(s, ENODATA, "no offset sample for doffset");
+			return;
+		case HND_OFFSET_SKIP:
+			/* Nothing sent: nothing to count or to doubt. */
+			report.doffset_skipped = true;
+			doffset_done = true;
+			next_action();
 			return;
 		}
 		report.have_offset = true;
+		report.doffset_skipped = false;
 		report.offset = o;
 		report.correction = track.current_correction;
 		report.doffset = -(o - track.current_correction);
@@ -572,6 +584,7 @@ void HND_Start(const HND_Target *t)
 	doffset_done = false;
 	burst_done = false;
 	report.have_offset = false;
+	report.doffset_skipped = false;
 
 	if (state != HND_IDLE)
 		return; /* the request out, or the timer, leads to the next step */

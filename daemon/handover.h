@@ -92,6 +92,7 @@ typedef struct {
 	bool dfreq_unresolved;
 	bool dfreq_refused;   /* above HND_MAX_DFREQ_PPM: not sent */
 	bool have_offset;
+	bool doffset_skipped; /* HND_OFFSET_SKIP: no doffset sent */
 	double offset;        /* o, device minus system time, s */
 	double correction;    /* c, chronyd's correction before doffset, s */
 	double doffset;       /* -(o - c), s */
@@ -106,6 +107,14 @@ typedef struct {
 	const char *reason;
 } HND_Report;
 
+/* The answer to "what is the offset now" before a doffset. */
+typedef enum {
+	HND_OFFSET_OK = 0,  /* measured: send the doffset */
+	HND_OFFSET_RETRY,   /* no reading now (no device, bad page, mid-update) */
+	HND_OFFSET_SKIP,    /* the page does not vouch for its time, or its marker
+			     * moved on: no step is sent, the doffset is done */
+} HND_OffsetAnswer;
+
 typedef struct {
 	int timeout_ms;       /* per request, CCL_Start's */
 	int tries;            /* sends per idempotent request */
@@ -119,8 +128,9 @@ typedef struct {
 extern const HND_Timing HND_DEFAULT_TIMING;
 
 typedef struct {
-	/* Device time minus system time now, s; NaN when there is no sample. */
-	double (*offset)(void *arg);
+	/* Device time minus system time now, s, measured on a page whose
+	 * marker is marker (the target's). */
+	HND_OffsetAnswer (*offset)(uint64_t marker, double *offset_s, void *arg);
 	/* Exactly once per handover, from the event loop. */
 	void (*done)(const HND_Report *report, void *arg);
 	/* Optional: every change of state (tests, debugging). */

@@ -477,21 +477,35 @@ static void device_cb(evutil_socket_t fd, short what, void *arg)
 		start_burst();
 }
 
-bool SMP_MeasureOffset(double *offset_s)
+POL_Reason SMP_MeasureOffset(uint64_t marker, double *offset_s)
 {
+	struct vmclock_abi copy;
 	struct vmclock_offset o;
-	int r;
+	FED_Sample s;
+	POL_Reason reason;
+	volatile int err = 0;
 
 	if (!page)
-		return false;
+		return POL_NO_DEVICE;
+	/* Read as a tick reads (copy, then measurement, under the bus guard)
+	 * and judged as a tick judges what it feeds. */
 	if (!BUS_GUARD_BEGIN())
-		return false;
-	r = vmclock_offset(page, &o);
+		return POL_BAD_PAGE;
+	if (vmclock_snapshot(page, &copy) < 0 || vmclock_offset(page, &o) < 0)
+		err = errno;
 	BUS_GUARD_END();
-	if (r < 0)
-		return false;
-	*offset_s = (double)o.offset_ns * 1e-9;
-	return true;
+	if (err)
+		return POL_ReasonForErrno(err);
+	reason = POL_JudgePage(&copy, cfg);
+	if (reason == POL_FED)
+		reason = POL_JudgeSample(&copy, &o, cfg, &s);
+	if (reason != POL_FED)
+		return reason;
+	/* Another disruption than the one handed over. */
+	if (o.time.disruption_marker != marker)
+		return POL_DISRUPTION;
+	*offset_s = (double)s.offset_ns * 1e-9;
+	return POL_FED;
 }
 
 /* ---- outputs and settings ------------------------------------------------- */

@@ -71,8 +71,11 @@ void SMP_Finalise(void);
  * changed) if one cannot be created; 1 if the device changed (the pages
  * sampled from now on are another clock's), else 0. */
 int SMP_Reconfigure(const CNF_Settings *fresh);
-/* Device time minus system time now, in seconds; false if unavailable. */
-bool SMP_MeasureOffset(double *offset_s);
+/* Device time minus system time now, in seconds, measured on a fresh copy of
+ * the page and judged exactly as a sample the tick would feed: POL_FED with
+ * *offset_s set, or why not (POL_DISRUPTION also when the page's marker is
+ * not marker).  Reads the page only: no log line, no state changed. */
+POL_Reason SMP_MeasureOffset(uint64_t marker, double *offset_s);
 /* Sample at the burst interval for duration_ms from now, starting now (or,
  * when asked from within a tick, as soon as that tick returns). */
 void SMP_Burst(unsigned duration_ms);

@@ -135,6 +135,13 @@ typedef struct {
 	int markers;
 	HND_Period period[MAX_MARKERS + 1];
 	double offset[MAX_MARKERS + 1];
+	/* the page's answers to the doffset's offset read: first `retries`
+	 * RETRY, then SKIP if skip, else OK (SKIP too for another marker than
+	 * the newest, as the sampler answers) */
+	int retries;
+	bool skip;
+	uint64_t page_marker; /* the marker the page shows */
+	int offset_reads;
 	int done_calls;
 	HND_Report last;
 	char trace[512];
@@ -275,6 +282,7 @@ static void new_marker(void)
 	D.markers++;
 	memset(&t, 0, sizeof(t));
 	t.marker = (uint64_t)D.markers;
+	D.page_marker = t.marker;
 	t.old_period = D.period[D.markers - 1]; /* what an idle daemon knows */
 	t.new_period = D.period[D.markers];
 	t.has_time = true;
@@ -416,9 +424,17 @@ static void close_sockets(void)
 
 /* ---- the module's side --------------------------------------------------- */
 
-static double offset_cb(void *arg)
+static HND_OffsetAnswer offset_cb(uint64_t marker, double *o, void *arg)
 {
-	return D.offset[D.markers];
+	D.offset_reads++;
+	if (D.retries > 0) {
+		D.retries--;
+		return HND_OFFSET_RETRY;
+	}
+	if (D.skip || marker != D.page_marker)
+		return HND_OFFSET_SKIP;
+	*o = D.offset[D.markers];
+	return HND_OFFSET_OK;
 }
 
 static void done_cb(const HND_Report *r, void *arg)
@@ -650,6 +666,7 @@ START_TEST(flapping_markers)
 		t.old_period = D.period[D.markers];
 		D.markers = D.markers == 1 ? 2 : 1;
 		t.marker = 100 + (uint64_t)changes;
+		D.page_marker = t.marker;
 		t.new_period = D.period[D.markers];
 		HND_Start(&t);
 		changes++;
@@ -685,6 +702,7 @@ START_TEST(page_without_time)
 			 .has_time = false };
 
 	setup(script, 0);
+	D.page_marker = t.marker;
 	HND_Start(&t);
 	while (D.done_calls == 0)
 		event_base_loop(D.base, EVLOOP_ONCE);
@@ -708,6 +726,7 @@ START_TEST(absurd_dfreq_not_sent)
 
 	ck_assert(HND_DfreqPpm(p0, doubled) < -HND_MAX_DFREQ_PPM);
 	setup(script, 0);
+	D.page_marker = t.marker;
 	HND_Start(&t);
 	while (D.done_calls == 0)
 		event_base_loop(D.base, EVLOOP_ONCE);
@@ -731,6 +750,7 @@ START_TEST(large_dfreq_within_limit_sent)
 			 .has_time = true };
 
 	setup(script, 0);
+	D.page_marker = t.marker;
 	HND_Start(&t);
 	while (D.done_calls == 0)
 		event_base_loop(D.base, EVLOOP_ONCE);
@@ -738,6 +758,55 @@ START_TEST(large_dfreq_within_limit_sent)
 	ck_assert(!D.last.dfreq_refused);
 	ck_assert_int_eq(D.dfreqs, 1);
 	ck_assert_int_eq(D.doffsets, 1);
+	teardown();
+}
+END_TEST
+
+/* The page does not vouch for its time when the doffset would be sent:
+ * chronyd is reset and given the frequency change, no step; the handover
+ * succeeds and says the doffset was skipped. */
+START_TEST(doffset_skipped_page_does_not_vouch)
+{
+	int script[1] = { OK };
+
+	setup(script, 0);
+	D.skip = true;
+	run();
+	ck_assert_int_eq(D.done_calls, 1);
+	ck_assert(D.last.ok);
+	ck_assert(D.last.doffset_skipped);
+	ck_assert(!D.last.have_offset);
+	ck_assert_int_eq(D.offset_reads, 1);
+	ck_assert_int_eq(D.resets, 1);
+	ck_assert_int_eq(D.dfreqs, 1);
+	ck_assert_int_eq(D.doffsets, 0);
+	/* The reset cancelled the correction and nothing moved it since. */
+	ck_assert(D.correction == 0.0);
+	/* The frequency change is still whole: P0 -> P1 exactly once. */
+	ck_assert_msg(fabs(D.product - ldexp((double)D.period[1].frac,
+					     D.period[0].shift - D.period[1].shift) /
+					       (double)D.period[0].frac) <= 1e-12 * 60,
+		      "product %.12f", D.product);
+	teardown();
+}
+END_TEST
+
+/* No reading now (no device, a bad page, mid-update): the doffset is
+ * retried, and sent once a reading comes. */
+START_TEST(doffset_retried_without_reading)
+{
+	int script[1] = { OK };
+
+	setup(script, 0);
+	D.retries = 2;
+	run();
+	check_truth();
+	ck_assert(!D.last.doffset_skipped);
+	ck_assert(D.last.have_offset);
+	ck_assert_int_eq(D.offset_reads, 3);
+	ck_assert_int_eq(D.last.failures, 2);
+	ck_assert_int_eq(D.doffsets, 1);
+	ck_assert_int_eq(D.dfreqs, 1);
 	teardown();
 }
 END_TEST
@@ -796,6 +865,8 @@ static Suite *handover_suite(void)
 	tcase_add_test(tc, page_without_time);
 	tcase_add_test(tc, absurd_dfreq_not_sent);
 	tcase_add_test(tc, large_dfreq_within_limit_sent);
+	tcase_add_test(tc, doffset_skipped_page_does_not_vouch);
+	tcase_add_test(tc, doffset_retried_without_reading);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("exhaustive");
