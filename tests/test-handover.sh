@@ -20,7 +20,11 @@
 #      the period is ignored, chronyd gets no dfreq (and no infinite one);
 #  (f) a host that makes the counter 10 % faster at a migration (a change far
 #      beyond any real counter's): no dfreq reaches chronyd, an error says so,
-#      and chronyd is still reset and stepped.
+#      and chronyd is still reset and stepped;
+#  (g) after a handled migration the host restarts on the same page with
+#      clock_status unknown and its time 5 s ahead (a new marker): chronyd is
+#      reset but gets no doffset (the page does not vouch for its time), and
+#      vmclockd says why.
 # What chronyd applied is read from the proxy's log (answers with status 0),
 # the change expected from vmclockd's own disruption alerts (each migration's
 # FREQ_CHANGE_PPM, composed as a ratio of periods).
@@ -165,6 +169,24 @@ check "f: no dfreq reached chronyd" test "$(dfreqs_forwarded)" -eq 0
 check "f: the refusal logged as an error" \
 	grep -q 'error: not handing chronyd a counter frequency change of [-+][0-9]\{5,\}\.' "$T/vmclockd.log"
 check "f: chronyd still stepped (a doffset)" grep -q '^forwarded 71 ' "$T/proxy-f.log"
+end_case
+
+# (g) A page that does not vouch for its time after a disruption: no step.
+run_case g
+check "g: first handover done" wait_for 10 grep -q 'chronyd reset after disruption 2' "$T/vmclockd.log"
+check "g: the first migration stepped chronyd" grep -q '^forwarded 71 ' "$T/proxy-g.log"
+doffsets=$(awk '$1 == "forwarded" && $2 == 71' "$T/proxy-g.log" | wc -l)
+resets=$(awk '$1 == "forwarded" && $2 == 66' "$T/proxy-g.log" | wc -l)
+stop_sim
+start_sim --status unknown --offset-ns 5000000000
+check "g: the new marker handed over" \
+	wait_for 10 grep -q 'chronyd reset after disruption 1;' "$T/vmclockd.log"
+check "g: chronyd reset again" \
+	test "$(awk '$1 == "forwarded" && $2 == 66' "$T/proxy-g.log" | wc -l)" -gt "$resets"
+check "g: no doffset reached chronyd for the unvouched page" \
+	test "$(awk '$1 == "forwarded" && $2 == 71' "$T/proxy-g.log" | wc -l)" -eq "$doffsets"
+check "g: vmclockd says why" \
+	grep -q 'no step sent: the page does not vouch for its time' "$T/vmclockd.log"
 end_case
 
 finish
