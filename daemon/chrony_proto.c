@@ -48,6 +48,24 @@
 
 #define TV_NOHIGHSEC 0x7fffffffu
 
+/* The tracking reply's data, by byte offset from RP_DATA. */
+#define TK_REF_ID 0
+#define TK_IP_ADDR 4 /* IPADDR_LEN bytes */
+#define TK_STRATUM 24
+#define TK_LEAP_STATUS 26
+#define TK_REF_SEC_HIGH 28
+#define TK_REF_SEC_LOW 32
+#define TK_REF_NSEC 36
+#define TK_CURRENT_CORRECTION 40 /* then each a chrony Float */
+#define TK_LAST_OFFSET 44
+#define TK_RMS_OFFSET 48
+#define TK_FREQ_PPM 52
+#define TK_RESID_FREQ_PPM 56
+#define TK_SKEW_PPM 60
+#define TK_ROOT_DELAY 64
+#define TK_ROOT_DISPERSION 68
+#define TK_LAST_UPDATE_INTERVAL 72
+
 /* ================================================== */
 /* Byte order helpers */
 
@@ -220,27 +238,27 @@ static void decode_tracking(const uint8_t *d, CPR_Tracking *t)
 	uint32_t sec_high;
 
 	memset(t, 0, sizeof(*t));
-	t->ref_id = get_u32(d + 0);
-	memcpy(t->ip_addr, d + 4, sizeof(t->ip_addr));
-	t->ip_family = get_u16(d + 4 + IPADDR_FAMILY);
-	t->stratum = get_u16(d + 24);
-	t->leap_status = get_u16(d + 26);
-	sec_high = get_u32(d + 28);
+	t->ref_id = get_u32(d + TK_REF_ID);
+	memcpy(t->ip_addr, d + TK_IP_ADDR, sizeof(t->ip_addr));
+	t->ip_family = get_u16(d + TK_IP_ADDR + IPADDR_FAMILY);
+	t->stratum = get_u16(d + TK_STRATUM);
+	t->leap_status = get_u16(d + TK_LEAP_STATUS);
+	sec_high = get_u32(d + TK_REF_SEC_HIGH);
 	if (sec_high == TV_NOHIGHSEC)
 		sec_high = 0;
-	t->ref_time.tv_sec = (time_t)((uint64_t)sec_high << 32 | get_u32(d + 32));
-	t->ref_time.tv_nsec = get_u32(d + 36);
+	t->ref_time.tv_sec = (time_t)((uint64_t)sec_high << 32 | get_u32(d + TK_REF_SEC_LOW));
+	t->ref_time.tv_nsec = get_u32(d + TK_REF_NSEC);
 	if (t->ref_time.tv_nsec > 999999999)
 		t->ref_time.tv_nsec = 999999999;
-	t->current_correction = CPR_FloatDecode(get_u32(d + 40));
-	t->last_offset = CPR_FloatDecode(get_u32(d + 44));
-	t->rms_offset = CPR_FloatDecode(get_u32(d + 48));
-	t->freq_ppm = CPR_FloatDecode(get_u32(d + 52));
-	t->resid_freq_ppm = CPR_FloatDecode(get_u32(d + 56));
-	t->skew_ppm = CPR_FloatDecode(get_u32(d + 60));
-	t->root_delay = CPR_FloatDecode(get_u32(d + 64));
-	t->root_dispersion = CPR_FloatDecode(get_u32(d + 68));
-	t->last_update_interval = CPR_FloatDecode(get_u32(d + 72));
+	t->current_correction = CPR_FloatDecode(get_u32(d + TK_CURRENT_CORRECTION));
+	t->last_offset = CPR_FloatDecode(get_u32(d + TK_LAST_OFFSET));
+	t->rms_offset = CPR_FloatDecode(get_u32(d + TK_RMS_OFFSET));
+	t->freq_ppm = CPR_FloatDecode(get_u32(d + TK_FREQ_PPM));
+	t->resid_freq_ppm = CPR_FloatDecode(get_u32(d + TK_RESID_FREQ_PPM));
+	t->skew_ppm = CPR_FloatDecode(get_u32(d + TK_SKEW_PPM));
+	t->root_delay = CPR_FloatDecode(get_u32(d + TK_ROOT_DELAY));
+	t->root_dispersion = CPR_FloatDecode(get_u32(d + TK_ROOT_DISPERSION));
+	t->last_update_interval = CPR_FloatDecode(get_u32(d + TK_LAST_UPDATE_INTERVAL));
 }
 
 CPR_DecodeResult CPR_DecodeReply(const CPR_Packet *request, const void *buf, size_t len,

@@ -177,11 +177,16 @@ static bool ready(ShmOutput *so)
 	return so->shm != NULL;
 }
 
-/* ceil(log2(ns * 1e-9)), the precision field's units, within ntpd's range. */
+/* The finest precision we claim, 2^-30 s (~0.93 ns), and that bound in ns. */
+#define SHM_PRECISION_MIN (-30)
+#define SHM_PRECISION_MIN_NS 0.931322574615478515625
+
+/* ceil(log2(ns * 1e-9)), the precision field's units, from SHM_PRECISION_MIN
+ * to 0 (one second: ntpd's coarsest meaningful value). */
 static int precision_of(uint64_t ns)
 {
-	int p = -30; /* 2^-30 s ~ 0.93 ns */
-	double limit = 0.931322574615478515625;
+	int p = SHM_PRECISION_MIN;
+	double limit = SHM_PRECISION_MIN_NS;
 
 	while (p < 0 && (double)ns > limit) {
 		p++;
