@@ -217,9 +217,10 @@ typedef struct {
 	int done;
 } HandoverRun;
 
-static double fixed_offset(void *arg)
+static HND_OffsetAnswer fixed_offset(uint64_t marker, double *o, void *arg)
 {
-	return ((HandoverRun *)arg)->o;
+	*o = ((HandoverRun *)arg)->o;
+	return HND_OFFSET_OK;
 }
 
 static void handover_done(const HND_Report *r, void *arg)
