@@ -386,9 +386,15 @@ static void handover_done(const HND_Report *r, void *arg)
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (r->has_time && r->doffset_skipped)
 			LOG(LOGS_WARN, "chronyd reset: dfreq %+.6f ppm in %d request%s, no step sent: "
-			    "the page does not vouch for its time (%s); %.2f ms",
+			    "%s%s%s; %.2f ms",
 			    r->dfreq_ppm, r->dfreqs, r->dfreqs == 1 ? "" : "s",
-			    vmclockd_reason_text(doffset_skipped_for), (double)r->duration_ns * 1e-6);
+			    doffset_skipped_for == POL_DISRUPTION
+				    ? "the page moved on to another disruption"
+				    : "the page does not vouch for its time (",
+			    doffset_skipped_for == POL_DISRUPTION
+				    ? "" : vmclockd_reason_text(doffset_skipped_for),
+			    doffset_skipped_for == POL_DISRUPTION ? "" : ")",
+			    (double)r->duration_ns * 1e-6);
 		else if (r->has_time)
 			LOG(LOGS_INFO, "chronyd reset: dfreq %+.6f ppm in %d request%s, doffset %+.9f s "
 			    "(o %+.9f s, c %+.9f s), %d datagrams, %.2f ms, done at monotonic "

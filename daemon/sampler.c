@@ -487,11 +487,13 @@ POL_Reason SMP_MeasureOffset(uint64_t marker, double *offset_s)
 
 	if (!page)
 		return POL_NO_DEVICE;
-	/* Read as a tick reads (copy, then measurement, under the bus guard)
-	 * and judged as a tick judges what it feeds. */
+	/* Read as a tick reads (copy, then measurement, under the bus guard;
+	 * a page seen stuck mid-update is not waited for again) and judged as
+	 * a tick judges what it feeds. */
 	if (!BUS_GUARD_BEGIN())
 		return POL_BAD_PAGE;
-	if (vmclock_snapshot(page, &copy) < 0 || vmclock_offset(page, &o) < 0)
+	if ((page_stuck ? vmclock_snapshot_once(page, &copy) : vmclock_snapshot(page, &copy)) < 0 ||
+	    vmclock_offset(page, &o) < 0)
 		err = errno;
 	BUS_GUARD_END();
 	if (err)

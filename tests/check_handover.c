@@ -791,6 +791,30 @@ START_TEST(doffset_skipped_page_does_not_vouch)
 }
 END_TEST
 
+/* The page moved on to another marker before the doffset (the tick has
+ * not shown it yet): no step for the old one. */
+START_TEST(doffset_skipped_marker_moved_on)
+{
+	int script[1] = { OK };
+	HND_Target t = { .marker = 7, .has_time = true };
+
+	setup(script, 0);
+	t.old_period = D.period[0];
+	t.new_period = D.period[1];
+	D.page_marker = 8;
+	HND_Start(&t);
+	while (D.done_calls == 0)
+		event_base_loop(D.base, EVLOOP_ONCE);
+	ck_assert(D.last.ok);
+	ck_assert(D.last.doffset_skipped);
+	ck_assert_int_eq(D.offset_reads, 1);
+	ck_assert_int_eq(D.resets, 1);
+	ck_assert_int_eq(D.dfreqs, 1);
+	ck_assert_int_eq(D.doffsets, 0);
+	teardown();
+}
+END_TEST
+
 /* No reading now (no device, a bad page, mid-update): the doffset is
  * retried, and sent once a reading comes. */
 START_TEST(doffset_retried_without_reading)
@@ -867,6 +891,7 @@ static Suite *handover_suite(void)
 	tcase_add_test(tc, large_dfreq_within_limit_sent);
 	tcase_add_test(tc, doffset_skipped_page_does_not_vouch);
 	tcase_add_test(tc, doffset_retried_without_reading);
+	tcase_add_test(tc, doffset_skipped_marker_moved_on);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("exhaustive");
