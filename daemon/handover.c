@@ -7,7 +7,10 @@
  * frequency f before the dfreq), dfreq (the counter's frequency change from
  * the period chronyd is right for to the target's), doffset (-(o - c), o the
  * device-minus-system offset read just before it is sent).  A target without
- * time gets reset sources and an NTP burst.
+ * time gets reset sources and an NTP burst.  An offset the page does not vouch
+ * for (the callback answers SKIP: its status, timescale or bounds refuse it,
+ * or its marker is not the target's) gets no doffset: the step counts as done
+ * with nothing sent, and chronyd learns it from the samples later.
  *
  * The next step is always derived from facts, never from a saved position:
  * a reset confirmed for the newest target, a tracking report read after it,
