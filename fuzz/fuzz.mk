@@ -56,11 +56,12 @@ $(FUZZ_OUT)/fuzz_state: $(S)/fuzz/fuzz_state.c $(S)/refclock/truth.c $(LIB_DEPS)
 	@mkdir -p $(@D)
 	$(FUZZ_COMPILE) -o $@ $(S)/fuzz/fuzz_state.c $(S)/refclock/truth.c $(LIB_SOURCES)
 
+# config.c reports its errors through the logging module.
 $(FUZZ_OUT)/fuzz_config: $(S)/fuzz/fuzz_config.c $(S)/daemon/config.c $(S)/daemon/config.h \
-		$(S)/fuzz/fuzz.h
+		$(S)/daemon/log.c $(S)/daemon/log.h $(S)/fuzz/fuzz.h
 	@mkdir -p $(@D)
 	$(FUZZ_COMPILE) -DSYSCONFDIR='"$(sysconfdir)"' -DLOCALSTATEDIR='"$(localstatedir)"' \
-		-o $@ $(S)/fuzz/fuzz_config.c $(S)/daemon/config.c
+		-o $@ $(S)/fuzz/fuzz_config.c $(S)/daemon/config.c $(S)/daemon/log.c -lsystemd
 
 $(FUZZ_OUT)/fuzz_chrony_reply: $(S)/fuzz/fuzz_chrony_reply.c $(S)/daemon/chrony_proto.c \
 		$(S)/daemon/chrony_proto.h $(S)/fuzz/fuzz.h
