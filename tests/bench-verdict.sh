@@ -25,7 +25,6 @@ GOAL=${BENCH_VERDICT_GOAL:-0.5}
 GAP=2.5
 STATE=$T/run/state
 OBSERVE=$top_builddir/tests/chrony-observe
-TIMELINE=$top_builddir/tests/verdict-timeline
 
 write_chrony_conf
 start_chronyd || fail "chronyd started"
@@ -34,17 +33,7 @@ start_vmclockd --state-file "$STATE"
 "$CTL" -d "$T/page" -s "$STATE" waitsync --timeout 30 >/dev/null 2>&1 ||
 	fail "synchronised before the first migration"
 
-seconds=$(awk -v n="$N" -v g="$GAP" 'BEGIN { print int(n * g + 3) }')
-"$TIMELINE" -d "$T/page" -s "$STATE" -t "$seconds" >"$T/timeline.txt" 2>&1 &
-TL_PID=$!
-"$OBSERVE" -s "$T/chronyd.sock" -i 10 -t "$seconds" -k >"$T/observe.txt" 2>&1 &
-OB_PID=$!
-sleep 1
-for _ in $(seq "$N"); do
-	kill -USR1 "$SIM_PID"
-	sleep "$GAP"
-done
-wait "$TL_PID" "$OB_PID"
+record_migrations "$STATE" "$N" "$GAP" 3
 
 # One line per migration: t_mig chrony verdict lag (- when never seen).
 awk '

@@ -15,6 +15,7 @@ SIM=$top_builddir/tools/vmclock-sim
 CTL=$top_builddir/tools/vmclockctl
 VMCLOCKD=$top_builddir/daemon/vmclockd
 OBSERVE=$top_builddir/tests/chrony-observe
+TIMELINE=$top_builddir/tests/verdict-timeline
 CHRONYD=${CHRONYD:-/usr/sbin/chronyd}
 CHRONYC=${CHRONYC:-/usr/bin/chronyc}
 NOSYSTIME="setpriv --inh-caps=-sys_time --bounding-set=-sys_time"
@@ -164,4 +165,23 @@ chrony_correction() {
 # abs_le A B: |A| <= B, floating point.
 abs_le() {
 	awk -v a="$1" -v b="$2" 'BEGIN { if (a < 0) a = -a; exit !(a <= b) }'
+}
+
+# record_migrations STATE N GAP SLACK: N migrations GAP seconds apart, while
+# the verdict read from STATE (tests/verdict-timeline, into
+# $T/timeline.txt) and chronyd's tracking every 10 ms (into
+# $T/observe.txt) are recorded for N * GAP + SLACK seconds.
+record_migrations() {
+	local state=$1 n=$2 gap=$3 slack=$4 seconds tl ob
+	seconds=$(awk -v n="$n" -v g="$gap" -v s="$slack" 'BEGIN { print int(n * g + s) }')
+	"$TIMELINE" -d "$T/page" -s "$state" -t "$seconds" >"$T/timeline.txt" 2>&1 &
+	tl=$!
+	"$OBSERVE" -s "$T/chronyd.sock" -i 10 -t "$seconds" -k >"$T/observe.txt" 2>&1 &
+	ob=$!
+	sleep 1
+	for _ in $(seq "$n"); do
+		kill -USR1 "$SIM_PID"
+		sleep "$gap"
+	done
+	wait "$tl" "$ob"
 }

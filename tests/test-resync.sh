@@ -21,7 +21,6 @@ require_chronyd
 N=${MIGRATIONS:-3}
 GAP=2.5
 STATE=$T/run/state
-TIMELINE=$top_builddir/tests/verdict-timeline
 VMC_REFID=564d4300
 
 write_chrony_conf "local stratum 10"
@@ -31,17 +30,7 @@ start_vmclockd --state-file "$STATE"
 check "synchronised before the first migration" \
 	"$CTL" -d "$T/page" -s "$STATE" waitsync --timeout 30
 
-seconds=$(awk -v n="$N" -v g="$GAP" 'BEGIN { print int(n * g + 2) }')
-"$TIMELINE" -d "$T/page" -s "$STATE" -t "$seconds" >"$T/timeline.txt" 2>&1 &
-TL_PID=$!
-"$OBSERVE" -s "$T/chronyd.sock" -i 10 -t "$seconds" -k >"$T/observe.txt" 2>&1 &
-OB_PID=$!
-sleep 1
-for _ in $(seq "$N"); do
-	kill -USR1 "$SIM_PID"
-	sleep "$GAP"
-done
-wait "$TL_PID" "$OB_PID"
+record_migrations "$STATE" "$N" "$GAP" 2
 
 # Per migration: "t_mig left back synced violations first_violation", times
 # in seconds after the migration ("-" when not seen): chronyd first seen on
