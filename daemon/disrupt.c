@@ -64,6 +64,12 @@ static Period period_target;
 static Period period_saved;   /* as last written to the state file */
 static bool target_has_time;
 static LOG_Repeat save_failing;
+/* During a handover, what it asked to be kept (have_record): the period
+ * chronyd is right for and a dfreq in doubt.  loaded_doubt: the dfreq in
+ * doubt the state file held at start, for the first handover. */
+static bool have_record;
+static HND_Record hnd_record;
+static HND_Dfreq loaded_doubt;
 /* The offset last measured under the handled marker: the step is measured
  * from it when the marker changes. */
 static bool have_offset;
@@ -98,7 +104,16 @@ static Period period_of(const struct vmclock_abi *page)
 
 /*
  * "marker M\ngeneration G\nperiod F S\n" in STATE_FILE in the state
- * directory.  The directory must be ours (owner our uid, writable by nobody
+ * directory: the handled marker and generation, and the counter period
+ * chronyd's frequency is right for (none: not known, no dfreq is composed).
+ * During a handover that sends a dfreq, a fourth line is written ahead of
+ * it, "dfreq M F0 S0 F1 S1 D FB": the target marker, the periods it goes
+ * from and to, the change D (ppm, as chronyd decodes it) and chronyd's
+ * frequency FB before it (ppm; both hexadecimal floating point, exact).
+ * At start a dfreq line makes the first handover resolve it from chronyd's
+ * frequency before anything else (handover.c); one that does not parse
+ * leaves the period unknown.  Writes are flushed to the disk (the file and
+ * the directory) before they count: the dfreq line must outlive a crash.  The directory must be ours (owner our uid, writable by nobody
  * else): whoever can write it could plant a marker and have a disruption
  * handed over twice.  Its path is configuration and is followed like the
  * configuration file's; inside it every call is relative to the open
@@ -159,9 +174,10 @@ fail:
 	return -1;
 }
 
-static void save_state(void)
+/* 0, or a negative errno value (said once per cause). */
+static int save_state(void)
 {
-	char path[4096], why[128], text[160];
+	char path[4096], why[128], text[320];
 	int dir, fd = -1, len, cause = 0;
 	ssize_t done = 0;
 
@@ -174,9 +190,24 @@ static void save_state(void)
 	period_saved = period_handled;
 	len = snprintf(text, sizeof(text), "marker %" PRIu64 "\ngeneration %" PRIu64 "\n",
 		       report.handled_marker, report.handled_gen);
-	if (period_handled.valid)
+	if (report.handling && have_record) {
+		/* The handover's own record: chronyd's period may differ from
+		 * the handled marker's already, and a dfreq may be in doubt. */
+		const HND_Dfreq *d = &hnd_record.in_doubt;
+
+		if (hnd_record.chrony_period.valid)
+			len += snprintf(text + len, sizeof(text) - (size_t)len,
+					"period %" PRIu64 " %u\n", hnd_record.chrony_period.frac,
+					hnd_record.chrony_period.shift);
+		if (d->valid)
+			len += snprintf(text + len, sizeof(text) - (size_t)len,
+					"dfreq %" PRIu64 " %" PRIu64 " %u %" PRIu64 " %u %a %a\n",
+					d->marker, d->from.frac, d->from.shift, d->to.frac,
+					d->to.shift, d->dfreq_ppm, d->freq_before_ppm);
+	} else if (period_handled.valid) {
 		len += snprintf(text + len, sizeof(text) - (size_t)len, "period %" PRIu64 " %u\n",
 				period_handled.frac, period_handled.shift);
+	}
 
 	dir = open_state_dir(true, why, sizeof(why), &cause);
 	if (dir < 0)
@@ -196,6 +227,8 @@ static void save_state(void)
 			goto fail_errno;
 		done += n;
 	}
+	if (fsync(fd) < 0)
+		goto fail_errno;
 	if (close(fd) < 0) {
 		fd = -1;
 		goto fail_errno;
@@ -203,10 +236,14 @@ static void save_state(void)
 	fd = -1;
 	if (renameat(dir, STATE_TMP, dir, STATE_FILE) < 0)
 		goto fail_errno;
+	/* The rename itself on the disk.  Not undone if this fails: the new
+	 * file is the truth either way, it is the old one that may come back. */
+	if (fsync(dir) < 0)
+		goto fail_errno;
 	close(dir);
 	if (LOG_RepeatRecovered(&save_failing))
 		LOG(LOGS_INFO, "saved the handled marker in %s again", path);
-	return;
+	return 0;
 fail_errno:
 	cause = errno ? errno : EIO;
 	snprintf(why, sizeof(why), "%s", strerror(cause));
@@ -220,11 +257,12 @@ fail:
 		unlinkat(dir, STATE_TMP, 0);
 		close(dir);
 	}
+	return cause > 0 ? -cause : -EACCES;
 }
 
 static void save_cb(evutil_socket_t fd, short what, void *arg)
 {
-	save_state();
+	(void)save_state();
 }
 
 /* A generation or period changed: written now if the last write was long
@@ -296,7 +334,7 @@ static bool load_state(const struct vmclock_abi *page)
 {
 	char path[4096], buf[MAX_STATE_BYTES + 1], key[32];
 	unsigned long long a, b;
-	bool have_marker = false;
+	bool have_marker = false, bad_doubt = false;
 	char *line, *save = NULL;
 
 	state_path(path, sizeof(path), "");
@@ -320,7 +358,29 @@ static bool load_state(const struct vmclock_abi *page)
 				LOG(LOGS_WARN, "%s: ignoring period %llu %llu (no counter period on "
 				    "this page); no frequency change at the next disruption", path,
 				    a, b);
+		} else if (!strcmp(key, "dfreq")) {
+			HND_Dfreq d = { .valid = true };
+			unsigned s0, s1;
+
+			if (sscanf(line, "dfreq %" SCNu64 " %" SCNu64 " %u %" SCNu64 " %u %la %la",
+				   &d.marker, &d.from.frac, &s0, &d.to.frac, &s1, &d.dfreq_ppm,
+				   &d.freq_before_ppm) == 7 && s0 < 64 && s1 < 64 && d.from.frac &&
+			    d.to.frac && isfinite(d.dfreq_ppm) && isfinite(d.freq_before_ppm)) {
+				d.from.valid = d.to.valid = true;
+				d.from.shift = (uint8_t)s0;
+				d.to.shift = (uint8_t)s1;
+				loaded_doubt = d;
+			} else {
+				bad_doubt = true;
+			}
 		}
+	}
+	if (bad_doubt) {
+		/* A dfreq may be in chronyd and cannot be resolved. */
+		LOG(LOGS_WARN, "%s: unreadable dfreq record; the period chronyd's frequency is "
+		    "right for is not known, no frequency change at the next disruption", path);
+		loaded_doubt.valid = false;
+		period_handled.valid = false;
 	}
 	if (!have_marker)
 		LOG(LOGS_WARN, "%s has no marker; starting afresh", path);
@@ -353,8 +413,28 @@ static HND_OffsetAnswer offset_now(uint64_t marker, double *o, void *arg)
 	}
 }
 
+/* The handover's write-ahead record: saved at once, durably. */
+static int record_handover(const HND_Record *rec, void *arg)
+{
+	HND_Record before = hnd_record;
+	bool had = have_record;
+	int r;
+
+	hnd_record = *rec;
+	have_record = true;
+	r = save_state();
+	if (r < 0 && rec->in_doubt.valid) {
+		/* Not sent: the file keeps what was true before. */
+		hnd_record = before;
+		have_record = had;
+	}
+	return r;
+}
+
 static void finish(bool recovered)
 {
+	/* Superseded by the handled marker and its period. */
+	have_record = false;
 	report.handling = false;
 	clock_gettime(CLOCK_MONOTONIC, &report.handled_at);
 	report.handled_marker = target_marker;
@@ -472,6 +552,16 @@ static void begin_disruption(const struct vmclock_abi *page, const struct vmcloc
 	t.old_period = period_handled;
 	t.new_period = source_changed ? epoch_period : period_target;
 	t.has_time = target_has_time;
+	/* A dfreq in doubt when vmclockd stopped: the first handover resolves
+	 * it (a handover under way knows better). */
+	t.in_doubt = loaded_doubt;
+	if (loaded_doubt.valid) {
+		/* Kept in the file until the handover resolves it. */
+		hnd_record.chrony_period = loaded_doubt.from;
+		hnd_record.in_doubt = loaded_doubt;
+		have_record = true;
+	}
+	loaded_doubt.valid = false;
 	HND_Start(&t);
 }
 
@@ -499,6 +589,7 @@ bool DSR_Observe(const struct vmclock_abi *page, const struct vmclock_offset *of
 	if (!state_known) {
 		state_known = true;
 		if (!load_state(page)) {
+			loaded_doubt.valid = false;
 			report.handled_marker = marker;
 			report.handled_gen = gen;
 			period_handled = period_of(page);
@@ -506,6 +597,16 @@ bool DSR_Observe(const struct vmclock_abi *page, const struct vmclock_offset *of
 			return false;
 		}
 		if (marker != report.handled_marker) {
+			begin_disruption(page, offset, true);
+			return true;
+		}
+		if (loaded_doubt.valid) {
+			/* The page went back to the handled marker, yet a dfreq
+			 * sent for another may be in chronyd: resolved by a
+			 * handover of this one. */
+			LOG(LOGS_WARN, "a dfreq for disruption %" PRIu64 " may have been applied "
+			    "before vmclockd stopped, and the page shows marker %" PRIu64 " again",
+			    loaded_doubt.marker, marker);
 			begin_disruption(page, offset, true);
 			return true;
 		}
@@ -560,7 +661,8 @@ bool DSR_Observe(const struct vmclock_abi *page, const struct vmclock_offset *of
 int DSR_Initialise(struct event_base *base, const CNF_Settings *settings,
 		   const DSR_SamplerOps *ops)
 {
-	HND_Callbacks callbacks = { .offset = offset_now, .done = handover_done };
+	HND_Callbacks callbacks = { .offset = offset_now, .done = handover_done,
+				    .record = record_handover };
 
 	cfg = settings;
 	sampler = ops ? *ops : (DSR_SamplerOps){ 0 };

@@ -31,6 +31,19 @@
  * send it again) or the one after it (applied).  A frequency that is neither
  * (chronyd restarted without a drift file, or steered on its own) makes the
  * period chronyd is right for unknown: no dfreq is composed against it.
+ *
+ * Across a restart of vmclockd (a crash, SIGKILL, the OOM killer) the same
+ * holds through a write-ahead record: before a dfreq is sent, what resolves
+ * it (its target marker, the periods it composes from and to, the change,
+ * chronyd's frequency before it) is handed to the record callback, which
+ * keeps it durably, and the dfreq goes out only if that succeeded.  Once
+ * the dfreq is known to be applied (its answer, or the verification) the
+ * new period is recorded without it.  A restarted vmclockd hands the record
+ * back in its first target: that handover begins with the dfreq in doubt
+ * and verifies it as above (before: sent again; after: the new period;
+ * neither: no period, no dfreq).  A record that cannot be written is a dfreq
+ * not sent: the step is retried with backoff, and a handover that gives up
+ * on it leaves chronyd's frequency to its samples, never doubled.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -88,6 +101,7 @@ static CPR_Tracking track;
 static bool settle_needed;
 static int failures;
 static bool delivered; /* a request of this handover reached chronyd */
+static bool record_failing; /* the write-ahead failed (said once) */
 static bool restart_pending; /* a new target arrived during this handover */
 static HND_Report report;
 static int64_t start_ns;
@@ -250,7 +264,8 @@ static void complete(bool ok, HND_Step failed, int error, const char *reason)
 		cb.done(&r, cb.arg);
 }
 
-static void step_failed(HND_Step s, int error, const char *reason)
+/* QUIET: the caller said why. */
+static void step_failed_said(HND_Step s, int error, const char *reason, bool quiet)
 {
 	int64_t backoff;
 
@@ -262,12 +277,28 @@ static void step_failed(HND_Step s, int error, const char *reason)
 		complete(false, s, error, reason);
 		return;
 	}
-	LOG(LOGS_WARN, "chronyd handover: %s failed (%s); retrying", HND_StepName(s), reason);
+	if (!quiet)
+		LOG(LOGS_WARN, "chronyd handover: %s failed (%s); retrying", HND_StepName(s), reason);
 	backoff = (int64_t)timing.first_backoff_ms << (failures - 1);
 	if (settle_needed && backoff < timing.settle_ms)
 		backoff = timing.settle_ms;
 	settle_needed = false;
 	arm(HND_BACKOFF, backoff);
+}
+
+static void step_failed(HND_Step s, int error, const char *reason)
+{
+	step_failed_said(s, error, reason, false);
+}
+
+/* The period chronyd is right for, with no dfreq in doubt, for a restart.
+ * A failure leaves the record of the dfreq, which resolves to the same. */
+static void record_resolved(void)
+{
+	HND_Record rec = { .chrony_period = chrony_period };
+
+	if (cb.record)
+		(void)cb.record(&rec, cb.arg);
 }
 
 /* What chronyd may have applied of a request that got no answer. */
@@ -293,6 +324,7 @@ static void applied_dfreq(HND_Period to)
 	chrony_period = to;
 	report.dfreqs++;
 	report.dfreq_ppm = usable(episode_period) ? HND_DfreqPpm(episode_period, to) : 0.0;
+	record_resolved();
 }
 
 static void resolve_verify(const CPR_Tracking *t)
@@ -328,6 +360,7 @@ static void resolve_verify(const CPR_Tracking *t)
 		    f_before, t->freq_ppm, f_after);
 		chrony_period.valid = false;
 		report.dfreq_unresolved = true;
+		record_resolved();
 		break;
 	}
 	/* A read after the reset: as good as the tracking step's. */
@@ -432,6 +465,31 @@ static void send_step(HND_Step s)
 		sending_dfreq = CPR_FloatDecode(CPR_FloatEncode(sending_dfreq));
 		f_before = track.freq_ppm;
 		f_after = apply_dfreq(f_before, sending_dfreq);
+		if (cb.record) {
+			HND_Record rec = {
+				.chrony_period = chrony_period,
+				.in_doubt = { .valid = true, .marker = target.marker,
+					      .from = chrony_period, .to = sending_to,
+					      .dfreq_ppm = sending_dfreq,
+					      .freq_before_ppm = f_before },
+			};
+
+			r = cb.record(&rec, cb.arg);
+			if (r < 0) {
+				if (!record_failing)
+					LOG(LOGS_WARN, "not sending chronyd the dfreq of %+.6f ppm: it "
+					    "could not be recorded first (%s), and a restart would not "
+					    "know whether chronyd applied it; retrying",
+					    sending_dfreq, strerror(-r));
+				record_failing = true;
+				step_failed_said(s, -r, "the dfreq could not be recorded first",
+						 true);
+				return;
+			}
+			if (record_failing)
+				LOG(LOGS_INFO, "the dfreq is recorded: sending it");
+			record_failing = false;
+		}
 		break;
 	case HND_STEP_DOFFSET:
 		/* The offset is read as late as possible: right before sending. */
@@ -577,6 +635,27 @@ void HND_Start(const HND_Target *t)
 		settle_needed = false;
 		restart_pending = false;
 		start_ns = now;
+		if (t->in_doubt.valid && usable(t->in_doubt.from) && usable(t->in_doubt.to) &&
+		    isfinite(t->in_doubt.dfreq_ppm) && isfinite(t->in_doubt.freq_before_ppm)) {
+			/* Sent before a restart: resolved before anything else,
+			 * once whatever was still on its way has landed. */
+			const HND_Dfreq *d = &t->in_doubt;
+
+			LOG(LOGS_INFO, "a dfreq of %+.6f ppm for disruption %" PRIu64 " was sent before "
+			    "vmclockd restarted: reading chronyd's frequency (%+.6f ppm before it) "
+			    "to tell whether it was applied", d->dfreq_ppm, d->marker,
+			    d->freq_before_ppm);
+			chrony_period = d->from;
+			episode_period = d->from;
+			dfreq_pending = true;
+			dfreq_to = d->to;
+			dfreq_sent = d->dfreq_ppm;
+			f_before = d->freq_before_ppm;
+			f_after = apply_dfreq(f_before, dfreq_sent);
+			votes = 0;
+			verify_reads = 0;
+			settle_needed = true;
+		}
 	} else {
 		restart_pending = true;
 	}
@@ -639,6 +718,7 @@ int HND_Initialise(struct event_base *base, const char *chrony_cmd, const HND_Ti
 	holdoff_ms = timing.holdoff_ms;
 	have_begun = false;
 	busy = false;
+	record_failing = false;
 	state = HND_IDLE;
 	step = HND_STEP_NONE;
 	cmd_path = NULL;

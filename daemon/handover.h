@@ -69,6 +69,27 @@ typedef enum {
 const char *HND_StateName(HND_State state);
 const char *HND_StepName(HND_Step step);
 
+/* A dfreq that may be in chronyd (sent, not known to be applied or not):
+ * what resolves it from chronyd's frequency, also after vmclockd restarted
+ * (it is recorded before it is sent: see HND_Callbacks.record). */
+typedef struct {
+	bool valid;
+	uint64_t marker;        /* the target it was sent for */
+	HND_Period from, to;    /* chronyd's period before it, and after it */
+	double dfreq_ppm;       /* the change, as chronyd decodes it */
+	double freq_before_ppm; /* chronyd's frequency before it (tracking) */
+} HND_Dfreq;
+
+/* What must outlive vmclockd for a restart to neither repeat nor lose a
+ * frequency change. */
+typedef struct {
+	/* The period chronyd's frequency is right for; !valid: not known. */
+	HND_Period chrony_period;
+	/* valid: a dfreq about to be sent, or sent and not yet resolved; its
+	 * from is chrony_period. */
+	HND_Dfreq in_doubt;
+} HND_Record;
+
 typedef struct {
 	uint64_t marker;
 	/* The period chronyd's frequency is right for when no handover is under
@@ -77,6 +98,10 @@ typedef struct {
 	HND_Period old_period;
 	HND_Period new_period;
 	bool has_time; /* false: reset and an NTP burst only */
+	/* A dfreq recorded in doubt before a restart (valid): the handover
+	 * that begins resolves it first, from chronyd's frequency (its from
+	 * replaces old_period).  Ignored by a handover already under way. */
+	HND_Dfreq in_doubt;
 } HND_Target;
 
 typedef struct {
@@ -133,6 +158,15 @@ typedef struct {
 	HND_OffsetAnswer (*offset)(uint64_t marker, double *offset_s, void *arg);
 	/* Exactly once per handover, from the event loop. */
 	void (*done)(const HND_Report *report, void *arg);
+	/* Optional: keep REC durably (it must survive a crash of vmclockd), 0
+	 * or a negative errno value.  Called before every dfreq is sent, with
+	 * the dfreq in in_doubt: the dfreq is sent only once this returned 0
+	 * (else it is retried like a failed step: a change a restart could
+	 * apply twice is worse than one delayed).  Called again, without
+	 * in_doubt, once it is known to be applied (its answer, or chronyd's
+	 * frequency) or to be unknowable; its failure then is harmless (the
+	 * old record resolves to the same). */
+	int (*record)(const HND_Record *rec, void *arg);
 	/* Optional: every change of state (tests, debugging). */
 	void (*state_changed)(HND_State state, HND_Step step, void *arg);
 	void *arg;
