@@ -26,6 +26,11 @@
  *   NEWPATH  SIGHUP naming another path to the same chronyd (the module's
  *            client is closed with whatever it has in flight)
  *   MARKER   a new disruption: the next counter period and offset
+ *   CRASH    vmclockd dies (SIGKILL: no callback, no teardown) and starts
+ *            again: a new module initialised from what was persisted (the
+ *            record callback's last successful write, as disrupt.c keeps it
+ *            in the state file), against the same chronyd, whose frequency
+ *            carries on.  Requests the dead one sent still land.
  *
  * Checked after each sequence, once everything has landed: the module says
  * it succeeded for the newest marker, chronyd's frequency is exactly the one
@@ -35,6 +40,12 @@
  * P_newest, and, unless chronyd restarted after the last doffset, its
  * correction equals the newest offset o (the doffsets since its last reset
  * add up to o - c).
+ *
+ * The "crash" suite puts a CRASH at every point of a handover (each request
+ * as it arrives, before chronyd processes it, with each fault on it) and
+ * checks the same truth: the dfreqs chronyd applied over both lives compose
+ * to the true change, once.  The write-ahead failing (a full disk) must
+ * delay the dfreq, never send one unrecorded.
  *
  * Suites: "exhaustive" runs every sequence of SEQ_LEN events (10^3),
  * "exhaustive-late" the same after two good requests (faults land on the
@@ -63,10 +74,18 @@
 #include "../daemon/handover.h"
 #include "../daemon/log.h"
 
-enum { OK, DELAY, LOST, REFUSE, DROP, REORDER, RESTART, RELOAD, NEWPATH, MARKER, N_EVENTS };
+enum { OK, DELAY, LOST, REFUSE, DROP, REORDER, RESTART, RELOAD, NEWPATH, MARKER, CRASH, N_EVENTS };
 static const char *const event_names[N_EVENTS] = {
 	"OK", "DELAY", "LOST", "REFUSE", "DROP", "REORDER", "RESTART", "RELOAD", "NEWPATH", "MARKER",
+	"CRASH",
 };
+#define N_EXHAUSTIVE (N_EVENTS * N_EVENTS * N_EVENTS) /* N_EVENTS^SEQ_LEN */
+/* The crash suite: a CRASH as request CRASH_REQUESTS + 1 arrives (the
+ * handover's reset, tracking, dfreq, doffset; or after it is done), times a
+ * fault on that request (OK..RESTART), times any event after. */
+#define CRASH_REQUESTS 5
+#define CRASH_FAULTS (RESTART + 1)
+#define N_CRASH_POINTS (CRASH_REQUESTS * CRASH_FAULTS * N_EVENTS)
 
 #define SEQ_LEN 3
 #define MAX_SEQ 8
@@ -145,6 +164,15 @@ typedef struct {
 	int done_calls;
 	HND_Report last;
 	char trace[512];
+
+	/* vmclockd's state file, as disrupt.c keeps it: the handled marker,
+	 * the period chronyd is right for, a dfreq in doubt. */
+	uint64_t disk_marker;
+	HND_Period disk_period;
+	HND_Dfreq disk_doubt;
+	int disk_full;       /* the next n writes fail (ENOSPC); < 0: all */
+	int records, record_failures, crashes;
+	int dfreqs_while_unrecorded; /* dfreqs received with no record on disk */
 } Double;
 
 static Double D;
@@ -233,6 +261,8 @@ static size_t process(const Req *q, uint8_t *out)
 		D.resets++;
 		break;
 	case CPR_REQ_DFREQ:
+		if (!D.disk_doubt.valid || D.disk_doubt.dfreq_ppm != v)
+			D.dfreqs_while_unrecorded++;
 		D.freq += v * (1.0 - D.freq * 1e-6);
 		D.product *= 1.0 - v * 1e-6;
 		D.dfreqs++;
@@ -261,6 +291,7 @@ static void answer_now(const Req *q)
 
 static void bind_sockets(void);
 static void close_sockets(void);
+static void crash(void);
 
 static void restart(void)
 {
@@ -301,6 +332,8 @@ static void fire_events(void)
 		} else if (e == NEWPATH) {
 			D.use_path ^= 1;
 			ck_assert_int_eq(HND_Reconfigure(D.path[D.use_path]), 0);
+		} else if (e == CRASH) {
+			crash();
 		} else {
 			new_marker();
 		}
@@ -437,10 +470,31 @@ static HND_OffsetAnswer offset_cb(uint64_t marker, double *o, void *arg)
 	return HND_OFFSET_OK;
 }
 
+static int record_cb(const HND_Record *rec, void *arg)
+{
+	if (D.disk_full != 0) {
+		if (D.disk_full > 0)
+			D.disk_full--;
+		D.record_failures++;
+		return -ENOSPC;
+	}
+	D.records++;
+	D.disk_period = rec->chrony_period;
+	D.disk_doubt = rec->in_doubt;
+	return 0;
+}
+
 static void done_cb(const HND_Report *r, void *arg)
 {
 	D.done_calls++;
 	D.last = *r;
+	/* disrupt.c's finish(): the marker handled, the target's period, the
+	 * record superseded. */
+	if (r->marker <= MAX_MARKERS) {
+		D.disk_marker = r->marker;
+		D.disk_period = D.period[r->marker];
+		D.disk_doubt.valid = false;
+	}
 	/* Faults that found no request of this handover are dropped; the
 	 * events after them happen after it. */
 	while (D.pos < D.len && D.script[D.pos] < RELOAD)
@@ -460,12 +514,40 @@ static HND_Period scaled(HND_Period p, double ppm)
 	return p;
 }
 
+static const HND_Callbacks module_cbs = {
+	.offset = offset_cb, .done = done_cb, .record = record_cb, .state_changed = state_cb,
+};
+
+/* vmclockd killed and started again: what it had in memory is gone (its
+ * timers, its client, replies on their way to it); it starts from the state
+ * file, and hands the newest marker over if that is not the handled one or
+ * a dfreq is in doubt (disrupt.c's first page). */
+static void crash(void)
+{
+	D.crashes++;
+	HND_Finalise();
+	ck_assert_int_eq(HND_Initialise(D.base, D.path[D.use_path], &fast, &module_cbs), 0);
+	if (D.disk_marker != (uint64_t)D.markers || D.disk_doubt.valid) {
+		HND_Target t = {
+			.marker = (uint64_t)D.markers, .old_period = D.disk_period,
+			.new_period = D.period[D.markers], .has_time = true,
+			.in_doubt = D.disk_doubt,
+		};
+
+		HND_Start(&t);
+	} else {
+		/* Nothing to hand over: faults left find no request, the
+		 * events after them happen now. */
+		while (D.pos < D.len && D.script[D.pos] < RELOAD)
+			D.pos++;
+		event_active(D.fire_ev, EV_TIMEOUT, 0);
+	}
+}
+
 static void setup(const int *script, int len)
 {
 	static const double change_ppm[MAX_MARKERS] = { 30.0, -17.25, 4.5, -60.0, 11.0, -3.0,
 							 25.0, -8.0, 2.0, -1.0, 50.0, -40.0 };
-	HND_Callbacks cbs = { .offset = offset_cb, .done = done_cb, .state_changed = state_cb };
-
 	memset(&D, 0, sizeof(D));
 	D.script = script;
 	D.len = len;
@@ -485,7 +567,9 @@ static void setup(const int *script, int len)
 		D.period[i] = scaled(D.period[i - 1], change_ppm[i - 1]);
 		D.offset[i] = 0.001 * i * (i & 1 ? 1 : -1);
 	}
-	ck_assert_int_eq(HND_Initialise(D.base, D.path[0], &fast, &cbs), 0);
+	D.disk_marker = 0;
+	D.disk_period = D.period[0];
+	ck_assert_int_eq(HND_Initialise(D.base, D.path[0], &fast, &module_cbs), 0);
 }
 
 static bool landed(void)
@@ -566,6 +650,12 @@ static void check_truth(void)
 		      D.trace, D.product, ratio);
 	ck_assert_msg(D.last.chrony_period.valid && D.last.chrony_period.frac == newest.frac,
 		      "%s: the module believes another period", D.trace);
+	ck_assert_msg(D.dfreqs_while_unrecorded == 0, "%s: %d dfreq reached chronyd unrecorded",
+		      D.trace, D.dfreqs_while_unrecorded);
+	/* What a restart now would start from: the newest period, nothing in
+	 * doubt. */
+	ck_assert_msg(D.disk_period.valid && D.disk_period.frac == newest.frac && !D.disk_doubt.valid,
+		      "%s: the state file holds another period, or a dfreq in doubt", D.trace);
 	if (!D.restart_after_doffset)
 		ck_assert_msg(fabs(D.correction - D.offset[D.markers]) <= 1e-9,
 			      "%s: chronyd's correction %.12f s, want o = %.12f", D.trace,
@@ -614,6 +704,95 @@ START_TEST(walk)
 	for (int k = 0; k < len; k++)
 		script[k] = (int)(rand_r(&s) % N_EVENTS);
 	run_script(script, len);
+}
+END_TEST
+
+/* vmclockd dies at every point of the handover and starts again. */
+START_TEST(crash_points)
+{
+	int script[MAX_SEQ], len = 0, n = _i;
+	int p = n % CRASH_REQUESTS, f = n / CRASH_REQUESTS % CRASH_FAULTS;
+	int g = n / (CRASH_REQUESTS * CRASH_FAULTS);
+
+	for (int k = 0; k < p; k++)
+		script[len++] = OK;
+	script[len++] = CRASH;
+	script[len++] = f;
+	script[len++] = g;
+	run_script(script, len);
+}
+END_TEST
+
+/* The hole: chronyd applied the dfreq, vmclockd died before its answer. */
+START_TEST(crash_dfreq_applied_unanswered)
+{
+	static const int script[] = { OK, OK, CRASH, LOST };
+
+	run_script(script, 4);
+	ck_assert_int_eq(D.crashes, 1);
+	ck_assert_int_eq(D.dfreqs, 1);
+	ck_assert_int_eq(D.done_calls, 1);
+}
+END_TEST
+
+/* The other window: recorded, then vmclockd died before it was sent. */
+START_TEST(crash_dfreq_recorded_not_sent)
+{
+	static const int script[] = { OK, OK, CRASH, DROP };
+
+	run_script(script, 4);
+	ck_assert_int_eq(D.crashes, 1);
+	ck_assert_int_eq(D.dfreqs, 1);
+}
+END_TEST
+
+/* Twice: the restarted one dies too while the first dfreq is in doubt. */
+START_TEST(crash_twice_while_in_doubt)
+{
+	static const int script[] = { OK, OK, CRASH, LOST, OK, CRASH, LOST };
+
+	run_script(script, 7);
+	ck_assert_int_eq(D.crashes, 2);
+	ck_assert_int_eq(D.dfreqs, 1);
+}
+END_TEST
+
+/* The write-ahead fails twice (a full disk): no dfreq goes out unrecorded,
+ * the third try sends it. */
+START_TEST(record_failing_delays_dfreq)
+{
+	int script[1] = { OK };
+
+	setup(script, 0);
+	D.disk_full = 2;
+	run();
+	check_truth();
+	ck_assert_int_eq(D.record_failures, 2);
+	ck_assert_int_eq(D.dfreqs, 1);
+	ck_assert_int_ge(D.last.failures, 2);
+	teardown();
+}
+END_TEST
+
+/* The write-ahead never succeeds: the handover gives up at the dfreq, and
+ * chronyd never got one. */
+START_TEST(record_failing_never_sends)
+{
+	int script[1] = { OK };
+	HND_Timing few = fast;
+
+	few.max_failures = 4;
+	setup(script, 0);
+	HND_Finalise();
+	ck_assert_int_eq(HND_Initialise(D.base, D.path[0], &few, &module_cbs), 0);
+	D.disk_full = -1;
+	run();
+	ck_assert(!D.last.ok);
+	ck_assert_int_eq(D.last.failed_step, HND_STEP_DFREQ);
+	ck_assert_int_eq(D.last.error, ENOSPC);
+	ck_assert_int_eq(D.record_failures, 4);
+	ck_assert_int_eq(D.dfreqs, 0);
+	teardown();
 }
 END_TEST
 
@@ -892,16 +1071,26 @@ static Suite *handover_suite(void)
 	tcase_add_test(tc, doffset_skipped_page_does_not_vouch);
 	tcase_add_test(tc, doffset_retried_without_reading);
 	tcase_add_test(tc, doffset_skipped_marker_moved_on);
+	tcase_add_test(tc, crash_dfreq_applied_unanswered);
+	tcase_add_test(tc, crash_dfreq_recorded_not_sent);
+	tcase_add_test(tc, crash_twice_while_in_doubt);
+	tcase_add_test(tc, record_failing_delays_dfreq);
+	tcase_add_test(tc, record_failing_never_sends);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("crash");
+	tcase_set_timeout(tc, 60);
+	tcase_add_loop_test(tc, crash_points, 0, N_CRASH_POINTS);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("exhaustive");
 	tcase_set_timeout(tc, 30);
-	tcase_add_loop_test(tc, exhaustive, 0, 1000); /* N_EVENTS^SEQ_LEN */
+	tcase_add_loop_test(tc, exhaustive, 0, N_EXHAUSTIVE);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("exhaustive-late");
 	tcase_set_timeout(tc, 30);
-	tcase_add_loop_test(tc, exhaustive_late, 0, 1000);
+	tcase_add_loop_test(tc, exhaustive_late, 0, N_EXHAUSTIVE);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("walk");
@@ -921,7 +1110,8 @@ int main(void)
 	script_env = getenv("HND_TEST_SCRIPT");
 	printf("check_handover: random seed %u (HND_TEST_SEED=%u repeats it)\n", seed, seed);
 	printf("check_handover: 2 x %d exhaustive sequences of %d events over %d kinds, %d random "
-	       "walks of 4-%d\n", 1000, SEQ_LEN, N_EVENTS, WALK_RUNS, MAX_SEQ);
+	       "walks of 4-%d, %d crash points\n", N_EXHAUSTIVE, SEQ_LEN, N_EVENTS, WALK_RUNS,
+	       MAX_SEQ, N_CRASH_POINTS);
 	LOG_Initialise(false, true);
 	if (!getenv("HND_TEST_VERBOSE"))
 		if (!freopen("/dev/null", "w", stderr))
