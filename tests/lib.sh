@@ -162,6 +162,12 @@ chrony_correction() {
 		sed -n 's/.*"current_correction": *\([-0-9.e+]*\).*/\1/p'
 }
 
+# chronyd's frequency (ppm), from its tracking report over the command socket.
+chrony_freq() {
+	"$OBSERVE" -s "$T/chronyd.sock" --once --json |
+		sed -n 's/.*"freq_ppm": *\([-0-9.e+]*\).*/\1/p'
+}
+
 # abs_le A B: |A| <= B, floating point.
 abs_le() {
 	awk -v a="$1" -v b="$2" 'BEGIN { if (a < 0) a = -a; exit !(a <= b) }'

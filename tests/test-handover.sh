@@ -24,7 +24,12 @@
 #  (g) after a handled migration the host restarts on the same page with
 #      clock_status unknown and its time 5 s ahead (a new marker): chronyd is
 #      reset but gets no doffset (the page does not vouch for its time), and
-#      vmclockd says why.
+#      vmclockd says why;
+#  (h) vmclockd killed (SIGKILL) after chronyd applied the dfreq and before
+#      its answer came back (held 3 s): the state file holds the dfreq
+#      recorded ahead, and the restarted vmclockd tells from chronyd's
+#      frequency that it was applied: one dfreq in all, and chronyd's own
+#      tracking frequency moved by the migration's change once.
 # What chronyd applied is read from the proxy's log (answers with status 0),
 # the change expected from vmclockd's own disruption alerts (each migration's
 # FREQ_CHANGE_PPM, composed as a ratio of periods).
@@ -51,6 +56,7 @@ run_case() {
 	start_vmclockd --chrony-cmd "$T/proxy.sock" ${VMCLOCKD_ARGS:-}
 	wait_for 10 test -s "$T/state/marker" || fail "$CASE: vmclockd started"
 	sleep 0.3
+	CASE_F0=$(chrony_freq)
 	kill -USR1 "$SIM_PID"
 }
 
@@ -188,6 +194,34 @@ check "g: no doffset reached chronyd for the unvouched page" \
 grep 'no step sent' "$T/vmclockd.log"
 check "g: vmclockd says why" \
 	grep -q 'no step sent: the page does not vouch for its time (host clock not synchronized)' "$T/vmclockd.log"
+end_case
+
+# (h) vmclockd dies while the dfreq it sent is applied but unanswered.
+run_case h --delay 31:1:3000
+check "h: chronyd's answer to the dfreq held back" wait_for 5 grep -q '^held 31 1' "$T/proxy-h.log"
+kill -KILL "$VMCLOCKD_PID"
+wait "$VMCLOCKD_PID" 2>/dev/null
+check "h: killed before vmclockd learned the dfreq's fate" \
+	sh -c "! grep -q 'chronyd had applied\|chronyd reset:' '$T/vmclockd.log'"
+echo "h: state file at the kill: $(tr '\n' ';' <"$T/state/marker")"
+check "h: the dfreq recorded in the state file before it was sent" grep -q '^dfreq 2 ' "$T/state/marker"
+f_killed=$(chrony_freq)
+want=$(composed_change) # the migration's alert, before the restart adds its own
+start_vmclockd --chrony-cmd "$T/proxy.sock"
+check "h: handed over after the restart" \
+	wait_for 10 grep -q 'chronyd reset after disruption 2' "$T/vmclockd.log"
+f1=$(chrony_freq)
+d=$(applied_dfreqs)
+echo "h: dfreq applied by chronyd: [$(echo $d)]; frequency $CASE_F0 before the migration," \
+	"$f_killed at the kill, $f1 after the restart's handover; the migration's change $want"
+check "h: chronyd applied exactly one dfreq" test "$(echo "$d" | grep -c .)" -eq 1
+check "h: the restarted vmclockd found it applied" \
+	grep -q 'chronyd had applied the dfreq whose answer was lost' "$T/vmclockd.log"
+check "h: chronyd's frequency moved by the change once ($CASE_F0 -> $f1, want $want ppm)" \
+	awk -v a="$CASE_F0" -v b="$f1" -v w="$want" 'BEGIN { x = b - a - w; exit !(x < 1 && x > -1 && w < -29) }'
+check "h: and not at all after the restart ($f_killed -> $f1)" \
+	awk -v a="$f_killed" -v b="$f1" 'BEGIN { x = b - a; exit !(x < 0.05 && x > -0.05) }'
+check "h: nothing in doubt left in the state file" sh -c "! grep -q '^dfreq' '$T/state/marker'"
 end_case
 
 finish
