@@ -42,8 +42,10 @@
  * back in its first target: that handover begins with the dfreq in doubt
  * and verifies it as above (before: sent again; after: the new period;
  * neither: no period, no dfreq).  A record that cannot be written is a dfreq
- * not sent: the step is retried with backoff, and a handover that gives up
- * on it leaves chronyd's frequency to its samples, never doubled.
+ * not sent: the step is retried with backoff, and at the last try the
+ * handover goes on without it (reset and doffset, as for a refused dfreq),
+ * leaving chronyd's frequency to its samples, never doubled; a new target
+ * tries to record its dfreq again.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -94,6 +96,7 @@ static HND_Target target;
 static unsigned gen;      /* bumped by every new target */
 static unsigned sent_gen; /* gen of the request out */
 static unsigned refused_gen; /* gen whose dfreq was refused (logged) */
+static unsigned unrecorded_gen; /* gen whose dfreq could not be recorded */
 static HND_Period chrony_period; /* chronyd's frequency is right for this */
 static HND_Period episode_period; /* ... as it was when the handover began */
 static bool reset_done, have_track, doffset_done, burst_done;
@@ -475,6 +478,21 @@ static void send_step(HND_Step s)
 			};
 
 			r = cb.record(&rec, cb.arg);
+			if (r < 0 && failures + 1 >= timing.max_failures) {
+				/* The dfreq is given up, not the handover:
+				 * chronyd is reset and stepped, its samples
+				 * steer its frequency. */
+				LOG(LOGS_ERR, "not handing chronyd the dfreq of %+.6f ppm for "
+				    "disruption %" PRIu64 ": it could not be recorded first (%s); "
+				    "resetting chronyd without a frequency change", sending_dfreq,
+				    target.marker, strerror(-r));
+				report.dfreq_unrecorded = true;
+				unrecorded_gen = gen;
+				record_failing = false;
+				failures = 0;
+				next_action();
+				return;
+			}
 			if (r < 0) {
 				if (!record_failing)
 					LOG(LOGS_WARN, "not sending chronyd the dfreq of %+.6f ppm: it "
@@ -538,6 +556,8 @@ static bool want_dfreq(void)
 
 	if (!usable(chrony_period) || !usable(target.new_period) ||
 	    same_period(chrony_period, target.new_period))
+		return false;
+	if (report.dfreq_unrecorded && unrecorded_gen == gen)
 		return false;
 	d = HND_DfreqPpm(chrony_period, target.new_period);
 	if (fabs(d) <= HND_MAX_DFREQ_PPM)

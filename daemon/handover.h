@@ -116,6 +116,7 @@ typedef struct {
 	double dfreq_ppm;     /* their composition */
 	bool dfreq_unresolved;
 	bool dfreq_refused;   /* above HND_MAX_DFREQ_PPM: not sent */
+	bool dfreq_unrecorded; /* the record callback kept failing: not sent */
 	bool have_offset;
 	bool doffset_skipped; /* HND_OFFSET_SKIP: no doffset sent */
 	double offset;        /* o, device minus system time, s */
@@ -162,7 +163,9 @@ typedef struct {
 	 * or a negative errno value.  Called before every dfreq is sent, with
 	 * the dfreq in in_doubt: the dfreq is sent only once this returned 0
 	 * (else it is retried like a failed step: a change a restart could
-	 * apply twice is worse than one delayed).  Called again, without
+	 * apply twice is worse than one delayed; at the last try the
+	 * handover goes on without it, as for a refused one, and the next
+	 * target tries again).  Called again, without
 	 * in_doubt, once it is known to be applied (its answer, or chronyd's
 	 * frequency) or to be unknowable; its failure then is harmless (the
 	 * old record resolves to the same). */

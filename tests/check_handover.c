@@ -774,8 +774,8 @@ START_TEST(record_failing_delays_dfreq)
 }
 END_TEST
 
-/* The write-ahead never succeeds: the handover gives up at the dfreq, and
- * chronyd never got one. */
+/* The write-ahead never succeeds: at the last try the handover goes on
+ * without the dfreq (chronyd reset and stepped), and chronyd never got one. */
 START_TEST(record_failing_never_sends)
 {
 	int script[1] = { OK };
@@ -787,11 +787,15 @@ START_TEST(record_failing_never_sends)
 	ck_assert_int_eq(HND_Initialise(D.base, D.path[0], &few, &module_cbs), 0);
 	D.disk_full = -1;
 	run();
-	ck_assert(!D.last.ok);
-	ck_assert_int_eq(D.last.failed_step, HND_STEP_DFREQ);
-	ck_assert_int_eq(D.last.error, ENOSPC);
+	ck_assert(D.last.ok);
+	ck_assert(D.last.dfreq_unrecorded);
 	ck_assert_int_eq(D.record_failures, 4);
 	ck_assert_int_eq(D.dfreqs, 0);
+	ck_assert_int_eq(D.last.dfreqs, 0);
+	ck_assert_int_eq(D.resets, 1);
+	ck_assert_int_eq(D.doffsets, 1);
+	/* chronyd's frequency is still right for the old period. */
+	ck_assert(D.last.chrony_period.valid && D.last.chrony_period.frac == D.period[0].frac);
 	teardown();
 }
 END_TEST
