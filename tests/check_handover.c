@@ -45,9 +45,11 @@
  * as it arrives, before chronyd processes it, with each fault on it) and
  * checks the same truth: the dfreqs chronyd applied over both lives compose
  * to the true change, once.  The write-ahead failing (a full disk) must
- * delay the dfreq, never send one unrecorded.
+ * delay the dfreq, never send one unrecorded.  Checked too after every
+ * sequence: no dfreq reached chronyd without a record of it on the disk,
+ * and the disk ends with the newest period and nothing in doubt.
  *
- * Suites: "exhaustive" runs every sequence of SEQ_LEN events (10^3),
+ * Suites: "exhaustive" runs every sequence of SEQ_LEN events (11^3),
  * "exhaustive-late" the same after two good requests (faults land on the
  * dfreq, the doffset and what follows); "walk"
  * runs WALK_RUNS random sequences of 4 to 8 events from a printed seed
