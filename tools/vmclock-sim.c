@@ -198,7 +198,8 @@ static const char *const leap_names[] = {
 	[VMCLOCK_LEAP_PRE_POS] = "pre_pos",
 	[VMCLOCK_LEAP_PRE_NEG] = "pre_neg",
 	[VMCLOCK_LEAP_POS] = "pos",
-	[VMCLOCK_LEAP_NEG] = "neg",
+	[VMCLOCK_LEAP_POST_POS] = "post_pos",
+	[VMCLOCK_LEAP_POST_NEG] = "post_neg",
 };
 
 static int index_of(const char *const *names, size_t n, const char *name)
@@ -648,7 +649,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->leap = index_of(leap_names, sizeof(leap_names) / sizeof(leap_names[0]), optarg);
 			if (o->leap < 0) {
 				fprintf(stderr, "vmclock-sim: unknown leap %s (none, pre_pos, pre_neg, "
-					"pos, neg)\n", optarg);
+					"pos, post_pos, post_neg)\n", optarg);
 				exit(2);
 			}
 			break;
