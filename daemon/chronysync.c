@@ -21,8 +21,9 @@
  * either.  Both are published as UNSYNCHRONIZED, and chronyd's figures are
  * not published as a bound then: they describe its local reference, not the
  * clock's error.  The last bound read while chronyd followed a real source
- * (in the current epoch) is left as it is, so that readers grow it at its
- * drift rate from the time it was read; without one the bound is unknown.
+ * (since the last disruption, and with chronyd answering throughout) is left
+ * as it is, so that readers grow it at its drift rate from the time it was
+ * read; without one the bound is unknown.
  */
 #include <errno.h>
 #include <math.h>
@@ -118,6 +119,9 @@ static void tracking_done(const CCL_Result *r, void *arg)
 
 	if (r->outcome != CCL_DONE) {
 		report.sync_state = VMCLOCKD_SYNC_UNKNOWN;
+		/* A chronyd that comes back may have set the clock as it
+		 * started: the last bound is not carried over its absence. */
+		bound_from_source = false;
 		/* Logged once when it starts (its causes vary from one poll to
 		 * the next while chronyd is down) and once when it ends. */
 		if (LOG_RepeatFailing(&chrony_failing, 1))
@@ -273,6 +277,7 @@ void CSY_Reconfigure(const CNF_Settings *fresh)
 		CCL_Close(chrony);
 		chrony = NULL;
 		report.sync_state = VMCLOCKD_SYNC_UNKNOWN;
+		bound_from_source = false;
 		evtimer_del(poll_ev);
 	}
 	/* Ask now (the new socket, or at the new rate), unless a request is in
