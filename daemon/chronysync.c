@@ -140,13 +140,6 @@ static void tracking_done(const CCL_Result *r, void *arg)
 		LOG(LOGS_INFO, "chronyd's tracking can be read again");
 	bool synced = selected_real_source(t);
 
-	if (synced)
-		without_source_logged = false;
-	else if (t->leap_status != CPR_LEAP_UNSYNCHRONISED && !without_source_logged) {
-		without_source_logged = true;
-		LOG(LOGS_INFO, "chronyd follows no real source (reference id 0x%08x, stratum %u): "
-			       "published as unsynchronised", (unsigned)t->ref_id, (unsigned)t->stratum);
-	}
 	if (synced && !d->handling && !TIM_Before(&request_sent, &d->handled_at)) {
 		if (!have_synced_marker || synced_marker != d->handled_marker)
 			DEBUG_LOG("chronyd synchronised after marker %llu",
@@ -160,6 +153,17 @@ static void tracking_done(const CCL_Result *r, void *arg)
 		report.sync_state = VMCLOCKD_SYNC_UNSYNCHRONIZED;
 	else
 		report.sync_state = VMCLOCKD_SYNC_SYNCHRONIZED;
+	/* chronyd claiming a normal leap status without a source (not the
+	 * usual reselection after a handover: that is DISRUPTED) is said once
+	 * per spell. */
+	if (synced)
+		without_source_logged = false;
+	else if (report.sync_state == VMCLOCKD_SYNC_UNSYNCHRONIZED &&
+		 t->leap_status != CPR_LEAP_UNSYNCHRONISED && !without_source_logged) {
+		without_source_logged = true;
+		LOG(LOGS_INFO, "chronyd follows no real source (reference id 0x%08x, stratum %u): "
+			       "published as unsynchronised", (unsigned)t->ref_id, (unsigned)t->stratum);
+	}
 
 	double bound = t->root_delay / 2 + t->root_dispersion + fabs(t->current_correction);
 	uint64_t now = TIM_NowNs(CLOCK_REALTIME);
