@@ -13,6 +13,8 @@
 #      selects VMC, the state and the verdict become synchronized
 #   3. the source lost again: unsynchronized, and the bound is the last
 #      real one growing, never chronyd's local figures
+#   4. reference id 0 with leap normal (chronyd's tracking answers rewritten
+#      by tests/chrony-proxy.py while it follows VMC): unsynchronized, no bound
 # chronyd keeps its last real reference after losing it until its root
 # distance reaches the `local` directive's distance (1 s by default, an
 # hour and more at 1 ppm): 10 us here, so that it falls back in seconds.
@@ -110,5 +112,29 @@ daemon_json later
 check "the bound grows while chronyd has no source" \
 	json_get "$T/later.json" "exit(not (j['verdict'] == 'freerunning' and
 		j['bound_ns'] > $(json_get "$T/lost.json" 'j["bound_ns"]')))"
+
+# ---- 4. a tracking answer that names no reference (id 0) with leap normal
+: >"$T/vmclockd.conf"
+kill -HUP "$VMCLOCKD_PID"
+check "chronyd selects VMC again" wait_for 20 vmc_selected
+kill "$VMCLOCKD_PID"
+wait "$VMCLOCKD_PID" 2>/dev/null
+python3 "$top_srcdir/tests/chrony-proxy.py" "$T/proxy.sock" "$T/proxy-up.sock" \
+	"$T/chronyd.sock" "$T/proxy.log" --tracking-refid 0 &
+PIDS="$PIDS $!"
+wait_for 5 test -S "$T/proxy.sock" || fail "proxy started"
+start_vmclockd --config "$T/vmclockd.conf" --chrony-poll-ms 200 --chrony-cmd "$T/proxy.sock"
+check "the restarted vmclockd has read the rewritten tracking" \
+	wait_for 10 grep -q '^answered 33 ' "$T/proxy.log"
+sleep 0.5
+check "chronyd itself still follows VMC with leap normal (ref id, leap: $(chrony_ref))" \
+	test "$(chrony_ref)" = "564d4300 0"
+daemon_json noref
+cat "$T/noref.json"
+check "daemon --json: reference id 0, leap normal: unsynchronized, freerunning, bound null" \
+	json_get "$T/noref.json" 'exit(not (j["sync_state"] == "unsynchronized" and
+		j["verdict"] == "freerunning" and j["bound_ns"] is None))'
+check "vmclockd said chronyd follows no real source (reference id 0)" \
+	grep -q 'chronyd follows no real source (reference id 0x00000000' "$T/vmclockd.log"
 
 finish
