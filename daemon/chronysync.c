@@ -13,6 +13,17 @@
  * reference time is not either: the first sample chronyd takes after the
  * reset may be one its refclock driver held from before it, whose time is
  * earlier than the reset.
+ *
+ * The same predicate decides whether chronyd is synchronised at all.  A
+ * chronyd serving only its own clock through the `local` directive reports
+ * leap NORMAL, its configured stratum and a root dispersion near zero while
+ * its clock runs free; a reference id of 0 with leap NORMAL names no source
+ * either.  Both are published as UNSYNCHRONIZED, and chronyd's figures are
+ * not published as a bound then: they describe its local reference, not the
+ * clock's error.  The last bound read while chronyd followed a real source
+ * (since the last disruption, and with chronyd answering throughout) is left
+ * as it is, so that readers grow it at its drift rate from the time it was
+ * read; without one the bound is unknown.
  */
 #include <errno.h>
 #include <math.h>
@@ -29,7 +40,7 @@
 #define PPB_PER_PPM 1000.0
 /* chrony's default maxclockerror, 1 ppm: how fast its dispersion grows. */
 #define CHRONY_CLOCK_ERROR_PPB (1.0 * PPB_PER_PPM)
-/* Bounds beyond this (seconds) mean "unknown" to readers (INT64_MAX / 2 ns). */
+/* chronyd's bounds beyond this (seconds) are published as unknown. */
 #define MAX_BOUND_S 4.6e9
 /* A drift the 32-bit field cannot hold is published as its largest value. */
 #define MAX_DRIFT_PPB 4e9
@@ -59,6 +70,11 @@ static uint64_t last_bound_time; /* CLOCK_REALTIME ns of that report */
  * first correction is acquisition, not drift. */
 static bool last_meaningful;
 static unsigned long last_disruptions; /* DSR's count at that report */
+/* The published bound was read while chronyd followed a real source, in
+ * the epoch counted by bound_disruptions. */
+static bool bound_from_source;
+static unsigned long bound_disruptions;
+static bool without_source_logged; /* said once per spell without a source */
 
 const CSY_Report *CSY_GetReport(void)
 {
@@ -88,7 +104,8 @@ static void schedule_poll(void)
 }
 
 /* chronyd follows a source it selected (its reference is not "none" or its
- * local clock): after a reset, the evidence it reselected. */
+ * local clock): whether it is synchronised, and after a reset the evidence
+ * that it reselected. */
 static bool selected_real_source(const CPR_Tracking *t)
 {
 	return t->leap_status != CPR_LEAP_UNSYNCHRONISED && t->ref_id != CHRONY_REFID_NONE &&
@@ -102,6 +119,9 @@ static void tracking_done(const CCL_Result *r, void *arg)
 
 	if (r->outcome != CCL_DONE) {
 		report.sync_state = VMCLOCKD_SYNC_UNKNOWN;
+		/* A chronyd that comes back may have set the clock as it
+		 * started: the last bound is not carried over its absence. */
+		bound_from_source = false;
 		/* Logged once when it starts (its causes vary from one poll to
 		 * the next while chronyd is down) and once when it ends. */
 		if (LOG_RepeatFailing(&chrony_failing, 1))
@@ -118,7 +138,9 @@ static void tracking_done(const CCL_Result *r, void *arg)
 	}
 	if (LOG_RepeatRecovered(&chrony_failing))
 		LOG(LOGS_INFO, "chronyd's tracking can be read again");
-	if (selected_real_source(t) && !d->handling && !TIM_Before(&request_sent, &d->handled_at)) {
+	bool synced = selected_real_source(t);
+
+	if (synced && !d->handling && !TIM_Before(&request_sent, &d->handled_at)) {
 		if (!have_synced_marker || synced_marker != d->handled_marker)
 			DEBUG_LOG("chronyd synchronised after marker %llu",
 				  (unsigned long long)d->handled_marker);
@@ -127,10 +149,21 @@ static void tracking_done(const CCL_Result *r, void *arg)
 	}
 	if (d->disruptions && awaiting_resync())
 		report.sync_state = VMCLOCKD_SYNC_DISRUPTED;
-	else if (t->leap_status == CPR_LEAP_UNSYNCHRONISED)
+	else if (!synced)
 		report.sync_state = VMCLOCKD_SYNC_UNSYNCHRONIZED;
 	else
 		report.sync_state = VMCLOCKD_SYNC_SYNCHRONIZED;
+	/* chronyd claiming a normal leap status without a source (not the
+	 * usual reselection after a handover: that is DISRUPTED) is said once
+	 * per spell. */
+	if (synced)
+		without_source_logged = false;
+	else if (report.sync_state == VMCLOCKD_SYNC_UNSYNCHRONIZED &&
+		 t->leap_status != CPR_LEAP_UNSYNCHRONISED && !without_source_logged) {
+		without_source_logged = true;
+		LOG(LOGS_INFO, "chronyd follows no real source (reference id 0x%08x, stratum %u): "
+			       "published as unsynchronised", (unsigned)t->ref_id, (unsigned)t->stratum);
+	}
 
 	double bound = t->root_delay / 2 + t->root_dispersion + fabs(t->current_correction);
 	uint64_t now = TIM_NowNs(CLOCK_REALTIME);
@@ -159,16 +192,27 @@ static void tracking_done(const CCL_Result *r, void *arg)
 	last_correction = fabs(t->current_correction);
 	last_bound_time = now;
 	last_disruptions = d->disruptions;
-	last_meaningful = t->leap_status != CPR_LEAP_UNSYNCHRONISED ||
-			  (d->disruptions && !TIM_Before(&request_sent, &d->handled_at));
-	/* chronyd's figures are external input: a bound that is not a
-	 * sane non-negative number of seconds is published as unknown. */
-	if (!(bound >= 0 && bound < MAX_BOUND_S))
-		bound = MAX_BOUND_S;
+	last_meaningful = synced || (d->disruptions && !TIM_Before(&request_sent, &d->handled_at));
+	if (synced) {
+		/* chronyd's figures are external input: a bound that is not
+		 * a sane non-negative number of seconds is unknown. */
+		report.bound_ns = bound >= 0 && bound < MAX_BOUND_S ? (uint64_t)ceil(bound * 1e9)
+								    : VMCLOCKD_BOUND_UNKNOWN;
+		report.bound_realtime_ns = now;
+		report.drift_ppb = drift < MAX_DRIFT_PPB ? (uint32_t)ceil(drift) : UINT32_MAX;
+		bound_from_source = true;
+		bound_disruptions = d->disruptions;
+	} else if (!(bound_from_source && bound_disruptions == d->disruptions && !d->handling)) {
+		/* No source, and no bound read from one since the last
+		 * disruption: unknown (readers see VMCLOCK_ERROR_UNKNOWN). */
+		report.bound_ns = VMCLOCKD_BOUND_UNKNOWN;
+		report.bound_realtime_ns = now;
+		report.drift_ppb = UINT32_MAX;
+		bound_from_source = false;
+	}
+	/* else: the last real source's bound stays, read at its time, and
+	 * readers grow it at its drift rate: the clock runs free since. */
 	report.have_bound = true;
-	report.bound_ns = (uint64_t)ceil(bound * 1e9);
-	report.bound_realtime_ns = now;
-	report.drift_ppb = drift < MAX_DRIFT_PPB ? (uint32_t)ceil(drift) : UINT32_MAX;
 	if (hooks.updated)
 		hooks.updated(&report, hooks.arg);
 	schedule_poll();
@@ -237,6 +281,7 @@ void CSY_Reconfigure(const CNF_Settings *fresh)
 		CCL_Close(chrony);
 		chrony = NULL;
 		report.sync_state = VMCLOCKD_SYNC_UNKNOWN;
+		bound_from_source = false;
 		evtimer_del(poll_ev);
 	}
 	/* Ask now (the new socket, or at the new rate), unless a request is in

@@ -66,9 +66,11 @@ FED_Leap POL_Leap(uint8_t leap_indicator)
 	case VMCLOCK_LEAP_POS:
 		return FED_LEAP_INSERT;
 	case VMCLOCK_LEAP_PRE_NEG:
-	case VMCLOCK_LEAP_NEG:
 		return FED_LEAP_DELETE;
 	default:
+		/* NONE, and POST_*: the leap second is behind us.  Announcing
+		 * it would have an NTP daemon insert or delete another one at
+		 * the end of this month. */
 		return FED_LEAP_NONE;
 	}
 }

@@ -49,13 +49,16 @@ extern "C" {
 #define VMCLOCK_SMEARING_NOON_LINEAR 1u
 #define VMCLOCK_SMEARING_UTC_SLS 2u
 
-/* leap_indicator: a leap second announced for the end of the current day
- * (PRE_*) or in progress now (the plain values). */
+/* leap_indicator: a leap second announced for the end of the month (PRE_*),
+ * the inserted second itself (23:59:60, POS), or one that has happened at
+ * the end of the previous month (POST_*: for a guest that smears it
+ * afterwards).  Only PRE_* and POS announce anything. */
 #define VMCLOCK_LEAP_NONE 0x00u
 #define VMCLOCK_LEAP_PRE_POS 0x01u
 #define VMCLOCK_LEAP_PRE_NEG 0x02u
 #define VMCLOCK_LEAP_POS 0x03u
-#define VMCLOCK_LEAP_NEG 0x04u
+#define VMCLOCK_LEAP_POST_POS 0x04u
+#define VMCLOCK_LEAP_POST_NEG 0x05u
 
 /* flags: which optional fields carry meaning, and warnings of disruption. */
 #define VMCLOCK_FLAG_TAI_OFFSET_VALID (1ull << 0)

@@ -81,7 +81,8 @@ struct vmclock_time {
 	uint32_t nsec;
 	uint8_t time_type;
 	/* UTC: equal to sec/nsec on a UTC page, converted with the TAI offset on
-	 * a TAI page whose offset is valid; utc_valid false otherwise. */
+	 * a TAI page whose offset is valid and plausible (UTC - TAI between -99
+	 * and -10 s: -37 since 2017); utc_valid false otherwise. */
 	bool utc_valid;
 	int64_t utc_sec;
 	uint32_t utc_nsec;

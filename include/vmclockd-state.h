@@ -25,10 +25,17 @@
 #define VMCLOCKD_STATE_DEFAULT_PATH "/run/vmclockd/state"
 
 /* chrony's synchronisation as vmclockd last saw it (vmclockd_sync_state_name()). */
+/* Synchronised means following a real source: chronyd serving only its own
+ * clock (the `local` directive, reference id 127.127.1.1) or naming no
+ * reference (id 0) is UNSYNCHRONIZED whatever its leap status says. */
 #define VMCLOCKD_SYNC_UNKNOWN 0u        /* chronyd not reachable, or not asked */
-#define VMCLOCKD_SYNC_SYNCHRONIZED 1u   /* chronyd synchronised since the marker */
-#define VMCLOCKD_SYNC_UNSYNCHRONIZED 2u /* chronyd not synchronised, no disruption */
+#define VMCLOCKD_SYNC_SYNCHRONIZED 1u   /* chronyd follows a real source, resynced since the marker */
+#define VMCLOCKD_SYNC_UNSYNCHRONIZED 2u /* chronyd follows no real source, no disruption */
 #define VMCLOCKD_SYNC_DISRUPTED 3u      /* a disruption not yet followed by a resync */
+
+/* error_bound_ns when there is no bound (readers treat any value from
+ * INT64_MAX / 2 up as unbounded). */
+#define VMCLOCKD_BOUND_UNKNOWN UINT64_MAX
 
 /* Why the daemon's last sample was withheld (withhold_reason), and the
  * index of withheld[] that counts each.  Names: vmclockd_reason_name(). */
@@ -58,7 +65,9 @@ struct vmclockd_state {
 	uint64_t heartbeat_monotonic_ns; /* CLOCK_MONOTONIC of the last tick */
 	uint64_t disruption_marker;  /* the last marker the daemon has handled */
 	uint64_t vm_generation_counter; /* likewise */
-	uint64_t error_bound_ns;     /* chrony: root delay/2 + root dispersion + |correction| */
+	uint64_t error_bound_ns;     /* chrony: root delay/2 + root dispersion + |correction|
+				      * while it follows a real source; then left to grow
+				      * at drift_ppb, or VMCLOCKD_BOUND_UNKNOWN */
 	uint64_t error_bound_realtime_ns; /* when that bound was read */
 	uint32_t drift_ppb;          /* how fast the bound grows after that */
 	int32_t reserved0;

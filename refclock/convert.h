@@ -27,6 +27,14 @@
 /* Larger shifts would make the period finer than 2^-127 s: not a clock. */
 #define MAX_PERIOD_SHIFT 63u
 
+/* tai_offset_sec is UTC - TAI, as ptp_vmclock applies it: -37 since 2017.
+ * TAI has led UTC by at least 10 s since 1972, so an offset outside this
+ * window is a host's mistake (most likely +37, TAI - UTC, read from the
+ * ABI's prose), which would put UTC 74 s ahead with a nanosecond bound: such
+ * a page has no UTC. */
+#define TAI_OFFSET_MIN_SEC (-99)
+#define TAI_OFFSET_MAX_SEC (-10)
+
 /*
  * ceil(ticks * rate * 10^9 / 2^(64 + shift)), saturating just below
  * VMCLOCK_ERROR_UNKNOWN.  The product times 10^9 is formed exactly in 192
@@ -137,9 +145,12 @@ static inline __attribute__((always_inline)) int convert_usable_page(const struc
 		out->utc_valid = true;
 		out->utc_sec = out->sec;
 	} else if (page->time_type == VMCLOCK_TIME_TAI && (flags & VMCLOCK_FLAG_TAI_OFFSET_VALID)) {
-		/* tai_offset_sec is UTC - TAI, as ptp_vmclock applies it. */
-		out->utc_valid = true;
-		out->utc_sec = out->sec + (int16_t)vmclock_le16((uint16_t)page->tai_offset_sec);
+		int16_t tai_offset = (int16_t)vmclock_le16((uint16_t)page->tai_offset_sec);
+
+		if (tai_offset >= TAI_OFFSET_MIN_SEC && tai_offset <= TAI_OFFSET_MAX_SEC) {
+			out->utc_valid = true;
+			out->utc_sec = out->sec + tai_offset;
+		}
 	}
 	out->utc_nsec = out->utc_valid ? out->nsec : 0;
 

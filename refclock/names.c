@@ -17,7 +17,7 @@ static const char *const time_type_names[] = { "utc", "tai", "monotonic" };
 static const char *const status_names[] = {
 	"unknown", "initializing", "synchronized", "freerunning", "unreliable",
 };
-static const char *const leap_names[] = { "none", "pre_pos", "pre_neg", "pos", "neg" };
+static const char *const leap_names[] = { "none", "pre_pos", "pre_neg", "pos", "post_pos", "post_neg" };
 static const char *const smearing_names[] = { "strict", "noon_linear", "utc_sls" };
 static const char *const flag_names[VMCLOCK_FLAG_COUNT] = {
 	"tai_offset_valid", "disruption_soon", "disruption_imminent",

@@ -52,8 +52,9 @@
  * The daemon's update takes a few microseconds; a reader that cannot get a
  * consistent copy within this answers at once rather than spin. */
 #define STATE_READ_BUDGET_NS 10000ull
-/* The cache's own writer is another thread of this process, writing the
- * slot readers are not directed to: a retry is rare and short. */
+/* The cache's own writer is another thread of this process, rewriting the
+ * slot readers are not copying (the primary only while the backup holds the
+ * same view): a retry is rare and short. */
 #define VIEW_READ_BUDGET_NS 20000ull
 
 /* A heartbeat this far after the caller's clock reading is still fresh: the
@@ -83,8 +84,9 @@ struct vmclock_truth {
 	char *device_path, *state_path;
 	uint64_t next_try_ns;               /* atomic; CLOCK_REALTIME */
 	uint64_t refresh_at_ns;             /* atomic; CLOCK_REALTIME of the last refresh */
-	unsigned current;                   /* atomic; the slot readers copy */
-	struct view_slot slot[2];
+	/* The cached view twice: readers copy the primary, and the backup
+	 * while the primary is being rewritten. */
+	struct view_slot primary, backup;
 	/* Taken (try-lock, never waited on by vmclock_timestamp beyond a few
 	 * microseconds) by whoever touches the state file's descriptor: the
 	 * refresh, vmclock_daemon_state(), a reopen.  The descriptor and
@@ -233,35 +235,38 @@ static int view_copy(const void *src, void *dst)
 	return 0;
 }
 
-/* The current view's words; false if none could be copied. */
+/* The view's words; false if none could be copied.  The primary slot sits
+ * at a fixed place, so its loads wait for nothing (an index saying which
+ * slot is current was one more dependent load on every call).  It is odd
+ * only while the refresh rewrites it, after the backup already holds the
+ * same view. */
 static inline __attribute__((always_inline)) bool view_read(const vmclock_truth_t *t,
 							    uint64_t w[V_WORDS])
 {
-	const struct view_slot *s = &t->slot[__atomic_load_n(&t->current, __ATOMIC_ACQUIRE) & 1];
-
-	if (__builtin_expect(seq_try(view_load_seq, view_copy, s, w) == 0, 1))
+	if (__builtin_expect(seq_try(view_load_seq, view_copy, &t->primary, w) == 0, 1))
 		return true;
-	if (seq_read(view_load_seq, view_copy, s, w, VIEW_READ_BUDGET_NS) == 0)
+	if (seq_read(view_load_seq, view_copy, &t->backup, w, VIEW_READ_BUDGET_NS) == 0)
 		return true;
-	/* Directed to a slot the refresh is rewriting: two refreshes passed
-	 * during our copy.  The other slot is the current one now. */
-	s = &t->slot[__atomic_load_n(&t->current, __ATOMIC_ACQUIRE) & 1];
-	return seq_read(view_load_seq, view_copy, s, w, VIEW_READ_BUDGET_NS) == 0;
+	/* The next refresh is rewriting the backup: the primary is whole. */
+	return seq_read(view_load_seq, view_copy, &t->primary, w, VIEW_READ_BUDGET_NS) == 0;
 }
 
-/* Under busy: writes the slot readers are not directed to, then directs
- * them to it. */
-static void view_publish(vmclock_truth_t *t, const uint64_t w[V_WORDS])
+static void slot_write(struct view_slot *s, const uint64_t w[V_WORDS])
 {
-	unsigned next = (__atomic_load_n(&t->current, __ATOMIC_RELAXED) + 1) & 1;
-	struct view_slot *s = &t->slot[next];
-
 	__atomic_store_n(&s->seq, s->seq + 1, __ATOMIC_RELAXED);
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	for (int i = 0; i < V_WORDS; i++)
 		__atomic_store_n(&s->w[i], w[i], __ATOMIC_RELAXED);
 	__atomic_store_n(&s->seq, s->seq + 1, __ATOMIC_RELEASE);
-	__atomic_store_n(&t->current, next, __ATOMIC_RELEASE);
+}
+
+/* Under busy: the backup first, then the primary, so that whichever one a
+ * reader finds being written (its writer may be preempted there), the
+ * other holds a whole view. */
+static void view_publish(vmclock_truth_t *t, const uint64_t w[V_WORDS])
+{
+	slot_write(&t->backup, w);
+	slot_write(&t->primary, w);
 }
 
 static void view_of_state(const struct vmclockd_state *s, uint64_t now_ns, uint64_t w[V_WORDS])

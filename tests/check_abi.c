@@ -226,7 +226,8 @@ START_TEST(test_constants)
 	ck_assert_uint_eq(VMCLOCK_LEAP_PRE_POS, 1);
 	ck_assert_uint_eq(VMCLOCK_LEAP_PRE_NEG, 2);
 	ck_assert_uint_eq(VMCLOCK_LEAP_POS, 3);
-	ck_assert_uint_eq(VMCLOCK_LEAP_NEG, 4);
+	ck_assert_uint_eq(VMCLOCK_LEAP_POST_POS, 4);
+	ck_assert_uint_eq(VMCLOCK_LEAP_POST_NEG, 5);
 	ck_assert_uint_eq(VMCLOCK_ERROR_UNKNOWN, UINT64_MAX);
 }
 END_TEST
@@ -297,7 +298,8 @@ START_TEST(test_enum_names)
 	ck_assert_str_eq(vmclock_leap_name(1), "pre_pos");
 	ck_assert_str_eq(vmclock_leap_name(2), "pre_neg");
 	ck_assert_str_eq(vmclock_leap_name(3), "pos");
-	ck_assert_str_eq(vmclock_leap_name(4), "neg");
+	ck_assert_str_eq(vmclock_leap_name(4), "post_pos");
+	ck_assert_str_eq(vmclock_leap_name(5), "post_neg");
 	ck_assert_str_eq(vmclock_smearing_name(0), "strict");
 	ck_assert_str_eq(vmclock_smearing_name(1), "noon_linear");
 	ck_assert_str_eq(vmclock_smearing_name(2), "utc_sls");
@@ -330,7 +332,7 @@ START_TEST(test_names_out_of_range)
 		vmclock_counter_name, vmclock_time_type_name, vmclock_status_name,
 		vmclock_leap_name, vmclock_smearing_name,
 	};
-	const unsigned expect[] = { 3, 3, 5, 5, 3 };
+	const unsigned expect[] = { 3, 3, 5, 6, 3 };
 
 	for (size_t k = 0; k < sizeof(fn) / sizeof(fn[0]); k++) {
 		unsigned named = 0;
@@ -354,7 +356,7 @@ START_TEST(test_names_out_of_range)
 	ck_assert_ptr_null(vmclock_counter_name(0xfe));
 	ck_assert_ptr_null(vmclock_time_type_name(3));
 	ck_assert_ptr_null(vmclock_status_name(5));
-	ck_assert_ptr_null(vmclock_leap_name(5));
+	ck_assert_ptr_null(vmclock_leap_name(6));
 	ck_assert_ptr_null(vmclock_smearing_name(3));
 }
 END_TEST

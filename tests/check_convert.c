@@ -14,7 +14,7 @@
  *     for a TAI offset) is ERANGE, as is a shift above 63;
  *   - nsec = (frac * 10^9) >> 64, truncated, exactly as ptp_vmclock;
  *   - UTC: the time itself on a UTC page; time + tai_offset_sec on a TAI page
- *     with TAI_OFFSET_VALID; not valid otherwise;
+ *     with TAI_OFFSET_VALID and an offset in -99..-10 s; not valid otherwise;
  *   - error = time error + ceil(ticks * rate * 10^9 / 2^(64 + shift)) ns,
  *     UNKNOWN without the time error's flag or when the time error is
  *     UNKNOWN, the time error alone at zero ticks, UNKNOWN without the rate's
@@ -265,7 +265,10 @@ static void reference(const struct testpage *p, uint64_t counter, struct expect 
 		e->utc_sec = e->sec;
 		break;
 	case 1:
-		if (flags & TP_FLAG(0)) {
+		/* UTC - TAI has been -10 s or less since 1972: a host that
+		 * says otherwise has the sign wrong. */
+		if ((flags & TP_FLAG(0)) && (int16_t)tp_get16(p, TP_TAI_OFFSET) <= -10 &&
+		    (int16_t)tp_get16(p, TP_TAI_OFFSET) >= -99) {
 			e->utc_valid = true;
 			e->utc_sec = e->sec + (int16_t)tp_get16(p, TP_TAI_OFFSET);
 		}
@@ -691,11 +694,28 @@ START_TEST(test_tai)
 	ck_assert_uint_eq(t.utc_nsec, 500000000);
 	check_one(&p, 12345, "tai -37");
 
-	/* A positive offset is applied with its sign too. */
-	tp_put16(&p, TP_TAI_OFFSET, 5);
+	/* The ends of the plausible window, and just outside them. */
+	tp_put16(&p, TP_TAI_OFFSET, (uint16_t)-10);
 	tp_to_abi(&p, &a);
 	ck_assert_int_eq(vmclock_convert(&a, 0, &t), 0);
-	ck_assert_int_eq(t.utc_sec, 1700000042);
+	ck_assert(t.utc_valid);
+	ck_assert_int_eq(t.utc_sec, 1700000027);
+	tp_put16(&p, TP_TAI_OFFSET, (uint16_t)-99);
+	tp_to_abi(&p, &a);
+	ck_assert_int_eq(vmclock_convert(&a, 0, &t), 0);
+	ck_assert(t.utc_valid);
+	ck_assert_int_eq(t.utc_sec, 1699999938);
+	/* +37 (TAI - UTC: the sign taken the other way), 0 and the other
+	 * implausible offsets give no UTC: applied, +37 would put UTC 74 s
+	 * ahead. */
+	static const int16_t wrong[] = { 37, 5, 0, -9, -100, INT16_MIN, INT16_MAX };
+	for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+		tp_put16(&p, TP_TAI_OFFSET, (uint16_t)wrong[i]);
+		tp_to_abi(&p, &a);
+		ck_assert_int_eq(vmclock_convert(&a, 0, &t), 0);
+		ck_assert_msg(!t.utc_valid, "tai offset %d gave UTC", wrong[i]);
+		ck_assert_int_eq(t.sec, 1700000037);
+	}
 	tp_put16(&p, TP_TAI_OFFSET, 0x8000);
 	check_one(&p, 0, "tai -32768");
 
@@ -809,10 +829,10 @@ START_TEST(test_erange_seconds)
 	/* Backwards from a little above: fits again. */
 	base_page(&p, 100, (uint64_t)1 << 32, 0, top + 1, 0);
 	expect_time(&p, 99, (int64_t)top, 999999999);
-	/* A TAI page at the top with the largest offset still fits. */
+	/* A TAI page at the top with an offset still fits. */
 	base_page(&p, 0, 1, 0, top, 0);
 	tp_put8(&p, TP_TIME_TYPE, 1);
-	tp_put16(&p, TP_TAI_OFFSET, 0x7fff);
+	tp_put16(&p, TP_TAI_OFFSET, (uint16_t)-37);
 	tp_put64(&p, TP_FLAGS, VMCLOCK_FLAG_TAI_OFFSET_VALID);
 	check_one(&p, 0, "tai at the top");
 }

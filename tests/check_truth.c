@@ -484,6 +484,115 @@ START_TEST(test_truncated_state)
 }
 END_TEST
 
+/* ---- the cached view under refresh --------------------------------------------- */
+
+#define VIEW_READERS 2
+#define VIEW_RUN_NS 1500000000ll
+#define BOUND_A 1000u /* SYNCHRONIZED */
+#define BOUND_B 7000u /* UNSYNCHRONIZED: FREERUNNING */
+
+static volatile int view_stop;
+static long view_mixed, view_unknown, view_a, view_b;
+static pthread_mutex_t view_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Reads on while the handle's view is refreshed under it: every reading
+ * must come whole from one state or the other. */
+static void *view_reader(void *arg)
+{
+	const vmclock_truth_t *t = arg;
+	long mixed = 0, unknown = 0, a = 0, b = 0;
+
+	while (!view_stop) {
+		struct vmclock_timestamp ts;
+
+		vmclock_timestamp(t, &ts);
+		if (ts.verdict == VMCLOCK_VERDICT_SYNCHRONIZED && ts.bound_ns == BOUND_A)
+			a++;
+		else if (ts.verdict == VMCLOCK_VERDICT_FREERUNNING && ts.bound_ns == BOUND_B)
+			b++;
+		else if (ts.verdict == VMCLOCK_VERDICT_UNKNOWN)
+			unknown++;
+		else
+			mixed++;
+	}
+	pthread_mutex_lock(&view_lock);
+	view_mixed += mixed;
+	view_unknown += unknown;
+	view_a += a;
+	view_b += b;
+	pthread_mutex_unlock(&view_lock);
+	return NULL;
+}
+
+/* One state written as the daemon writes it: the count odd, the fields,
+ * the count even. */
+static void write_state_protocol(int fd, struct testpage *s, uint32_t *seq)
+{
+	uint8_t le[4];
+
+	*seq += 1;
+	tp_put32(s, ST_SEQ, *seq);
+	memcpy(le, s->b + ST_SEQ, sizeof(le));
+	ck_assert_int_eq(pwrite(fd, le, sizeof(le), ST_SEQ), (ssize_t)sizeof(le));
+	tp_put64(s, ST_HEARTBEAT, realtime_ns());
+	ck_assert_int_eq(pwrite(fd, s->b, ST_BYTES, 0), ST_BYTES);
+	*seq += 1;
+	tp_put32(s, ST_SEQ, *seq);
+	memcpy(le, s->b + ST_SEQ, sizeof(le));
+	ck_assert_int_eq(pwrite(fd, le, sizeof(le), ST_SEQ), (ssize_t)sizeof(le));
+}
+
+/* Threads share one handle; whichever finds the view due refreshes it
+ * while the others copy it.  The file alternates between two states that
+ * differ in the verdict and the bound (no drift, so the bound is exact):
+ * a view copied half from one and half from the other would show as a
+ * verdict with the other state's bound. */
+START_TEST(test_view_whole_under_refresh)
+{
+	struct testpage sa, sb;
+	pthread_t th[VIEW_READERS];
+	vmclock_truth_t *t;
+	uint32_t seq = 2;
+	int64_t end;
+	int fd;
+
+	write_page(MARKER);
+	state_init(&sa, VMCLOCKD_SYNC_SYNCHRONIZED, MARKER);
+	tp_put32(&sa, ST_DRIFT, 0);
+	tp_put64(&sa, ST_BOUND, BOUND_A);
+	sb = sa;
+	tp_put8(&sb, ST_SYNC, VMCLOCKD_SYNC_UNSYNCHRONIZED);
+	tp_put64(&sb, ST_BOUND, BOUND_B);
+	write_state(&sa);
+	t = vmclock_truth_open(page_path, state_path);
+	fd = open(state_path, O_WRONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	view_stop = 0;
+	view_mixed = view_unknown = view_a = view_b = 0;
+	for (int i = 0; i < VIEW_READERS; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, view_reader, t), 0);
+	end = tp_now_ns() + VIEW_RUN_NS;
+	for (long n = 0; tp_now_ns() < end; n++) {
+		/* Both bounds' times now: neither grows (no drift anyway). */
+		struct testpage *s = n % 2 ? &sb : &sa;
+
+		tp_put64(s, ST_BOUND_TIME, realtime_ns());
+		write_state_protocol(fd, s, &seq);
+		usleep(300);
+	}
+	view_stop = 1;
+	for (int i = 0; i < VIEW_READERS; i++)
+		pthread_join(th[i], NULL);
+	close(fd);
+	vmclock_truth_close(t);
+	ck_assert_msg(view_mixed == 0, "%ld readings mixed the two states (%ld A, %ld B, %ld unknown)",
+		      view_mixed, view_a, view_b, view_unknown);
+	/* Both states were seen: the view really was refreshed under the readers. */
+	ck_assert_int_gt(view_a, 0);
+	ck_assert_int_gt(view_b, 0);
+}
+END_TEST
+
 /* ---- foreign bytes ------------------------------------------------------------- */
 
 /* Every multi-byte field of a good state written big-endian (a writer
@@ -566,6 +675,7 @@ Suite *truth_suite(void)
 	tcase_add_loop_test(tc, test_state_recreated_or_replaced, 0, 2);
 	tcase_add_test(tc, test_odd_seq_is_unknown_and_fast);
 	tcase_add_test(tc, test_truncated_state);
+	tcase_add_test(tc, test_view_whole_under_refresh);
 	tcase_add_test(tc, test_big_endian_state);
 	suite_add_tcase(s, tc);
 	return s;

@@ -6,11 +6,14 @@
 # UP (a socket of the proxy's own), and answers come back.
 #
 #   chrony-proxy.py LISTEN UP CHRONYD LOG [--refuse CMD:N] [--delay CMD:N:MS]
+#                   [--tracking-refid HEX]
 #
 #   --refuse CMD:N     answer the first N requests of command CMD "failed"
 #                      (status 1) without passing them on
 #   --delay CMD:N:MS   hold chronyd's answer to the Nth request of CMD for MS
 #                      milliseconds (chronyd has applied it)
+#   --tracking-refid HEX   say reference id HEX in every tracking answer,
+#                      whatever chronyd follows (the rest is chronyd's)
 #
 # LOG gets one line per event: "refused CMD n", "held CMD n",
 # "forwarded CMD seq VALUE", "answered CMD seq status STATUS", "released CMD n";
@@ -35,7 +38,7 @@ def decode_float(f):
 
 def main():
     listen, up, chronyd, logpath = sys.argv[1:5]
-    refuse, delay = {}, {}
+    refuse, delay, refid = {}, {}, None
     args = sys.argv[5:]
     while args:
         opt, val = args[0], args[1].split(':')
@@ -44,6 +47,8 @@ def main():
             refuse[int(val[0])] = int(val[1])
         elif opt == '--delay':
             delay[(int(val[0]), int(val[1]))] = int(val[2]) / 1000.0
+        elif opt == '--tracking-refid':
+            refid = struct.pack('>I', int(val[0], 16))
     log = open(logpath, 'a', buffering=1)
     lsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     lsock.bind(listen)
@@ -102,6 +107,10 @@ def main():
                 continue
             addr, cmd, n = clients[seq]
             log.write('answered %d %d status %d\n' % (cmd, seq, status))
+            # REQ_TRACKING's reply data (after the 28-byte header) starts
+            # with the reference id.
+            if refid is not None and cmd == 33 and len(data) >= 32:
+                data = data[:28] + refid + data[32:]
             if (cmd, n) in delay:
                 held.append((now + delay.pop((cmd, n)), data, addr, cmd, n))
                 log.write('held %d %d\n' % (cmd, n))

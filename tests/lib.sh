@@ -191,3 +191,56 @@ record_migrations() {
 	done
 	wait "$tl" "$ob"
 }
+
+# freq_change_exact VMCLOCKD_LOG PAGE_LOG OLD NEW [P0_FRAC P0_SHIFT]: the
+# FREQ_CHANGE_PPM vmclockd logged for the disruption OLD -> NEW is, to the
+# field's last digit (1e-6 ppm), the exact change between two pages'
+# periods, (P1 / P0 - 1) * 1e6 with P = frac / 2^(64 + shift): P1 the
+# period it logged with the field, which must be a page the simulator
+# published under NEW (vmclock-sim --page-log PAGE_LOG), and P0 either the
+# one given (a saved period; it must be a page published under OLD) or one
+# of the last 10 pages published under OLD (the daemon's last tick before
+# the migration read one of them).  Prints what it compared.
+freq_change_exact() {
+	python3 - "$@" <<'PYEOF'
+import re, sys
+from fractions import Fraction
+log, pagelog, old, new = sys.argv[1:5]
+fixed = tuple(int(x) for x in sys.argv[5:7]) if len(sys.argv) > 6 else None
+line = [l for l in open(log) if 'clock disruption' in l and 'OLD_MARKER=%s ' % old in l
+        and 'NEW_MARKER=%s ' % new in l]
+if not line:
+    print('  no disruption %s -> %s logged' % (old, new)); sys.exit(1)
+f = dict(kv.split('=', 1) for kv in line[0].split() if re.match(r'[A-Z_]+=', kv))
+logged = f['FREQ_CHANGE_PPM']
+p1 = (int(f['COUNTER_PERIOD_FRAC_SEC']), int(f['COUNTER_PERIOD_SHIFT']))
+pages = []
+for l in open(pagelog):
+    m = re.search(r' page seq=(\d+) marker=(\d+) period_frac=(\d+) period_shift=(\d+)', l)
+    if m:
+        pages.append((m.group(2), (int(m.group(3)), int(m.group(4)))))
+olds = [p for m, p in pages if m == old]
+if p1 not in [p for m, p in pages if m == new]:
+    print('  P1 %d/%d is no page the simulator published under marker %s' % (p1 + (new,)))
+    sys.exit(1)
+if fixed is not None:
+    if fixed not in olds:
+        print('  P0 %d/%d is no page the simulator published under marker %s' % (fixed + (old,)))
+        sys.exit(1)
+    cands = [fixed]
+else:
+    cands = olds[-10:]
+def ppm(p0, p1):
+    return (Fraction(p1[0] * 2**p0[1], p0[0] * 2**p1[1]) - 1) * 10**6
+for i, p0 in enumerate(reversed(cands)):
+    exact = ppm(p0, p1)
+    if abs(exact - Fraction(logged)) <= Fraction(1, 10**6):
+        print('  FREQ_CHANGE_PPM=%s; pages: P0 %d/%d (%s), P1 %d/%d: exactly %.9f ppm'
+              % (logged, p0[0], p0[1], 'given' if fixed else '%d before the last under marker %s'
+                 % (len(olds) - 1 - olds.index(p0), old), p1[0], p1[1], float(exact)))
+        sys.exit(0)
+print('  FREQ_CHANGE_PPM=%s matches no page: P1 %d/%d, candidates give %s' % (logged, p1[0], p1[1],
+      ' '.join('%.6f' % float(ppm(p0, p1)) for p0 in cands)))
+sys.exit(1)
+PYEOF
+}

@@ -4,7 +4,8 @@
  * would, every millisecond, and print a line whenever the verdict changes.
  * With the device carrying time it also checks, at every call, that a
  * SYNCHRONIZED or FREERUNNING timestamp's bounds contain the device's time
- * (the truth), and counts the calls where they did not.
+ * (the truth), and counts the calls where they did not (a timestamp without
+ * a bound is not checked).
  *
  * usage: verdict-timeline -d PAGE -s STATE -t SECONDS
  * output: "<realtime> <verdict> bound_ns=<n> marker=<m>" per change, then
@@ -70,8 +71,10 @@ int main(int argc, char **argv)
 			last = (int)ts.verdict;
 		}
 		/* The truth at the timestamp: system time plus the device offset. */
+		/* An unbounded timestamp claims nothing to check. */
 		if ((ts.verdict == VMCLOCK_VERDICT_SYNCHRONIZED ||
-		     ts.verdict == VMCLOCK_VERDICT_FREERUNNING) && page && vmclock_offset(page, &o) == 0 &&
+		     ts.verdict == VMCLOCK_VERDICT_FREERUNNING) && ts.bound_ns != VMCLOCK_ERROR_UNKNOWN &&
+		    page && vmclock_offset(page, &o) == 0 &&
 		    o.time.disruption_marker == ts.disruption_marker) {
 			int64_t t = ts_ns(&ts.time) + o.offset_ns;
 			int64_t excess = 0;

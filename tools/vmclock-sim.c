@@ -82,6 +82,7 @@ struct options {
 	int64_t file_offset;    /* < 0: PATH is the page itself */
 	int64_t stall_ns;       /* how long SIGHUP holds seq_count odd */
 	int64_t counter_offset; /* the reader's counter minus ours, in ticks */
+	const char *page_log;   /* a line per page published, or NULL */
 };
 
 /* The model and the calibration. */
@@ -96,6 +97,7 @@ struct sim {
 	uint64_t marker;
 	uint64_t generation;
 	struct vmclock_abi *page;
+	FILE *page_log;          /* --page-log, or NULL */
 };
 
 /* A counter reading paired with the realtime read between two of them. */
@@ -198,7 +200,8 @@ static const char *const leap_names[] = {
 	[VMCLOCK_LEAP_PRE_POS] = "pre_pos",
 	[VMCLOCK_LEAP_PRE_NEG] = "pre_neg",
 	[VMCLOCK_LEAP_POS] = "pos",
-	[VMCLOCK_LEAP_NEG] = "neg",
+	[VMCLOCK_LEAP_POST_POS] = "post_pos",
+	[VMCLOCK_LEAP_POST_NEG] = "post_neg",
 };
 
 static int index_of(const char *const *names, size_t n, const char *name)
@@ -342,6 +345,15 @@ static int64_t publish(struct sim *s, const struct options *o)
 	store64(&p->time_sec, (uint64_t)sec + (uint64_t)(frac_units >> 64));
 	store64(&p->time_frac_sec, (uint64_t)frac_units);
 	end_write(p);
+	/* Exactly what the page says, for a test that checks a reader's use
+	 * of two pages' periods (seq_count identifies the page). */
+	if (s->page_log) {
+		fprintf(s->page_log, "%" PRId64 ".%09" PRId64 " page seq=%" PRIu32 " marker=%" PRIu64
+			" period_frac=%" PRIu64 " period_shift=%u\n", a.realtime_ns / NSEC_PER_SEC,
+			a.realtime_ns % NSEC_PER_SEC, vmclock_le32(p->seq_count), s->marker,
+			period_units(period, shift), shift);
+		fflush(s->page_log);
+	}
 	return a.realtime_ns;
 }
 
@@ -522,7 +534,8 @@ static void usage(FILE *f)
 	      "         [--marker-only] [--leap NAME] [--duration S]\n"
 	      "         [--migrate-at S] [--migrate-step-ns N] [--migrate-freq-ppb F]\n"
 	      "         [--restore-at S] [--notify] [--pidfile FILE]\n"
-	      "         [--file-offset BYTES] [--stall-ms N] [--counter-offset TICKS]\n", f);
+	      "         [--file-offset BYTES] [--stall-ms N] [--counter-offset TICKS]\n"
+	      "         [--page-log FILE]\n", f);
 }
 
 static long double parse_number(const char *opt, const char *arg)
@@ -559,7 +572,7 @@ enum {
 	OPT_OFFSET = 256, OPT_FREQ, OPT_STATUS, OPT_ESTERR, OPT_MAXERR, OPT_INTERVAL, OPT_TAI,
 	OPT_MARKER_ONLY, OPT_LEAP, OPT_DURATION, OPT_MIGRATE_AT, OPT_MIGRATE_STEP,
 	OPT_MIGRATE_FREQ, OPT_RESTORE_AT, OPT_NOTIFY, OPT_PIDFILE, OPT_FILE_OFFSET, OPT_STALL,
-	OPT_COUNTER_OFFSET, OPT_HELP,
+	OPT_COUNTER_OFFSET, OPT_PAGE_LOG, OPT_HELP,
 };
 
 static const struct option long_options[] = {
@@ -582,6 +595,7 @@ static const struct option long_options[] = {
 	{ "file-offset", required_argument, NULL, OPT_FILE_OFFSET },
 	{ "stall-ms", required_argument, NULL, OPT_STALL },
 	{ "counter-offset", required_argument, NULL, OPT_COUNTER_OFFSET },
+	{ "page-log", required_argument, NULL, OPT_PAGE_LOG },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -648,7 +662,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->leap = index_of(leap_names, sizeof(leap_names) / sizeof(leap_names[0]), optarg);
 			if (o->leap < 0) {
 				fprintf(stderr, "vmclock-sim: unknown leap %s (none, pre_pos, pre_neg, "
-					"pos, neg)\n", optarg);
+					"pos, post_pos, post_neg)\n", optarg);
 				exit(2);
 			}
 			break;
@@ -682,6 +696,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case OPT_COUNTER_OFFSET:
 			o->counter_offset = parse_int("counter-offset", optarg, INT64_MIN, INT64_MAX);
 			break;
+		case OPT_PAGE_LOG:
+			o->page_log = optarg;
+			break;
 		case OPT_STALL:
 			o->stall_ns = parse_int("stall-ms", optarg, 1, 60000) * 1000000;
 			break;
@@ -702,6 +719,23 @@ static void parse_args(int argc, char **argv, struct options *o)
 	    o->restore_at_s > MAX_SECONDS)
 		die("%s", "a time in seconds is out of range");
 	o->path = argv[optind];
+}
+
+/* The page log: appended to, never through a symbolic link. */
+static FILE *open_log(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0644);
+	struct stat st;
+	FILE *f;
+
+	if (fd < 0)
+		die("cannot open %s: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		die("%s is not a regular file", path);
+	f = fdopen(fd, "a");
+	if (!f)
+		die("cannot open %s: %s", path, strerror(errno));
+	return f;
 }
 
 static void write_pidfile(const char *path)
@@ -745,6 +779,7 @@ int main(int argc, char **argv)
 	struct anchor cal;
 	sigset_t wait_mask;
 	int64_t start, next, r, migrate_at, restore_at, end_at;
+	FILE *page_log;
 
 	parse_args(argc, argv, &o);
 	counter_offset = o.counter_offset;
@@ -757,6 +792,7 @@ int main(int argc, char **argv)
 	s.freq_ppb = o.freq_ppb;
 	s.freq = o.freq_ppb * 1e-9L;
 	s.counter_id = SIM_COUNTER_ID;
+	page_log = o.page_log ? open_log(o.page_log) : NULL;
 	if (s.counter_id == VMCLOCK_COUNTER_INVALID && !o.marker_only)
 		die("%s", "this CPU has no counter a vmclock page can name (try --marker-only)");
 
@@ -778,6 +814,7 @@ int main(int argc, char **argv)
 	image.seq_count = 0;
 	s.page = o.file_offset < 0 ? create_page(o.path, &image)
 				   : place_page(o.path, o.file_offset, &image);
+	s.page_log = page_log; /* the pages from here on, as readers see them */
 	if (o.pidfile)
 		write_pidfile(o.pidfile);
 	r = publish(&s, &o);
