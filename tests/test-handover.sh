@@ -29,7 +29,11 @@
 #      its answer came back (held 3 s): the state file holds the dfreq
 #      recorded ahead, and the restarted vmclockd tells from chronyd's
 #      frequency that it was applied: one dfreq in all, and chronyd's own
-#      tracking frequency moved by the migration's change once.
+#      tracking frequency moved by the migration's change once;
+#  (i) the state directory full (a tmpfs of 8 KiB in a mount namespace of
+#      vmclockd's own, filled once its marker is saved): the dfreq cannot be
+#      recorded first, so it never reaches chronyd (said once, then given up
+#      with an error), and chronyd is still reset and stepped.
 # What chronyd applied is read from the proxy's log (answers with status 0),
 # the change expected from vmclockd's own disruption alerts (each migration's
 # FREQ_CHANGE_PPM, composed as a ratio of periods).
@@ -223,5 +227,53 @@ check "h: and not at all after the restart ($f_killed -> $f1)" \
 	awk -v a="$f_killed" -v b="$f1" 'BEGIN { x = b - a; exit !(x < 0.05 && x > -0.05) }'
 check "h: nothing in doubt left in the state file" sh -c "! grep -q '^dfreq' '$T/state/marker'"
 end_case
+
+# (i) No room for the dfreq's record.
+command -v unshare >/dev/null || { echo "FAIL: unshare (util-linux) is missing"; exit 1; }
+CASE=i
+rm -rf "$T/page" "$T/state" "$T/proxy.sock" "$T/proxy-up.sock" "$T/fullstate"
+: >"$T/vmclockd.log"
+python3 "$top_srcdir/tests/chrony-proxy.py" "$T/proxy.sock" "$T/proxy-up.sock" \
+	"$T/chronyd.sock" "$T/proxy-i.log" &
+PROXY_PID=$!
+PIDS="$PIDS $PROXY_PID"
+wait_for 5 test -S "$T/proxy.sock" || fail "i: proxy started"
+start_sim --interval-ms 100 --migrate-freq-ppb 30000
+mkdir -p "$T/fullstate"
+cat >"$T/enospc-i.sh" <<EOF
+set -u
+mount -t tmpfs -o size=8k,mode=0700 tmpfs "$T/fullstate" || exit 2
+"$VMCLOCKD" --foreground --config /dev/null --device "$T/page" --chrony-sock "$T/vmc.sock" \\
+	--chrony-cmd "$T/proxy.sock" --state-dir "$T/fullstate" --state-file "$T/run/state" \\
+	>>"$T/vmclockd.log" 2>&1 &
+pid=\$!
+for _ in \$(seq 250); do [ -s "$T/fullstate/marker" ] && break; sleep 0.02; done
+[ -s "$T/fullstate/marker" ] || { echo "no marker saved"; kill \$pid; exit 1; }
+head -c 16384 /dev/zero >"$T/fullstate/filler" 2>/dev/null
+sleep 0.3
+kill -USR1 $SIM_PID
+for _ in \$(seq 500); do
+	grep -q 'chronyd reset after disruption 2\|could not reset chronyd' "$T/vmclockd.log" && break
+	sleep 0.02
+done
+kill \$pid
+wait \$pid
+EOF
+unshare -m bash "$T/enospc-i.sh" >"$T/enospc-i.out" 2>&1
+rc=$?
+sed 's/^/    /' "$T/enospc-i.out"
+grep -h 'dfreq\|space\|chronyd reset' "$T/vmclockd.log" | sed 's/^/    /'
+check "i: vmclockd ran on the full state directory (rc=$rc)" test "$rc" -eq 0
+check "i: the dfreq not sent, said once" \
+	test "$(grep -c 'not sending chronyd the dfreq of .* could not be recorded first (No space left on device)' "$T/vmclockd.log")" -eq 1
+check "i: then given up with an error" \
+	grep -q 'error: not handing chronyd the dfreq of .* for disruption 2: it could not be recorded first' "$T/vmclockd.log"
+check "i: no dfreq reached chronyd" test "$(dfreqs_forwarded)" -eq 0
+check "i: chronyd still reset" grep -q '^forwarded 66 ' "$T/proxy-i.log"
+check "i: and stepped (a doffset)" grep -q '^forwarded 71 ' "$T/proxy-i.log"
+check "i: the handover done" grep -q 'chronyd reset after disruption 2' "$T/vmclockd.log"
+kill "$SIM_PID" "$PROXY_PID" 2>/dev/null
+wait "$SIM_PID" "$PROXY_PID" 2>/dev/null
+cp "$T/vmclockd.log" "$T/vmclockd-$CASE.log"
 
 finish
