@@ -113,7 +113,9 @@ static Period period_of(const struct vmclock_abi *page)
  * At start a dfreq line makes the first handover resolve it from chronyd's
  * frequency before anything else (handover.c); one that does not parse
  * leaves the period unknown.  Writes are flushed to the disk (the file and
- * the directory) before they count: the dfreq line must outlive a crash.  The directory must be ours (owner our uid, writable by nobody
+ * the directory) before they count: the dfreq line must outlive a crash.
+ *
+ * The directory must be ours (owner our uid, writable by nobody
  * else): whoever can write it could plant a marker and have a disruption
  * handed over twice.  Its path is configuration and is followed like the
  * configuration file's; inside it every call is relative to the open

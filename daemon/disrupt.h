@@ -10,7 +10,9 @@
  * sampler bursts.  What this module needs from the sampler (a fresh offset
  * while the handover runs, the burst) it gets as callbacks at
  * initialisation: it includes no header of its producer.  The last handled marker is kept in the state directory so
- * a daemon restart is not a disruption and a disruption while down is.
+ * a daemon restart is not a disruption and a disruption while down is; the
+ * handover's record of a dfreq on its way is kept there too, written before
+ * the dfreq is sent, so that a crash neither repeats nor loses it.
  */
 #ifndef VMCLOCKD_DISRUPT_H
 #define VMCLOCKD_DISRUPT_H
