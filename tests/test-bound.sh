@@ -34,7 +34,10 @@ json_get() {
 # field NAME FILE: NAME=value from the timeline's last line.
 field() { sed -n "s/^checks=.* $1=\([0-9.]*\).*/\1/p" "$2"; }
 
-write_chrony_conf
+# chronyd takes the refclock's samples once a second, as a deployment
+# might (poll 0): until its next update after the step, its own figures
+# cannot know of it.
+REFCLOCK_OPTS="poll 0 filter 1 precision 1e-8" write_chrony_conf
 start_chronyd || fail "chronyd started"
 start_sim --maxerror-ns $MAXERR_NS --step-ns $STEP_NS --interval-ms 100
 start_vmclockd --state-file "$STATE" --interval-ms $TICK_MS
