@@ -388,6 +388,9 @@ void PUB_Initialise(const CNF_Settings *settings)
 	state.version = VMCLOCKD_STATE_VERSION;
 	state.size = sizeof(state);
 	state.sync_state = VMCLOCKD_SYNC_UNKNOWN;
+	/* No bound until chronyd's tracking has been read. */
+	state.error_bound_ns = VMCLOCKD_BOUND_UNKNOWN;
+	state.drift_ppb = UINT32_MAX;
 }
 
 static void close_state_file(void)

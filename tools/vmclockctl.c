@@ -939,9 +939,11 @@ static void daemon_human(const struct view *v, const char *state_path, const cha
 	else
 		field("Disruption marker", "%" PRIu64 " (device: unusable)", s->disruption_marker);
 	field("VM generation counter", "%" PRIu64, s->vm_generation_counter);
-	if (s->error_bound_ns == VMCLOCKD_BOUND_UNKNOWN)
+	if (s->error_bound_ns == VMCLOCKD_BOUND_UNKNOWN && s->error_bound_realtime_ns)
 		field("Error bound", "unknown, since %.3f s ago",
 		      (double)(int64_t)(now - s->error_bound_realtime_ns) * 1e-9);
+	else if (s->error_bound_ns == VMCLOCKD_BOUND_UNKNOWN)
+		field("Error bound", "unknown");
 	else
 		field("Error bound", "%" PRIu64 " ns, read %.3f s ago, grows %" PRIu32 " ppb",
 		      s->error_bound_ns, (double)(int64_t)(now - s->error_bound_realtime_ns) * 1e-9,
