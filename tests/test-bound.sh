@@ -61,6 +61,13 @@ check "daemon --json: published error_bound_ns and the verdict's bound >= $MAXER
 check "daemon --json: the bound grows at least at the page's rate (50 ppb) over chrony's 1 ppm" \
 	json_get "$T/maxerr.json" "exit(not j['drift_ppb'] >= 1050)"
 
+# The watch for steps of the realtime clock: a timerfd on CLOCK_REALTIME (0)
+# armed with TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET (settime flags 3).
+# Firing it needs a step of the machine's clock, which no test may make.
+check "vmclockd watches CLOCK_REALTIME for steps (a timerfd, cancel on set)" \
+	eval 'grep -l "^clockid: 0" /proc/$VMCLOCKD_PID/fdinfo/* 2>/dev/null |
+		xargs -r grep -l "^settime flags: 03" | grep -q .'
+
 # ---- 2. the page's time steps by 5 ms, the marker unchanged
 "$TIMELINE" -d "$T/page" -s "$STATE" -t 6 >"$T/timeline-step.txt" 2>&1 &
 TL_PID=$!
