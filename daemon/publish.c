@@ -57,6 +57,7 @@ static BND_Held held;
 static BND_Sample last_sample;
 static bool last_fed;
 static bool contradicted; /* as last published, to log its changes */
+static LOG_Limit contradiction_log = { .states = true };
 
 /* The state as the file holds it: every field little-endian. */
 static void encode(const struct vmclockd_state *s, struct vmclockd_state *le)
@@ -309,14 +310,18 @@ static void set_bound(const CSY_Report *c)
 		return;
 	}
 	p = BND_Combine(&chrony, &held, last_fed ? &last_sample : NULL);
-	if (p.contradicted != contradicted) {
+	/* Each change logged, a page flapping across the bound cut to a line
+	 * every so often, and the state after such a flood said. */
+	if (p.contradicted != contradicted || LOG_LimitOwed(&contradiction_log)) {
 		if (p.contradicted)
-			LOG(LOGS_WARN, "the page and the system clock differ by %+.9f s, beyond "
-				       "chronyd's bound: published as unsynchronised, bound %.9f s "
-				       "(was the realtime clock stepped?)",
-			    (double)last_sample.offset_ns * 1e-9, (double)p.bound_ns * 1e-9);
+			LOG_LimitedEvent(&contradiction_log, LOGS_WARN, NULL, NULL,
+					 "the page and the system clock differ by %+.9f s, beyond "
+					 "chronyd's bound: published as unsynchronised, bound %.9f s "
+					 "(was the realtime clock stepped?)",
+					 (double)last_sample.offset_ns * 1e-9, (double)p.bound_ns * 1e-9);
 		else
-			LOG(LOGS_INFO, "the page and the system clock agree with chronyd's bound again");
+			LOG_LimitedEvent(&contradiction_log, LOGS_INFO, NULL, NULL,
+					 "the page and the system clock agree with chronyd's bound again");
 		contradicted = p.contradicted;
 	}
 	state.sync_state = p.sync_state;
