@@ -89,4 +89,24 @@ static inline uint32_t TIM_FracToNs(uint64_t frac)
 	return (uint32_t)(((u128)frac * NSEC_PER_SEC) >> 64);
 }
 
+/*
+ * A bound of bound_ns grown at ppb (parts per billion) for age_ns:
+ * bound + ceil(age * ppb / 10^9), saturating at UINT64_MAX (no bound: a sum
+ * that wrapped would be a tight bound from a huge one).  How every reader
+ * of vmclockd's state grows its error bound, and how vmclockd itself moves
+ * a bound from one instant to another.  In 64 bits (a multiply, no
+ * division call) while the product fits, which covers any age under 4 s.
+ */
+static inline __attribute__((always_inline)) uint64_t TIM_GrowBound(uint64_t bound_ns,
+								    uint64_t age_ns, uint32_t ppb)
+{
+	uint64_t growth;
+
+	if (__builtin_expect(age_ns < (1ull << 32), 1))
+		growth = (age_ns * ppb + NSEC_PER_SEC - 1) / NSEC_PER_SEC;
+	else
+		growth = (uint64_t)(((u128)age_ns * ppb + NSEC_PER_SEC - 1) / NSEC_PER_SEC);
+	return growth > UINT64_MAX - bound_ns ? UINT64_MAX : bound_ns + growth;
+}
+
 #endif /* VMCLOCK_TIMEUTIL_H */

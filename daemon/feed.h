@@ -25,6 +25,7 @@ typedef struct {
 	int64_t offset_ns;       /* device UTC minus system */
 	uint64_t uncertainty_ns; /* measurement (bracket) half-width */
 	uint64_t bound_ns;       /* page max error + bracket */
+	uint32_t bound_ppb;      /* how fast the page's max error grows */
 	FED_Leap leap;
 } FED_Sample;
 

@@ -5,6 +5,7 @@
 #include <errno.h>
 
 #include "policy.h"
+#include "../refclock/convert.h"
 
 /* a + b, or the largest bound that is still a bound (never UNKNOWN, never
  * wrapped round to a small number). */
@@ -102,6 +103,10 @@ POL_Reason POL_JudgeSample(const struct vmclock_abi *copy, const struct vmclock_
 	out->offset_ns = o->offset_ns;
 	out->uncertainty_ns = o->uncertainty_ns;
 	out->bound_ns = bound;
+	out->bound_ppb = convert_rate_ppb_ceil(
+		vmclock_le64(copy->flags), VMCLOCK_FLAG_PERIOD_MAXERROR_VALID,
+		vmclock_le64(copy->counter_period_maxerror_rate_frac_sec),
+		vmclock_le64(copy->counter_period_frac_sec));
 	out->leap = POL_Leap(t->leap_indicator);
 	return POL_FED;
 }

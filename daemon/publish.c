@@ -24,6 +24,7 @@
 #include "vmclockd-state.h"
 #include "../common/timeutil.h"
 
+#include "bound.h"
 #include "log.h"
 #include "notify.h"
 #include "publish.h"
@@ -50,6 +51,13 @@ static RLM_Limit open_retry, replaced_check;
 static unsigned long disruptions_published; /* of DSR's count, added to the file's */
 static POL_Reason status_reason = POL_REASON_COUNT; /* of the last STATUS= */
 static unsigned status_failing; /* outputs not taking samples, at the last STATUS= */
+/* The page's side of the published bound: the errors of the samples fed,
+ * and the last tick's sample if it fed one. */
+static BND_Held held;
+static BND_Sample last_sample;
+static bool last_fed;
+static bool contradicted; /* as last published, to log its changes */
+static LOG_Limit contradiction_log = { .states = true };
 
 /* The state as the file holds it: every field little-endian. */
 static void encode(const struct vmclockd_state *s, struct vmclockd_state *le)
@@ -289,15 +297,59 @@ static void update_status(const SMP_Report *s, const DSR_Report *d)
 			   (unsigned long long)d->handled_marker);
 }
 
+/* The sync state and bound from chronyd's report, the page's error and the
+ * last measurement (bound.h). */
+static void set_bound(const CSY_Report *c)
+{
+	BND_Chrony chrony = { .sync_state = c->sync_state, .bound_ns = c->bound_ns,
+			      .bound_realtime_ns = c->bound_realtime_ns, .drift_ppb = c->drift_ppb };
+	BND_Published p;
+
+	if (!c->have_bound) {
+		state.sync_state = c->sync_state;
+		return;
+	}
+	p = BND_Combine(&chrony, &held, last_fed ? &last_sample : NULL);
+	/* Each change logged, a page flapping across the bound cut to a line
+	 * every so often, and the state after such a flood said. */
+	if (p.contradicted != contradicted || LOG_LimitOwed(&contradiction_log)) {
+		if (p.contradicted)
+			LOG_LimitedEvent(&contradiction_log, LOGS_WARN, NULL, NULL,
+					 "the page and the system clock differ by %+.9f s, beyond "
+					 "chronyd's bound: published as unsynchronised, bound %.9f s "
+					 "(was the realtime clock stepped?)",
+					 (double)last_sample.offset_ns * 1e-9, (double)p.bound_ns * 1e-9);
+		else
+			LOG_LimitedEvent(&contradiction_log, LOGS_INFO, NULL, NULL,
+					 "the page and the system clock agree with chronyd's bound again");
+		contradicted = p.contradicted;
+	}
+	state.sync_state = p.sync_state;
+	state.error_bound_ns = p.bound_ns;
+	state.error_bound_realtime_ns = p.bound_realtime_ns;
+	state.drift_ppb = p.drift_ppb;
+}
+
 void PUB_ChronyUpdated(const CSY_Report *c)
 {
 	if (!c->have_bound)
 		return;
-	state.error_bound_ns = c->bound_ns;
-	state.error_bound_realtime_ns = c->bound_realtime_ns;
-	state.drift_ppb = c->drift_ppb;
-	state.sync_state = c->sync_state;
+	set_bound(c);
 	flush_state();
+}
+
+/* The page's side of the bound from a tick's report. */
+static void sampled(const SMP_Report *s)
+{
+	last_fed = s->reason == POL_FED;
+	if (!last_fed)
+		return;
+	last_sample = (BND_Sample){ .realtime_ns = s->last_system_ns,
+				    .offset_ns = s->last_offset_ns,
+				    .uncertainty_ns = s->last_uncertainty_ns,
+				    .error_ns = s->last_bound_ns,
+				    .error_ppb = s->last_bound_ppb };
+	BND_Fed(&held, &last_sample, TIM_NowNs(CLOCK_MONOTONIC));
 }
 
 void PUB_Tick(const SMP_Report *s, const DSR_Report *d, const CSY_Report *c)
@@ -305,6 +357,7 @@ void PUB_Tick(const SMP_Report *s, const DSR_Report *d, const CSY_Report *c)
 	unsigned tick_ms = s->longest_tick_ms < SMP_MAX_TICK_MS ? s->longest_tick_ms : SMP_MAX_TICK_MS;
 
 	update_status(s, d);
+	sampled(s);
 
 	/* An unusable state file is tried again once a second, not every tick. */
 	if (state_fd < 0 && cfg->state_file && *cfg->state_file && RLM_Due(&open_retry, 1))
@@ -312,7 +365,7 @@ void PUB_Tick(const SMP_Report *s, const DSR_Report *d, const CSY_Report *c)
 	check_replaced();
 	if (state_fd < 0)
 		return;
-	state.sync_state = c->sync_state;
+	set_bound(c);
 	state.withhold_reason = s->reason < POL_REASON_COUNT ? (uint8_t)s->reason : 0;
 	state.heartbeat_timeout_ms = (uint16_t)(HEARTBEAT_TIMEOUT_TICKS * tick_ms + HEARTBEAT_SLACK_MS);
 	state.heartbeat_realtime_ns = TIM_NowNs(CLOCK_REALTIME);
@@ -340,6 +393,9 @@ void PUB_Initialise(const CNF_Settings *settings)
 	state.version = VMCLOCKD_STATE_VERSION;
 	state.size = sizeof(state);
 	state.sync_state = VMCLOCKD_SYNC_UNKNOWN;
+	/* No bound until chronyd's tracking has been read. */
+	state.error_bound_ns = VMCLOCKD_BOUND_UNKNOWN;
+	state.drift_ppb = UINT32_MAX;
 }
 
 static void close_state_file(void)

@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "vmclock.h"
+#include "../common/timeutil.h"
 
 #include "feed.h"
 #include "log.h"
@@ -36,6 +38,13 @@ static vmclock_t *page;
 static bool page_stuck;
 static FED_Output outputs[MAX_OUTPUTS]; /* NULL: not configured */
 static struct event *tick_ev, *device_ev;
+/* A CLOCK_REALTIME timer armed far ahead with TFD_TIMER_CANCEL_ON_SET: its
+ * read fails with ECANCELED as soon as the realtime clock is set or stepped
+ * (date -s, another time daemon, chronyd's own steps), and a tick runs then
+ * rather than at the next interval: the offset is measured again and the
+ * published bound checked against it at once.  -1 if it cannot be had. */
+static int step_fd = -1;
+static struct event *step_ev;
 static unsigned wakeups_this_tick;
 static bool device_paused; /* device_ev off for a while: the host stalled */
 static bool have_marker;   /* report.marker was read from a page */
@@ -308,6 +317,9 @@ static POL_Reason take_sample(const struct vmclock_abi *copy, const struct vmclo
 	report.have_offset = true;
 	report.last_offset_ns = s.offset_ns;
 	report.last_bound_ns = s.bound_ns;
+	report.last_system_ns = TIM_TimespecToNs(&s.system);
+	report.last_uncertainty_ns = s.uncertainty_ns;
+	report.last_bound_ppb = s.bound_ppb;
 	return POL_FED;
 }
 
@@ -477,6 +489,59 @@ static void device_cb(evutil_socket_t fd, short what, void *arg)
 		start_burst();
 }
 
+/* How far ahead the step watch's timer is armed: it is never meant to
+ * expire (if it does, it is armed again). */
+#define STEP_WATCH_AHEAD_S (366 * 86400)
+
+/* Arms the step watch; false (logged by the caller) if it cannot be. */
+static bool arm_step_watch(void)
+{
+	struct itimerspec its = { 0 };
+
+	if (clock_gettime(CLOCK_REALTIME, &its.it_value) < 0)
+		return false;
+	its.it_value.tv_sec += STEP_WATCH_AHEAD_S;
+	return timerfd_settime(step_fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &its, NULL) == 0;
+}
+
+static void step_cb(evutil_socket_t fd, short what, void *arg)
+{
+	uint64_t expirations;
+	ssize_t n = read(fd, &expirations, sizeof(expirations));
+	bool stepped = n < 0 && errno == ECANCELED;
+
+	if (n < 0 && !stepped)
+		return; /* EAGAIN: woken for nothing */
+	/* A cancelled timer stays cancelled until it is armed again. */
+	if (!arm_step_watch()) {
+		LOG(LOGS_WARN, "cannot watch the realtime clock for steps: %s", strerror(errno));
+		event_del(step_ev);
+	}
+	if (!stepped)
+		return;
+	DEBUG_LOG("the realtime clock was set: sampling now");
+	run_tick(false);
+	if (burst_pending)
+		start_burst();
+}
+
+static void start_step_watch(void)
+{
+	step_fd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (step_fd >= 0 && arm_step_watch() &&
+	    (step_ev = event_new(ev_base, step_fd, EV_READ | EV_PERSIST, step_cb, NULL)) &&
+	    event_add(step_ev, NULL) == 0)
+		return;
+	/* Steps are then seen at the next tick. */
+	LOG(LOGS_WARN, "cannot watch the realtime clock for steps: %s", strerror(errno));
+	if (step_ev)
+		event_free(step_ev);
+	step_ev = NULL;
+	if (step_fd >= 0)
+		close(step_fd);
+	step_fd = -1;
+}
+
 POL_Reason SMP_MeasureOffset(uint64_t marker, double *offset_s)
 {
 	struct vmclock_abi copy;
@@ -600,6 +665,7 @@ int SMP_Initialise(struct event_base *base, const CNF_Settings *settings, const 
 	report.reason = POL_REASON_COUNT;
 	armed_ms = 0;
 	event_active(tick_ev, EV_TIMEOUT, 0);
+	start_step_watch();
 	return 0;
 }
 
@@ -608,6 +674,12 @@ void SMP_Finalise(void)
 	if (tick_ev)
 		event_free(tick_ev);
 	tick_ev = NULL;
+	if (step_ev)
+		event_free(step_ev);
+	step_ev = NULL;
+	if (step_fd >= 0)
+		close(step_fd);
+	step_fd = -1;
 	close_page();
 	for (int i = 0; i < MAX_OUTPUTS; i++) {
 		if (outputs[i])

@@ -26,8 +26,15 @@
 typedef struct {
 	POL_Reason reason;      /* of the last tick */
 	bool have_offset;
-	int64_t last_offset_ns; /* of the last sample fed */
+	/* Of the last sample fed (reason POL_FED: fed this tick): device minus
+	 * system time, measured at last_system_ns (CLOCK_REALTIME) with half a
+	 * bracket of uncertainty; its bound (the page's max error there plus
+	 * the uncertainty) and how fast the page's max error grows. */
+	int64_t last_offset_ns;
+	uint64_t last_system_ns;
+	uint64_t last_uncertainty_ns;
 	uint64_t last_bound_ns;
+	uint32_t last_bound_ppb;
 	uint64_t marker;        /* of the last page read */
 	int reason_errno;       /* the errno behind a BAD_PAGE/NO_DEVICE reason */
 	unsigned long fed;

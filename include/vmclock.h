@@ -140,13 +140,16 @@ uint8_t vmclock_native_counter(void);
  * and error bound, a heartbeat).  vmclock_timestamp() reads CLOCK_REALTIME
  * from the vDSO and says whether that reading can be trusted:
  *   SYNCHRONIZED  chrony is synchronised and no disruption is pending;
- *   FREERUNNING   chrony is not synchronised, but no disruption is pending;
+ *   FREERUNNING   chrony is not synchronised, or vmclockd's measurement
+ *                 contradicts its bound, but no disruption is pending;
  *   DISRUPTED     the device's marker differs from the one the daemon has
  *                 handled, or chrony has not re-synchronised since;
  *   UNKNOWN       no daemon state, a stale heartbeat (daemon stopped), or no
  *                 device.
- * earliest/latest bound the true time: chrony's error bound grown by its
- * drift rate since it was read (+-infinity, i.e. 0 and INT64_MAX, unless
+ * earliest/latest bound the true time: the bound vmclockd publishes
+ * (chrony's error bound plus the page's own max error, or vmclockd's
+ * measurement where it contradicts chrony) grown by its drift rate since
+ * the instant it holds at (+-infinity, i.e. 0 and INT64_MAX, unless
  * SYNCHRONIZED or FREERUNNING).  No allocation; safe from any number of
  * threads.  The daemon's state is read (pread, never mapped: a truncated
  * file must not fault) into the handle at most once a millisecond, by the

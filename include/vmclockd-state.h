@@ -65,11 +65,16 @@ struct vmclockd_state {
 	uint64_t heartbeat_monotonic_ns; /* CLOCK_MONOTONIC of the last tick */
 	uint64_t disruption_marker;  /* the last marker the daemon has handled */
 	uint64_t vm_generation_counter; /* likewise */
-	uint64_t error_bound_ns;     /* chrony: root delay/2 + root dispersion + |correction|
-				      * while it follows a real source; then left to grow
-				      * at drift_ppb, or VMCLOCKD_BOUND_UNKNOWN */
-	uint64_t error_bound_realtime_ns; /* when that bound was read */
-	uint32_t drift_ppb;          /* how fast the bound grows after that */
+	uint64_t error_bound_ns;     /* |system - true|: chrony's root delay/2 + root
+				      * dispersion + |correction| while it follows a real
+				      * source (then left to grow), plus the page's max
+				      * error of the samples chrony may hold; or, when
+				      * vmclockd's measurement contradicts that, |offset| +
+				      * uncertainty + the page's max error.
+				      * VMCLOCKD_BOUND_UNKNOWN: none */
+	uint64_t error_bound_realtime_ns; /* the instant it holds at */
+	uint32_t drift_ppb;          /* how fast it grows after that: chrony's drift
+				      * plus the page's max error rate */
 	int32_t reserved0;
 	int64_t last_offset_ns;      /* of the last sample fed */
 	uint64_t last_disruption_realtime_ns; /* 0: none seen by this daemon */

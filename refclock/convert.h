@@ -88,6 +88,26 @@ static inline __attribute__((always_inline)) uint64_t grown_error(uint64_t flags
 }
 
 /*
+ * How fast a page error grows with elapsed time, in parts per billion:
+ * ceil(rate * 10^9 / period), the error rate and the counter period being in
+ * the same units (2^-(64 + shift) s per tick), so that the shift cancels.
+ * grown_error() adds this growth tick by tick; this is the same rate per
+ * second, for whoever grows a bound without a counter (vmclockd's published
+ * drift).  UINT32_MAX (no useful bound) when the rate is not valid, the
+ * period zero, or the rate beyond 32 bits of ppb.
+ */
+static inline uint32_t convert_rate_ppb_ceil(uint64_t flags, uint64_t rate_flag, uint64_t rate,
+					     uint64_t period)
+{
+	u128 ppb;
+
+	if (!(flags & rate_flag) || period == 0)
+		return UINT32_MAX;
+	ppb = ((u128)rate * NSEC_PER_SEC + period - 1) / period;
+	return ppb >= UINT32_MAX ? UINT32_MAX : (uint32_t)ppb;
+}
+
+/*
  * Whether a page copy carries time at all, whatever the CPU: the one
  * predicate behind vmclock_has_time(), vmclock_convert() and the daemon's
  * policy.  No time: an invalid counter, an unreliable clock, or a zero

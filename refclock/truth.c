@@ -462,19 +462,10 @@ static inline __attribute__((always_inline)) void set_bounds(struct vmclock_time
 	out->latest = TIM_AddNs(out->time, (int64_t)bound_ns);
 }
 
-/* ceil(age * ppb / 1e9): in 64 bits (a multiply, no division call) while
- * the product fits, which covers any bound younger than 4 s. */
-static inline __attribute__((always_inline)) uint64_t grown(uint64_t age_ns, uint32_t ppb)
-{
-	if (__builtin_expect(age_ns < (1ull << 32), 1))
-		return (age_ns * ppb + NSEC_PER_SEC - 1) / NSEC_PER_SEC;
-	return (uint64_t)(((u128)age_ns * ppb + NSEC_PER_SEC - 1) / NSEC_PER_SEC);
-}
-
 int vmclock_timestamp(const vmclock_truth_t *t, struct vmclock_timestamp *out)
 {
 	const struct vmclock_abi *page = __atomic_load_n(&t->page, __ATOMIC_ACQUIRE);
-	uint64_t w[V_WORDS], now_ns, age_ns, growth, bound_ns;
+	uint64_t w[V_WORDS], now_ns, age_ns;
 	unsigned sync_state;
 
 	clock_gettime(CLOCK_REALTIME, &out->time);
@@ -502,13 +493,9 @@ int vmclock_timestamp(const vmclock_truth_t *t, struct vmclock_timestamp *out)
 		set_bounds(out, VMCLOCK_ERROR_UNKNOWN);
 		return 0;
 	}
-	/* chrony's bound, grown at its drift rate since it was read. */
-	bound_ns = w[V_BOUND];
+	/* The published bound, grown at its drift rate since it was read. */
 	age_ns = now_ns > w[V_BOUND_TIME] ? now_ns - w[V_BOUND_TIME] : 0;
-	growth = grown(age_ns, (uint32_t)(w[V_HEAD] >> 32));
-	/* A sum that wraps would be a tight bound from a huge one. */
-	set_bounds(out, growth > VMCLOCK_ERROR_UNKNOWN - bound_ns ? VMCLOCK_ERROR_UNKNOWN
-								  : bound_ns + growth);
+	set_bounds(out, TIM_GrowBound(w[V_BOUND], age_ns, (uint32_t)(w[V_HEAD] >> 32)));
 	return 0;
 }
 

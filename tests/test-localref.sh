@@ -63,6 +63,12 @@ cat "$T/local.json"
 check "daemon --json: sync_state unsynchronized, verdict freerunning, bound null" \
 	json_get "$T/local.json" 'exit(not (j["sync_state"] == "unsynchronized" and
 		j["verdict"] == "freerunning" and j["bound_ns"] is None))'
+check "daemon --json: the published error_bound_ns is null (unknown), not all ones" \
+	json_get "$T/local.json" 'exit(not (j["error_bound_ns"] is None))'
+ctl daemon >"$T/local.txt"
+grep '^Error bound' "$T/local.txt"
+check "daemon: the published error bound reads unknown, not 18446744073709551615 ns" \
+	eval 'grep -q "^Error bound *: unknown" "$T/local.txt" && ! grep -q 18446744073709551615 "$T/local.txt"'
 check "daemon --json: samples withheld for their error bound, none fed" \
 	json_get "$T/local.json" 'exit(not (j["withheld"]["error_bound"] > 0 and j["samples_fed"] == 0))'
 ctl waitsync --timeout 1 >/dev/null 2>"$T/waitsync-local.err"

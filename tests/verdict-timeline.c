@@ -9,7 +9,9 @@
  *
  * usage: verdict-timeline -d PAGE -s STATE -t SECONDS
  * output: "<realtime> <verdict> bound_ns=<n> marker=<m>" per change, then
- *         "checks=<n> violations=<n> max_excess_ns=<n>".
+ *         "checks=<n> violations=<n> max_excess_ns=<n> min_bound_ns=<n>
+ *         first_violation=<realtime> last_violation=<realtime>" (the smallest
+ *         bound of a checked call; 0 for a time when there was none).
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -32,7 +34,8 @@ int main(int argc, char **argv)
 	vmclock_t *page;
 	int c, last = -1;
 	uint64_t checks = 0, violations = 0;
-	int64_t max_excess = 0;
+	int64_t max_excess = 0, first_violation = 0, last_violation = 0;
+	uint64_t min_bound = UINT64_MAX;
 	struct timespec start, now;
 
 	while ((c = getopt(argc, argv, "d:s:t:")) != -1) {
@@ -84,8 +87,13 @@ int main(int argc, char **argv)
 			else if (t > ts_ns(&ts.latest))
 				excess = t - ts_ns(&ts.latest);
 			checks++;
+			if (ts.bound_ns < min_bound)
+				min_bound = ts.bound_ns;
 			if (excess > (int64_t)o.uncertainty_ns) {
 				violations++;
+				if (!first_violation)
+					first_violation = ts_ns(&ts.time);
+				last_violation = ts_ns(&ts.time);
 				if (excess > max_excess)
 					max_excess = excess;
 			}
@@ -93,8 +101,12 @@ int main(int argc, char **argv)
 		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
 		clock_gettime(CLOCK_MONOTONIC, &now);
 	} while ((double)(ts_ns(&now) - ts_ns(&start)) < seconds * 1e9);
-	printf("checks=%" PRIu64 " violations=%" PRIu64 " max_excess_ns=%" PRId64 "\n", checks,
-	       violations, max_excess);
+	printf("checks=%" PRIu64 " violations=%" PRIu64 " max_excess_ns=%" PRId64
+	       " min_bound_ns=%" PRIu64 " first_violation=%" PRId64 ".%09" PRId64
+	       " last_violation=%" PRId64 ".%09" PRId64 "\n",
+	       checks, violations, max_excess, min_bound, first_violation / 1000000000,
+	       first_violation % 1000000000, last_violation / 1000000000,
+	       last_violation % 1000000000);
 	vmclock_truth_close(truth);
 	vmclock_close(page);
 	return 0;

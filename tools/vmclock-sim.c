@@ -75,6 +75,7 @@ struct options {
 	double duration_s;      /* < 0: forever */
 	double migrate_at_s;    /* < 0: never */
 	int64_t migrate_step_ns;
+	int64_t step_ns;        /* what SIGWINCH steps the time by, marker unchanged */
 	long double migrate_freq_ppb;
 	double restore_at_s;    /* < 0: never */
 	bool notify;
@@ -106,7 +107,7 @@ struct anchor {
 	int64_t realtime_ns;
 };
 
-static volatile sig_atomic_t got_migrate, got_restore, got_stall, got_stop;
+static volatile sig_atomic_t got_migrate, got_restore, got_stall, got_step, got_stop;
 
 static void on_signal(int sig)
 {
@@ -116,6 +117,8 @@ static void on_signal(int sig)
 		got_restore = 1;
 	else if (sig == SIGHUP)
 		got_stall = 1;
+	else if (sig == SIGWINCH)
+		got_step = 1;
 	else
 		got_stop = 1;
 }
@@ -517,6 +520,22 @@ static void migrate(struct sim *s, const struct options *o)
 		 " freq_ppb=%.0Lf", s->marker, o->migrate_step_ns, s->off_ns, s->freq_ppb);
 }
 
+/* The time steps by --step-ns and nothing else changes: no marker, no
+ * frequency.  To a reader it is the same as a step of its own realtime clock
+ * by -step (date -s): the two disagree by the step from now on. */
+static void step(struct sim *s, const struct options *o)
+{
+	struct timespec ts;
+	int64_t r;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	s->off_ns = offset_now(s, timespec_ns(&ts)) + o->step_ns;
+	s->r_f0_ns = timespec_ns(&ts);
+	r = publish(s, o);
+	event(r, "step marker=%" PRIu64 " step_ns=%" PRId64 " offset_ns=%" PRId64, s->marker,
+	      o->step_ns, s->off_ns);
+}
+
 static void restore(struct sim *s, const struct options *o)
 {
 	int64_t r;
@@ -535,7 +554,7 @@ static void usage(FILE *f)
 	      "         [--migrate-at S] [--migrate-step-ns N] [--migrate-freq-ppb F]\n"
 	      "         [--restore-at S] [--notify] [--pidfile FILE]\n"
 	      "         [--file-offset BYTES] [--stall-ms N] [--counter-offset TICKS]\n"
-	      "         [--page-log FILE]\n", f);
+	      "         [--page-log FILE] [--step-ns N]\n", f);
 }
 
 static long double parse_number(const char *opt, const char *arg)
@@ -572,7 +591,7 @@ enum {
 	OPT_OFFSET = 256, OPT_FREQ, OPT_STATUS, OPT_ESTERR, OPT_MAXERR, OPT_INTERVAL, OPT_TAI,
 	OPT_MARKER_ONLY, OPT_LEAP, OPT_DURATION, OPT_MIGRATE_AT, OPT_MIGRATE_STEP,
 	OPT_MIGRATE_FREQ, OPT_RESTORE_AT, OPT_NOTIFY, OPT_PIDFILE, OPT_FILE_OFFSET, OPT_STALL,
-	OPT_COUNTER_OFFSET, OPT_PAGE_LOG, OPT_HELP,
+	OPT_COUNTER_OFFSET, OPT_PAGE_LOG, OPT_STEP, OPT_HELP,
 };
 
 static const struct option long_options[] = {
@@ -596,6 +615,7 @@ static const struct option long_options[] = {
 	{ "stall-ms", required_argument, NULL, OPT_STALL },
 	{ "counter-offset", required_argument, NULL, OPT_COUNTER_OFFSET },
 	{ "page-log", required_argument, NULL, OPT_PAGE_LOG },
+	{ "step-ns", required_argument, NULL, OPT_STEP },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -619,6 +639,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		.duration_s = -1,
 		.migrate_at_s = -1,
 		.migrate_step_ns = 2000000,
+		.step_ns = 5000000,
 		.migrate_freq_ppb = 30000,
 		.restore_at_s = -1,
 		.file_offset = -1,
@@ -675,6 +696,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case OPT_MIGRATE_STEP:
 			o->migrate_step_ns = parse_int("migrate-step-ns", optarg,
 						       -INT64_MAX / 4, INT64_MAX / 4);
+			break;
+		case OPT_STEP:
+			o->step_ns = parse_int("step-ns", optarg, -INT64_MAX / 4, INT64_MAX / 4);
 			break;
 		case OPT_MIGRATE_FREQ:
 			o->migrate_freq_ppb = parse_number("migrate-freq-ppb", optarg);
@@ -750,7 +774,7 @@ static void setup_signals(sigset_t *wait_mask)
 {
 	struct sigaction sa;
 	sigset_t block;
-	const int sigs[] = { SIGUSR1, SIGUSR2, SIGHUP, SIGTERM, SIGINT };
+	const int sigs[] = { SIGUSR1, SIGUSR2, SIGHUP, SIGWINCH, SIGTERM, SIGINT };
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -838,6 +862,11 @@ int main(int argc, char **argv)
 				migrate_at = -1;
 			got_migrate = 0;
 			migrate(&s, &o);
+			continue;
+		}
+		if (got_step) {
+			got_step = 0;
+			step(&s, &o);
 			continue;
 		}
 		if (got_stall) {

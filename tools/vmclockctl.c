@@ -871,7 +871,8 @@ static void daemon_json(const struct view *v)
 	json_bool(&j, "heartbeat_fresh", v->fresh);
 	json_u64(&j, "disruption_marker", s->disruption_marker);
 	json_u64(&j, "vm_generation_counter", s->vm_generation_counter);
-	json_u64(&j, "error_bound_ns", s->error_bound_ns);
+	/* VMCLOCKD_BOUND_UNKNOWN (all ones) is no bound: null, as bound_ns. */
+	ns_or_null(&j, "error_bound_ns", s->error_bound_ns);
 	json_u64(&j, "error_bound_realtime_ns", s->error_bound_realtime_ns);
 	json_u64(&j, "drift_ppb", s->drift_ppb);
 	json_i64(&j, "last_offset_ns", s->last_offset_ns);
@@ -938,9 +939,15 @@ static void daemon_human(const struct view *v, const char *state_path, const cha
 	else
 		field("Disruption marker", "%" PRIu64 " (device: unusable)", s->disruption_marker);
 	field("VM generation counter", "%" PRIu64, s->vm_generation_counter);
-	field("Error bound", "%" PRIu64 " ns, read %.3f s ago, grows %" PRIu32 " ppb",
-	      s->error_bound_ns, (double)(int64_t)(now - s->error_bound_realtime_ns) * 1e-9,
-	      s->drift_ppb);
+	if (s->error_bound_ns == VMCLOCKD_BOUND_UNKNOWN && s->error_bound_realtime_ns)
+		field("Error bound", "unknown, since %.3f s ago",
+		      (double)(int64_t)(now - s->error_bound_realtime_ns) * 1e-9);
+	else if (s->error_bound_ns == VMCLOCKD_BOUND_UNKNOWN)
+		field("Error bound", "unknown");
+	else
+		field("Error bound", "%" PRIu64 " ns, read %.3f s ago, grows %" PRIu32 " ppb",
+		      s->error_bound_ns, (double)(int64_t)(now - s->error_bound_realtime_ns) * 1e-9,
+		      s->drift_ppb);
 	field("Last offset", "%c%" PRIu64 ".%09" PRIu64 " seconds (device - system)",
 	      s->last_offset_ns < 0 ? '-' : '+', mag / NSEC_PER_SEC, mag % NSEC_PER_SEC);
 	field("Last disruption", "%s", realtime_text(s->last_disruption_realtime_ns, buf, sizeof(buf)));

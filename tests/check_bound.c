@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: BSD-2-Clause
+ *
+ * check_bound.c - the bound vmclockd publishes (daemon/bound.c): chronyd's
+ * figures plus the page's own error, held while chronyd may hold the
+ * samples; a measurement that contradicts them replaces them; saturation at
+ * the extremes; and the page's error rate in ppb (refclock/convert.h).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <check.h>
+
+#include "vmclock.h"
+#include "vmclockd-state.h"
+#include "../common/timeutil.h"
+#include "../refclock/convert.h"
+#include "../daemon/bound.h"
+
+#define T0 1800000000000000000ull /* realtime ns */
+#define M0 1000000000000ull       /* monotonic ns */
+#define HOLD_NS ((uint64_t)BND_HOLD_S * NSEC_PER_SEC)
+
+static BND_Chrony synced(uint64_t bound_ns)
+{
+	return (BND_Chrony){ .sync_state = VMCLOCKD_SYNC_SYNCHRONIZED, .bound_ns = bound_ns,
+			     .bound_realtime_ns = T0, .drift_ppb = 1000 };
+}
+
+static BND_Sample sample(int64_t offset_ns, uint64_t error_ns)
+{
+	return (BND_Sample){ .realtime_ns = T0 + 50000000, .offset_ns = offset_ns,
+			     .uncertainty_ns = 100, .error_ns = error_ns, .error_ppb = 50 };
+}
+
+START_TEST(page_error_is_added)
+{
+	BND_Held h = { 0 };
+	BND_Chrony c = synced(3000);
+	BND_Sample s = sample(20000, 80100);
+	BND_Published p;
+
+	BND_Fed(&h, &s, M0);
+	p = BND_Combine(&c, &h, &s);
+	ck_assert(!p.contradicted);
+	ck_assert_uint_eq(p.sync_state, VMCLOCKD_SYNC_SYNCHRONIZED);
+	ck_assert_uint_eq(p.bound_ns, 3000 + 80100);
+	ck_assert_uint_eq(p.bound_realtime_ns, T0);
+	ck_assert_uint_eq(p.drift_ppb, 1000 + 50);
+}
+END_TEST
+
+START_TEST(nothing_fed_nothing_added)
+{
+	BND_Held h = { 0 };
+	BND_Chrony c = synced(3000);
+	BND_Published p = BND_Combine(&c, &h, NULL);
+
+	ck_assert_uint_eq(p.bound_ns, 3000);
+	ck_assert_uint_eq(p.drift_ppb, 1000);
+	ck_assert_uint_eq(p.sync_state, VMCLOCKD_SYNC_SYNCHRONIZED);
+}
+END_TEST
+
+/* The page stops vouching: nothing more is fed, chronyd still holds the
+ * samples, and their error stays in the bound however long that lasts. */
+START_TEST(held_after_the_page_stops_vouching)
+{
+	BND_Held h = { 0 };
+	BND_Chrony c = synced(3000);
+	BND_Sample s = sample(0, 90000);
+	BND_Published p;
+
+	BND_Fed(&h, &s, M0);
+	p = BND_Combine(&c, &h, NULL);
+	ck_assert_uint_eq(p.bound_ns, 93000);
+	/* chronyd lost the source: its last bound left to grow, unsynchronised. */
+	c.sync_state = VMCLOCKD_SYNC_UNSYNCHRONIZED;
+	p = BND_Combine(&c, &h, NULL);
+	ck_assert_uint_eq(p.bound_ns, 93000);
+	ck_assert_uint_eq(p.drift_ppb, 1050);
+}
+END_TEST
+
+/* A large error leaves the held figure no sooner than BND_HOLD_S of feeding
+ * after it, and no later than twice that. */
+START_TEST(held_for_a_window_while_fed)
+{
+	BND_Held h = { 0 };
+	BND_Chrony c = synced(0);
+	BND_Sample big = sample(0, 100000), small = sample(0, 1000);
+
+	BND_Fed(&h, &big, M0);
+	BND_Fed(&h, &small, M0 + HOLD_NS - 1);
+	ck_assert_uint_eq(BND_Combine(&c, &h, &small).bound_ns, 100000);
+	BND_Fed(&h, &small, M0 + HOLD_NS); /* a new window: the big one is the last one's */
+	ck_assert_uint_eq(BND_Combine(&c, &h, &small).bound_ns, 100000);
+	BND_Fed(&h, &small, M0 + 2 * HOLD_NS - 1);
+	ck_assert_uint_eq(BND_Combine(&c, &h, &small).bound_ns, 100000);
+	BND_Fed(&h, &small, M0 + 2 * HOLD_NS);
+	ck_assert_uint_eq(BND_Combine(&c, &h, &small).bound_ns, 1000);
+}
+END_TEST
+
+/* The page steps 5 ms (or the realtime clock does) while chronyd's figures
+ * say a few microseconds: they are not published. */
+START_TEST(measurement_disproves_chrony)
+{
+	BND_Held h = { 0 };
+	BND_Chrony c = synced(3000);
+	BND_Sample s = sample(-5000000, 80100);
+	BND_Published p;
+
+	BND_Fed(&h, &s, M0);
+	p = BND_Combine(&c, &h, &s);
+	ck_assert(p.contradicted);
+	ck_assert_uint_eq(p.sync_state, VMCLOCKD_SYNC_UNSYNCHRONIZED);
+	ck_assert_uint_eq(p.bound_ns, 5000000 + 80100);
+	ck_assert_uint_eq(p.bound_realtime_ns, s.realtime_ns);
+	ck_assert_uint_eq(p.drift_ppb, 1050);
+	/* Unsynchronised already (chronyd's last real bound): the same. */
+	c.sync_state = VMCLOCKD_SYNC_UNSYNCHRONIZED;
+	p = BND_Combine(&c, &h, &s);
+	ck_assert(p.contradicted);
+	ck_assert_uint_eq(p.sync_state, VMCLOCKD_SYNC_UNSYNCHRONIZED);
+	ck_assert_uint_eq(p.bound_ns, 5080100);
+}
+END_TEST
+
+/* Exactly at the edge: |o| - u equal to the bound at the measurement's
+ * instant agrees; a nanosecond more does not. */
+START_TEST(measurement_edge)
+{
+	BND_Held h = { 0 };
+	BND_Chrony c = synced(3000);
+	BND_Sample s = sample(0, 80100);
+	/* 50 ms after chronyd's reading at 1050 ppb: 52.5 ns of growth. */
+	uint64_t at = TIM_GrowBound(3000 + 80100, 50000000, 1050);
+	BND_Published p;
+
+	ck_assert_uint_eq(at, 83100 + 53); /* 52.5 rounded up */
+	BND_Fed(&h, &s, M0);
+	s.offset_ns = (int64_t)(at + s.uncertainty_ns);
+	p = BND_Combine(&c, &h, &s);
+	ck_assert(!p.contradicted);
+	ck_assert_uint_eq(p.bound_ns, 83100);
+	s.offset_ns++;
+	p = BND_Combine(&c, &h, &s);
+	ck_assert(p.contradicted);
+	ck_assert_uint_eq(p.sync_state, VMCLOCKD_SYNC_UNSYNCHRONIZED);
+	s.offset_ns = -s.offset_ns;
+	ck_assert(BND_Combine(&c, &h, &s).contradicted);
+	/* Within the uncertainty of zero: never a contradiction. */
+	s.offset_ns = 100;
+	ck_assert(!BND_Combine(&c, &h, &s).contradicted);
+}
+END_TEST
+
+/* No bound from chronyd, or a disruption: nothing to add or to disprove. */
+START_TEST(unknown_and_disrupted_untouched)
+{
+	BND_Held h = { 0 };
+	BND_Chrony c = synced(VMCLOCKD_BOUND_UNKNOWN);
+	BND_Sample s = sample(-5000000, 80100);
+	BND_Published p;
+
+	c.sync_state = VMCLOCKD_SYNC_UNSYNCHRONIZED;
+	c.drift_ppb = UINT32_MAX;
+	BND_Fed(&h, &s, M0);
+	p = BND_Combine(&c, &h, &s);
+	ck_assert(!p.contradicted);
+	ck_assert_uint_eq(p.bound_ns, VMCLOCKD_BOUND_UNKNOWN);
+	ck_assert_uint_eq(p.drift_ppb, UINT32_MAX);
+	c = synced(3000);
+	c.sync_state = VMCLOCKD_SYNC_DISRUPTED;
+	p = BND_Combine(&c, &h, &s);
+	ck_assert(!p.contradicted);
+	ck_assert_uint_eq(p.sync_state, VMCLOCKD_SYNC_DISRUPTED);
+}
+END_TEST
+
+/* A page error near 2^64 saturates to no bound, never wraps to a small one;
+ * so do drifts. */
+START_TEST(saturation)
+{
+	BND_Held h = { 0 };
+	BND_Chrony c = synced(3000);
+	BND_Sample s = sample(0, UINT64_MAX - 1000);
+	BND_Published p;
+
+	s.error_ppb = UINT32_MAX - 10;
+	BND_Fed(&h, &s, M0);
+	p = BND_Combine(&c, &h, &s);
+	ck_assert_uint_eq(p.bound_ns, UINT64_MAX);
+	ck_assert_uint_eq(p.drift_ppb, UINT32_MAX);
+	ck_assert(!p.contradicted);
+	s.error_ns = UINT64_MAX;
+	s.offset_ns = INT64_MIN;
+	h = (BND_Held){ 0 };
+	BND_Fed(&h, &s, M0);
+	ck_assert_uint_eq(BND_Combine(&c, &h, &s).bound_ns, UINT64_MAX);
+	ck_assert_uint_eq(TIM_GrowBound(UINT64_MAX - 5, 1000000000, 1000), UINT64_MAX);
+	ck_assert_uint_eq(TIM_GrowBound(7, (uint64_t)1 << 40, UINT32_MAX),
+			  7 + (uint64_t)(((u128)((uint64_t)1 << 40) * UINT32_MAX + 999999999) /
+					 1000000000));
+}
+END_TEST
+
+/* The page's maximum error rate as ppb of elapsed time: exact, rounded up,
+ * unknown without the valid flag. */
+START_TEST(rate_in_ppb)
+{
+	const uint64_t f = VMCLOCK_FLAG_PERIOD_MAXERROR_VALID;
+	const uint64_t period = 18446744073ull; /* ~1 ns per tick, shift 0 */
+
+	ck_assert_uint_eq(convert_rate_ppb_ceil(f, f, period / 20000000, period), 50);
+	ck_assert_uint_eq(convert_rate_ppb_ceil(f, f, period / 20000000 + 1, period), 51);
+	ck_assert_uint_eq(convert_rate_ppb_ceil(f, f, 0, period), 0);
+	ck_assert_uint_eq(convert_rate_ppb_ceil(0, f, period / 20000000, period), UINT32_MAX);
+	ck_assert_uint_eq(convert_rate_ppb_ceil(f, f, 1, 0), UINT32_MAX);
+	ck_assert_uint_eq(convert_rate_ppb_ceil(f, f, UINT64_MAX, 1), UINT32_MAX);
+	ck_assert_uint_eq(convert_rate_ppb_ceil(f, f, period * 4, period), 4000000000u);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("bound");
+	TCase *tc = tcase_create("published bound");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, page_error_is_added);
+	tcase_add_test(tc, nothing_fed_nothing_added);
+	tcase_add_test(tc, held_after_the_page_stops_vouching);
+	tcase_add_test(tc, held_for_a_window_while_fed);
+	tcase_add_test(tc, measurement_disproves_chrony);
+	tcase_add_test(tc, measurement_edge);
+	tcase_add_test(tc, unknown_and_disrupted_untouched);
+	tcase_add_test(tc, saturation);
+	tcase_add_test(tc, rate_in_ppb);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
