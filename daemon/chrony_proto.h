@@ -94,8 +94,9 @@ typedef struct {
 /* Each Make function fills a whole packet with sequence 0 and attempt 0. */
 void CPR_MakeResetSources(CPR_Packet *p);
 void CPR_MakeTracking(CPR_Packet *p);
-/* Relative frequency change in ppm, chrony's `dfreq` (positive: the clock
- * is made to run faster). */
+/* Relative frequency change in ppm, chrony's `dfreq`, in chrony's sense of
+ * frequency: positive means the clock was found running fast (it gained),
+ * which chronyd corrects by making it run slower; negative, faster. */
 void CPR_MakeDfreq(CPR_Packet *p, double dfreq_ppm);
 /* Relative offset in seconds, chrony's `doffset` (positive: the clock is
  * moved backwards, i.e. it was ahead by that much). */

@@ -11,10 +11,16 @@
  * bursts so that reselection is quick.  On a marker-only page there is no
  * time: reset sources, then an NTP burst.
  *
- * Failures: chronyd not running means it starts without stale measurements,
- * which is what a reset would have achieved: the disruption is handled.  Any
- * other failure is retried with doubling backoff, samples withheld, and
- * given up after MAX_TRIES with an error; sampling itself never waits.
+ * Failures: a step that fails is retried with doubling backoff, samples
+ * withheld; a round of tries that fails (chronyd refusing, silent or not
+ * running) leaves the disruption unhandled: the handled marker, its period
+ * and handled_at stay as they were (in memory and in the state file, so a
+ * restart hands it over again), chronysync keeps saying DISRUPTED, samples
+ * are fed while the handover waits, and it is tried again at the hold-off
+ * cadence until chronyd takes it (handover.c says it once).  A chronyd that
+ * was not running gets the reset and the step when it is, but no dfreq: its
+ * frequency comes from its drift file, right for a period not known.
+ * Sampling itself never waits.
  */
 #include <endian.h>
 #include <errno.h>
@@ -456,11 +462,14 @@ static void finish(bool recovered)
 	}
 }
 
-/* The handover module reports once per handover, for the newest marker;
- * it logs its own retries and give-up. */
+/* The handover module reports once per handover, for the newest marker,
+ * when it completed; it logs its own retries and failed rounds.  No reset:
+ * no chronyd is configured. */
 static void handover_done(const HND_Report *r, void *arg)
 {
-	if (r->ok && !r->chronyd_absent) {
+	bool handed = r->ok && r->resets > 0;
+
+	if (handed) {
 		struct timespec now;
 
 		/* The monotonic time of the last reply, to set beside the
@@ -487,11 +496,8 @@ static void handover_done(const HND_Report *r, void *arg)
 		else
 			LOG(LOGS_INFO, "chronyd reset (marker-only page), %.2f ms; asked for an NTP burst",
 			    (double)r->duration_ns * 1e-6);
-	} else if (!r->chronyd_absent) {
-		LOG(LOGS_ERR, "could not reset chronyd (%s at %s); feeding samples again", r->reason,
-		    HND_StepName(r->failed_step));
 	}
-	finish(r->ok && !r->chronyd_absent);
+	finish(handed);
 }
 
 /* Alerts a flapping page could repeat at every tick: rate-limited (the first
@@ -657,7 +663,9 @@ bool DSR_Observe(const struct vmclock_abi *page, const struct vmclock_offset *of
 		have_offset = true;
 		last_offset_ns = offset->offset_ns;
 	}
-	return report.handling;
+	/* A handover that failed a round and waits to try again: samples are
+	 * fed meanwhile (the disruption is still unhandled). */
+	return report.handling && !HND_RetryWaiting();
 }
 
 int DSR_Initialise(struct event_base *base, const CNF_Settings *settings,

@@ -29,7 +29,9 @@ typedef struct {
 	uint64_t handled_marker;
 	uint64_t handled_gen;
 	unsigned long disruptions;   /* seen since start */
-	bool handling;               /* a handover is under way */
+	bool handling;               /* a handover is under way, or waits to try
+				      * again after a failed round: the marker is
+				      * not handled */
 	struct timespec last_disruption; /* CLOCK_REALTIME when last detected */
 	double last_step_s;          /* step seen at the last disruption */
 	struct timespec handled_at;  /* CLOCK_MONOTONIC when the last one was handled */

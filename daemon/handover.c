@@ -101,6 +101,12 @@ static HND_Period chrony_period; /* chronyd's frequency is right for this */
 static HND_Period episode_period; /* ... as it was when the handover began */
 static bool reset_done, have_track, doffset_done, burst_done;
 static CPR_Tracking track;
+/* track was the last thing read from chronyd: no request and no wait since
+ * (chronyd keeps slewing its correction away while we wait). */
+static bool track_fresh;
+/* A round of tries failed: waiting in the hold-off to try again (samples
+ * flow meanwhile); failing_said: the failure was logged for this handover. */
+static bool retry_wait, failing_said;
 static bool settle_needed;
 static int failures;
 static bool delivered; /* a request of this handover reached chronyd */
@@ -212,6 +218,7 @@ static void arm(HND_State s, int64_t ms)
 	struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000 * 1000) };
 
 	set_state(s, HND_STEP_NONE);
+	track_fresh = false; /* time passes: chronyd slews on */
 	evtimer_add(timer_ev, &tv);
 }
 
@@ -258,13 +265,42 @@ static void complete(bool ok, HND_Step failed, int error, const char *reason)
 	}
 	report.chrony_period = chrony_period;
 	report.duration_ns = mono_ns() - start_ns;
+	if (failing_said)
+		LOG(LOGS_INFO, "disruption %" PRIu64 " handed over to chronyd after %d failed "
+		    "round%s", target.marker, report.failed_rounds,
+		    report.failed_rounds == 1 ? "" : "s");
 	r = report;
 	busy = false;
+	retry_wait = false;
+	failing_said = false;
 	dfreq_pending = false;
 	settle_needed = false;
 	set_state(HND_IDLE, HND_STEP_NONE);
 	if (cb.done)
 		cb.done(&r, cb.arg);
+}
+
+/* A round of tries failed: the handover is not done.  It is tried again at
+ * the hold-off cadence (doubling to max_holdoff_ms), from the facts it has,
+ * until it completes or a newer target replaces it; said once. */
+static void round_failed(HND_Step s, const char *reason)
+{
+	int64_t wait = holdoff_ms;
+
+	report.failed_rounds++;
+	if (!failing_said)
+		LOG(LOGS_ERR, "could not hand disruption %" PRIu64 " over to chronyd (%s at %s); "
+		    "feeding samples, the disruption stays unhandled and is tried again every "
+		    "%d to %d s until chronyd takes it", target.marker, reason, HND_StepName(s),
+		    timing.holdoff_ms / 1000, timing.max_holdoff_ms / 1000);
+	failing_said = true;
+	failures = 0;
+	bump_holdoff();
+	if (settle_needed && wait < timing.settle_ms)
+		wait = timing.settle_ms;
+	settle_needed = false;
+	retry_wait = true;
+	arm(HND_HOLDOFF, wait);
 }
 
 /* QUIET: the caller said why. */
@@ -275,9 +311,7 @@ static void step_failed_said(HND_Step s, int error, const char *reason, bool qui
 	failures++;
 	report.failures++;
 	if (failures >= timing.max_failures) {
-		LOG(LOGS_ERR, "could not hand the disruption over to chronyd after %d tries (%s at %s)",
-		    failures, reason, HND_StepName(s));
-		complete(false, s, error, reason);
+		round_failed(s, reason);
 		return;
 	}
 	if (!quiet)
@@ -370,6 +404,7 @@ static void resolve_verify(const CPR_Tracking *t)
 	if (reset_done && sent_gen == gen) {
 		track = *t;
 		have_track = true;
+		track_fresh = true;
 	}
 }
 
@@ -397,6 +432,7 @@ static void on_reply(const CCL_Result *r, void *arg)
 			if (current && reset_done) {
 				track = r->reply.tracking;
 				have_track = true;
+				track_fresh = true;
 			}
 			break;
 		case HND_STEP_VERIFY:
@@ -429,11 +465,20 @@ static void on_reply(const CCL_Result *r, void *arg)
 		close_client(); /* a fresh socket next time (chronyd's directory
 				   may have been recreated) */
 		if ((r->error == ENOENT || r->error == ECONNREFUSED) && !delivered && !dfreq_pending) {
-			LOG(LOGS_WARN, "chronyd not reachable at %s (%s): it holds no stale "
-			    "measurements", cmd_path, strerror(r->error));
+			/* A chronyd that starts later takes its frequency from
+			 * its drift file, which may or may not hold a dfreq of
+			 * ours: the period it is right for is not known, and
+			 * it gets the reset and the step, no dfreq. */
+			if (!report.chronyd_absent)
+				LOG(LOGS_WARN, "chronyd not reachable at %s (%s): the disruption is "
+				    "handed over when it is, without a frequency change",
+				    cmd_path, strerror(r->error));
 			report.chronyd_absent = true;
-			chrony_period.valid = false;
-			complete(false, s, r->error, r->reason);
+			if (chrony_period.valid) {
+				chrony_period.valid = false;
+				record_resolved();
+			}
+			round_failed(s, r->reason);
 			return;
 		}
 		step_failed(s, r->error, r->reason);
@@ -544,6 +589,7 @@ static void send_step(HND_Step s)
 	}
 
 	sent_gen = gen;
+	track_fresh = false;
 	set_state(HND_REQUEST, s);
 	r = CCL_Start(client, &p, timing.timeout_ms, timing.tries, on_reply, NULL);
 	if (r < 0)
@@ -621,6 +667,10 @@ static void next_action(void)
 		send_step(HND_STEP_TRACKING);
 	else if (target.has_time && want_dfreq())
 		send_step(HND_STEP_DFREQ);
+	else if (target.has_time && !doffset_done && !track_fresh)
+		/* c read again right before the doffset: since the last read
+		 * a request went out or time passed, and chronyd slewed. */
+		send_step(HND_STEP_TRACKING);
 	else if (target.has_time && !doffset_done)
 		send_step(HND_STEP_DOFFSET);
 	else if (!target.has_time && !burst_done)
@@ -632,6 +682,7 @@ static void next_action(void)
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	if (state == HND_HOLDOFF) {
+		retry_wait = false;
 		/* Targets that arrived while waiting are simply the newest. */
 		last_begin_ns = mono_ns();
 		have_begun = true;
@@ -739,6 +790,8 @@ int HND_Initialise(struct event_base *base, const char *chrony_cmd, const HND_Ti
 	have_begun = false;
 	busy = false;
 	record_failing = false;
+	retry_wait = false;
+	failing_said = false;
 	state = HND_IDLE;
 	step = HND_STEP_NONE;
 	cmd_path = NULL;
@@ -774,4 +827,9 @@ HND_State HND_GetState(void)
 bool HND_Busy(void)
 {
 	return busy;
+}
+
+bool HND_RetryWaiting(void)
+{
+	return busy && retry_wait;
 }

@@ -18,7 +18,8 @@
  * States: IDLE; HOLDOFF (a target waits for the rate limit); REQUEST (one
  * request out: reset, tracking, dfreq, doffset, burst, or verify, the
  * tracking read that resolves an unknown dfreq); BACKOFF (a step failed,
- * retry later); SETTLE (something sent may still land: wait before
+ * retry later; after max_failures the round failed, and HOLDOFF waits to try
+ * the whole handover again); SETTLE (something sent may still land: wait before
  * verifying or resetting).  Return convention: 0 or a negative errno value.
  */
 #ifndef VMCLOCKD_HANDOVER_H
@@ -105,8 +106,8 @@ typedef struct {
 } HND_Target;
 
 typedef struct {
-	bool ok;
-	bool chronyd_absent;  /* not reachable when the handover began */
+	bool ok;              /* always: done is called only when it completed */
+	bool chronyd_absent;  /* not reachable when a round began: no dfreq */
 	uint64_t marker;      /* the (newest) target handed over */
 	bool has_time;
 	/* The period chronyd's frequency is right for now; !valid: not known
@@ -125,6 +126,7 @@ typedef struct {
 	int resets;           /* reset requests chronyd confirmed */
 	int datagrams;        /* requests sent in all */
 	int failures;         /* steps that failed and were retried */
+	int failed_rounds;    /* rounds of max_failures tries that failed */
 	int64_t duration_ns;
 	int64_t rtt_ns[HND_STEP_COUNT]; /* last round trip of each step */
 	/* When !ok: */
@@ -157,7 +159,11 @@ typedef struct {
 	/* Device time minus system time now, s, measured on a page whose
 	 * marker is marker (the target's). */
 	HND_OffsetAnswer (*offset)(uint64_t marker, double *offset_s, void *arg);
-	/* Exactly once per handover, from the event loop. */
+	/* Exactly once per handover, from the event loop, when it completed.
+	 * A handover never gives up: a round of max_failures failed tries
+	 * (chronyd refusing, not answering, or not there) is logged once and
+	 * tried again at the hold-off cadence until it completes or a newer
+	 * target replaces it (see HND_RetryWaiting). */
 	void (*done)(const HND_Report *report, void *arg);
 	/* Optional: keep REC durably (it must survive a crash of vmclockd), 0
 	 * or a negative errno value.  Called before every dfreq is sent, with
@@ -189,5 +195,8 @@ int HND_Reconfigure(const char *chrony_cmd);
 void HND_Start(const HND_Target *target);
 HND_State HND_GetState(void);
 bool HND_Busy(void);
+/* A round failed and the handover waits to try again: nothing of it is in
+ * flight, and the caller may feed samples meanwhile. */
+bool HND_RetryWaiting(void);
 
 #endif /* VMCLOCKD_HANDOVER_H */
