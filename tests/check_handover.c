@@ -7,8 +7,11 @@
  * The double speaks the real protocol (requests decoded, replies encoded
  * with chrony_proto's numbers and Float) and keeps a model of chronyd: its
  * frequency (a dfreq d scales the rate, (1 - f') = (1 - f)(1 - d), as chrony
- * does), its correction (reset sources cancels it, doffset2 moves it), and a
- * log of what it applied.  Each request it receives gets the next fault of
+ * does), its correction (doffset2 moves it; reset sources leaves it, as
+ * chrony's only resets the source instances; it slews away while time
+ * passes: halved whenever the module waits, in hold-off, backoff or settle,
+ * so that a doffset computed from a correction read before a wait is
+ * off), and a log of what it applied.  Each request it receives gets the next fault of
  * the script; events in the script fire at the next point where the module
  * waits: when a request arrives (in flight) or when it enters hold-off,
  * backoff or settle.
@@ -38,8 +41,9 @@
  * of the (1 - dfreq) it applied equals the ratio of periods: no dfreq twice,
  * none missing, none against the wrong period), the module's own belief is
  * P_newest, and, unless chronyd restarted after the last doffset, its
- * correction equals the newest offset o (the doffsets since its last reset
- * add up to o - c).
+ * correction right after the last doffset equals the newest offset o (the
+ * doffset was computed from the correction as it was then, not from one
+ * read before a wait).
  *
  * The "crash" suite puts a CRASH at every point of a handover (each request
  * as it arrives, before chronyd processes it, with each fault on it) and
@@ -83,9 +87,10 @@ static const char *const event_names[N_EVENTS] = {
 };
 #define N_EXHAUSTIVE (N_EVENTS * N_EVENTS * N_EVENTS) /* N_EVENTS^SEQ_LEN */
 /* The crash suite: a CRASH as request CRASH_REQUESTS + 1 arrives (the
- * handover's reset, tracking, dfreq, doffset; or after it is done), times a
+ * handover's reset, tracking, dfreq, tracking again, doffset; or after it is
+ * done), times a
  * fault on that request (OK..RESTART), times any event after. */
-#define CRASH_REQUESTS 5
+#define CRASH_REQUESTS 6
 #define CRASH_FAULTS (RESTART + 1)
 #define N_CRASH_POINTS (CRASH_REQUESTS * CRASH_FAULTS * N_EVENTS)
 
@@ -144,6 +149,8 @@ typedef struct {
 	/* chronyd's state */
 	double freq;       /* ppm */
 	double correction; /* s, > 0: the clock is behind */
+	double c_after_doffset; /* right after the last doffset applied */
+	int retry_waits, done_at_retry_wait; /* waits after a failed round */
 	int resets, dfreqs, doffsets, restarts, received;
 	double product;    /* of (1 - dfreq) applied */
 	bool restart_after_doffset;
@@ -259,7 +266,6 @@ static size_t process(const Req *q, uint8_t *out)
 
 	switch (cmd) {
 	case CPR_REQ_RESET_SOURCES:
-		D.correction = 0.0;
 		D.resets++;
 		break;
 	case CPR_REQ_DFREQ:
@@ -271,6 +277,7 @@ static size_t process(const Req *q, uint8_t *out)
 		break;
 	case CPR_REQ_DOFFSET2:
 		D.correction -= v;
+		D.c_after_doffset = D.correction;
 		D.doffsets++;
 		D.restart_after_doffset = false;
 		break;
@@ -506,8 +513,15 @@ static void done_cb(const HND_Report *r, void *arg)
 
 static void state_cb(HND_State s, HND_Step step, void *arg)
 {
-	if (s == HND_HOLDOFF || s == HND_BACKOFF || s == HND_SETTLE)
+	if (s == HND_HOLDOFF || s == HND_BACKOFF || s == HND_SETTLE) {
+		/* Time passes: chronyd slews half of its correction away. */
+		D.correction *= 0.5;
 		event_active(D.fire_ev, EV_TIMEOUT, 0);
+	}
+	if (HND_RetryWaiting()) {
+		D.retry_waits++;
+		D.done_at_retry_wait += D.done_calls;
+	}
 }
 
 static HND_Period scaled(HND_Period p, double ppm)
@@ -659,9 +673,9 @@ static void check_truth(void)
 	ck_assert_msg(D.disk_period.valid && D.disk_period.frac == newest.frac && !D.disk_doubt.valid,
 		      "%s: the state file holds another period, or a dfreq in doubt", D.trace);
 	if (!D.restart_after_doffset)
-		ck_assert_msg(fabs(D.correction - D.offset[D.markers]) <= 1e-9,
-			      "%s: chronyd's correction %.12f s, want o = %.12f", D.trace,
-			      D.correction, D.offset[D.markers]);
+		ck_assert_msg(fabs(D.c_after_doffset - D.offset[D.markers]) <= 1e-9,
+			      "%s: chronyd's correction after the doffset %.12f s, want o = %.12f",
+			      D.trace, D.c_after_doffset, D.offset[D.markers]);
 }
 
 static void run_script(const int *script, int len)
@@ -799,6 +813,97 @@ START_TEST(record_failing_never_sends)
 	/* chronyd's frequency is still right for the old period. */
 	ck_assert(D.last.chrony_period.valid && D.last.chrony_period.frac == D.period[0].frac);
 	teardown();
+}
+END_TEST
+
+/* chronyd refuses every reset of a round (chrony < 4.0 has no reset
+ * sources; or it is wedged): the handover is not done and not reported, it
+ * waits at the hold-off cadence and tries again; once chronyd answers it
+ * completes, with exactly one dfreq. */
+START_TEST(round_failed_then_success)
+{
+	static const int script[] = { REFUSE, REFUSE, REFUSE, REFUSE, REFUSE, REFUSE };
+	HND_Timing few = fast;
+
+	few.max_failures = 3;
+	setup(script, 6);
+	HND_Finalise();
+	ck_assert_int_eq(HND_Initialise(D.base, D.path[0], &few, &module_cbs), 0);
+	run();
+	check_truth();
+	ck_assert_int_eq(D.done_calls, 1);
+	ck_assert_int_eq(D.last.failed_rounds, 2);
+	ck_assert_int_ge(D.retry_waits, 2);
+	ck_assert_int_eq(D.done_at_retry_wait, 0); /* not reported while failing */
+	ck_assert_int_eq(D.resets, 1);
+	ck_assert_int_eq(D.dfreqs, 1);
+	ck_assert_int_eq(D.doffsets, 1);
+	ck_assert_int_eq(D.disk_marker, 1);
+	teardown();
+}
+END_TEST
+
+/* A dfreq refused for a whole round, then applied: once, and the period
+ * chronyd is right for moves only then. */
+START_TEST(dfreq_refused_round_then_applied)
+{
+	static const int script[] = { OK, OK, REFUSE, REFUSE, REFUSE };
+	HND_Timing few = fast;
+
+	few.max_failures = 3;
+	setup(script, 5);
+	HND_Finalise();
+	ck_assert_int_eq(HND_Initialise(D.base, D.path[0], &few, &module_cbs), 0);
+	run();
+	check_truth();
+	ck_assert_int_eq(D.last.failed_rounds, 1);
+	ck_assert_int_ge(D.retry_waits, 1);
+	ck_assert_int_eq(D.done_at_retry_wait, 0);
+	ck_assert_int_eq(D.dfreqs, 1);
+	teardown();
+}
+END_TEST
+
+/* chronyd not running when the disruption comes, started later: the
+ * handover waits for it (not reported as done meanwhile), then resets and
+ * steps it without a dfreq (its frequency is its drift file's, right for a
+ * period not known), and says the period is unknown. */
+START_TEST(chronyd_absent_then_present)
+{
+	int script[1] = { OK };
+
+	setup(script, 0);
+	close_sockets();
+	new_marker();
+	while (D.retry_waits < 3)
+		event_base_loop(D.base, EVLOOP_ONCE);
+	ck_assert_int_eq(D.done_calls, 0);
+	ck_assert(HND_Busy());
+	ck_assert(!D.disk_period.valid); /* a restart now composes no dfreq */
+	bind_sockets();
+	while (D.done_calls == 0)
+		event_base_loop(D.base, EVLOOP_ONCE);
+	ck_assert(D.last.ok);
+	ck_assert(D.last.chronyd_absent);
+	ck_assert(!D.last.chrony_period.valid);
+	ck_assert_int_eq(D.resets, 1);
+	ck_assert_int_eq(D.dfreqs, 0);
+	ck_assert_int_eq(D.doffsets, 1);
+	ck_assert_msg(fabs(D.c_after_doffset - D.offset[1]) <= 1e-9, "correction %.12f",
+		      D.c_after_doffset);
+	teardown();
+}
+END_TEST
+
+/* A dfreq refused once: the backoff before it is sent again lets chronyd
+ * slew; the doffset must use the correction read after that, not before. */
+START_TEST(stale_correction)
+{
+	static const int script[] = { OK, OK, REFUSE };
+
+	run_script(script, 3);
+	ck_assert_int_eq(D.dfreqs, 1);
+	ck_assert_int_eq(D.doffsets, 1);
 }
 END_TEST
 
@@ -965,8 +1070,8 @@ START_TEST(doffset_skipped_page_does_not_vouch)
 	ck_assert_int_eq(D.resets, 1);
 	ck_assert_int_eq(D.dfreqs, 1);
 	ck_assert_int_eq(D.doffsets, 0);
-	/* The reset cancelled the correction and nothing moved it since. */
-	ck_assert(D.correction == 0.0);
+	/* No doffset moved the correction: it only slewed away. */
+	ck_assert(D.correction > 0.0 && D.correction <= 0.0123);
 	/* The frequency change is still whole: P0 -> P1 exactly once. */
 	ck_assert_msg(fabs(D.product - ldexp((double)D.period[1].frac,
 					     D.period[0].shift - D.period[1].shift) /
@@ -1082,6 +1187,10 @@ static Suite *handover_suite(void)
 	tcase_add_test(tc, crash_twice_while_in_doubt);
 	tcase_add_test(tc, record_failing_delays_dfreq);
 	tcase_add_test(tc, record_failing_never_sends);
+	tcase_add_test(tc, round_failed_then_success);
+	tcase_add_test(tc, dfreq_refused_round_then_applied);
+	tcase_add_test(tc, chronyd_absent_then_present);
+	tcase_add_test(tc, stale_correction);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("crash");

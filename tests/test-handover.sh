@@ -34,6 +34,13 @@
 #      vmclockd's own, filled once its marker is saved): the dfreq cannot be
 #      recorded first, so it never reaches chronyd (said once, then given up
 #      with an error), and chronyd is still reset and stepped.
+#  (j) chronyd refuses reset sources (as a chrony older than 4.0 does) for
+#      longer than a round of tries, across a restart of vmclockd: the
+#      disruption stays unhandled (the published sync state DISRUPTED, never
+#      SYNCHRONIZED from chronyd's old selection; the state file keeps the
+#      old marker), the failure is said once per vmclockd, samples are fed
+#      while it waits, and once the refusals stop the handover completes:
+#      one dfreq, the whole change, and the verdict synchronised again.
 # What chronyd applied is read from the proxy's log (answers with status 0),
 # the change expected from vmclockd's own disruption alerts (each migration's
 # FREQ_CHANGE_PPM, composed as a ratio of periods).
@@ -275,5 +282,69 @@ check "i: the handover done" grep -q 'chronyd reset after disruption 2' "$T/vmcl
 kill "$SIM_PID" "$PROXY_PID" 2>/dev/null
 wait "$SIM_PID" "$PROXY_PID" 2>/dev/null
 cp "$T/vmclockd.log" "$T/vmclockd-$CASE.log"
+
+# (j) Reset sources refused through more than a round of tries (six), for
+# two vmclockd lives: 20 refusals, the 21st reset goes through.
+CASE=j
+rm -rf "$T/page" "$T/state" "$T/proxy.sock" "$T/proxy-up.sock"
+: >"$T/vmclockd.log"
+python3 "$top_srcdir/tests/chrony-proxy.py" "$T/proxy.sock" "$T/proxy-up.sock" \
+	"$T/chronyd.sock" "$T/proxy-j.log" --refuse 66:20 &
+PROXY_PID=$!
+PIDS="$PIDS $PROXY_PID"
+wait_for 5 test -S "$T/proxy.sock" || fail "j: proxy started"
+start_sim --interval-ms 100 --migrate-freq-ppb 30000
+start_vmclockd --chrony-cmd "$T/proxy.sock"
+wait_for 10 test -s "$T/state/marker" || fail "j: vmclockd started"
+check "j: synchronised before the migration" "$CTL" -d "$T/page" -s "$T/run/state" waitsync --timeout 60
+CASE_F0=$(chrony_freq)
+kill -USR1 "$SIM_PID"
+wait_for 5 grep -q 'clock disruption: marker 1 -> 2' "$T/vmclockd.log" || fail "j: migration seen"
+# The published sync state, samples fed and the saved marker, every 0.1 s
+# until the handover is done.
+j_poll() {
+	printf '%s %s %s\n' \
+		"$("$CTL" -d "$T/page" -s "$T/run/state" daemon --json | sed -n 's/.*"sync_state": *"\([a-z]*\)".*/\1/p')" \
+		"$("$CTL" -d "$T/page" -s "$T/run/state" daemon --json | sed -n 's/.*"samples_fed": *\([0-9]*\).*/\1/p')" \
+		"$(sed -n 's/^marker //p' "$T/state/marker")" >>"$T/j-states.txt"
+}
+: >"$T/j-states.txt"
+for _ in $(seq 100); do
+	j_poll
+	grep -q 'could not hand disruption 2 over to chronyd' "$T/vmclockd.log" && break
+	sleep 0.1
+done
+for _ in $(seq 20); do j_poll; sleep 0.1; done
+check "j: a round of resets refused" test "$(grep -c '^refused 66 ' "$T/proxy-j.log")" -ge 6
+check "j: said once while failing" \
+	test "$(grep -c 'could not hand disruption 2 over to chronyd' "$T/vmclockd.log")" -eq 1
+check "j: the state file keeps the old marker" test "$(tail -1 "$T/j-states.txt" | cut -d' ' -f3)" -eq 1
+fed0=$(head -1 "$T/j-states.txt" | cut -d' ' -f2)
+fed1=$(tail -1 "$T/j-states.txt" | cut -d' ' -f2)
+check "j: samples fed while the handover waits ($fed0 -> $fed1)" test "$fed1" -gt "$fed0"
+# vmclockd restarted while the handover fails: it hands the marker over again.
+kill "$VMCLOCKD_PID"
+wait "$VMCLOCKD_PID"
+check "j: the state file still says marker 1 after the stop" \
+	grep -qx 'marker 1' "$T/state/marker"
+start_vmclockd --chrony-cmd "$T/proxy.sock"
+for _ in $(seq 300); do
+	j_poll
+	grep -q 'chronyd reset after disruption 2' "$T/vmclockd.log" && break
+	sleep 0.1
+done
+sed 's/^/    /' "$T/j-states.txt" | sort | uniq -c | sed 's/^/    /'
+grep -h 'could not hand\|handed over to chronyd after\|chronyd reset' "$T/vmclockd.log" | sed 's/^/    /'
+check "j: handed over once the refusals stopped" grep -q 'chronyd reset after disruption 2' "$T/vmclockd.log"
+check "j: all 20 refused first" test "$(grep -c '^refused 66 ' "$T/proxy-j.log")" -eq 20
+check "j: said once by each vmclockd" \
+	test "$(grep -c 'could not hand disruption 2 over to chronyd' "$T/vmclockd.log")" -eq 2
+check "j: never synchronized while the disruption was unhandled" \
+	sh -c "! awk '\$3 == 1' '$T/j-states.txt' | grep -q '^synchronized '"
+check "j: disrupted meanwhile" sh -c "awk '\$3 == 1' '$T/j-states.txt' | grep -q '^disrupted '"
+check_one_dfreq
+check "j: synchronised again" "$CTL" -d "$T/page" -s "$T/run/state" waitsync --timeout 60
+check "j: the state file says marker 2" grep -qx 'marker 2' "$T/state/marker"
+end_case
 
 finish
