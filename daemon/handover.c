@@ -6,7 +6,17 @@
  * survives), tracking (chronyd's correction c after the reset, and its
  * frequency f before the dfreq), dfreq (the counter's frequency change from
  * the period chronyd is right for to the target's), doffset (-(o - c), o the
- * device-minus-system offset read just before it is sent).  A target without
+ * device-minus-system offset read just before it is sent).  chronyd slews c
+ * away as time passes, so tracking is read again right before the doffset
+ * whenever a request or a wait came after the last read: a stale c would
+ * count what was slewed since twice.
+ *
+ * A handover never gives up: a round of max_failures failed tries ends in a
+ * wait at the hold-off cadence (HOLDOFF, HND_RetryWaiting) and the handover
+ * starts over from its facts, until it completes; done is reported only
+ * then, so the disruption is not taken for handled meanwhile.  chronyd not
+ * running when a round begins makes the period it is right for unknown (it
+ * will start from its drift file): it gets the reset and the step, no dfreq.  A target without
  * time gets reset sources and an NTP burst.  An offset the page does not vouch
  * for (the callback answers SKIP: its status, timescale or bounds refuse it,
  * or its marker is not the target's) gets no doffset: the step counts as done
@@ -24,9 +34,10 @@
  * chronyd stopped, the client closed by a reload) may have been applied.
  * Nothing is sent until a settling delay has passed, by which time a
  * request still on its way has landed or never will.  A doffset in doubt is
- * then simply redone from a new reset (which cancels any correction, so a
- * stale doffset that lands after it is seen by the tracking read that
- * follows).  A dfreq in doubt is verified: tracking is read until two reads
+ * then simply redone: reset, then tracking, whose c includes whatever the
+ * stale doffset did (it has landed by then), so the new doffset corrects it.
+ * (chrony's reset sources resets the source instances only; it does not
+ * cancel a correction being slewed.)  A dfreq in doubt is verified: tracking is read until two reads
  * in a row agree that chronyd's frequency is the one before it (not applied:
  * send it again) or the one after it (applied).  A frequency that is neither
  * (chronyd restarted without a drift file, or steered on its own) makes the
@@ -349,7 +360,8 @@ static void in_doubt(HND_Step s)
 		votes = 0;
 		verify_reads = 0;
 	} else if (s == HND_STEP_DOFFSET) {
-		/* Redone from a reset, which cancels whatever it did. */
+		/* Redone: the tracking read before the new doffset sees
+		 * whatever it did. */
 		reset_done = false;
 		have_track = false;
 		doffset_done = false;
