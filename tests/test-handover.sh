@@ -293,7 +293,9 @@ python3 "$top_srcdir/tests/chrony-proxy.py" "$T/proxy.sock" "$T/proxy-up.sock" \
 PROXY_PID=$!
 PIDS="$PIDS $PROXY_PID"
 wait_for 5 test -S "$T/proxy.sock" || fail "j: proxy started"
-start_sim --interval-ms 100 --migrate-freq-ppb 30000
+# No step: the clock stays within chronyd's bound for a while, so only the
+# handover's state can keep chronyd's old selection from counting as a resync.
+start_sim --interval-ms 100 --migrate-freq-ppb 30000 --migrate-step-ns 0
 start_vmclockd --chrony-cmd "$T/proxy.sock"
 wait_for 10 test -s "$T/state/marker" || fail "j: vmclockd started"
 check "j: synchronised before the migration" "$CTL" -d "$T/page" -s "$T/run/state" waitsync --timeout 60
@@ -317,7 +319,7 @@ done
 for _ in $(seq 20); do j_poll; sleep 0.1; done
 check "j: a round of resets refused" test "$(grep -c '^refused 66 ' "$T/proxy-j.log")" -ge 6
 check "j: said once while failing" \
-	test "$(grep -c 'could not hand disruption 2 over to chronyd' "$T/vmclockd.log")" -le 1
+	test "$(grep -c 'could not hand disruption 2 over to chronyd' "$T/vmclockd.log")" -eq 1
 check "j: the state file keeps the old marker" test "$(tail -1 "$T/j-states.txt" | cut -d' ' -f3)" -eq 1
 fed0=$(head -1 "$T/j-states.txt" | cut -d' ' -f2)
 fed1=$(tail -1 "$T/j-states.txt" | cut -d' ' -f2)
@@ -342,9 +344,10 @@ check "j: handed over once the refusals stopped" grep -q 'chronyd reset after di
 check "j: all 20 refused first" test "$(grep -c '^refused 66 ' "$T/proxy-j.log")" -eq 20
 check "j: said at most once by the restarted vmclockd" \
 	test "$(grep -c 'could not hand disruption 2 over to chronyd' "$T/vmclockd.log")" -le 1
-check "j: never synchronized while the disruption was unhandled" \
-	sh -c "! awk '\$3 == 1' '$T/j-states.txt' | grep -q '^synchronized '"
-check "j: disrupted meanwhile" sh -c "awk '\$3 == 1' '$T/j-states.txt' | grep -q '^disrupted '"
+# Every poll but the last was made before the handover completed.
+check "j: never synchronized before the handover completed" \
+	sh -c "! sed '\$d' '$T/j-states.txt' | grep -q '^synchronized '"
+check "j: disrupted meanwhile" sh -c "sed '\$d' '$T/j-states.txt' | grep -q '^disrupted '"
 check_one_dfreq
 check "j: synchronised again" "$CTL" -d "$T/page" -s "$T/run/state" waitsync --timeout 60
 check "j: the state file says marker 2" grep -qx 'marker 2' "$T/state/marker"
