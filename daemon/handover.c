@@ -80,6 +80,7 @@ const HND_Timing HND_DEFAULT_TIMING = {
 	.settle_ms = 500,
 	.holdoff_ms = 1000,
 	.max_holdoff_ms = 8000,
+	.max_rounds = 0,
 };
 
 /* Agreeing tracking reads that resolve a dfreq in doubt, and the most reads
@@ -294,11 +295,15 @@ static void complete(bool ok, HND_Step failed, int error, const char *reason)
 /* A round of tries failed: the handover is not done.  It is tried again at
  * the hold-off cadence (doubling to max_holdoff_ms), from the facts it has,
  * until it completes or a newer target replaces it; said once. */
-static void round_failed(HND_Step s, const char *reason)
+static void round_failed(HND_Step s, int error, const char *reason)
 {
 	int64_t wait = holdoff_ms;
 
 	report.failed_rounds++;
+	if (timing.max_rounds > 0 && report.failed_rounds >= timing.max_rounds) {
+		complete(false, s, error, reason);
+		return;
+	}
 	if (!failing_said)
 		LOG(LOGS_ERR, "could not hand disruption %" PRIu64 " over to chronyd (%s at %s); "
 		    "feeding samples, the disruption stays unhandled and is tried again every "
@@ -309,6 +314,8 @@ static void round_failed(HND_Step s, const char *reason)
 	bump_holdoff();
 	if (settle_needed && wait < timing.settle_ms)
 		wait = timing.settle_ms;
+	if (wait < timing.first_backoff_ms)
+		wait = timing.first_backoff_ms; /* never a busy loop */
 	settle_needed = false;
 	retry_wait = true;
 	arm(HND_HOLDOFF, wait);
@@ -322,7 +329,7 @@ static void step_failed_said(HND_Step s, int error, const char *reason, bool qui
 	failures++;
 	report.failures++;
 	if (failures >= timing.max_failures) {
-		round_failed(s, reason);
+		round_failed(s, error, reason);
 		return;
 	}
 	if (!quiet)
@@ -490,7 +497,7 @@ static void on_reply(const CCL_Result *r, void *arg)
 				chrony_period.valid = false;
 				record_resolved();
 			}
-			round_failed(s, r->reason);
+			round_failed(s, r->error, r->reason);
 			return;
 		}
 		step_failed(s, r->error, r->reason);

@@ -106,7 +106,7 @@ typedef struct {
 } HND_Target;
 
 typedef struct {
-	bool ok;              /* always: done is called only when it completed */
+	bool ok;              /* false only after max_rounds failed rounds */
 	bool chronyd_absent;  /* not reachable when a round began: no dfreq */
 	uint64_t marker;      /* the (newest) target handed over */
 	bool has_time;
@@ -151,6 +151,9 @@ typedef struct {
 	int settle_ms;        /* longest a sent request may still land */
 	int holdoff_ms;       /* least time between two handovers' starts */
 	int max_holdoff_ms;   /* the hold-off doubles up to this while flapping */
+	/* Failed rounds before the handover gives up (done with !ok); 0:
+	 * never, the daemon's way (a tool may want one try). */
+	int max_rounds;
 } HND_Timing;
 
 extern const HND_Timing HND_DEFAULT_TIMING;
@@ -159,8 +162,9 @@ typedef struct {
 	/* Device time minus system time now, s, measured on a page whose
 	 * marker is marker (the target's). */
 	HND_OffsetAnswer (*offset)(uint64_t marker, double *offset_s, void *arg);
-	/* Exactly once per handover, from the event loop, when it completed.
-	 * A handover never gives up: a round of max_failures failed tries
+	/* Exactly once per handover, from the event loop, when it completed
+	 * (or gave up after HND_Timing.max_rounds, if not 0).  Else a handover
+	 * never gives up: a round of max_failures failed tries
 	 * (chronyd refusing, not answering, or not there) is logged once and
 	 * tried again at the hold-off cadence until it completes or a newer
 	 * target replaces it (see HND_RetryWaiting). */

@@ -269,6 +269,7 @@ static int handover(const char *sock, const char *spec, long repeats, int timeou
 	timing.holdoff_ms = 0; /* back to back on purpose */
 	timing.max_holdoff_ms = 0;
 	timing.max_failures = 1;
+	timing.max_rounds = 1; /* one try, its failure reported */
 	cbs = (HND_Callbacks){ .offset = fixed_offset, .done = handover_done, .arg = &h };
 	r = HND_Initialise(h.base, sock, &timing, &cbs);
 	if (r < 0) {
