@@ -72,7 +72,7 @@ fd1=$(fds)
 rss1=$(rss_kb)
 echo "migrations $migrations, chronyd restarts $restarts; fds $fd0 -> $fd1; RSS ${rss0} kB -> ${rss1} kB"
 handled=$(grep -c 'clock disruption: marker' "$T/vmclockd.log")
-recovered=$(grep -Ec 'chronyd reset:|chronyd not reachable' "$T/vmclockd.log")
+recovered=$(grep -c 'chronyd reset:' "$T/vmclockd.log") # a chronyd down is waited for
 check "every migration seen ($handled of $migrations)" test "$handled" -eq "$migrations"
 check "every migration handled ($recovered of $migrations)" test "$recovered" -eq "$migrations"
 check "chrony on VMC at the end" wait_for 15 vmc_selected
