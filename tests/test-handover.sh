@@ -225,7 +225,14 @@ f1=$(chrony_freq)
 d=$(applied_dfreqs)
 echo "h: dfreq applied by chronyd: [$(echo $d)]; frequency $CASE_F0 before the migration," \
 	"$f_killed at the kill, $f1 after the restart's handover; the migration's change $want"
-check "h: chronyd applied exactly one dfreq" test "$(echo "$d" | grep -c .)" -eq 1
+# The restarted handover targets the page as it is then: a simulator that
+# refined its period measurement in between (by ~0.005 ppm under ASan) gets
+# that refinement as a second, tiny dfreq, composed on the applied one.  The
+# migration's change itself must reach chronyd once.
+check "h: chronyd applied the migration's dfreq once" \
+	test "$(echo "$d" | awk '$1 > 1 || $1 < -1' | grep -c .)" -eq 1
+check "h: any other dfreq only the page's refinement (< 0.05 ppm)" \
+	test "$(echo "$d" | awk '($1 > 1 || $1 < -1) || $1 >= 0.05 || $1 <= -0.05 { n++ } END { print n + 0 }')" -eq 1
 check "h: the restarted vmclockd found it applied" \
 	grep -q 'chronyd had applied the dfreq whose answer was lost' "$T/vmclockd.log"
 check "h: chronyd's frequency moved by the change once ($CASE_F0 -> $f1, want $want ppm)" \
