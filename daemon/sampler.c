@@ -525,6 +525,16 @@ static void step_cb(evutil_socket_t fd, short what, void *arg)
 		start_burst();
 }
 
+static void close_step_watch(void)
+{
+	if (step_ev)
+		event_free(step_ev);
+	step_ev = NULL;
+	if (step_fd >= 0)
+		close(step_fd);
+	step_fd = -1;
+}
+
 static void start_step_watch(void)
 {
 	step_fd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -534,12 +544,7 @@ static void start_step_watch(void)
 		return;
 	/* Steps are then seen at the next tick. */
 	LOG(LOGS_WARN, "cannot watch the realtime clock for steps: %s", strerror(errno));
-	if (step_ev)
-		event_free(step_ev);
-	step_ev = NULL;
-	if (step_fd >= 0)
-		close(step_fd);
-	step_fd = -1;
+	close_step_watch();
 }
 
 POL_Reason SMP_MeasureOffset(uint64_t marker, double *offset_s)
@@ -674,12 +679,7 @@ void SMP_Finalise(void)
 	if (tick_ev)
 		event_free(tick_ev);
 	tick_ev = NULL;
-	if (step_ev)
-		event_free(step_ev);
-	step_ev = NULL;
-	if (step_fd >= 0)
-		close(step_fd);
-	step_fd = -1;
+	close_step_watch();
 	close_page();
 	for (int i = 0; i < MAX_OUTPUTS; i++) {
 		if (outputs[i])
