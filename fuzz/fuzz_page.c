@@ -90,9 +90,15 @@ static void check_time(const struct vmclock_abi *p, uint64_t counter, int r, int
 	FUZZ_CHECK(t->nsec < 1000000000u);
 	FUZZ_CHECK(t->utc_nsec < 1000000000u);
 	FUZZ_CHECK(t->time_type == p->time_type);
+	/* A TAI page has UTC with a valid offset that is plausible: UTC - TAI
+	 * in -99..-10 s (written out here, as the ABI says it, not taken from
+	 * the library). */
+	int16_t tai_offset = (int16_t)vmclock_le16((uint16_t)p->tai_offset_sec);
+
 	FUZZ_CHECK(t->utc_valid == (p->time_type == VMCLOCK_TIME_UTC ||
 				    (p->time_type == VMCLOCK_TIME_TAI &&
-				     (flags & VMCLOCK_FLAG_TAI_OFFSET_VALID))));
+				     (flags & VMCLOCK_FLAG_TAI_OFFSET_VALID) && tai_offset >= -99 &&
+				     tai_offset <= -10)));
 	if (t->utc_valid) {
 		FUZZ_CHECK(t->utc_nsec == t->nsec);
 		FUZZ_CHECK(t->utc_sec - t->sec ==
