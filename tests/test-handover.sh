@@ -267,7 +267,7 @@ head -c 16384 /dev/zero >"$T/fullstate/filler" 2>/dev/null
 sleep 0.3
 kill -USR1 $SIM_PID
 for _ in \$(seq 500); do
-	grep -q 'chronyd reset after disruption 2\|could not reset chronyd' "$T/vmclockd.log" && break
+	grep -q 'chronyd reset after disruption 2\|could not hand disruption 2 over' "$T/vmclockd.log" && break
 	sleep 0.02
 done
 kill \$pid
