@@ -181,6 +181,10 @@ check "TAI page: status shows tai_offset_sec -37 and the flag" sh -c '
 	case $1 in *"\"time_type\":\"tai\""*) ;; *) exit 1;; esac
 	case $1 in *"\"tai_offset_sec\":-37,"*) ;; *) exit 1;; esac
 	case $1 in *"\"tai_offset_valid\""*) exit 0;; esac; exit 1' sh "$out"
+# TAI seconds read as a calendar date are no UTC date: labelled TAI, not Z.
+line=$("$CTL" -d "$PAGE" status | grep '^Time  *:')
+check "TAI page: status dates the page's time in TAI, not Z ($line)" sh -c '
+	case $1 in *[0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]" TAI") exit 0;; esac; exit 1' sh "$line"
 
 # ---- marker-only (Firecracker) page -----------------------------------------
 run_sim "$PAGE" --marker-only || exit 1

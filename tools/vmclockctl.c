@@ -285,15 +285,32 @@ static const char *flag_list(uint64_t flags, char *buf, size_t len)
 	return buf;
 }
 
-/* UTC seconds as an ISO 8601 date, or "" if out of range. */
-static const char *iso_date(int64_t sec, char *buf, size_t len)
+/* Seconds since the epoch of a timescale as an ISO 8601 date and time
+ * followed by zone ("Z" for UTC, " TAI" for TAI: TAI seconds read as a date
+ * are not a UTC date), or "" if out of range. */
+static const char *iso_date(int64_t sec, const char *zone, char *buf, size_t len)
 {
 	struct tm tm;
 	time_t t = (time_t)sec;
+	char date[32];
 
 	buf[0] = '\0';
-	if ((int64_t)t == sec && gmtime_r(&t, &tm))
-		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if ((int64_t)t == sec && gmtime_r(&t, &tm) && strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm))
+		snprintf(buf, len, "%s%s", date, zone);
+	return buf;
+}
+
+/* The page's time_sec as a date in its own timescale; "" for a timescale
+ * without a calendar (monotonic, unknown). */
+static const char *page_date(uint8_t time_type, uint64_t sec, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (sec > INT64_MAX)
+		return buf;
+	if (time_type == VMCLOCK_TIME_UTC)
+		return iso_date((int64_t)sec, "Z", buf, len);
+	if (time_type == VMCLOCK_TIME_TAI)
+		return iso_date((int64_t)sec, " TAI", buf, len);
 	return buf;
 }
 
@@ -410,10 +427,10 @@ static void status_human(const struct vmclock_abi *p)
 		   period, shift, flags & VMCLOCK_FLAG_PERIOD_ESTERROR_VALID);
 	rate_field("Period max. error", vmclock_le64(p->counter_period_maxerror_rate_frac_sec),
 		   period, shift, flags & VMCLOCK_FLAG_PERIOD_MAXERROR_VALID);
+	page_date(p->time_type, tsec, date, sizeof(date));
 	field("Time", "%" PRIu64 ".%09" PRIu32 " (frac 0x%016" PRIx64 ")%s%s", tsec,
 	      TIM_FracToNs(vmclock_le64(p->time_frac_sec)), vmclock_le64(p->time_frac_sec),
-	      tsec <= INT64_MAX && *iso_date((int64_t)tsec, date, sizeof(date)) ? " " : "",
-	      tsec <= INT64_MAX ? date : "");
+	      *date ? " " : "", date);
 	field("Time est. error", "%" PRIu64 " ns%s", vmclock_le64(p->time_esterror_nanosec),
 	      flags & VMCLOCK_FLAG_TIME_ESTERROR_VALID ? "" : " (not valid)");
 	field("Time max. error", "%" PRIu64 " ns%s", vmclock_le64(p->time_maxerror_nanosec),
@@ -480,7 +497,7 @@ static void print_time(const struct vmclock_time *t, const struct vmclock_offset
 	      name_or_number(scale, t->time_type, buf, sizeof(buf)));
 	if (t->utc_valid)
 		field("UTC", "%" PRId64 ".%09" PRIu32 " %s", t->utc_sec, t->utc_nsec,
-		      iso_date(t->utc_sec, date, sizeof(date)));
+		      iso_date(t->utc_sec, "Z", date, sizeof(date)));
 	else
 		field("UTC", "unknown");
 	if (o) {
@@ -906,7 +923,7 @@ static const char *realtime_text(uint64_t ns, char *buf, size_t len)
 	if (!ns)
 		return "none";
 	snprintf(buf, len, "%" PRIu64 ".%09" PRIu64 " %s", ns / NSEC_PER_SEC, ns % NSEC_PER_SEC,
-		 iso_date((int64_t)(ns / NSEC_PER_SEC), date, sizeof(date)));
+		 iso_date((int64_t)(ns / NSEC_PER_SEC), "Z", date, sizeof(date)));
 	return buf;
 }
 
