@@ -68,7 +68,7 @@ static void set_defaults(CNF_Settings *s)
 	s->ntp_shm = -1;
 	s->ntp_shm_mode = 0600;
 	s->interval_ms = 62;
-	s->notified_interval_ms = 1000;
+	s->notified_interval_ms = 0;
 	s->burst_interval_ms = 31;
 	s->burst_ms = 4000;
 	s->max_error_ns = 100000;
