@@ -117,14 +117,23 @@ int vmclock_gettime(const vmclock_t *vc, struct vmclock_time *out);
 struct vmclock_offset {
 	struct timespec system;  /* CLOCK_REALTIME of the narrowest bracket */
 	int64_t offset_ns;       /* device UTC minus system, nanoseconds */
-	uint64_t uncertainty_ns; /* half the narrowest bracket, rounded up */
+	uint64_t uncertainty_ns; /* half the narrowest bracket, rounded up;
+				  * 1 from a cross-timestamp */
 	struct vmclock_time time;/* the device reading at the bracket's middle */
 };
 
 /* Takes several (counter, clock_gettime, counter) brackets inside one
- * seq_count section and keeps the narrowest.  Fails like vmclock_gettime,
+ * seq_count section and keeps the narrowest.  Where the driver registered a
+ * PTP clock for the device (vmclock_phc_index()), its precise
+ * cross-timestamp (the device's time and CLOCK_REALTIME at one counter
+ * reading) is taken in the same section and gives offset_ns to the
+ * nanosecond, if it agrees with the bracket.  Fails like vmclock_gettime,
  * and with ENODATA when the page has no UTC. */
 int vmclock_offset(const vmclock_t *vc, struct vmclock_offset *out);
+/* N of the /dev/ptpN whose cross-timestamps vmclock_offset() uses, or -1:
+ * none (a page file, a driver before Linux 7.0, a page without unambiguous
+ * time, or a clocksource the kernel cannot cross-timestamp). */
+int vmclock_phc_index(const vmclock_t *vc);
 
 /* Read the CPU counter of the given kind (VMCLOCK_COUNTER_*), ordered after
  * earlier loads.  Returns false if this CPU cannot read it. */

@@ -22,6 +22,7 @@
 #include "convert.h"
 #include "counter.h"
 #include "internal.h"
+#include "phc.h"
 #include "seqlock.h"
 
 #define PAGE_WORDS (VMCLOCK_ABI_SIZE / sizeof(uint64_t))
@@ -38,6 +39,8 @@ struct vmclock {
 	char *path;
 	size_t map_len;
 	const uint64_t *words; /* the mapping, read as 64-bit words */
+	int phc_fd;            /* the driver's PTP clock for the device, or -1 */
+	int phc_index;
 };
 
 static int fail(int err)
@@ -70,6 +73,8 @@ vmclock_t *vmclock_open(const char *path)
 	if (!vc)
 		return NULL;
 	vc->fd = -1;
+	vc->phc_fd = -1;
+	vc->phc_index = -1;
 	vc->path = strdup(path ? path : VMCLOCK_DEFAULT_DEVICE);
 	if (!vc->path)
 		goto fail_errno;
@@ -103,6 +108,10 @@ vmclock_t *vmclock_open(const char *path)
 
 	if (vmclock_snapshot(vc, &first) < 0)
 		goto fail_errno;
+	/* No PTP clock (an older driver, a page without unambiguous time, a
+	 * clocksource without cross-timestamps): offsets are bracketed. */
+	if (vc->is_device)
+		vc->phc_fd = phc_open(st.st_rdev, &vc->phc_index);
 	return vc;
 
 fail_errno:
@@ -121,6 +130,8 @@ void vmclock_close(vmclock_t *vc)
 		munmap((void *)(uintptr_t)vc->words, vc->map_len);
 	if (vc->fd >= 0)
 		close(vc->fd);
+	if (vc->phc_fd >= 0)
+		close(vc->phc_fd);
 	free(vc->path);
 	free(vc);
 }
@@ -138,6 +149,11 @@ const struct vmclock_abi *vmclock_page_map(const vmclock_t *vc)
 bool vmclock_is_device(const vmclock_t *vc)
 {
 	return vc->is_device;
+}
+
+int vmclock_phc_index(const vmclock_t *vc)
+{
+	return vc->phc_fd >= 0 ? vc->phc_index : -1;
 }
 
 bool vmclock_needs_reopen(const vmclock_t *vc)
@@ -270,17 +286,24 @@ static void take_bracket(struct bracket *b)
 }
 
 /* A page copy and the narrowest of OFFSET_BRACKETS (counter,
- * CLOCK_REALTIME, counter) taken inside the same section. */
+ * CLOCK_REALTIME, counter) taken inside the same section, after the PTP
+ * clock's cross-timestamp where there is one: the section then vouches
+ * that the driver converted with the page copied (its seq_count did not
+ * move), and the bounds, computed at the brackets, are the later ones. */
 struct bracketed_copy {
 	struct vmclock_abi page;
 	struct bracket best;
+	bool have_phc;
+	struct phc_reading phc;
 };
 
 static int page_copy_brackets(const void *src, void *dst)
 {
+	const vmclock_t *vc = src;
 	struct bracketed_copy *c = dst;
 	struct bracket b;
 
+	c->have_phc = vc->phc_fd >= 0 && phc_read(vc->phc_fd, &c->phc) == 0;
 	take_bracket(&c->best);
 	for (int i = 1; i < OFFSET_BRACKETS; i++) {
 		take_bracket(&b);
@@ -293,6 +316,26 @@ static int page_copy_brackets(const void *src, void *dst)
 
 /* Seconds apart beyond which a nanosecond offset would not fit. */
 #define MAX_OFFSET_SEC 9000000000ll
+
+/* The cross-timestamp's offset replaces the bracket's when it lies within
+ * the bracket's uncertainty (plus its own): a clock that disagrees (an
+ * older driver whose clock read UTC, a clock not this page's) is not used.
+ * The offset changes by picoseconds between the two instants. */
+static void use_phc(const struct vmclock_abi *page, const struct phc_reading *r,
+		    struct vmclock_offset *out)
+{
+	int64_t ns, diff;
+	uint64_t mag;
+
+	if (!phc_offset_ns(page, r, &ns))
+		return;
+	diff = ns - out->offset_ns;
+	mag = diff < 0 ? 0 - (uint64_t)diff : (uint64_t)diff;
+	if (mag > out->uncertainty_ns + PHC_UNCERTAINTY_NS)
+		return;
+	out->offset_ns = ns;
+	out->uncertainty_ns = PHC_UNCERTAINTY_NS;
+}
 
 int vmclock_offset(const vmclock_t *vc, struct vmclock_offset *out)
 {
@@ -316,5 +359,7 @@ int vmclock_offset(const vmclock_t *vc, struct vmclock_offset *out)
 	out->offset_ns = dsec * (int64_t)NSEC_PER_SEC + ((int64_t)out->time.utc_nsec - best->system.tv_nsec);
 	out->uncertainty_ns = convert_ticks_to_ns_ceil(width - width / 2,
 		vmclock_le64(page->counter_period_frac_sec), page->counter_period_shift);
+	if (c.have_phc)
+		use_phc(page, &c.phc, out);
 	return 0;
 }

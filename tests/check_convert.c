@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "vmclock.h"
+#include "../refclock/phc.h"
 #include "suites.h"
 #include "testpage.h"
 
@@ -747,6 +748,47 @@ START_TEST(test_utc_ignores_tai_offset)
 }
 END_TEST
 
+/* The driver's PTP clock reads TAI for every page it registers one for:
+ * UTC minus system time is its reading plus the page's TAI offset, which
+ * must be valid and plausible, whatever the page's own timescale. */
+START_TEST(test_phc_offset)
+{
+	struct testpage p;
+	struct vmclock_abi a;
+	struct phc_reading r = { .device_sec = 1700000037, .device_nsec = 250,
+				 .system_sec = 1700000000, .system_nsec = 1000 };
+	int64_t ns;
+
+	for (uint8_t type = VMCLOCK_TIME_UTC; type <= VMCLOCK_TIME_TAI; type++) {
+		base_page(&p, 0, 1, 0, 1700000000, 0);
+		tp_put8(&p, TP_TIME_TYPE, type);
+		tp_put16(&p, TP_TAI_OFFSET, (uint16_t)-37);
+		tp_put64(&p, TP_FLAGS, tp_get64(&p, TP_FLAGS) | VMCLOCK_FLAG_TAI_OFFSET_VALID);
+		tp_to_abi(&p, &a);
+		ck_assert(phc_offset_ns(&a, &r, &ns));
+		ck_assert_int_eq(ns, -750);
+		/* Not valid, or not plausible (+37: the sign the other way). */
+		tp_put16(&p, TP_TAI_OFFSET, 37);
+		tp_to_abi(&p, &a);
+		ck_assert(!phc_offset_ns(&a, &r, &ns));
+		tp_put16(&p, TP_TAI_OFFSET, (uint16_t)-37);
+		tp_put64(&p, TP_FLAGS, tp_get64(&p, TP_FLAGS) & ~VMCLOCK_FLAG_TAI_OFFSET_VALID);
+		tp_to_abi(&p, &a);
+		ck_assert(!phc_offset_ns(&a, &r, &ns));
+	}
+	/* Nonsense from the ioctl is no offset. */
+	tp_put64(&p, TP_FLAGS, tp_get64(&p, TP_FLAGS) | VMCLOCK_FLAG_TAI_OFFSET_VALID);
+	tp_to_abi(&p, &a);
+	r.device_nsec = NSEC_PER_SEC;
+	ck_assert(!phc_offset_ns(&a, &r, &ns));
+	r.device_nsec = 0;
+	r.system_sec = INT64_MIN;
+	ck_assert(!phc_offset_ns(&a, &r, &ns));
+	r.system_sec = -8000000000ll;
+	ck_assert(!phc_offset_ns(&a, &r, &ns));
+}
+END_TEST
+
 START_TEST(test_monotonic)
 {
 	struct testpage p;
@@ -985,6 +1027,7 @@ Suite *convert_suite(void)
 	tcase_add_test(tc, test_error_ceil_carry);
 	tcase_add_test(tc, test_tai);
 	tcase_add_test(tc, test_utc_ignores_tai_offset);
+	tcase_add_test(tc, test_phc_offset);
 	tcase_add_test(tc, test_monotonic);
 	tcase_add_test(tc, test_enodata);
 	tcase_add_test(tc, test_erange_shift);

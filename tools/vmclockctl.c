@@ -461,7 +461,9 @@ static void ns_or_null(struct json *j, const char *key, uint64_t v)
 		json_u64(j, key, v);
 }
 
-static void print_time(const struct vmclock_time *t, const struct vmclock_offset *o, bool json)
+/* o: the offset, if the page has UTC; phc: vmclock_phc_index(). */
+static void print_time(const struct vmclock_time *t, const struct vmclock_offset *o, int phc,
+		       bool json)
 {
 	char buf[64], date[64];
 	const char *scale = vmclock_time_type_name(t->time_type);
@@ -480,10 +482,17 @@ static void print_time(const struct vmclock_time *t, const struct vmclock_offset
 			json_null(&j, "utc_sec");
 			json_null(&j, "utc_nsec");
 		}
-		if (o)
+		if (o) {
 			json_i64(&j, "offset_ns", o->offset_ns);
-		else
+			json_u64(&j, "offset_uncertainty_ns", o->uncertainty_ns);
+		} else {
 			json_null(&j, "offset_ns");
+			json_null(&j, "offset_uncertainty_ns");
+		}
+		if (phc >= 0)
+			json_i64(&j, "phc_index", phc);
+		else
+			json_null(&j, "phc_index");
 		ns_or_null(&j, "esterror_ns", t->esterror_ns);
 		ns_or_null(&j, "maxerror_ns", t->maxerror_ns);
 		json_enum(&j, "clock_status", vmclock_status_name(t->clock_status),
@@ -508,6 +517,10 @@ static void print_time(const struct vmclock_time *t, const struct vmclock_offset
 	} else {
 		field("Offset", "unknown");
 	}
+	if (phc >= 0)
+		field("Cross-timestamps", "/dev/ptp%d (PTP_SYS_OFFSET_PRECISE)", phc);
+	else
+		field("Cross-timestamps", "none (brackets of counter reads)");
 	if (t->esterror_ns == VMCLOCK_ERROR_UNKNOWN)
 		field("Estimated error", "unknown");
 	else
@@ -1311,13 +1324,13 @@ static int cmd_time(struct cmd_opts o)
 	if (!vc)
 		return EXIT_UNUSABLE;
 	if (vmclock_offset(vc, &off) == 0) {
-		print_time(&off.time, &off, o.json);
+		print_time(&off.time, &off, vmclock_phc_index(vc), o.json);
 	} else if (errno != ENODATA) {
 		report_unusable(o.path, errno);
 		rc = EXIT_UNUSABLE;
 	} else if (vmclock_gettime(vc, &t) == 0) {
 		/* Time, but no UTC (TAI without a valid offset, or monotonic). */
-		print_time(&t, NULL, o.json);
+		print_time(&t, NULL, vmclock_phc_index(vc), o.json);
 	} else if (errno == ENODATA && vmclock_snapshot(vc, &page) == 0) {
 		msg("%s: the page carries no time (%s)", o.path, no_time_reason(&page));
 		rc = EXIT_NO_TIME;

@@ -11,6 +11,7 @@
 # bench: notification-speed recovery: wake-up to chronyd's last handover
 #        reply, and vmclockd's CPU with a long timer vs the 62 ms one.
 import argparse
+import json
 import os
 import re
 import shutil
@@ -434,7 +435,37 @@ def test(g, sh, sim, simbin, W):
           "%.2f s CPU in %.1f s" % (cpu_w1 - cpu_w0, up1 - up0))
     print("counts: page updates %d, notified disruptions %d, timer-detected disruptions %d "
           "(with notifications)" % (updates, notified, timer))
+    stop_daemons(sh)
+    phc_phase(sh, sim, sim_args)
     return finish()
+
+
+def time_json(sh):
+    out = sh.out("vmclockctl -d /dev/vmclock0 time --json")
+    try:
+        return json.loads(out)
+    except ValueError:
+        return {"unparsed": out[-200:]}
+
+
+def phc_phase(sh, sim, sim_args):
+    """The driver registers a PTP clock only for a page with unambiguous
+    time (TAI, or UTC with a valid TAI offset), at probe: the UTC page so far
+    has none, and offsets come from brackets; a TAI page, the driver bound
+    again, gets /dev/ptp0, and vmclock_offset() its cross-timestamps."""
+    j = time_json(sh)
+    check("a UTC page without TAI offset: no PTP clock, bracketed offsets",
+          j.get("phc_index", 0) is None and j.get("offset_uncertainty_ns", 0) > 1, str(j))
+    sim.restart(*(sim_args + ["--tai"]))
+    rc, out = sh.run("d=$(dirname $(ls -d /sys/bus/platform/drivers/*/AMZNC10C:00)) && "
+                     "echo AMZNC10C:00 >$d/unbind && echo AMZNC10C:00 >$d/bind && "
+                     "ls /sys/class/ptp && cat /sys/class/ptp/ptp0/clock_name")
+    check("a TAI page, the driver bound again: it registers /dev/ptp0 named vmclock0",
+          rc == 0 and out.strip().endswith("vmclock0"), out.replace("\n", " | ")[-200:])
+    j = time_json(sh)
+    check("vmclock_offset() takes the PTP clock's cross-timestamp (it agreed with the "
+          "bracket): phc_index 0, uncertainty 1 ns",
+          j.get("phc_index") == 0 and j.get("offset_uncertainty_ns") == 1, str(j))
 
 
 def finish():
