@@ -5,7 +5,10 @@
  *
  * The clock is found through sysfs: the misc device's name (the last part
  * of /sys/dev/char/MAJ:MIN's target) equals the PTP clock's clock_name, and
- * the /dev/ptpN opened must be the character device sysfs names for it.
+ * the node opened must be the character device sysfs names for it: /dev/ptpN,
+ * or /dev/ptp_vmclockN, the name 60-vmclock.rules gives it (the one a
+ * sandbox such as vmclockd's unit binds in, ptpN numbers being in the order
+ * the clocks registered).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -54,26 +57,38 @@ int phc_read(int fd, struct phc_reading *r)
 	return 0;
 }
 
-/* /dev/ptpN for the clock whose sysfs directory is name, if it is the
- * character device sysfs says: an open fd, or -1. */
-static int open_clock(const char *name)
+/* path, if it is the character device rdev: an open fd, or -1. */
+static int open_node(const char *path, dev_t rdev)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != rdev) {
+		close(fd);
+		errno = ENODEV;
+		return -1;
+	}
+	return fd;
+}
+
+/* The node of the clock whose sysfs directory is name (ptpN), clock_name
+ * misc: an open fd, or -1. */
+static int open_clock(const char *name, const char *misc)
 {
 	char path[PATH_MAX], dev[32];
 	unsigned maj, min;
-	struct stat st;
 	int fd;
 
 	snprintf(path, sizeof(path), "/sys/class/ptp/%s/dev", name);
 	if (read_attr(path, dev, sizeof(dev)) < 0 || sscanf(dev, "%u:%u", &maj, &min) != 2)
 		return -1;
 	snprintf(path, sizeof(path), "/dev/%s", name);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return -1;
-	if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(maj, min)) {
-		close(fd);
-		errno = ENODEV;
-		return -1;
+	fd = open_node(path, makedev(maj, min));
+	if (fd < 0) {
+		snprintf(path, sizeof(path), "/dev/ptp_%.32s", misc);
+		fd = open_node(path, makedev(maj, min));
 	}
 	return fd;
 }
@@ -95,6 +110,8 @@ int phc_open(dev_t rdev, int *index)
 	target[n] = '\0';
 	misc = strrchr(target, '/');
 	misc = misc ? misc + 1 : target;
+	if (strlen(misc) > 32) /* not a vmclockN */
+		return -1;
 	d = opendir("/sys/class/ptp");
 	if (!d)
 		return -1;
@@ -104,7 +121,7 @@ int phc_open(dev_t rdev, int *index)
 		snprintf(attr, sizeof(attr), "/sys/class/ptp/%s/clock_name", e->d_name);
 		if (read_attr(attr, clock_name, sizeof(clock_name)) < 0 || strcmp(clock_name, misc))
 			continue;
-		fd = open_clock(e->d_name);
+		fd = open_clock(e->d_name, misc);
 		if (fd >= 0) {
 			*index = atoi(e->d_name + 3);
 			break;

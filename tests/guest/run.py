@@ -466,6 +466,12 @@ def phc_phase(sh, sim, sim_args):
     check("vmclock_offset() takes the PTP clock's cross-timestamp (it agreed with the "
           "bracket): phc_index 0, uncertainty 1 ns",
           j.get("phc_index") == 0 and j.get("offset_uncertainty_ns") == 1, str(j))
+    # A sandbox (vmclockd's unit) binds in only the name 60-vmclock.rules
+    # gives the clock.
+    sh.out("mv /dev/ptp0 /dev/ptp_vmclock0")
+    j = time_json(sh)
+    check("the clock is found as /dev/ptp_vmclock0 too",
+          j.get("phc_index") == 0 and j.get("offset_uncertainty_ns") == 1, str(j))
 
 
 def finish():
