@@ -4,9 +4,10 @@
  *
  * The collector reads every *.prom file of its directory at each scrape: a
  * file it reads must be complete, so the text goes to "<metrics-file>.tmp"
- * (which the collector ignores), created afresh (O_EXCL, O_NOFOLLOW: a
- * symbolic link planted there is an error, not followed) and renamed over
- * the file once written and flushed.  A failure is logged when it starts
+ * (which the collector ignores), created afresh (whatever is at that name
+ * removed first, then O_EXCL and O_NOFOLLOW: a link planted in between is
+ * an error, never followed) and renamed over the file once written and
+ * flushed.  A failure is logged when it starts
  * and when it ends, and tried again at the next interval.
  */
 #include "autoconfig.h"
@@ -72,6 +73,7 @@ static int replace(const char *tmp)
 		(void)unlink(tmp);
 		return err;
 	}
+	errno = 0;
 	MTR_Write(f, &v);
 	if (fflush(f) != 0 || ferror(f))
 		err = errno ? errno : EIO;
