@@ -8,7 +8,8 @@
 # textfile collector) serves it through a symbolic link in its textfile
 # directory; Prometheus (Debian's prometheus, a private configuration and
 # storage, 1 s scrape and evaluation) scrapes it and evaluates the shipped
-# prometheus/vmclockd-alerts.yml.  A simulated migration makes
+# prometheus/vmclockd-alerts.yml.  (First, a vmclockd of its own shows that
+# a disruption is written at once.)  A simulated migration makes
 # VmclockDisruption fire, and vmclockd stopped makes VmclockdDown fire, as
 # read from Prometheus's HTTP API (/api/v1/alerts, JSON).  The times from
 # the migration and from the stop to each alert firing are printed.
@@ -57,6 +58,21 @@ mkdir -p "$T/textfile"
 ln -s "$T/run/vmclockd.prom" "$T/textfile/vmclockd.prom"
 
 start_sim
+# A disruption reaches the file at once, not at the next interval: a
+# vmclockd of its own (no chronyd, 10-minute interval) sees a migration.
+"$VMCLOCKD" --config /dev/null --device "$T/page" --chrony-sock= --chrony-cmd= \
+	--state-dir "$T/once-state" --publish-file "$T/once/state" \
+	--metrics-file "$T/once/vmclockd.prom" --metrics-interval-ms 600000 >"$T/once.log" 2>&1 &
+ONCE_PID=$!
+PIDS="$PIDS $ONCE_PID"
+check "first metrics: no disruption" \
+	wait_for 10 grep -qx 'vmclock_disruptions_total 0' "$T/once/vmclockd.prom"
+kill -USR1 "$SIM_PID"
+check "a disruption rewrites the metrics file at once" \
+	wait_for 2 grep -qx 'vmclock_disruptions_total 1' "$T/once/vmclockd.prom"
+kill "$ONCE_PID"
+wait "$ONCE_PID"
+
 write_chrony_conf
 start_chronyd || fail "chronyd started"
 check "metrics-file without publish-file is a configuration error" \
