@@ -51,6 +51,8 @@ static const Setting settings[] = {
 	{ "publish-file", T_STRING, OFF(state_file), 0, 0, true, "PATH  rewritten every tick for applications (\"\" for none)" },
 	{ "state-file", T_STRING, OFF(state_file), 0, 0, true, "PATH  the former name of publish-file" },
 	{ "chrony-poll-ms", T_UINT, OFF(chrony_poll_ms), 50, 60000, true, "N     how often chronyd's tracking is read" },
+	{ "metrics-file", T_STRING, OFF(metrics_file), 0, 0, true, "PATH  Prometheus text for node_exporter's textfile collector (\"\" for none)" },
+	{ "metrics-interval-ms", T_UINT, OFF(metrics_interval_ms), 1000, 600000, true, "N     how often metrics-file is rewritten" },
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
@@ -75,6 +77,8 @@ static void set_defaults(CNF_Settings *s)
 	s->state_dir = strdup(LOCALSTATEDIR "/lib/vmclockd");
 	s->state_file = strdup(VMCLOCKD_STATE_DEFAULT_PATH);
 	s->chrony_poll_ms = 1000;
+	s->metrics_file = strdup("");
+	s->metrics_interval_ms = 5000;
 }
 
 void CNF_Free(CNF_Settings *s)
@@ -382,7 +386,15 @@ static int load(CNF_Settings *out)
 	explicit_file = strcmp(out->config_file, CNF_DEFAULT_FILE) != 0;
 	if (read_file(out, out->config_file, explicit_file) < 0)
 		return -1;
-	return parse_args(out, saved_argc, saved_argv, false);
+	if ((r = parse_args(out, saved_argc, saved_argv, false)) != 0)
+		return r;
+	/* The metrics are read back from the published state, as applications
+	 * read it: without it they would say vmclockd is down. */
+	if (*out->metrics_file && !*out->state_file) {
+		LOG(LOGS_ERR, "metrics-file needs publish-file");
+		return -1;
+	}
+	return 0;
 }
 
 int CNF_Load(int argc, char **argv, CNF_Settings *out)

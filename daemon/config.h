@@ -34,6 +34,8 @@ typedef struct {
 	char *state_dir;
 	char *state_file;      /* published state for applications, "" for none */
 	unsigned chrony_poll_ms; /* how often chronyd's tracking is read */
+	char *metrics_file;    /* node_exporter textfile, "" for none */
+	unsigned metrics_interval_ms; /* how often it is rewritten */
 } CNF_Settings;
 
 /* Defaults, then the file (if any), then the command line.  Returns 0, or -1

@@ -12,6 +12,9 @@
  *   sampler --(page copy, offset)--> disrupt --(report)--> chronysync
  *      |                                |                       |
  *      +--(report)--------------------> publish <--(report)-----+
+ *                                       |  then, with disrupt's report
+ *                                       v
+ *                                   textfile (reads the state back)
  *
  * The sampler produces a report per tick and hands it on through hooks;
  * what disrupt needs back from the sampler (a fresh offset during the
@@ -38,6 +41,7 @@
 #include "notify.h"
 #include "publish.h"
 #include "sampler.h"
+#include "textfile.h"
 
 static CNF_Settings settings;
 static struct event_base *base;
@@ -54,6 +58,7 @@ static void tick_done(const SMP_Report *report, void *arg)
 {
 	CSY_Tick();
 	PUB_Tick(report, DSR_GetReport(), CSY_GetReport());
+	TXF_Tick(DSR_GetReport());
 	NTF_Ticked();
 }
 
@@ -78,10 +83,12 @@ static void start_modules(void)
 	    CSY_Initialise(base, &settings, DSR_GetReport(), &chronysync_hooks) < 0)
 		LOG_FATAL("vmclockd not started");
 	PUB_Initialise(&settings);
+	TXF_Initialise(&settings);
 }
 
 static void stop_modules(void)
 {
+	TXF_Finalise();
 	PUB_Finalise();
 	CSY_Finalise();
 	DSR_Finalise();
@@ -117,6 +124,7 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 	}
 	CSY_Reconfigure(&fresh);
 	PUB_Reconfigure(&fresh);
+	TXF_Reconfigure(&fresh);
 	CNF_Free(&settings);
 	settings = fresh;
 	LOG_Initialise(settings.debug, false);

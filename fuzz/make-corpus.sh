@@ -134,6 +134,8 @@ allow-freerunning yes
 state-dir /var/lib/vmclockd
 state-file /run/vmclockd/state
 chrony-poll-ms 500
+metrics-file /run/vmclockd/vmclockd.prom
+metrics-interval-ms 5000
 EOF
 printf 'interval-ms\t125   # a comment\r\n\n   \n#debug yes\ndebug off\n' >"$OUT/fuzz_config/whitespace"
 printf 'interval-ms 9\n' >"$OUT/fuzz_config/out-of-range"

@@ -9,7 +9,8 @@
 # consumers, directly or through the headers they include (a producer that
 # reaches a consumer's header through a third header depends on it just the
 # same): the sampler produces, disrupt consumes its page copies,
-# chronysync consumes disrupt's report, publish consumes all three, and
+# chronysync consumes disrupt's report, publish consumes all three, textfile
+# disrupt's report (after publish has written the state it reads back), and
 # main.c wires them.  A producer that needs something back from a consumer
 # gets it as a callback registered by main.c.
 #
@@ -19,7 +20,7 @@
 
 D=$top_srcdir/daemon
 # The tick's data path, producers first.
-CHAIN="sampler disrupt chronysync publish main"
+CHAIN="sampler disrupt chronysync publish textfile main"
 
 command -v tsort >/dev/null || { echo "FAIL: tsort (coreutils) is missing"; exit 1; }
 [ -f "$D/sampler.c" ] || { echo "FAIL: no daemon/ sources under $top_srcdir"; exit 1; }

@@ -39,6 +39,7 @@
 
 #include "vmclock.h"
 #include "vmclockd-state.h"
+#include "../common/metrics.h"
 #include "../common/timeutil.h"
 
 #define PROG "vmclockctl"
@@ -734,71 +735,6 @@ static int watch_loop(const char *path, bool json, int interval_ms)
 
 /* ---- daemon state ---------------------------------------------------------- */
 
-/* withheld[0] counts nothing: "fed" is not a reason to withhold. */
-#define FIRST_WITHHOLD_REASON (VMCLOCKD_REASON_FED + 1)
-
-/* Everything the subcommands of the daemon's state look at, taken at one
- * instant: a timestamp from libvmclock, the state and the device's page. */
-struct view {
-	struct vmclock_timestamp ts;
-	int state_err;            /* 0, or errno of vmclock_daemon_state */
-	struct vmclockd_state st; /* native-endian copy when state_err == 0 */
-	int64_t heartbeat_age_ns; /* realtime of ts minus the heartbeat */
-	bool fresh;               /* heartbeat within its timeout */
-	bool have_page;
-	struct vmclock_abi page;
-	bool have_offset;
-	struct vmclock_offset off;
-};
-
-static void state_to_native(struct vmclockd_state *s)
-{
-	s->magic = vmclock_le32(s->magic);
-	s->version = vmclock_le16(s->version);
-	s->size = vmclock_le16(s->size);
-	s->seq_count = vmclock_le32(s->seq_count);
-	s->heartbeat_timeout_ms = vmclock_le16(s->heartbeat_timeout_ms);
-	s->heartbeat_realtime_ns = vmclock_le64(s->heartbeat_realtime_ns);
-	s->heartbeat_monotonic_ns = vmclock_le64(s->heartbeat_monotonic_ns);
-	s->disruption_marker = vmclock_le64(s->disruption_marker);
-	s->vm_generation_counter = vmclock_le64(s->vm_generation_counter);
-	s->error_bound_ns = vmclock_le64(s->error_bound_ns);
-	s->error_bound_realtime_ns = vmclock_le64(s->error_bound_realtime_ns);
-	s->drift_ppb = vmclock_le32(s->drift_ppb);
-	s->last_offset_ns = (int64_t)vmclock_le64((uint64_t)s->last_offset_ns);
-	s->last_disruption_realtime_ns = vmclock_le64(s->last_disruption_realtime_ns);
-	s->disruptions = vmclock_le64(s->disruptions);
-	s->samples_fed = vmclock_le64(s->samples_fed);
-	for (int i = 0; i < VMCLOCKD_STATE_REASONS; i++)
-		s->withheld[i] = vmclock_le64(s->withheld[i]);
-}
-
-static void take_view(const vmclock_truth_t *truth, const char *device, bool want_offset,
-		      struct view *v)
-{
-	vmclock_t *vc;
-
-	memset(v, 0, sizeof(*v));
-	vmclock_timestamp(truth, &v->ts);
-	if (vmclock_daemon_state(truth, &v->st) == 0) {
-		uint64_t now = TIM_TimespecToNs(&v->ts.time);
-
-		state_to_native(&v->st);
-		v->heartbeat_age_ns = (int64_t)(now - v->st.heartbeat_realtime_ns);
-		v->fresh = now >= v->st.heartbeat_realtime_ns &&
-			   now - v->st.heartbeat_realtime_ns <=
-				   (uint64_t)v->st.heartbeat_timeout_ms * 1000000u;
-	} else {
-		v->state_err = errno;
-	}
-	vc = vmclock_open(device);
-	if (vc) {
-		v->have_page = vmclock_snapshot(vc, &v->page) == 0;
-		v->have_offset = v->have_page && want_offset && vmclock_offset(vc, &v->off) == 0;
-		vmclock_close(vc);
-	}
-}
-
 /* The one line for a state file that cannot be read (errno err). */
 static void report_state(const char *path, int err)
 {
@@ -848,7 +784,7 @@ static void report_state(const char *path, int err)
 }
 
 /* Why a verdict is what it is, in a few words ("" when it explains itself). */
-static const char *verdict_cause(const struct view *v, const char *state_path,
+static const char *verdict_cause(const MTR_View *v, const char *state_path,
 				 const char *device, char *buf, size_t len)
 {
 	buf[0] = '\0';
@@ -882,7 +818,7 @@ static void json_bool(struct json *j, const char *key, bool v)
 	fputs(v ? "true" : "false", stdout);
 }
 
-static void daemon_json(const struct view *v)
+static void daemon_json(const MTR_View *v)
 {
 	const struct vmclockd_state *s = &v->st;
 	struct json j;
@@ -914,8 +850,8 @@ static void daemon_json(const struct view *v)
 	json_u64(&j, "samples_fed", s->samples_fed);
 	json_key(&j, "withheld");
 	putchar('{');
-	for (int i = FIRST_WITHHOLD_REASON; i < VMCLOCKD_STATE_REASONS; i++)
-		printf("%s\"%s\":%" PRIu64, i == FIRST_WITHHOLD_REASON ? "" : ",",
+	for (int i = MTR_FIRST_WITHHOLD_REASON; i < VMCLOCKD_STATE_REASONS; i++)
+		printf("%s\"%s\":%" PRIu64, i == MTR_FIRST_WITHHOLD_REASON ? "" : ",",
 		       vmclockd_reason_name(i), s->withheld[i]);
 	putchar('}');
 	/* What an application calling vmclock_timestamp() now is told. */
@@ -940,7 +876,7 @@ static const char *realtime_text(uint64_t ns, char *buf, size_t len)
 	return buf;
 }
 
-static void daemon_human(const struct view *v, const char *state_path, const char *device)
+static void daemon_human(const MTR_View *v, const char *state_path, const char *device)
 {
 	const struct vmclockd_state *s = &v->st;
 	uint64_t now = TIM_TimespecToNs(&v->ts.time);
@@ -989,165 +925,12 @@ static void daemon_human(const struct view *v, const char *state_path, const cha
 	else
 		field("Withhold reason", "%u (unknown)", (unsigned)s->withhold_reason);
 	total = 0;
-	for (int i = FIRST_WITHHOLD_REASON; i < VMCLOCKD_STATE_REASONS; i++)
+	for (int i = MTR_FIRST_WITHHOLD_REASON; i < VMCLOCKD_STATE_REASONS; i++)
 		total += s->withheld[i];
 	field("Samples withheld", "%" PRIu64 ", by reason:", total);
-	for (int i = FIRST_WITHHOLD_REASON; i < VMCLOCKD_STATE_REASONS; i++) {
+	for (int i = MTR_FIRST_WITHHOLD_REASON; i < VMCLOCKD_STATE_REASONS; i++) {
 		snprintf(buf, sizeof(buf), "  %s", vmclockd_reason_name(i));
 		field(buf, "%" PRIu64, s->withheld[i]);
-	}
-}
-
-/* ---- Prometheus metrics ---------------------------------------------------- */
-
-/* Text exposition format 0.0.4, for node_exporter's textfile collector.
- * Label values and help texts are escaped as the format asks, although
- * every one printed here is a name of our own. */
-static void prom_escaped(const char *s, bool label)
-{
-	for (; *s; s++) {
-		if (*s == '\\')
-			fputs("\\\\", stdout);
-		else if (*s == '\n')
-			fputs("\\n", stdout);
-		else if (*s == '"' && label)
-			fputs("\\\"", stdout);
-		else
-			putchar(*s);
-	}
-}
-
-static void prom_family(const char *name, const char *type, const char *help)
-{
-	printf("# HELP %s ", name);
-	prom_escaped(help, false);
-	printf("\n# TYPE %s %s\n", name, type);
-}
-
-/* One sample; label may be NULL. */
-static void prom_sample(const char *name, const char *label, const char *value, const char *fmt,
-			...) __attribute__((format(printf, 4, 5)));
-
-static void prom_sample(const char *name, const char *label, const char *value, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs(name, stdout);
-	if (label) {
-		printf("{%s=\"", label);
-		prom_escaped(value, true);
-		fputs("\"}", stdout);
-	}
-	putchar(' ');
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-}
-
-static void prom_seconds(const char *name, const char *label, const char *value, uint64_t ns)
-{
-	if (ns == VMCLOCK_ERROR_UNKNOWN)
-		prom_sample(name, label, value, "+Inf");
-	else
-		prom_sample(name, label, value, "%" PRIu64 ".%09" PRIu64, ns / NSEC_PER_SEC,
-			    ns % NSEC_PER_SEC);
-}
-
-/* A gauge with one sample from the device and one from vmclockd's state,
- * each only where it could be read. */
-static void prom_pair(const char *name, const char *help, bool have_device, uint64_t device,
-		      bool have_daemon, uint64_t daemon)
-{
-	prom_family(name, "gauge", help);
-	if (have_device)
-		prom_sample(name, "source", "device", "%" PRIu64, device);
-	if (have_daemon)
-		prom_sample(name, "source", "vmclockd", "%" PRIu64, daemon);
-}
-
-static void prom_signed_seconds(const char *name, int64_t ns)
-{
-	uint64_t mag = ns < 0 ? 0 - (uint64_t)ns : (uint64_t)ns;
-
-	prom_sample(name, NULL, NULL, "%s%" PRIu64 ".%09" PRIu64, ns < 0 ? "-" : "",
-		    mag / NSEC_PER_SEC, mag % NSEC_PER_SEC);
-}
-
-static void metrics(const struct view *v)
-{
-	const struct vmclockd_state *s = &v->st;
-	bool have_state = v->state_err == 0;
-
-	prom_family("vmclock_sync_verdict", "gauge",
-		    "1 for the verdict vmclock_timestamp() gives now, 0 for the others.");
-	for (int i = VMCLOCK_VERDICT_UNKNOWN; i <= VMCLOCK_VERDICT_DISRUPTED; i++)
-		prom_sample("vmclock_sync_verdict", "verdict", vmclock_verdict_name(i), "%d",
-			    v->ts.verdict == (vmclock_verdict_t)i);
-	prom_family("vmclock_error_bound_seconds", "gauge",
-		    "Bound on the system clock's error now (+Inf unless synchronized or freerunning).");
-	prom_seconds("vmclock_error_bound_seconds", NULL, NULL, v->ts.bound_ns);
-	prom_family("vmclock_daemon_up", "gauge",
-		    "1 if vmclockd's heartbeat in its state file is fresh.");
-	prom_sample("vmclock_daemon_up", NULL, NULL, "%d", have_state && v->fresh);
-	prom_family("vmclock_device_up", "gauge", "1 if the vmclock device could be read.");
-	prom_sample("vmclock_device_up", NULL, NULL, "%d", v->have_page);
-
-	prom_pair("vmclock_disruption_marker",
-		  "Disruption marker: the device's, and the last one vmclockd has handled.",
-		  v->have_page, vmclock_le64(v->page.disruption_marker), have_state,
-		  have_state ? s->disruption_marker : 0);
-	prom_pair("vmclock_vm_generation",
-		  "VM generation counter: the device's, and the last one vmclockd has handled.",
-		  v->have_page, vmclock_le64(v->page.vm_generation_counter), have_state,
-		  have_state ? s->vm_generation_counter : 0);
-
-	if (have_state) {
-		prom_family("vmclock_daemon_heartbeat_age_seconds", "gauge",
-			    "Age of vmclockd's last heartbeat.");
-		prom_signed_seconds("vmclock_daemon_heartbeat_age_seconds", v->heartbeat_age_ns);
-		prom_family("vmclock_disruptions_total", "counter",
-			    "Clock disruptions vmclockd has handled since its state file was created.");
-		prom_sample("vmclock_disruptions_total", NULL, NULL, "%" PRIu64, s->disruptions);
-		prom_family("vmclock_last_offset_seconds", "gauge",
-			    "Device time minus system time of the last sample fed to the time daemon.");
-		prom_signed_seconds("vmclock_last_offset_seconds", s->last_offset_ns);
-		prom_family("vmclock_samples_fed_total", "counter",
-			    "Samples vmclockd has fed to the time daemon since it started.");
-		prom_sample("vmclock_samples_fed_total", NULL, NULL, "%" PRIu64, s->samples_fed);
-		prom_family("vmclock_samples_withheld_total", "counter",
-			    "Samples vmclockd has withheld since it started, by reason.");
-		for (int i = FIRST_WITHHOLD_REASON; i < VMCLOCKD_STATE_REASONS; i++)
-			prom_sample("vmclock_samples_withheld_total", "reason",
-				    vmclockd_reason_name(i), "%" PRIu64, s->withheld[i]);
-	}
-
-	if (v->have_page) {
-		uint8_t cs = v->page.clock_status;
-		const char *name = vmclock_status_name(cs);
-
-		prom_family("vmclock_clock_status", "gauge",
-			    "1 for the host clock status the device reports, 0 for the others.");
-		for (uint8_t i = VMCLOCK_STATUS_UNKNOWN; i <= VMCLOCK_STATUS_UNRELIABLE; i++)
-			prom_sample("vmclock_clock_status", "status", vmclock_status_name(i), "%d",
-				    cs == i);
-		if (!name) {
-			char num[8];
-
-			snprintf(num, sizeof(num), "%u", (unsigned)cs);
-			prom_sample("vmclock_clock_status", "status", num, "1");
-		}
-	}
-	if (v->have_offset) {
-		prom_family("vmclock_device_time_offset_seconds", "gauge",
-			    "Device UTC minus CLOCK_REALTIME.");
-		prom_signed_seconds("vmclock_device_time_offset_seconds", v->off.offset_ns);
-		if (v->off.time.maxerror_ns != VMCLOCK_ERROR_UNKNOWN) {
-			prom_family("vmclock_device_max_error_seconds", "gauge",
-				    "The device's maximum error of its time now.");
-			prom_seconds("vmclock_device_max_error_seconds", NULL, NULL,
-				     v->off.time.maxerror_ns);
-		}
 	}
 }
 
@@ -1365,7 +1148,7 @@ static int cmd_waitsync(struct cmd_opts o)
 	struct timespec start;
 	sigset_t wait_mask;
 	vmclock_truth_t *truth = NULL;
-	struct view v;
+	MTR_View v;
 	char cause[256];
 	int rc;
 
@@ -1389,7 +1172,7 @@ static int cmd_waitsync(struct cmd_opts o)
 		}
 		left = o.timeout_s > 0 ? o.timeout_s - elapsed_s(&start) : WAITSYNC_POLL_MS * 1e-3;
 		if (left <= 0 || got_stop) {
-			take_view(truth, o.path, false, &v);
+			MTR_TakeView(truth, o.path, false, &v);
 			verdict_cause(&v, o.state, o.path, cause, sizeof(cause));
 			if (v.ts.verdict == VMCLOCK_VERDICT_SYNCHRONIZED)
 				snprintf(cause, sizeof(cause), "bound %" PRIu64 " ns > %" PRIu64 " ns",
@@ -1415,7 +1198,7 @@ static int cmd_waitsync(struct cmd_opts o)
 }
 
 /* One view of device and daemon through a handle opened for the purpose. */
-static int view_once(struct cmd_opts o, bool with_device, struct view *v)
+static int view_once(struct cmd_opts o, bool with_device, MTR_View *v)
 {
 	vmclock_truth_t *truth = vmclock_truth_open(o.path, o.state);
 
@@ -1423,14 +1206,14 @@ static int view_once(struct cmd_opts o, bool with_device, struct view *v)
 		msg("%s", strerror(errno));
 		return -1;
 	}
-	take_view(truth, o.path, with_device, v);
+	MTR_TakeView(truth, o.path, with_device, v);
 	vmclock_truth_close(truth);
 	return 0;
 }
 
 static int cmd_daemon(struct cmd_opts o)
 {
-	struct view v;
+	MTR_View v;
 
 	if (view_once(o, false, &v) < 0)
 		return EXIT_UNUSABLE;
@@ -1447,11 +1230,11 @@ static int cmd_daemon(struct cmd_opts o)
 
 static int cmd_metrics(struct cmd_opts o)
 {
-	struct view v;
+	MTR_View v;
 
 	if (view_once(o, true, &v) < 0)
 		return EXIT_UNUSABLE;
-	metrics(&v);
+	MTR_Write(stdout, &v);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		msg("write: %s", strerror(errno));
 		return EXIT_UNUSABLE;

@@ -71,7 +71,7 @@ cp /usr/share/doc/vmclockd/examples/chrony-vmclock.conf /etc/chrony/conf.d/vmclo
 systemctl restart chrony
 systemctl start vmclock-sim
 wait_for 5 test -s /run/vmclock-sim/page
-echo "device /run/vmclock-sim/page" >/etc/vmclockd.conf
+printf "device /run/vmclock-sim/page\nmetrics-file /run/vmclockd/vmclockd.prom\n" >/etc/vmclockd.conf
 mkdir -p /run/systemd/system/vmclockd.service.d
 cp /out/vmclockd-test.conf /run/systemd/system/vmclockd.service.d/test.conf
 systemctl daemon-reload
@@ -84,6 +84,15 @@ PID=$(prop vmclockd MainPID)
 check "CapEff of the daemon is 0" \
 	grep -qx 'CapEff:[[:space:]]*0000000000000000' /proc/"$PID"/status
 check "the daemon runs under a seccomp filter" grep -qx 'Seccomp:[[:space:]]*2' /proc/"$PID"/status
+# The metrics file (vmclockd(8), METRICS) in the runtime directory: the
+# sandbox lets it be written, node_exporter (another user) may read it, and
+# it is replaced every metrics-interval-ms (5 s).
+check "metrics file written under the unit's sandbox, mode 0644" \
+	wait_for 10 bash -c '[ "$(stat -c %a /run/vmclockd/vmclockd.prom)" = 644 ]'
+check "metrics file: vmclockd up" grep -qx 'vmclock_daemon_up 1' /run/vmclockd/vmclockd.prom
+METRICS_INODE=$(stat -c %i /run/vmclockd/vmclockd.prom)
+check "metrics file replaced (a new inode) within 10 s" \
+	wait_for 10 bash -c "[ \"\$(stat -c %i /run/vmclockd/vmclockd.prom)\" != $METRICS_INODE ]"
 
 # ---- the sandbox, as the probe saw it -------------------------------------
 new_probe
