@@ -45,10 +45,13 @@
  * a value at most 20 digits or a %f of a double we bound. */
 #define FIELD_LEN 64
 
-/* The journal fields of a disruption event, in order. */
+/* The journal fields of a disruption record, in order (FREQ_CHANGE_PPM
+ * last); a field whose value is not known is left out. */
 enum {
 	FIELD_OLD_MARKER,
 	FIELD_NEW_MARKER,
+	FIELD_FIRST_MARKER,
+	FIELD_MARKER_CHANGES,
 	FIELD_GENERATION,
 	FIELD_STEP,
 	FIELD_PERIOD_FRAC,
@@ -76,6 +79,16 @@ static LOG_Repeat save_failing;
 static bool have_record;
 static HND_Record hnd_record;
 static HND_Dfreq loaded_doubt;
+/* The disruption being handled, for its one journal record, logged when
+ * it is handled: the marker chronyd was right for, the first marker seen
+ * after it, how many marker changes the ticks saw (a marker that changes
+ * faster than a handover completes is one handover), and whether it began
+ * while vmclockd was down. */
+static struct {
+	uint64_t old_marker, first_marker;
+	unsigned long changes;
+	bool while_down;
+} episode;
 /* The offset last measured under the handled marker: the step is measured
  * from it when the marker changes. */
 static bool have_offset;
@@ -449,17 +462,78 @@ static void finish(bool recovered)
 	report.handled_gen = target_gen;
 	period_handled = period_target;
 	save_state();
-	if (sampler.burst)
+	/* Nothing to feed from a page without time: no burst. */
+	if (sampler.burst && target_has_time)
 		sampler.burst(cfg->burst_ms);
 	if (recovered) {
 		char f1[FIELD_LEN];
 		const char *fields[] = { f1, NULL };
 
 		snprintf(f1, sizeof(f1), "DISRUPTION_MARKER=%" PRIu64, target_marker);
-		LOG_Event(LOGS_INFO, LOG_MSGID_RECOVERED, fields,
-			  "chronyd reset after disruption %" PRIu64 "; sampling at the burst rate",
-			  target_marker);
+		LOG_Event(LOGS_INFO, LOG_MSGID_RECOVERED, fields, "chronyd reset after disruption %"
+			  PRIu64 "%s", target_marker,
+			  target_has_time ? "; sampling at the burst rate" : "");
 	}
+}
+
+/* The one journal record of a handled disruption (MESSAGE_ID
+ * LOG_MSGID_DISRUPTION), covering every marker change since the last one
+ * handled; HANDED: chronyd took it. */
+static void log_disruption(bool handed)
+{
+	char f[DISRUPTION_FIELDS][FIELD_LEN], step_text[48], changes_text[48];
+	const char *fields[DISRUPTION_FIELDS + 1];
+	bool freq_known = period_handled.valid && period_target.valid;
+	double step = report.last_step_s;
+	double freq_change = freq_known ? -HND_DfreqPpm(period_handled, period_target) : 0.0;
+	int n = 0;
+
+	snprintf(f[n], FIELD_LEN, "OLD_MARKER=%" PRIu64, episode.old_marker);
+	fields[n] = f[n], n++;
+	snprintf(f[n], FIELD_LEN, "NEW_MARKER=%" PRIu64, target_marker);
+	fields[n] = f[n], n++;
+	snprintf(f[n], FIELD_LEN, "FIRST_MARKER=%" PRIu64, episode.first_marker);
+	fields[n] = f[n], n++;
+	snprintf(f[n], FIELD_LEN, "MARKER_CHANGES=%lu", episode.changes);
+	fields[n] = f[n], n++;
+	snprintf(f[n], FIELD_LEN, "VM_GENERATION_COUNTER=%" PRIu64, target_gen);
+	fields[n] = f[n], n++;
+	if (!isnan(step)) {
+		snprintf(f[n], FIELD_LEN, "STEP_NS=%.0f", step * 1e9);
+		fields[n] = f[n], n++;
+	}
+	if (period_target.valid) {
+		snprintf(f[n], FIELD_LEN, "COUNTER_PERIOD_FRAC_SEC=%" PRIu64, period_target.frac);
+		fields[n] = f[n], n++;
+		snprintf(f[n], FIELD_LEN, "COUNTER_PERIOD_SHIFT=%u", period_target.shift);
+		fields[n] = f[n], n++;
+	}
+	if (freq_known) {
+		snprintf(f[n], FIELD_LEN, "FREQ_CHANGE_PPM=%.6f", freq_change);
+		fields[n] = f[n], n++;
+	}
+	fields[n] = NULL;
+	if (isnan(step))
+		snprintf(step_text, sizeof(step_text), "step unknown");
+	else
+		snprintf(step_text, sizeof(step_text), "step %+.9f s", step);
+	if (episode.changes > 1)
+		snprintf(changes_text, sizeof(changes_text), " (%lu marker changes)", episode.changes);
+	else
+		changes_text[0] = '\0';
+	if (target_has_time && freq_known)
+		LOG_Event(LOGS_WARN, LOG_MSGID_DISRUPTION, fields,
+			  "clock disruption%s: marker %" PRIu64 " -> %" PRIu64 "%s, %s, counter "
+			  "frequency %+.6f ppm; %s", episode.while_down ? " while vmclockd was down" : "",
+			  episode.old_marker, target_marker, changes_text, step_text, freq_change,
+			  handed ? "chronyd reset" : "no chronyd to reset");
+	else
+		LOG_Event(LOGS_WARN, LOG_MSGID_DISRUPTION, fields,
+			  "clock disruption%s: marker %" PRIu64 " -> %" PRIu64 "%s, %s; %s",
+			  episode.while_down ? " while vmclockd was down" : "", episode.old_marker,
+			  target_marker, changes_text,
+			  target_has_time ? "counter frequency change unknown" : "no time on the page",
+			  handed ? "chronyd reset" : "no chronyd to reset");
 }
 
 /* The handover module reports once per handover, for the newest marker,
@@ -497,18 +571,19 @@ static void handover_done(const HND_Report *r, void *arg)
 			LOG(LOGS_INFO, "chronyd reset (marker-only page), %.2f ms; asked for an NTP burst",
 			    (double)r->duration_ns * 1e-6);
 	}
+	/* Before finish(): the record compares the periods it replaces. */
+	if (episode.changes)
+		log_disruption(handed);
 	finish(handed);
 }
 
 /* Alerts a flapping page could repeat at every tick: rate-limited (the first
  * ones at once, then "N similar suppressed"). */
-static LOG_Limit disruption_alerts, imminent_alerts, soon_alerts, restore_alerts;
+static LOG_Limit imminent_alerts, soon_alerts, restore_alerts;
 
 static void begin_disruption(const struct vmclock_abi *page, const struct vmclock_offset *offset,
 			     bool while_down)
 {
-	char f[DISRUPTION_FIELDS][FIELD_LEN];
-	const char *fields[DISRUPTION_FIELDS + 1];
 	double step = NAN, freq_change = 0.0;
 	HND_Target t;
 	Period before = report.handling ? period_target : period_handled;
@@ -519,6 +594,16 @@ static void begin_disruption(const struct vmclock_abi *page, const struct vmcloc
 	period_target = period_of(page);
 	target_has_time = period_target.valid;
 	report.disruptions++;
+	if (!report.handling || source_changed) {
+		/* A new record; a new device starts one of its own (its
+		 * markers are not compared with the old one's). */
+		episode.old_marker = source_changed ? target_marker : old;
+		episode.first_marker = target_marker;
+		episode.changes = 0;
+		episode.while_down = while_down;
+	}
+	if (!source_changed && target_marker != old)
+		episode.changes++;
 	report.handling = true;
 	clock_gettime(CLOCK_REALTIME, &report.last_disruption);
 
@@ -528,34 +613,13 @@ static void begin_disruption(const struct vmclock_abi *page, const struct vmcloc
 		step = (double)offset->offset_ns * 1e-9 - (double)last_offset_ns * 1e-9;
 	report.last_step_s = step;
 
-	snprintf(f[FIELD_OLD_MARKER], FIELD_LEN, "OLD_MARKER=%" PRIu64, old);
-	snprintf(f[FIELD_NEW_MARKER], FIELD_LEN, "NEW_MARKER=%" PRIu64, target_marker);
-	snprintf(f[FIELD_GENERATION], FIELD_LEN, "VM_GENERATION_COUNTER=%" PRIu64, target_gen);
-	snprintf(f[FIELD_STEP], FIELD_LEN, "STEP_NS=%.0f", isnan(step) ? 0.0 : step * 1e9);
-	snprintf(f[FIELD_PERIOD_FRAC], FIELD_LEN, "COUNTER_PERIOD_FRAC_SEC=%" PRIu64, period_target.frac);
-	snprintf(f[FIELD_PERIOD_SHIFT], FIELD_LEN, "COUNTER_PERIOD_SHIFT=%u", period_target.shift);
-	snprintf(f[FIELD_FREQ_CHANGE], FIELD_LEN, "FREQ_CHANGE_PPM=%.6f",
-		 freq_change);
-	/* Every one, whatever the alert's limiter drops. */
+	/* Every change, each with its own frequency change; the journal's
+	 * record is logged once the disruption is handled (log_disruption). */
 	DEBUG_LOG("disruption: marker %" PRIu64 " -> %" PRIu64 ", FREQ_CHANGE_PPM=%.6f", old,
 		  target_marker, freq_change);
-	for (int i = 0; i < DISRUPTION_FIELDS; i++)
-		fields[i] = f[i];
-	fields[DISRUPTION_FIELDS] = NULL;
 	if (source_changed)
 		LOG(LOGS_WARN, "clock source changed to %s (marker %" PRIu64 "): resetting chronyd, "
 		    "no frequency change or step carried over", cfg->device, target_marker);
-	else if (target_has_time)
-		LOG_LimitedEvent(&disruption_alerts, LOGS_WARN, LOG_MSGID_DISRUPTION, fields,
-			  "clock disruption%s: marker %" PRIu64 " -> %" PRIu64 ", step %+.9f s, "
-			  "counter frequency %+.6f ppm; resetting chronyd",
-			  while_down ? " while vmclockd was down" : "", old, target_marker,
-			  isnan(step) ? 0.0 : step, freq_change);
-	else
-		LOG_LimitedEvent(&disruption_alerts, LOGS_WARN, LOG_MSGID_DISRUPTION, fields,
-			  "clock disruption%s: marker %" PRIu64 " -> %" PRIu64 " (no time on the "
-			  "page); resetting chronyd", while_down ? " while vmclockd was down" : "",
-			  old, target_marker);
 	t.marker = target_marker;
 	t.old_period = period_handled;
 	t.new_period = source_changed ? epoch_period : period_target;
