@@ -613,10 +613,20 @@ static void begin_disruption(const struct vmclock_abi *page, const struct vmcloc
 		step = (double)offset->offset_ns * 1e-9 - (double)last_offset_ns * 1e-9;
 	report.last_step_s = step;
 
-	/* Every change, each with its own frequency change; the journal's
-	 * record is logged once the disruption is handled (log_disruption). */
-	DEBUG_LOG("disruption: marker %" PRIu64 " -> %" PRIu64 ", FREQ_CHANGE_PPM=%.6f", old,
-		  target_marker, freq_change);
+	/* Every change, with its own frequency change (when both periods are
+	 * known); the journal's record is logged once the disruption is
+	 * handled (log_disruption). */
+	if (LOG_DebugEnabled()) {
+		char f[3][FIELD_LEN];
+		const char *fields[] = { f[0], f[1], before.valid && period_target.valid ? f[2] : NULL,
+					 NULL };
+
+		snprintf(f[0], FIELD_LEN, "OLD_MARKER=%" PRIu64, old);
+		snprintf(f[1], FIELD_LEN, "NEW_MARKER=%" PRIu64, target_marker);
+		snprintf(f[2], FIELD_LEN, "FREQ_CHANGE_PPM=%.6f", freq_change);
+		LOG_Event(LOGS_DEBUG, NULL, fields, "disruption: marker %" PRIu64 " -> %" PRIu64,
+			  old, target_marker);
+	}
 	if (source_changed)
 		LOG(LOGS_WARN, "clock source changed to %s (marker %" PRIu64 "): resetting chronyd, "
 		    "no frequency change or step carried over", cfg->device, target_marker);
