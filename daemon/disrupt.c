@@ -22,11 +22,13 @@
  * frequency comes from its drift file, right for a period not known.
  * Sampling itself never waits.
  */
+#include <assert.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,20 +47,10 @@
  * a value at most 20 digits or a %f of a double we bound. */
 #define FIELD_LEN 64
 
-/* The journal fields of a disruption record, in order (FREQ_CHANGE_PPM
- * last); a field whose value is not known is left out. */
-enum {
-	FIELD_OLD_MARKER,
-	FIELD_NEW_MARKER,
-	FIELD_FIRST_MARKER,
-	FIELD_MARKER_CHANGES,
-	FIELD_GENERATION,
-	FIELD_STEP,
-	FIELD_PERIOD_FRAC,
-	FIELD_PERIOD_SHIFT,
-	FIELD_FREQ_CHANGE,
-	DISRUPTION_FIELDS
-};
+/* The most journal fields of a disruption record: OLD_MARKER, NEW_MARKER,
+ * FIRST_MARKER, MARKER_CHANGES, VM_GENERATION_COUNTER, STEP_NS,
+ * COUNTER_PERIOD_FRAC_SEC, COUNTER_PERIOD_SHIFT, FREQ_CHANGE_PPM. */
+#define DISRUPTION_FIELDS 9
 
 typedef HND_Period Period;
 
@@ -476,43 +468,52 @@ static void finish(bool recovered)
 	}
 }
 
+/* A record's fields: one more "NAME=value" in f[*n], listed in fields. */
+typedef struct {
+	char f[DISRUPTION_FIELDS][FIELD_LEN];
+	const char *fields[DISRUPTION_FIELDS + 1];
+	int n;
+} Fields;
+
+static void add_field(Fields *r, const char *format, ...) __attribute__((format(printf, 2, 3)));
+
+static void add_field(Fields *r, const char *format, ...)
+{
+	va_list ap;
+
+	assert(r->n < DISRUPTION_FIELDS);
+	va_start(ap, format);
+	vsnprintf(r->f[r->n], FIELD_LEN, format, ap);
+	va_end(ap);
+	r->fields[r->n] = r->f[r->n];
+	r->fields[++r->n] = NULL;
+}
+
 /* The one journal record of a handled disruption (MESSAGE_ID
  * LOG_MSGID_DISRUPTION), covering every marker change since the last one
- * handled; HANDED: chronyd took it. */
+ * handled; fields whose value is not known are left out (FREQ_CHANGE_PPM
+ * last).  HANDED: chronyd took it. */
 static void log_disruption(bool handed)
 {
-	char f[DISRUPTION_FIELDS][FIELD_LEN], step_text[48], changes_text[48];
-	const char *fields[DISRUPTION_FIELDS + 1];
+	Fields r = { .n = 0 };
+	char step_text[48], changes_text[48];
 	bool freq_known = period_handled.valid && period_target.valid;
 	double step = report.last_step_s;
 	double freq_change = freq_known ? -HND_DfreqPpm(period_handled, period_target) : 0.0;
-	int n = 0;
 
-	snprintf(f[n], FIELD_LEN, "OLD_MARKER=%" PRIu64, episode.old_marker);
-	fields[n] = f[n], n++;
-	snprintf(f[n], FIELD_LEN, "NEW_MARKER=%" PRIu64, target_marker);
-	fields[n] = f[n], n++;
-	snprintf(f[n], FIELD_LEN, "FIRST_MARKER=%" PRIu64, episode.first_marker);
-	fields[n] = f[n], n++;
-	snprintf(f[n], FIELD_LEN, "MARKER_CHANGES=%lu", episode.changes);
-	fields[n] = f[n], n++;
-	snprintf(f[n], FIELD_LEN, "VM_GENERATION_COUNTER=%" PRIu64, target_gen);
-	fields[n] = f[n], n++;
-	if (!isnan(step)) {
-		snprintf(f[n], FIELD_LEN, "STEP_NS=%.0f", step * 1e9);
-		fields[n] = f[n], n++;
-	}
+	add_field(&r, "OLD_MARKER=%" PRIu64, episode.old_marker);
+	add_field(&r, "NEW_MARKER=%" PRIu64, target_marker);
+	add_field(&r, "FIRST_MARKER=%" PRIu64, episode.first_marker);
+	add_field(&r, "MARKER_CHANGES=%lu", episode.changes);
+	add_field(&r, "VM_GENERATION_COUNTER=%" PRIu64, target_gen);
+	if (!isnan(step))
+		add_field(&r, "STEP_NS=%.0f", step * 1e9);
 	if (period_target.valid) {
-		snprintf(f[n], FIELD_LEN, "COUNTER_PERIOD_FRAC_SEC=%" PRIu64, period_target.frac);
-		fields[n] = f[n], n++;
-		snprintf(f[n], FIELD_LEN, "COUNTER_PERIOD_SHIFT=%u", period_target.shift);
-		fields[n] = f[n], n++;
+		add_field(&r, "COUNTER_PERIOD_FRAC_SEC=%" PRIu64, period_target.frac);
+		add_field(&r, "COUNTER_PERIOD_SHIFT=%u", period_target.shift);
 	}
-	if (freq_known) {
-		snprintf(f[n], FIELD_LEN, "FREQ_CHANGE_PPM=%.6f", freq_change);
-		fields[n] = f[n], n++;
-	}
-	fields[n] = NULL;
+	if (freq_known)
+		add_field(&r, "FREQ_CHANGE_PPM=%.6f", freq_change);
 	if (isnan(step))
 		snprintf(step_text, sizeof(step_text), "step unknown");
 	else
@@ -522,13 +523,13 @@ static void log_disruption(bool handed)
 	else
 		changes_text[0] = '\0';
 	if (target_has_time && freq_known)
-		LOG_Event(LOGS_WARN, LOG_MSGID_DISRUPTION, fields,
+		LOG_Event(LOGS_WARN, LOG_MSGID_DISRUPTION, r.fields,
 			  "clock disruption%s: marker %" PRIu64 " -> %" PRIu64 "%s, %s, counter "
 			  "frequency %+.6f ppm; %s", episode.while_down ? " while vmclockd was down" : "",
 			  episode.old_marker, target_marker, changes_text, step_text, freq_change,
 			  handed ? "chronyd reset" : "no chronyd to reset");
 	else
-		LOG_Event(LOGS_WARN, LOG_MSGID_DISRUPTION, fields,
+		LOG_Event(LOGS_WARN, LOG_MSGID_DISRUPTION, r.fields,
 			  "clock disruption%s: marker %" PRIu64 " -> %" PRIu64 "%s, %s; %s",
 			  episode.while_down ? " while vmclockd was down" : "", episode.old_marker,
 			  target_marker, changes_text,
@@ -578,7 +579,7 @@ static void handover_done(const HND_Report *r, void *arg)
 }
 
 /* Alerts a flapping page could repeat at every tick: rate-limited (the first
- * ones at once, then "N similar suppressed"). */
+ * ones at once, the count of the others said when their window closes). */
 static LOG_Limit imminent_alerts, soon_alerts, restore_alerts;
 
 static void begin_disruption(const struct vmclock_abi *page, const struct vmclock_offset *offset,
@@ -617,14 +618,13 @@ static void begin_disruption(const struct vmclock_abi *page, const struct vmcloc
 	 * known); the journal's record is logged once the disruption is
 	 * handled (log_disruption). */
 	if (LOG_DebugEnabled()) {
-		char f[3][FIELD_LEN];
-		const char *fields[] = { f[0], f[1], before.valid && period_target.valid ? f[2] : NULL,
-					 NULL };
+		Fields r = { .n = 0 };
 
-		snprintf(f[0], FIELD_LEN, "OLD_MARKER=%" PRIu64, old);
-		snprintf(f[1], FIELD_LEN, "NEW_MARKER=%" PRIu64, target_marker);
-		snprintf(f[2], FIELD_LEN, "FREQ_CHANGE_PPM=%.6f", freq_change);
-		LOG_Event(LOGS_DEBUG, NULL, fields, "disruption: marker %" PRIu64 " -> %" PRIu64,
+		add_field(&r, "OLD_MARKER=%" PRIu64, old);
+		add_field(&r, "NEW_MARKER=%" PRIu64, target_marker);
+		if (before.valid && period_target.valid)
+			add_field(&r, "FREQ_CHANGE_PPM=%.6f", freq_change);
+		LOG_Event(LOGS_DEBUG, NULL, r.fields, "disruption: marker %" PRIu64 " -> %" PRIu64,
 			  old, target_marker);
 	}
 	if (source_changed)
