@@ -184,9 +184,11 @@ void LOG_EventAt(LOG_Origin at, LOG_Severity severity, const char *message_id,
 }
 
 /* The flood policy: LIMIT_BURST alerts of a kind at once (STATE_BURST for
- * changes of a state), then one every LIMIT_INTERVAL_S seconds for as long
- * as the flood lasts; a kind that was quiet for a burst's worth of intervals
- * has its whole burst again. */
+ * changes of a state), then one line every LIMIT_INTERVAL_S seconds for as
+ * long as the flood lasts: the window's timer says the count of what it
+ * suppressed when it ends, unless an alert allowed first carries it; a kind
+ * that was quiet for a burst's worth of intervals has its whole burst
+ * again. */
 #define LIMIT_BURST 3
 #define STATE_BURST 8
 #define LIMIT_INTERVAL_S 10
