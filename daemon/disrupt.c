@@ -22,11 +22,13 @@
  * frequency comes from its drift file, right for a period not known.
  * Sampling itself never waits.
  */
+#include <assert.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,17 +47,10 @@
  * a value at most 20 digits or a %f of a double we bound. */
 #define FIELD_LEN 64
 
-/* The journal fields of a disruption event, in order. */
-enum {
-	FIELD_OLD_MARKER,
-	FIELD_NEW_MARKER,
-	FIELD_GENERATION,
-	FIELD_STEP,
-	FIELD_PERIOD_FRAC,
-	FIELD_PERIOD_SHIFT,
-	FIELD_FREQ_CHANGE,
-	DISRUPTION_FIELDS
-};
+/* The most journal fields of a disruption record: OLD_MARKER, NEW_MARKER,
+ * FIRST_MARKER, MARKER_CHANGES, VM_GENERATION_COUNTER, STEP_NS,
+ * COUNTER_PERIOD_FRAC_SEC, COUNTER_PERIOD_SHIFT, FREQ_CHANGE_PPM. */
+#define DISRUPTION_FIELDS 9
 
 typedef HND_Period Period;
 
@@ -76,6 +71,16 @@ static LOG_Repeat save_failing;
 static bool have_record;
 static HND_Record hnd_record;
 static HND_Dfreq loaded_doubt;
+/* The disruption being handled, for its one journal record, logged when
+ * it is handled: the marker chronyd was right for, the first marker seen
+ * after it, how many marker changes the ticks saw (a marker that changes
+ * faster than a handover completes is one handover), and whether it began
+ * while vmclockd was down. */
+static struct {
+	uint64_t old_marker, first_marker;
+	unsigned long changes;
+	bool while_down;
+} episode;
 /* The offset last measured under the handled marker: the step is measured
  * from it when the marker changes. */
 static bool have_offset;
@@ -449,17 +454,87 @@ static void finish(bool recovered)
 	report.handled_gen = target_gen;
 	period_handled = period_target;
 	save_state();
-	if (sampler.burst)
+	/* Nothing to feed from a page without time: no burst. */
+	if (sampler.burst && target_has_time)
 		sampler.burst(cfg->burst_ms);
 	if (recovered) {
 		char f1[FIELD_LEN];
 		const char *fields[] = { f1, NULL };
 
 		snprintf(f1, sizeof(f1), "DISRUPTION_MARKER=%" PRIu64, target_marker);
-		LOG_Event(LOGS_INFO, LOG_MSGID_RECOVERED, fields,
-			  "chronyd reset after disruption %" PRIu64 "; sampling at the burst rate",
-			  target_marker);
+		LOG_Event(LOGS_INFO, LOG_MSGID_RECOVERED, fields, "chronyd reset after disruption %"
+			  PRIu64 "%s", target_marker,
+			  target_has_time ? "; sampling at the burst rate" : "");
 	}
+}
+
+/* A record's fields: one more "NAME=value" in f[*n], listed in fields. */
+typedef struct {
+	char f[DISRUPTION_FIELDS][FIELD_LEN];
+	const char *fields[DISRUPTION_FIELDS + 1];
+	int n;
+} Fields;
+
+static void add_field(Fields *r, const char *format, ...) __attribute__((format(printf, 2, 3)));
+
+static void add_field(Fields *r, const char *format, ...)
+{
+	va_list ap;
+
+	assert(r->n < DISRUPTION_FIELDS);
+	va_start(ap, format);
+	vsnprintf(r->f[r->n], FIELD_LEN, format, ap);
+	va_end(ap);
+	r->fields[r->n] = r->f[r->n];
+	r->fields[++r->n] = NULL;
+}
+
+/* The one journal record of a handled disruption (MESSAGE_ID
+ * LOG_MSGID_DISRUPTION), covering every marker change since the last one
+ * handled; fields whose value is not known are left out (FREQ_CHANGE_PPM
+ * last).  HANDED: chronyd took it. */
+static void log_disruption(bool handed)
+{
+	Fields r = { .n = 0 };
+	char step_text[48], changes_text[48];
+	bool freq_known = period_handled.valid && period_target.valid;
+	double step = report.last_step_s;
+	double freq_change = freq_known ? -HND_DfreqPpm(period_handled, period_target) : 0.0;
+
+	add_field(&r, "OLD_MARKER=%" PRIu64, episode.old_marker);
+	add_field(&r, "NEW_MARKER=%" PRIu64, target_marker);
+	add_field(&r, "FIRST_MARKER=%" PRIu64, episode.first_marker);
+	add_field(&r, "MARKER_CHANGES=%lu", episode.changes);
+	add_field(&r, "VM_GENERATION_COUNTER=%" PRIu64, target_gen);
+	if (!isnan(step))
+		add_field(&r, "STEP_NS=%.0f", step * 1e9);
+	if (period_target.valid) {
+		add_field(&r, "COUNTER_PERIOD_FRAC_SEC=%" PRIu64, period_target.frac);
+		add_field(&r, "COUNTER_PERIOD_SHIFT=%u", period_target.shift);
+	}
+	if (freq_known)
+		add_field(&r, "FREQ_CHANGE_PPM=%.6f", freq_change);
+	if (isnan(step))
+		snprintf(step_text, sizeof(step_text), "step unknown");
+	else
+		snprintf(step_text, sizeof(step_text), "step %+.9f s", step);
+	if (episode.changes > 1)
+		snprintf(changes_text, sizeof(changes_text), " (%lu marker changes)", episode.changes);
+	else
+		changes_text[0] = '\0';
+	if (target_has_time && freq_known)
+		LOG_Event(LOGS_WARN, LOG_MSGID_DISRUPTION, r.fields,
+			  "clock disruption%s: marker %" PRIu64 " -> %" PRIu64 "%s, %s, counter "
+			  "frequency %+.6f ppm; %s", episode.while_down ? " while vmclockd was down" : "",
+			  episode.old_marker, target_marker, changes_text, step_text, freq_change,
+			  handed ? "chronyd reset" : "no chronyd to reset");
+	else
+		LOG_Event(LOGS_WARN, LOG_MSGID_DISRUPTION, r.fields,
+			  "clock disruption%s: marker %" PRIu64 " -> %" PRIu64 "%s, %s; %s",
+			  episode.while_down ? " while vmclockd was down" : "", episode.old_marker,
+			  target_marker, changes_text,
+			  target_has_time ? "counter frequency change unknown" : "no time on the page",
+			  handed ? "chronyd reset" : "no chronyd to reset");
 }
 
 /* The handover module reports once per handover, for the newest marker,
@@ -497,18 +572,19 @@ static void handover_done(const HND_Report *r, void *arg)
 			LOG(LOGS_INFO, "chronyd reset (marker-only page), %.2f ms; asked for an NTP burst",
 			    (double)r->duration_ns * 1e-6);
 	}
+	/* Before finish(): the record compares the periods it replaces. */
+	if (episode.changes)
+		log_disruption(handed);
 	finish(handed);
 }
 
 /* Alerts a flapping page could repeat at every tick: rate-limited (the first
- * ones at once, then "N similar suppressed"). */
-static LOG_Limit disruption_alerts, imminent_alerts, soon_alerts, restore_alerts;
+ * ones at once, the count of the others said when their window closes). */
+static LOG_Limit imminent_alerts, soon_alerts, restore_alerts;
 
 static void begin_disruption(const struct vmclock_abi *page, const struct vmclock_offset *offset,
 			     bool while_down)
 {
-	char f[DISRUPTION_FIELDS][FIELD_LEN];
-	const char *fields[DISRUPTION_FIELDS + 1];
 	double step = NAN, freq_change = 0.0;
 	HND_Target t;
 	Period before = report.handling ? period_target : period_handled;
@@ -519,6 +595,16 @@ static void begin_disruption(const struct vmclock_abi *page, const struct vmcloc
 	period_target = period_of(page);
 	target_has_time = period_target.valid;
 	report.disruptions++;
+	if (!report.handling || source_changed) {
+		/* A new record; a new device starts one of its own (its
+		 * markers are not compared with the old one's). */
+		episode.old_marker = source_changed ? target_marker : old;
+		episode.first_marker = target_marker;
+		episode.changes = 0;
+		episode.while_down = while_down;
+	}
+	if (!source_changed && target_marker != old)
+		episode.changes++;
 	report.handling = true;
 	clock_gettime(CLOCK_REALTIME, &report.last_disruption);
 
@@ -528,34 +614,22 @@ static void begin_disruption(const struct vmclock_abi *page, const struct vmcloc
 		step = (double)offset->offset_ns * 1e-9 - (double)last_offset_ns * 1e-9;
 	report.last_step_s = step;
 
-	snprintf(f[FIELD_OLD_MARKER], FIELD_LEN, "OLD_MARKER=%" PRIu64, old);
-	snprintf(f[FIELD_NEW_MARKER], FIELD_LEN, "NEW_MARKER=%" PRIu64, target_marker);
-	snprintf(f[FIELD_GENERATION], FIELD_LEN, "VM_GENERATION_COUNTER=%" PRIu64, target_gen);
-	snprintf(f[FIELD_STEP], FIELD_LEN, "STEP_NS=%.0f", isnan(step) ? 0.0 : step * 1e9);
-	snprintf(f[FIELD_PERIOD_FRAC], FIELD_LEN, "COUNTER_PERIOD_FRAC_SEC=%" PRIu64, period_target.frac);
-	snprintf(f[FIELD_PERIOD_SHIFT], FIELD_LEN, "COUNTER_PERIOD_SHIFT=%u", period_target.shift);
-	snprintf(f[FIELD_FREQ_CHANGE], FIELD_LEN, "FREQ_CHANGE_PPM=%.6f",
-		 freq_change);
-	/* Every one, whatever the alert's limiter drops. */
-	DEBUG_LOG("disruption: marker %" PRIu64 " -> %" PRIu64 ", FREQ_CHANGE_PPM=%.6f", old,
-		  target_marker, freq_change);
-	for (int i = 0; i < DISRUPTION_FIELDS; i++)
-		fields[i] = f[i];
-	fields[DISRUPTION_FIELDS] = NULL;
+	/* Every change, with its own frequency change (when both periods are
+	 * known); the journal's record is logged once the disruption is
+	 * handled (log_disruption). */
+	if (LOG_DebugEnabled()) {
+		Fields r = { .n = 0 };
+
+		add_field(&r, "OLD_MARKER=%" PRIu64, old);
+		add_field(&r, "NEW_MARKER=%" PRIu64, target_marker);
+		if (before.valid && period_target.valid)
+			add_field(&r, "FREQ_CHANGE_PPM=%.6f", freq_change);
+		LOG_Event(LOGS_DEBUG, NULL, r.fields, "disruption: marker %" PRIu64 " -> %" PRIu64,
+			  old, target_marker);
+	}
 	if (source_changed)
 		LOG(LOGS_WARN, "clock source changed to %s (marker %" PRIu64 "): resetting chronyd, "
 		    "no frequency change or step carried over", cfg->device, target_marker);
-	else if (target_has_time)
-		LOG_LimitedEvent(&disruption_alerts, LOGS_WARN, LOG_MSGID_DISRUPTION, fields,
-			  "clock disruption%s: marker %" PRIu64 " -> %" PRIu64 ", step %+.9f s, "
-			  "counter frequency %+.6f ppm; resetting chronyd",
-			  while_down ? " while vmclockd was down" : "", old, target_marker,
-			  isnan(step) ? 0.0 : step, freq_change);
-	else
-		LOG_LimitedEvent(&disruption_alerts, LOGS_WARN, LOG_MSGID_DISRUPTION, fields,
-			  "clock disruption%s: marker %" PRIu64 " -> %" PRIu64 " (no time on the "
-			  "page); resetting chronyd", while_down ? " while vmclockd was down" : "",
-			  old, target_marker);
 	t.marker = target_marker;
 	t.old_period = period_handled;
 	t.new_period = source_changed ? epoch_period : period_target;

@@ -4,10 +4,12 @@
  *
  * The sampler shows every consistent page copy, and the offset it measured
  * from it, to DSR_Observe() before it uses it (main.c registers the hook).  A new disruption_marker means everything chronyd learned about
- * the counter is wrong: samples stop at once, the journal gets an alert, and
- * chronyd is told over its command socket to drop its measurements and is
- * handed the counter's exact frequency change and the step, after which the
- * sampler bursts.  What this module needs from the sampler (a fresh offset
+ * the counter is wrong: samples stop at once, and chronyd is told over its
+ * command socket to drop its measurements and is handed the counter's exact
+ * frequency change and the step, after which the sampler bursts (not on a
+ * page without time: nothing to feed).  Once handed over, the journal gets
+ * one record of the disruption, covering every marker change the handover
+ * coalesced.  What this module needs from the sampler (a fresh offset
  * while the handover runs, the burst) it gets as callbacks at
  * initialisation: it includes no header of its producer.  The last handled marker is kept in the state directory so
  * a daemon restart is not a disruption and a disruption while down is; the

@@ -14,10 +14,11 @@
 #define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 
+#include <event2/event.h>
+
 #include "log.h"
 
 #define MAX_FIELDS 16
-#define LINE_MAX_LEN 1024
 
 #define JOURNAL_SOCKET "/run/systemd/journal/socket"
 
@@ -102,7 +103,7 @@ static void emit(LOG_Origin at, LOG_Severity severity, const char *message_id,
 {
 	if (to_journal) {
 		struct iovec iov[MAX_FIELDS + 3];
-		char msg[LINE_MAX_LEN + 16], prio[32], id[64], file[256], line[32];
+		char msg[LOG_LINE_MAX + 64], prio[32], id[64], file[256], line[32];
 		int n = 0;
 
 		snprintf(msg, sizeof(msg), "MESSAGE=%s", text);
@@ -127,6 +128,28 @@ static void emit(LOG_Origin at, LOG_Severity severity, const char *message_id,
 	fputc('\n', stderr);
 }
 
+/* Emits TEXT, with " (N similar suppressed)" and the field SUPPRESSED=N
+ * added when N is not 0. */
+static void emit_counted(LOG_Origin at, LOG_Severity severity, const char *message_id,
+			 const char *const *fields, unsigned long n, const char *text)
+{
+	char counted[LOG_LINE_MAX + 48], count[48];
+	const char *all[MAX_FIELDS + 1];
+	int k = 0;
+
+	if (!n) {
+		emit(at, severity, message_id, fields, text);
+		return;
+	}
+	snprintf(counted, sizeof(counted), "%s (%lu similar suppressed)", text, n);
+	snprintf(count, sizeof(count), "SUPPRESSED=%lu", n);
+	for (; fields && k < MAX_FIELDS - 1 && fields[k]; k++)
+		all[k] = fields[k];
+	all[k++] = count;
+	all[k] = NULL;
+	emit(at, severity, message_id, all, counted);
+}
+
 static void vemit(LOG_Origin at, LOG_Severity severity, const char *message_id,
 		  const char *const *fields, unsigned long suppressed, const char *format,
 		  va_list ap) __attribute__((format(printf, 6, 0)));
@@ -135,13 +158,10 @@ static void vemit(LOG_Origin at, LOG_Severity severity, const char *message_id,
 		  const char *const *fields, unsigned long suppressed, const char *format,
 		  va_list ap)
 {
-	char text[LINE_MAX_LEN];
-	int len = vsnprintf(text, sizeof(text), format, ap);
+	char text[LOG_LINE_MAX];
 
-	if (suppressed && len >= 0 && (size_t)len < sizeof(text))
-		snprintf(text + len, sizeof(text) - (size_t)len, " (%lu similar suppressed)",
-			 suppressed);
-	emit(at, severity, message_id, fields, text);
+	vsnprintf(text, sizeof(text), format, ap);
+	emit_counted(at, severity, message_id, fields, suppressed, text);
 }
 
 void LOG_MessageAt(LOG_Origin at, LOG_Severity severity, const char *format, ...)
@@ -164,9 +184,11 @@ void LOG_EventAt(LOG_Origin at, LOG_Severity severity, const char *message_id,
 }
 
 /* The flood policy: LIMIT_BURST alerts of a kind at once (STATE_BURST for
- * changes of a state), then one every LIMIT_INTERVAL_S seconds for as long
- * as the flood lasts; a kind that was quiet for a burst's worth of intervals
- * has its whole burst again. */
+ * changes of a state), then one line every LIMIT_INTERVAL_S seconds for as
+ * long as the flood lasts: the window's timer says the count of what it
+ * suppressed when it ends, unless an alert allowed first carries it; a kind
+ * that was quiet for a burst's worth of intervals has its whole burst
+ * again. */
 #define LIMIT_BURST 3
 #define STATE_BURST 8
 #define LIMIT_INTERVAL_S 10
@@ -212,12 +234,89 @@ static bool limit_take(LOG_Limit *l)
 	return true;
 }
 
-bool LOG_LimitOwed(LOG_Limit *limit)
+/* The loop whose timers close the windows, and the limits with a timer. */
+static struct event_base *loop;
+static LOG_Limit *timed;
+
+/* Says the count of what L suppressed, with the last message suppressed
+ * (its origin, severity and text; its MESSAGE_ID as SUPPRESSED_MESSAGE_ID:
+ * a count is no occurrence of the event). */
+static void say_suppressed(LOG_Limit *l)
 {
-	if (!limit->suppressed)
-		return false;
-	limit_refill(limit);
-	return limit->tokens > 0;
+	char id[64];
+	const char *fields[] = { id, NULL };
+
+	snprintf(id, sizeof(id), "SUPPRESSED_MESSAGE_ID=%s", l->last_id);
+	emit_counted(l->last_at, l->last_severity, NULL, l->last_id[0] ? fields : NULL,
+		     l->suppressed, l->last_text);
+	l->suppressed = 0;
+}
+
+static void window_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Arms L's timer for the end of its window: when its next message is
+ * allowed. */
+static void arm_window(LOG_Limit *l)
+{
+	struct timespec now;
+	struct timeval tv;
+	int64_t ns;
+
+	if (!loop)
+		return;
+	if (!l->window) {
+		l->window = evtimer_new(loop, window_cb, l);
+		if (!l->window)
+			return; /* said by the next message allowed instead */
+		l->next = timed;
+		timed = l;
+	}
+	if (evtimer_pending(l->window, NULL))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ns = ((int64_t)l->refilled.tv_sec + LIMIT_INTERVAL_S - (int64_t)now.tv_sec) * 1000000000 +
+	     (l->refilled.tv_nsec - now.tv_nsec);
+	if (ns < 0)
+		ns = 0;
+	/* A microsecond late rather than early (the timeval's truncation). */
+	tv.tv_sec = (time_t)(ns / 1000000000);
+	tv.tv_usec = (suseconds_t)(ns % 1000000000 / 1000) + 1;
+	evtimer_add(l->window, &tv);
+}
+
+/* The window closed: its count is said now, unless a message allowed in
+ * the meantime said it. */
+static void window_cb(evutil_socket_t fd, short what, void *arg)
+{
+	LOG_Limit *l = arg;
+
+	if (!l->suppressed)
+		return;
+	if (!limit_take(l)) {
+		arm_window(l); /* early by a rounding */
+		return;
+	}
+	say_suppressed(l);
+}
+
+void LOG_AttachLoop(struct event_base *base)
+{
+	loop = base;
+}
+
+void LOG_DetachLoop(void)
+{
+	while (timed) {
+		LOG_Limit *l = timed;
+
+		timed = l->next;
+		if (l->suppressed)
+			say_suppressed(l);
+		event_free(l->window);
+		l->window = NULL;
+		l->next = NULL;
+	}
+	loop = NULL;
 }
 
 void LOG_LimitedEventAt(LOG_Origin at, LOG_Limit *limit, LOG_Severity severity,
@@ -227,6 +326,13 @@ void LOG_LimitedEventAt(LOG_Origin at, LOG_Limit *limit, LOG_Severity severity,
 
 	if (!limit_take(limit)) {
 		limit->suppressed++;
+		limit->last_at = at;
+		limit->last_severity = severity;
+		snprintf(limit->last_id, sizeof(limit->last_id), "%s", message_id ? message_id : "");
+		va_start(ap, format);
+		vsnprintf(limit->last_text, sizeof(limit->last_text), format, ap);
+		va_end(ap);
+		arm_window(limit);
 		return;
 	}
 	va_start(ap, format);

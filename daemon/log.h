@@ -14,6 +14,9 @@
 #include <stdbool.h>
 #include <time.h>
 
+struct event;
+struct event_base;
+
 typedef enum {
 	LOGS_DEBUG,
 	LOGS_INFO,
@@ -55,12 +58,21 @@ void LOG_EventAt(LOG_Origin at, LOG_Severity severity, const char *message_id,
 #define LOG_Event(severity, message_id, fields, ...) \
 	LOG_EventAt(LOG_HERE, severity, message_id, fields, __VA_ARGS__)
 
-/* Alerts from inputs that can flap (flags, counters): the first ones are
- * logged at once, a flood is cut to one message every so often, and the next
- * message logged says how many were suppressed ("... (12 similar
- * suppressed)").  One LOG_Limit per kind of alert, zero-initialised; the
- * policy (how many, how often) is log.c's alone. */
-typedef struct {
+/* The longest message text; longer ones are cut. */
+#define LOG_LINE_MAX 1024
+
+/* Alerts from inputs that can flap (flags, counters, states): the first ones
+ * are logged at once, a flood is cut to one message every so often, and
+ * what was suppressed is said when the window it fell in closes: a timer
+ * (once LOG_AttachLoop gave log.c an event loop) logs the last message
+ * suppressed with "(N similar suppressed)" and the field SUPPRESSED=N, or a
+ * message allowed before the timer ran carries them.  A count is never left
+ * unsaid: LOG_DetachLoop says what is still owed.  For changes of a state the
+ * last message suppressed is the state now, so the state a flood leaves is
+ * always logged.  One LOG_Limit per kind of alert, zero-initialised apart
+ * from states; its fields are log.c's (the policy, how many and how often,
+ * is log.c's alone). */
+typedef struct LOG_Limit {
 	/* Set (at initialisation) for changes of a state rather than alerts:
 	 * a larger burst, so that changes that come slowly are each logged. */
 	bool states;
@@ -68,6 +80,13 @@ typedef struct {
 	unsigned tokens;          /* messages that may go out now */
 	struct timespec refilled; /* CLOCK_MONOTONIC of the last refill */
 	unsigned long suppressed; /* since the last message logged */
+	/* The last message suppressed, said with the count. */
+	LOG_Origin last_at;
+	LOG_Severity last_severity;
+	char last_id[40];
+	char last_text[LOG_LINE_MAX];
+	struct event *window;     /* closes the window (NULL: none yet) */
+	struct LOG_Limit *next;   /* the limits with a window timer */
 } LOG_Limit;
 
 void LOG_LimitedEventAt(LOG_Origin at, LOG_Limit *limit, LOG_Severity severity,
@@ -76,10 +95,12 @@ void LOG_LimitedEventAt(LOG_Origin at, LOG_Limit *limit, LOG_Severity severity,
 #define LOG_LimitedEvent(limit, severity, message_id, fields, ...) \
 	LOG_LimitedEventAt(LOG_HERE, limit, severity, message_id, fields, __VA_ARGS__)
 
-/* True if messages were suppressed and one may go out now: the caller logs
- * the current state through LOG_LimitedEvent (which adds the count), so that
- * the end of a flood is never left unlogged.  Called every tick. */
-bool LOG_LimitOwed(LOG_Limit *limit);
+/* From now on suppressed counts are said by timers on this loop, when their
+ * window closes. */
+void LOG_AttachLoop(struct event_base *base);
+/* Before the loop is freed: every count still owed is said now, and the
+ * timers are freed; counts are then said by the next message allowed. */
+void LOG_DetachLoop(void);
 
 /* Rate limiting for conditions that repeat every tick: a failure is logged
  * when its cause first appears or changes, recovery once when it ends. */

@@ -167,6 +167,7 @@ int main(int argc, char **argv)
 	base = EVB_New();
 	if (!base)
 		LOG_FATAL("cannot create the event loop");
+	LOG_AttachLoop(base);
 
 	sig_term = evsignal_new(base, SIGTERM, stop_cb, NULL);
 	sig_int = evsignal_new(base, SIGINT, stop_cb, NULL);
@@ -189,6 +190,7 @@ int main(int argc, char **argv)
 	event_free(sig_hup);
 	event_free(sig_int);
 	event_free(sig_term);
+	LOG_DetachLoop();
 	event_base_free(base);
 	CNF_Free(&settings);
 	LOG_Finalise();

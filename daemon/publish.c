@@ -311,8 +311,8 @@ static void set_bound(const CSY_Report *c)
 	}
 	p = BND_Combine(&chrony, &held, last_fed ? &last_sample : NULL);
 	/* Each change logged, a page flapping across the bound cut to a line
-	 * every so often, and the state after such a flood said. */
-	if (p.contradicted != contradicted || LOG_LimitOwed(&contradiction_log)) {
+	 * every so often, and the state after such a flood said (log.h). */
+	if (p.contradicted != contradicted) {
 		if (p.contradicted)
 			LOG_LimitedEvent(&contradiction_log, LOGS_WARN, NULL, NULL,
 					 "the page and the system clock differ by %+.9f s, beyond "

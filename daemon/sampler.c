@@ -168,27 +168,30 @@ void SMP_Burst(unsigned duration_ms)
 
 /* A page flapping between reasons every tick would log every tick: changes
  * are logged at once while they come slowly, a flood is cut to a line every
- * so often with the count suppressed, and once changes were suppressed the
- * state at the next line allowed is logged even if it did not change again
- * (the end of a flood is never hidden). */
+ * so often, and what was suppressed is said when the window closes, with
+ * the state the flood left (log.h). */
 static LOG_Limit reason_log = { .states = true };
+/* A page that carried no time since it was opened (a marker-only device:
+ * QEMU's own, Firecracker's) is a mode, said once at NOTICE, not a reason
+ * warned about again after every disruption. */
+static bool page_had_time, marker_only_said;
 
 static void set_reason(POL_Reason reason)
 {
 	if (reason != report.reason) {
-		if (reason == POL_FED)
+		if (reason == POL_FED) {
 			LOG_LimitedEvent(&reason_log, LOGS_INFO, NULL, NULL, "feeding samples (was: %s)",
 					 SMP_ReasonName(report.reason));
-		else if (reason != POL_DISRUPTION)
+		} else if (reason == POL_NO_TIME && !page_had_time) {
+			if (!marker_only_said)
+				LOG(LOGS_NOTICE, "%s is a marker-only page: no samples will be fed; "
+				    "disruptions are still handed to chronyd", cfg->device);
+			marker_only_said = true;
+		} else if (reason != POL_DISRUPTION) {
 			LOG_LimitedEvent(&reason_log, LOGS_WARN, NULL, NULL, "withholding samples: %s",
 					 SMP_ReasonName(reason));
+		}
 		report.reason = reason;
-	} else if (LOG_LimitOwed(&reason_log)) {
-		if (reason == POL_FED)
-			LOG_LimitedEvent(&reason_log, LOGS_INFO, NULL, NULL, "now: feeding samples");
-		else
-			LOG_LimitedEvent(&reason_log, LOGS_WARN, NULL, NULL, "now: withholding samples (%s)",
-					 SMP_ReasonName(reason));
 	}
 	if (reason == POL_FED)
 		report.fed++;
@@ -205,6 +208,8 @@ static void close_page(void)
 	vmclock_close(page);
 	page = NULL;
 	page_stuck = false;
+	page_had_time = false;
+	marker_only_said = false;
 }
 
 /* Opens the page if it is not open.  Only vmclock_open() itself runs under
@@ -397,18 +402,23 @@ static void run_tick(bool notified)
 		if (LOG_RepeatRecovered(&read_failing))
 			LOG(LOGS_INFO, "%s reads correctly again", cfg->device);
 		o = r.offset_errno ? NULL : &r.offset;
-		if (have_marker && report.marker != vmclock_le64(r.copy.disruption_marker)) {
+		if (have_marker && report.marker != vmclock_le64(r.copy.disruption_marker) &&
+		    LOG_DebugEnabled()) {
 			struct timespec now;
 
+			/* Every change the ticks see; the journal's record is
+			 * one per handled disruption (disrupt.c). */
 			clock_gettime(CLOCK_MONOTONIC, &now);
-			LOG(LOGS_INFO, "disruption detected via %s: marker %" PRIu64 " -> %" PRIu64
-				       " at monotonic %lld.%09ld",
+			LOG(LOGS_DEBUG, "disruption detected via %s: marker %" PRIu64 " -> %" PRIu64
+					" at monotonic %lld.%09ld",
 			    notified ? "notification" : "timer", report.marker,
 			    vmclock_le64(r.copy.disruption_marker), (long long)now.tv_sec,
 			    now.tv_nsec);
 		}
 		report.marker = vmclock_le64(r.copy.disruption_marker);
 		have_marker = true;
+		if (vmclock_has_time(&r.copy) == 0)
+			page_had_time = true;
 
 		if (hooks.observe && hooks.observe(&r.copy, o, hooks.arg))
 			reason = POL_DISRUPTION;

@@ -36,6 +36,8 @@
 /* error_bound_ns when there is no bound (readers treat any value from
  * INT64_MAX / 2 up as unbounded). */
 #define VMCLOCKD_BOUND_UNKNOWN UINT64_MAX
+/* drift_ppb when the rate the bound grows at is not known (no bound). */
+#define VMCLOCKD_DRIFT_UNKNOWN UINT32_MAX
 
 /* Why the daemon's last sample was withheld (withhold_reason), and the
  * index of withheld[] that counts each.  Names: vmclockd_reason_name(). */
@@ -74,7 +76,8 @@ struct vmclockd_state {
 				      * VMCLOCKD_BOUND_UNKNOWN: none */
 	uint64_t error_bound_realtime_ns; /* the instant it holds at */
 	uint32_t drift_ppb;          /* how fast it grows after that: chrony's drift
-				      * plus the page's max error rate */
+				      * plus the page's max error rate;
+				      * VMCLOCKD_DRIFT_UNKNOWN: not known */
 	int32_t reserved0;
 	int64_t last_offset_ns;      /* of the last sample fed */
 	uint64_t last_disruption_realtime_ns; /* 0: none seen by this daemon */

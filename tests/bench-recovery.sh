@@ -25,9 +25,11 @@
 #   c  synchronised again: first reading with leap != 3 after one with
 #      leap 3; 0 when chrony never went unsynchronised ("never" noted).
 #   d  detection as chrony shows it: the first reading with leap 3.
-#   log  vmclockd: arrival of its "clock disruption" line (stderr lines
-#      are timestamped on arrival here: vmclockd's own stderr lines carry
-#      no time); reset-only: the realtime it printed when it saw the marker.
+#   log  vmclockd: arrival of its debug line for the new marker ("debug:
+#      disruption: marker", --debug; the journal's record comes once the
+#      disruption is handled) (stderr lines are timestamped on arrival here:
+#      vmclockd's own stderr lines carry no time); reset-only: the realtime
+#      it printed when it saw the marker.
 #   state  vmclockd: last_disruption_realtime_ns of its published state
 #      file (when it saw the new marker), read after the trial.
 #
@@ -159,7 +161,7 @@ logt = 'NA'
 try:
     for l in open(d + '/feeder.log'):
         f = l.split()
-        if feeder == 'vmclockd' and 'clock disruption:' in l:
+        if feeder == 'vmclockd' and 'debug: disruption: marker' in l:
             logt = '%.4f' % (float(f[0]) - t_mig)
             break
         if feeder == 'reset-only' and len(f) > 1 and f[1] == 'reset':
@@ -299,7 +301,7 @@ run_trial() {
 		"$VMCLOCKD" --foreground --config /dev/null --device "$d/page" \
 			--chrony-sock "$d/vmc.sock" --chrony-cmd "$d/chronyd.sock" \
 			--state-dir "$d/state" --state-file "$d/vmclockd.state" \
-			--interval-ms "$INTERVAL_MS" > >(python3 "$T/stamp.py" >"$d/feeder.log") 2>&1 &
+			--interval-ms "$INTERVAL_MS" --debug > >(python3 "$T/stamp.py" >"$d/feeder.log") 2>&1 &
 		;;
 	naive)
 		"$NAIVE" --device "$d/page" --sock "$d/vmc.sock" --interval-ms "$INTERVAL_MS" \

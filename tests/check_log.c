@@ -3,16 +3,19 @@
  * check_log.c - unit tests of the logging module's flood limiter
  * (LOG_LimitedEvent): the first alerts at once, a flood cut, the next one
  * logged counting what was suppressed, a full burst again after a quiet
- * spell; a state limiter's larger burst, and the state owed after a flood
- * (LOG_LimitOwed).  Time is moved by rewinding the limiter's refill stamp (its
- * fields are public), never by sleeping.  Messages go to stderr, which the
- * tests capture.
+ * spell; a state limiter's larger burst; the count said by a timer when the
+ * window closes (with the last message suppressed, its origin and
+ * SUPPRESSED=N), and at LOG_DetachLoop whatever is still owed.  Time is moved
+ * by rewinding the limiter's refill stamp (its fields are public), never by
+ * sleeping: a window rewound to close in a millisecond is run by the event
+ * loop.  Messages go to stderr, which the tests capture.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <check.h>
+#include <event2/event.h>
 
 #include "../daemon/log.h"
 
@@ -85,7 +88,7 @@ START_TEST(next_one_counts_the_suppressed)
 	flood(&l, 5);
 	capture_end();
 	ck_assert_uint_eq(count_lines("vmclockd: warning: alert "), 4);
-	ck_assert_ptr_nonnull(strstr(text, "alert 0 (48 similar suppressed)\n"));
+	ck_assert_ptr_nonnull(strstr(text, "alert 0 (48 similar suppressed) SUPPRESSED=48\n"));
 	ck_assert_uint_eq(l.suppressed, 5);
 }
 END_TEST
@@ -136,22 +139,96 @@ START_TEST(state_changes_have_a_larger_burst)
 }
 END_TEST
 
-START_TEST(owed_only_after_suppression_and_when_allowed)
+/* As if the limiter's window had been open for all but `ms` milliseconds. */
+static void close_in_ms(LOG_Limit *l, long ms)
 {
-	LOG_Limit l = { .states = true };
+	struct timespec now;
+	long ns = (10000 - ms) * 1000000;
 
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	l->refilled.tv_sec = now.tv_sec - ns / 1000000000;
+	l->refilled.tv_nsec = now.tv_nsec - ns % 1000000000;
+	if (l->refilled.tv_nsec < 0) {
+		l->refilled.tv_nsec += 1000000000;
+		l->refilled.tv_sec--;
+	}
+}
+
+/* A flood that stops: its count is said when the window closes, by the
+ * loop's timer, without another message; with the last message suppressed
+ * and where it was logged from. */
+START_TEST(window_close_says_the_count)
+{
+	struct event_base *base = event_base_new();
+	LOG_Limit l = { 0 };
+
+	ck_assert_ptr_nonnull(base);
 	LOG_Initialise(false, true);
+	LOG_AttachLoop(base);
+	capture_begin();
+	flood(&l, 3);        /* the burst: all logged */
+	close_in_ms(&l, 20); /* the window closes 20 ms from now */
+	flood(&l, 12);       /* suppressed: the timer is armed */
+	ck_assert_uint_eq(l.suppressed, 12);
+	fflush(stderr);
+	ck_assert_uint_eq(count_lines("suppressed"), 0);
+	event_base_dispatch(base); /* returns once the one timer ran */
+	capture_end();
+	ck_assert_uint_eq(l.suppressed, 0);
+	ck_assert_ptr_nonnull(strstr(text, "vmclockd: warning: alert 11 (12 similar suppressed) "
+				     "SUPPRESSED=12\n"));
+	ck_assert_uint_eq(count_lines("vmclockd: warning: alert "), 4);
+	LOG_DetachLoop();
+	event_base_free(base);
+}
+END_TEST
+
+/* A message allowed before the timer ran says the count itself; the timer
+ * then has nothing to say. */
+START_TEST(count_said_once)
+{
+	struct event_base *base = event_base_new();
+	LOG_Limit l = { 0 };
+
+	ck_assert_ptr_nonnull(base);
+	LOG_Initialise(false, true);
+	LOG_AttachLoop(base);
 	capture_begin();
 	flood(&l, 3);
-	ck_assert(!LOG_LimitOwed(&l)); /* nothing suppressed */
-	flood(&l, 20);
-	ck_assert(!LOG_LimitOwed(&l)); /* suppressed, but no line allowed yet */
-	age(&l, 10);
-	ck_assert(LOG_LimitOwed(&l));  /* an interval later: log the state now */
-	LOG_LimitedEvent(&l, LOGS_WARN, NULL, NULL, "now: state");
-	ck_assert(!LOG_LimitOwed(&l)); /* said: nothing owed any more */
+	close_in_ms(&l, 10);
+	flood(&l, 5);
+	age(&l, 1); /* closed already: the next alert goes out with the count */
+	LOG_LimitedEvent(&l, LOGS_WARN, NULL, NULL, "next");
+	event_base_dispatch(base);
 	capture_end();
-	ck_assert_ptr_nonnull(strstr(text, "now: state (15 similar suppressed)\n"));
+	ck_assert_uint_eq(count_lines("suppressed"), 1);
+	ck_assert_ptr_nonnull(strstr(text, "next (5 similar suppressed) SUPPRESSED=5\n"));
+	LOG_DetachLoop();
+	event_base_free(base);
+}
+END_TEST
+
+/* What a window still open owes is said when the loop goes (at exit), with
+ * the alert's MESSAGE_ID as SUPPRESSED_MESSAGE_ID: a count is no event. */
+START_TEST(detach_says_what_is_owed)
+{
+	struct event_base *base = event_base_new();
+	LOG_Limit l = { 0 };
+
+	ck_assert_ptr_nonnull(base);
+	LOG_Initialise(false, true);
+	LOG_AttachLoop(base);
+	capture_begin();
+	for (int i = 0; i < 7; i++)
+		LOG_LimitedEvent(&l, LOGS_NOTICE, "0123456789abcdef0123456789abcdef", NULL, "event %d",
+				 i);
+	LOG_DetachLoop();
+	capture_end();
+	ck_assert_ptr_nonnull(strstr(text, "vmclockd: notice: event 6 (4 similar suppressed) "
+				     "SUPPRESSED_MESSAGE_ID=0123456789abcdef0123456789abcdef "
+				     "SUPPRESSED=4\n"));
+	ck_assert_ptr_null(l.window);
+	event_base_free(base);
 }
 END_TEST
 
@@ -167,7 +244,9 @@ int main(void)
 	tcase_add_test(tc, quiet_spell_gives_the_burst_back);
 	tcase_add_test(tc, kinds_are_limited_apart);
 	tcase_add_test(tc, state_changes_have_a_larger_burst);
-	tcase_add_test(tc, owed_only_after_suppression_and_when_allowed);
+	tcase_add_test(tc, window_close_says_the_count);
+	tcase_add_test(tc, count_said_once);
+	tcase_add_test(tc, detach_says_what_is_owed);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

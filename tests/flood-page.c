@@ -3,16 +3,19 @@
  * flood-page.c - a page writer whose flags and generation counter flap, to
  * measure what a flood costs vmclockd (alerts, state-file writes, CPU).
  *
- *   flood-page PATH [--flags-ms N] [--generation-ms N] [--status-ms N] [--duration S]
+ *   flood-page PATH [--flags-ms N] [--generation-ms N] [--status-ms N] [--marker-ms N]
+ *              [--duration S]
  *
  * Writes a live page carrying time (the CPU's counter, calibrated, UTC,
  * synchronized, VM_GEN_COUNTER_PRESENT) to PATH (temporary file + rename),
  * then, with the hypervisor's seq_count protocol, every --flags-ms toggles
  * DISRUPTION_IMMINENT and every --generation-ms adds one to
  * vm_generation_counter, and every --status-ms flips clock_status between
- * synchronized and unknown, for --duration seconds (default: until killed);
- * the status is left unknown at the end (a flood of withhold-reason changes
- * that ends withheld).  The disruption marker never changes.  0 turns a kind of flapping off.
+ * synchronized and unknown, and every --marker-ms adds one to the
+ * disruption marker (a flapping marker: a migration every N ms, the counter
+ * unchanged), for --duration seconds (default: until killed); the status is
+ * left unknown at the end (a flood of withhold-reason changes that ends
+ * withheld).  0 turns a kind of flapping off.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -60,19 +63,19 @@ static void bump_seq(volatile uint8_t *b)
 
 int main(int argc, char **argv)
 {
-	long flags_ms = 0, gen_ms = 0, status_ms = 0, duration_s = 0;
+	long flags_ms = 0, gen_ms = 0, status_ms = 0, marker_ms = 0, duration_s = 0;
 	struct testpage p;
 	uint8_t counter = tp_native_counter();
 	unsigned shift = 0;
 	uint64_t period;
 	char *dir, *slash, tmp[4096];
-	int64_t start, next_flags, next_gen, next_status, end;
+	int64_t start, next_flags, next_gen, next_status, next_marker, end;
 	volatile uint8_t *map;
 	int fd;
 
 	if (argc < 2 || argc % 2) {
 		fprintf(stderr, "usage: flood-page PATH [--flags-ms N] [--generation-ms N] "
-			"[--status-ms N] [--duration S]\n");
+			"[--status-ms N] [--marker-ms N] [--duration S]\n");
 		return 2;
 	}
 	for (int i = 2; i + 1 < argc; i += 2) {
@@ -84,6 +87,8 @@ int main(int argc, char **argv)
 			gen_ms = v;
 		else if (!strcmp(argv[i], "--status-ms"))
 			status_ms = v;
+		else if (!strcmp(argv[i], "--marker-ms"))
+			marker_ms = v;
 		else if (!strcmp(argv[i], "--duration"))
 			duration_s = v;
 		else
@@ -130,11 +135,14 @@ int main(int argc, char **argv)
 	next_flags = flags_ms ? start + flags_ms * 1000000ll : INT64_MAX;
 	next_gen = gen_ms ? start + gen_ms * 1000000ll : INT64_MAX;
 	next_status = status_ms ? start + status_ms * 1000000ll : INT64_MAX;
+	next_marker = marker_ms ? start + marker_ms * 1000000ll : INT64_MAX;
 	while (tp_now_ns() < end) {
 		int64_t next = next_flags < next_gen ? next_flags : next_gen;
 
 		if (next_status < next)
 			next = next_status;
+		if (next_marker < next)
+			next = next_marker;
 
 		if (next == INT64_MAX) {
 			sleep_until(end);
@@ -154,6 +162,10 @@ int main(int argc, char **argv)
 			map[TP_STATUS] = map[TP_STATUS] == STATUS_SYNCHRONIZED ? STATUS_UNKNOWN
 									: STATUS_SYNCHRONIZED;
 			next_status += status_ms * 1000000ll;
+		}
+		if (tp_now_ns() >= next_marker) {
+			tp_store64(map, TP_MARKER, load64(map, TP_MARKER) + 1);
+			next_marker += marker_ms * 1000000ll;
 		}
 		bump_seq(map);
 	}

@@ -9,6 +9,15 @@
 # it is a failure instead, since .ci/run installs every peer.
 
 set -u
+# A test that sets JOURNAL_NS=1 before sourcing this file runs in a private
+# mount namespace (as root; otherwise journal_start skips it), where
+# journal_start puts journald's native socket.
+if [ "${JOURNAL_NS:-}" = 1 ] && [ -z "${VMCLOCKD_TEST_NS:-}" ]; then
+	if [ "$(id -u)" -eq 0 ] && unshare -m --propagation private true 2>/dev/null; then
+		VMCLOCKD_TEST_NS=1 exec unshare -m --propagation private bash "$0" "$@"
+	fi
+	VMCLOCKD_TEST_NS=none
+fi
 top_builddir=${top_builddir:-$(cd "$(dirname "$0")/.." && pwd)}
 top_srcdir=${top_srcdir:-$top_builddir}
 SIM=$top_builddir/tools/vmclock-sim
@@ -243,4 +252,85 @@ print('  FREQ_CHANGE_PPM=%s matches no page: P1 %d/%d, candidates give %s' % (lo
       ' '.join('%.6f' % float(ppm(p0, p1)) for p0 in cands)))
 sys.exit(1)
 PYEOF
+}
+
+# ---- the journal, captured for real (JOURNAL_NS=1)
+# journal_start: in this test's private mount namespace a tmpfs goes on
+# /run/systemd/journal and tests/capture-dgram.py binds journald's native
+# socket there; every datagram is appended to $J, each followed by "--".
+# MSGID[NAME] is daemon/log.h's LOG_MSGID_NAME.  vmclockd logs there when its
+# JOURNAL_STREAM names its stderr (start_vmclockd_journal).
+JDIR=/run/systemd/journal
+journal_start() {
+	local d
+	[ "${VMCLOCKD_TEST_NS:-}" = 1 ] ||
+		skip_or_fail "needs root and unshare(1) for a private mount namespace"
+	JCREATED=""
+	for d in /run/systemd $JDIR; do
+		[ -d "$d" ] || JCREATED="$d $JCREATED"
+	done
+	if ! mkdir -p "$JDIR" || ! mount -t tmpfs -o mode=0755 tmpfs "$JDIR"; then
+		skip_or_fail "cannot mount a tmpfs on $JDIR"
+	fi
+	trap 'cleanup; journal_unmount' EXIT
+	J=$T/journal.txt
+	: >"$J"
+	python3 "$top_srcdir/tests/capture-dgram.py" "$JDIR/socket" "$J" &
+	CAPTURE_PID=$!
+	PIDS="$PIDS $CAPTURE_PID"
+	wait_for 5 test -S "$JDIR/socket" || fail "capture socket bound"
+	declare -gA MSGID
+	while read -r name id; do
+		MSGID[$name]=$id
+	done < <(sed -n 's/^#define LOG_MSGID_\([A-Z_]*\) *"\([0-9a-f]*\)".*/\1 \2/p' \
+		"$top_srcdir/daemon/log.h")
+}
+journal_unmount() {
+	local d
+	umount "$JDIR" 2>/dev/null
+	for d in $JCREATED; do rmdir "$d" 2>/dev/null; done
+}
+# start_vmclockd_journal ARGS...: start_vmclockd, logging to the journal.
+start_vmclockd_journal() {
+	: >>"$T/vmclockd.log"
+	JOURNAL_STREAM=$(stat -c %d:%i "$T/vmclockd.log") start_vmclockd "$@"
+}
+# dgram N NAME: the Nth datagram carrying MESSAGE_ID=MSGID[NAME].
+dgram() {
+	awk -v id="MESSAGE_ID=${MSGID[$2]}" -v n="$1" '
+		$0 == "--" {
+			if (hit && ++k == n) { printf "%s", buf; exit }
+			buf = ""; hit = 0; next
+		}
+		{ buf = buf $0 "\n"; if ($0 == id) hit = 1 }' "$J"
+}
+# n_dgrams NAME: how many datagrams carry MESSAGE_ID=MSGID[NAME].
+n_dgrams() {
+	grep -cx "MESSAGE_ID=${MSGID[$1]}" "$J"
+}
+# dgram_fields MATCH KEY...: for each datagram with a line MATCH (exactly),
+# one line with the values of the KEYs, "-" for a key it lacks.
+dgram_fields() {
+	local match=$1
+	shift
+	awk -v match_="$match" -v keys="$*" '
+		BEGIN { n = split(keys, k, " ") }
+		$0 == "--" {
+			if (hit) {
+				line = ""
+				for (i = 1; i <= n; i++)
+					line = line (i > 1 ? " " : "") ((k[i] in v) ? v[k[i]] : "-")
+				print line
+			}
+			hit = 0; delete v; next
+		}
+		{
+			if ($0 == match_) hit = 1
+			eq = index($0, "=")
+			if (eq && !(substr($0, 1, eq - 1) in v)) v[substr($0, 1, eq - 1)] = substr($0, eq + 1)
+		}' "$J"
+}
+# field TEXT KEY: the value of KEY= in a datagram's TEXT.
+field() {
+	sed -n "s/^$2=//p" <<<"$1" | head -n 1
 }

@@ -840,7 +840,10 @@ static void daemon_json(const MTR_View *v)
 	/* VMCLOCKD_BOUND_UNKNOWN (all ones) is no bound: null, as bound_ns. */
 	ns_or_null(&j, "error_bound_ns", s->error_bound_ns);
 	json_u64(&j, "error_bound_realtime_ns", s->error_bound_realtime_ns);
-	json_u64(&j, "drift_ppb", s->drift_ppb);
+	if (s->drift_ppb == VMCLOCKD_DRIFT_UNKNOWN)
+		json_null(&j, "drift_ppb");
+	else
+		json_u64(&j, "drift_ppb", s->drift_ppb);
 	json_i64(&j, "last_offset_ns", s->last_offset_ns);
 	if (s->last_disruption_realtime_ns)
 		json_u64(&j, "last_disruption_realtime_ns", s->last_disruption_realtime_ns);
@@ -910,6 +913,9 @@ static void daemon_human(const MTR_View *v, const char *state_path, const char *
 		      (double)(int64_t)(now - s->error_bound_realtime_ns) * 1e-9);
 	else if (s->error_bound_ns == VMCLOCKD_BOUND_UNKNOWN)
 		field("Error bound", "unknown");
+	else if (s->drift_ppb == VMCLOCKD_DRIFT_UNKNOWN)
+		field("Error bound", "%" PRIu64 " ns, read %.3f s ago, grows at an unknown rate",
+		      s->error_bound_ns, (double)(int64_t)(now - s->error_bound_realtime_ns) * 1e-9);
 	else
 		field("Error bound", "%" PRIu64 " ns, read %.3f s ago, grows %" PRIu32 " ppb",
 		      s->error_bound_ns, (double)(int64_t)(now - s->error_bound_realtime_ns) * 1e-9,

@@ -85,7 +85,7 @@ logdir /tmp
 def start_daemons(sh, vmclockd_args="", tag=""):
     sh.out("vmclockd --foreground --config /dev/null --device /dev/vmclock0 "
            "--chrony-sock /run/t/vmc.sock --chrony-cmd /run/t/chronyd.sock "
-           "--state-dir /run/vmclockd --state-file /run/vmclockd.state %s "
+           "--state-dir /run/vmclockd --state-file /run/vmclockd.state --debug %s "
            ">>/tmp/vmclockd%s.log 2>&1 3>&- & echo $! >/run/vmclockd.pid" % (vmclockd_args, tag))
     sh.out("vmclockctl -d /dev/vmclock0 watch >>/tmp/watch%s.log 2>&1 3>&- & "
            "echo $! >/run/watch.pid" % tag)
