@@ -21,8 +21,10 @@ check "in chrony's group" grep -qx 'SupplementaryGroups=_chrony' "$T/vmclockd.se
 check "reload needs no procps (no /bin/kill)" bash -c "! grep -q '^ExecReload=.*/bin/kill' '$T/vmclockd.service'"
 check "not the whole of /run writable" bash -c "! grep -qx 'ReadWritePaths=/run' '$T/vmclockd.service' &&
 	grep -qx 'ReadOnlyPaths=/run' '$T/vmclockd.service'"
-check "a private /dev with the page bound in" bash -c "grep -qx 'PrivateDevices=yes' '$T/vmclockd.service' &&
-	grep -qx 'BindReadOnlyPaths=-/dev/vmclock0' '$T/vmclockd.service'"
+check "a private /dev with the page and its PTP clock bound in, read-only" bash -c "grep -qx 'PrivateDevices=yes' '$T/vmclockd.service' &&
+	grep -qx 'BindReadOnlyPaths=-/dev/vmclock0 -/dev/ptp_vmclock0' '$T/vmclockd.service' &&
+	grep -qx 'DeviceAllow=/dev/vmclock0 r' '$T/vmclockd.service' &&
+	grep -qx 'DeviceAllow=/dev/ptp_vmclock0 r' '$T/vmclockd.service'"
 check "started only with a device or a configuration" bash -c "grep -qx 'ConditionPathExists=|/dev/vmclock0' '$T/vmclockd.service' &&
 	grep -qx 'ConditionPathExists=|/etc/vmclockd.conf' '$T/vmclockd.service'"
 finish
