@@ -50,6 +50,7 @@ static const Setting settings[] = {
 	{ "state-dir", T_STRING, OFF(state_dir), 0, 0, true, "DIR   vmclockd's own memory across restarts (the handled marker)" },
 	{ "publish-file", T_STRING, OFF(state_file), 0, 0, true, "PATH  rewritten every tick for applications (\"\" for none)" },
 	{ "state-file", T_STRING, OFF(state_file), 0, 0, true, "PATH  the former name of publish-file" },
+	{ "clockbound-shm", T_STRING, OFF(clockbound_shm), 0, 0, true, "PATH  also write ClockBound's segment there (e.g. /var/run/clockbound/shm0; default none)" },
 	{ "chrony-poll-ms", T_UINT, OFF(chrony_poll_ms), 50, 60000, true, "N     how often chronyd's tracking is read" },
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -75,6 +76,7 @@ static void set_defaults(CNF_Settings *s)
 	s->state_dir = strdup(LOCALSTATEDIR "/lib/vmclockd");
 	s->state_file = strdup(VMCLOCKD_STATE_DEFAULT_PATH);
 	s->chrony_poll_ms = 1000;
+	s->clockbound_shm = strdup("");
 }
 
 void CNF_Free(CNF_Settings *s)

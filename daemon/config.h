@@ -34,6 +34,7 @@ typedef struct {
 	char *state_dir;
 	char *state_file;      /* published state for applications, "" for none */
 	unsigned chrony_poll_ms; /* how often chronyd's tracking is read */
+	char *clockbound_shm;  /* ClockBound's segment (cbshm.h), "" for none */
 } CNF_Settings;
 
 /* Defaults, then the file (if any), then the command line.  Returns 0, or -1

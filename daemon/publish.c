@@ -25,6 +25,7 @@
 #include "../common/timeutil.h"
 
 #include "bound.h"
+#include "cbshm.h"
 #include "log.h"
 #include "notify.h"
 #include "publish.h"
@@ -123,9 +124,11 @@ static bool write_state(int fd)
 	return write_count(fd, state.seq_count);
 }
 
-/* Writes the state; a failure is logged when it starts and when it ends. */
+/* Writes the state, and ClockBound's segment from it; a failure is logged
+ * when it starts and when it ends. */
 static void flush_state(void)
 {
+	CBS_Publish(&state);
 	if (state_fd < 0)
 		return;
 	if (write_state(state_fd)) {
@@ -363,8 +366,6 @@ void PUB_Tick(const SMP_Report *s, const DSR_Report *d, const CSY_Report *c)
 	if (state_fd < 0 && cfg->state_file && *cfg->state_file && RLM_Due(&open_retry, 1))
 		open_state_file();
 	check_replaced();
-	if (state_fd < 0)
-		return;
 	set_bound(c);
 	state.withhold_reason = s->reason < POL_REASON_COUNT ? (uint8_t)s->reason : 0;
 	state.heartbeat_timeout_ms = (uint16_t)(HEARTBEAT_TIMEOUT_TICKS * tick_ms + HEARTBEAT_SLACK_MS);
@@ -396,6 +397,7 @@ void PUB_Initialise(const CNF_Settings *settings)
 	/* No bound until chronyd's tracking has been read. */
 	state.error_bound_ns = VMCLOCKD_BOUND_UNKNOWN;
 	state.drift_ppb = UINT32_MAX;
+	CBS_Initialise(settings);
 }
 
 static void close_state_file(void)
@@ -422,9 +424,11 @@ void PUB_Reconfigure(const CNF_Settings *fresh)
 		close_state_file();
 		open_retry = (RLM_Limit){ 0 };
 	}
+	CBS_Reconfigure(fresh);
 }
 
 void PUB_Finalise(void)
 {
 	close_state_file();
+	CBS_Finalise();
 }
