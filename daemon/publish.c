@@ -124,11 +124,9 @@ static bool write_state(int fd)
 	return write_count(fd, state.seq_count);
 }
 
-/* Writes the state, and ClockBound's segment from it; a failure is logged
- * when it starts and when it ends. */
-static void flush_state(void)
+/* Writes the state; a failure is logged when it starts and when it ends. */
+static void write_state_file(void)
 {
-	CBS_Publish(&state);
 	if (state_fd < 0)
 		return;
 	if (write_state(state_fd)) {
@@ -140,6 +138,14 @@ static void flush_state(void)
 	 * next write, which starts from a larger odd count. */
 	if (LOG_RepeatFailing(&write_failing, errno))
 		LOG(LOGS_WARN, "cannot write state in %s: %s", cfg->state_file, strerror(errno));
+}
+
+/* The state file, then ClockBound's segment from the same state: a reader
+ * of both never finds the segment ahead of the file. */
+static void flush_state(void)
+{
+	write_state_file();
+	CBS_Publish(&state);
 }
 
 /* A file at the path we may keep writing in place: a regular file of ours
