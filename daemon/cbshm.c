@@ -164,6 +164,7 @@ static int create(const char *path)
 static void open_segment(const char *path)
 {
 	if (directory_ours(path) && ((seg_fd = adopt(path)) >= 0 || (seg_fd = create(path)) >= 0)) {
+		(void)LOG_RepeatRecovered(&failing); /* this line says so */
 		LOG(LOGS_INFO, "writing the ClockBound segment %s", path);
 		return;
 	}

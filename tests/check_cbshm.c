@@ -201,7 +201,7 @@ END_TEST
 
 /* ---- the file ----------------------------------------------------------- */
 
-static char dir[64], path[96];
+static char dir[64], path[112];
 static CNF_Settings settings;
 
 static void file_setup(void)
@@ -358,6 +358,30 @@ START_TEST(removed_segment_made_afresh)
 }
 END_TEST
 
+START_TEST(reload_to_another_path)
+{
+	struct vmclockd_state s = synced();
+	CNF_Settings fresh = settings;
+	char other[112];
+	uint8_t img[CBF_SIZE];
+
+	snprintf(other, sizeof(other), "%s/cb2/shm0", dir);
+	fresh.clockbound_shm = other;
+	CBS_Initialise(&settings);
+	CBS_Publish(&s);
+	/* As main.c does: Reconfigure, then the settings replaced. */
+	CBS_Reconfigure(&fresh);
+	settings = fresh;
+	ck_assert(read_segment(img));
+	ck_assert_int_eq(le_at(img + 68, 4), CBF_STATUS_UNKNOWN); /* the old one told */
+	CBS_Publish(&s);
+	strcpy(path, other);
+	ck_assert(read_segment(img));
+	ck_assert_int_eq(le_at(img + 68, 4), CBF_STATUS_SYNCHRONIZED);
+	CBS_Finalise();
+}
+END_TEST
+
 START_TEST(off_by_default)
 {
 	struct vmclockd_state s = synced();
@@ -393,6 +417,7 @@ int main(void)
 	tcase_add_test(tf, symlink_not_followed);
 	tcase_add_test(tf, directory_others_may_write_refused);
 	tcase_add_test(tf, removed_segment_made_afresh);
+	tcase_add_test(tf, reload_to_another_path);
 	tcase_add_test(tf, off_by_default);
 	suite_add_tcase(s, tf);
 	sr = srunner_create(s);

@@ -38,7 +38,8 @@ rc=$?
 [ $rc -eq 0 ] || { echo "FAIL: building libclockbound"; exit 1; }
 echo "# libclockbound: $CB/lib/libclockbound.so ($(cat "$CB/stamp" | sed 's/.* rustc/rustc/'))"
 RPATH="-Wl,-rpath,$CB/lib -Wl,-rpath,$top_builddir/refclock/.libs"
-$CC -O2 -Wall -Wextra -Werror -I"$CB/include" -I"$top_srcdir/include" \
+# shellcheck disable=SC2086
+$CC ${CLOCKBOUND_PROBE_CFLAGS:--Wall -Wextra -Werror} -O2 -D_GNU_SOURCE -I"$CB/include" -I"$top_srcdir/include" \
 	"$top_srcdir/tests/cb-probe.c" -o "$T/cb-probe" -L"$CB/lib" -lclockbound \
 	-L"$top_builddir/refclock/.libs" -lvmclock $RPATH || { echo "FAIL: building cb-probe"; exit 1; }
 $CC -O2 -I"$CB/include" "$PEERS/examples/client/c/src/clockbound_now.c" -o "$T/clockbound_now" \
