@@ -14,8 +14,9 @@
 #      mount namespace puts the segment and the page there)
 #   3. a migration: no call SYNCHRONIZED from the first after the page's
 #      marker changed until vmclockd has handled it, SYNCHRONIZED again after
-#   4. vmclockd stopped: UNKNOWN at once; restarted: the readers that have
-#      the segment open read SYNCHRONIZED again (it was taken over in place)
+#   4. vmclockd stopped: UNKNOWN at once; restarted (without a state file):
+#      the readers that have the segment open read SYNCHRONIZED again (it
+#      was taken over in place)
 #   5. vmclockd killed: UNKNOWN once the reader's grace period and
 #      void_after have passed
 # and never an error (CAUSALITY_BREACH, MALFORMED, ...) in any call.
@@ -123,7 +124,9 @@ sleep 1
 kill "$VMCLOCKD_PID"
 wait "$VMCLOCKD_PID" 2>/dev/null
 sleep 1
-start_vmclockd --state-file "$STATE" --clockbound-shm "$SEG"
+# Restarted without a state file (--publish-file=): the segment does not
+# depend on it.
+start_vmclockd --publish-file= --clockbound-shm "$SEG"
 wait "$PROBE_PID"
 show "cb-probe around vmclockd's restart" "$T/restart.txt"
 seq=$(awk 'NF == 5 { print $3 }' "$T/restart.txt" | tr '\n' ' ')
