@@ -14,6 +14,7 @@
 
 #include "cbformat.h"
 #include "cbshm.h"
+#include "fileio.h"
 #include "log.h"
 #include "ratelimit.h"
 
@@ -35,21 +36,12 @@ static const char *seg_path(const CNF_Settings *s)
 	return s && s->clockbound_shm ? s->clockbound_shm : "";
 }
 
-static bool pwrite_all(int fd, const void *buf, size_t len, off_t off)
-{
-	ssize_t n = pwrite(fd, buf, len, off);
-
-	if (n >= 0 && (size_t)n != len)
-		errno = ENOSPC;
-	return n >= 0 && (size_t)n == len;
-}
-
 static bool write_generation(int fd, uint16_t gen)
 {
 	uint8_t header[CBF_HEADER_SIZE];
 
 	CBF_EncodeHeader(gen, header);
-	return pwrite_all(fd, header + CBF_GENERATION_OFFSET, 2, CBF_GENERATION_OFFSET);
+	return FIO_PwriteAll(fd, header + CBF_GENERATION_OFFSET, 2, CBF_GENERATION_OFFSET);
 }
 
 /*
@@ -70,7 +62,7 @@ static bool update(int fd)
 		return false;
 	generation = gen;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (!pwrite_all(fd, body, sizeof(body), CBF_HEADER_SIZE))
+	if (!FIO_PwriteAll(fd, body, sizeof(body), CBF_HEADER_SIZE))
 		return false;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	gen = CBF_End(gen);
@@ -144,7 +136,7 @@ static int create(const char *path)
 		CBF_EncodeHeader(generation, image);
 		CBF_EncodeBody(&last, image + CBF_HEADER_SIZE);
 		if ((err = posix_fallocate(fd, 0, CBF_SIZE)) != 0 || fchmod(fd, 0644) < 0 ||
-		    fstat(fd, &st) < 0 || !pwrite_all(fd, image, sizeof(image), 0) ||
+		    fstat(fd, &st) < 0 || !FIO_PwriteAll(fd, image, sizeof(image), 0) ||
 		    rename(tmp, path) < 0) {
 			err = err ? err : errno;
 			close(fd);

@@ -26,6 +26,7 @@
 
 #include "bound.h"
 #include "cbshm.h"
+#include "fileio.h"
 #include "log.h"
 #include "notify.h"
 #include "publish.h"
@@ -85,21 +86,12 @@ static void encode(const struct vmclockd_state *s, struct vmclockd_state *le)
 		le->withheld[i] = vmclock_le64(s->withheld[i]);
 }
 
-static bool pwrite_all(int fd, const void *buf, size_t len, off_t off)
-{
-	ssize_t n = pwrite(fd, buf, len, off);
-
-	if (n >= 0 && (size_t)n != len)
-		errno = ENOSPC; /* a short write: no room for the rest */
-	return n >= 0 && (size_t)n == len;
-}
-
 /* The count alone, little-endian, at its offset. */
 static bool write_count(int fd, uint32_t seq)
 {
 	uint32_t le = vmclock_le32(seq);
 
-	return pwrite_all(fd, &le, sizeof(le), offsetof(struct vmclockd_state, seq_count));
+	return FIO_PwriteAll(fd, &le, sizeof(le), offsetof(struct vmclockd_state, seq_count));
 }
 
 /*
@@ -117,7 +109,7 @@ static bool write_state(int fd)
 	if (!write_count(fd, state.seq_count))
 		return false;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (!pwrite_all(fd, &le, sizeof(le), 0))
+	if (!FIO_PwriteAll(fd, &le, sizeof(le), 0))
 		return false;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	state.seq_count++;
