@@ -50,6 +50,7 @@ static const Setting settings[] = {
 	{ "state-dir", T_STRING, OFF(state_dir), 0, 0, true, "DIR   vmclockd's own memory across restarts (the handled marker)" },
 	{ "publish-file", T_STRING, OFF(state_file), 0, 0, true, "PATH  rewritten every tick for applications (\"\" for none)" },
 	{ "state-file", T_STRING, OFF(state_file), 0, 0, true, "PATH  the former name of publish-file" },
+	{ "clockbound-shm", T_STRING, OFF(clockbound_shm), 0, 0, true, "PATH  also write ClockBound's segment there (e.g. /var/run/clockbound/shm0; default none)" },
 	{ "chrony-poll-ms", T_UINT, OFF(chrony_poll_ms), 50, 60000, true, "N     how often chronyd's tracking is read" },
 	{ "metrics-file", T_STRING, OFF(metrics_file), 0, 0, true, "PATH  Prometheus text for node_exporter's textfile collector (\"\" for none)" },
 	{ "metrics-interval-ms", T_UINT, OFF(metrics_interval_ms), 1000, 600000, true, "N     how often metrics-file is rewritten" },
@@ -79,6 +80,7 @@ static void set_defaults(CNF_Settings *s)
 	s->chrony_poll_ms = 1000;
 	s->metrics_file = strdup("");
 	s->metrics_interval_ms = 5000;
+	s->clockbound_shm = strdup("");
 }
 
 void CNF_Free(CNF_Settings *s)

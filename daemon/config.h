@@ -36,6 +36,7 @@ typedef struct {
 	unsigned chrony_poll_ms; /* how often chronyd's tracking is read */
 	char *metrics_file;    /* node_exporter textfile, "" for none */
 	unsigned metrics_interval_ms; /* how often it is rewritten */
+	char *clockbound_shm;  /* ClockBound's segment (cbshm.h), "" for none */
 } CNF_Settings;
 
 /* Defaults, then the file (if any), then the command line.  Returns 0, or -1

@@ -25,6 +25,8 @@
 #include "../common/timeutil.h"
 
 #include "bound.h"
+#include "cbshm.h"
+#include "fileio.h"
 #include "log.h"
 #include "notify.h"
 #include "publish.h"
@@ -84,21 +86,12 @@ static void encode(const struct vmclockd_state *s, struct vmclockd_state *le)
 		le->withheld[i] = vmclock_le64(s->withheld[i]);
 }
 
-static bool pwrite_all(int fd, const void *buf, size_t len, off_t off)
-{
-	ssize_t n = pwrite(fd, buf, len, off);
-
-	if (n >= 0 && (size_t)n != len)
-		errno = ENOSPC; /* a short write: no room for the rest */
-	return n >= 0 && (size_t)n == len;
-}
-
 /* The count alone, little-endian, at its offset. */
 static bool write_count(int fd, uint32_t seq)
 {
 	uint32_t le = vmclock_le32(seq);
 
-	return pwrite_all(fd, &le, sizeof(le), offsetof(struct vmclockd_state, seq_count));
+	return FIO_PwriteAll(fd, &le, sizeof(le), offsetof(struct vmclockd_state, seq_count));
 }
 
 /*
@@ -116,7 +109,7 @@ static bool write_state(int fd)
 	if (!write_count(fd, state.seq_count))
 		return false;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (!pwrite_all(fd, &le, sizeof(le), 0))
+	if (!FIO_PwriteAll(fd, &le, sizeof(le), 0))
 		return false;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	state.seq_count++;
@@ -124,7 +117,7 @@ static bool write_state(int fd)
 }
 
 /* Writes the state; a failure is logged when it starts and when it ends. */
-static void flush_state(void)
+static void write_state_file(void)
 {
 	if (state_fd < 0)
 		return;
@@ -137,6 +130,14 @@ static void flush_state(void)
 	 * next write, which starts from a larger odd count. */
 	if (LOG_RepeatFailing(&write_failing, errno))
 		LOG(LOGS_WARN, "cannot write state in %s: %s", cfg->state_file, strerror(errno));
+}
+
+/* The state file, then ClockBound's segment from the same state: a reader
+ * of both never finds the segment ahead of the file. */
+static void flush_state(void)
+{
+	write_state_file();
+	CBS_Publish(&state);
 }
 
 /* A file at the path we may keep writing in place: a regular file of ours
@@ -363,8 +364,6 @@ void PUB_Tick(const SMP_Report *s, const DSR_Report *d, const CSY_Report *c)
 	if (state_fd < 0 && cfg->state_file && *cfg->state_file && RLM_Due(&open_retry, 1))
 		open_state_file();
 	check_replaced();
-	if (state_fd < 0)
-		return;
 	set_bound(c);
 	state.withhold_reason = s->reason < POL_REASON_COUNT ? (uint8_t)s->reason : 0;
 	state.heartbeat_timeout_ms = (uint16_t)(HEARTBEAT_TIMEOUT_TICKS * tick_ms + HEARTBEAT_SLACK_MS);
@@ -396,6 +395,7 @@ void PUB_Initialise(const CNF_Settings *settings)
 	/* No bound until chronyd's tracking has been read. */
 	state.error_bound_ns = VMCLOCKD_BOUND_UNKNOWN;
 	state.drift_ppb = UINT32_MAX;
+	CBS_Initialise(settings);
 }
 
 static void close_state_file(void)
@@ -422,9 +422,11 @@ void PUB_Reconfigure(const CNF_Settings *fresh)
 		close_state_file();
 		open_retry = (RLM_Limit){ 0 };
 	}
+	CBS_Reconfigure(fresh);
 }
 
 void PUB_Finalise(void)
 {
 	close_state_file();
+	CBS_Finalise();
 }

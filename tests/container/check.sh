@@ -128,6 +128,20 @@ check "handover done (chronyd reset: dfreq, doffset)" wait_for 5 logged 'chronyd
 check "no EACCES in the handover" bash -c '! journalctl -q -u vmclockd -o cat | grep -q "Permission denied"'
 check "chrony selects VMC again" wait_for 20 vmc_selected
 
+# ---- ClockBound's segment: one line in /etc/vmclockd.conf -----------------
+echo "clockbound-shm /var/run/clockbound/shm0" >>/etc/vmclockd.conf
+check "systemctl restart vmclockd (clockbound-shm configured)" systemctl restart vmclockd
+check "the unit made /run/clockbound, root's, 0755" \
+	test "$(stat -c '%U %a' /run/clockbound 2>/dev/null)" = "root 755"
+check "the segment written: 80 bytes, 0644" \
+	wait_for 5 bash -c 'test "$(stat -c "%s %a" /run/clockbound/shm0 2>/dev/null)" = "80 644"'
+# clock_status, a little-endian i32 at offset 68: 1 is SYNCHRONIZED.
+check "the segment says SYNCHRONIZED" \
+	wait_for 20 bash -c 'test "$(od -An -t u4 -j 68 -N 4 /run/clockbound/shm0 | tr -d " ")" = 1'
+check "no complaint about the segment" \
+	bash -c '! journalctl -q -u vmclockd -o cat | grep -q "ClockBound segment.*: "'
+PID=$(prop vmclockd MainPID)
+
 # ---- reload without procps ------------------------------------------------
 check "no /bin/kill here (procps is not installed)" bash -c '[ ! -e /bin/kill ] && [ ! -e /usr/bin/kill ]'
 check "systemctl reload vmclockd" systemctl reload vmclockd
