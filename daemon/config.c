@@ -51,6 +51,7 @@ static const Setting settings[] = {
 	{ "publish-file", T_STRING, OFF(state_file), 0, 0, true, "PATH  rewritten every tick for applications (\"\" for none)" },
 	{ "state-file", T_STRING, OFF(state_file), 0, 0, true, "PATH  the former name of publish-file" },
 	{ "chrony-poll-ms", T_UINT, OFF(chrony_poll_ms), 50, 60000, true, "N     how often chronyd's tracking is read" },
+	{ "handover-step", T_BOOL, OFF(handover_step), 0, 0, true, "yes|no after a disruption chronyd steps its clock (no: it slews)" },
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
@@ -75,6 +76,7 @@ static void set_defaults(CNF_Settings *s)
 	s->state_dir = strdup(LOCALSTATEDIR "/lib/vmclockd");
 	s->state_file = strdup(VMCLOCKD_STATE_DEFAULT_PATH);
 	s->chrony_poll_ms = 1000;
+	s->handover_step = true;
 }
 
 void CNF_Free(CNF_Settings *s)

@@ -34,6 +34,7 @@ typedef struct {
 	char *state_dir;
 	char *state_file;      /* published state for applications, "" for none */
 	unsigned chrony_poll_ms; /* how often chronyd's tracking is read */
+	bool handover_step;    /* chronyd steps by the correction after the doffset */
 } CNF_Settings;
 
 /* Defaults, then the file (if any), then the command line.  Returns 0, or -1
