@@ -488,12 +488,12 @@ static void handover_done(const HND_Report *r, void *arg)
 			    (double)r->duration_ns * 1e-6);
 		else if (r->has_time)
 			LOG(LOGS_INFO, "chronyd reset: dfreq %+.6f ppm in %d request%s, doffset %+.9f s "
-			    "(o %+.9f s, c %+.9f s), %s %+.9f s, %d datagrams, %.2f ms, done at "
-			    "monotonic %lld.%09ld",
+			    "(o %+.9f s, c %+.9f s), %d makestep%s (%+.9f s, residual %+.9f s), "
+			    "%d datagrams, %.2f ms, done at monotonic %lld.%09ld",
 			    r->dfreq_ppm, r->dfreqs, r->dfreqs == 1 ? "" : "s", r->doffset, r->offset,
-			    r->correction, r->stepped ? "stepped" : "no step, slewing",
-			    r->stepped ? r->step : r->offset, r->datagrams,
-			    (double)r->duration_ns * 1e-6, (long long)now.tv_sec, now.tv_nsec);
+			    r->correction, r->steps, r->steps == 1 ? "" : "s", r->step, r->residual,
+			    r->datagrams, (double)r->duration_ns * 1e-6, (long long)now.tv_sec,
+			    now.tv_nsec);
 		else
 			LOG(LOGS_INFO, "chronyd reset (marker-only page), %.2f ms; asked for an NTP burst",
 			    (double)r->duration_ns * 1e-6);

@@ -10,7 +10,11 @@
  * steps its clock by the correction it has not applied yet, read from
  * tracking right before: after the doffset that is o, so the clock is right
  * at once instead of after chronyd's slew; only when the target asks for it
- * and more than HND_MIN_STEP_S is left).  chronyd slews c
+ * and more than HND_MIN_STEP_S is left).  The kernel applies chronyd's slew
+ * at its ticks, later than chronyd counts it, and a step clears what it
+ * had not applied yet: o is measured again after a step, and what is left
+ * beyond HND_MIN_STEP_S is handed over and stepped the same way, up to
+ * HND_MAX_STEPS makesteps.  chronyd slews c
  * away as time passes, so tracking is read again right before the doffset
  * and the makestep whenever a request or a wait came after the last read: a
  * stale c would count what was slewed since twice.
@@ -123,8 +127,9 @@ static unsigned unrecorded_gen; /* gen whose dfreq could not be recorded */
 static HND_Period chrony_period; /* chronyd's frequency is right for this */
 static HND_Period episode_period; /* ... as it was when the handover began */
 static bool reset_done, have_track, doffset_done, burst_done;
-/* The makestep confirmed, or refused (no other one for this target). */
-static bool step_done, step_refused;
+/* The makestep confirmed (and what it left checked), or refused (no other
+ * one for this target); refining: a step was made, the residual is next. */
+static bool step_done, step_refused, refining;
 static CPR_Tracking track;
 /* track was the last thing read from chronyd: no request and no wait since
  * (chronyd keeps slewing its correction away while we wait). */
@@ -388,6 +393,7 @@ static void in_doubt(HND_Step s)
 		have_track = false;
 		doffset_done = false;
 		step_done = false;
+		refining = false;
 	}
 }
 
@@ -454,6 +460,7 @@ static void step_refused_by_chronyd(bool current)
 			    "%+.9f s is slewed", target.marker, track.current_correction);
 		step_refused = true;
 		report.step_refused = true;
+		refining = false;
 		have_track = false;
 		doffset_done = false;
 	}
@@ -503,9 +510,14 @@ static void on_reply(const CCL_Result *r, void *arg)
 			break;
 		case HND_STEP_MAKESTEP:
 			if (current) {
-				step_done = true;
-				report.stepped = true;
-				report.step = track.current_correction;
+				report.steps++;
+				report.step += track.current_correction;
+				/* What the kernel had not applied of chronyd's
+				 * slew since the doffset is lost in the step:
+				 * measured again, and stepped if it matters. */
+				refining = report.steps < HND_MAX_STEPS;
+				step_done = !refining;
+				doffset_done = !refining;
 			}
 			break;
 		case HND_STEP_NONE:
@@ -629,11 +641,27 @@ static void send_step(HND_Step s)
 			step_failed(s, ENODATA, "no offset sample for doffset");
 			return;
 		case HND_OFFSET_SKIP:
-			/* Nothing sent: nothing to count or to doubt. */
-			report.doffset_skipped = true;
+			/* Nothing sent: nothing to count or to doubt.  After
+			 * a step, the step stands. */
+			report.doffset_skipped = !refining;
 			doffset_done = true;
+			step_done = refining;
+			refining = false;
 			next_action();
 			return;
+		}
+		if (refining) {
+			/* What the step left: sent only when it matters. */
+			report.residual = o - track.current_correction;
+			if (fabs(report.residual) <= HND_MIN_STEP_S) {
+				refining = false;
+				doffset_done = true;
+				step_done = true;
+				next_action();
+				return;
+			}
+			CPR_MakeDoffset(&p, -report.residual);
+			break;
 		}
 		report.have_offset = true;
 		report.doffset_skipped = false;
@@ -817,10 +845,12 @@ void HND_Start(const HND_Target *t)
 	burst_done = false;
 	step_done = false;
 	step_refused = false;
+	refining = false;
 	report.have_offset = false;
 	report.doffset_skipped = false;
-	report.stepped = false;
+	report.steps = 0;
 	report.step = 0.0;
+	report.residual = 0.0;
 	report.step_refused = false;
 
 	if (state != HND_IDLE)
