@@ -69,7 +69,9 @@
  * Suites: "exhaustive" runs every sequence of SEQ_LEN events (11^3),
  * "exhaustive-late" the same after two good requests (faults land on the
  * dfreq, the doffset and what follows), "exhaustive-step" after five (on
- * the tracking read before the makestep, the makestep, what follows); "walk"
+ * the tracking read before the makestep, the makestep, what follows),
+ * "exhaustive-residual" after seven against a kernel losing part of each
+ * step (on the residual's check, doffset and makestep); "walk"
  * runs WALK_RUNS random sequences of 4 to 8 events from a printed seed
  * (HND_TEST_SEED=<n> repeats it); plus flapping markers and a page without
  * time.  A failure prints its sequence; HND_TEST_SCRIPT="OK DELAY ..." runs
@@ -764,6 +766,25 @@ START_TEST(exhaustive_late)
 }
 END_TEST
 
+/* After seven good requests, against a kernel that loses a hundredth of
+ * each step: faults on what checks the residual, its doffset and its
+ * makestep. */
+START_TEST(exhaustive_residual)
+{
+	int script[7 + SEQ_LEN] = { OK, OK, OK, OK, OK, OK, OK }, n = _i;
+
+	for (int k = 0; k < SEQ_LEN; k++) {
+		script[7 + k] = n % N_EVENTS;
+		n /= N_EVENTS;
+	}
+	setup(script, 7 + SEQ_LEN);
+	D.step_loss = 0.01;
+	run();
+	check_truth();
+	teardown();
+}
+END_TEST
+
 /* After five good requests: faults on the tracking read before the
  * makestep, the makestep and after. */
 START_TEST(exhaustive_step)
@@ -1379,6 +1400,11 @@ static Suite *handover_suite(void)
 	tcase_add_loop_test(tc, exhaustive_step, 0, N_EXHAUSTIVE);
 	suite_add_tcase(s, tc);
 
+	tc = tcase_create("exhaustive-residual");
+	tcase_set_timeout(tc, 30);
+	tcase_add_loop_test(tc, exhaustive_residual, 0, N_EXHAUSTIVE);
+	suite_add_tcase(s, tc);
+
 	tc = tcase_create("walk");
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, walk, 0, WALK_RUNS);
@@ -1395,7 +1421,7 @@ int main(void)
 	seed = env ? (unsigned int)strtoul(env, NULL, 0) : (unsigned int)time(NULL);
 	script_env = getenv("HND_TEST_SCRIPT");
 	printf("check_handover: random seed %u (HND_TEST_SEED=%u repeats it)\n", seed, seed);
-	printf("check_handover: 2 x %d exhaustive sequences of %d events over %d kinds, %d random "
+	printf("check_handover: 4 x %d exhaustive sequences of %d events over %d kinds, %d random "
 	       "walks of 4-%d, %d crash points\n", N_EXHAUSTIVE, SEQ_LEN, N_EVENTS, WALK_RUNS,
 	       MAX_SEQ, N_CRASH_POINTS);
 	LOG_Initialise(false, true);
