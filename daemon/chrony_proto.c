@@ -217,6 +217,11 @@ void CPR_MakeBurst(CPR_Packet *p, int n_good_samples, int n_total_samples)
 	put_u32(d + 2 * IPADDR_LEN + 4, (uint32_t)n_total_samples);
 }
 
+void CPR_MakeMakestep(CPR_Packet *p)
+{
+	make_request(p, CPR_REQ_MAKESTEP, NULL_REQUEST_LEN);
+}
+
 void CPR_SetSequence(CPR_Packet *p, uint32_t sequence, uint16_t attempt)
 {
 	p->sequence = sequence;
@@ -408,5 +413,6 @@ const char *CPR_StatusName(uint16_t status)
 
 int CPR_IsIdempotent(uint16_t command)
 {
-	return command != CPR_REQ_DFREQ && command != CPR_REQ_DOFFSET2;
+	return command != CPR_REQ_DFREQ && command != CPR_REQ_DOFFSET2 &&
+	       command != CPR_REQ_MAKESTEP;
 }

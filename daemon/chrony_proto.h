@@ -26,6 +26,7 @@
 #define CPR_REQ_BURST 3
 #define CPR_REQ_DFREQ 31
 #define CPR_REQ_TRACKING 33
+#define CPR_REQ_MAKESTEP 43
 #define CPR_REQ_RESET_SOURCES 66
 #define CPR_REQ_DOFFSET2 71
 
@@ -104,6 +105,11 @@ void CPR_MakeDoffset(CPR_Packet *p, double doffset_s);
 /* Burst on every NTP source (address family unspecified, as chronyc's
  * `burst N/M` without an address). */
 void CPR_MakeBurst(CPR_Packet *p, int n_good_samples, int n_total_samples);
+/* chronyc's `makestep` without arguments: chronyd cancels the correction it
+ * is slewing and steps its clock by all of it at once.  Answered with a bare
+ * header, status "failed" when the clock cannot be stepped (chronyd -x, or
+ * the step refused). */
+void CPR_MakeMakestep(CPR_Packet *p);
 
 /* Stamp sequence and attempt into the packet's header. */
 void CPR_SetSequence(CPR_Packet *p, uint32_t sequence, uint16_t attempt);
@@ -163,8 +169,11 @@ int CPR_StatusToErrno(uint16_t status);
 const char *CPR_StatusName(uint16_t status);
 
 /* DFREQ and DOFFSET2 change chronyd's state relative to what it is: one
- * that arrives twice applies twice.  Every other request used here can be
- * sent again safely. */
+ * that arrives twice applies twice.  MAKESTEP is not sent twice either:
+ * a second one steps whatever chronyd learned in between, and a chronyd
+ * whose step failed may have dropped its correction (4.3 does) while the
+ * repeat reports success.  Every other request used here can be sent
+ * again safely. */
 int CPR_IsIdempotent(uint16_t command);
 
 #endif /* VMCLOCKD_CHRONY_PROTO_H */

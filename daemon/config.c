@@ -54,6 +54,7 @@ static const Setting settings[] = {
 	{ "chrony-poll-ms", T_UINT, OFF(chrony_poll_ms), 50, 60000, true, "N     how often chronyd's tracking is read" },
 	{ "metrics-file", T_STRING, OFF(metrics_file), 0, 0, true, "PATH  Prometheus text for node_exporter's textfile collector (\"\" for none)" },
 	{ "metrics-interval-ms", T_UINT, OFF(metrics_interval_ms), 1000, 600000, true, "N     how often metrics-file is rewritten" },
+	{ "handover-step", T_BOOL, OFF(handover_step), 0, 0, true, "yes|no after a disruption chronyd steps its clock (no: it slews)" },
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
@@ -81,6 +82,7 @@ static void set_defaults(CNF_Settings *s)
 	s->metrics_file = strdup("");
 	s->metrics_interval_ms = 5000;
 	s->clockbound_shm = strdup("");
+	s->handover_step = true;
 }
 
 void CNF_Free(CNF_Settings *s)

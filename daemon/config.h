@@ -37,6 +37,7 @@ typedef struct {
 	char *metrics_file;    /* node_exporter textfile, "" for none */
 	unsigned metrics_interval_ms; /* how often it is rewritten */
 	char *clockbound_shm;  /* ClockBound's segment (cbshm.h), "" for none */
+	bool handover_step;    /* chronyd steps by the correction after the doffset */
 } CNF_Settings;
 
 /* Defaults, then the file (if any), then the command line.  Returns 0, or -1

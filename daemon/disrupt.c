@@ -563,11 +563,12 @@ static void handover_done(const HND_Report *r, void *arg)
 			    (double)r->duration_ns * 1e-6);
 		else if (r->has_time)
 			LOG(LOGS_INFO, "chronyd reset: dfreq %+.6f ppm in %d request%s, doffset %+.9f s "
-			    "(o %+.9f s, c %+.9f s), %d datagrams, %.2f ms, done at monotonic "
-			    "%lld.%09ld",
+			    "(o %+.9f s, c %+.9f s), %d makestep%s (%+.9f s, residual %+.9f s), "
+			    "%d datagrams, %.2f ms, done at monotonic %lld.%09ld",
 			    r->dfreq_ppm, r->dfreqs, r->dfreqs == 1 ? "" : "s", r->doffset, r->offset,
-			    r->correction, r->datagrams, (double)r->duration_ns * 1e-6,
-			    (long long)now.tv_sec, now.tv_nsec);
+			    r->correction, r->steps, r->steps == 1 ? "" : "s", r->step, r->residual,
+			    r->datagrams, (double)r->duration_ns * 1e-6, (long long)now.tv_sec,
+			    now.tv_nsec);
 		else
 			LOG(LOGS_INFO, "chronyd reset (marker-only page), %.2f ms; asked for an NTP burst",
 			    (double)r->duration_ns * 1e-6);
@@ -634,6 +635,7 @@ static void begin_disruption(const struct vmclock_abi *page, const struct vmcloc
 	t.old_period = period_handled;
 	t.new_period = source_changed ? epoch_period : period_target;
 	t.has_time = target_has_time;
+	t.step = cfg->handover_step;
 	/* A dfreq in doubt when vmclockd stopped: the first handover resolves
 	 * it (a handover under way knows better). */
 	t.in_doubt = loaded_doubt;

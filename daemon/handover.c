@@ -6,10 +6,24 @@
  * survives), tracking (chronyd's correction c after the reset, and its
  * frequency f before the dfreq), dfreq (the counter's frequency change from
  * the period chronyd is right for to the target's), doffset (-(o - c), o the
- * device-minus-system offset read just before it is sent).  chronyd slews c
+ * device-minus-system offset read just before it is sent), makestep (chronyd
+ * steps its clock by the correction it has not applied yet, read from
+ * tracking right before: after the doffset that is o, so the clock is right
+ * at once instead of after chronyd's slew; only when the target asks for it
+ * and more than HND_MIN_STEP_S is left).  The kernel applies chronyd's slew
+ * at its ticks, later than chronyd counts it, and a step clears what it
+ * had not applied yet: o is measured again after a step, and what is left
+ * beyond HND_MIN_STEP_S is handed over and stepped the same way, up to
+ * HND_MAX_STEPS makesteps.  chronyd slews c
  * away as time passes, so tracking is read again right before the doffset
- * whenever a request or a wait came after the last read: a stale c would
- * count what was slewed since twice.
+ * and the makestep whenever a request or a wait came after the last read: a
+ * stale c would count what was slewed since twice.
+ *
+ * A makestep chronyd answers "failed" (-x, or its clock refused the step)
+ * may still have cancelled the correction it was slewing (chrony 4.3 does
+ * not restore it): the doffset is redone from a fresh tracking read, which
+ * composes with whatever chronyd kept, and this handover sends no other
+ * makestep, so the time change reaches chronyd once, slewed.
  *
  * A handover never gives up: a round of max_failures failed tries ends in a
  * wait at the hold-off cadence (HOLDOFF, HND_RetryWaiting) and the handover
@@ -37,7 +51,8 @@
  * then simply redone: reset, then tracking, whose c includes whatever the
  * stale doffset did (it has landed by then), so the new doffset corrects it.
  * (chrony's reset sources resets the source instances only; it does not
- * cancel a correction being slewed.)  A dfreq in doubt is verified: tracking is read until two reads
+ * cancel a correction being slewed.)  A makestep in doubt is redone the same
+ * way: if it landed, the new doffset and step are what is left, nothing.  A dfreq in doubt is verified: tracking is read until two reads
  * in a row agree that chronyd's frequency is the one before it (not applied:
  * send it again) or the one after it (applied).  A frequency that is neither
  * (chronyd restarted without a drift file, or steered on its own) makes the
@@ -112,6 +127,9 @@ static unsigned unrecorded_gen; /* gen whose dfreq could not be recorded */
 static HND_Period chrony_period; /* chronyd's frequency is right for this */
 static HND_Period episode_period; /* ... as it was when the handover began */
 static bool reset_done, have_track, doffset_done, burst_done;
+/* The makestep confirmed (and what it left checked), or refused (no other
+ * one for this target); refining: a step was made, the residual is next. */
+static bool step_done, step_refused, refining;
 static CPR_Tracking track;
 /* track was the last thing read from chronyd: no request and no wait since
  * (chronyd keeps slewing its correction away while we wait). */
@@ -211,6 +229,8 @@ const char *HND_StepName(HND_Step s)
 		return "burst";
 	case HND_STEP_VERIFY:
 		return "verify";
+	case HND_STEP_MAKESTEP:
+		return "makestep";
 	case HND_STEP_COUNT:
 		break;
 	}
@@ -366,12 +386,14 @@ static void in_doubt(HND_Step s)
 		dfreq_sent = sending_dfreq;
 		votes = 0;
 		verify_reads = 0;
-	} else if (s == HND_STEP_DOFFSET) {
+	} else if (s == HND_STEP_DOFFSET || s == HND_STEP_MAKESTEP) {
 		/* Redone: the tracking read before the new doffset sees
 		 * whatever it did. */
 		reset_done = false;
 		have_track = false;
 		doffset_done = false;
+		step_done = false;
+		refining = false;
 	}
 }
 
@@ -427,6 +449,24 @@ static void resolve_verify(const CPR_Tracking *t)
 	}
 }
 
+/* chronyd could not step: it slews, from a doffset made again against what
+ * it kept of its correction. */
+static void step_refused_by_chronyd(bool current)
+{
+	if (current) {
+		if (!report.step_refused)
+			LOG(LOGS_WARN, "chronyd did not step its clock (makestep failed: started "
+			    "with -x, or the step was refused); disruption %" PRIu64 "'s step of "
+			    "%+.9f s is slewed", target.marker, track.current_correction);
+		step_refused = true;
+		report.step_refused = true;
+		refining = false;
+		have_track = false;
+		doffset_done = false;
+	}
+	next_action();
+}
+
 static void on_reply(const CCL_Result *r, void *arg)
 {
 	HND_Step s = step;
@@ -468,6 +508,18 @@ static void on_reply(const CCL_Result *r, void *arg)
 			if (current)
 				burst_done = true;
 			break;
+		case HND_STEP_MAKESTEP:
+			if (current) {
+				report.steps++;
+				report.step += track.current_correction;
+				/* What the kernel had not applied of chronyd's
+				 * slew since the doffset is lost in the step:
+				 * measured again, and stepped if it matters. */
+				refining = report.steps < HND_MAX_STEPS;
+				step_done = !refining;
+				doffset_done = !refining;
+			}
+			break;
 		case HND_STEP_NONE:
 		case HND_STEP_COUNT:
 			break;
@@ -479,6 +531,10 @@ static void on_reply(const CCL_Result *r, void *arg)
 		if (s == HND_STEP_BURST) {
 			burst_done = true;
 			next_action();
+			return;
+		}
+		if (s == HND_STEP_MAKESTEP && r->status == CPR_STT_FAILED) {
+			step_refused_by_chronyd(current);
 			return;
 		}
 		close_client(); /* a fresh socket next time (chronyd's directory
@@ -585,11 +641,27 @@ static void send_step(HND_Step s)
 			step_failed(s, ENODATA, "no offset sample for doffset");
 			return;
 		case HND_OFFSET_SKIP:
-			/* Nothing sent: nothing to count or to doubt. */
-			report.doffset_skipped = true;
+			/* Nothing sent: nothing to count or to doubt.  After
+			 * a step, the step stands. */
+			report.doffset_skipped = !refining;
 			doffset_done = true;
+			step_done = refining;
+			refining = false;
 			next_action();
 			return;
+		}
+		if (refining) {
+			/* What the step left: sent only when it matters. */
+			report.residual = o - track.current_correction;
+			if (fabs(report.residual) <= HND_MIN_STEP_S) {
+				refining = false;
+				doffset_done = true;
+				step_done = true;
+				next_action();
+				return;
+			}
+			CPR_MakeDoffset(&p, -report.residual);
+			break;
 		}
 		report.have_offset = true;
 		report.doffset_skipped = false;
@@ -600,6 +672,9 @@ static void send_step(HND_Step s)
 		break;
 	case HND_STEP_BURST:
 		CPR_MakeBurst(&p, 4, 8);
+		break;
+	case HND_STEP_MAKESTEP:
+		CPR_MakeMakestep(&p);
 		break;
 	case HND_STEP_NONE:
 	case HND_STEP_COUNT:
@@ -637,6 +712,13 @@ static bool want_dfreq(void)
 		    HND_MAX_DFREQ_PPM);
 	}
 	return false;
+}
+
+/* The doffset is in chronyd and the target wants the clock stepped. */
+static bool want_step(void)
+{
+	return target.has_time && target.step && doffset_done && !report.doffset_skipped &&
+	       !step_done && !step_refused;
 }
 
 static void next_action(void)
@@ -692,6 +774,12 @@ static void next_action(void)
 		send_step(HND_STEP_TRACKING);
 	else if (target.has_time && !doffset_done)
 		send_step(HND_STEP_DOFFSET);
+	else if (want_step() && !track_fresh)
+		/* What chronyd has not applied yet, read right before the
+		 * step: it steps by that. */
+		send_step(HND_STEP_TRACKING);
+	else if (want_step() && fabs(track.current_correction) > HND_MIN_STEP_S)
+		send_step(HND_STEP_MAKESTEP);
 	else if (!target.has_time && !burst_done)
 		send_step(HND_STEP_BURST);
 	else
@@ -755,8 +843,15 @@ void HND_Start(const HND_Target *t)
 	have_track = false;
 	doffset_done = false;
 	burst_done = false;
+	step_done = false;
+	step_refused = false;
+	refining = false;
 	report.have_offset = false;
 	report.doffset_skipped = false;
+	report.steps = 0;
+	report.step = 0.0;
+	report.residual = 0.0;
+	report.step_refused = false;
 
 	if (state != HND_IDLE)
 		return; /* the request out, or the timer, leads to the next step */

@@ -141,7 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
-	CPR_Packet req[5];
+	CPR_Packet req[6];
 	const uint8_t *dgram = data + (len < HEADER_BYTES ? len : HEADER_BYTES);
 	size_t dlen = len - (size_t)(dgram - data);
 	uint32_t seq = len >= 4 ? be32(data) : 0;
@@ -156,6 +156,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	CPR_MakeDfreq(&req[2], param);
 	CPR_MakeDoffset(&req[3], -param);
 	CPR_MakeBurst(&req[4], (int)(seq & 0xff), (int)(seq >> 8));
+	CPR_MakeMakestep(&req[5]);
 	for (size_t i = 0; i < sizeof(req) / sizeof(req[0]); i++) {
 		FUZZ_CHECK(req[i].length >= CPR_REQUEST_HEADER_LEN && req[i].length <= CPR_MAX_REQUEST_LEN);
 		CPR_SetSequence(&req[i], seq, attempt);

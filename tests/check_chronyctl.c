@@ -234,6 +234,15 @@ START_TEST(request_sizes)
 	ck_assert(all_zero(p.data, 20, 60));
 	ck_assert_uint_eq(rd32(p.data + 60), 4);
 	ck_assert_uint_eq(rd32(p.data + 64), 8);
+
+	/* chrony's REQ_MAKESTEP (candm.h), no data; answered with a bare
+	 * header, so padded to 28 bytes. */
+	CPR_MakeMakestep(&p);
+	check_header(&p, 43, 28);
+	ck_assert(all_zero(p.data, 6, 28));
+	ck_assert_uint_eq(CPR_ExpectedReplyType(CPR_REQ_MAKESTEP), CPR_RPY_NULL);
+	/* A repeat would step what chronyd learned in between. */
+	ck_assert(!CPR_IsIdempotent(CPR_REQ_MAKESTEP));
 }
 END_TEST
 

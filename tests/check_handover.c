@@ -11,7 +11,13 @@
  * chrony's only resets the source instances; it slews away while time
  * passes: halved whenever the module waits, in hold-off, backoff or settle,
  * so that a doffset computed from a correction read before a wait is
- * off), and a log of what it applied.  Each request it receives gets the next fault of
+ * off), its clock (what the slew and makestep moved it by: the page's
+ * offset the module reads is the migration's minus that), and a log of
+ * what it applied.  makestep moves the whole correction into the clock
+ * (less step_loss of it, what a kernel had not applied of the slew yet);
+ * a chronyd that cannot step answers "failed", as 4.9 with -x does (the
+ * correction kept), or as 4.3 does (the correction dropped, the clock not
+ * moved).  Each request it receives gets the next fault of
  * the script; events in the script fire at the next point where the module
  * waits: when a request arrives (in flight) or when it enters hold-off,
  * backoff or settle.
@@ -40,13 +46,20 @@
  * for the newest period, (1 - f) = (1 - f0) * P_newest / P0 (so the product
  * of the (1 - dfreq) it applied equals the ratio of periods: no dfreq twice,
  * none missing, none against the wrong period), the module's own belief is
- * P_newest, and, unless chronyd restarted after the last doffset, its
- * correction right after the last doffset equals the newest offset o (the
- * doffset was computed from the correction as it was then, not from one
- * read before a wait).
+ * P_newest, and, unless chronyd restarted after the last doffset, the
+ * migration's time change reached chronyd exactly once: its clock plus the
+ * correction it has yet to apply is the newest offset (each doffset was
+ * computed from the correction as it was then, not from one read before a
+ * wait; a makestep that failed or was lost is made good).  When the module
+ * was asked to step and chronyd can: nothing is left to slew (the clock is
+ * right at once: nothing left to slew, and the clock within HND_MIN_STEP_S
+ * of the page even when the kernel lost part of a step), and no more
+ * makesteps of more than HND_MIN_STEP_S than HND_MAX_STEPS per migration.
  *
  * The "crash" suite puts a CRASH at every point of a handover (each request
- * as it arrives, before chronyd processes it, with each fault on it) and
+ * as it arrives, before chronyd processes it, with each fault on it: the
+ * reset, tracking, dfreq, tracking, doffset, tracking, makestep, and the
+ * tracking read that checks what the step left) and
  * checks the same truth: the dfreqs chronyd applied over both lives compose
  * to the true change, once.  The write-ahead failing (a full disk) must
  * delay the dfreq, never send one unrecorded.  Checked too after every
@@ -55,7 +68,10 @@
  *
  * Suites: "exhaustive" runs every sequence of SEQ_LEN events (11^3),
  * "exhaustive-late" the same after two good requests (faults land on the
- * dfreq, the doffset and what follows); "walk"
+ * dfreq, the doffset and what follows), "exhaustive-step" after five (on
+ * the tracking read before the makestep, the makestep, what follows),
+ * "exhaustive-residual" after seven against a kernel losing part of each
+ * step (on the residual's check, doffset and makestep); "walk"
  * runs WALK_RUNS random sequences of 4 to 8 events from a printed seed
  * (HND_TEST_SEED=<n> repeats it); plus flapping markers and a page without
  * time.  A failure prints its sequence; HND_TEST_SCRIPT="OK DELAY ..." runs
@@ -87,10 +103,10 @@ static const char *const event_names[N_EVENTS] = {
 };
 #define N_EXHAUSTIVE (N_EVENTS * N_EVENTS * N_EVENTS) /* N_EVENTS^SEQ_LEN */
 /* The crash suite: a CRASH as request CRASH_REQUESTS + 1 arrives (the
- * handover's reset, tracking, dfreq, tracking again, doffset; or after it is
- * done), times a
+ * handover's reset, tracking, dfreq, tracking again, doffset, tracking,
+ * makestep, tracking; or after it is done), times a
  * fault on that request (OK..RESTART), times any event after. */
-#define CRASH_REQUESTS 6
+#define CRASH_REQUESTS 9
 #define CRASH_FAULTS (RESTART + 1)
 #define N_CRASH_POINTS (CRASH_REQUESTS * CRASH_FAULTS * N_EVENTS)
 
@@ -149,7 +165,11 @@ typedef struct {
 	/* chronyd's state */
 	double freq;       /* ppm */
 	double correction; /* s, > 0: the clock is behind */
-	double c_after_doffset; /* right after the last doffset applied */
+	double moved;      /* s: what slews and steps moved the clock by */
+	int step_mode;     /* STEP_OK, STEP_KEEPS (4.9 -x), STEP_DROPS (4.3 -x) */
+	bool no_step;      /* targets say step = false */
+	double step_loss;  /* the part of each makestep the clock does not move */
+	int steps, big_steps, step_refusals;
 	int retry_waits, done_at_retry_wait; /* waits after a failed round */
 	int resets, dfreqs, doffsets, restarts, received;
 	double product;    /* of (1 - dfreq) applied */
@@ -185,6 +205,8 @@ typedef struct {
 } Double;
 
 static Double D;
+
+enum { STEP_OK, STEP_KEEPS, STEP_DROPS };
 
 static uint16_t rd16(const uint8_t *p)
 {
@@ -277,12 +299,24 @@ static size_t process(const Req *q, uint8_t *out)
 		break;
 	case CPR_REQ_DOFFSET2:
 		D.correction -= v;
-		D.c_after_doffset = D.correction;
 		D.doffsets++;
 		D.restart_after_doffset = false;
 		break;
 	case CPR_REQ_BURST:
 		status = CPR_STT_NOSUCHSOURCE;
+		break;
+	case CPR_REQ_MAKESTEP:
+		if (D.step_mode != STEP_OK) {
+			D.step_refusals++;
+			if (D.step_mode == STEP_DROPS)
+				D.correction = 0.0;
+			status = CPR_STT_FAILED;
+			break;
+		}
+		D.steps++;
+		D.big_steps += fabs(D.correction) > HND_MIN_STEP_S;
+		D.moved += D.correction * (1.0 - D.step_loss);
+		D.correction = 0.0;
 		break;
 	default:
 		break;
@@ -326,6 +360,7 @@ static void new_marker(void)
 	t.old_period = D.period[D.markers - 1]; /* what an idle daemon knows */
 	t.new_period = D.period[D.markers];
 	t.has_time = true;
+	t.step = !D.no_step;
 	HND_Start(&t);
 }
 
@@ -369,6 +404,7 @@ static void handle(const Req *q)
 		       : rd16(q->data + 4) == CPR_REQ_DOFFSET2 ? "doffset"
 		       : rd16(q->data + 4) == CPR_REQ_TRACKING ? "tracking"
 		       : rd16(q->data + 4) == CPR_REQ_BURST    ? "burst"
+		       : rd16(q->data + 4) == CPR_REQ_MAKESTEP ? "makestep"
 							       : "reset", " ");
 
 	if (D.have_held && fault != RESTART) {
@@ -408,6 +444,7 @@ static void handle(const Req *q)
 	case REFUSE: {
 		uint8_t out[CPR_MAX_REPLY_LEN];
 
+		D.step_refusals += rd16(q->data + 4) == CPR_REQ_MAKESTEP;
 		send_reply(q->sock, q, out, make_answer(q, CPR_STT_FAILED, out));
 		break;
 	}
@@ -475,7 +512,7 @@ static HND_OffsetAnswer offset_cb(uint64_t marker, double *o, void *arg)
 	}
 	if (D.skip || marker != D.page_marker)
 		return HND_OFFSET_SKIP;
-	*o = D.offset[D.markers];
+	*o = D.offset[D.markers] - D.moved;
 	return HND_OFFSET_OK;
 }
 
@@ -515,6 +552,7 @@ static void state_cb(HND_State s, HND_Step step, void *arg)
 {
 	if (s == HND_HOLDOFF || s == HND_BACKOFF || s == HND_SETTLE) {
 		/* Time passes: chronyd slews half of its correction away. */
+		D.moved += D.correction * 0.5;
 		D.correction *= 0.5;
 		event_active(D.fire_ev, EV_TIMEOUT, 0);
 	}
@@ -547,7 +585,7 @@ static void crash(void)
 		HND_Target t = {
 			.marker = (uint64_t)D.markers, .old_period = D.disk_period,
 			.new_period = D.period[D.markers], .has_time = true,
-			.in_doubt = D.disk_doubt,
+			.step = !D.no_step, .in_doubt = D.disk_doubt,
 		};
 
 		HND_Start(&t);
@@ -646,6 +684,26 @@ static void teardown(void)
 	event_base_free(D.base);
 }
 
+/* The newest migration's time change reached chronyd once: its clock
+ * plus what it has yet to slew is the page's offset; stepped when asked
+ * and chronyd could, at most one large step per migration. */
+static void check_time_once(void)
+{
+	if (D.restart_after_doffset)
+		return; /* the correction is gone with chronyd's restart */
+	ck_assert_msg(fabs(D.moved + D.correction - D.offset[D.markers]) <=
+			      (D.step_loss > 0 ? HND_MIN_STEP_S : 1e-9),
+		      "%s: chronyd's clock moved %.12f s and will slew %.12f s, the migration "
+		      "was %.12f s", D.trace, D.moved, D.correction, D.offset[D.markers]);
+	ck_assert_msg(D.big_steps <= D.markers * HND_MAX_STEPS, "%s: %d makesteps for %d "
+		      "migrations", D.trace, D.big_steps, D.markers);
+	if (!D.no_step && D.step_refusals == 0)
+		ck_assert_msg(fabs(D.correction) <= HND_MIN_STEP_S,
+			      "%s: %.12f s left to slew, not stepped", D.trace, D.correction);
+	if (D.no_step)
+		ck_assert_int_eq(D.steps, 0);
+}
+
 static void check_truth(void)
 {
 	HND_Period newest = D.period[D.markers];
@@ -672,10 +730,7 @@ static void check_truth(void)
 	 * doubt. */
 	ck_assert_msg(D.disk_period.valid && D.disk_period.frac == newest.frac && !D.disk_doubt.valid,
 		      "%s: the state file holds another period, or a dfreq in doubt", D.trace);
-	if (!D.restart_after_doffset)
-		ck_assert_msg(fabs(D.c_after_doffset - D.offset[D.markers]) <= 1e-9,
-			      "%s: chronyd's correction after the doffset %.12f s, want o = %.12f",
-			      D.trace, D.c_after_doffset, D.offset[D.markers]);
+	check_time_once();
 }
 
 static void run_script(const int *script, int len)
@@ -711,6 +766,39 @@ START_TEST(exhaustive_late)
 }
 END_TEST
 
+/* After seven good requests, against a kernel that loses a hundredth of
+ * each step: faults on what checks the residual, its doffset and its
+ * makestep. */
+START_TEST(exhaustive_residual)
+{
+	int script[7 + SEQ_LEN] = { OK, OK, OK, OK, OK, OK, OK }, n = _i;
+
+	for (int k = 0; k < SEQ_LEN; k++) {
+		script[7 + k] = n % N_EVENTS;
+		n /= N_EVENTS;
+	}
+	setup(script, 7 + SEQ_LEN);
+	D.step_loss = 0.01;
+	run();
+	check_truth();
+	teardown();
+}
+END_TEST
+
+/* After five good requests: faults on the tracking read before the
+ * makestep, the makestep and after. */
+START_TEST(exhaustive_step)
+{
+	int script[5 + SEQ_LEN] = { OK, OK, OK, OK, OK }, n = _i;
+
+	for (int k = 0; k < SEQ_LEN; k++) {
+		script[5 + k] = n % N_EVENTS;
+		n /= N_EVENTS;
+	}
+	run_script(script, 5 + SEQ_LEN);
+}
+END_TEST
+
 START_TEST(walk)
 {
 	unsigned int s = seed + (unsigned int)_i;
@@ -726,7 +814,7 @@ END_TEST
 /* vmclockd dies at every point of the handover and starts again. */
 START_TEST(crash_points)
 {
-	int script[MAX_SEQ], len = 0, n = _i;
+	int script[CRASH_REQUESTS + 3], len = 0, n = _i;
 	int p = n % CRASH_REQUESTS, f = n / CRASH_REQUESTS % CRASH_FAULTS;
 	int g = n / (CRASH_REQUESTS * CRASH_FAULTS);
 
@@ -889,8 +977,7 @@ START_TEST(chronyd_absent_then_present)
 	ck_assert_int_eq(D.resets, 1);
 	ck_assert_int_eq(D.dfreqs, 0);
 	ck_assert_int_eq(D.doffsets, 1);
-	ck_assert_msg(fabs(D.c_after_doffset - D.offset[1]) <= 1e-9, "correction %.12f",
-		      D.c_after_doffset);
+	check_time_once();
 	teardown();
 }
 END_TEST
@@ -1117,7 +1204,7 @@ START_TEST(doffset_retried_without_reading)
 	check_truth();
 	ck_assert(!D.last.doffset_skipped);
 	ck_assert(D.last.have_offset);
-	ck_assert_int_eq(D.offset_reads, 3);
+	ck_assert_int_eq(D.offset_reads, 4); /* and what the step left */
 	ck_assert_int_eq(D.last.failures, 2);
 	ck_assert_int_eq(D.doffsets, 1);
 	ck_assert_int_eq(D.dfreqs, 1);
@@ -1135,6 +1222,101 @@ START_TEST(dfreq_composes_exactly)
 	/* (1 - d02) = (1 - d01)(1 - d12), not d01 + d12. */
 	ck_assert(fabs((1 - d02) - (1 - d01) * (1 - d12)) < 1e-15);
 	ck_assert(fabs(d02 - (d01 + d12)) > 1e-10);
+}
+END_TEST
+
+/* One good handover against a chronyd whose makestep behaves as MODE, the
+ * targets asking for a step unless NO_STEP; checked for the truth. */
+static void run_stepping(int mode, bool no_step)
+{
+	int script[1] = { OK };
+
+	setup(script, 0);
+	D.step_mode = mode;
+	D.no_step = no_step;
+	run();
+	check_truth();
+}
+
+/* The clock right at once: after the doffset, tracking is read and chronyd
+ * steps by the correction it reports (the migration's whole offset), once. */
+START_TEST(step_after_doffset)
+{
+	run_stepping(STEP_OK, false);
+	ck_assert_int_eq(D.steps, 1);
+	ck_assert_int_eq(D.big_steps, 1);
+	ck_assert(D.last.steps == 1 && !D.last.step_refused);
+	/* By o, the offset the doffset was made from: all of it. */
+	ck_assert_msg(fabs(D.last.step - D.last.offset) <= 1e-9, "stepped %.12f, o %.12f",
+		      D.last.step, D.last.offset);
+	ck_assert(fabs(D.correction) <= 1e-12);
+	teardown();
+}
+END_TEST
+
+/* A kernel that loses a hundredth of each step (the slew it had not
+ * applied): what the step left is measured and stepped too, once, and the
+ * clock ends within HND_MIN_STEP_S (the truth's tolerance then). */
+START_TEST(step_residual_stepped)
+{
+	int script[1] = { OK };
+
+	setup(script, 0);
+	D.step_loss = 0.01;
+	run();
+	check_truth();
+	ck_assert_int_eq(D.steps, 2);
+	ck_assert_int_eq(D.last.steps, 2);
+	ck_assert_int_eq(D.doffsets, 2);
+	ck_assert_msg(fabs(D.last.residual) <= HND_MIN_STEP_S, "residual %.12f", D.last.residual);
+	teardown();
+}
+END_TEST
+
+/* A deployment that forbids steps: no makestep, the doffset is slewed. */
+START_TEST(step_disabled)
+{
+	run_stepping(STEP_OK, true);
+	ck_assert_int_eq(D.steps, 0);
+	ck_assert_int_eq(D.last.steps, 0);
+	ck_assert_msg(fabs(D.correction - (D.offset[1] - D.moved)) <= 1e-9, "correction %.12f",
+		      D.correction);
+	teardown();
+}
+END_TEST
+
+/* chronyd -x (4.9): makestep "failed", its correction kept; or (4.3) the
+ * correction dropped.  Either way the doffset is made again against what
+ * chronyd kept (nothing to add, or the whole offset again), no other
+ * makestep, slewed: the truth holds. */
+START_TEST(step_refused)
+{
+	run_stepping(_i ? STEP_DROPS : STEP_KEEPS, false);
+	ck_assert_int_eq(D.step_refusals, 1);
+	ck_assert(D.last.step_refused && D.last.steps == 0);
+	ck_assert_int_eq(D.doffsets, 2);
+	ck_assert(fabs(D.correction) > HND_MIN_STEP_S);
+	teardown();
+}
+END_TEST
+
+/* The makestep's answer lost: redone from fresh readings.  After chronyd
+ * stepped (_i 0) they find nothing left: no second step.  From a chronyd
+ * whose step failed and dropped the correction (_i 1, 4.3): a fresh
+ * tracking read alone would find nothing left and the clock unmoved; the
+ * doffset is made again from the page. */
+START_TEST(makestep_answer_lost)
+{
+	static const int script[] = { OK, OK, OK, OK, OK, OK, LOST };
+
+	setup(script, 7);
+	D.step_mode = _i ? STEP_DROPS : STEP_OK;
+	run();
+	check_truth();
+	ck_assert_int_eq(D.steps, _i ? 0 : 1);
+	ck_assert_int_eq(D.big_steps, _i ? 0 : 1);
+	ck_assert_int_ge(D.doffsets, 2);
+	teardown();
 }
 END_TEST
 
@@ -1191,6 +1373,11 @@ static Suite *handover_suite(void)
 	tcase_add_test(tc, dfreq_refused_round_then_applied);
 	tcase_add_test(tc, chronyd_absent_then_present);
 	tcase_add_test(tc, stale_correction);
+	tcase_add_test(tc, step_after_doffset);
+	tcase_add_test(tc, step_disabled);
+	tcase_add_test(tc, step_residual_stepped);
+	tcase_add_loop_test(tc, step_refused, 0, 2);
+	tcase_add_loop_test(tc, makestep_answer_lost, 0, 2);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("crash");
@@ -1206,6 +1393,16 @@ static Suite *handover_suite(void)
 	tc = tcase_create("exhaustive-late");
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, exhaustive_late, 0, N_EXHAUSTIVE);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("exhaustive-step");
+	tcase_set_timeout(tc, 30);
+	tcase_add_loop_test(tc, exhaustive_step, 0, N_EXHAUSTIVE);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("exhaustive-residual");
+	tcase_set_timeout(tc, 30);
+	tcase_add_loop_test(tc, exhaustive_residual, 0, N_EXHAUSTIVE);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("walk");
@@ -1224,7 +1421,7 @@ int main(void)
 	seed = env ? (unsigned int)strtoul(env, NULL, 0) : (unsigned int)time(NULL);
 	script_env = getenv("HND_TEST_SCRIPT");
 	printf("check_handover: random seed %u (HND_TEST_SEED=%u repeats it)\n", seed, seed);
-	printf("check_handover: 2 x %d exhaustive sequences of %d events over %d kinds, %d random "
+	printf("check_handover: 4 x %d exhaustive sequences of %d events over %d kinds, %d random "
 	       "walks of 4-%d, %d crash points\n", N_EXHAUSTIVE, SEQ_LEN, N_EVENTS, WALK_RUNS,
 	       MAX_SEQ, N_CRASH_POINTS);
 	LOG_Initialise(false, true);

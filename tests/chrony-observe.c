@@ -2,11 +2,12 @@
  *
  * chrony-observe - read chronyd's tracking report over its command socket,
  * timed to the round trip, for tests and benchmarks; plus the few control
- * commands the tests need (reset, dfreq, doffset, burst, a whole handover).
+ * commands the tests need (reset, dfreq, doffset, burst, makestep, a whole
+ * handover).
  *
  *   chrony-observe -s SOCK [-i interval_ms] [-n count | -t seconds] [-H] [-k]
  *   chrony-observe -s SOCK --once [--json]
- *   chrony-observe -s SOCK --reset | --dfreq PPM | --doffset S | --burst
+ *   chrony-observe -s SOCK --reset | --dfreq PPM | --doffset S | --burst | --makestep
  *   chrony-observe -s SOCK --handover DFREQ_PPM,O_S [-n repeats]
  *
  * A reading line holds, space separated: the CLOCK_REALTIME midpoint of the
@@ -46,6 +47,7 @@ enum {
 	OPT_DFREQ,
 	OPT_DOFFSET,
 	OPT_BURST,
+	OPT_MAKESTEP,
 	OPT_HANDOVER,
 	OPT_TIMEOUT,
 };
@@ -89,7 +91,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: chrony-observe -s SOCK [-i interval_ms] [-n count | -t seconds] [-H] [-k]\n"
 		"       chrony-observe -s SOCK --once [--json]\n"
-		"       chrony-observe -s SOCK --reset | --dfreq PPM | --doffset S | --burst\n"
+		"       chrony-observe -s SOCK --reset | --dfreq PPM | --doffset S | --burst | --makestep\n"
 		"       chrony-observe -s SOCK --handover DFREQ_PPM,O_S [-n repeats]\n"
 		"       common: [--timeout ms] (per request, default 100)\n");
 }
@@ -321,6 +323,7 @@ int main(int argc, char **argv)
 		{"dfreq", required_argument, NULL, OPT_DFREQ},
 		{"doffset", required_argument, NULL, OPT_DOFFSET},
 		{"burst", no_argument, NULL, OPT_BURST},
+		{"makestep", no_argument, NULL, OPT_MAKESTEP},
 		{"handover", required_argument, NULL, OPT_HANDOVER},
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
 		{"help", no_argument, NULL, 'h'},
@@ -374,6 +377,7 @@ int main(int argc, char **argv)
 			break;
 		case OPT_RESET:
 		case OPT_BURST:
+		case OPT_MAKESTEP:
 			command = opt;
 			break;
 		case 'h':
@@ -418,6 +422,10 @@ int main(int argc, char **argv)
 		break;
 	case OPT_BURST:
 		CPR_MakeBurst(&p, 4, 8);
+		rc = run_command(c, &p, timeout_ms);
+		break;
+	case OPT_MAKESTEP:
+		CPR_MakeMakestep(&p);
 		rc = run_command(c, &p, timeout_ms);
 		break;
 	default:

@@ -136,6 +136,21 @@ stop_sim() {
 	fi
 }
 
+# proxy_case NAME PROXY-RULES...: a fresh case NAME ($CASE): no page, state
+# or vmclockd log, and tests/chrony-proxy.py with the rules in front of
+# chronyd at $T/proxy.sock ($PROXY_PID), logging to $T/proxy-NAME.log.
+proxy_case() {
+	CASE=$1
+	shift
+	rm -rf "$T/page" "$T/state" "$T/proxy.sock" "$T/proxy-up.sock"
+	: >"$T/vmclockd.log"
+	python3 "$top_srcdir/tests/chrony-proxy.py" "$T/proxy.sock" "$T/proxy-up.sock" \
+		"$T/chronyd.sock" "$T/proxy-$CASE.log" "$@" &
+	PROXY_PID=$!
+	PIDS="$PIDS $PROXY_PID"
+	wait_for 5 test -S "$T/proxy.sock" || fail "$CASE: proxy started"
+}
+
 # start_vmclockd ARGS...: against $T/page, chronyd's sockets in $T.
 start_vmclockd() {
 	"$VMCLOCKD" --foreground --config /dev/null --device "$T/page" \

@@ -55,15 +55,7 @@ start_chronyd || fail "chronyd started"
 
 # run_case NAME PROXY-RULES...: fresh page, proxy and vmclockd; migrate once.
 run_case() {
-	CASE=$1
-	shift
-	rm -rf "$T/page" "$T/state" "$T/proxy.sock" "$T/proxy-up.sock"
-	: >"$T/vmclockd.log"
-	python3 "$top_srcdir/tests/chrony-proxy.py" "$T/proxy.sock" "$T/proxy-up.sock" \
-		"$T/chronyd.sock" "$T/proxy-$CASE.log" "$@" &
-	PROXY_PID=$!
-	PIDS="$PIDS $PROXY_PID"
-	wait_for 5 test -S "$T/proxy.sock" || fail "$CASE: proxy started"
+	proxy_case "$@"
 	start_sim --interval-ms 100 --migrate-freq-ppb 30000 ${SIM_ARGS:-}
 	start_vmclockd --chrony-cmd "$T/proxy.sock" ${VMCLOCKD_ARGS:-}
 	wait_for 10 test -s "$T/state/marker" || fail "$CASE: vmclockd started"

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  *
  * verdict-timeline.c - watch vmclock_timestamp() the way an application
- * would, every millisecond, and print a line whenever the verdict changes.
+ * would, every millisecond (-i: another interval), and print a line whenever the verdict changes.
  * With the device carrying time it also checks, at every call, that a
  * SYNCHRONIZED or FREERUNNING timestamp's bounds contain the device's time
  * (the truth), and counts the calls where they did not (a timestamp without
  * a bound is not checked).
  *
- * usage: verdict-timeline -d PAGE -s STATE -t SECONDS
+ * usage: verdict-timeline -d PAGE -s STATE -t SECONDS [-i INTERVAL_MS]
  * output: "<realtime> <verdict> bound_ns=<n> marker=<m>" per change, then
  *         "checks=<n> violations=<n> max_excess_ns=<n> min_bound_ns=<n>
  *         first_violation=<realtime> last_violation=<realtime>" (the smallest
@@ -30,6 +30,7 @@ int main(int argc, char **argv)
 {
 	const char *device = NULL, *state = NULL;
 	double seconds = 5;
+	long interval_ms = 1;
 	vmclock_truth_t *truth;
 	vmclock_t *page;
 	int c, last = -1;
@@ -38,7 +39,7 @@ int main(int argc, char **argv)
 	uint64_t min_bound = UINT64_MAX;
 	struct timespec start, now;
 
-	while ((c = getopt(argc, argv, "d:s:t:")) != -1) {
+	while ((c = getopt(argc, argv, "d:s:t:i:")) != -1) {
 		switch (c) {
 		case 'd':
 			device = optarg;
@@ -49,8 +50,12 @@ int main(int argc, char **argv)
 		case 't':
 			seconds = atof(optarg);
 			break;
+		case 'i':
+			interval_ms = atol(optarg);
+			break;
 		default:
-			fprintf(stderr, "usage: verdict-timeline -d PAGE -s STATE -t SECONDS\n");
+			fprintf(stderr, "usage: verdict-timeline -d PAGE -s STATE -t SECONDS "
+				"[-i INTERVAL_MS]\n");
 			return 2;
 		}
 	}
@@ -98,7 +103,7 @@ int main(int argc, char **argv)
 					max_excess = excess;
 			}
 		}
-		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+		nanosleep(&(struct timespec){ interval_ms / 1000, interval_ms % 1000 * 1000000 }, NULL);
 		clock_gettime(CLOCK_MONOTONIC, &now);
 	} while ((double)(ts_ns(&now) - ts_ns(&start)) < seconds * 1e9);
 	printf("checks=%" PRIu64 " violations=%" PRIu64 " max_excess_ns=%" PRId64
