@@ -84,6 +84,10 @@ if [ $rc -ne 0 ] || [ -n "${KEEP_TEST_DIR:-}" ]; then
 		echo "---- $f.log (tail)"
 		tail -n 30 "$W/$f.log" 2>/dev/null
 	done
+	# One console per QEMU process the guest ran in.
+	for f in "$W"/console-*.log; do
+		[ -s "$f" ] && echo "---- $f (tail)" && tail -n 15 "$f"
+	done
 fi
 if [ -n "${KEEP_TEST_DIR:-}" ]; then echo "kept $W"; else rm -rf "$W"; fi
 exit $rc

@@ -199,16 +199,18 @@ OBSERVER = ("touch /run/observing; (while [ -e /run/observing ]; do %s; sleep 0.
             "touch /run/observed) >/tmp/observe.log 2>&1 3>&- &" % observation(False))
 STOP_OBSERVER = ("rm /run/observing; i=0; while [ ! -e /run/observed ] && [ $i -lt 100 ]; do "
                  "sleep 0.1; i=$((i+1)); done; test -e /run/observed")
-# The state file read back to back, started before a migration, until
-# STATE_READS readings after the published marker moved from the one given
-# (at most STATE_SPIN readings in all), to /tmp/state-K.log: chronyd's
-# resync after its reset may be shorter than the observer's period.
+# The state file read every 50 ms or so (each read takes tens of ms under
+# TCG), started before a migration, until STATE_READS readings after the
+# published marker moved from the one given (at most STATE_SPIN readings in
+# all), to /tmp/state-K.log: chronyd's resync after its reset may be shorter
+# than the observer's period.  Not back to back: the guest's one emulated
+# CPU is chronyd's too, and vmclockd waits 100 ms for its replies.
 STATE_READS = 60
-STATE_SPIN = 1500
+STATE_SPIN = 1000
 DENSE = ("n=0; i=0; while [ $n -lt %d ] && [ $i -lt %d ]; do "
          "d=$(vmclockctl -s /run/vmclockd.state daemon --json 2>&1); echo \"$d\"; "
          "case $d in *'\"disruption_marker\":%%d,'*) ;; *) n=$((n+1));; esac; i=$((i+1)); "
-         "done >/tmp/state-%%d.log 2>&1 3>&- &" % (STATE_READS, STATE_SPIN))
+         "sleep 0.05; done >/tmp/state-%%d.log 2>&1 3>&- &" % (STATE_READS, STATE_SPIN))
 
 
 def parse_observations(text):
@@ -462,12 +464,20 @@ def analyse(background, obs, dense, marks, log, log_lines, watch):
         run.check("migration %d: vmclockctl watch --json reports the change once" % k,
                   len(changes) == 1 and "disruption_marker" in changes[0]["changed"],
                   "%d change events for marker %d" % (len(changes), m0 + 1))
-        warnings = [l for l in log[log_lines[k - 1]:log_lines[k]] if WARNING_LINE.match(l)]
-        run.check("migration %d: at most one warning-level line from vmclockd (the "
-                  "disruption's own; no repeated withholding warning)" % k, len(warnings) <= 1,
-                  " | ".join(warnings)[-400:])
+        # Issue 18: the warning a marker-only page is met with at start came
+        # again after every migration.  Any warning-level line said before
+        # is a repetition (a disruption's own names its markers).
+        before = set(l for l in log[:log_lines[k - 1]] if WARNING_LINE.match(l))
+        again = []
+        for line in log[log_lines[k - 1]:log_lines[k]]:
+            if WARNING_LINE.match(line):
+                if line in before:
+                    again.append(line)
+                before.add(line)
+        run.check("migration %d: vmclockd repeats no warning-level line after it" % k,
+                  not again, " | ".join(again)[-400:])
         moved = [d for d in dense[k - 1] if d["disruption_marker"] != m0]
-        run.check("migration %d: the state file was read back to back as it was handled" % k,
+        run.check("migration %d: the state file was read closely as it was handled" % k,
                   0 < len(moved) < len(dense[k - 1]), "%d readings, %d after the "
                   "published marker moved" % (len(dense[k - 1]), len(moved)))
         # The tick rate from the handled marker's publication on, for most
