@@ -44,13 +44,16 @@ BURST_MS = 4000                 # and burst-ms
 # A tick rate above this many times the timer's is a burst.
 BURST_FACTOR = 2.5
 # chronyd's NTP source polls every 2^NTP_POLL s; the reachability register
-# is full (0o377) after eight polls.
+# is full (0o377) after eight polls: 8 s after a reset, many times the
+# observer's period (0.3 to 1.3 s under TCG, with ASan), so that no reset
+# goes unseen; two resets closer than that period are seen as one.
 NTP_POLL = 0
 REACH_FULL = 0o377
 NTP_PORT = 11123
 # vmclockd's stderr lines: "vmclockd: <level prefix>text" (daemon/log.c).
 WARNING_LINE = re.compile(r"^vmclockd: (warning|error|fatal): ")
 UNKNOWN_U32 = 4294967295
+
 
 class MigratingGuest(vm.Guest):
     """vm.Guest on the newer QEMU with its vmclock device, no page of ours
