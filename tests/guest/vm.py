@@ -233,10 +233,14 @@ class Guest:
     # ---- the initramfs ------------------------------------------------------
     def build_initrd(self, busybox, dsdt_aml, files, binaries, lib_env=None):
         """FILES: {guest path: host path}; BINARIES: {guest path: host path},
-        each with the libraries ldd names."""
-        early = Cpio()
-        with open(dsdt_aml, "rb") as f:
-            early.file("kernel/firmware/acpi/dsdt.aml", f.read())
+        each with the libraries ldd names.  DSDT_AML: the override DSDT, or
+        None for a machine whose own tables are used as they are."""
+        early = b""
+        if dsdt_aml:
+            with open(dsdt_aml, "rb") as f:
+                table = Cpio()
+                table.file("kernel/firmware/acpi/dsdt.aml", f.read())
+                early = table.bytes()
         c = Cpio()
         c.copy("bin/busybox", busybox, 0o755)
         c.copy("lib/modules/ptp_vmclock.ko", self.module, 0o644)
@@ -254,7 +258,7 @@ class Guest:
         c.file("etc/group", b"root:x:0:\n")
         initrd = os.path.join(self.dir, "initrd.cpio")
         with open(initrd, "wb") as f:
-            f.write(early.bytes() + c.bytes())
+            f.write(early + c.bytes())
         return initrd
 
     # ---- running ------------------------------------------------------------
