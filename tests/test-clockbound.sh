@@ -27,7 +27,9 @@ PEERS=${PEERS_DIR:-$top_srcdir/../shared/peers}/clock-bound-2.0.2
 [ -f "$PEERS/clock-bound-ffi/include/clockbound.h" ] ||
 	skip_or_fail "ClockBound's client sources not found at $PEERS (the peers directory beside the repository)"
 command -v unshare >/dev/null || skip_or_fail "unshare (util-linux) not installed"
-CB=$top_builddir/tests/clockbound
+# CLOCKBOUND_CACHE: where the built library is kept (CI: one build for both
+# suites, outside their build trees).
+CB=${CLOCKBOUND_CACHE:-$top_builddir/tests/clockbound}
 CC=${CC:-cc}
 STATE=$T/run/state
 SEG=$T/cb/shm0

@@ -646,6 +646,12 @@ CLOCK_SIM_ARGS = ["--tai", "--migrate-step-ns", str(int(MIGRATION_S * 1e9)),
                   "--migrate-freq-ppb", str(MIGRATION_PPB)]
 SAMPLE_MS = 50
 BEFORE_S, AFTER_S, STEADY_S = 10.0, 25.0, 10.0
+# CI's bench smoke (GUEST_CLOCK_SMOKE=1): the two configurations the goals
+# compare, in shorter windows (chrony's PHC refclock alone still has time to
+# come within 1 us: about 8.5 s).
+if os.environ.get("GUEST_CLOCK_SMOKE") == "1":
+    CLOCK_PHASES = CLOCK_PHASES[:2]
+    BEFORE_S, AFTER_S, STEADY_S = 6.0, 14.0, 4.0
 SETTLE_MAX_S = 150.0
 # Goals (docs/performance.md).
 WITHIN_1US_GOAL_S = 0.1
@@ -790,17 +796,19 @@ def clock_bench(g, sh, sim, W):
           "notification's time in the guest's terms" % (delta * 1e3, width * 1e3), flush=True)
     res = {tag: clock_phase(g, sh, sim, sim_args, tag, conf, args, W, delta)
            for tag, conf, args in CLOCK_PHASES}
-    phc, vmc, slew = res["phc"], res["vmc"], res["slew"]
-    cols = (phc, slew, vmc)
-    print("| after the migration | chrony alone, PHC refclock | vmclockd, handover-step no "
-          "| vmclockd, with the step |")
-    print("|---|---|---|---|")
+    phc, vmc = res["phc"], res["vmc"]
+    names = {"phc": "chrony alone, PHC refclock", "slew": "vmclockd, handover-step no",
+             "vmc": "vmclockd, with the step"}
+    order = [t for t in ("phc", "slew", "vmc") if t in res]
+    cols = [res[t] for t in order]
+    print("| after the migration | %s |" % " | ".join(names[t] for t in order))
+    print("|---|%s" % ("---|" * len(order)))
     for name, key in (("clock within 1 us", "within_1us"), ("within 100 us", "within_100us"),
                       ("chrony says synchronised while clock > 100 us off", "synced_off")):
         print("| %s | %s |" % (name, " | ".join("%.2f s" % c[key] for c in cols)))
     print("| steady error rms before/after | %s |" % " | ".join(
         "%.0f/%.0f ns" % (c["rms_before"], c["rms_after"]) for c in cols), flush=True)
-    for tag, m in (("vmc", vmc), ("slew", slew)):
+    for tag, m in [(t, res[t]) for t in ("vmc", "slew") if t in res]:
         last = m["truth"].strip().splitlines()[-1:] or [""]
         f = dict(kv.split("=", 1) for kv in last[0].split() if "=" in kv)
         print("%s: vmclock_timestamp() through the migration:\n  %s" % (
