@@ -57,7 +57,7 @@ class Sim:
     def restart(self, *args):
         self.stop()
         self.proc = subprocess.Popen([self.binary, self.guest.ram, "--file-offset",
-                                      str(vm.PAGE_ADDR), "--interval-ms", str(SIM_INTERVAL_MS)]
+                                      str(self.guest.page_offset), "--interval-ms", str(SIM_INTERVAL_MS)]
                                      + list(args), stdout=self.log, stderr=subprocess.STDOUT,
                                      preexec_fn=vm.die_with_parent)
         time.sleep(0.2)
