@@ -24,6 +24,14 @@
 # offset to the guest's count is measured once through the page
 # (--counter-offset), as run.py does with the x86 guest's TSC.
 #
+# The notification: the node's interrupt is a PCI INTx line, SPI 5, the one
+# virt's interrupt-map gives INTA of slot 2, where a virtio-balloon-pci
+# device sits (it has no MSI-X: it interrupts on INTx).  The driver requests
+# its interrupt shared, and so does virtio_pci: each QMP "balloon" target
+# change raises the balloon's configuration interrupt, which wakes the
+# vmclock device's readers too - one notification, as the x86 guest's ACPI
+# Notify from a PCI hotplug.
+#
 # The control channel is a virtio console (/dev/hvc0: virt has one serial
 # port, the console), named to init.sh by guest_ctl= on the command line.
 import argparse
@@ -42,11 +50,14 @@ from run import check, fatal  # noqa: E402
 
 RAM_BASE = 0x40000000           # virt's RAM starts at 1 GiB
 PAGE_ADDR = RAM_BASE + (512 << 20)
+BALLOON_SLOT = 2
+BALLOON_SPI = 3 + BALLOON_SLOT % 4   # virt's INTx swizzle: INTA of slot s
 TRIPLET = "aarch64-linux-gnu"
 VMCLOCK_NODE = """
 	vmclock@%(a)x {
 		compatible = "amazon,vmclock";
 		reg = <0x0 0x%(a)x 0x0 0x1000>;
+		interrupts = <0x0 0x%(spi)x 0x4>;
 	};
 
 	reserved-memory {
@@ -59,7 +70,7 @@ VMCLOCK_NODE = """
 			no-map;
 		};
 	};
-""" % {"a": PAGE_ADDR}
+""" % {"a": PAGE_ADDR, "spi": BALLOON_SPI}
 
 
 class Guest(vm.Guest):
@@ -83,6 +94,7 @@ class Guest(vm.Guest):
                 "-device", "virtio-serial-pci,id=vser",
                 "-chardev", "socket,id=ctl,path=%s,server=on,wait=off" % self.ctl_path,
                 "-device", "virtconsole,chardev=ctl",
+                "-device", "virtio-balloon-pci,id=balloon,bus=pcie.0,addr=0x%x" % BALLOON_SLOT,
                 "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
                 "-kernel", self.kernel, "-initrd", initrd,
                 "-append", "console=ttyAMA0 panic=-1 quiet loglevel=4 guest_ctl=/dev/hvc0 %s"
@@ -105,6 +117,12 @@ class Guest(vm.Guest):
             f.write(dts)
         vm.run(["dtc", "-q", "-I", "dts", "-O", "dtb", "-o", self.dtb,
                 os.path.join(self.dir, "virt-vmclock.dts")])
+
+    def notify(self):
+        """One notification: a new balloon target (the RAM size or 16 MiB
+        less, in turn)."""
+        self.testdev = not self.testdev
+        self.qmp_cmd("balloon", value=vm.RAM_BYTES - (16 << 20 if self.testdev else 0))
 
     def libraries(self, binary, env):
         """What the arm64 loader loads for BINARY (run under qemu-aarch64):
@@ -140,6 +158,9 @@ def setup(g, sh, sim, sim_args):
     check("ptp_vmclock binds the device-tree node (compatible amazon,vmclock): "
           "/dev/vmclock0", rc == 0 and "registered miscdev" in out and "amazon,vmclock" in out,
           out.replace("\n", " | ").replace("\0", "")[-300:])
+    rc, out = sh.run("insmod /lib/modules/virtio_balloon.ko && grep vmclock /proc/interrupts")
+    check("the node's interrupt is requested (the page has NOTIFICATION_PRESENT), shared "
+          "with the balloon's INTx", rc == 0 and "virtio" in out, out.strip()[-200:])
     hz, line = counter_hz(sh)
     print("guest: %s" % line, flush=True)
     rc, out = sh.run("vmclockctl -d /dev/vmclock0 status --json")
@@ -147,7 +168,7 @@ def setup(g, sh, sim, sim_args):
           rc == 0 and '"counter_id": "arm_vcnt"' in out.replace('":"', '": "'), out[-300:])
     if rc != 0:
         return False
-    sim_args[:] = ["--counter", "arm_vcnt:%d" % hz]
+    sim_args[:] = ["--notify", "--counter", "arm_vcnt:%d" % hz]
     sim.restart(*sim_args)
     delta, width = run.tsc_check(sh)
     ticks = int(round(delta * hz))
@@ -175,16 +196,33 @@ def test(g, sh, sim):
     sim.signal(signal.SIGUSR1)
     if not g.wait_marker(marker + 1):
         fatal("vmclock-sim did not write marker %d" % (marker + 1))
+    g.notify()
     rc, log = sh.run(run.WAIT_RESET % (marker + 1, "/tmp/vmclockd.log", "/tmp/vmclockd.log"),
                      timeout=40)
     check("a migration: vmclockd detects it and hands chronyd over",
-          rc == 0 and "disruption detected via timer" in log,
+          rc == 0 and "disruption detected via" in log,
           log.strip().replace("\n", " | ")[-300:])
     check("chronyd selects VMC again after the migration", run.wait_selected(sh, 20))
     watch = sh.out("cat /tmp/watch.log")
     check("vmclockctl watch reports the change", "change marker=%d" % (marker + 1) in watch,
           watch.strip().replace("\n", " | ")[-200:])
     run.stop_daemons(sh)
+
+    # ---- notifications: the device tree's interrupt ---------------------
+    log, watch, updates, wall, cpu_d, cpu_w, reselected = run.notification_phase(g, sh, sim)
+    notified = len(re.findall(r"disruption detected via notification", log))
+    timer = len(re.findall(r"disruption detected via timer", log))
+    resets = len(re.findall(r"chronyd reset: dfreq", log))
+    changes = len(re.findall(r"^\S+ change marker=", watch, re.M))
+    n = run.DISRUPTIONS
+    check("every disruption detected on a notification wake-up (the DT interrupt)",
+          notified == n and timer == 0, "%d of %d, %d by the timer" % (notified, n, timer))
+    check("the chrony handover completes after each migration, chronyd reselects VMC",
+          resets == n and reselected == n, "%d resets, %d reselections of %d"
+          % (resets, reselected, n))
+    check("vmclockctl watch reports each change and sleeps between them",
+          changes == n and cpu_w <= 0.02 * wall, "%d of %d; %.2f s CPU in %.1f s"
+          % (changes, n, cpu_w, wall))
     return run.finish()
 
 
@@ -211,7 +249,7 @@ def main():
         if not os.path.exists(p):
             fatal("no arm64 build of %s (.ci/arm64 builds it; --arm64-builddir)" % p)
     cache = os.path.join(B, "tests", "guest", "cache")
-    for script, args in (("fetch-kernel.sh", ["arm64"]), ("fetch-arm64-userland.sh", [])):
+    for script, args in (("fetch-kernel.sh", ["arm64", "virtio_balloon"]), ("fetch-arm64-userland.sh", [])):
         r = subprocess.run(["sh", os.path.join(S, "tests", "guest", script), cache] + args,
                            text=True, capture_output=True)
         if r.returncode != 0:
@@ -228,7 +266,9 @@ def main():
             f.write(run.CHRONY_CONF)
         initrd = g.build_initrd(os.path.join(root, "bin", "busybox"), None,
                                 {"init": os.path.join(S, "tests", "guest", "init.sh"),
-                                 "etc/chrony.conf": conf},
+                                 "etc/chrony.conf": conf,
+                                 "lib/modules/virtio_balloon.ko":
+                                     os.path.join(kdir, "virtio_balloon.ko")},
                                 dict(progs, **{
                                     "usr/sbin/chronyd": os.path.join(root, "usr/sbin/chronyd"),
                                     "usr/bin/chronyc": os.path.join(root, "usr/bin/chronyc")}))
@@ -236,7 +276,7 @@ def main():
         with open(g.ram, "wb") as f:
             f.truncate(vm.RAM_BYTES)
         sim = run.Sim(os.path.join(B, "tools", "vmclock-sim"), g, os.path.join(W, "sim.log"),
-                      "--counter", "arm_vcnt:62500000")
+                      "--notify", "--counter", "arm_vcnt:62500000")
         g.boot(initrd)
         sh = vm.Shell(g)
         print("guest: Linux %s" % sh.hello(120), flush=True)

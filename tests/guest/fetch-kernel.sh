@@ -29,9 +29,12 @@ if [ "$arch" != amd64 ]; then
 	out=$cache/kernel-$arch
 	apt=$cache/apt-$arch
 fi
-# The driver is a module (amd64) or built in (arm64: no ptp_vmclock.ko).
+modules=$(echo " $* " | sed 's/ \([^ ][^ ]*\)/ \1.ko/g' | xargs)
+# The driver is a module (amd64) or built in (arm64: no ptp_vmclock.ko); the
+# cache was filled for these MODULEs.
 if [ -s "$out/version" ] && [ -s "$out/vmlinuz" ] && { [ -s "$out/ptp_vmclock.ko" ] ||
-	grep -q '^CONFIG_PTP_1588_CLOCK_VMCLOCK=y$' "$out/config" 2>/dev/null; }; then
+	grep -q '^CONFIG_PTP_1588_CLOCK_VMCLOCK=y$' "$out/config" 2>/dev/null; } &&
+	[ "$(cat "$out/modules" 2>/dev/null)" = "$modules" ]; then
 	exit 0
 fi
 for tool in apt-get apt-cache dpkg-deb xz; do
@@ -46,7 +49,6 @@ cat >"$apt/sources.list" <<EOT
 deb [signed-by=$keyring] $mirror trixie-backports main
 deb [signed-by=$keyring] $mirror sid main
 EOT
-modules=$(echo " $* " | sed 's/ \([^ ][^ ]*\)/ \1.ko/g')
 set -- -o Dir::Etc::SourceList="$apt/sources.list" -o Dir::Etc::SourceParts="$apt/sources.list.d" \
 	-o Dir::State::Lists="$apt/lists" -o Dir::Cache="$apt" \
 	-o Dir::Cache::archives="$apt/archives" -o Dir::Cache::pkgcache="$apt/pkgcache.bin" \
@@ -106,6 +108,7 @@ for v in $versions; do
 		*) cp "$f" "$out.tmp/$m" ;;
 		esac
 	done
+	echo "$modules" >"$out.tmp/modules"
 	echo "$v" >"$out.tmp/version"
 	rm -rf "$out" x ./*.deb
 	mv "$out.tmp" "$out"
