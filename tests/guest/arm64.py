@@ -192,7 +192,7 @@ def setup(g, sh, sim, sim_args):
 
 
 def test(g, sh, sim):
-    sim_args = []
+    sim_args = []  # what setup() restarts the simulator with
     if not setup(g, sh, sim, sim_args):
         return run.finish()
     run.start_daemons(sh)
@@ -236,6 +236,9 @@ def test(g, sh, sim):
     check("vmclockctl watch reports each change and sleeps between them",
           changes == n and cpu_w <= 0.02 * wall, "%d of %d; %.2f s CPU in %.1f s"
           % (changes, n, cpu_w, wall))
+    # The PTP clock: its cross-timestamps pair the page's time with the
+    # system clock's reading of the Arm counter (CSID_ARM_ARCH_COUNTER).
+    run.phc_phase(sh, sim, sim_args, "%x.vmclock" % PAGE_ADDR)
     return run.finish()
 
 

@@ -448,18 +448,20 @@ def time_json(sh):
         return {"unparsed": out[-200:]}
 
 
-def phc_phase(sh, sim, sim_args):
+def phc_phase(sh, sim, sim_args, device="AMZNC10C:00"):
     """The driver registers a PTP clock only for a page with unambiguous
     time (TAI, or UTC with a valid TAI offset), at probe: the UTC page so far
     has none, and offsets come from brackets; a TAI page, the driver bound
-    again, gets /dev/ptp0, and vmclock_offset() its cross-timestamps."""
+    again, gets /dev/ptp0, and vmclock_offset() its cross-timestamps.
+    DEVICE: the platform device's name (ACPI's, or the device tree's)."""
     j = time_json(sh)
     check("a UTC page without TAI offset: no PTP clock, bracketed offsets",
           j.get("phc_index", 0) is None and j.get("offset_uncertainty_ns", 0) > 1, str(j))
     sim.restart(*(sim_args + ["--tai"]))
-    rc, out = sh.run("d=$(dirname $(ls -d /sys/bus/platform/drivers/*/AMZNC10C:00)) && "
-                     "echo AMZNC10C:00 >$d/unbind && echo AMZNC10C:00 >$d/bind && "
-                     "ls /sys/class/ptp && cat /sys/class/ptp/ptp0/clock_name")
+    rc, out = sh.run("d=$(dirname $(ls -d /sys/bus/platform/drivers/*/%s)) && "
+                     "echo %s >$d/unbind && echo %s >$d/bind && "
+                     "ls /sys/class/ptp && cat /sys/class/ptp/ptp0/clock_name"
+                     % (device, device, device))
     check("a TAI page, the driver bound again: it registers /dev/ptp0 named vmclock0",
           rc == 0 and out.strip().endswith("vmclock0"), out.replace("\n", " | ")[-200:])
     j = time_json(sh)
