@@ -464,7 +464,13 @@ def phc_phase(sh, sim, sim_args, device="AMZNC10C:00"):
                      % (device, device, device))
     check("a TAI page, the driver bound again: it registers /dev/ptp0 named vmclock0",
           rc == 0 and out.strip().endswith("vmclock0"), out.replace("\n", " | ")[-200:])
-    j = time_json(sh)
+    # One read of three may fall back to the bracket: the cross-timestamp
+    # failed or disagreed once on a loaded host (the arm64 guest, 1 run of 7:
+    # uncertainty 97 ns); never taking it is the failure.
+    for _ in range(3):
+        j = time_json(sh)
+        if j.get("offset_uncertainty_ns") == 1:
+            break
     check("vmclock_offset() takes the PTP clock's cross-timestamp (it agreed with the "
           "bracket): phc_index 0, uncertainty 1 ns",
           j.get("phc_index") == 0 and j.get("offset_uncertainty_ns") == 1, str(j))
