@@ -17,7 +17,8 @@ command -v python3 >/dev/null 2>&1 || { echo "FAIL: python3 is missing"; exit 1;
 W=$(mktemp -d /tmp/vmclockd-guest.XXXXXX)
 chmod 700 "$W"
 # The whole run is bounded; a hung guest is a failure, not a hang of make check.
-timeout -k 10 ${GUEST_TIMEOUT:-240} python3 "$top_srcdir/tests/guest/run.py" \
+# GUEST_RUNNER: the guest's script (tests/test-guest-arm64.sh: arm64.py).
+timeout -k 10 ${GUEST_TIMEOUT:-240} python3 "$top_srcdir/tests/guest/${GUEST_RUNNER:-run.py}" \
 	--builddir "$top_builddir" --srcdir "$top_srcdir" --workdir "$W" "$@"
 rc=$?
 [ $rc -eq 124 ] && echo "FAIL: the guest test took longer than ${GUEST_TIMEOUT:-240} s"

@@ -257,6 +257,30 @@ check "hand-made page: x86_tsc, utc, seq_count 2" sh -c '
 	case $1 in *"\"counter_id\":\"x86_tsc\",\"time_type\":\"utc\",\"seq_count\":2,"*) exit 0;; esac
 	exit 1' sh "$out"
 
+# ---- vmclock-sim --counter: another architecture's counter ----------------
+# The page an arm64 TCG guest reads (tests/test-guest-arm64.sh): arm_vcnt, at
+# 62.5 MHz from this host's CLOCK_MONOTONIC.  Its period is 16 ns and its
+# counter_value is CLOCK_MONOTONIC / 16 ns at the page's last update.
+if command -v python3 >/dev/null 2>&1; then
+	run_sim "$T/arm" --counter arm_vcnt:62500000 || exit 1
+	out=$("$CTL" -d "$T/arm" status --json)
+	check "vmclock-sim --counter arm_vcnt:62500000: arm_vcnt, a 16 ns period, the count of CLOCK_MONOTONIC" \
+		python3 -c '
+import json, sys, time
+j = json.loads(sys.argv[1])
+period = j["counter_period_frac_sec"] / 2.0 ** (64 + j["counter_period_shift"])
+lag = time.monotonic_ns() - j["counter_value"] * 16
+print("counter_id %s, period %.9f ns, counter_value %.3f s behind CLOCK_MONOTONIC"
+      % (j["counter_id"], period * 1e9, lag * 1e-9))
+sys.exit(0 if j["counter_id"] == "arm_vcnt" and abs(period / 16e-9 - 1) < 1e-5
+         and 0 <= lag < 10**9 else 1)' "$out"
+	stop_sim
+fi
+for bad in arm_vcnt arm_vcnt:0 tsc:1000 x86_tsc:ten; do
+	"$SIM" "$T/arm" --counter "$bad" >"$T/out" 2>&1
+	check "vmclock-sim --counter $bad is a usage error" [ $? -eq 2 ]
+done
+
 # ---- usage errors -----------------------------------------------------------
 expect_usage() {
 	desc=$1

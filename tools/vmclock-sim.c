@@ -83,6 +83,8 @@ struct options {
 	int64_t file_offset;    /* < 0: PATH is the page itself */
 	int64_t stall_ns;       /* how long SIGHUP holds seq_count odd */
 	int64_t counter_offset; /* the reader's counter minus ours, in ticks */
+	int counter_id;         /* --counter's, or -1: this CPU's own counter */
+	uint64_t counter_hz;    /* --counter's frequency */
 	const char *page_log;   /* a line per page published, or NULL */
 };
 
@@ -184,11 +186,27 @@ static uint64_t native_counter(void)
 }
 #endif
 
+/* With --counter NAME:HZ the counter is not this CPU's but this host's
+ * CLOCK_MONOTONIC counted at HZ ticks per second: what a guest of another
+ * architecture under QEMU's TCG reads (its virtual clock, which runs with the
+ * host's CLOCK_MONOTONIC, scaled to the emulated timer's frequency).  0: the
+ * CPU's own. */
+static uint64_t counter_hz;
+
 static uint64_t read_counter(uint8_t id)
 {
+	uint64_t c = counter_hz ? (uint64_t)((u128)monotonic_ns() * counter_hz /
+					     (uint64_t)NSEC_PER_SEC) : native_counter();
+
 	(void)id;
-	return native_counter() + (uint64_t)counter_offset;
+	return c + (uint64_t)counter_offset;
 }
+
+/* The names --counter takes, in the ABI's numbering. */
+static const char *const counter_names[] = {
+	[VMCLOCK_COUNTER_ARM_VCNT] = "arm_vcnt",
+	[VMCLOCK_COUNTER_X86_TSC] = "x86_tsc",
+};
 
 /* The names --status and --leap take, in the ABI's numbering. */
 static const char *const status_names[] = {
@@ -554,7 +572,7 @@ static void usage(FILE *f)
 	      "         [--migrate-at S] [--migrate-step-ns N] [--migrate-freq-ppb F]\n"
 	      "         [--restore-at S] [--notify] [--pidfile FILE]\n"
 	      "         [--file-offset BYTES] [--stall-ms N] [--counter-offset TICKS]\n"
-	      "         [--page-log FILE] [--step-ns N]\n", f);
+	      "         [--page-log FILE] [--step-ns N] [--counter NAME:HZ]\n", f);
 }
 
 static long double parse_number(const char *opt, const char *arg)
@@ -591,7 +609,7 @@ enum {
 	OPT_OFFSET = 256, OPT_FREQ, OPT_STATUS, OPT_ESTERR, OPT_MAXERR, OPT_INTERVAL, OPT_TAI,
 	OPT_MARKER_ONLY, OPT_LEAP, OPT_DURATION, OPT_MIGRATE_AT, OPT_MIGRATE_STEP,
 	OPT_MIGRATE_FREQ, OPT_RESTORE_AT, OPT_NOTIFY, OPT_PIDFILE, OPT_FILE_OFFSET, OPT_STALL,
-	OPT_COUNTER_OFFSET, OPT_PAGE_LOG, OPT_STEP, OPT_HELP,
+	OPT_COUNTER_OFFSET, OPT_PAGE_LOG, OPT_STEP, OPT_COUNTER, OPT_HELP,
 };
 
 static const struct option long_options[] = {
@@ -616,6 +634,7 @@ static const struct option long_options[] = {
 	{ "counter-offset", required_argument, NULL, OPT_COUNTER_OFFSET },
 	{ "page-log", required_argument, NULL, OPT_PAGE_LOG },
 	{ "step-ns", required_argument, NULL, OPT_STEP },
+	{ "counter", required_argument, NULL, OPT_COUNTER },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -644,6 +663,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		.restore_at_s = -1,
 		.file_offset = -1,
 		.stall_ns = 1000 * 1000000ll,
+		.counter_id = -1,
 	};
 	while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
 		switch (c) {
@@ -723,6 +743,22 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case OPT_PAGE_LOG:
 			o->page_log = optarg;
 			break;
+		case OPT_COUNTER: {
+			char *colon = strchr(optarg, ':');
+
+			if (colon)
+				*colon = '\0';
+			o->counter_id = index_of(counter_names, sizeof(counter_names) /
+						 sizeof(counter_names[0]), optarg);
+			if (o->counter_id < 0 || !colon) {
+				fprintf(stderr, "vmclock-sim: --counter: NAME:HZ with NAME arm_vcnt or "
+					"x86_tsc: %s\n", optarg);
+				exit(2);
+			}
+			/* Up to 10 GHz: a tick of at least 0.1 ns. */
+			o->counter_hz = (uint64_t)parse_int("counter", colon + 1, 1, 10000000000ll);
+			break;
+		}
 		case OPT_STALL:
 			o->stall_ns = parse_int("stall-ms", optarg, 1, 60000) * 1000000;
 			break;
@@ -807,6 +843,7 @@ int main(int argc, char **argv)
 
 	parse_args(argc, argv, &o);
 	counter_offset = o.counter_offset;
+	counter_hz = o.counter_hz;
 	setup_signals(&wait_mask);
 
 	memset(&s, 0, sizeof(s));
@@ -815,7 +852,7 @@ int main(int argc, char **argv)
 	s.off_ns = o.offset_ns;
 	s.freq_ppb = o.freq_ppb;
 	s.freq = o.freq_ppb * 1e-9L;
-	s.counter_id = SIM_COUNTER_ID;
+	s.counter_id = o.counter_id < 0 ? SIM_COUNTER_ID : (uint8_t)o.counter_id;
 	page_log = o.page_log ? open_log(o.page_log) : NULL;
 	if (s.counter_id == VMCLOCK_COUNTER_INVALID && !o.marker_only)
 		die("%s", "this CPU has no counter a vmclock page can name (try --marker-only)");

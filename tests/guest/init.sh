@@ -16,8 +16,12 @@ mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
 mkdir -m 0700 /run/t
 ln -s /proc/self/fd /dev/fd 2>/dev/null
-stty -F /dev/ttyS1 raw -echo
-exec 3<>/dev/ttyS1
+# The control channel: the second serial port, or what the kernel's command
+# line names (guest_ctl=, e.g. the arm64 guest's virtio console /dev/hvc0).
+# Raw while open (a virtio console resets its settings on the last close).
+ctl=${guest_ctl:-/dev/ttyS1}
+exec 3<>"$ctl"
+stty raw -echo <&3
 echo "@@hello $(uname -r)" >&3
 while read -r line <&3; do
 	eval "$line" </dev/null >/tmp/.out 2>&1

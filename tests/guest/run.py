@@ -63,7 +63,7 @@ class Sim:
     def restart(self, *args):
         self.stop()
         self.proc = subprocess.Popen([self.binary, self.guest.ram, "--file-offset",
-                                      str(vm.PAGE_ADDR), "--interval-ms", str(SIM_INTERVAL_MS)]
+                                      str(self.guest.page_offset), "--interval-ms", str(SIM_INTERVAL_MS)]
                                      + list(args), stdout=self.log, stderr=subprocess.STDOUT,
                                      preexec_fn=vm.die_with_parent)
         time.sleep(0.2)
@@ -472,28 +472,45 @@ def time_json(sh):
         return {"unparsed": out[-200:]}
 
 
-def phc_phase(sh, sim, sim_args):
+def phc_time_json(sh, reads=6):
+    """The first of READS reads that took the PTP clock's cross-timestamp
+    (uncertainty 1 ns), or the last.  A read may fall back to the bracket
+    when the cross-timestamp fails: in the arm64 guest a quarter of the reads
+    (10 of 40, their bracketed offsets within 40 ns of the clock's, so not a
+    disagreement; most likely the kernel refusing a counter value a timer
+    tick overtook, which TCG's slow emulation makes common).  Never taking
+    it is the failure."""
+    for _ in range(reads):
+        j = time_json(sh)
+        if j.get("offset_uncertainty_ns") == 1:
+            break
+    return j
+
+
+def phc_phase(sh, sim, sim_args, device="AMZNC10C:00"):
     """The driver registers a PTP clock only for a page with unambiguous
     time (TAI, or UTC with a valid TAI offset), at probe: the UTC page so far
     has none, and offsets come from brackets; a TAI page, the driver bound
-    again, gets /dev/ptp0, and vmclock_offset() its cross-timestamps."""
+    again, gets /dev/ptp0, and vmclock_offset() its cross-timestamps.
+    DEVICE: the platform device's name (ACPI's, or the device tree's)."""
     j = time_json(sh)
     check("a UTC page without TAI offset: no PTP clock, bracketed offsets",
           j.get("phc_index", 0) is None and j.get("offset_uncertainty_ns", 0) > 1, str(j))
     sim.restart(*(sim_args + ["--tai"]))
-    rc, out = sh.run("d=$(dirname $(ls -d /sys/bus/platform/drivers/*/AMZNC10C:00)) && "
-                     "echo AMZNC10C:00 >$d/unbind && echo AMZNC10C:00 >$d/bind && "
-                     "ls /sys/class/ptp && cat /sys/class/ptp/ptp0/clock_name")
+    rc, out = sh.run("d=$(dirname $(ls -d /sys/bus/platform/drivers/*/%s)) && "
+                     "echo %s >$d/unbind && echo %s >$d/bind && "
+                     "ls /sys/class/ptp && cat /sys/class/ptp/ptp0/clock_name"
+                     % (device, device, device))
     check("a TAI page, the driver bound again: it registers /dev/ptp0 named vmclock0",
           rc == 0 and out.strip().endswith("vmclock0"), out.replace("\n", " | ")[-200:])
-    j = time_json(sh)
+    j = phc_time_json(sh)
     check("vmclock_offset() takes the PTP clock's cross-timestamp (it agreed with the "
           "bracket): phc_index 0, uncertainty 1 ns",
           j.get("phc_index") == 0 and j.get("offset_uncertainty_ns") == 1, str(j))
     # A sandbox (vmclockd's unit) binds in only the name 60-vmclock.rules
     # gives the clock.
     sh.out("mv /dev/ptp0 /dev/ptp_vmclock0")
-    j = time_json(sh)
+    j = phc_time_json(sh)
     check("the clock is found as /dev/ptp_vmclock0 too",
           j.get("phc_index") == 0 and j.get("offset_uncertainty_ns") == 1, str(j))
 

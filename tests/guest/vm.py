@@ -152,9 +152,16 @@ class Guest:
         self.ctl_buf = b""
         self.transcript = open(os.path.join(workdir, "ctl.log"), "a")
         self.testdev = False
-        with open(os.path.join(workdir, "ssdt.asl"), "w") as f:
+        # Where the page is in the RAM file (here its guest-physical
+        # address: q35's RAM starts at 0).
+        self.page_offset = PAGE_ADDR
+        self.prepare()
+
+    def prepare(self):
+        """What the machine's command line needs: the SSDT."""
+        with open(os.path.join(self.dir, "ssdt.asl"), "w") as f:
             f.write(SSDT)
-        run(["iasl", "-p", os.path.join(workdir, "ssdt"), os.path.join(workdir, "ssdt.asl")])
+        run(["iasl", "-p", os.path.join(self.dir, "ssdt"), os.path.join(self.dir, "ssdt.asl")])
 
     # ---- the command line and the DSDT -------------------------------------
     def qemu_args(self, initrd, append):
@@ -233,33 +240,35 @@ class Guest:
     # ---- the initramfs ------------------------------------------------------
     def build_initrd(self, busybox, dsdt_aml, files, binaries, lib_env=None):
         """FILES: {guest path: host path}; BINARIES: {guest path: host path},
-        each with the libraries ldd names.  DSDT_AML: the override DSDT, or
-        None for a machine whose own tables are used as they are."""
-        early = b""
+        each with the libraries it loads.  DSDT_AML: None for no DSDT
+        upgrade; no ptp_vmclock.ko where the kernel has the driver built in."""
+        early = Cpio()
         if dsdt_aml:
             with open(dsdt_aml, "rb") as f:
-                table = Cpio()
-                table.file("kernel/firmware/acpi/dsdt.aml", f.read())
-                early = table.bytes()
+                early.file("kernel/firmware/acpi/dsdt.aml", f.read())
         c = Cpio()
         c.copy("bin/busybox", busybox, 0o755)
-        c.copy("lib/modules/ptp_vmclock.ko", self.module, 0o644)
+        if os.path.exists(self.module):
+            c.copy("lib/modules/ptp_vmclock.ko", self.module, 0o644)
         for g, h in files.items():
             c.copy(g, h, 0o755 if g == "init" else 0o644)
         for g, h in binaries.items():
             c.copy(g, h, 0o755)
-            for lib in libraries(h, env=lib_env):
-                # The loader where the programs name it; the rest in the
-                # one directory init.sh puts on LD_LIBRARY_PATH.
-                dest = lib if "/ld-linux" in lib else \
-                    "lib/x86_64-linux-gnu/" + os.path.basename(lib)
-                c.copy(dest, os.path.realpath(lib), 0o755)
+            for dest, lib in self.libraries(h, lib_env):
+                c.copy(dest, lib, 0o755)
         c.file("etc/passwd", b"root:x:0:0:root:/:/bin/sh\n")
         c.file("etc/group", b"root:x:0:\n")
         initrd = os.path.join(self.dir, "initrd.cpio")
         with open(initrd, "wb") as f:
-            f.write(early + c.bytes())
+            f.write((early.bytes() if early.names else b"") + c.bytes())
         return initrd
+
+    def libraries(self, binary, env):
+        """(guest path, host file) of each library BINARY loads."""
+        # The loader where the programs name it; the rest in the one
+        # directory init.sh puts on LD_LIBRARY_PATH.
+        return [(lib if "/ld-linux" in lib else "lib/x86_64-linux-gnu/" + os.path.basename(lib),
+                 os.path.realpath(lib)) for lib in libraries(binary, env=env)]
 
     # ---- running ------------------------------------------------------------
     def _boot(self, initrd, append, wait_ctl=True):
@@ -316,7 +325,7 @@ class Guest:
         read from the guest's RAM file (the ABI's offsets 12 and 16)."""
         fd = os.open(self.ram, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            head = os.pread(fd, 24, PAGE_ADDR)
+            head = os.pread(fd, 24, self.page_offset)
         finally:
             os.close(fd)
         return struct.unpack_from("<I", head, 12)[0], struct.unpack_from("<Q", head, 16)[0]
