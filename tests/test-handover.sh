@@ -40,7 +40,13 @@
 #      SYNCHRONIZED from chronyd's old selection; the state file keeps the
 #      old marker), the failure is said once per vmclockd, samples are fed
 #      while it waits, and once the refusals stop the handover completes:
-#      one dfreq, the whole change, and the verdict synchronised again.
+#      chronyd's frequency takes the change once (a dfreq composed onto what
+#      it learned from the samples meanwhile), and the verdict is
+#      synchronised again;
+#  (k) chronyd refuses the dfreq through three rounds of tries while
+#      samples fed between rounds teach it the new frequency: the dfreq that
+#      finally goes composes onto that, and chronyd's frequency, read every
+#      10 ms, never goes past the migration's change.
 # What chronyd applied is read from the proxy's log (answers with status 0),
 # the change expected from vmclockd's own disruption alerts (each migration's
 # FREQ_CHANGE_PPM, composed as a ratio of periods).
@@ -52,17 +58,31 @@ command -v python3 >/dev/null || { echo "FAIL: python3 is missing (the proxy)"; 
 write_chrony_conf
 start_chronyd || fail "chronyd started"
 
-# run_case NAME PROXY-RULES...: fresh page, proxy and vmclockd; migrate once.
-run_case() {
-	CASE=$1
-	shift
-	rm -rf "$T/page" "$T/state" "$T/proxy.sock" "$T/proxy-up.sock"
+# start_proxy PROXY-RULES...: a fresh proxy, and no page, state or log
+# left from the last case ($CASE names this one).
+start_proxy() {
+	rm -rf "$T/page" "$T/state" "$T/proxy.sock" "$T/proxy-up.sock" "$T/fullstate"
 	: >"$T/vmclockd.log"
 	python3 "$top_srcdir/tests/chrony-proxy.py" "$T/proxy.sock" "$T/proxy-up.sock" \
 		"$T/chronyd.sock" "$T/proxy-$CASE.log" "$@" &
 	PROXY_PID=$!
 	PIDS="$PIDS $PROXY_PID"
 	wait_for 5 test -S "$T/proxy.sock" || fail "$CASE: proxy started"
+}
+
+# A chronyd started afresh, at frequency 0, right for a fresh page (whose
+# counter runs at the system clock's rate): the cases that judge chronyd's
+# frequency must not start from the last case's migrated one.
+restart_chronyd() {
+	stop_chronyd
+	start_chronyd || fail "$CASE: chronyd restarted"
+}
+
+# run_case NAME PROXY-RULES...: fresh page, proxy and vmclockd; migrate once.
+run_case() {
+	CASE=$1
+	shift
+	start_proxy "$@"
 	start_sim --interval-ms 100 --migrate-freq-ppb 30000 ${SIM_ARGS:-}
 	start_vmclockd --chrony-cmd "$T/proxy.sock" ${VMCLOCKD_ARGS:-}
 	wait_for 10 test -s "$T/state/marker" || fail "$CASE: vmclockd started"
@@ -83,13 +103,14 @@ applied_dfreqs() {
 	     $1 == "answered" && $2 == 31 && $5 == 0 { print v[$3] }' "$T/proxy-$CASE.log"
 }
 
-# The change vmclockd logged for each migration of this case, composed: the
-# dfreq that takes chronyd from the first period to the last.  The alerts'
-# fields, or (--debug, when the alerts are rate-limited) the debug lines.
+# composed_change [LOG]: the change vmclockd logged (in LOG, default this
+# case's) for each migration of this case, composed: the dfreq that takes
+# chronyd from the first period to the last.  The alerts' fields, or
+# (--debug, when the alerts are rate-limited) the debug lines.
 composed_change() {
-	local pat='warning: clock disruption'
-	grep -q 'debug: disruption: marker' "$T/vmclockd.log" && pat='debug: disruption: marker'
-	grep "$pat" "$T/vmclockd.log" | sed -n 's/.*FREQ_CHANGE_PPM=\([-0-9.]*\).*/\1/p' |
+	local pat='warning: clock disruption' log=${1:-$T/vmclockd.log}
+	grep -q 'debug: disruption: marker' "$log" && pat='debug: disruption: marker'
+	grep "$pat" "$log" | sed -n 's/.*FREQ_CHANGE_PPM=\([-0-9.]*\).*/\1/p' |
 		awk '{ r *= 1 + $1 * 1e-6 } BEGIN { r = 1 } END { printf "%.9f", -(r - 1) * 1e6 }'
 }
 
@@ -101,6 +122,14 @@ check_one_dfreq() {
 	check "$CASE: chronyd applied exactly one dfreq" test "$(echo "$d" | grep -c .)" -eq 1
 	check "$CASE: it is the whole change ($d, want $want)" \
 		awk -v d="${d:-0}" -v w="$want" 'BEGIN { exit !(d - w < 1e-4 && w - d < 1e-4 && w < -29) }'
+}
+
+# freq_range FILE FROM: the lowest and highest frequency (ppm) in chrony-observe
+# readings from CLOCK_REALTIME FROM on.
+freq_range() {
+	awk -v from="$2" 'NF > 4 && $1 !~ /error/ && $1 + 0 >= from {
+		if (n++ == 0 || $4 < lo) lo = $4; if (n == 1 || $4 > hi) hi = $4 }
+		END { if (n) printf "%.6f %.6f\n", lo, hi; else print "none" }' "$1"
 }
 
 run_case a --delay 31:1:700
@@ -245,13 +274,7 @@ end_case
 # (i) No room for the dfreq's record.
 command -v unshare >/dev/null || { echo "FAIL: unshare (util-linux) is missing"; exit 1; }
 CASE=i
-rm -rf "$T/page" "$T/state" "$T/proxy.sock" "$T/proxy-up.sock" "$T/fullstate"
-: >"$T/vmclockd.log"
-python3 "$top_srcdir/tests/chrony-proxy.py" "$T/proxy.sock" "$T/proxy-up.sock" \
-	"$T/chronyd.sock" "$T/proxy-i.log" &
-PROXY_PID=$!
-PIDS="$PIDS $PROXY_PID"
-wait_for 5 test -S "$T/proxy.sock" || fail "i: proxy started"
+start_proxy
 start_sim --interval-ms 100 --migrate-freq-ppb 30000
 mkdir -p "$T/fullstate"
 cat >"$T/enospc-i.sh" <<EOF
@@ -293,13 +316,8 @@ cp "$T/vmclockd.log" "$T/vmclockd-$CASE.log"
 # (j) Reset sources refused through more than a round of tries (six), for
 # two vmclockd lives: 20 refusals, the 21st reset goes through.
 CASE=j
-rm -rf "$T/page" "$T/state" "$T/proxy.sock" "$T/proxy-up.sock"
-: >"$T/vmclockd.log"
-python3 "$top_srcdir/tests/chrony-proxy.py" "$T/proxy.sock" "$T/proxy-up.sock" \
-	"$T/chronyd.sock" "$T/proxy-j.log" --refuse 66:20 &
-PROXY_PID=$!
-PIDS="$PIDS $PROXY_PID"
-wait_for 5 test -S "$T/proxy.sock" || fail "j: proxy started"
+restart_chronyd
+start_proxy --refuse 66:20
 # No step: the clock stays within chronyd's bound for a while, so only the
 # handover's state can keep chronyd's old selection from counting as a resync.
 start_sim --interval-ms 100 --migrate-freq-ppb 30000 --migrate-step-ns 0
@@ -307,6 +325,10 @@ start_vmclockd --chrony-cmd "$T/proxy.sock"
 wait_for 10 test -s "$T/state/marker" || fail "j: vmclockd started"
 check "j: synchronised before the migration" "$CTL" -d "$T/page" -s "$T/run/state" waitsync --timeout 60
 CASE_F0=$(chrony_freq)
+"$OBSERVE" -s "$T/chronyd.sock" -i 10 -t 90 -k >"$T/observe-j.txt" 2>&1 &
+OBS_PID=$!
+PIDS="$PIDS $OBS_PID"
+t_mig=$(date +%s.%N)
 kill -USR1 "$SIM_PID"
 wait_for 5 grep -q 'clock disruption: marker 1 -> 2' "$T/vmclockd.log" || fail "j: migration seen"
 # The published sync state, samples fed and the saved marker, every 0.1 s
@@ -332,7 +354,8 @@ fed0=$(head -1 "$T/j-states.txt" | cut -d' ' -f2)
 fed1=$(tail -1 "$T/j-states.txt" | cut -d' ' -f2)
 check "j: samples fed while the handover waits ($fed0 -> $fed1)" test "$fed1" -gt "$fed0"
 # vmclockd restarted while the handover fails: it hands the marker over again.
-# The first life's log is set aside: the restart's alert states the change.
+# The first life's log is set aside: its alert states the migration's change,
+# the restart's the change from the period chronyd has learned (recorded).
 kill "$VMCLOCKD_PID"
 wait "$VMCLOCKD_PID"
 check "j: the state file still says marker 1 after the stop" \
@@ -355,9 +378,52 @@ check "j: said at most once by the restarted vmclockd" \
 check "j: never synchronized before the handover completed" \
 	sh -c "! sed '\$d' '$T/j-states.txt' | grep -q '^synchronized '"
 check "j: disrupted meanwhile" sh -c "sed '\$d' '$T/j-states.txt' | grep -q '^disrupted '"
-check_one_dfreq
+sleep 1
+kill "$OBS_PID" 2>/dev/null
+wait "$OBS_PID" 2>/dev/null
+# The first life's alert: the restart's states the change from the period
+# chronyd had learned by then.
+want=$(awk -v a="$CASE_F0" -v w="$(composed_change "$T/vmclockd-j1.log")" 'BEGIN { printf "%.6f", a + w }')
+read -r lo hi <<<"$(freq_range "$T/observe-j.txt" "$t_mig")"
+f_end=$(chrony_freq)
+echo "j: frequency $CASE_F0 before the migration, want $want; seen $lo to $hi, $f_end at the end;" \
+	"dfreq applied: [$(echo $(applied_dfreqs))]"
+check "j: chronyd's frequency took the change once ($lo to $hi ppm, want $want, $f_end at the end)" \
+	holds "$lo > $want - 3 && $hi < $CASE_F0 + 3 && $f_end - $want < 1 && $want - $f_end < 1"
 check "j: synchronised again" "$CTL" -d "$T/page" -s "$T/run/state" waitsync --timeout 60
 check "j: the state file says marker 2" grep -qx 'marker 2' "$T/state/marker"
+end_case
+
+# (k) The dfreq refused through three rounds of tries (18): between rounds
+# samples are fed and chronyd learns the new frequency from them; the round
+# that succeeds composes its dfreq onto the frequency chronyd has then, not
+# the one it had before the migration.  chronyd's frequency, read every
+# 10 ms, never goes past the migration's change.
+CASE=k
+restart_chronyd
+run_case k --refuse 31:18
+"$OBSERVE" -s "$T/chronyd.sock" -i 10 -t 40 -k >"$T/observe-k.txt" 2>&1 &
+OBS_PID=$!
+PIDS="$PIDS $OBS_PID"
+t_mig=$(date +%s.%N)
+check "k: handover done" wait_for 35 grep -q 'chronyd reset after disruption 2' "$T/vmclockd.log"
+sleep 2
+kill "$OBS_PID" 2>/dev/null
+wait "$OBS_PID" 2>/dev/null
+want=$(awk -v a="$CASE_F0" -v w="$(composed_change)" 'BEGIN { printf "%.6f", a + w }')
+read -r lo hi <<<"$(freq_range "$T/observe-k.txt" "$t_mig")"
+f_end=$(chrony_freq)
+echo "k: frequency $CASE_F0 before the migration, want $want after it; seen $lo to $hi," \
+	"$f_end at the end; dfreq applied: [$(echo $(applied_dfreqs))]," \
+	"$(grep -c '^refused 31 ' "$T/proxy-k.log") refused"
+grep -h 'moved to\|could not hand\|chronyd reset' "$T/vmclockd.log" | sed 's/^/    /'
+check "k: a round of dfreqs refused, samples fed while waiting" \
+	test "$(grep -c '^refused 31 ' "$T/proxy-k.log")" -ge 6
+check "k: chronyd learned the new frequency from the samples meanwhile (within 3 ppm)" \
+	sh -c "awk -v f=\"\$0\" -v w='$want' '\$1 + 0 >= f && NF > 4 && (\$4 - w < 3 && w - \$4 < 3) { ok = 1 } END { exit !ok }' '$T/observe-k.txt'" "$t_mig"
+check "k: chronyd's frequency never went past the change ($lo to $hi ppm, want $want)" \
+	holds "$lo > $want - 3 && $hi < $CASE_F0 + 3"
+check "k: and ends at it ($f_end, want $want)" holds "$f_end - $want < 1 && $want - $f_end < 1"
 end_case
 
 finish
