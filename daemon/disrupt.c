@@ -141,10 +141,17 @@ static Period period_of(const struct vmclock_abi *page)
  * disruption chronyd was already handed.  A changed generation or period
  * (which can flap) is written at most once every STATE_WRITE_INTERVAL_S,
  * the latest values always, by a timer if nothing else comes, and at exit.
+ * A write that failed (a full or failing disk, a directory not ours) is
+ * retried by the same timer every STATE_RETRY_S, with the latest values,
+ * until one succeeds: a handled marker that never reached the disk would
+ * have a restart hand the same disruption over again, its dfreq onto a
+ * frequency chronyd has learned from the samples since.  Until then the
+ * report says so (DSR_Report.unsaved).
  */
 #define STATE_TMP STATE_FILE ".tmp"
 #define MAX_STATE_BYTES 4096
 #define STATE_WRITE_INTERVAL_S 1
+#define STATE_RETRY_S 1
 /* A drifting period is rewritten at most this often (and at exit). */
 #define PERIOD_RESAVE_INTERVAL_S 60
 static RLM_Limit resave_limit;
@@ -192,6 +199,7 @@ fail:
 static int save_state(void)
 {
 	char path[4096], why[128], text[512];
+	struct timeval retry = { STATE_RETRY_S, 0 };
 	int dir, fd = -1, len, cause = 0;
 	ssize_t done = 0;
 
@@ -260,6 +268,7 @@ static int save_state(void)
 	if (fsync(dir) < 0)
 		goto fail_errno;
 	close(dir);
+	report.unsaved = false;
 	if (LOG_RepeatRecovered(&save_failing))
 		LOG(LOGS_INFO, "saved the handled marker in %s again", path);
 	return 0;
@@ -269,13 +278,17 @@ fail_errno:
 fail:
 	if (LOG_RepeatFailing(&save_failing, cause))
 		LOG(LOGS_WARN, "cannot save the handled marker in %s: %s; a restart will not "
-		    "know it", path, why);
+		    "know it until it is saved (tried again every %d s)", path, why,
+		    STATE_RETRY_S);
 	if (fd >= 0)
 		close(fd);
 	if (dir >= 0) {
 		unlinkat(dir, STATE_TMP, 0);
 		close(dir);
 	}
+	report.unsaved = true;
+	if (save_ev)
+		evtimer_add(save_ev, &retry);
 	return cause > 0 ? -cause : -EACCES;
 }
 
@@ -478,10 +491,13 @@ static void finish(bool recovered)
 	if (sampler.burst)
 		sampler.burst(cfg->burst_ms);
 	if (recovered) {
-		char f1[FIELD_LEN];
-		const char *fields[] = { f1, NULL };
+		char f1[FIELD_LEN], f2[FIELD_LEN];
+		const char *fields[] = { f1, f2, NULL };
 
 		snprintf(f1, sizeof(f1), "DISRUPTION_MARKER=%" PRIu64, target_marker);
+		/* 0: a restart would not know it was handled, until a retry
+		 * of the write succeeds. */
+		snprintf(f2, sizeof(f2), "STATE_SAVED=%d", !report.unsaved);
 		LOG_Event(LOGS_INFO, LOG_MSGID_RECOVERED, fields,
 			  "chronyd reset after disruption %" PRIu64 "; sampling at the burst rate",
 			  target_marker);

@@ -46,7 +46,11 @@
 #  (k) chronyd refuses the dfreq through three rounds of tries while
 #      samples fed between rounds teach it the new frequency: the dfreq that
 #      finally goes composes onto that, and chronyd's frequency, read every
-#      10 ms, never goes past the migration's change.
+#      10 ms, never goes past the migration's change;
+#  (l) the state directory full when the migration comes (the dfreq given
+#      up unrecorded, the handled marker not saved), space back a moment
+#      later: a retry writes the marker, and vmclockd killed and restarted
+#      does not hand the migration over a second time.
 # What chronyd applied is read from the proxy's log (answers with status 0),
 # the change expected from vmclockd's own disruption alerts (each migration's
 # FREQ_CHANGE_PPM, composed as a ratio of periods).
@@ -425,5 +429,88 @@ check "k: chronyd's frequency never went past the change ($lo to $hi ppm, want $
 	holds "$lo > $want - 3 && $hi < $CASE_F0 + 3"
 check "k: and ends at it ($f_end, want $want)" holds "$f_end - $want < 1 && $want - $f_end < 1"
 end_case
+
+# (l) The state directory full when the migration comes (the tmpfs of (i)):
+# the dfreq cannot be recorded and is given up, the handled marker cannot be
+# saved; chronyd learns the new frequency from the samples.  Space comes
+# back: a retry writes the marker.  Then vmclockd is killed (SIGKILL) and
+# started again: it must not hand the same migration over a second time,
+# which would put its dfreq onto the frequency chronyd has learned.
+CASE=l
+restart_chronyd
+start_proxy
+: >"$T/vmclockd-l2.log"
+start_sim --interval-ms 100 --migrate-freq-ppb 30000
+mkdir -p "$T/fullstate"
+CASE_F0=$(chrony_freq)
+cat >"$T/enospc-l.sh" <<EOF
+set -u
+mount -t tmpfs -o size=8k,mode=0700 tmpfs "$T/fullstate" || exit 2
+run() {
+	"$VMCLOCKD" --foreground --config /dev/null --device "$T/page" --chrony-sock "$T/vmc.sock" \\
+		--chrony-cmd "$T/proxy.sock" --state-dir "$T/fullstate" --state-file "$T/run/state" \\
+		>>"\$1" 2>&1 &
+	pid=\$!
+}
+run "$T/vmclockd.log"
+for _ in \$(seq 250); do [ -s "$T/fullstate/marker" ] && break; sleep 0.02; done
+[ -s "$T/fullstate/marker" ] || { echo "no marker saved"; kill \$pid; exit 1; }
+head -c 16384 /dev/zero >"$T/fullstate/filler" 2>/dev/null
+sleep 0.3
+kill -USR1 $SIM_PID
+for _ in \$(seq 500); do
+	grep -q 'chronyd reset after disruption 2' "$T/vmclockd.log" && break
+	sleep 0.02
+done
+cp "$T/fullstate/marker" "$T/l-marker-full.txt"
+rm -f "$T/fullstate/filler"
+for _ in \$(seq 100); do grep -qx 'marker 2' "$T/fullstate/marker" && break; sleep 0.05; done
+cp "$T/fullstate/marker" "$T/l-marker-back.txt"
+# chronyd learns the new frequency from the samples (within 3 ppm; 15 s at most).
+for _ in \$(seq 150); do
+	"$OBSERVE" -s "$T/chronyd.sock" --once --json | sed -n 's/.*"freq_ppm": *\([-0-9.e+]*\).*/\1/p' |
+		awk -v a="$CASE_F0" '{ exit !(\$1 - a < -27 && \$1 - a > -33) }' && break
+	sleep 0.1
+done
+kill -KILL \$pid
+wait \$pid
+run "$T/vmclockd-l2.log"
+sleep 4
+kill \$pid
+wait \$pid
+EOF
+"$OBSERVE" -s "$T/chronyd.sock" -i 10 -t 40 -k >"$T/observe-l.txt" 2>&1 &
+OBS_PID=$!
+PIDS="$PIDS $OBS_PID"
+t_mig=$(date +%s.%N)
+unshare -m bash "$T/enospc-l.sh" >"$T/enospc-l.out" 2>&1
+rc=$?
+kill "$OBS_PID" 2>/dev/null
+wait "$OBS_PID" 2>/dev/null
+sed 's/^/    /' "$T/enospc-l.out"
+want=$(awk -v a="$CASE_F0" -v w="$(composed_change)" 'BEGIN { printf "%.6f", a + w }')
+read -r lo hi <<<"$(freq_range "$T/observe-l.txt" "$t_mig")"
+f_end=$(chrony_freq)
+echo "l: marker file while full: $(tr '\n' ';' <"$T/l-marker-full.txt") after space came back:" \
+	"$(tr '\n' ';' <"$T/l-marker-back.txt")"
+echo "l: frequency $CASE_F0 before the migration, want $want; seen $lo to $hi, $f_end at the end;" \
+	"dfreqs forwarded: $(dfreqs_forwarded)"
+grep -h 'save\|dfreq\|chronyd reset\|disruption' "$T/vmclockd.log" "$T/vmclockd-l2.log" |
+	grep -v 'handover: dfreq failed' | sed 's/^/    /'
+check "l: both lives ran on the tmpfs (rc=$rc)" test "$rc" -eq 0
+check "l: the handover done while the directory was full, and said unsaved" \
+	grep -q 'chronyd reset after disruption 2.*STATE_SAVED=0' "$T/vmclockd.log"
+check "l: the marker file still said marker 1 then" grep -qx 'marker 1' "$T/l-marker-full.txt"
+check "l: once space came back, a retry wrote marker 2" grep -qx 'marker 2' "$T/l-marker-back.txt"
+check "l: and nothing in doubt" sh -c "! grep -q '^dfreq' '$T/l-marker-back.txt'"
+check "l: the restarted vmclockd saw no disruption" \
+	sh -c "! grep -q 'clock disruption' '$T/vmclockd-l2.log'"
+check "l: no dfreq reached chronyd (given up unrecorded, none after the restart)" \
+	test "$(dfreqs_forwarded)" -eq 0
+check "l: chronyd's frequency took the change once ($lo to $hi ppm, want $want, $f_end at the end)" \
+	holds "$lo > $want - 3 && $hi < $CASE_F0 + 3 && $f_end - $want < 3 && $want - $f_end < 3"
+kill "$SIM_PID" "$PROXY_PID" 2>/dev/null
+wait "$SIM_PID" "$PROXY_PID" 2>/dev/null
+cp "$T/vmclockd.log" "$T/vmclockd-$CASE.log"
 
 finish
