@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  *
- * config.c - one table of settings serves the file parser and getopt_long.
+ * config.c - one table of settings serves the file parser, getopt_long and
+ * --help, whose ranges tests/test-config-ranges.sh compares with the man
+ * pages'.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +27,7 @@ typedef struct {
 	SettingType type;
 	size_t offset;
 	unsigned long long min, max; /* for numbers */
+	bool zero_too;               /* 0 accepted too, outside min to max */
 	bool file_ok;                /* may appear in the configuration file */
 	const char *help;
 } Setting;
@@ -32,29 +35,29 @@ typedef struct {
 #define OFF(field) offsetof(CNF_Settings, field)
 
 static const Setting settings[] = {
-	{ "config", T_STRING, OFF(config_file), 0, 0, false, "FILE  configuration file" },
-	{ "foreground", T_FLAG, OFF(foreground), 0, 0, false, "      accepted for compatibility: vmclockd never forks" },
-	{ "debug", T_FLAG, OFF(debug), 0, 0, true, "      log debug messages" },
-	{ "check-config", T_FLAG, OFF(check_config), 0, 0, false, "      check the configuration and exit" },
-	{ "device", T_STRING, OFF(device), 0, 0, true, "PATH  vmclock device (default /dev/vmclock0)" },
-	{ "chrony-sock", T_STRING, OFF(chrony_sock), 0, 0, true, "PATH  chronyd SOCK refclock socket (\"\" for none)" },
-	{ "chrony-cmd", T_STRING, OFF(chrony_cmd), 0, 0, true, "PATH  chronyd command socket (\"\" for none)" },
-	{ "ntp-shm", T_INT, OFF(ntp_shm), 0, 255, true, "UNIT  feed ntpd's SHM refclock unit (none: off)" },
-	{ "ntp-shm-mode", T_MODE, OFF(ntp_shm_mode), 0, 0777, true, "MODE  SHM segment permissions (default 0600)" },
-	{ "interval-ms", T_UINT, OFF(interval_ms), 10, 60000, true, "N     sampling interval" },
-	{ "notified-interval-ms", T_UINT, OFF(notified_interval_ms), 0, 60000, true, "N     sampling interval while the device notifies (0: interval-ms)" },
-	{ "burst-interval-ms", T_UINT, OFF(burst_interval_ms), 10, 60000, true, "N     sampling interval after a disruption" },
-	{ "burst-ms", T_UINT, OFF(burst_ms), 0, 600000, true, "N     length of the burst after a disruption" },
-	{ "max-error-ns", T_U64, OFF(max_error_ns), 0, 1000000000000ull, true, "N     withhold samples with a larger bound (0: off)" },
-	{ "allow-freerunning", T_BOOL, OFF(allow_freerunning), 0, 0, true, "yes|no feed samples while the host is freerunning" },
-	{ "state-dir", T_STRING, OFF(state_dir), 0, 0, true, "DIR   vmclockd's own memory across restarts (the handled marker)" },
-	{ "publish-file", T_STRING, OFF(state_file), 0, 0, true, "PATH  rewritten every tick for applications (\"\" for none)" },
-	{ "state-file", T_STRING, OFF(state_file), 0, 0, true, "PATH  the former name of publish-file" },
-	{ "clockbound-shm", T_STRING, OFF(clockbound_shm), 0, 0, true, "PATH  also write ClockBound's segment there (e.g. /var/run/clockbound/shm0; default none)" },
-	{ "chrony-poll-ms", T_UINT, OFF(chrony_poll_ms), 50, 60000, true, "N     how often chronyd's tracking is read" },
-	{ "metrics-file", T_STRING, OFF(metrics_file), 0, 0, true, "PATH  Prometheus text for node_exporter's textfile collector (\"\" for none)" },
-	{ "metrics-interval-ms", T_UINT, OFF(metrics_interval_ms), 1000, 600000, true, "N     how often metrics-file is rewritten" },
-	{ "handover-step", T_BOOL, OFF(handover_step), 0, 0, true, "yes|no after a disruption chronyd steps its clock (no: it slews)" },
+	{ "config", T_STRING, OFF(config_file), 0, 0, false, false, "FILE  configuration file" },
+	{ "foreground", T_FLAG, OFF(foreground), 0, 0, false, false, "      accepted for compatibility: vmclockd never forks" },
+	{ "debug", T_FLAG, OFF(debug), 0, 0, false, true, "      log debug messages" },
+	{ "check-config", T_FLAG, OFF(check_config), 0, 0, false, false, "      check the configuration and exit" },
+	{ "device", T_STRING, OFF(device), 0, 0, false, true, "PATH  vmclock device (default /dev/vmclock0)" },
+	{ "chrony-sock", T_STRING, OFF(chrony_sock), 0, 0, false, true, "PATH  chronyd SOCK refclock socket (\"\" for none)" },
+	{ "chrony-cmd", T_STRING, OFF(chrony_cmd), 0, 0, false, true, "PATH  chronyd command socket (\"\" for none)" },
+	{ "ntp-shm", T_INT, OFF(ntp_shm), 0, 255, false, true, "UNIT  feed ntpd's SHM refclock unit (none: off)" },
+	{ "ntp-shm-mode", T_MODE, OFF(ntp_shm_mode), 0, 0777, false, true, "MODE  SHM segment permissions (default 0600)" },
+	{ "interval-ms", T_UINT, OFF(interval_ms), 10, 60000, false, true, "N     sampling interval" },
+	{ "notified-interval-ms", T_UINT, OFF(notified_interval_ms), 10, 60000, true, true, "N     sampling interval while the device notifies (0: interval-ms)" },
+	{ "burst-interval-ms", T_UINT, OFF(burst_interval_ms), 10, 60000, false, true, "N     sampling interval after a disruption" },
+	{ "burst-ms", T_UINT, OFF(burst_ms), 0, 600000, false, true, "N     length of the burst after a disruption" },
+	{ "max-error-ns", T_U64, OFF(max_error_ns), 0, 1000000000000ull, false, true, "N     withhold samples with a larger bound (0: off)" },
+	{ "allow-freerunning", T_BOOL, OFF(allow_freerunning), 0, 0, false, true, "yes|no feed samples while the host is freerunning" },
+	{ "state-dir", T_STRING, OFF(state_dir), 0, 0, false, true, "DIR   vmclockd's own memory across restarts (the handled marker)" },
+	{ "publish-file", T_STRING, OFF(state_file), 0, 0, false, true, "PATH  rewritten every tick for applications (\"\" for none)" },
+	{ "state-file", T_STRING, OFF(state_file), 0, 0, false, true, "PATH  the former name of publish-file" },
+	{ "clockbound-shm", T_STRING, OFF(clockbound_shm), 0, 0, false, true, "PATH  also write ClockBound's segment there (e.g. /var/run/clockbound/shm0; default none)" },
+	{ "chrony-poll-ms", T_UINT, OFF(chrony_poll_ms), 50, 60000, false, true, "N     how often chronyd's tracking is read" },
+	{ "metrics-file", T_STRING, OFF(metrics_file), 0, 0, false, true, "PATH  Prometheus text for node_exporter's textfile collector (\"\" for none)" },
+	{ "metrics-interval-ms", T_UINT, OFF(metrics_interval_ms), 1000, 600000, false, true, "N     how often metrics-file is rewritten" },
+	{ "handover-step", T_BOOL, OFF(handover_step), 0, 0, false, true, "yes|no after a disruption chronyd steps its clock (no: it slews)" },
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
@@ -147,7 +150,7 @@ static const char *apply(CNF_Settings *s, const Setting *set, const char *value)
 	n = strtoull(value, &end, set->type == T_MODE ? 8 : 10);
 	if (errno || *end)
 		return set->type == T_MODE ? "needs an octal mode" : "needs a number";
-	if (n < set->min || n > set->max)
+	if ((n < set->min || n > set->max) && !(n == 0 && set->zero_too))
 		return "is out of range";
 	switch (set->type) {
 	case T_UINT:
@@ -413,11 +416,27 @@ int CNF_Reload(CNF_Settings *out)
 	return load(out);
 }
 
+/* "0 or 10-60000", from the table: what --help says and the man pages must
+ * say too (tests/test-config-ranges.sh). */
+static void print_range(const Setting *set)
+{
+	if (set->type == T_FLAG || set->type == T_BOOL || set->type == T_STRING)
+		return;
+	printf(" [%s", set->zero_too ? "0 or " : "");
+	if (set->type == T_MODE)
+		printf("%#llo-%#llo]", set->min, set->max);
+	else
+		printf("%llu-%llu]", set->min, set->max);
+}
+
 void CNF_PrintUsage(const char *progname)
 {
 	printf("Usage: %s [OPTION]...\n", progname);
-	for (size_t i = 0; i < N_SETTINGS; i++)
-		printf("  --%-18s %s\n", settings[i].name, settings[i].help);
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		printf("  --%-18s %s", settings[i].name, settings[i].help);
+		print_range(&settings[i]);
+		printf("\n");
+	}
 	printf("  --%-18s %s\n  --%-18s %s\n", "help", "print this summary and exit",
 	       "version", "print the version and exit");
 }

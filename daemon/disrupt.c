@@ -81,6 +81,7 @@ static struct {
 	unsigned long changes;
 	bool while_down;
 } episode;
+static HND_Anchor loaded_anchor;
 /* The offset last measured under the handled marker: the step is measured
  * from it when the marker changes. */
 static bool have_offset;
@@ -123,8 +124,13 @@ static Period period_of(const struct vmclock_abi *page)
  * frequency FB before it (ppm; both hexadecimal floating point, exact).
  * At start a dfreq line makes the first handover resolve it from chronyd's
  * frequency before anything else (handover.c); one that does not parse
- * leaves the period unknown.  Writes are flushed to the disk (the file and
- * the directory) before they count: the dfreq line must outlive a crash.
+ * leaves the period unknown.  During a handover that read chronyd's
+ * frequency, "anchor F S FA" keeps it (FA, hexadecimal) with the period it
+ * was right for, written before samples are fed between failed rounds: a
+ * restart's handover takes it rather than a frequency chronyd may have
+ * learned from the samples since (one that does not parse: period
+ * unknown).  Writes are flushed to the disk (the file and the directory)
+ * before they count: the dfreq line must outlive a crash.
  *
  * The directory must be ours (owner our uid, writable by nobody
  * else): whoever can write it could plant a marker and have a disruption
@@ -140,10 +146,17 @@ static Period period_of(const struct vmclock_abi *page)
  * disruption chronyd was already handed.  A changed generation or period
  * (which can flap) is written at most once every STATE_WRITE_INTERVAL_S,
  * the latest values always, by a timer if nothing else comes, and at exit.
+ * A write that failed (a full or failing disk, a directory not ours) is
+ * retried by the same timer every STATE_RETRY_S, with the latest values,
+ * until one succeeds: a handled marker that never reached the disk would
+ * have a restart hand the same disruption over again, its dfreq onto a
+ * frequency chronyd has learned from the samples since.  Until then the
+ * report says so (DSR_Report.unsaved).
  */
 #define STATE_TMP STATE_FILE ".tmp"
 #define MAX_STATE_BYTES 4096
 #define STATE_WRITE_INTERVAL_S 1
+#define STATE_RETRY_S 1
 /* A drifting period is rewritten at most this often (and at exit). */
 #define PERIOD_RESAVE_INTERVAL_S 60
 static RLM_Limit resave_limit;
@@ -190,7 +203,8 @@ fail:
 /* 0, or a negative errno value (said once per cause). */
 static int save_state(void)
 {
-	char path[4096], why[128], text[320];
+	char path[4096], why[128], text[512];
+	struct timeval retry = { STATE_RETRY_S, 0 };
 	int dir, fd = -1, len, cause = 0;
 	ssize_t done = 0;
 
@@ -207,11 +221,16 @@ static int save_state(void)
 		/* The handover's own record: chronyd's period may differ from
 		 * the handled marker's already, and a dfreq may be in doubt. */
 		const HND_Dfreq *d = &hnd_record.in_doubt;
+		const HND_Anchor *a = &hnd_record.anchor;
 
 		if (hnd_record.chrony_period.valid)
 			len += snprintf(text + len, sizeof(text) - (size_t)len,
 					"period %" PRIu64 " %u\n", hnd_record.chrony_period.frac,
 					hnd_record.chrony_period.shift);
+		if (a->valid)
+			len += snprintf(text + len, sizeof(text) - (size_t)len,
+					"anchor %" PRIu64 " %u %a\n", a->period.frac,
+					a->period.shift, a->freq_ppm);
 		if (d->valid)
 			len += snprintf(text + len, sizeof(text) - (size_t)len,
 					"dfreq %" PRIu64 " %" PRIu64 " %u %" PRIu64 " %u %a %a\n",
@@ -254,6 +273,7 @@ static int save_state(void)
 	if (fsync(dir) < 0)
 		goto fail_errno;
 	close(dir);
+	report.unsaved = false;
 	if (LOG_RepeatRecovered(&save_failing))
 		LOG(LOGS_INFO, "saved the handled marker in %s again", path);
 	return 0;
@@ -263,13 +283,17 @@ fail_errno:
 fail:
 	if (LOG_RepeatFailing(&save_failing, cause))
 		LOG(LOGS_WARN, "cannot save the handled marker in %s: %s; a restart will not "
-		    "know it", path, why);
+		    "know it until it is saved (tried again every %d s)", path, why,
+		    STATE_RETRY_S);
 	if (fd >= 0)
 		close(fd);
 	if (dir >= 0) {
 		unlinkat(dir, STATE_TMP, 0);
 		close(dir);
 	}
+	report.unsaved = true;
+	if (save_ev)
+		evtimer_add(save_ev, &retry);
 	return cause > 0 ? -cause : -EACCES;
 }
 
@@ -386,13 +410,28 @@ static bool load_state(const struct vmclock_abi *page)
 			} else {
 				bad_doubt = true;
 			}
+		} else if (!strcmp(key, "anchor")) {
+			HND_Anchor an = { .valid = true, .period.valid = true };
+			unsigned sh;
+
+			if (sscanf(line, "anchor %" SCNu64 " %u %la", &an.period.frac, &sh,
+				   &an.freq_ppm) == 3 && sh < 64 && an.period.frac &&
+			    isfinite(an.freq_ppm)) {
+				an.period.shift = (uint8_t)sh;
+				loaded_anchor = an;
+			} else {
+				bad_doubt = true;
+			}
 		}
 	}
 	if (bad_doubt) {
-		/* A dfreq may be in chronyd and cannot be resolved. */
-		LOG(LOGS_WARN, "%s: unreadable dfreq record; the period chronyd's frequency is "
-		    "right for is not known, no frequency change at the next disruption", path);
+		/* A dfreq may be in chronyd and cannot be resolved, or a
+		 * frequency it learned cannot be told from one it had. */
+		LOG(LOGS_WARN, "%s: unreadable dfreq or anchor record; the period chronyd's "
+		    "frequency is right for is not known, no frequency change at the next "
+		    "disruption", path);
 		loaded_doubt.valid = false;
+		loaded_anchor.valid = false;
 		period_handled.valid = false;
 	}
 	if (!have_marker)
@@ -458,10 +497,13 @@ static void finish(bool recovered)
 	if (sampler.burst && target_has_time)
 		sampler.burst(cfg->burst_ms);
 	if (recovered) {
-		char f1[FIELD_LEN];
-		const char *fields[] = { f1, NULL };
+		char f1[FIELD_LEN], f2[FIELD_LEN];
+		const char *fields[] = { f1, f2, NULL };
 
 		snprintf(f1, sizeof(f1), "DISRUPTION_MARKER=%" PRIu64, target_marker);
+		/* 0: a restart would not know it was handled, until a retry
+		 * of the write succeeds. */
+		snprintf(f2, sizeof(f2), "STATE_SAVED=%d", !report.unsaved);
 		LOG_Event(LOGS_INFO, LOG_MSGID_RECOVERED, fields, "chronyd reset after disruption %"
 			  PRIu64 "%s", target_marker,
 			  target_has_time ? "; sampling at the burst rate" : "");
@@ -639,13 +681,16 @@ static void begin_disruption(const struct vmclock_abi *page, const struct vmcloc
 	/* A dfreq in doubt when vmclockd stopped: the first handover resolves
 	 * it (a handover under way knows better). */
 	t.in_doubt = loaded_doubt;
-	if (loaded_doubt.valid) {
-		/* Kept in the file until the handover resolves it. */
-		hnd_record.chrony_period = loaded_doubt.from;
+	t.anchor = loaded_anchor;
+	if (loaded_doubt.valid || loaded_anchor.valid) {
+		/* Kept in the file until the handover records anew. */
+		hnd_record.chrony_period = loaded_doubt.valid ? loaded_doubt.from : period_handled;
 		hnd_record.in_doubt = loaded_doubt;
+		hnd_record.anchor = loaded_anchor;
 		have_record = true;
 	}
 	loaded_doubt.valid = false;
+	loaded_anchor.valid = false;
 	HND_Start(&t);
 }
 
@@ -674,6 +719,7 @@ bool DSR_Observe(const struct vmclock_abi *page, const struct vmclock_offset *of
 		state_known = true;
 		if (!load_state(page)) {
 			loaded_doubt.valid = false;
+			loaded_anchor.valid = false;
 			report.handled_marker = marker;
 			report.handled_gen = gen;
 			period_handled = period_of(page);
@@ -694,6 +740,9 @@ bool DSR_Observe(const struct vmclock_abi *page, const struct vmclock_offset *of
 			begin_disruption(page, offset, true);
 			return true;
 		}
+		/* The page is back at the handled marker: the handover the
+		 * anchor was read for is moot. */
+		loaded_anchor.valid = false;
 		current_gen = report.handled_gen;
 		current_marker = report.handled_marker;
 	}

@@ -37,6 +37,9 @@ typedef struct {
 	struct timespec last_disruption; /* CLOCK_REALTIME when last detected */
 	double last_step_s;          /* step seen at the last disruption */
 	struct timespec handled_at;  /* CLOCK_MONOTONIC when the last one was handled */
+	bool unsaved;                /* the last write of the state directory's marker
+				      * file failed: what it holds is older than
+				      * the above (the write is retried) */
 } DSR_Report;
 
 typedef struct {

@@ -2,28 +2,41 @@
  *
  * handover.c - the disruption handover to chronyd as a state machine.
  *
- * Steps, each one request: reset sources (no measurement from the old host
- * survives), tracking (chronyd's correction c after the reset, and its
- * frequency f before the dfreq), dfreq (the counter's frequency change from
- * the period chronyd is right for to the target's), doffset (-(o - c), o the
- * device-minus-system offset read just before it is sent), makestep (chronyd
- * steps its clock by the correction it has not applied yet, read from
- * tracking right before: after the doffset that is o, so the clock is right
- * at once instead of after chronyd's slew; only when the target asks for it
- * and more than HND_MIN_STEP_S is left).  The kernel applies chronyd's slew
- * at its ticks, later than chronyd counts it, and a step clears what it
- * had not applied yet: o is measured again after a step, and what is left
- * beyond HND_MIN_STEP_S is handed over and stepped the same way, up to
- * HND_MAX_STEPS makesteps.  chronyd slews c
- * away as time passes, so tracking is read again right before the doffset
- * and the makestep whenever a request or a wait came after the last read: a
- * stale c would count what was slewed since twice.
+ * Steps, each one request: tracking (chronyd's frequency f0 while it is
+ * right for the period it was handed over with: the anchor, read before
+ * samples can move it), reset sources (no measurement from the old host
+ * survives), dfreq (the counter's frequency change from the period chronyd
+ * is right for to the target's), tracking (chronyd's correction c), doffset
+ * (-(o - c), o the device-minus-system offset read just before it is sent),
+ * makestep (chronyd steps its clock by the correction it has not applied
+ * yet, read from tracking right before: after the doffset that is o, so the
+ * clock is right at once instead of after chronyd's slew; only when the
+ * target asks for it and more than HND_MIN_STEP_S is left).  The kernel
+ * applies chronyd's slew at its ticks, later than chronyd counts it, and a
+ * step clears what it had not applied yet: o is measured again after a
+ * step, and what is left beyond HND_MIN_STEP_S is handed over and stepped
+ * the same way, up to HND_MAX_STEPS makesteps.  chronyd slews c away as
+ * time passes, so tracking is read right before the doffset and the
+ * makestep whenever a request or a wait came after the last read: a stale c
+ * would count what was slewed since twice.
  *
  * A makestep chronyd answers "failed" (-x, or its clock refused the step)
  * may still have cancelled the correction it was slewing (chrony 4.3 does
  * not restore it): the doffset is redone from a fresh tracking read, which
  * composes with whatever chronyd kept, and this handover sends no other
  * makestep, so the time change reaches chronyd once, slewed.
+ *
+ * chronyd's frequency f and the period P it is right for keep (1 - f) / P
+ * constant, so the anchor gives the period of any frequency chronyd is seen
+ * at.  Samples fed while a failed round waits let chronyd learn the new
+ * frequency on its own: after such a wait its frequency is read again before
+ * a dfreq, and one off the anchor's frequency for chrony_period moves
+ * chrony_period to the period it is right for now (the target's when it
+ * has learned that already: no dfreq), so the dfreq takes chronyd from
+ * where it is to the target, never the whole change onto what it learned.
+ * Samples are fed between rounds (HND_RetryWaiting) only once the anchor is
+ * read and recorded (a restart during the wait takes it from the record),
+ * or when no dfreq is due: what chronyd learns could not be told otherwise.
  *
  * A handover never gives up: a round of max_failures failed tries ends in a
  * wait at the hold-off cadence (HOLDOFF, HND_RetryWaiting) and the handover
@@ -55,19 +68,21 @@
  * way: if it landed, the new doffset and step are what is left, nothing.  A dfreq in doubt is verified: tracking is read until two reads
  * in a row agree that chronyd's frequency is the one before it (not applied:
  * send it again) or the one after it (applied).  A frequency that is neither
- * (chronyd restarted without a drift file, or steered on its own) makes the
- * period chronyd is right for unknown: no dfreq is composed against it.
+ * (chronyd learned from samples, restarted without a drift file, or steered
+ * on its own) is followed from the anchor as above: whatever it applied,
+ * the next dfreq composes from where it is.
  *
  * Across a restart of vmclockd (a crash, SIGKILL, the OOM killer) the same
  * holds through a write-ahead record: before a dfreq is sent, what resolves
  * it (its target marker, the periods it composes from and to, the change,
- * chronyd's frequency before it) is handed to the record callback, which
+ * chronyd's frequency before it, read right before it: with from, the
+ * anchor a restart resolves it from) is handed to the record callback, which
  * keeps it durably, and the dfreq goes out only if that succeeded.  Once
  * the dfreq is known to be applied (its answer, or the verification) the
  * new period is recorded without it.  A restarted vmclockd hands the record
  * back in its first target: that handover begins with the dfreq in doubt
  * and verifies it as above (before: sent again; after: the new period;
- * neither: no period, no dfreq).  A record that cannot be written is a dfreq
+ * neither: followed from the record's anchor).  A record that cannot be written is a dfreq
  * not sent: the step is retried with backoff, and at the last try the
  * handover goes on without it (reset and doffset, as for a refused dfreq),
  * leaving chronyd's frequency to its samples, never doubled; a new target
@@ -125,8 +140,16 @@ static unsigned sent_gen; /* gen of the request out */
 static unsigned refused_gen; /* gen whose dfreq was refused (logged) */
 static unsigned unrecorded_gen; /* gen whose dfreq could not be recorded */
 static HND_Period chrony_period; /* chronyd's frequency is right for this */
-static HND_Period episode_period; /* ... as it was when the handover began */
-static bool reset_done, have_track, doffset_done, burst_done;
+/* chronyd's frequency (ppm) when it was right for anchor_period: its first
+ * tracking read of the handover, or a recorded dfreq's frequency before it.
+ * (1 - f) is proportional to the period f is right for, so this one pair
+ * tells the period of any frequency chronyd is seen at (samples fed between
+ * rounds move it), and the frequency of any period. */
+static bool anchor_known;
+static HND_Period anchor_period;
+static double anchor_freq;
+static bool anchor_recorded; /* by the record callback (or none is set) */
+static bool reset_done, doffset_done, burst_done;
 /* The makestep confirmed (and what it left checked), or refused (no other
  * one for this target); refining: a step was made, the residual is next. */
 static bool step_done, step_refused, refining;
@@ -134,6 +157,11 @@ static CPR_Tracking track;
 /* track was the last thing read from chronyd: no request and no wait since
  * (chronyd keeps slewing its correction away while we wait). */
 static bool track_fresh;
+/* chronyd's frequency, ppm, read since samples could last have moved it
+ * (the handover began, or it waited between rounds) and since our last
+ * dfreq: what the next dfreq composes onto. */
+static bool freq_fresh;
+static double freq_now;
 /* A round of tries failed: waiting in the hold-off to try again (samples
  * flow meanwhile); failing_said: the failure was logged for this handover. */
 static bool retry_wait, failing_said;
@@ -163,6 +191,7 @@ static bool have_begun;
 static int holdoff_ms;
 
 static void next_action(void);
+static void record_resolved(void);
 
 static void bump_holdoff(void)
 {
@@ -267,12 +296,18 @@ static double apply_dfreq(double f, double d)
 	return f + d * (1.0 - f * 1e-6);
 }
 
+/* How far a frequency chronyd reports may be from F_TO, reached from F_FROM
+ * by a dfreq: read-back rounding, and the difference between scaling the
+ * rate and adding ppm, which chrony versions could make. */
+static double freq_tol(double f_from, double f_to)
+{
+	return FREQ_READ_ULPS * ldexp(fmax(fabs(f_from), fabs(f_to)), -23) +
+	       fabs((f_to - f_from) * f_from) * 1e-6 + 1e-9;
+}
+
 static FreqClass classify(double f)
 {
-	double scale = fmax(fabs(f_before), fabs(f_after));
-	/* Read-back rounding, and the difference between scaling the rate and
-	 * adding ppm, which chrony versions could make. */
-	double tol = FREQ_READ_ULPS * ldexp(scale, -23) + fabs(dfreq_sent * f_before) * 1e-6 + 1e-9;
+	double tol = freq_tol(f_before, f_after);
 	bool before = fabs(f - f_before) <= tol, after = fabs(f - f_after) <= tol;
 
 	if (after)
@@ -330,6 +365,10 @@ static void round_failed(HND_Step s, int error, const char *reason)
 		    "%d to %d s until chronyd takes it", target.marker, reason, HND_StepName(s),
 		    timing.holdoff_ms / 1000, timing.max_holdoff_ms / 1000);
 	failing_said = true;
+	/* Samples are fed while the round waits: the anchor first, so that a
+	 * restart meanwhile tells what chronyd learns from what it had. */
+	if (anchor_known && !anchor_recorded)
+		record_resolved();
 	failures = 0;
 	bump_holdoff();
 	if (settle_needed && wait < timing.settle_ms)
@@ -366,14 +405,97 @@ static void step_failed(HND_Step s, int error, const char *reason)
 	step_failed_said(s, error, reason, false);
 }
 
+static HND_Anchor anchor_now(void)
+{
+	return (HND_Anchor){ .valid = anchor_known, .period = anchor_period,
+			     .freq_ppm = anchor_freq };
+}
+
+/* REC handed to the record callback: 0 or a negative errno value. */
+static int record(const HND_Record *rec)
+{
+	int r = cb.record ? cb.record(rec, cb.arg) : 0;
+
+	if (r == 0 && rec->anchor.valid)
+		anchor_recorded = true;
+	return r;
+}
+
 /* The period chronyd is right for, with no dfreq in doubt, for a restart.
  * A failure leaves the record of the dfreq, which resolves to the same. */
 static void record_resolved(void)
 {
-	HND_Record rec = { .chrony_period = chrony_period };
+	HND_Record rec = { .chrony_period = chrony_period, .anchor = anchor_now() };
 
-	if (cb.record)
-		(void)cb.record(&rec, cb.arg);
+	(void)record(&rec);
+}
+
+/* chronyd's frequency when right for P, by the anchor. */
+static double freq_for(HND_Period p)
+{
+	return apply_dfreq(anchor_freq, HND_DfreqPpm(anchor_period, p));
+}
+
+/* The period chronyd's frequency F is right for, by the anchor: P/P_anchor =
+ * (1 - F)/(1 - F_anchor), in units of 1e-6 (!valid: not representable). */
+static HND_Period period_for(double f)
+{
+	HND_Period p = anchor_period;
+	double delta = (double)p.frac * ((anchor_freq - f) * 1e-6 / (1.0 - anchor_freq * 1e-6));
+	uint64_t d;
+
+	if (!(fabs(delta) < ldexp(1.0, 63))) {
+		p.valid = false;
+		return p;
+	}
+	d = (uint64_t)llround(fabs(delta));
+	if (delta < 0 && d >= p.frac) {
+		p.valid = false;
+	} else if (delta < 0) {
+		p.frac -= d;
+	} else if (p.frac <= UINT64_MAX - d) {
+		p.frac += d;
+	} else if (p.shift > 0) {
+		/* Half the fraction, one shift less: the same period. */
+		p.frac = p.frac / 2 + d / 2 + (p.frac & d & 1);
+		p.shift--;
+	} else {
+		p.valid = false;
+	}
+	return p;
+}
+
+/* chronyd's frequency F, read from its tracking report.  The first read of
+ * a handover is the anchor: chronyd is right for the period it was handed
+ * over with.  A later one off what the anchor says for chrony_period means
+ * chronyd's frequency moved without a dfreq of ours (samples fed between
+ * rounds, its own sources, a restart of it): the period it is right for now
+ * (the target's, when it has learned that already) is what the next dfreq
+ * composes from, never the one it was right for before. */
+static void follow_freq(double f)
+{
+	double want, target_f;
+	bool learned;
+
+	if (!usable(chrony_period) || !isfinite(f))
+		return;
+	if (!anchor_known) {
+		anchor_known = true;
+		anchor_period = chrony_period;
+		anchor_freq = f;
+		return;
+	}
+	want = freq_for(chrony_period);
+	if (fabs(f - want) <= freq_tol(anchor_freq, want))
+		return;
+	target_f = usable(target.new_period) ? freq_for(target.new_period) : NAN;
+	learned = fabs(f - target_f) <= freq_tol(anchor_freq, target_f);
+	LOG(LOGS_INFO, "chronyd's frequency moved to %+.6f ppm from %+.6f ppm without a dfreq "
+	    "(samples, its own sources): %s", f, want,
+	    learned ? "it is right for the new counter period already"
+		    : "the frequency change composes from it");
+	chrony_period = learned ? target.new_period : period_for(f);
+	record_resolved();
 }
 
 /* What chronyd may have applied of a request that got no answer. */
@@ -390,18 +512,20 @@ static void in_doubt(HND_Step s)
 		/* Redone: the tracking read before the new doffset sees
 		 * whatever it did. */
 		reset_done = false;
-		have_track = false;
 		doffset_done = false;
 		step_done = false;
 		refining = false;
 	}
 }
 
-static void applied_dfreq(HND_Period to)
+/* chronyd applied dfreq D (ppm), which made it right for TO. */
+static void applied_dfreq(HND_Period to, double d)
 {
 	chrony_period = to;
+	freq_fresh = false; /* moved by it: read again before another */
 	report.dfreqs++;
-	report.dfreq_ppm = usable(episode_period) ? HND_DfreqPpm(episode_period, to) : 0.0;
+	/* Composed as chronyd applies them: (1 - D) = (1 - D')(1 - d). */
+	report.dfreq_ppm = apply_dfreq(report.dfreq_ppm, d);
 	record_resolved();
 }
 
@@ -426,27 +550,30 @@ static void resolve_verify(const CPR_Tracking *t)
 	case FREQ_AFTER:
 		LOG(LOGS_INFO, "chronyd had applied the dfreq whose answer was lost (frequency "
 		    "%+.6f -> %+.6f ppm)", f_before, t->freq_ppm);
-		applied_dfreq(dfreq_to);
+		applied_dfreq(dfreq_to, dfreq_sent);
 		break;
 	case FREQ_BEFORE:
 		LOG(LOGS_INFO, "chronyd had not applied the dfreq whose answer was lost (frequency "
 		    "still %+.6f ppm): sending it again", t->freq_ppm);
 		break;
 	case FREQ_NEITHER:
-		LOG(LOGS_ERR, "cannot tell whether chronyd applied a dfreq of %+.6f ppm: its frequency "
-		    "went from %+.6f to %+.6f ppm, not %+.6f; not sending it again", dfreq_sent,
-		    f_before, t->freq_ppm, f_after);
-		chrony_period.valid = false;
-		report.dfreq_unresolved = true;
-		record_resolved();
+		/* chronyd moved on its own meanwhile (samples fed between
+		 * rounds, a restart of it without its drift file): whatever
+		 * it applied, its frequency now is what the next dfreq
+		 * composes from (a dfreq was sent after a tracking read, or
+		 * came from a record: the anchor is known). */
+		LOG(LOGS_WARN, "chronyd's frequency went from %+.6f to %+.6f ppm, not %+.6f: "
+		    "whether it applied the dfreq of %+.6f ppm whose answer was lost does not "
+		    "matter, the frequency change composes from where it is", f_before,
+		    t->freq_ppm, f_after, dfreq_sent);
+		follow_freq(t->freq_ppm);
 		break;
 	}
-	/* A read after the reset: as good as the tracking step's. */
-	if (reset_done && sent_gen == gen) {
-		track = *t;
-		have_track = true;
-		track_fresh = true;
-	}
+	/* As good as the tracking step's. */
+	track = *t;
+	track_fresh = true;
+	freq_now = t->freq_ppm;
+	freq_fresh = true;
 }
 
 /* chronyd could not step: it slews, from a doffset made again against what
@@ -461,7 +588,7 @@ static void step_refused_by_chronyd(bool current)
 		step_refused = true;
 		report.step_refused = true;
 		refining = false;
-		have_track = false;
+		track_fresh = false;
 		doffset_done = false;
 	}
 	next_action();
@@ -488,17 +615,17 @@ static void on_reply(const CCL_Result *r, void *arg)
 			}
 			break;
 		case HND_STEP_TRACKING:
-			if (current && reset_done) {
-				track = r->reply.tracking;
-				have_track = true;
-				track_fresh = true;
-			}
+			track = r->reply.tracking;
+			track_fresh = true;
+			freq_now = track.freq_ppm;
+			freq_fresh = true;
+			follow_freq(freq_now);
 			break;
 		case HND_STEP_VERIFY:
 			resolve_verify(&r->reply.tracking);
 			break;
 		case HND_STEP_DFREQ:
-			applied_dfreq(sending_to);
+			applied_dfreq(sending_to, sending_dfreq);
 			break;
 		case HND_STEP_DOFFSET:
 			if (current)
@@ -586,18 +713,19 @@ static void send_step(HND_Step s)
 		CPR_MakeDfreq(&p, sending_dfreq);
 		/* What chronyd will decode, to know its frequency afterwards. */
 		sending_dfreq = CPR_FloatDecode(CPR_FloatEncode(sending_dfreq));
-		f_before = track.freq_ppm;
+		f_before = freq_now;
 		f_after = apply_dfreq(f_before, sending_dfreq);
 		if (cb.record) {
 			HND_Record rec = {
 				.chrony_period = chrony_period,
+				.anchor = anchor_now(),
 				.in_doubt = { .valid = true, .marker = target.marker,
 					      .from = chrony_period, .to = sending_to,
 					      .dfreq_ppm = sending_dfreq,
 					      .freq_before_ppm = f_before },
 			};
 
-			r = cb.record(&rec, cb.arg);
+			r = record(&rec);
 			if (r < 0 && failures + 1 >= timing.max_failures) {
 				/* The dfreq is given up, not the handover:
 				 * chronyd is reset and stepped, its samples
@@ -690,17 +818,28 @@ static void send_step(HND_Step s)
 		step_failed(s, -r, strerror(-r));
 }
 
+/* A change of period chronyd's frequency needs (not yet believable). */
+static bool period_changes(void)
+{
+	return target.has_time && usable(chrony_period) && usable(target.new_period) &&
+	       !same_period(chrony_period, target.new_period);
+}
+
+static bool believable(double d)
+{
+	return fabs(d) <= HND_MAX_DFREQ_PPM;
+}
+
 static bool want_dfreq(void)
 {
 	double d;
 
-	if (!usable(chrony_period) || !usable(target.new_period) ||
-	    same_period(chrony_period, target.new_period))
+	if (!period_changes())
 		return false;
 	if (report.dfreq_unrecorded && unrecorded_gen == gen)
 		return false;
 	d = HND_DfreqPpm(chrony_period, target.new_period);
-	if (fabs(d) <= HND_MAX_DFREQ_PPM)
+	if (believable(d))
 		return true;
 	/* chronyd's frequency stays right for chrony_period. */
 	if (refused_gen != gen || !report.dfreq_refused) {
@@ -760,20 +899,22 @@ static void next_action(void)
 		}
 	}
 
-	if (!reset_done)
+	if (!reset_done && !dfreq_pending && !freq_fresh && want_dfreq())
+		/* chronyd's frequency before anything else: the anchor, read
+		 * before samples can move it (a failed round feeds them). */
+		send_step(HND_STEP_TRACKING);
+	else if (!reset_done)
 		send_step(HND_STEP_RESET);
 	else if (dfreq_pending)
 		send_step(HND_STEP_VERIFY);
-	else if (!have_track)
-		send_step(HND_STEP_TRACKING);
-	else if (target.has_time && want_dfreq())
-		send_step(HND_STEP_DFREQ);
-	else if (target.has_time && !doffset_done && !track_fresh)
+	else if (want_dfreq())
+		/* The dfreq composes onto chronyd's frequency as it is: read
+		 * again after a wait in which samples were fed. */
+		send_step(freq_fresh ? HND_STEP_DFREQ : HND_STEP_TRACKING);
+	else if (target.has_time && !doffset_done)
 		/* c read again right before the doffset: since the last read
 		 * a request went out or time passed, and chronyd slewed. */
-		send_step(HND_STEP_TRACKING);
-	else if (target.has_time && !doffset_done)
-		send_step(HND_STEP_DOFFSET);
+		send_step(track_fresh ? HND_STEP_DOFFSET : HND_STEP_TRACKING);
 	else if (want_step() && !track_fresh)
 		/* What chronyd has not applied yet, read right before the
 		 * step: it steps by that. */
@@ -789,6 +930,10 @@ static void next_action(void)
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	if (state == HND_HOLDOFF) {
+		/* Samples were fed while the round waited: chronyd may have
+		 * learned from them. */
+		if (retry_wait)
+			freq_fresh = false;
 		retry_wait = false;
 		/* Targets that arrived while waiting are simply the newest. */
 		last_begin_ns = mono_ns();
@@ -806,7 +951,14 @@ void HND_Start(const HND_Target *t)
 		busy = true;
 		memset(&report, 0, sizeof(report));
 		chrony_period = t->old_period;
-		episode_period = t->old_period;
+		/* Recorded before vmclockd restarted: chronyd may have learned
+		 * from samples since, its first reading would not tell. */
+		anchor_known = t->anchor.valid && usable(t->anchor.period) &&
+			       isfinite(t->anchor.freq_ppm);
+		anchor_period = t->anchor.period;
+		anchor_freq = t->anchor.freq_ppm;
+		anchor_recorded = anchor_known;
+		freq_fresh = false;
 		failures = 0;
 		delivered = false;
 		dfreq_pending = false;
@@ -824,7 +976,14 @@ void HND_Start(const HND_Target *t)
 			    "to tell whether it was applied", d->dfreq_ppm, d->marker,
 			    d->freq_before_ppm);
 			chrony_period = d->from;
-			episode_period = d->from;
+			/* Recorded right before it was sent: chronyd was right
+			 * for from at freq_before (an anchor of its own). */
+			if (!anchor_known) {
+				anchor_known = true;
+				anchor_period = d->from;
+				anchor_freq = d->freq_before_ppm;
+				anchor_recorded = true;
+			}
 			dfreq_pending = true;
 			dfreq_to = d->to;
 			dfreq_sent = d->dfreq_ppm;
@@ -840,7 +999,6 @@ void HND_Start(const HND_Target *t)
 	target = *t;
 	gen++;
 	reset_done = false;
-	have_track = false;
 	doffset_done = false;
 	burst_done = false;
 	step_done = false;
@@ -945,5 +1103,8 @@ bool HND_Busy(void)
 
 bool HND_RetryWaiting(void)
 {
-	return busy && retry_wait;
+	/* No anchor is needed when no dfreq will be composed. */
+	return busy && retry_wait &&
+	       (anchor_recorded || !period_changes() ||
+		!believable(HND_DfreqPpm(chrony_period, target.new_period)));
 }

@@ -12,11 +12,14 @@
  * of periods, never a sum of ppm), and never again while one is in doubt:
  * a dfreq whose answer was lost is resolved from chronyd's own frequency
  * (tracking, read twice after a settling delay) before anything else is
- * sent.  Handovers closer together than a hold-off (which doubles while
+ * sent.  chronyd's frequency is read first (the anchor), and again before a
+ * dfreq that follows a wait in which samples were fed: a frequency chronyd
+ * learned from them moves the period it is right for, and the dfreq
+ * composes onto what chronyd has then.  Handovers closer together than a hold-off (which doubles while
  * markers keep changing) are coalesced into one.
  *
  * States: IDLE; HOLDOFF (a target waits for the rate limit); REQUEST (one
- * request out: reset, tracking, dfreq, doffset, makestep, burst, or verify,
+ * request out: tracking, reset, dfreq, doffset, makestep, burst, or verify,
  * the tracking read that resolves an unknown dfreq); BACKOFF (a step failed,
  * retry later; after max_failures the round failed, and HOLDOFF waits to try
  * the whole handover again); SETTLE (something sent may still land: wait before
@@ -89,14 +92,32 @@ typedef struct {
 	uint64_t marker;        /* the target it was sent for */
 	HND_Period from, to;    /* chronyd's period before it, and after it */
 	double dfreq_ppm;       /* the change, as chronyd decodes it */
-	double freq_before_ppm; /* chronyd's frequency before it (tracking) */
+	/* chronyd's frequency before it (tracking, read right before): the
+	 * one right for from, which with from tells the period of any
+	 * frequency chronyd is seen at later */
+	double freq_before_ppm;
 } HND_Dfreq;
+
+/* chronyd's frequency when it was right for a period, read during a
+ * handover.  (1 - f) is proportional to the period f is right for, so this
+ * pair gives the period of any frequency chronyd is seen at later (it learns
+ * from samples fed between failed rounds), and the frequency of any period. */
+typedef struct {
+	bool valid;
+	HND_Period period;
+	double freq_ppm;
+} HND_Anchor;
 
 /* What must outlive vmclockd for a restart to neither repeat nor lose a
  * frequency change. */
 typedef struct {
 	/* The period chronyd's frequency is right for; !valid: not known. */
 	HND_Period chrony_period;
+	/* valid: the handover's anchor, recorded before samples are fed to
+	 * chronyd between rounds (and with every dfreq), so that a restart
+	 * does not take a frequency chronyd learned since for one right for
+	 * chrony_period. */
+	HND_Anchor anchor;
 	/* valid: a dfreq about to be sent, or sent and not yet resolved; its
 	 * from is chrony_period. */
 	HND_Dfreq in_doubt;
@@ -117,6 +138,10 @@ typedef struct {
 	 * that begins resolves it first, from chronyd's frequency (its from
 	 * replaces old_period).  Ignored by a handover already under way. */
 	HND_Dfreq in_doubt;
+	/* The anchor recorded before a restart (valid): the handover that
+	 * begins takes it rather than its first reading.  Ignored by a
+	 * handover already under way. */
+	HND_Anchor anchor;
 } HND_Target;
 
 typedef struct {
@@ -128,7 +153,8 @@ typedef struct {
 	 * (no period on the page, or a dfreq that could not be resolved). */
 	HND_Period chrony_period;
 	int dfreqs;           /* dfreq requests chronyd applied in this handover */
-	double dfreq_ppm;     /* their composition */
+	double dfreq_ppm;     /* their composition (without what chronyd learned
+			       * from samples between rounds) */
 	bool dfreq_unresolved;
 	bool dfreq_refused;   /* above HND_MAX_DFREQ_PPM: not sent */
 	bool dfreq_unrecorded; /* the record callback kept failing: not sent */
@@ -220,7 +246,9 @@ void HND_Start(const HND_Target *target);
 HND_State HND_GetState(void);
 bool HND_Busy(void);
 /* A round failed and the handover waits to try again: nothing of it is in
- * flight, and the caller may feed samples meanwhile. */
+ * flight, and the caller may feed samples meanwhile.  Not before chronyd's
+ * frequency was read and recorded (the anchor): what chronyd learns from the
+ * samples could not be told from what it had. */
 bool HND_RetryWaiting(void);
 
 #endif /* VMCLOCKD_HANDOVER_H */

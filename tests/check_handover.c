@@ -40,21 +40,28 @@
  *            record callback's last successful write, as disrupt.c keeps it
  *            in the state file), against the same chronyd, whose frequency
  *            carries on.  Requests the dead one sent still land.
+ *   LEARN    chronyd learns from samples: its frequency moves half of the
+ *            way to the one right for the newest period, with no dfreq of
+ *            the module's.  Samples are fed only while the module says so
+ *            (HND_RetryWaiting, between failed rounds): until then the
+ *            learning waits.
  *
  * Checked after each sequence, once everything has landed: the module says
  * it succeeded for the newest marker, chronyd's frequency is exactly the one
- * for the newest period, (1 - f) = (1 - f0) * P_newest / P0 (so the product
- * of the (1 - dfreq) it applied equals the ratio of periods: no dfreq twice,
- * none missing, none against the wrong period), the module's own belief is
- * P_newest, and, unless chronyd restarted after the last doffset, the
- * migration's time change reached chronyd exactly once: its clock plus the
- * correction it has yet to apply is the newest offset (each doffset was
- * computed from the correction as it was then, not from one read before a
- * wait; a makestep that failed or was lost is made good).  When the module
- * was asked to step and chronyd can: nothing is left to slew (the clock is
- * right at once: nothing left to slew, and the clock within HND_MIN_STEP_S
- * of the page even when the kernel lost part of a step), and no more
- * makesteps of more than HND_MIN_STEP_S than HND_MAX_STEPS per migration.
+ * for the newest period, (1 - f) = (1 - f0) * P_newest / P0 (each
+ * migration's change reached it once, composed onto the frequency it had
+ * then; without LEARN the product of the (1 - dfreq) it applied equals the
+ * ratio of periods: no dfreq twice, none missing, none against the wrong
+ * period), the module's own belief is P_newest, and, unless chronyd
+ * restarted after the last doffset, the migration's time change reached
+ * chronyd exactly once: its clock plus the correction it has yet to apply is
+ * the newest offset (each doffset was computed from the correction as it was
+ * then, not from one read before a wait; a makestep that failed or was lost
+ * is made good).  When the module was asked to step and chronyd can:
+ * nothing is left to slew (the clock is right at once, within
+ * HND_MIN_STEP_S of the page even when the kernel lost part of a step), and
+ * no more makesteps of more than HND_MIN_STEP_S than HND_MAX_STEPS per
+ * migration.
  *
  * The "crash" suite puts a CRASH at every point of a handover (each request
  * as it arrives, before chronyd processes it, with each fault on it: the
@@ -66,15 +73,17 @@
  * sequence: no dfreq reached chronyd without a record of it on the disk,
  * and the disk ends with the newest period and nothing in doubt.
  *
- * Suites: "exhaustive" runs every sequence of SEQ_LEN events (11^3),
+ * Suites: "exhaustive" runs every sequence of SEQ_LEN events (12^3),
  * "exhaustive-late" the same after two good requests (faults land on the
  * dfreq, the doffset and what follows), "exhaustive-step" after five (on
  * the tracking read before the makestep, the makestep, what follows),
  * "exhaustive-residual" after seven against a kernel losing part of each
  * step (on the residual's check, doffset and makestep); "walk"
  * runs WALK_RUNS random sequences of 4 to 8 events from a printed seed
- * (HND_TEST_SEED=<n> repeats it); plus flapping markers and a page without
- * time.  A failure prints its sequence; HND_TEST_SCRIPT="OK DELAY ..." runs
+ * (HND_TEST_SEED=<n> repeats it), "walk-rounds" as many with rounds of two
+ * tries and two refusals then LEARN somewhere, so that a round fails,
+ * samples are fed and LEARN moves chronyd's frequency; plus flapping
+ * markers and a page without time.  A failure prints its sequence; HND_TEST_SCRIPT="OK DELAY ..." runs
  * just that one (HND_TEST_VERBOSE=1 shows the module's log).
  */
 #include <errno.h>
@@ -96,14 +105,17 @@
 #include "../daemon/handover.h"
 #include "../daemon/log.h"
 
-enum { OK, DELAY, LOST, REFUSE, DROP, REORDER, RESTART, RELOAD, NEWPATH, MARKER, CRASH, N_EVENTS };
+enum {
+	OK, DELAY, LOST, REFUSE, DROP, REORDER, RESTART, RELOAD, NEWPATH, MARKER, CRASH, LEARN,
+	N_EVENTS
+};
 static const char *const event_names[N_EVENTS] = {
 	"OK", "DELAY", "LOST", "REFUSE", "DROP", "REORDER", "RESTART", "RELOAD", "NEWPATH", "MARKER",
-	"CRASH",
+	"CRASH", "LEARN",
 };
 #define N_EXHAUSTIVE (N_EVENTS * N_EVENTS * N_EVENTS) /* N_EVENTS^SEQ_LEN */
 /* The crash suite: a CRASH as request CRASH_REQUESTS + 1 arrives (the
- * handover's reset, tracking, dfreq, tracking again, doffset, tracking,
+ * handover's tracking, reset, dfreq, tracking again, doffset, tracking,
  * makestep, tracking; or after it is done), times a
  * fault on that request (OK..RESTART), times any event after. */
 #define CRASH_REQUESTS 9
@@ -173,6 +185,9 @@ typedef struct {
 	int retry_waits, done_at_retry_wait; /* waits after a failed round */
 	int resets, dfreqs, doffsets, restarts, received;
 	double product;    /* of (1 - dfreq) applied */
+	double learn_keep; /* LEARN keeps this part of the frequency's error */
+	int learn_pending; /* LEARN events waiting for samples to be fed */
+	int learned;       /* LEARN events that moved the frequency */
 	bool restart_after_doffset;
 	bool have_held;
 	Req held;
@@ -199,6 +214,7 @@ typedef struct {
 	uint64_t disk_marker;
 	HND_Period disk_period;
 	HND_Dfreq disk_doubt;
+	HND_Anchor disk_anchor;
 	int disk_full;       /* the next n writes fail (ENOSPC); < 0: all */
 	int records, record_failures, crashes;
 	int dfreqs_while_unrecorded; /* dfreqs received with no record on disk */
@@ -364,6 +380,25 @@ static void new_marker(void)
 	HND_Start(&t);
 }
 
+/* chronyd's frequency when right for the newest period. */
+static double true_freq(void)
+{
+	HND_Period newest = D.period[D.markers];
+	double ratio = ldexp((double)newest.frac, D.period[0].shift - newest.shift) /
+		       (double)D.period[0].frac;
+
+	return 1e6 - (1e6 - F0_PPM) * ratio;
+}
+
+/* What LEARN events are due, once samples are fed. */
+static void learn(void)
+{
+	for (; D.learn_pending > 0 && HND_RetryWaiting(); D.learn_pending--) {
+		D.learned++;
+		D.freq = true_freq() + (D.freq - true_freq()) * D.learn_keep;
+	}
+}
+
 /* Fire the events due at this point of the script. */
 static void fire_events(void)
 {
@@ -378,8 +413,11 @@ static void fire_events(void)
 			ck_assert_int_eq(HND_Reconfigure(D.path[D.use_path]), 0);
 		} else if (e == CRASH) {
 			crash();
-		} else {
+		} else if (e == MARKER) {
 			new_marker();
+		} else {
+			D.learn_pending++;
+			learn();
 		}
 	}
 }
@@ -527,6 +565,7 @@ static int record_cb(const HND_Record *rec, void *arg)
 	D.records++;
 	D.disk_period = rec->chrony_period;
 	D.disk_doubt = rec->in_doubt;
+	D.disk_anchor = rec->anchor;
 	return 0;
 }
 
@@ -540,6 +579,7 @@ static void done_cb(const HND_Report *r, void *arg)
 		D.disk_marker = r->marker;
 		D.disk_period = D.period[r->marker];
 		D.disk_doubt.valid = false;
+		D.disk_anchor.valid = false;
 	}
 	/* Faults that found no request of this handover are dropped; the
 	 * events after them happen after it. */
@@ -559,6 +599,7 @@ static void state_cb(HND_State s, HND_Step step, void *arg)
 	if (HND_RetryWaiting()) {
 		D.retry_waits++;
 		D.done_at_retry_wait += D.done_calls;
+		learn();
 	}
 }
 
@@ -585,7 +626,7 @@ static void crash(void)
 		HND_Target t = {
 			.marker = (uint64_t)D.markers, .old_period = D.disk_period,
 			.new_period = D.period[D.markers], .has_time = true,
-			.step = !D.no_step, .in_doubt = D.disk_doubt,
+			.step = !D.no_step, .in_doubt = D.disk_doubt, .anchor = D.disk_anchor,
 		};
 
 		HND_Start(&t);
@@ -615,6 +656,7 @@ static void setup(const int *script, int len)
 	D.freq = F0_PPM;
 	D.correction = 0.0123;
 	D.product = 1.0;
+	D.learn_keep = 0.5;
 	D.period[0] = (HND_Period){ true, UINT64_C(0x4000000000000000), 2 };
 	D.offset[0] = 0.0;
 	for (int i = 1; i <= MAX_MARKERS; i++) {
@@ -624,6 +666,19 @@ static void setup(const int *script, int len)
 	D.disk_marker = 0;
 	D.disk_period = D.period[0];
 	ck_assert_int_eq(HND_Initialise(D.base, D.path[0], &fast, &module_cbs), 0);
+}
+
+/* setup() with rounds of MAX_FAILURES tries (0: fast's). */
+static void setup_rounds(const int *script, int len, int max_failures)
+{
+	HND_Timing few = fast;
+
+	setup(script, len);
+	if (max_failures > 0) {
+		few.max_failures = max_failures;
+		HND_Finalise();
+		ck_assert_int_eq(HND_Initialise(D.base, D.path[0], &few, &module_cbs), 0);
+	}
 }
 
 static bool landed(void)
@@ -709,8 +764,9 @@ static void check_truth(void)
 	HND_Period newest = D.period[D.markers];
 	double ratio = ldexp((double)newest.frac, D.period[0].shift - newest.shift) /
 		       (double)D.period[0].frac;
-	double want = 1e6 - (1e6 - F0_PPM) * ratio;
-	/* chrony's Float carries each dfreq to 24 bits. */
+	double want = true_freq();
+	/* chrony's Float carries each dfreq, and each frequency read back, to
+	 * 24 bits. */
 	double tol = 1e-7 * (D.dfreqs + 1) * 60.0;
 
 	ck_assert_msg(D.last.ok, "%s: handover failed (%s at %s)", D.trace, D.last.reason,
@@ -720,8 +776,9 @@ static void check_truth(void)
 	ck_assert_msg(fabs(D.freq - want) <= tol,
 		      "%s: chronyd's frequency %.9f ppm, want %.9f (%d dfreq applied, product %.12f, "
 		      "ratio %.12f)", D.trace, D.freq, want, D.dfreqs, D.product, ratio);
-	ck_assert_msg(fabs(D.product - ratio) <= tol * 1e-6, "%s: product %.12f, ratio %.12f",
-		      D.trace, D.product, ratio);
+	if (!D.learned)
+		ck_assert_msg(fabs(D.product - ratio) <= tol * 1e-6, "%s: product %.12f, ratio %.12f",
+			      D.trace, D.product, ratio);
 	ck_assert_msg(D.last.chrony_period.valid && D.last.chrony_period.frac == newest.frac,
 		      "%s: the module believes another period", D.trace);
 	ck_assert_msg(D.dfreqs_while_unrecorded == 0, "%s: %d dfreq reached chronyd unrecorded",
@@ -799,15 +856,39 @@ START_TEST(exhaustive_step)
 }
 END_TEST
 
-START_TEST(walk)
+/* Random sequences; with rounds of MAX_FAILURES tries (0: fast's), two
+ * refusals and a LEARN somewhere among them: a round fails there, and
+ * chronyd learns while the handover waits. */
+static void walk_with(unsigned int s, int max_failures)
 {
-	unsigned int s = seed + (unsigned int)_i;
-	int script[MAX_SEQ], len;
+	int script[MAX_SEQ], len, at;
 
 	len = 4 + (int)(rand_r(&s) % (MAX_SEQ - 3));
 	for (int k = 0; k < len; k++)
 		script[k] = (int)(rand_r(&s) % N_EVENTS);
-	run_script(script, len);
+	if (max_failures > 0) {
+		at = (int)(rand_r(&s) % (unsigned int)(len - 2));
+		script[at] = REFUSE;
+		script[at + 1] = REFUSE;
+		script[at + 2] = LEARN;
+	}
+	setup_rounds(script, len, max_failures);
+	run();
+	check_truth();
+	teardown();
+}
+
+START_TEST(walk)
+{
+	walk_with(seed + (unsigned int)_i, 0);
+}
+END_TEST
+
+/* The same with rounds of two tries and a round that fails: samples are
+ * fed between rounds, and LEARN moves chronyd's frequency. */
+START_TEST(walk_rounds)
+{
+	walk_with(seed + WALK_RUNS + (unsigned int)_i, 2);
 }
 END_TEST
 
@@ -883,12 +964,8 @@ END_TEST
 START_TEST(record_failing_never_sends)
 {
 	int script[1] = { OK };
-	HND_Timing few = fast;
 
-	few.max_failures = 4;
-	setup(script, 0);
-	HND_Finalise();
-	ck_assert_int_eq(HND_Initialise(D.base, D.path[0], &few, &module_cbs), 0);
+	setup_rounds(script, 0, 4);
 	D.disk_full = -1;
 	run();
 	ck_assert(D.last.ok);
@@ -910,13 +987,9 @@ END_TEST
  * completes, with exactly one dfreq. */
 START_TEST(round_failed_then_success)
 {
-	static const int script[] = { REFUSE, REFUSE, REFUSE, REFUSE, REFUSE, REFUSE };
-	HND_Timing few = fast;
+	static const int script[] = { OK, REFUSE, REFUSE, REFUSE, REFUSE, REFUSE, REFUSE };
 
-	few.max_failures = 3;
-	setup(script, 6);
-	HND_Finalise();
-	ck_assert_int_eq(HND_Initialise(D.base, D.path[0], &few, &module_cbs), 0);
+	setup_rounds(script, 7, 3);
 	run();
 	check_truth();
 	ck_assert_int_eq(D.done_calls, 1);
@@ -936,17 +1009,68 @@ END_TEST
 START_TEST(dfreq_refused_round_then_applied)
 {
 	static const int script[] = { OK, OK, REFUSE, REFUSE, REFUSE };
-	HND_Timing few = fast;
 
-	few.max_failures = 3;
-	setup(script, 5);
-	HND_Finalise();
-	ck_assert_int_eq(HND_Initialise(D.base, D.path[0], &few, &module_cbs), 0);
+	setup_rounds(script, 5, 3);
 	run();
 	check_truth();
 	ck_assert_int_eq(D.last.failed_rounds, 1);
 	ck_assert_int_ge(D.retry_waits, 1);
 	ck_assert_int_eq(D.done_at_retry_wait, 0);
+	ck_assert_int_eq(D.dfreqs, 1);
+	teardown();
+}
+END_TEST
+
+/* Rounds that fail before chronyd's frequency could be read (every
+ * tracking request refused): no samples are fed while the handover waits
+ * (what chronyd learned could not be told from what it had), and once
+ * chronyd answers the handover completes with the whole change. */
+START_TEST(round_failed_before_frequency_read)
+{
+	static const int script[] = { REFUSE, REFUSE, REFUSE, REFUSE, REFUSE, REFUSE, LEARN };
+
+	setup_rounds(script, 7, 3);
+	run();
+	check_truth();
+	ck_assert_int_eq(D.last.failed_rounds, 2);
+	ck_assert_int_eq(D.retry_waits, 0);
+	ck_assert_int_eq(D.learned, 0);
+	ck_assert_int_eq(D.dfreqs, 1);
+	teardown();
+}
+END_TEST
+
+/* The dfreq refused for a whole round; while the handover waits, samples
+ * are fed and chronyd learns the new frequency from them (all of it: LEARN
+ * with nothing kept).  The round that succeeds reads chronyd's frequency
+ * again and sends no dfreq: the change is there already. */
+static void refused_round_then_learned(double keep, int script_len)
+{
+	static const int script[] = { OK, OK, REFUSE, REFUSE, REFUSE, LEARN, LEARN };
+
+	setup_rounds(script, script_len, 3);
+	D.learn_keep = keep;
+	run();
+	check_truth();
+	ck_assert_int_eq(D.last.failed_rounds, 1);
+	ck_assert_int_ge(D.learned, 1);
+}
+
+START_TEST(dfreq_refused_round_then_learned)
+{
+	refused_round_then_learned(0.0, 6);
+	ck_assert_int_eq(D.dfreqs, 0);
+	ck_assert_int_eq(D.doffsets, 1);
+	teardown();
+}
+END_TEST
+
+/* The same with chronyd three quarters of the way there: one dfreq, the
+ * rest of the change, composed onto the frequency chronyd has now. */
+START_TEST(dfreq_refused_round_then_half_learned)
+{
+	refused_round_then_learned(0.5, 7);
+	ck_assert_int_eq(D.learned, 2);
 	ck_assert_int_eq(D.dfreqs, 1);
 	teardown();
 }
@@ -1016,7 +1140,7 @@ END_TEST
 
 START_TEST(marker_during_backoff)
 {
-	/* reset, tracking, dfreq refused; a second migration in the backoff. */
+	/* tracking, reset, dfreq refused; a second migration in the backoff. */
 	static const int script[] = { OK, OK, REFUSE, MARKER };
 
 	run_script(script, 4);
@@ -1371,6 +1495,9 @@ static Suite *handover_suite(void)
 	tcase_add_test(tc, record_failing_never_sends);
 	tcase_add_test(tc, round_failed_then_success);
 	tcase_add_test(tc, dfreq_refused_round_then_applied);
+	tcase_add_test(tc, dfreq_refused_round_then_learned);
+	tcase_add_test(tc, round_failed_before_frequency_read);
+	tcase_add_test(tc, dfreq_refused_round_then_half_learned);
 	tcase_add_test(tc, chronyd_absent_then_present);
 	tcase_add_test(tc, stale_correction);
 	tcase_add_test(tc, step_after_doffset);
@@ -1409,6 +1536,11 @@ static Suite *handover_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, walk, 0, WALK_RUNS);
 	suite_add_tcase(s, tc);
+
+	tc = tcase_create("walk-rounds");
+	tcase_set_timeout(tc, 30);
+	tcase_add_loop_test(tc, walk_rounds, 0, WALK_RUNS);
+	suite_add_tcase(s, tc);
 	return s;
 }
 
@@ -1421,7 +1553,7 @@ int main(void)
 	seed = env ? (unsigned int)strtoul(env, NULL, 0) : (unsigned int)time(NULL);
 	script_env = getenv("HND_TEST_SCRIPT");
 	printf("check_handover: random seed %u (HND_TEST_SEED=%u repeats it)\n", seed, seed);
-	printf("check_handover: 4 x %d exhaustive sequences of %d events over %d kinds, %d random "
+	printf("check_handover: 4 x %d exhaustive sequences of %d events over %d kinds, 2 x %d random "
 	       "walks of 4-%d, %d crash points\n", N_EXHAUSTIVE, SEQ_LEN, N_EVENTS, WALK_RUNS,
 	       MAX_SEQ, N_CRASH_POINTS);
 	LOG_Initialise(false, true);

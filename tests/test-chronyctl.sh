@@ -161,7 +161,7 @@ OK=$(grep -c '^ok' "$T/handover.txt")
 check "20 handovers succeed ($OK)" holds "$OK == 20"
 awk '{ for (i = 2; i <= NF; i++) if ($i ~ /^total_ns=/) { split($i, a, "="); print a[2] } }' \
 	"$T/handover.txt" | sort -n | awk '{ v[NR] = $1 } END {
-		printf "handover round trips (5 steps: reset, tracking, dfreq, tracking, doffset), %d runs: min %.0f us, median %.0f us, max %.0f us\n",
+		printf "handover round trips (5 steps: tracking, reset, dfreq, tracking, doffset), %d runs: min %.0f us, median %.0f us, max %.0f us\n",
 			NR, v[1] / 1000, v[int((NR + 1) / 2)] / 1000, v[NR] / 1000 }'
 
 # ---- burst ------------------------------------------------------------------

@@ -41,7 +41,17 @@
 #      SYNCHRONIZED from chronyd's old selection; the state file keeps the
 #      old marker), the failure is said once per vmclockd, samples are fed
 #      while it waits, and once the refusals stop the handover completes:
-#      one dfreq, the whole change, and the verdict synchronised again.
+#      chronyd's frequency takes the change once (a dfreq composed onto what
+#      it learned from the samples meanwhile), and the verdict is
+#      synchronised again;
+#  (k) chronyd refuses the dfreq through three rounds of tries while
+#      samples fed between rounds teach it the new frequency: the dfreq that
+#      finally goes composes onto that, and chronyd's frequency, read every
+#      10 ms, never goes past the migration's change;
+#  (l) the state directory full when the migration comes (the dfreq given
+#      up unrecorded, the handled marker not saved), space back a moment
+#      later: a retry writes the marker, and vmclockd killed and restarted
+#      does not hand the migration over a second time.
 # What chronyd applied is read from the proxy's log (answers with status 0),
 # the change expected from vmclockd's own disruption records (each one's
 # FREQ_CHANGE_PPM, composed as a ratio of periods).
@@ -53,9 +63,26 @@ command -v python3 >/dev/null || { echo "FAIL: python3 is missing (the proxy)"; 
 write_chrony_conf
 start_chronyd || fail "chronyd started"
 
+# start_proxy PROXY-RULES...: lib.sh's proxy_case for the case $CASE names,
+# with no full state directory left from the last case either.
+start_proxy() {
+	rm -rf "$T/fullstate"
+	proxy_case "$CASE" "$@"
+}
+
+# A chronyd started afresh, at frequency 0, right for a fresh page (whose
+# counter runs at the system clock's rate): the cases that judge chronyd's
+# frequency must not start from the last case's migrated one.
+restart_chronyd() {
+	stop_chronyd
+	start_chronyd || fail "$CASE: chronyd restarted"
+}
+
 # run_case NAME PROXY-RULES...: fresh page, proxy and vmclockd; migrate once.
 run_case() {
-	proxy_case "$@"
+	CASE=$1
+	shift
+	start_proxy "$@"
 	start_sim --interval-ms 100 --migrate-freq-ppb 30000 ${SIM_ARGS:-}
 	start_vmclockd --chrony-cmd "$T/proxy.sock" ${VMCLOCKD_ARGS:-}
 	wait_for 10 test -s "$T/state/marker" || fail "$CASE: vmclockd started"
@@ -76,14 +103,14 @@ applied_dfreqs() {
 	     $1 == "answered" && $2 == 31 && $5 == 0 { print v[$3] }' "$T/proxy-$CASE.log"
 }
 
-# The change vmclockd logged for each migration of this case, composed: the
-# dfreq that takes chronyd from the first period to the last.  The records'
-# fields, or (--debug: every change, also before it is handled) the debug
-# lines.
+# composed_change [LOG]: the change vmclockd logged (in LOG, default this
+# case's) for each migration of this case, composed: the dfreq that takes
+# chronyd from the first period to the last.  The records' fields, or
+# (--debug: every change, also before it is handled) the debug lines.
 composed_change() {
-	local pat='warning: clock disruption'
-	grep -q 'debug: disruption: marker' "$T/vmclockd.log" && pat='debug: disruption: marker'
-	grep "$pat" "$T/vmclockd.log" | sed -n 's/.*FREQ_CHANGE_PPM=\([-0-9.]*\).*/\1/p' |
+	local pat='warning: clock disruption' log=${1:-$T/vmclockd.log}
+	grep -q 'debug: disruption: marker' "$log" && pat='debug: disruption: marker'
+	grep "$pat" "$log" | sed -n 's/.*FREQ_CHANGE_PPM=\([-0-9.]*\).*/\1/p' |
 		awk '{ r *= 1 + $1 * 1e-6 } BEGIN { r = 1 } END { printf "%.9f", -(r - 1) * 1e6 }'
 }
 
@@ -95,6 +122,14 @@ check_one_dfreq() {
 	check "$CASE: chronyd applied exactly one dfreq" test "$(echo "$d" | grep -c .)" -eq 1
 	check "$CASE: it is the whole change ($d, want $want)" \
 		awk -v d="${d:-0}" -v w="$want" 'BEGIN { exit !(d - w < 1e-4 && w - d < 1e-4 && w < -29) }'
+}
+
+# freq_range FILE FROM: the lowest and highest frequency (ppm) in chrony-observe
+# readings from CLOCK_REALTIME FROM on.
+freq_range() {
+	awk -v from="$2" 'NF > 4 && $1 !~ /error/ && $1 + 0 >= from {
+		if (n++ == 0 || $4 < lo) lo = $4; if (n == 1 || $4 > hi) hi = $4 }
+		END { if (n) printf "%.6f %.6f\n", lo, hi; else print "none" }' "$1"
 }
 
 run_case a --delay 31:1:700
@@ -244,13 +279,7 @@ end_case
 # (i) No room for the dfreq's record.
 command -v unshare >/dev/null || { echo "FAIL: unshare (util-linux) is missing"; exit 1; }
 CASE=i
-rm -rf "$T/page" "$T/state" "$T/proxy.sock" "$T/proxy-up.sock" "$T/fullstate"
-: >"$T/vmclockd.log"
-python3 "$top_srcdir/tests/chrony-proxy.py" "$T/proxy.sock" "$T/proxy-up.sock" \
-	"$T/chronyd.sock" "$T/proxy-i.log" &
-PROXY_PID=$!
-PIDS="$PIDS $PROXY_PID"
-wait_for 5 test -S "$T/proxy.sock" || fail "i: proxy started"
+start_proxy
 start_sim --interval-ms 100 --migrate-freq-ppb 30000
 mkdir -p "$T/fullstate"
 cat >"$T/enospc-i.sh" <<EOF
@@ -292,13 +321,8 @@ cp "$T/vmclockd.log" "$T/vmclockd-$CASE.log"
 # (j) Reset sources refused through more than a round of tries (six), for
 # two vmclockd lives: 20 refusals, the 21st reset goes through.
 CASE=j
-rm -rf "$T/page" "$T/state" "$T/proxy.sock" "$T/proxy-up.sock"
-: >"$T/vmclockd.log"
-python3 "$top_srcdir/tests/chrony-proxy.py" "$T/proxy.sock" "$T/proxy-up.sock" \
-	"$T/chronyd.sock" "$T/proxy-j.log" --refuse 66:20 &
-PROXY_PID=$!
-PIDS="$PIDS $PROXY_PID"
-wait_for 5 test -S "$T/proxy.sock" || fail "j: proxy started"
+restart_chronyd
+start_proxy --refuse 66:20
 # No step: the clock stays within chronyd's bound for a while, so only the
 # handover's state can keep chronyd's old selection from counting as a resync.
 start_sim --interval-ms 100 --migrate-freq-ppb 30000 --migrate-step-ns 0
@@ -306,6 +330,10 @@ start_vmclockd --chrony-cmd "$T/proxy.sock" --debug
 wait_for 10 test -s "$T/state/marker" || fail "j: vmclockd started"
 check "j: synchronised before the migration" "$CTL" -d "$T/page" -s "$T/run/state" waitsync --timeout 60
 CASE_F0=$(chrony_freq)
+"$OBSERVE" -s "$T/chronyd.sock" -i 10 -t 90 -k >"$T/observe-j.txt" 2>&1 &
+OBS_PID=$!
+PIDS="$PIDS $OBS_PID"
+t_mig=$(date +%s.%N)
 kill -USR1 "$SIM_PID"
 wait_for 5 grep -q 'debug: disruption: marker 1 -> 2' "$T/vmclockd.log" || fail "j: migration seen"
 # The published sync state, samples fed and the saved marker, every 0.1 s
@@ -331,7 +359,8 @@ fed0=$(head -1 "$T/j-states.txt" | cut -d' ' -f2)
 fed1=$(tail -1 "$T/j-states.txt" | cut -d' ' -f2)
 check "j: samples fed while the handover waits ($fed0 -> $fed1)" test "$fed1" -gt "$fed0"
 # vmclockd restarted while the handover fails: it hands the marker over again.
-# The first life's log is set aside: the restart's alert states the change.
+# The first life's log is set aside: its alert states the migration's change,
+# the restart's the change from the period chronyd has learned (recorded).
 kill "$VMCLOCKD_PID"
 wait "$VMCLOCKD_PID"
 check "j: the state file still says marker 1 after the stop" \
@@ -354,9 +383,135 @@ check "j: said at most once by the restarted vmclockd" \
 check "j: never synchronized before the handover completed" \
 	sh -c "! sed '\$d' '$T/j-states.txt' | grep -q '^synchronized '"
 check "j: disrupted meanwhile" sh -c "sed '\$d' '$T/j-states.txt' | grep -q '^disrupted '"
-check_one_dfreq
+sleep 1
+kill "$OBS_PID" 2>/dev/null
+wait "$OBS_PID" 2>/dev/null
+# The first life's alert: the restart's states the change from the period
+# chronyd had learned by then.
+want=$(awk -v a="$CASE_F0" -v w="$(composed_change "$T/vmclockd-j1.log")" 'BEGIN { printf "%.6f", a + w }')
+read -r lo hi <<<"$(freq_range "$T/observe-j.txt" "$t_mig")"
+f_end=$(chrony_freq)
+echo "j: frequency $CASE_F0 before the migration, want $want; seen $lo to $hi, $f_end at the end;" \
+	"dfreq applied: [$(echo $(applied_dfreqs))]"
+check "j: chronyd's frequency took the change once ($lo to $hi ppm, want $want, $f_end at the end)" \
+	holds "$lo > $want - 3 && $hi < $CASE_F0 + 3 && $f_end - $want < 1 && $want - $f_end < 1"
 check "j: synchronised again" "$CTL" -d "$T/page" -s "$T/run/state" waitsync --timeout 60
 check "j: the state file says marker 2" grep -qx 'marker 2' "$T/state/marker"
 end_case
+
+# (k) The dfreq refused through three rounds of tries (18): between rounds
+# samples are fed and chronyd learns the new frequency from them; the round
+# that succeeds composes its dfreq onto the frequency chronyd has then, not
+# the one it had before the migration.  chronyd's frequency, read every
+# 10 ms, never goes past the migration's change.
+CASE=k
+restart_chronyd
+run_case k --refuse 31:18
+"$OBSERVE" -s "$T/chronyd.sock" -i 10 -t 40 -k >"$T/observe-k.txt" 2>&1 &
+OBS_PID=$!
+PIDS="$PIDS $OBS_PID"
+t_mig=$(date +%s.%N)
+check "k: handover done" wait_for 35 grep -q 'chronyd reset after disruption 2' "$T/vmclockd.log"
+sleep 2
+kill "$OBS_PID" 2>/dev/null
+wait "$OBS_PID" 2>/dev/null
+want=$(awk -v a="$CASE_F0" -v w="$(composed_change)" 'BEGIN { printf "%.6f", a + w }')
+read -r lo hi <<<"$(freq_range "$T/observe-k.txt" "$t_mig")"
+f_end=$(chrony_freq)
+echo "k: frequency $CASE_F0 before the migration, want $want after it; seen $lo to $hi," \
+	"$f_end at the end; dfreq applied: [$(echo $(applied_dfreqs))]," \
+	"$(grep -c '^refused 31 ' "$T/proxy-k.log") refused"
+grep -h 'moved to\|could not hand\|chronyd reset' "$T/vmclockd.log" | sed 's/^/    /'
+check "k: a round of dfreqs refused, samples fed while waiting" \
+	test "$(grep -c '^refused 31 ' "$T/proxy-k.log")" -ge 6
+check "k: chronyd learned the new frequency from the samples meanwhile (within 3 ppm)" \
+	sh -c "awk -v f=\"\$0\" -v w='$want' '\$1 + 0 >= f && NF > 4 && (\$4 - w < 3 && w - \$4 < 3) { ok = 1 } END { exit !ok }' '$T/observe-k.txt'" "$t_mig"
+check "k: chronyd's frequency never went past the change ($lo to $hi ppm, want $want)" \
+	holds "$lo > $want - 3 && $hi < $CASE_F0 + 3"
+check "k: and ends at it ($f_end, want $want)" holds "$f_end - $want < 1 && $want - $f_end < 1"
+end_case
+
+# (l) The state directory full when the migration comes (the tmpfs of (i)):
+# the dfreq cannot be recorded and is given up, the handled marker cannot be
+# saved; chronyd learns the new frequency from the samples.  Space comes
+# back: a retry writes the marker.  Then vmclockd is killed (SIGKILL) and
+# started again: it must not hand the same migration over a second time,
+# which would put its dfreq onto the frequency chronyd has learned.
+CASE=l
+restart_chronyd
+start_proxy
+: >"$T/vmclockd-l2.log"
+start_sim --interval-ms 100 --migrate-freq-ppb 30000
+mkdir -p "$T/fullstate"
+CASE_F0=$(chrony_freq)
+cat >"$T/enospc-l.sh" <<EOF
+set -u
+mount -t tmpfs -o size=8k,mode=0700 tmpfs "$T/fullstate" || exit 2
+run() {
+	"$VMCLOCKD" --foreground --config /dev/null --device "$T/page" --chrony-sock "$T/vmc.sock" \\
+		--chrony-cmd "$T/proxy.sock" --state-dir "$T/fullstate" --state-file "$T/run/state" \\
+		>>"\$1" 2>&1 &
+	pid=\$!
+}
+run "$T/vmclockd.log"
+for _ in \$(seq 250); do [ -s "$T/fullstate/marker" ] && break; sleep 0.02; done
+[ -s "$T/fullstate/marker" ] || { echo "no marker saved"; kill \$pid; exit 1; }
+head -c 16384 /dev/zero >"$T/fullstate/filler" 2>/dev/null
+sleep 0.3
+kill -USR1 $SIM_PID
+for _ in \$(seq 500); do
+	grep -q 'chronyd reset after disruption 2' "$T/vmclockd.log" && break
+	sleep 0.02
+done
+cp "$T/fullstate/marker" "$T/l-marker-full.txt"
+rm -f "$T/fullstate/filler"
+for _ in \$(seq 100); do grep -qx 'marker 2' "$T/fullstate/marker" && break; sleep 0.05; done
+cp "$T/fullstate/marker" "$T/l-marker-back.txt"
+# chronyd learns the new frequency from the samples (within 3 ppm; 15 s at most).
+for _ in \$(seq 150); do
+	"$OBSERVE" -s "$T/chronyd.sock" --once --json | sed -n 's/.*"freq_ppm": *\([-0-9.e+]*\).*/\1/p' |
+		awk -v a="$CASE_F0" '{ exit !(\$1 - a < -27 && \$1 - a > -33) }' && break
+	sleep 0.1
+done
+kill -KILL \$pid
+wait \$pid
+run "$T/vmclockd-l2.log"
+sleep 4
+kill \$pid
+wait \$pid
+EOF
+"$OBSERVE" -s "$T/chronyd.sock" -i 10 -t 40 -k >"$T/observe-l.txt" 2>&1 &
+OBS_PID=$!
+PIDS="$PIDS $OBS_PID"
+t_mig=$(date +%s.%N)
+unshare -m bash "$T/enospc-l.sh" >"$T/enospc-l.out" 2>&1
+rc=$?
+kill "$OBS_PID" 2>/dev/null
+wait "$OBS_PID" 2>/dev/null
+sed 's/^/    /' "$T/enospc-l.out"
+want=$(awk -v a="$CASE_F0" -v w="$(composed_change)" 'BEGIN { printf "%.6f", a + w }')
+read -r lo hi <<<"$(freq_range "$T/observe-l.txt" "$t_mig")"
+f_end=$(chrony_freq)
+echo "l: marker file while full: $(tr '\n' ';' <"$T/l-marker-full.txt") after space came back:" \
+	"$(tr '\n' ';' <"$T/l-marker-back.txt")"
+echo "l: frequency $CASE_F0 before the migration, want $want; seen $lo to $hi, $f_end at the end;" \
+	"dfreqs forwarded: $(dfreqs_forwarded)"
+grep -h 'save\|dfreq\|chronyd reset\|disruption' "$T/vmclockd.log" "$T/vmclockd-l2.log" |
+	grep -v 'handover: dfreq failed' | sed 's/^/    /'
+check "l: both lives ran on the tmpfs (rc=$rc)" test "$rc" -eq 0
+check "l: the handover done while the directory was full, and said unsaved" \
+	grep -q 'chronyd reset after disruption 2.*STATE_SAVED=0' "$T/vmclockd.log"
+check "l: the marker file still said marker 1 then" grep -qx 'marker 1' "$T/l-marker-full.txt"
+check "l: once space came back, a retry wrote marker 2" grep -qx 'marker 2' "$T/l-marker-back.txt"
+check "l: and nothing in doubt" sh -c "! grep -q '^dfreq' '$T/l-marker-back.txt'"
+check "l: the restarted vmclockd saw no disruption" \
+	sh -c "! grep -q 'clock disruption' '$T/vmclockd-l2.log'"
+check "l: no dfreq reached chronyd (given up unrecorded, none after the restart)" \
+	test "$(dfreqs_forwarded)" -eq 0
+check "l: chronyd's frequency took the change once ($lo to $hi ppm, want $want, $f_end at the end)" \
+	holds "$lo > $want - 3 && $hi < $CASE_F0 + 3 && $f_end - $want < 3 && $want - $f_end < 3"
+kill "$SIM_PID" "$PROXY_PID" 2>/dev/null
+wait "$SIM_PID" "$PROXY_PID" 2>/dev/null
+cp "$T/vmclockd.log" "$T/vmclockd-$CASE.log"
 
 finish

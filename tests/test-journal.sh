@@ -180,7 +180,7 @@ check "A: FREQ_CHANGE_PPM=$(field "$d" FREQ_CHANGE_PPM) is +30 ppm (+-0.01)" \
 	near "$(field "$d" FREQ_CHANGE_PPM)" 30 0.01
 if [ $HAVE_CHRONYD = yes ]; then
 	check "A: RECOVERED datagram after chronyd's reset" wait_for 5 dgram_count_is RECOVERED 1
-	check_dgram RECOVERED 6 'chronyd reset after disruption 2' DISRUPTION_MARKER=2
+	check_dgram RECOVERED 6 'chronyd reset after disruption 2' DISRUPTION_MARKER=2 STATE_SAVED=1
 fi
 sleep 0.5
 
@@ -233,7 +233,7 @@ echo "   $l"
 check "B: ... a warning with its fields" grep -Eqx 'vmclockd: warning: clock disruption: marker 3 -> 4, .* OLD_MARKER=3 NEW_MARKER=4 FIRST_MARKER=4 MARKER_CHANGES=1 VM_GENERATION_COUNTER=2 STEP_NS=[-0-9]+ COUNTER_PERIOD_FRAC_SEC=[0-9]+ COUNTER_PERIOD_SHIFT=[0-9]+ FREQ_CHANGE_PPM=[-0-9.]+' <<<"$l"
 if [ $HAVE_CHRONYD = yes ]; then
 	check "B: RECOVERED: one line" wait_for 5 stderr_count_is 'chronyd reset after disruption 4' 1
-	check "B: ... with its field" grep -q 'chronyd reset after disruption 4;.* DISRUPTION_MARKER=4$' "$T/vmclockd.log"
+	check "B: ... with its fields" grep -q 'chronyd reset after disruption 4;.* DISRUPTION_MARKER=4 STATE_SAVED=1$' "$T/vmclockd.log"
 fi
 sleep 0.5
 kill -USR2 "$SIM_PID"
