@@ -49,12 +49,14 @@ cat >"$apt/sources.list" <<EOT
 deb [signed-by=$keyring] $mirror trixie-backports main
 deb [signed-by=$keyring] $mirror sid main
 EOT
+# Signatures are checked; a Release file's age is not (a registry's mirror of
+# sid may lag its Valid-Until by weeks).
 set -- -o Dir::Etc::SourceList="$apt/sources.list" -o Dir::Etc::SourceParts="$apt/sources.list.d" \
 	-o Dir::State::Lists="$apt/lists" -o Dir::Cache="$apt" \
 	-o Dir::Cache::archives="$apt/archives" -o Dir::Cache::pkgcache="$apt/pkgcache.bin" \
 	-o Dir::Cache::srcpkgcache="$apt/srcpkgcache.bin" \
 	-o APT::Architecture="$arch" -o Acquire::Languages=none -o Debug::NoLocking=1 \
-	-o APT::Sandbox::User=root
+	-o APT::Sandbox::User=root -o Acquire::Check-Valid-Until=false
 if ! apt-get "$@" -q update >"$apt/update.log" 2>&1; then
 	echo "fetch-kernel: apt-get update of trixie-backports and sid failed (no network to $mirror?):" >&2
 	tail -n 5 "$apt/update.log" >&2
