@@ -58,6 +58,7 @@ static const Setting settings[] = {
 	{ "metrics-file", T_STRING, OFF(metrics_file), 0, 0, false, true, "PATH  Prometheus text for node_exporter's textfile collector (\"\" for none)" },
 	{ "metrics-interval-ms", T_UINT, OFF(metrics_interval_ms), 1000, 600000, false, true, "N     how often metrics-file is rewritten" },
 	{ "handover-step", T_BOOL, OFF(handover_step), 0, 0, false, true, "yes|no after a disruption chronyd steps its clock (no: it slews)" },
+	{ "cross-timestamps", T_BOOL, OFF(cross_timestamps), 0, 0, false, true, "yes|no offsets from the driver's PTP clock where it has one (no: brackets)" },
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
@@ -86,6 +87,7 @@ static void set_defaults(CNF_Settings *s)
 	s->metrics_interval_ms = 5000;
 	s->clockbound_shm = strdup("");
 	s->handover_step = true;
+	s->cross_timestamps = true;
 }
 
 void CNF_Free(CNF_Settings *s)

@@ -38,6 +38,7 @@ typedef struct {
 	unsigned metrics_interval_ms; /* how often it is rewritten */
 	char *clockbound_shm;  /* ClockBound's segment (cbshm.h), "" for none */
 	bool handover_step;    /* chronyd steps by the correction after the doffset */
+	bool cross_timestamps; /* offsets from the driver's PTP clock (phc.h) */
 } CNF_Settings;
 
 /* Defaults, then the file (if any), then the command line.  Returns 0, or -1

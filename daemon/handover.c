@@ -359,11 +359,18 @@ static void round_failed(HND_Step s, int error, const char *reason)
 		complete(false, s, error, reason);
 		return;
 	}
-	if (!failing_said)
-		LOG(LOGS_ERR, "could not hand disruption %" PRIu64 " over to chronyd (%s at %s); "
-		    "feeding samples, the disruption stays unhandled and is tried again every "
-		    "%d to %d s until chronyd takes it", target.marker, reason, HND_StepName(s),
-		    timing.holdoff_ms / 1000, timing.max_holdoff_ms / 1000);
+	if (!failing_said) {
+		char f1[48], f2[48];
+		const char *fields[] = { f1, f2, NULL };
+
+		snprintf(f1, sizeof(f1), "DISRUPTION_MARKER=%" PRIu64, target.marker);
+		snprintf(f2, sizeof(f2), "FAILED_STEP=%s", HND_StepName(s));
+		LOG_Event(LOGS_ERR, LOG_MSGID_HANDOVER_FAILED, fields,
+			  "could not hand disruption %" PRIu64 " over to chronyd (%s at %s); "
+			  "feeding samples, the disruption stays unhandled and is tried again every "
+			  "%d to %d s until chronyd takes it", target.marker, reason, HND_StepName(s),
+			  timing.holdoff_ms / 1000, timing.max_holdoff_ms / 1000);
+	}
 	failing_said = true;
 	/* Samples are fed while the round waits: the anchor first, so that a
 	 * restart meanwhile tells what chronyd learns from what it had. */

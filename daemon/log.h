@@ -32,6 +32,9 @@ typedef enum {
 #define LOG_MSGID_DISRUPTION_SOON "57671498028242fb87575c6d36ae9ad9"
 #define LOG_MSGID_DISRUPTION_IMMINENT "4bb3698e848e4b4684e449abc5d22b51"
 #define LOG_MSGID_RECOVERED "ee29fd58be5f49c591a4d2f186aed00b"
+/* A disruption chronyd has not taken yet (said once per disruption, until
+ * its DISRUPTION record says it was handled). */
+#define LOG_MSGID_HANDOVER_FAILED "1b4785eee24145f7b17d443c38b13af0"
 
 void LOG_Initialise(bool debug, bool force_stderr);
 void LOG_Finalise(void);

@@ -269,6 +269,8 @@ static bool ensure_open(void)
 		LOG(LOGS_INFO, "%s is usable now", cfg->device);
 	if (!vmclock_is_device(page))
 		return true; /* a page file: the timer alone */
+	if (vmclock_phc_index(page) >= 0 && !cfg->cross_timestamps)
+		vmclock_phc_release(page);
 	if (vmclock_phc_index(page) >= 0)
 		LOG(LOGS_INFO, "%s: offsets from /dev/ptp%d's cross-timestamps", cfg->device,
 		    vmclock_phc_index(page));

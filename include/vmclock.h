@@ -134,6 +134,9 @@ int vmclock_offset(const vmclock_t *vc, struct vmclock_offset *out);
  * none (a page file, a driver before Linux 7.0, a page without unambiguous
  * time, or a clocksource the kernel cannot cross-timestamp). */
 int vmclock_phc_index(const vmclock_t *vc);
+/* Stop using the PTP clock: vmclock_offset() brackets from now on (to
+ * compare the two, or to distrust the clock). */
+void vmclock_phc_release(vmclock_t *vc);
 
 /* Read the CPU counter of the given kind (VMCLOCK_COUNTER_*), ordered after
  * earlier loads.  Returns false if this CPU cannot read it. */

@@ -156,6 +156,13 @@ int vmclock_phc_index(const vmclock_t *vc)
 	return vc->phc_fd >= 0 ? vc->phc_index : -1;
 }
 
+void vmclock_phc_release(vmclock_t *vc)
+{
+	if (vc->phc_fd >= 0)
+		close(vc->phc_fd);
+	vc->phc_fd = -1;
+}
+
 bool vmclock_needs_reopen(const vmclock_t *vc)
 {
 	struct stat now, open_file;

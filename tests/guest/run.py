@@ -530,6 +530,15 @@ def phc_phase(sh, sim, sim_args, device="AMZNC10C:00"):
     j = phc_time_json(sh)
     check("the clock is found as /dev/ptp_vmclock0 too",
           j.get("phc_index") == 0 and j.get("offset_uncertainty_ns") == 1, str(j))
+    # vmclockd keeps the clock open for its offsets, unless told not to.
+    for args, want in (("", True), ("--cross-timestamps no", False)):
+        start_daemons(sh, args, tag="-ptp")
+        time.sleep(1.0)
+        rc, out = sh.run("ls -l /proc/$(cat /run/vmclockd.pid)/fd")
+        stop_daemons(sh)
+        check("vmclockd %s: %s the PTP clock open" % (args or "(defaults)",
+                                                     "holds" if want else "does not hold"),
+              rc == 0 and ("ptp" in out) == want, out.replace("\n", " | ")[-300:])
 
 
 def finish():
@@ -668,9 +677,12 @@ CLOCK_REFCLOCKS = {
     "vmc": "refclock SOCK /run/t/vmc.sock refid VMC poll -3 filter 1 precision 1e-8",
 }
 # The configurations, in the order they run: chrony.conf, and vmclockd's
-# arguments (None: no vmclockd).  "slew" is what handover-step no costs.
+# arguments (None: no vmclockd).  "slew" is what handover-step no costs;
+# "bracket" measures the offsets by brackets of counter reads instead of the
+# PTP clock's cross-timestamps (the steady error of the two side by side).
 CLOCK_PHASES = (("phc", "phc", None), ("vmc", "vmc", ""),
-                ("slew", "vmc", "--handover-step no"))
+                ("slew", "vmc", "--handover-step no"),
+                ("bracket", "vmc", "--cross-timestamps no"))
 # An application's loop of vmclock_timestamp() (tests/verdict-timeline)
 # through the migration, every 5 ms (every 1 ms loads the emulated CPU).
 TRUTH = ("verdict-timeline -d /dev/vmclock0 -s /run/vmclockd.state -i 5 -t %.1f "
@@ -832,8 +844,9 @@ def clock_bench(g, sh, sim, W):
            for tag, conf, args in CLOCK_PHASES}
     phc, vmc = res["phc"], res["vmc"]
     names = {"phc": "chrony alone, PHC refclock", "slew": "vmclockd, handover-step no",
-             "vmc": "vmclockd, with the step"}
-    order = [t for t in ("phc", "slew", "vmc") if t in res]
+             "vmc": "vmclockd, with the step",
+             "bracket": "vmclockd, with the step, bracketed offsets"}
+    order = [t for t in ("phc", "slew", "vmc", "bracket") if t in res]
     cols = [res[t] for t in order]
     print("| after the migration | %s |" % " | ".join(names[t] for t in order))
     print("|---|%s" % ("---|" * len(order)))
@@ -842,7 +855,7 @@ def clock_bench(g, sh, sim, W):
         print("| %s | %s |" % (name, " | ".join("%.2f s" % c[key] for c in cols)))
     print("| steady error rms before/after | %s |" % " | ".join(
         "%.0f/%.0f ns" % (c["rms_before"], c["rms_after"]) for c in cols), flush=True)
-    for tag, m in [(t, res[t]) for t in ("vmc", "slew") if t in res]:
+    for tag, m in [(t, res[t]) for t in ("vmc", "slew", "bracket") if t in res]:
         last = m["truth"].strip().splitlines()[-1:] or [""]
         f = dict(kv.split("=", 1) for kv in last[0].split() if "=" in kv)
         print("%s: vmclock_timestamp() through the migration:\n  %s" % (
