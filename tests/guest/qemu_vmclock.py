@@ -479,6 +479,18 @@ def analyse(background, obs, dense, marks, log, log_lines, watch):
                 before.add(line)
         run.check("migration %d: vmclockd repeats no warning-level line after it" % k,
                   not again, " | ".join(again)[-400:])
+        # One DISRUPTION record for it (vmclockd's stderr carries the
+        # journal fields), covering one marker change, and no field a page
+        # without time cannot give.
+        records = [l for l in log[log_lines[k - 1]:log_lines[k]]
+                   if WARNING_LINE.match(l) and " MARKER_CHANGES=" in l]
+        mine = [l for l in records if " NEW_MARKER=%d " % (m0 + 1) in l + " "]
+        run.check("migration %d: one disruption record, NEW_MARKER=%d MARKER_CHANGES=1, no "
+                  "unknown field" % (k, m0 + 1),
+                  len(records) == 1 and len(mine) == 1 and
+                  re.search(r" MARKER_CHANGES=1( |$)", mine[0]) is not None and
+                  not re.search(r" (STEP_NS|FREQ_CHANGE_PPM|COUNTER_PERIOD_\w+)=", mine[0]),
+                  " | ".join(records)[-400:])
         moved = [d for d in dense[k - 1] if d["disruption_marker"] != m0]
         run.check("migration %d: the state file was read closely as it was handled" % k,
                   0 < len(moved) < len(dense[k - 1]), "%d readings, %d after the "

@@ -532,13 +532,13 @@ def phc_phase(sh, sim, sim_args, device="AMZNC10C:00"):
           j.get("phc_index") == 0 and j.get("offset_uncertainty_ns") == 1, str(j))
     # vmclockd keeps the clock open for its offsets, unless told not to.
     for args, want in (("", True), ("--cross-timestamps no", False)):
-        start_daemons(sh, args, tag="-ptp")
+        start_daemons(sh, args, tag="-xts")
         time.sleep(1.0)
         rc, out = sh.run("ls -l /proc/$(cat /run/vmclockd.pid)/fd")
         stop_daemons(sh)
         check("vmclockd %s: %s the PTP clock open" % (args or "(defaults)",
                                                      "holds" if want else "does not hold"),
-              rc == 0 and ("ptp" in out) == want, out.replace("\n", " | ")[-300:])
+              rc == 0 and ("-> /dev/ptp" in out) == want, out.replace("\n", " | ")[-300:])
 
 
 def finish():
