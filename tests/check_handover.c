@@ -94,6 +94,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1463,6 +1464,15 @@ START_TEST(one_script)
 }
 END_TEST
 
+/* The test cases, each run in a process of its own at once (main): they
+ * wait on timers far more than they compute, so together they take about
+ * as long as the longest.  CK_RUN_CASE=NAME runs one. */
+static const char *const tcase_names[] = {
+	"cases", "crash", "exhaustive", "exhaustive-late", "exhaustive-step",
+	"exhaustive-residual", "walk", "walk-rounds",
+};
+#define N_TCASES (sizeof(tcase_names) / sizeof(tcase_names[0]))
+
 static Suite *handover_suite(void)
 {
 	Suite *s = suite_create("handover");
@@ -1475,7 +1485,7 @@ static Suite *handover_suite(void)
 		return s;
 	}
 
-	tc = tcase_create("cases");
+	tc = tcase_create(tcase_names[0]);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, dfreq_composes_exactly);
 	tcase_add_test(tc, reload_while_dfreq_reply_delayed);
@@ -1507,41 +1517,79 @@ static Suite *handover_suite(void)
 	tcase_add_loop_test(tc, makestep_answer_lost, 0, 2);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("crash");
+	tc = tcase_create(tcase_names[1]);
 	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, crash_points, 0, N_CRASH_POINTS);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("exhaustive");
+	tc = tcase_create(tcase_names[2]);
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, exhaustive, 0, N_EXHAUSTIVE);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("exhaustive-late");
+	tc = tcase_create(tcase_names[3]);
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, exhaustive_late, 0, N_EXHAUSTIVE);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("exhaustive-step");
+	tc = tcase_create(tcase_names[4]);
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, exhaustive_step, 0, N_EXHAUSTIVE);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("exhaustive-residual");
+	tc = tcase_create(tcase_names[5]);
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, exhaustive_residual, 0, N_EXHAUSTIVE);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("walk");
+	tc = tcase_create(tcase_names[6]);
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, walk, 0, WALK_RUNS);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("walk-rounds");
+	tc = tcase_create(tcase_names[7]);
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, walk_rounds, 0, WALK_RUNS);
 	suite_add_tcase(s, tc);
 	return s;
+}
+
+/* Every test case in a child of its own (CK_RUN_CASE), all at once; each
+ * prints its own summary.  Fails if any child failed. */
+static int run_cases_at_once(void)
+{
+	pid_t pids[N_TCASES];
+	int failed = 0;
+
+	fflush(stdout);
+	for (size_t i = 0; i < N_TCASES; i++) {
+		pids[i] = fork();
+		if (pids[i] < 0) {
+			perror("fork");
+			return EXIT_FAILURE;
+		}
+		if (pids[i] == 0) {
+			SRunner *sr;
+			int n;
+
+			setenv("CK_RUN_CASE", tcase_names[i], 1);
+			sr = srunner_create(handover_suite());
+			srunner_run_all(sr, CK_NORMAL);
+			n = srunner_ntests_failed(sr);
+			srunner_free(sr);
+			fflush(stdout);
+			_exit(n ? EXIT_FAILURE : EXIT_SUCCESS);
+		}
+	}
+	for (size_t i = 0; i < N_TCASES; i++) {
+		int st;
+
+		if (waitpid(pids[i], &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			printf("check_handover: test case %s failed\n", tcase_names[i]);
+			failed = 1;
+		}
+	}
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
 int main(void)
@@ -1560,6 +1608,8 @@ int main(void)
 	if (!getenv("HND_TEST_VERBOSE"))
 		if (!freopen("/dev/null", "w", stderr))
 			return EXIT_FAILURE;
+	if (!script_env && !getenv("CK_RUN_CASE"))
+		return run_cases_at_once();
 	sr = srunner_create(handover_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
