@@ -34,7 +34,7 @@ FUZZ_CPPFLAGS = -D_GNU_SOURCE -DFUZZ_KNOWN_BUGS=$(FUZZ_KNOWN_BUGS) \
 FUZZ_COMPILE = $(FUZZ_CC) $(FUZZ_WARN) $(FUZZ_CFLAGS) $(FUZZ_SAN) $(FUZZ_CPPFLAGS)
 
 S = $(top_srcdir)
-LIB_SOURCES = $(S)/refclock/vmclock.c $(S)/refclock/convert.c $(S)/refclock/counter.c \
+LIB_SOURCES = $(S)/refclock/vmclock.c $(S)/refclock/phc.c $(S)/refclock/convert.c $(S)/refclock/counter.c \
 	$(S)/refclock/names.c
 LIB_DEPS = $(LIB_SOURCES) $(wildcard $(S)/refclock/*.h $(S)/include/*.h) $(S)/fuzz/fuzz.h
 
@@ -56,12 +56,14 @@ $(FUZZ_OUT)/fuzz_state: $(S)/fuzz/fuzz_state.c $(S)/refclock/truth.c $(LIB_DEPS)
 	@mkdir -p $(@D)
 	$(FUZZ_COMPILE) -o $@ $(S)/fuzz/fuzz_state.c $(S)/refclock/truth.c $(LIB_SOURCES)
 
-# config.c reports its errors through the logging module.
+# config.c reports its errors through the logging module (which times its
+# flood windows with libevent).
 $(FUZZ_OUT)/fuzz_config: $(S)/fuzz/fuzz_config.c $(S)/daemon/config.c $(S)/daemon/config.h \
 		$(S)/daemon/log.c $(S)/daemon/log.h $(S)/fuzz/fuzz.h
 	@mkdir -p $(@D)
 	$(FUZZ_COMPILE) -DSYSCONFDIR='"$(sysconfdir)"' -DLOCALSTATEDIR='"$(localstatedir)"' \
-		-o $@ $(S)/fuzz/fuzz_config.c $(S)/daemon/config.c $(S)/daemon/log.c -lsystemd
+		$(LIBEVENT_CFLAGS) -o $@ $(S)/fuzz/fuzz_config.c $(S)/daemon/config.c $(S)/daemon/log.c \
+		-lsystemd $(LIBEVENT_LIBS)
 
 $(FUZZ_OUT)/fuzz_chrony_reply: $(S)/fuzz/fuzz_chrony_reply.c $(S)/daemon/chrony_proto.c \
 		$(S)/daemon/chrony_proto.h $(S)/fuzz/fuzz.h
