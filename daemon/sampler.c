@@ -269,9 +269,7 @@ static bool ensure_open(void)
 		LOG(LOGS_INFO, "%s is usable now", cfg->device);
 	if (!vmclock_is_device(page))
 		return true; /* a page file: the timer alone */
-	if (vmclock_phc_index(page) >= 0 && !cfg->cross_timestamps)
-		vmclock_phc_release(page);
-	if (vmclock_phc_index(page) >= 0)
+	if (cfg->cross_timestamps && vmclock_phc_open(page) >= 0)
 		LOG(LOGS_INFO, "%s: offsets from /dev/ptp%d's cross-timestamps", cfg->device,
 		    vmclock_phc_index(page));
 	/* Ask the driver whether it notifies (this also re-arms). */

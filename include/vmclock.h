@@ -123,20 +123,21 @@ struct vmclock_offset {
 };
 
 /* Takes several (counter, clock_gettime, counter) brackets inside one
- * seq_count section and keeps the narrowest.  Where the driver registered a
- * PTP clock for the device (vmclock_phc_index()), its precise
+ * seq_count section and keeps the narrowest.  Where the handle has the
+ * driver's PTP clock for the device open (vmclock_phc_open()), its precise
  * cross-timestamp (the device's time and CLOCK_REALTIME at one counter
  * reading) is taken in the same section and gives offset_ns to the
  * nanosecond, if it agrees with the bracket.  Fails like vmclock_gettime,
  * and with ENODATA when the page has no UTC. */
 int vmclock_offset(const vmclock_t *vc, struct vmclock_offset *out);
-/* N of the /dev/ptpN whose cross-timestamps vmclock_offset() uses, or -1:
- * none (a page file, a driver before Linux 7.0, a page without unambiguous
- * time, or a clocksource the kernel cannot cross-timestamp). */
+/* Opens the PTP clock the driver registered for the device, for
+ * vmclock_offset()'s cross-timestamps (readers of time alone need none):
+ * its N of /dev/ptpN, or -1 with errno: none (a page file, a driver before
+ * Linux 7.0, a page without unambiguous time, a clocksource the kernel
+ * cannot cross-timestamp).  The clock is closed with the handle. */
+int vmclock_phc_open(vmclock_t *vc);
+/* N of the /dev/ptpN whose cross-timestamps vmclock_offset() uses, or -1. */
 int vmclock_phc_index(const vmclock_t *vc);
-/* Stop using the PTP clock: vmclock_offset() brackets from now on (to
- * compare the two, or to distrust the clock). */
-void vmclock_phc_release(vmclock_t *vc);
 
 /* Read the CPU counter of the given kind (VMCLOCK_COUNTER_*), ordered after
  * earlier loads.  Returns false if this CPU cannot read it. */

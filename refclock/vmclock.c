@@ -39,6 +39,7 @@ struct vmclock {
 	char *path;
 	size_t map_len;
 	const uint64_t *words; /* the mapping, read as 64-bit words */
+	dev_t dev_rdev;        /* the character device's number */
 	int phc_fd;            /* the driver's PTP clock for the device, or -1 */
 	int phc_index;
 };
@@ -108,10 +109,7 @@ vmclock_t *vmclock_open(const char *path)
 
 	if (vmclock_snapshot(vc, &first) < 0)
 		goto fail_errno;
-	/* No PTP clock (an older driver, a page without unambiguous time, a
-	 * clocksource without cross-timestamps): offsets are bracketed. */
-	if (vc->is_device)
-		vc->phc_fd = phc_open(st.st_rdev, &vc->phc_index);
+	vc->dev_rdev = st.st_rdev;
 	return vc;
 
 fail_errno:
@@ -156,11 +154,16 @@ int vmclock_phc_index(const vmclock_t *vc)
 	return vc->phc_fd >= 0 ? vc->phc_index : -1;
 }
 
-void vmclock_phc_release(vmclock_t *vc)
+int vmclock_phc_open(vmclock_t *vc)
 {
 	if (vc->phc_fd >= 0)
-		close(vc->phc_fd);
-	vc->phc_fd = -1;
+		return vc->phc_index;
+	if (!vc->is_device) {
+		errno = ENODEV;
+		return -1;
+	}
+	vc->phc_fd = phc_open(vc->dev_rdev, &vc->phc_index);
+	return vc->phc_fd >= 0 ? vc->phc_index : -1;
 }
 
 bool vmclock_needs_reopen(const vmclock_t *vc)

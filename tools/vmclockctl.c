@@ -1112,6 +1112,7 @@ static int cmd_time(struct cmd_opts o)
 	vc = open_or_report(o.path);
 	if (!vc)
 		return EXIT_UNUSABLE;
+	(void)vmclock_phc_open(vc); /* none: bracketed offsets */
 	if (vmclock_offset(vc, &off) == 0) {
 		print_time(&off.time, &off, vmclock_phc_index(vc), o.json);
 	} else if (errno != ENODATA) {
