@@ -36,7 +36,7 @@
 #include <unistd.h>
 
 #include "disrupt.h"
-#include "handover.h"
+#include "hnd_driver.h"
 #include "log.h"
 #include "ratelimit.h"
 
@@ -691,7 +691,7 @@ static void begin_disruption(const struct vmclock_abi *page, const struct vmcloc
 	}
 	loaded_doubt.valid = false;
 	loaded_anchor.valid = false;
-	HND_Start(&t);
+	HDR_Start(&t);
 }
 
 static void log_flag_changes(uint64_t flags)
@@ -790,13 +790,13 @@ bool DSR_Observe(const struct vmclock_abi *page, const struct vmclock_offset *of
 	}
 	/* A handover that failed a round and waits to try again: samples are
 	 * fed meanwhile (the disruption is still unhandled). */
-	return report.handling && !HND_RetryWaiting();
+	return report.handling && !HDR_RetryWaiting();
 }
 
 int DSR_Initialise(struct event_base *base, const CNF_Settings *settings,
 		   const DSR_SamplerOps *ops)
 {
-	HND_Callbacks callbacks = { .offset = offset_now, .done = handover_done,
+	HDR_Callbacks callbacks = { .offset = offset_now, .done = handover_done,
 				    .record = record_handover };
 
 	cfg = settings;
@@ -806,7 +806,7 @@ int DSR_Initialise(struct event_base *base, const CNF_Settings *settings,
 		LOG(LOGS_ERR, "cannot create the state-file timer");
 		return -1;
 	}
-	if (HND_Initialise(base, cfg->chrony_cmd, NULL, &callbacks) < 0) {
+	if (HDR_Initialise(base, cfg->chrony_cmd, NULL, &callbacks) < 0) {
 		LOG(LOGS_ERR, "cannot initialise the chronyd handover");
 		return -1;
 	}
@@ -835,7 +835,7 @@ void DSR_Reconfigure(const CNF_Settings *settings)
 	cfg = settings;
 	/* The handover under way, if any, carries on: a new command socket
 	 * path is taken up by its next request. */
-	if (HND_Reconfigure(cfg->chrony_cmd) < 0)
+	if (HDR_Reconfigure(cfg->chrony_cmd) < 0)
 		LOG(LOGS_ERR, "chrony-cmd not changed: out of memory");
 }
 
@@ -851,5 +851,5 @@ void DSR_Finalise(void)
 	if (save_ev)
 		event_free(save_ev);
 	save_ev = NULL;
-	HND_Finalise();
+	HDR_Finalise();
 }

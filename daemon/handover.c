@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  *
- * handover.c - the disruption handover to chronyd as a state machine.
+ * handover.c - the disruption handover to chronyd as a pure state machine:
+ * events in, actions out (handover.h), no I/O but log lines.
  *
  * Steps, each one request: tracking (chronyd's frequency f0 while it is
  * right for the period it was handed over with: the anchor, read before
@@ -45,7 +46,7 @@
  * running when a round begins makes the period it is right for unknown (it
  * will start from its drift file): it gets the reset and the step, no dfreq.  A target without
  * time gets reset sources and an NTP burst.  An offset the page does not vouch
- * for (the callback answers SKIP: its status, timescale or bounds refuse it,
+ * for (the measurement answers SKIP: its status, timescale or bounds refuse it,
  * or its marker is not the target's) gets no doffset: the step counts as done
  * with nothing sent, and chronyd learns it from the samples later.
  *
@@ -76,8 +77,8 @@
  * holds through a write-ahead record: before a dfreq is sent, what resolves
  * it (its target marker, the periods it composes from and to, the change,
  * chronyd's frequency before it, read right before it: with from, the
- * anchor a restart resolves it from) is handed to the record callback, which
- * keeps it durably, and the dfreq goes out only if that succeeded.  Once
+ * anchor a restart resolves it from) is handed out to be recorded (HND_ACT_RECORD),
+ * kept durably, and the dfreq goes out only once that succeeded.  Once
  * the dfreq is known to be applied (its answer, or the verification) the
  * new period is recorded without it.  A restarted vmclockd hands the record
  * back in its first target: that handover begins with the dfreq in doubt
@@ -91,14 +92,10 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include <event2/event.h>
-
-#include "chrony_client.h"
-#include "chrony_proto.h"
 #include "handover.h"
 #include "log.h"
 
@@ -123,87 +120,97 @@ const HND_Timing HND_DEFAULT_TIMING = {
 
 typedef enum { FREQ_BEFORE, FREQ_AFTER, FREQ_NEITHER } FreqClass;
 
-static struct event_base *ev_base;
-static char *cmd_path;
-static HND_Timing timing;
-static HND_Callbacks cb;
-static CCL_Client client;
-static struct event *timer_ev;
-static HND_State state;
-static HND_Step step; /* of the request out */
+struct HND_Machine {
+	HND_Timing timing;
+	bool chronyd;    /* a command socket is configured */
+	int64_t now;     /* ns, CLOCK_MONOTONIC, of the event being handled */
+	HND_Actions *out; /* of the event being handled */
+	HND_State state;
+	HND_Step step;   /* of the request out */
 
-/* The handover under way. */
-static bool busy;
-static HND_Target target;
-static unsigned gen;      /* bumped by every new target */
-static unsigned sent_gen; /* gen of the request out */
-static unsigned refused_gen; /* gen whose dfreq was refused (logged) */
-static unsigned unrecorded_gen; /* gen whose dfreq could not be recorded */
-static HND_Period chrony_period; /* chronyd's frequency is right for this */
-/* chronyd's frequency (ppm) when it was right for anchor_period: its first
- * tracking read of the handover, or a recorded dfreq's frequency before it.
- * (1 - f) is proportional to the period f is right for, so this one pair
- * tells the period of any frequency chronyd is seen at (samples fed between
- * rounds move it), and the frequency of any period. */
-static bool anchor_known;
-static HND_Period anchor_period;
-static double anchor_freq;
-static bool anchor_recorded; /* by the record callback (or none is set) */
-static bool reset_done, doffset_done, burst_done;
-/* The makestep confirmed (and what it left checked), or refused (no other
- * one for this target); refining: a step was made, the residual is next. */
-static bool step_done, step_refused, refining;
-static CPR_Tracking track;
-/* track was the last thing read from chronyd: no request and no wait since
- * (chronyd keeps slewing its correction away while we wait). */
-static bool track_fresh;
-/* chronyd's frequency, ppm, read since samples could last have moved it
- * (the handover began, or it waited between rounds) and since our last
- * dfreq: what the next dfreq composes onto. */
-static bool freq_fresh;
-static double freq_now;
-/* A round of tries failed: waiting in the hold-off to try again (samples
- * flow meanwhile); failing_said: the failure was logged for this handover. */
-static bool retry_wait, failing_said;
-static bool settle_needed;
-static int failures;
-static bool delivered; /* a request of this handover reached chronyd */
-static bool record_failing; /* the write-ahead failed (said once) */
-static bool restart_pending; /* a new target arrived during this handover */
-static HND_Report report;
-static int64_t start_ns;
+	/* The handover under way. */
+	bool busy;
+	HND_Target target;
+	unsigned gen;      /* bumped by every new target */
+	unsigned sent_gen; /* gen of the request out (or of the measure or
+			    * record asked for) */
+	unsigned refused_gen; /* gen whose dfreq was refused (logged) */
+	unsigned unrecorded_gen; /* gen whose dfreq could not be recorded */
+	HND_Period chrony_period; /* chronyd's frequency is right for this */
+	/* chronyd's frequency (ppm) when it was right for anchor_period: its
+	 * first tracking read of the handover, or a recorded dfreq's
+	 * frequency before it.  (1 - f) is proportional to the period f is
+	 * right for, so this one pair tells the period of any frequency
+	 * chronyd is seen at (samples fed between rounds move it), and the
+	 * frequency of any period. */
+	bool anchor_known;
+	HND_Period anchor_period;
+	double anchor_freq;
+	bool anchor_recorded; /* a record with it was kept */
+	bool reset_done, doffset_done, burst_done;
+	/* The makestep confirmed (and what it left checked), or refused (no
+	 * other one for this target); refining: a step was made, the residual
+	 * is next. */
+	bool step_done, step_refused, refining;
+	CPR_Tracking track;
+	/* track was the last thing read from chronyd: no request and no wait
+	 * since (chronyd keeps slewing its correction away while we wait). */
+	bool track_fresh;
+	/* chronyd's frequency, ppm, read since samples could last have moved
+	 * it (the handover began, or it waited between rounds) and since our
+	 * last dfreq: what the next dfreq composes onto. */
+	bool freq_fresh;
+	double freq_now;
+	/* A round of tries failed: waiting in the hold-off to try again
+	 * (samples flow meanwhile); failing_said: the failure was logged for
+	 * this handover. */
+	bool retry_wait, failing_said;
+	bool settle_needed;
+	int failures;
+	bool delivered; /* a request of this handover reached chronyd */
+	bool record_failing; /* the write-ahead failed (said once) */
+	bool restart_pending; /* a new target arrived during this handover */
+	HND_Report report;
+	int64_t start_ns;
 
-/* A dfreq in doubt. */
-static bool dfreq_pending;
-static HND_Period dfreq_to;
-static double dfreq_sent; /* ppm, as chronyd decodes it */
-static double f_before, f_after;
-static FreqClass last_class;
-static int votes, verify_reads;
+	/* A dfreq in doubt. */
+	bool dfreq_pending;
+	HND_Period dfreq_to;
+	double dfreq_sent; /* ppm, as chronyd decodes it */
+	double f_before, f_after;
+	FreqClass last_class;
+	int votes, verify_reads;
 
-/* The pending request's own data. */
-static HND_Period sending_to;
-static double sending_dfreq;
+	/* The pending request's own data. */
+	HND_Period sending_to;
+	double sending_dfreq;
 
-/* Hold-off between handovers. */
-static int64_t last_begin_ns;
-static bool have_begun;
-static int holdoff_ms;
+	/* Hold-off between handovers. */
+	int64_t last_begin_ns;
+	bool have_begun;
+	int holdoff_ms;
+};
 
-static void next_action(void);
-static void record_resolved(void);
+static void next_action(HND_Machine *m);
+static void record_resolved(HND_Machine *m);
 
-static void bump_holdoff(void)
+static void bump_holdoff(HND_Machine *m)
 {
-	holdoff_ms = holdoff_ms * 2 > timing.max_holdoff_ms ? timing.max_holdoff_ms : holdoff_ms * 2;
+	m->holdoff_ms = m->holdoff_ms * 2 > m->timing.max_holdoff_ms ? m->timing.max_holdoff_ms : m->holdoff_ms * 2;
 }
 
-static int64_t mono_ns(void)
+/* The next action of the event being handled. */
+static HND_Action *act(HND_Machine *m, HND_ActionType type)
 {
-	struct timespec ts;
+	HND_Action *a;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	/* An event returns a few actions at most: more is a bug here. */
+	if (m->out->n >= HND_MAX_ACTIONS)
+		abort();
+	a = &m->out->a[m->out->n++];
+	memset(a, 0, sizeof(*a));
+	a->type = type;
+	return a;
 }
 
 double HND_DfreqPpm(HND_Period p0, HND_Period p1)
@@ -222,23 +229,6 @@ static bool usable(HND_Period p)
 static bool same_period(HND_Period a, HND_Period b)
 {
 	return a.frac == b.frac && a.shift == b.shift;
-}
-
-const char *HND_StateName(HND_State s)
-{
-	switch (s) {
-	case HND_IDLE:
-		return "idle";
-	case HND_HOLDOFF:
-		return "hold-off";
-	case HND_REQUEST:
-		return "request";
-	case HND_BACKOFF:
-		return "backoff";
-	case HND_SETTLE:
-		return "settle";
-	}
-	return "?";
 }
 
 const char *HND_StepName(HND_Step s)
@@ -266,27 +256,25 @@ const char *HND_StepName(HND_Step s)
 	return "?";
 }
 
-static void set_state(HND_State s, HND_Step st)
+static void set_state(HND_Machine *m, HND_State s, HND_Step st)
 {
-	state = s;
-	step = st;
-	if (cb.state_changed)
-		cb.state_changed(s, st, cb.arg);
+	m->state = s;
+	m->step = st;
 }
 
-static void arm(HND_State s, int64_t ms)
+static void arm(HND_Machine *m, HND_State s, int64_t ms)
 {
-	struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000 * 1000) };
+	HND_Action *a = act(m, HND_ACT_ARM);
 
-	set_state(s, HND_STEP_NONE);
-	track_fresh = false; /* time passes: chronyd slews on */
-	evtimer_add(timer_ev, &tv);
+	a->u.arm.ms = ms;
+	a->u.arm.state = s;
+	set_state(m, s, HND_STEP_NONE);
+	m->track_fresh = false; /* time passes: chronyd slews on */
 }
 
-static void close_client(void)
+static void close_client(HND_Machine *m)
 {
-	CCL_Close(client);
-	client = NULL;
+	act(m, HND_ACT_CLOSE);
 }
 
 /* chronyd's frequency after it applied dfreq d (ppm) to f (ppm): it scales
@@ -305,150 +293,142 @@ static double freq_tol(double f_from, double f_to)
 	       fabs((f_to - f_from) * f_from) * 1e-6 + 1e-9;
 }
 
-static FreqClass classify(double f)
+static FreqClass classify(HND_Machine *m, double f)
 {
-	double tol = freq_tol(f_before, f_after);
-	bool before = fabs(f - f_before) <= tol, after = fabs(f - f_after) <= tol;
+	double tol = freq_tol(m->f_before, m->f_after);
+	bool before = fabs(f - m->f_before) <= tol, after = fabs(f - m->f_after) <= tol;
 
 	if (after)
 		return FREQ_AFTER; /* both: too small to tell, and to matter */
 	return before ? FREQ_BEFORE : FREQ_NEITHER;
 }
 
-static void complete(bool ok, HND_Step failed, int error, const char *reason)
+static void complete(HND_Machine *m, bool ok, HND_Step failed, int error, const char *reason)
 {
-	HND_Report r;
-
-	evtimer_del(timer_ev);
-	report.ok = ok;
-	report.marker = target.marker;
-	report.has_time = target.has_time;
-	report.failed_step = ok ? HND_STEP_NONE : failed;
-	report.error = ok ? 0 : error;
-	report.reason = ok ? "ok" : reason;
-	if (dfreq_pending) {
-		report.dfreq_unresolved = true;
-		chrony_period.valid = false;
+	act(m, HND_ACT_DISARM);
+	m->report.ok = ok;
+	m->report.marker = m->target.marker;
+	m->report.has_time = m->target.has_time;
+	m->report.failed_step = ok ? HND_STEP_NONE : failed;
+	m->report.error = ok ? 0 : error;
+	m->report.reason = ok ? "ok" : reason;
+	if (m->dfreq_pending) {
+		m->report.dfreq_unresolved = true;
+		m->chrony_period.valid = false;
 	}
-	report.chrony_period = chrony_period;
-	report.duration_ns = mono_ns() - start_ns;
-	if (failing_said)
+	m->report.chrony_period = m->chrony_period;
+	m->report.duration_ns = m->now - m->start_ns;
+	if (m->failing_said)
 		LOG(LOGS_INFO, "disruption %" PRIu64 " handed over to chronyd after %d failed "
-		    "round%s", target.marker, report.failed_rounds,
-		    report.failed_rounds == 1 ? "" : "s");
-	r = report;
-	busy = false;
-	retry_wait = false;
-	failing_said = false;
-	dfreq_pending = false;
-	settle_needed = false;
-	set_state(HND_IDLE, HND_STEP_NONE);
-	if (cb.done)
-		cb.done(&r, cb.arg);
+		    "round%s", m->target.marker, m->report.failed_rounds,
+		    m->report.failed_rounds == 1 ? "" : "s");
+	m->busy = false;
+	m->retry_wait = false;
+	m->failing_said = false;
+	m->dfreq_pending = false;
+	m->settle_needed = false;
+	set_state(m, HND_IDLE, HND_STEP_NONE);
+	act(m, HND_ACT_DONE)->u.done = m->report;
 }
 
 /* A round of tries failed: the handover is not done.  It is tried again at
  * the hold-off cadence (doubling to max_holdoff_ms), from the facts it has,
  * until it completes or a newer target replaces it; said once. */
-static void round_failed(HND_Step s, int error, const char *reason)
+static void round_failed(HND_Machine *m, HND_Step s, int error, const char *reason)
 {
-	int64_t wait = holdoff_ms;
+	int64_t wait = m->holdoff_ms;
 
-	report.failed_rounds++;
-	if (timing.max_rounds > 0 && report.failed_rounds >= timing.max_rounds) {
-		complete(false, s, error, reason);
+	m->report.failed_rounds++;
+	if (m->timing.max_rounds > 0 && m->report.failed_rounds >= m->timing.max_rounds) {
+		complete(m, false, s, error, reason);
 		return;
 	}
-	if (!failing_said) {
+	if (!m->failing_said) {
 		char f1[48], f2[48];
 		const char *fields[] = { f1, f2, NULL };
 
-		snprintf(f1, sizeof(f1), "DISRUPTION_MARKER=%" PRIu64, target.marker);
+		snprintf(f1, sizeof(f1), "DISRUPTION_MARKER=%" PRIu64, m->target.marker);
 		snprintf(f2, sizeof(f2), "FAILED_STEP=%s", HND_StepName(s));
 		LOG_Event(LOGS_ERR, LOG_MSGID_HANDOVER_FAILED, fields,
 			  "could not hand disruption %" PRIu64 " over to chronyd (%s at %s); "
 			  "feeding samples, the disruption stays unhandled and is tried again every "
-			  "%d to %d s until chronyd takes it", target.marker, reason, HND_StepName(s),
-			  timing.holdoff_ms / 1000, timing.max_holdoff_ms / 1000);
+			  "%d to %d s until chronyd takes it", m->target.marker, reason, HND_StepName(s),
+			  m->timing.holdoff_ms / 1000, m->timing.max_holdoff_ms / 1000);
 	}
-	failing_said = true;
+	m->failing_said = true;
 	/* Samples are fed while the round waits: the anchor first, so that a
 	 * restart meanwhile tells what chronyd learns from what it had. */
-	if (anchor_known && !anchor_recorded)
-		record_resolved();
-	failures = 0;
-	bump_holdoff();
-	if (settle_needed && wait < timing.settle_ms)
-		wait = timing.settle_ms;
-	if (wait < timing.first_backoff_ms)
-		wait = timing.first_backoff_ms; /* never a busy loop */
-	settle_needed = false;
-	retry_wait = true;
-	arm(HND_HOLDOFF, wait);
+	if (m->anchor_known && !m->anchor_recorded)
+		record_resolved(m);
+	m->failures = 0;
+	bump_holdoff(m);
+	if (m->settle_needed && wait < m->timing.settle_ms)
+		wait = m->timing.settle_ms;
+	if (wait < m->timing.first_backoff_ms)
+		wait = m->timing.first_backoff_ms; /* never a busy loop */
+	m->settle_needed = false;
+	m->retry_wait = true;
+	arm(m, HND_HOLDOFF, wait);
 }
 
 /* QUIET: the caller said why. */
-static void step_failed_said(HND_Step s, int error, const char *reason, bool quiet)
+static void step_failed_said(HND_Machine *m, HND_Step s, int error, const char *reason, bool quiet)
 {
 	int64_t backoff;
 
-	failures++;
-	report.failures++;
-	if (failures >= timing.max_failures) {
-		round_failed(s, error, reason);
+	m->failures++;
+	m->report.failures++;
+	if (m->failures >= m->timing.max_failures) {
+		round_failed(m, s, error, reason);
 		return;
 	}
 	if (!quiet)
 		LOG(LOGS_WARN, "chronyd handover: %s failed (%s); retrying", HND_StepName(s), reason);
-	backoff = (int64_t)timing.first_backoff_ms << (failures - 1);
-	if (settle_needed && backoff < timing.settle_ms)
-		backoff = timing.settle_ms;
-	settle_needed = false;
-	arm(HND_BACKOFF, backoff);
+	backoff = (int64_t)m->timing.first_backoff_ms << (m->failures - 1);
+	if (m->settle_needed && backoff < m->timing.settle_ms)
+		backoff = m->timing.settle_ms;
+	m->settle_needed = false;
+	arm(m, HND_BACKOFF, backoff);
 }
 
-static void step_failed(HND_Step s, int error, const char *reason)
+static void step_failed(HND_Machine *m, HND_Step s, int error, const char *reason)
 {
-	step_failed_said(s, error, reason, false);
+	step_failed_said(m, s, error, reason, false);
 }
 
-static HND_Anchor anchor_now(void)
+static HND_Anchor anchor_now(HND_Machine *m)
 {
-	return (HND_Anchor){ .valid = anchor_known, .period = anchor_period,
-			     .freq_ppm = anchor_freq };
+	return (HND_Anchor){ .valid = m->anchor_known, .period = m->anchor_period,
+			     .freq_ppm = m->anchor_freq };
 }
 
-/* REC handed to the record callback: 0 or a negative errno value. */
-static int record(const HND_Record *rec)
+/* REC to be kept durably; its result comes back as HND_EV_RECORDED. */
+static void record(HND_Machine *m, const HND_Record *rec)
 {
-	int r = cb.record ? cb.record(rec, cb.arg) : 0;
-
-	if (r == 0 && rec->anchor.valid)
-		anchor_recorded = true;
-	return r;
+	act(m, HND_ACT_RECORD)->u.record = *rec;
 }
 
 /* The period chronyd is right for, with no dfreq in doubt, for a restart.
  * A failure leaves the record of the dfreq, which resolves to the same. */
-static void record_resolved(void)
+static void record_resolved(HND_Machine *m)
 {
-	HND_Record rec = { .chrony_period = chrony_period, .anchor = anchor_now() };
+	HND_Record rec = { .chrony_period = m->chrony_period, .anchor = anchor_now(m) };
 
-	(void)record(&rec);
+	record(m, &rec);
 }
 
 /* chronyd's frequency when right for P, by the anchor. */
-static double freq_for(HND_Period p)
+static double freq_for(HND_Machine *m, HND_Period p)
 {
-	return apply_dfreq(anchor_freq, HND_DfreqPpm(anchor_period, p));
+	return apply_dfreq(m->anchor_freq, HND_DfreqPpm(m->anchor_period, p));
 }
 
 /* The period chronyd's frequency F is right for, by the anchor: P/P_anchor =
  * (1 - F)/(1 - F_anchor), in units of 1e-6 (!valid: not representable). */
-static HND_Period period_for(double f)
+static HND_Period period_for(HND_Machine *m, double f)
 {
-	HND_Period p = anchor_period;
-	double delta = (double)p.frac * ((anchor_freq - f) * 1e-6 / (1.0 - anchor_freq * 1e-6));
+	HND_Period p = m->anchor_period;
+	double delta = (double)p.frac * ((m->anchor_freq - f) * 1e-6 / (1.0 - m->anchor_freq * 1e-6));
 	uint64_t d;
 
 	if (!(fabs(delta) < ldexp(1.0, 63))) {
@@ -479,85 +459,85 @@ static HND_Period period_for(double f)
  * rounds, its own sources, a restart of it): the period it is right for now
  * (the target's, when it has learned that already) is what the next dfreq
  * composes from, never the one it was right for before. */
-static void follow_freq(double f)
+static void follow_freq(HND_Machine *m, double f)
 {
 	double want, target_f;
 	bool learned;
 
-	if (!usable(chrony_period) || !isfinite(f))
+	if (!usable(m->chrony_period) || !isfinite(f))
 		return;
-	if (!anchor_known) {
-		anchor_known = true;
-		anchor_period = chrony_period;
-		anchor_freq = f;
+	if (!m->anchor_known) {
+		m->anchor_known = true;
+		m->anchor_period = m->chrony_period;
+		m->anchor_freq = f;
 		return;
 	}
-	want = freq_for(chrony_period);
-	if (fabs(f - want) <= freq_tol(anchor_freq, want))
+	want = freq_for(m, m->chrony_period);
+	if (fabs(f - want) <= freq_tol(m->anchor_freq, want))
 		return;
-	target_f = usable(target.new_period) ? freq_for(target.new_period) : NAN;
-	learned = fabs(f - target_f) <= freq_tol(anchor_freq, target_f);
+	target_f = usable(m->target.new_period) ? freq_for(m, m->target.new_period) : NAN;
+	learned = fabs(f - target_f) <= freq_tol(m->anchor_freq, target_f);
 	LOG(LOGS_INFO, "chronyd's frequency moved to %+.6f ppm from %+.6f ppm without a dfreq "
 	    "(samples, its own sources): %s", f, want,
 	    learned ? "it is right for the new counter period already"
 		    : "the frequency change composes from it");
-	chrony_period = learned ? target.new_period : period_for(f);
-	record_resolved();
+	m->chrony_period = learned ? m->target.new_period : period_for(m, f);
+	record_resolved(m);
 }
 
 /* What chronyd may have applied of a request that got no answer. */
-static void in_doubt(HND_Step s)
+static void in_doubt(HND_Machine *m, HND_Step s)
 {
-	settle_needed = true;
+	m->settle_needed = true;
 	if (s == HND_STEP_DFREQ) {
-		dfreq_pending = true;
-		dfreq_to = sending_to;
-		dfreq_sent = sending_dfreq;
-		votes = 0;
-		verify_reads = 0;
+		m->dfreq_pending = true;
+		m->dfreq_to = m->sending_to;
+		m->dfreq_sent = m->sending_dfreq;
+		m->votes = 0;
+		m->verify_reads = 0;
 	} else if (s == HND_STEP_DOFFSET || s == HND_STEP_MAKESTEP) {
 		/* Redone: the tracking read before the new doffset sees
 		 * whatever it did. */
-		reset_done = false;
-		doffset_done = false;
-		step_done = false;
-		refining = false;
+		m->reset_done = false;
+		m->doffset_done = false;
+		m->step_done = false;
+		m->refining = false;
 	}
 }
 
 /* chronyd applied dfreq D (ppm), which made it right for TO. */
-static void applied_dfreq(HND_Period to, double d)
+static void applied_dfreq(HND_Machine *m, HND_Period to, double d)
 {
-	chrony_period = to;
-	freq_fresh = false; /* moved by it: read again before another */
-	report.dfreqs++;
+	m->chrony_period = to;
+	m->freq_fresh = false; /* moved by it: read again before another */
+	m->report.dfreqs++;
 	/* Composed as chronyd applies them: (1 - D) = (1 - D')(1 - d). */
-	report.dfreq_ppm = apply_dfreq(report.dfreq_ppm, d);
-	record_resolved();
+	m->report.dfreq_ppm = apply_dfreq(m->report.dfreq_ppm, d);
+	record_resolved(m);
 }
 
-static void resolve_verify(const CPR_Tracking *t)
+static void resolve_verify(HND_Machine *m, const CPR_Tracking *t)
 {
-	FreqClass c = classify(t->freq_ppm);
+	FreqClass c = classify(m, t->freq_ppm);
 
-	if (++verify_reads >= VERIFY_MAX_READS && (votes == 0 || c != last_class)) {
+	if (++m->verify_reads >= VERIFY_MAX_READS && (m->votes == 0 || c != m->last_class)) {
 		c = FREQ_NEITHER;
-		votes = VERIFY_VOTES;
-	} else if (votes == 0 || c != last_class) {
-		last_class = c;
-		votes = 1;
+		m->votes = VERIFY_VOTES;
+	} else if (m->votes == 0 || c != m->last_class) {
+		m->last_class = c;
+		m->votes = 1;
 	} else {
-		votes++;
+		m->votes++;
 	}
-	if (votes < VERIFY_VOTES)
+	if (m->votes < VERIFY_VOTES)
 		return;
 
-	dfreq_pending = false;
+	m->dfreq_pending = false;
 	switch (c) {
 	case FREQ_AFTER:
 		LOG(LOGS_INFO, "chronyd had applied the dfreq whose answer was lost (frequency "
-		    "%+.6f -> %+.6f ppm)", f_before, t->freq_ppm);
-		applied_dfreq(dfreq_to, dfreq_sent);
+		    "%+.6f -> %+.6f ppm)", m->f_before, t->freq_ppm);
+		applied_dfreq(m, m->dfreq_to, m->dfreq_sent);
 		break;
 	case FREQ_BEFORE:
 		LOG(LOGS_INFO, "chronyd had not applied the dfreq whose answer was lost (frequency "
@@ -571,140 +551,253 @@ static void resolve_verify(const CPR_Tracking *t)
 		 * came from a record: the anchor is known). */
 		LOG(LOGS_WARN, "chronyd's frequency went from %+.6f to %+.6f ppm, not %+.6f: "
 		    "whether it applied the dfreq of %+.6f ppm whose answer was lost does not "
-		    "matter, the frequency change composes from where it is", f_before,
-		    t->freq_ppm, f_after, dfreq_sent);
-		follow_freq(t->freq_ppm);
+		    "matter, the frequency change composes from where it is", m->f_before,
+		    t->freq_ppm, m->f_after, m->dfreq_sent);
+		follow_freq(m, t->freq_ppm);
 		break;
 	}
 	/* As good as the tracking step's. */
-	track = *t;
-	track_fresh = true;
-	freq_now = t->freq_ppm;
-	freq_fresh = true;
+	m->track = *t;
+	m->track_fresh = true;
+	m->freq_now = t->freq_ppm;
+	m->freq_fresh = true;
 }
 
 /* chronyd could not step: it slews, from a doffset made again against what
  * it kept of its correction. */
-static void step_refused_by_chronyd(bool current)
+static void step_refused_by_chronyd(HND_Machine *m, bool current)
 {
 	if (current) {
-		if (!report.step_refused)
+		if (!m->report.step_refused)
 			LOG(LOGS_WARN, "chronyd did not step its clock (makestep failed: started "
 			    "with -x, or the step was refused); disruption %" PRIu64 "'s step of "
-			    "%+.9f s is slewed", target.marker, track.current_correction);
-		step_refused = true;
-		report.step_refused = true;
-		refining = false;
-		track_fresh = false;
-		doffset_done = false;
+			    "%+.9f s is slewed", m->target.marker, m->track.current_correction);
+		m->step_refused = true;
+		m->report.step_refused = true;
+		m->refining = false;
+		m->track_fresh = false;
+		m->doffset_done = false;
 	}
-	next_action();
+	next_action(m);
 }
 
-static void on_reply(const CCL_Result *r, void *arg)
+static void on_reply(HND_Machine *m, const CCL_Result *r)
 {
-	HND_Step s = step;
-	bool current = sent_gen == gen;
+	HND_Step s = m->step;
+	bool current = m->sent_gen == m->gen;
 
-	report.datagrams += r->attempts;
+	m->report.datagrams += r->attempts;
 	if (r->outcome == CCL_DONE)
-		report.rtt_ns[s] = r->rtt_ns;
+		m->report.rtt_ns[s] = r->rtt_ns;
 	if (r->attempts > 0)
-		delivered = true; /* chronyd is there (restarts are retried) */
+		m->delivered = true; /* chronyd is there (restarts are retried) */
 
 	switch (r->outcome) {
 	case CCL_DONE:
 		switch (s) {
 		case HND_STEP_RESET:
 			if (current) {
-				reset_done = true;
-				report.resets++;
+				m->reset_done = true;
+				m->report.resets++;
 			}
 			break;
 		case HND_STEP_TRACKING:
-			track = r->reply.tracking;
-			track_fresh = true;
-			freq_now = track.freq_ppm;
-			freq_fresh = true;
-			follow_freq(freq_now);
+			m->track = r->reply.tracking;
+			m->track_fresh = true;
+			m->freq_now = m->track.freq_ppm;
+			m->freq_fresh = true;
+			follow_freq(m, m->freq_now);
 			break;
 		case HND_STEP_VERIFY:
-			resolve_verify(&r->reply.tracking);
+			resolve_verify(m, &r->reply.tracking);
 			break;
 		case HND_STEP_DFREQ:
-			applied_dfreq(sending_to, sending_dfreq);
+			applied_dfreq(m, m->sending_to, m->sending_dfreq);
 			break;
 		case HND_STEP_DOFFSET:
 			if (current)
-				doffset_done = true;
+				m->doffset_done = true;
 			break;
 		case HND_STEP_BURST:
 			if (current)
-				burst_done = true;
+				m->burst_done = true;
 			break;
 		case HND_STEP_MAKESTEP:
 			if (current) {
-				report.steps++;
-				report.step += track.current_correction;
+				m->report.steps++;
+				m->report.step += m->track.current_correction;
 				/* What the kernel had not applied of chronyd's
 				 * slew since the doffset is lost in the step:
 				 * measured again, and stepped if it matters. */
-				refining = report.steps < HND_MAX_STEPS;
-				step_done = !refining;
-				doffset_done = !refining;
+				m->refining = m->report.steps < HND_MAX_STEPS;
+				m->step_done = !m->refining;
+				m->doffset_done = !m->refining;
 			}
 			break;
 		case HND_STEP_NONE:
 		case HND_STEP_COUNT:
 			break;
 		}
-		next_action();
+		next_action(m);
 		return;
 	case CCL_FAILED:
 		/* Without NTP sources chronyd refuses a burst: nothing to retry. */
 		if (s == HND_STEP_BURST) {
-			burst_done = true;
-			next_action();
+			m->burst_done = true;
+			next_action(m);
 			return;
 		}
 		if (s == HND_STEP_MAKESTEP && r->status == CPR_STT_FAILED) {
-			step_refused_by_chronyd(current);
+			step_refused_by_chronyd(m, current);
 			return;
 		}
-		close_client(); /* a fresh socket next time (chronyd's directory
+		close_client(m); /* a fresh socket next time (chronyd's directory
 				   may have been recreated) */
-		if ((r->error == ENOENT || r->error == ECONNREFUSED) && !delivered && !dfreq_pending) {
+		if ((r->error == ENOENT || r->error == ECONNREFUSED) && !m->delivered && !m->dfreq_pending) {
 			/* A chronyd that starts later takes its frequency from
 			 * its drift file, which may or may not hold a dfreq of
 			 * ours: the period it is right for is not known, and
 			 * it gets the reset and the step, no dfreq. */
-			if (!report.chronyd_absent)
-				LOG(LOGS_WARN, "chronyd not reachable at %s (%s): the disruption is "
+			if (!m->report.chronyd_absent)
+				LOG(LOGS_WARN, "chronyd not reachable (%s): the disruption is "
 				    "handed over when it is, without a frequency change",
-				    cmd_path, strerror(r->error));
-			report.chronyd_absent = true;
-			if (chrony_period.valid) {
-				chrony_period.valid = false;
-				record_resolved();
+				    strerror(r->error));
+			m->report.chronyd_absent = true;
+			if (m->chrony_period.valid) {
+				m->chrony_period.valid = false;
+				record_resolved(m);
 			}
-			round_failed(s, r->error, r->reason);
+			round_failed(m, s, r->error, r->reason);
 			return;
 		}
-		step_failed(s, r->error, r->reason);
+		step_failed(m, s, r->error, r->reason);
 		return;
 	case CCL_UNKNOWN:
-		close_client();
-		in_doubt(s);
-		step_failed(s, r->error, r->reason);
+		close_client(m);
+		in_doubt(m, s);
+		step_failed(m, s, r->error, r->reason);
 		return;
 	}
 }
 
-static void send_step(HND_Step s)
+static void send_request(HND_Machine *m, HND_Step s, const CPR_Packet *p)
+{
+	HND_Action *a = act(m, HND_ACT_SEND);
+
+	a->u.send.step = s;
+	a->u.send.request = *p;
+	a->u.send.timeout_ms = m->timing.timeout_ms;
+	a->u.send.tries = m->timing.tries;
+	m->sent_gen = m->gen;
+	m->track_fresh = false;
+	set_state(m, HND_REQUEST, s);
+}
+
+/* Waits for what the driver does for step S (a measurement, a record). */
+static void wait_for(HND_Machine *m, HND_State state, HND_Step s)
+{
+	m->sent_gen = m->gen;
+	set_state(m, state, s);
+}
+
+/* The dfreq's write-ahead record was kept (R 0) or not: sent, or retried
+ * like a failed step. */
+static void dfreq_recorded(HND_Machine *m, int r)
 {
 	CPR_Packet p;
-	double o;
-	int r;
+
+	if (m->sent_gen != m->gen) {
+		/* A newer target: what follows is decided afresh (a record of
+		 * a dfreq never sent resolves as not applied). */
+		next_action(m);
+		return;
+	}
+	if (r < 0 && m->failures + 1 >= m->timing.max_failures) {
+		/* The dfreq is given up, not the handover: chronyd is reset
+		 * and stepped, its samples steer its frequency. */
+		LOG(LOGS_ERR, "not handing chronyd the dfreq of %+.6f ppm for disruption %" PRIu64
+		    ": it could not be recorded first (%s); resetting chronyd without a frequency "
+		    "change", m->sending_dfreq, m->target.marker, strerror(-r));
+		m->report.dfreq_unrecorded = true;
+		m->unrecorded_gen = m->gen;
+		m->record_failing = false;
+		m->failures = 0;
+		next_action(m);
+		return;
+	}
+	if (r < 0) {
+		if (!m->record_failing)
+			LOG(LOGS_WARN, "not sending chronyd the dfreq of %+.6f ppm: it could not be "
+			    "recorded first (%s), and a restart would not know whether chronyd "
+			    "applied it; retrying", m->sending_dfreq, strerror(-r));
+		m->record_failing = true;
+		step_failed_said(m, HND_STEP_DFREQ, -r, "the dfreq could not be recorded first",
+				 true);
+		return;
+	}
+	if (m->record_failing)
+		LOG(LOGS_INFO, "the dfreq is recorded: sending it");
+	m->record_failing = false;
+	/* sending_dfreq is what chronyd decodes: encoded again, the same. */
+	CPR_MakeDfreq(&p, m->sending_dfreq);
+	send_request(m, HND_STEP_DFREQ, &p);
+}
+
+/* The offset for the doffset, O, measured as late as possible: right
+ * before sending. */
+static void offset_measured(HND_Machine *m, HND_OffsetAnswer answer, double o)
+{
+	CPR_Packet p;
+
+	if (m->sent_gen != m->gen) {
+		next_action(m);
+		return;
+	}
+	switch (answer) {
+	case HND_OFFSET_OK:
+		if (isfinite(o))
+			break;
+		/* fall through */
+	case HND_OFFSET_RETRY:
+	default:
+		step_failed(m, HND_STEP_DOFFSET, ENODATA, "no offset sample for doffset");
+		return;
+	case HND_OFFSET_SKIP:
+		/* Nothing sent: nothing to count or to doubt.  After a step,
+		 * the step stands. */
+		m->report.doffset_skipped = !m->refining;
+		m->doffset_done = true;
+		m->step_done = m->refining;
+		m->refining = false;
+		next_action(m);
+		return;
+	}
+	if (m->refining) {
+		/* What the step left: sent only when it matters. */
+		m->report.residual = o - m->track.current_correction;
+		if (fabs(m->report.residual) <= HND_MIN_STEP_S) {
+			m->refining = false;
+			m->doffset_done = true;
+			m->step_done = true;
+			next_action(m);
+			return;
+		}
+		CPR_MakeDoffset(&p, -m->report.residual);
+	} else {
+		m->report.have_offset = true;
+		m->report.doffset_skipped = false;
+		m->report.offset = o;
+		m->report.correction = m->track.current_correction;
+		m->report.doffset = -(o - m->track.current_correction);
+		CPR_MakeDoffset(&p, m->report.doffset);
+	}
+	send_request(m, HND_STEP_DOFFSET, &p);
+}
+
+static void send_step(HND_Machine *m, HND_Step s)
+{
+	CPR_Packet p;
+	HND_Record rec;
 
 	switch (s) {
 	case HND_STEP_RESET:
@@ -715,96 +808,27 @@ static void send_step(HND_Step s)
 		CPR_MakeTracking(&p);
 		break;
 	case HND_STEP_DFREQ:
-		sending_to = target.new_period;
-		sending_dfreq = HND_DfreqPpm(chrony_period, sending_to);
-		CPR_MakeDfreq(&p, sending_dfreq);
+		m->sending_to = m->target.new_period;
 		/* What chronyd will decode, to know its frequency afterwards. */
-		sending_dfreq = CPR_FloatDecode(CPR_FloatEncode(sending_dfreq));
-		f_before = freq_now;
-		f_after = apply_dfreq(f_before, sending_dfreq);
-		if (cb.record) {
-			HND_Record rec = {
-				.chrony_period = chrony_period,
-				.anchor = anchor_now(),
-				.in_doubt = { .valid = true, .marker = target.marker,
-					      .from = chrony_period, .to = sending_to,
-					      .dfreq_ppm = sending_dfreq,
-					      .freq_before_ppm = f_before },
-			};
-
-			r = record(&rec);
-			if (r < 0 && failures + 1 >= timing.max_failures) {
-				/* The dfreq is given up, not the handover:
-				 * chronyd is reset and stepped, its samples
-				 * steer its frequency. */
-				LOG(LOGS_ERR, "not handing chronyd the dfreq of %+.6f ppm for "
-				    "disruption %" PRIu64 ": it could not be recorded first (%s); "
-				    "resetting chronyd without a frequency change", sending_dfreq,
-				    target.marker, strerror(-r));
-				report.dfreq_unrecorded = true;
-				unrecorded_gen = gen;
-				record_failing = false;
-				failures = 0;
-				next_action();
-				return;
-			}
-			if (r < 0) {
-				if (!record_failing)
-					LOG(LOGS_WARN, "not sending chronyd the dfreq of %+.6f ppm: it "
-					    "could not be recorded first (%s), and a restart would not "
-					    "know whether chronyd applied it; retrying",
-					    sending_dfreq, strerror(-r));
-				record_failing = true;
-				step_failed_said(s, -r, "the dfreq could not be recorded first",
-						 true);
-				return;
-			}
-			if (record_failing)
-				LOG(LOGS_INFO, "the dfreq is recorded: sending it");
-			record_failing = false;
-		}
-		break;
+		m->sending_dfreq = CPR_FloatDecode(
+			CPR_FloatEncode(HND_DfreqPpm(m->chrony_period, m->sending_to)));
+		m->f_before = m->freq_now;
+		m->f_after = apply_dfreq(m->f_before, m->sending_dfreq);
+		/* Written ahead: sent once it is kept (dfreq_recorded). */
+		rec = (HND_Record){
+			.chrony_period = m->chrony_period,
+			.anchor = anchor_now(m),
+			.in_doubt = { .valid = true, .marker = m->target.marker,
+				      .from = m->chrony_period, .to = m->sending_to,
+				      .dfreq_ppm = m->sending_dfreq, .freq_before_ppm = m->f_before },
+		};
+		record(m, &rec);
+		wait_for(m, HND_RECORD, s);
+		return;
 	case HND_STEP_DOFFSET:
-		/* The offset is read as late as possible: right before sending. */
-		switch (cb.offset ? cb.offset(target.marker, &o, cb.arg) : HND_OFFSET_RETRY) {
-		case HND_OFFSET_OK:
-			if (isfinite(o))
-				break;
-			/* fall through */
-		case HND_OFFSET_RETRY:
-		default:
-			step_failed(s, ENODATA, "no offset sample for doffset");
-			return;
-		case HND_OFFSET_SKIP:
-			/* Nothing sent: nothing to count or to doubt.  After
-			 * a step, the step stands. */
-			report.doffset_skipped = !refining;
-			doffset_done = true;
-			step_done = refining;
-			refining = false;
-			next_action();
-			return;
-		}
-		if (refining) {
-			/* What the step left: sent only when it matters. */
-			report.residual = o - track.current_correction;
-			if (fabs(report.residual) <= HND_MIN_STEP_S) {
-				refining = false;
-				doffset_done = true;
-				step_done = true;
-				next_action();
-				return;
-			}
-			CPR_MakeDoffset(&p, -report.residual);
-			break;
-		}
-		report.have_offset = true;
-		report.doffset_skipped = false;
-		report.offset = o;
-		report.correction = track.current_correction;
-		report.doffset = -(o - track.current_correction);
-		CPR_MakeDoffset(&p, report.doffset);
-		break;
+		act(m, HND_ACT_MEASURE)->u.measure_marker = m->target.marker;
+		wait_for(m, HND_MEASURE, s);
+		return;
 	case HND_STEP_BURST:
 		CPR_MakeBurst(&p, 4, 8);
 		break;
@@ -816,20 +840,14 @@ static void send_step(HND_Step s)
 	default:
 		abort();
 	}
-
-	sent_gen = gen;
-	track_fresh = false;
-	set_state(HND_REQUEST, s);
-	r = CCL_Start(client, &p, timing.timeout_ms, timing.tries, on_reply, NULL);
-	if (r < 0)
-		step_failed(s, -r, strerror(-r));
+	send_request(m, s, &p);
 }
 
 /* A change of period chronyd's frequency needs (not yet believable). */
-static bool period_changes(void)
+static bool period_changes(const HND_Machine *m)
 {
-	return target.has_time && usable(chrony_period) && usable(target.new_period) &&
-	       !same_period(chrony_period, target.new_period);
+	return m->target.has_time && usable(m->chrony_period) && usable(m->target.new_period) &&
+	       !same_period(m->chrony_period, m->target.new_period);
 }
 
 static bool believable(double d)
@@ -837,141 +855,132 @@ static bool believable(double d)
 	return fabs(d) <= HND_MAX_DFREQ_PPM;
 }
 
-static bool want_dfreq(void)
+static bool want_dfreq(HND_Machine *m)
 {
 	double d;
 
-	if (!period_changes())
+	if (!period_changes(m))
 		return false;
-	if (report.dfreq_unrecorded && unrecorded_gen == gen)
+	if (m->report.dfreq_unrecorded && m->unrecorded_gen == m->gen)
 		return false;
-	d = HND_DfreqPpm(chrony_period, target.new_period);
+	d = HND_DfreqPpm(m->chrony_period, m->target.new_period);
 	if (believable(d))
 		return true;
 	/* chronyd's frequency stays right for chrony_period. */
-	if (refused_gen != gen || !report.dfreq_refused) {
-		refused_gen = gen;
-		report.dfreq_refused = true;
+	if (m->refused_gen != m->gen || !m->report.dfreq_refused) {
+		m->refused_gen = m->gen;
+		m->report.dfreq_refused = true;
 		LOG(LOGS_ERR, "not handing chronyd a counter frequency change of %+.6f ppm for "
 		    "disruption %" PRIu64 ": larger than %.0f ppm, the page is not believable; "
-		    "resetting chronyd without a frequency change", d, target.marker,
+		    "resetting chronyd without a frequency change", d, m->target.marker,
 		    HND_MAX_DFREQ_PPM);
 	}
 	return false;
 }
 
 /* The doffset is in chronyd and the target wants the clock stepped. */
-static bool want_step(void)
+static bool want_step(HND_Machine *m)
 {
-	return target.has_time && target.step && doffset_done && !report.doffset_skipped &&
-	       !step_done && !step_refused;
+	return m->target.has_time && m->target.step && m->doffset_done && !m->report.doffset_skipped &&
+	       !m->step_done && !m->step_refused;
 }
 
-static void next_action(void)
+static void next_action(HND_Machine *m)
 {
-	int r;
-
-	if (!busy) {
-		set_state(HND_IDLE, HND_STEP_NONE);
+	if (!m->busy) {
+		set_state(m, HND_IDLE, HND_STEP_NONE);
 		return;
 	}
-	if (settle_needed) {
-		settle_needed = false;
-		arm(HND_SETTLE, timing.settle_ms);
+	if (m->settle_needed) {
+		m->settle_needed = false;
+		arm(m, HND_SETTLE, m->timing.settle_ms);
 		return;
 	}
-	if (restart_pending) {
+	if (m->restart_pending) {
 		/* Flapping markers: the hold-off applies to a restart too. */
-		int64_t since = (mono_ns() - last_begin_ns) / 1000000;
+		int64_t since = (m->now - m->last_begin_ns) / 1000000;
 
-		restart_pending = false;
-		if (since < holdoff_ms) {
-			arm(HND_HOLDOFF, holdoff_ms - since);
-			bump_holdoff();
+		m->restart_pending = false;
+		if (since < m->holdoff_ms) {
+			arm(m, HND_HOLDOFF, m->holdoff_ms - since);
+			bump_holdoff(m);
 			return;
 		}
-		last_begin_ns = mono_ns();
+		m->last_begin_ns = m->now;
 	}
-	if (!cmd_path) {
-		report.chronyd_absent = true;
-		chrony_period.valid = false;
-		complete(true, HND_STEP_NONE, 0, NULL);
+	if (!m->chronyd) {
+		m->report.chronyd_absent = true;
+		m->chrony_period.valid = false;
+		complete(m, true, HND_STEP_NONE, 0, NULL);
 		return;
 	}
-	if (!client) {
-		r = CCL_Open(cmd_path, ev_base, &client);
-		if (r < 0) {
-			step_failed(HND_STEP_RESET, -r, strerror(-r));
-			return;
-		}
-	}
 
-	if (!reset_done && !dfreq_pending && !freq_fresh && want_dfreq())
+	if (!m->reset_done && !m->dfreq_pending && !m->freq_fresh && want_dfreq(m))
 		/* chronyd's frequency before anything else: the anchor, read
 		 * before samples can move it (a failed round feeds them). */
-		send_step(HND_STEP_TRACKING);
-	else if (!reset_done)
-		send_step(HND_STEP_RESET);
-	else if (dfreq_pending)
-		send_step(HND_STEP_VERIFY);
-	else if (want_dfreq())
+		send_step(m, HND_STEP_TRACKING);
+	else if (!m->reset_done)
+		send_step(m, HND_STEP_RESET);
+	else if (m->dfreq_pending)
+		send_step(m, HND_STEP_VERIFY);
+	else if (want_dfreq(m))
 		/* The dfreq composes onto chronyd's frequency as it is: read
 		 * again after a wait in which samples were fed. */
-		send_step(freq_fresh ? HND_STEP_DFREQ : HND_STEP_TRACKING);
-	else if (target.has_time && !doffset_done)
+		send_step(m, m->freq_fresh ? HND_STEP_DFREQ : HND_STEP_TRACKING);
+	else if (m->target.has_time && !m->doffset_done)
 		/* c read again right before the doffset: since the last read
 		 * a request went out or time passed, and chronyd slewed. */
-		send_step(track_fresh ? HND_STEP_DOFFSET : HND_STEP_TRACKING);
-	else if (want_step() && !track_fresh)
+		send_step(m, m->track_fresh ? HND_STEP_DOFFSET : HND_STEP_TRACKING);
+	else if (want_step(m) && !m->track_fresh)
 		/* What chronyd has not applied yet, read right before the
 		 * step: it steps by that. */
-		send_step(HND_STEP_TRACKING);
-	else if (want_step() && fabs(track.current_correction) > HND_MIN_STEP_S)
-		send_step(HND_STEP_MAKESTEP);
-	else if (!target.has_time && !burst_done)
-		send_step(HND_STEP_BURST);
+		send_step(m, HND_STEP_TRACKING);
+	else if (want_step(m) && fabs(m->track.current_correction) > HND_MIN_STEP_S)
+		send_step(m, HND_STEP_MAKESTEP);
+	else if (!m->target.has_time && !m->burst_done)
+		send_step(m, HND_STEP_BURST);
 	else
-		complete(true, HND_STEP_NONE, 0, NULL);
+		complete(m, true, HND_STEP_NONE, 0, NULL);
 }
 
-static void timer_cb(evutil_socket_t fd, short what, void *arg)
+static void timer_expired(HND_Machine *m)
 {
-	if (state == HND_HOLDOFF) {
+	if (m->state == HND_HOLDOFF) {
 		/* Samples were fed while the round waited: chronyd may have
 		 * learned from them. */
-		if (retry_wait)
-			freq_fresh = false;
-		retry_wait = false;
+		if (m->retry_wait)
+			m->freq_fresh = false;
+		m->retry_wait = false;
 		/* Targets that arrived while waiting are simply the newest. */
-		last_begin_ns = mono_ns();
-		have_begun = true;
-		restart_pending = false;
+		m->last_begin_ns = m->now;
+		m->have_begun = true;
+		m->restart_pending = false;
 	}
-	next_action();
+	next_action(m);
 }
 
-void HND_Start(const HND_Target *t)
+static void start(HND_Machine *m, const HND_Target *t)
 {
-	int64_t now = mono_ns(), since;
+	int64_t now = m->now, since;
 
-	if (!busy) {
-		busy = true;
-		memset(&report, 0, sizeof(report));
-		chrony_period = t->old_period;
+	if (!m->busy) {
+		m->busy = true;
+		memset(&m->report, 0, sizeof(m->report));
+		m->chrony_period = t->old_period;
 		/* Recorded before vmclockd restarted: chronyd may have learned
 		 * from samples since, its first reading would not tell. */
-		anchor_known = t->anchor.valid && usable(t->anchor.period) &&
+		m->anchor_known = t->anchor.valid && usable(t->anchor.period) &&
 			       isfinite(t->anchor.freq_ppm);
-		anchor_period = t->anchor.period;
-		anchor_freq = t->anchor.freq_ppm;
-		anchor_recorded = anchor_known;
-		freq_fresh = false;
-		failures = 0;
-		delivered = false;
-		dfreq_pending = false;
-		settle_needed = false;
-		restart_pending = false;
-		start_ns = now;
+		m->anchor_period = t->anchor.period;
+		m->anchor_freq = t->anchor.freq_ppm;
+		m->anchor_recorded = m->anchor_known;
+		m->freq_fresh = false;
+		m->failures = 0;
+		m->delivered = false;
+		m->dfreq_pending = false;
+		m->settle_needed = false;
+		m->restart_pending = false;
+		m->start_ns = now;
 		if (t->in_doubt.valid && usable(t->in_doubt.from) && usable(t->in_doubt.to) &&
 		    isfinite(t->in_doubt.dfreq_ppm) && isfinite(t->in_doubt.freq_before_ppm)) {
 			/* Sent before a restart: resolved before anything else,
@@ -982,136 +991,142 @@ void HND_Start(const HND_Target *t)
 			    "vmclockd restarted: reading chronyd's frequency (%+.6f ppm before it) "
 			    "to tell whether it was applied", d->dfreq_ppm, d->marker,
 			    d->freq_before_ppm);
-			chrony_period = d->from;
+			m->chrony_period = d->from;
 			/* Recorded right before it was sent: chronyd was right
 			 * for from at freq_before (an anchor of its own). */
-			if (!anchor_known) {
-				anchor_known = true;
-				anchor_period = d->from;
-				anchor_freq = d->freq_before_ppm;
-				anchor_recorded = true;
+			if (!m->anchor_known) {
+				m->anchor_known = true;
+				m->anchor_period = d->from;
+				m->anchor_freq = d->freq_before_ppm;
+				m->anchor_recorded = true;
 			}
-			dfreq_pending = true;
-			dfreq_to = d->to;
-			dfreq_sent = d->dfreq_ppm;
-			f_before = d->freq_before_ppm;
-			f_after = apply_dfreq(f_before, dfreq_sent);
-			votes = 0;
-			verify_reads = 0;
-			settle_needed = true;
+			m->dfreq_pending = true;
+			m->dfreq_to = d->to;
+			m->dfreq_sent = d->dfreq_ppm;
+			m->f_before = d->freq_before_ppm;
+			m->f_after = apply_dfreq(m->f_before, m->dfreq_sent);
+			m->votes = 0;
+			m->verify_reads = 0;
+			m->settle_needed = true;
 		}
 	} else {
-		restart_pending = true;
+		m->restart_pending = true;
 	}
-	target = *t;
-	gen++;
-	reset_done = false;
-	doffset_done = false;
-	burst_done = false;
-	step_done = false;
-	step_refused = false;
-	refining = false;
-	report.have_offset = false;
-	report.doffset_skipped = false;
-	report.steps = 0;
-	report.step = 0.0;
-	report.residual = 0.0;
-	report.step_refused = false;
+	m->target = *t;
+	m->gen++;
+	m->reset_done = false;
+	m->doffset_done = false;
+	m->burst_done = false;
+	m->step_done = false;
+	m->step_refused = false;
+	m->refining = false;
+	m->report.have_offset = false;
+	m->report.doffset_skipped = false;
+	m->report.steps = 0;
+	m->report.step = 0.0;
+	m->report.residual = 0.0;
+	m->report.step_refused = false;
 
-	if (state != HND_IDLE)
+	if (m->state != HND_IDLE)
 		return; /* the request out, or the timer, leads to the next step */
 
 	/* Rate limit: a handover that begins within the hold-off of the last
 	 * one waits for it, and the hold-off doubles while markers flap. */
-	since = have_begun ? (now - last_begin_ns) / 1000000 : INT64_MAX;
-	if (since < holdoff_ms) {
-		arm(HND_HOLDOFF, holdoff_ms - since);
-		bump_holdoff();
+	since = m->have_begun ? (now - m->last_begin_ns) / 1000000 : INT64_MAX;
+	if (since < m->holdoff_ms) {
+		arm(m, HND_HOLDOFF, m->holdoff_ms - since);
+		bump_holdoff(m);
 		return;
 	}
-	if (since > timing.max_holdoff_ms)
-		holdoff_ms = timing.holdoff_ms;
-	/* From the loop, so that done() never runs inside HND_Start. */
-	arm(HND_HOLDOFF, 0);
+	if (since > m->timing.max_holdoff_ms)
+		m->holdoff_ms = m->timing.holdoff_ms;
+	/* From the loop, as one more event: nothing is sent from within
+	 * the caller's own handling of the disruption. */
+	arm(m, HND_HOLDOFF, 0);
 }
 
-int HND_Reconfigure(const char *chrony_cmd)
+static void chronyd_configured(HND_Machine *m, bool configured, bool changed)
 {
-	char *fresh = NULL;
-
-	if (chrony_cmd && *chrony_cmd && !(fresh = strdup(chrony_cmd)))
-		return -ENOMEM;
-	if ((!fresh && !cmd_path) || (fresh && cmd_path && !strcmp(fresh, cmd_path))) {
-		free(fresh);
-		return 0; /* same socket: whatever is in flight stays valid */
-	}
-	free(cmd_path);
-	cmd_path = fresh;
-	if (state == HND_REQUEST) {
+	m->chronyd = configured;
+	if (!changed)
+		return; /* same socket: whatever is in flight stays valid */
+	close_client(m);
+	if (m->state == HND_REQUEST) {
 		/* Cancelled in flight: chronyd may have it. */
-		in_doubt(step);
-		close_client();
-		arm(HND_SETTLE, timing.settle_ms);
-		settle_needed = false;
-		return 0;
+		in_doubt(m, m->step);
+		m->settle_needed = false;
+		arm(m, HND_SETTLE, m->timing.settle_ms);
 	}
-	close_client();
-	return 0;
 }
 
-int HND_Initialise(struct event_base *base, const char *chrony_cmd, const HND_Timing *t,
-		   const HND_Callbacks *callbacks)
+/* The write-ahead of a dfreq waited for, or a record of what is resolved. */
+static void recorded(HND_Machine *m, int r, const HND_Record *rec)
 {
-	ev_base = base;
-	timing = t ? *t : HND_DEFAULT_TIMING;
-	cb = *callbacks;
-	holdoff_ms = timing.holdoff_ms;
-	have_begun = false;
-	busy = false;
-	record_failing = false;
-	retry_wait = false;
-	failing_said = false;
-	state = HND_IDLE;
-	step = HND_STEP_NONE;
-	cmd_path = NULL;
-	client = NULL;
-	if (chrony_cmd && *chrony_cmd && !(cmd_path = strdup(chrony_cmd)))
-		return -ENOMEM;
-	timer_ev = evtimer_new(base, timer_cb, NULL);
-	if (!timer_ev) {
-		free(cmd_path);
-		cmd_path = NULL;
-		return -ENOMEM;
+	if (r == 0 && rec->anchor.valid)
+		m->anchor_recorded = true;
+	if (rec->in_doubt.valid && m->state == HND_RECORD)
+		dfreq_recorded(m, r);
+}
+
+HND_Machine *HND_New(const HND_Timing *timing, bool chronyd)
+{
+	HND_Machine *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return NULL;
+	m->timing = timing ? *timing : HND_DEFAULT_TIMING;
+	m->chronyd = chronyd;
+	m->holdoff_ms = m->timing.holdoff_ms;
+	m->state = HND_IDLE;
+	m->step = HND_STEP_NONE;
+	return m;
+}
+
+void HND_Free(HND_Machine *m)
+{
+	free(m);
+}
+
+void HND_Handle(HND_Machine *m, const HND_Event *ev, HND_Actions *out)
+{
+	out->n = 0;
+	m->out = out;
+	m->now = ev->now_ns;
+	switch (ev->type) {
+	case HND_EV_START:
+		start(m, &ev->u.start);
+		break;
+	case HND_EV_REPLY:
+		if (m->state == HND_REQUEST)
+			on_reply(m, &ev->u.reply);
+		break;
+	case HND_EV_TIMER:
+		if (m->state == HND_HOLDOFF || m->state == HND_BACKOFF || m->state == HND_SETTLE)
+			timer_expired(m);
+		break;
+	case HND_EV_OFFSET:
+		if (m->state == HND_MEASURE)
+			offset_measured(m, ev->u.offset.answer, ev->u.offset.offset_s);
+		break;
+	case HND_EV_RECORDED:
+		recorded(m, ev->u.recorded.result, &ev->u.recorded.record);
+		break;
+	case HND_EV_CHRONYD:
+		chronyd_configured(m, ev->u.chronyd.configured, ev->u.chronyd.changed);
+		break;
 	}
-	return 0;
+	m->out = NULL;
 }
 
-void HND_Finalise(void)
+bool HND_Busy(const HND_Machine *m)
 {
-	if (timer_ev)
-		event_free(timer_ev);
-	timer_ev = NULL;
-	close_client();
-	free(cmd_path);
-	cmd_path = NULL;
-	busy = false;
-	state = HND_IDLE;
+	return m->busy;
 }
 
-HND_State HND_GetState(void)
-{
-	return state;
-}
-
-bool HND_Busy(void)
-{
-	return busy;
-}
-
-bool HND_RetryWaiting(void)
+bool HND_RetryWaiting(const HND_Machine *m)
 {
 	/* No anchor is needed when no dfreq will be composed. */
-	return busy && retry_wait &&
-	       (anchor_recorded || !period_changes() ||
-		!believable(HND_DfreqPpm(chrony_period, target.new_period)));
+	return m->busy && m->retry_wait &&
+	       (m->anchor_recorded || !period_changes(m) ||
+		!believable(HND_DfreqPpm(m->chrony_period, m->target.new_period)));
 }

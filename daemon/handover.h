@@ -3,27 +3,36 @@
  * handover.h - hand chronyd a disruption: reset its sources, give it the
  * counter's exact frequency change and the step, exactly once.
  *
+ * A pure state machine in chrony's manner: HND_Handle() takes one event (a
+ * target to hand over, chronyd's answer to a request, the timer, an offset
+ * measured, the result of a write, the command socket reconfigured) with the
+ * monotonic time it happened at, and returns the actions to take (send this
+ * request, close the client, arm or disarm the timer, measure the offset,
+ * keep this record durably, the handover is done).  It does no I/O but its
+ * log lines: hnd_driver.c does the I/O, and tests drive it directly.
+ *
  * One handover at a time, the newest target wins: a new marker while one
  * runs (or while it waits to retry) replaces the target, and the next step
- * is computed from what chronyd is known to have applied.  The module owns
- * its command client, its timers and its retries.  What it knows is kept in
- * one place: the counter period chronyd's frequency is right for.  A dfreq
- * is sent only from that period to the target's, composed exactly (a ratio
- * of periods, never a sum of ppm), and never again while one is in doubt:
- * a dfreq whose answer was lost is resolved from chronyd's own frequency
- * (tracking, read twice after a settling delay) before anything else is
- * sent.  chronyd's frequency is read first (the anchor), and again before a
- * dfreq that follows a wait in which samples were fed: a frequency chronyd
- * learned from them moves the period it is right for, and the dfreq
- * composes onto what chronyd has then.  Handovers closer together than a hold-off (which doubles while
- * markers keep changing) are coalesced into one.
+ * is computed from what chronyd is known to have applied.  What it knows is
+ * kept in one place: the counter period chronyd's frequency is right for.  A
+ * dfreq is sent only from that period to the target's, composed exactly (a
+ * ratio of periods, never a sum of ppm), and never again while one is in
+ * doubt: a dfreq whose answer was lost is resolved from chronyd's own
+ * frequency (tracking, read twice after a settling delay) before anything
+ * else is sent.  chronyd's frequency is read first (the anchor), and again
+ * before a dfreq that follows a wait in which samples were fed: a frequency
+ * chronyd learned from them moves the period it is right for, and the dfreq
+ * composes onto what chronyd has then.  Handovers closer together than a
+ * hold-off (which doubles while markers keep changing) are coalesced into
+ * one.
  *
- * States: IDLE; HOLDOFF (a target waits for the rate limit); REQUEST (one
- * request out: tracking, reset, dfreq, doffset, makestep, burst, or verify,
- * the tracking read that resolves an unknown dfreq); BACKOFF (a step failed,
- * retry later; after max_failures the round failed, and HOLDOFF waits to try
- * the whole handover again); SETTLE (something sent may still land: wait before
- * verifying or resetting).  Return convention: 0 or a negative errno value.
+ * States: IDLE; HOLDOFF (a target waits for the rate limit, or a failed
+ * round waits to try again); REQUEST (one request out: tracking, reset,
+ * dfreq, doffset, makestep, burst, or verify, the tracking read that
+ * resolves an unknown dfreq); BACKOFF (a step failed, retry later); SETTLE
+ * (something sent may still land: wait before verifying or resetting);
+ * MEASURE (the offset for a doffset asked for); RECORD (a dfreq's
+ * write-ahead record asked for: it is sent only once that is durable).
  */
 #ifndef VMCLOCKD_HANDOVER_H
 #define VMCLOCKD_HANDOVER_H
@@ -31,7 +40,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct event_base;
+#include "chrony_client.h"
+#include "chrony_proto.h"
 
 /* A counter period as the page gives it: frac / 2^(64 + shift) seconds. */
 typedef struct {
@@ -67,6 +77,8 @@ typedef enum {
 	HND_REQUEST,
 	HND_BACKOFF,
 	HND_SETTLE,
+	HND_MEASURE,
+	HND_RECORD,
 } HND_State;
 
 typedef enum {
@@ -81,12 +93,11 @@ typedef enum {
 	HND_STEP_COUNT
 } HND_Step;
 
-const char *HND_StateName(HND_State state);
 const char *HND_StepName(HND_Step step);
 
 /* A dfreq that may be in chronyd (sent, not known to be applied or not):
  * what resolves it from chronyd's frequency, also after vmclockd restarted
- * (it is recorded before it is sent: see HND_Callbacks.record). */
+ * (it is recorded before it is sent: see HND_ACT_RECORD). */
 typedef struct {
 	bool valid;
 	uint64_t marker;        /* the target it was sent for */
@@ -204,51 +215,110 @@ typedef struct {
 
 extern const HND_Timing HND_DEFAULT_TIMING;
 
-typedef struct {
-	/* Device time minus system time now, s, measured on a page whose
-	 * marker is marker (the target's). */
-	HND_OffsetAnswer (*offset)(uint64_t marker, double *offset_s, void *arg);
-	/* Exactly once per handover, from the event loop, when it completed
-	 * (or gave up after HND_Timing.max_rounds, if not 0).  Else a handover
-	 * never gives up: a round of max_failures failed tries
-	 * (chronyd refusing, not answering, or not there) is logged once and
-	 * tried again at the hold-off cadence until it completes or a newer
-	 * target replaces it (see HND_RetryWaiting). */
-	void (*done)(const HND_Report *report, void *arg);
-	/* Optional: keep REC durably (it must survive a crash of vmclockd), 0
-	 * or a negative errno value.  Called before every dfreq is sent, with
-	 * the dfreq in in_doubt: the dfreq is sent only once this returned 0
-	 * (else it is retried like a failed step: a change a restart could
-	 * apply twice is worse than one delayed; at the last try the
-	 * handover goes on without it, as for a refused one, and the next
-	 * target tries again).  Called again, without
-	 * in_doubt, once it is known to be applied (its answer, or chronyd's
-	 * frequency) or to be unknowable; its failure then is harmless (the
-	 * old record resolves to the same). */
-	int (*record)(const HND_Record *rec, void *arg);
-	/* Optional: every change of state (tests, debugging). */
-	void (*state_changed)(HND_State state, HND_Step step, void *arg);
-	void *arg;
-} HND_Callbacks;
+/* ---- the machine ---------------------------------------------------------- */
 
-/* chrony_cmd: chronyd's command socket ("" or NULL: none, every handover
- * completes at once).  timing NULL: HND_DEFAULT_TIMING.  Copies both. */
-int HND_Initialise(struct event_base *base, const char *chrony_cmd, const HND_Timing *timing,
-		   const HND_Callbacks *callbacks);
-/* Cancels everything without a callback. */
-void HND_Finalise(void);
-/* A new command socket path (SIGHUP).  The same path keeps the client and
- * whatever it has in flight; another one closes it, and a dfreq or doffset
- * in flight then counts as unknown. */
-int HND_Reconfigure(const char *chrony_cmd);
-/* A disruption to hand over (the newest wins). */
-void HND_Start(const HND_Target *target);
-HND_State HND_GetState(void);
-bool HND_Busy(void);
+typedef struct HND_Machine HND_Machine;
+
+typedef enum {
+	/* A disruption to hand over (the newest wins). */
+	HND_EV_START = 0,
+	/* The answer to the last HND_ACT_SEND (never one to a request the
+	 * client was closed under: HND_ACT_CLOSE drops it). */
+	HND_EV_REPLY,
+	/* The timer armed by the last HND_ACT_ARM expired. */
+	HND_EV_TIMER,
+	/* The answer to HND_ACT_MEASURE. */
+	HND_EV_OFFSET,
+	/* The result of HND_ACT_RECORD (every one, in order). */
+	HND_EV_RECORDED,
+	/* chronyd's command socket was configured anew (SIGHUP). */
+	HND_EV_CHRONYD,
+} HND_EventType;
+
+typedef struct {
+	HND_EventType type;
+	int64_t now_ns; /* CLOCK_MONOTONIC when it happened */
+	union {
+		HND_Target start;
+		/* The client's result; the reply's data is valid when done. */
+		CCL_Result reply;
+		struct {
+			HND_OffsetAnswer answer;
+			double offset_s; /* device minus system time, s (OK) */
+		} offset;
+		struct {
+			int result;        /* 0, or a negative errno value */
+			HND_Record record; /* what was to be kept */
+		} recorded;
+		struct {
+			bool configured; /* a command socket at all */
+			bool changed;    /* another path: the client is closed */
+		} chronyd;
+	} u;
+} HND_Event;
+
+typedef enum {
+	/* Send the request (its answer is HND_EV_REPLY). */
+	HND_ACT_SEND = 0,
+	/* Close the command client, dropping any request in flight (its
+	 * answer never comes); the next send opens a fresh one. */
+	HND_ACT_CLOSE,
+	/* Arm the one timer (replacing any armed one): HND_EV_TIMER after ms. */
+	HND_ACT_ARM,
+	HND_ACT_DISARM,
+	/* Measure the offset on a page whose marker is marker: HND_EV_OFFSET. */
+	HND_ACT_MEASURE,
+	/* Keep record durably (it must survive a crash of vmclockd):
+	 * HND_EV_RECORDED with the result.  With a dfreq in in_doubt, that
+	 * dfreq is sent only once this succeeded (a change a restart could
+	 * apply twice is worse than one delayed; at the last try the handover
+	 * goes on without it, as for a refused one).  Without, it says the
+	 * dfreq is known to be applied or unknowable; its failure then is
+	 * harmless (the old record resolves to the same). */
+	HND_ACT_RECORD,
+	/* The handover completed (or gave up after HND_Timing.max_rounds, if
+	 * not 0): exactly once per handover. */
+	HND_ACT_DONE,
+} HND_ActionType;
+
+typedef struct {
+	HND_ActionType type;
+	union {
+		struct {
+			HND_Step step;
+			CPR_Packet request;
+			int timeout_ms, tries; /* CCL_Start's */
+		} send;
+		struct {
+			int64_t ms;
+			HND_State state; /* what the machine waits in */
+		} arm;
+		uint64_t measure_marker;
+		HND_Record record;
+		HND_Report done;
+	} u;
+} HND_Action;
+
+/* The most actions one event returns. */
+#define HND_MAX_ACTIONS 8
+
+typedef struct {
+	int n;
+	HND_Action a[HND_MAX_ACTIONS];
+} HND_Actions;
+
+/* A machine with no handover under way; chronyd: a command socket is
+ * configured (without one, every handover completes at once, with nothing
+ * sent).  timing NULL: HND_DEFAULT_TIMING.  NULL: out of memory. */
+HND_Machine *HND_New(const HND_Timing *timing, bool chronyd);
+void HND_Free(HND_Machine *m);
+/* Takes EV, fills OUT with the actions, in the order they are to be taken. */
+void HND_Handle(HND_Machine *m, const HND_Event *ev, HND_Actions *out);
+bool HND_Busy(const HND_Machine *m);
 /* A round failed and the handover waits to try again: nothing of it is in
  * flight, and the caller may feed samples meanwhile.  Not before chronyd's
  * frequency was read and recorded (the anchor): what chronyd learns from the
  * samples could not be told from what it had. */
-bool HND_RetryWaiting(void);
+bool HND_RetryWaiting(const HND_Machine *m);
 
 #endif /* VMCLOCKD_HANDOVER_H */

@@ -103,7 +103,7 @@
 
 #include "../daemon/chrony_proto.h"
 #include "../daemon/evbase.h"
-#include "../daemon/handover.h"
+#include "../daemon/hnd_driver.h"
 #include "../daemon/log.h"
 
 enum {
@@ -378,7 +378,7 @@ static void new_marker(void)
 	t.new_period = D.period[D.markers];
 	t.has_time = true;
 	t.step = !D.no_step;
-	HND_Start(&t);
+	HDR_Start(&t);
 }
 
 /* chronyd's frequency when right for the newest period. */
@@ -394,7 +394,7 @@ static double true_freq(void)
 /* What LEARN events are due, once samples are fed. */
 static void learn(void)
 {
-	for (; D.learn_pending > 0 && HND_RetryWaiting(); D.learn_pending--) {
+	for (; D.learn_pending > 0 && HDR_RetryWaiting(); D.learn_pending--) {
 		D.learned++;
 		D.freq = true_freq() + (D.freq - true_freq()) * D.learn_keep;
 	}
@@ -408,10 +408,10 @@ static void fire_events(void)
 
 		trace(event_names[e], " ");
 		if (e == RELOAD) {
-			ck_assert_int_eq(HND_Reconfigure(D.path[D.use_path]), 0);
+			ck_assert_int_eq(HDR_Reconfigure(D.path[D.use_path]), 0);
 		} else if (e == NEWPATH) {
 			D.use_path ^= 1;
-			ck_assert_int_eq(HND_Reconfigure(D.path[D.use_path]), 0);
+			ck_assert_int_eq(HDR_Reconfigure(D.path[D.use_path]), 0);
 		} else if (e == CRASH) {
 			crash();
 		} else if (e == MARKER) {
@@ -589,7 +589,7 @@ static void done_cb(const HND_Report *r, void *arg)
 	event_active(D.fire_ev, EV_TIMEOUT, 0);
 }
 
-static void state_cb(HND_State s, HND_Step step, void *arg)
+static void waiting_cb(HND_State s, void *arg)
 {
 	if (s == HND_HOLDOFF || s == HND_BACKOFF || s == HND_SETTLE) {
 		/* Time passes: chronyd slews half of its correction away. */
@@ -597,7 +597,7 @@ static void state_cb(HND_State s, HND_Step step, void *arg)
 		D.correction *= 0.5;
 		event_active(D.fire_ev, EV_TIMEOUT, 0);
 	}
-	if (HND_RetryWaiting()) {
+	if (HDR_RetryWaiting()) {
 		D.retry_waits++;
 		D.done_at_retry_wait += D.done_calls;
 		learn();
@@ -610,8 +610,8 @@ static HND_Period scaled(HND_Period p, double ppm)
 	return p;
 }
 
-static const HND_Callbacks module_cbs = {
-	.offset = offset_cb, .done = done_cb, .record = record_cb, .state_changed = state_cb,
+static const HDR_Callbacks module_cbs = {
+	.offset = offset_cb, .done = done_cb, .record = record_cb, .waiting = waiting_cb,
 };
 
 /* vmclockd killed and started again: what it had in memory is gone (its
@@ -621,8 +621,8 @@ static const HND_Callbacks module_cbs = {
 static void crash(void)
 {
 	D.crashes++;
-	HND_Finalise();
-	ck_assert_int_eq(HND_Initialise(D.base, D.path[D.use_path], &fast, &module_cbs), 0);
+	HDR_Finalise();
+	ck_assert_int_eq(HDR_Initialise(D.base, D.path[D.use_path], &fast, &module_cbs), 0);
 	if (D.disk_marker != (uint64_t)D.markers || D.disk_doubt.valid) {
 		HND_Target t = {
 			.marker = (uint64_t)D.markers, .old_period = D.disk_period,
@@ -630,7 +630,7 @@ static void crash(void)
 			.step = !D.no_step, .in_doubt = D.disk_doubt, .anchor = D.disk_anchor,
 		};
 
-		HND_Start(&t);
+		HDR_Start(&t);
 	} else {
 		/* Nothing to hand over: faults left find no request, the
 		 * events after them happen now. */
@@ -666,7 +666,7 @@ static void setup(const int *script, int len)
 	}
 	D.disk_marker = 0;
 	D.disk_period = D.period[0];
-	ck_assert_int_eq(HND_Initialise(D.base, D.path[0], &fast, &module_cbs), 0);
+	ck_assert_int_eq(HDR_Initialise(D.base, D.path[0], &fast, &module_cbs), 0);
 }
 
 /* setup() with rounds of MAX_FAILURES tries (0: fast's). */
@@ -677,8 +677,8 @@ static void setup_rounds(const int *script, int len, int max_failures)
 	setup(script, len);
 	if (max_failures > 0) {
 		few.max_failures = max_failures;
-		HND_Finalise();
-		ck_assert_int_eq(HND_Initialise(D.base, D.path[0], &few, &module_cbs), 0);
+		HDR_Finalise();
+		ck_assert_int_eq(HDR_Initialise(D.base, D.path[0], &few, &module_cbs), 0);
 	}
 }
 
@@ -709,11 +709,11 @@ static void run(void)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		/* Faults left over found no request to apply to. */
-		if (!HND_Busy() && !externals_left() && landed() && D.done_calls > 0)
+		if (!HDR_Busy() && !externals_left() && landed() && D.done_calls > 0)
 			break;
 		/* A request held back with nothing after it lands at last, late:
 		 * the module must have allowed for that too. */
-		if (!HND_Busy() && !externals_left() && D.done_calls > 0 && D.have_held) {
+		if (!HDR_Busy() && !externals_left() && D.done_calls > 0 && D.have_held) {
 			Req late = D.held;
 
 			D.have_held = false;
@@ -729,7 +729,7 @@ static void run(void)
 
 static void teardown(void)
 {
-	HND_Finalise();
+	HDR_Finalise();
 	for (int i = 0; i < D.n_delayed; i++) {
 		event_free(D.delayed[i]->ev);
 		free(D.delayed[i]);
@@ -1091,7 +1091,7 @@ START_TEST(chronyd_absent_then_present)
 	while (D.retry_waits < 3 && D.done_calls == 0)
 		event_base_loop(D.base, EVLOOP_ONCE);
 	ck_assert_int_eq(D.done_calls, 0);
-	ck_assert(HND_Busy());
+	ck_assert(HDR_Busy());
 	ck_assert(!D.disk_period.valid); /* a restart now composes no dfreq */
 	bind_sockets();
 	while (D.done_calls == 0)
@@ -1170,12 +1170,12 @@ START_TEST(flapping_markers)
 		t.marker = 100 + (uint64_t)changes;
 		D.page_marker = t.marker;
 		t.new_period = D.period[D.markers];
-		HND_Start(&t);
+		HDR_Start(&t);
 		changes++;
 	}
 	for (;;) {
 		event_base_loop(D.base, EVLOOP_ONCE);
-		if (!HND_Busy() && landed())
+		if (!HDR_Busy() && landed())
 			break;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		ck_assert(now.tv_sec - t0.tv_sec < 20);
@@ -1205,7 +1205,7 @@ START_TEST(page_without_time)
 
 	setup(script, 0);
 	D.page_marker = t.marker;
-	HND_Start(&t);
+	HDR_Start(&t);
 	while (D.done_calls == 0)
 		event_base_loop(D.base, EVLOOP_ONCE);
 	ck_assert(D.last.ok);
@@ -1229,7 +1229,7 @@ START_TEST(absurd_dfreq_not_sent)
 	ck_assert(HND_DfreqPpm(p0, doubled) < -HND_MAX_DFREQ_PPM);
 	setup(script, 0);
 	D.page_marker = t.marker;
-	HND_Start(&t);
+	HDR_Start(&t);
 	while (D.done_calls == 0)
 		event_base_loop(D.base, EVLOOP_ONCE);
 	ck_assert(D.last.ok);
@@ -1253,7 +1253,7 @@ START_TEST(large_dfreq_within_limit_sent)
 
 	setup(script, 0);
 	D.page_marker = t.marker;
-	HND_Start(&t);
+	HDR_Start(&t);
 	while (D.done_calls == 0)
 		event_base_loop(D.base, EVLOOP_ONCE);
 	ck_assert(D.last.ok);
@@ -1304,7 +1304,7 @@ START_TEST(doffset_skipped_marker_moved_on)
 	t.old_period = D.period[0];
 	t.new_period = D.period[1];
 	D.page_marker = 8;
-	HND_Start(&t);
+	HDR_Start(&t);
 	while (D.done_calls == 0)
 		event_base_loop(D.base, EVLOOP_ONCE);
 	ck_assert(D.last.ok);

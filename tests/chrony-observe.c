@@ -36,7 +36,7 @@
 #include <event2/event.h>
 
 #include "../daemon/evbase.h"
-#include "../daemon/handover.h"
+#include "../daemon/hnd_driver.h"
 #include "../daemon/log.h"
 #include "chrony_blocking.h"
 
@@ -246,7 +246,7 @@ static HND_Period period_for(double dfreq_ppm)
 static int handover(const char *sock, const char *spec, long repeats, int timeout_ms)
 {
 	HND_Timing timing = HND_DEFAULT_TIMING;
-	HND_Callbacks cbs;
+	HDR_Callbacks cbs;
 	HND_Target t;
 	HandoverRun h;
 	char *end;
@@ -272,8 +272,8 @@ static int handover(const char *sock, const char *spec, long repeats, int timeou
 	timing.max_holdoff_ms = 0;
 	timing.max_failures = 1;
 	timing.max_rounds = 1; /* one try, its failure reported */
-	cbs = (HND_Callbacks){ .offset = fixed_offset, .done = handover_done, .arg = &h };
-	r = HND_Initialise(h.base, sock, &timing, &cbs);
+	cbs = (HDR_Callbacks){ .offset = fixed_offset, .done = handover_done, .arg = &h };
+	r = HDR_Initialise(h.base, sock, &timing, &cbs);
 	if (r < 0) {
 		fprintf(stderr, "chrony-observe: %s: %s\n", sock, strerror(-r));
 		return 1;
@@ -286,7 +286,7 @@ static int handover(const char *sock, const char *spec, long repeats, int timeou
 		t.new_period = period_for(dfreq);
 		t.has_time = true;
 		h.done = 0;
-		HND_Start(&t);
+		HDR_Start(&t);
 		event_base_dispatch(h.base);
 		if (!h.done) {
 			rc = 1;
@@ -308,7 +308,7 @@ static int handover(const char *sock, const char *spec, long repeats, int timeou
 		       h.report.datagrams);
 	}
 
-	HND_Finalise();
+	HDR_Finalise();
 	event_base_free(h.base);
 	LOG_Finalise();
 	return rc;
