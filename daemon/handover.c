@@ -189,9 +189,32 @@ struct HND_Machine {
 	int64_t last_begin_ns;
 	bool have_begun;
 	int holdoff_ms;
+
+	/* What chronyd has been handed (HND_Record), as it stands: kept by
+	 * the driver at each HND_ACT_RECORD.  dirty: changed since (a
+	 * generation, a period), kept at the next page a second after the
+	 * last write; unsaved: the last write failed, tried again the same
+	 * way.  period_kept: the period last kept when idle. */
+	HND_Record rec;
+	bool started; /* the first page was seen */
+	HND_Record kept; /* at start, for the first page */
+	bool dirty, unsaved;
+	int64_t last_write_ns, last_period_write_ns;
+	HND_Period period_kept;
+	/* The page's generation while a handover is under way. */
+	uint64_t target_gen;
+	/* The next page is another device's; the epoch's handover heads for
+	 * epoch_period. */
+	bool source_changed;
+	HND_Period epoch_period;
+	/* The offset last measured under the handled marker: the step is
+	 * measured from it when the marker changes. */
+	bool have_offset;
+	int64_t last_offset_ns;
 };
 
 static void next_action(HND_Machine *m);
+static void write_record(HND_Machine *m);
 static void record_resolved(HND_Machine *m);
 
 static void bump_holdoff(HND_Machine *m)
@@ -318,6 +341,8 @@ static void complete(HND_Machine *m, bool ok, HND_Step failed, int error, const 
 	}
 	m->report.chrony_period = m->chrony_period;
 	m->report.duration_ns = m->now - m->start_ns;
+	m->report.generation = m->target_gen;
+	m->report.period_after = m->target.new_period;
 	if (m->failing_said)
 		LOG(LOGS_INFO, "disruption %" PRIu64 " handed over to chronyd after %d failed "
 		    "round%s", m->target.marker, m->report.failed_rounds,
@@ -328,6 +353,19 @@ static void complete(HND_Machine *m, bool ok, HND_Step failed, int error, const 
 	m->dfreq_pending = false;
 	m->settle_needed = false;
 	set_state(m, HND_IDLE, HND_STEP_NONE);
+	/* Handled: chronyd is taken to be right for the target's period from
+	 * now on (its samples teach it what a refused or unsent dfreq did
+	 * not), and nothing is in doubt. */
+	m->rec.valid = true;
+	m->rec.marker = m->target.marker;
+	m->rec.generation = m->target_gen;
+	m->rec.chrony_period = m->target.new_period;
+	m->rec.anchor.valid = false;
+	m->rec.in_doubt.valid = false;
+	m->period_kept = m->rec.chrony_period;
+	m->last_period_write_ns = m->now;
+	m->have_offset = false;
+	write_record(m);
 	act(m, HND_ACT_DONE)->u.done = m->report;
 }
 
@@ -402,19 +440,23 @@ static HND_Anchor anchor_now(HND_Machine *m)
 			     .freq_ppm = m->anchor_freq };
 }
 
-/* REC to be kept durably; its result comes back as HND_EV_RECORDED. */
-static void record(HND_Machine *m, const HND_Record *rec)
+/* The record as it stands, to be kept durably; the result comes back as
+ * HND_EV_RECORDED. */
+static void write_record(HND_Machine *m)
 {
-	act(m, HND_ACT_RECORD)->u.record = *rec;
+	m->dirty = false;
+	m->last_write_ns = m->now;
+	act(m, HND_ACT_RECORD)->u.record = m->rec;
 }
 
 /* The period chronyd is right for, with no dfreq in doubt, for a restart.
  * A failure leaves the record of the dfreq, which resolves to the same. */
 static void record_resolved(HND_Machine *m)
 {
-	HND_Record rec = { .chrony_period = m->chrony_period, .anchor = anchor_now(m) };
-
-	record(m, &rec);
+	m->rec.chrony_period = m->chrony_period;
+	m->rec.anchor = anchor_now(m);
+	m->rec.in_doubt.valid = false;
+	write_record(m);
 }
 
 /* chronyd's frequency when right for P, by the anchor. */
@@ -797,7 +839,6 @@ static void offset_measured(HND_Machine *m, HND_OffsetAnswer answer, double o)
 static void send_step(HND_Machine *m, HND_Step s)
 {
 	CPR_Packet p;
-	HND_Record rec;
 
 	switch (s) {
 	case HND_STEP_RESET:
@@ -815,14 +856,13 @@ static void send_step(HND_Machine *m, HND_Step s)
 		m->f_before = m->freq_now;
 		m->f_after = apply_dfreq(m->f_before, m->sending_dfreq);
 		/* Written ahead: sent once it is kept (dfreq_recorded). */
-		rec = (HND_Record){
-			.chrony_period = m->chrony_period,
-			.anchor = anchor_now(m),
-			.in_doubt = { .valid = true, .marker = m->target.marker,
-				      .from = m->chrony_period, .to = m->sending_to,
-				      .dfreq_ppm = m->sending_dfreq, .freq_before_ppm = m->f_before },
-		};
-		record(m, &rec);
+		m->rec.chrony_period = m->chrony_period;
+		m->rec.anchor = anchor_now(m);
+		m->rec.in_doubt = (HND_Dfreq){ .valid = true, .marker = m->target.marker,
+					       .from = m->chrony_period, .to = m->sending_to,
+					       .dfreq_ppm = m->sending_dfreq,
+					       .freq_before_ppm = m->f_before };
+		write_record(m);
 		wait_for(m, HND_RECORD, s);
 		return;
 	case HND_STEP_DOFFSET:
@@ -1059,21 +1099,192 @@ static void chronyd_configured(HND_Machine *m, bool configured, bool changed)
 	}
 }
 
-/* The write-ahead of a dfreq waited for, or a record of what is resolved. */
+/* A write of the record: the dfreq's write-ahead waited for, or any other.
+ * One that failed is tried again (dirty); a failed write-ahead leaves the
+ * dfreq unsent, so the record no longer holds it. */
 static void recorded(HND_Machine *m, int r, const HND_Record *rec)
 {
+	m->unsaved = r < 0;
+	if (r < 0)
+		m->dirty = true;
 	if (r == 0 && rec->anchor.valid)
 		m->anchor_recorded = true;
-	if (rec->in_doubt.valid && m->state == HND_RECORD)
+	if (!rec->in_doubt.valid)
+		return;
+	if (r < 0 && m->rec.in_doubt.valid && m->rec.in_doubt.marker == rec->in_doubt.marker &&
+	    m->rec.in_doubt.dfreq_ppm == rec->in_doubt.dfreq_ppm)
+		m->rec.in_doubt.valid = false;
+	if (m->state == HND_RECORD)
 		dfreq_recorded(m, r);
 }
 
-HND_Machine *HND_New(const HND_Timing *timing, bool chronyd)
+/* A new marker on PAGE (or a new device's first page): a handover of it
+ * begins, or the one under way heads for it.  WHILE_DOWN: found at start,
+ * against the record kept. */
+static void begin(HND_Machine *m, const HND_Event *page, bool while_down)
+{
+	uint64_t marker = page->u.page.marker;
+	uint64_t old = m->busy ? m->target.marker : m->rec.marker;
+	HND_Period before = m->busy ? m->target.new_period : m->rec.chrony_period;
+	HND_Action *a;
+	HND_Target t = {
+		.marker = marker,
+		.old_period = m->rec.chrony_period,
+		.new_period = m->source_changed ? m->epoch_period : page->u.page.period,
+		.has_time = page->u.page.period.valid,
+		.step = page->u.page.step,
+	};
+	bool fresh = !m->busy || m->source_changed;
+	bool step_known = page->u.page.period.valid && page->u.page.have_offset && m->have_offset &&
+			  !while_down && !m->source_changed;
+
+	if (!m->busy && while_down) {
+		/* Kept before vmclockd stopped: the first handover starts from
+		 * them (one under way knows better). */
+		t.in_doubt = m->rec.in_doubt;
+		t.anchor = m->rec.anchor;
+	}
+	a = act(m, HND_ACT_DISRUPTION);
+	a->u.disruption.old_marker = old;
+	a->u.disruption.new_marker = marker;
+	a->u.disruption.period_before = m->source_changed ? (HND_Period){ .valid = false } : before;
+	a->u.disruption.period_after = page->u.page.period;
+	a->u.disruption.source_changed = m->source_changed;
+	start(m, &t);
+	m->target_gen = page->u.page.generation;
+	if (fresh) {
+		/* A new record of it; a new device starts one of its own (its
+		 * markers are not compared with the old one's). */
+		m->report.old_marker = m->source_changed ? marker : old;
+		m->report.first_marker = marker;
+		m->report.marker_changes = 0;
+		m->report.while_down = while_down;
+		m->report.source_changed = m->source_changed;
+		m->report.period_before = m->source_changed ? (HND_Period){ .valid = false } : before;
+	}
+	if (!m->source_changed && marker != old)
+		m->report.marker_changes++;
+	m->report.step_known = step_known;
+	m->report.step_ns = step_known ? page->u.page.offset_ns - m->last_offset_ns : 0;
+	m->source_changed = false;
+}
+
+/* Keeps what changed, a second after the last write (or a failed one). */
+static void keep_soon(HND_Machine *m)
+{
+	if (m->dirty && m->now - m->last_write_ns >= (int64_t)HND_SAVE_RETRY_S * 1000000000)
+		write_record(m);
+}
+
+static void page(HND_Machine *m, const HND_Event *ev)
+{
+	uint64_t marker = ev->u.page.marker, gen = ev->u.page.generation;
+	HND_Period period = ev->u.page.period;
+
+	if (!m->started) {
+		m->started = true;
+		if (!m->kept.valid) {
+			/* Nothing kept: this page is the handled one. */
+			m->rec = (HND_Record){ .valid = true, .marker = marker, .generation = gen,
+					       .chrony_period = period };
+			m->period_kept = period;
+			m->last_period_write_ns = m->now;
+			write_record(m);
+			return;
+		}
+		m->rec = m->kept;
+		m->period_kept = m->rec.chrony_period;
+		m->last_period_write_ns = m->now;
+		if (marker != m->rec.marker) {
+			begin(m, ev, true);
+			return;
+		}
+		if (m->rec.in_doubt.valid) {
+			/* The page went back to the handled marker, yet a dfreq
+			 * sent for another may be in chronyd: resolved by a
+			 * handover of this one. */
+			LOG(LOGS_WARN, "a dfreq for disruption %" PRIu64 " may have been applied "
+			    "before vmclockd stopped, and the page shows marker %" PRIu64 " again",
+			    m->rec.in_doubt.marker, marker);
+			begin(m, ev, true);
+			return;
+		}
+		/* Back at the handled marker: the handover the anchor was read
+		 * for is moot. */
+		m->rec.anchor.valid = false;
+	}
+	if (m->source_changed || marker != (m->busy ? m->target.marker : m->rec.marker)) {
+		begin(m, ev, false);
+		return;
+	}
+	if (ev->u.page.generation_present && gen != HND_CurrentGeneration(m)) {
+		HND_Action *a = act(m, HND_ACT_RESTORE);
+
+		a->u.restore.old_generation = HND_CurrentGeneration(m);
+		a->u.restore.new_generation = gen;
+		a->u.restore.marker = marker;
+		if (m->busy) {
+			m->target_gen = gen;
+		} else {
+			m->rec.generation = gen;
+			m->dirty = true;
+		}
+	}
+	if (!m->busy && period.valid) {
+		/* The host refines the period: kept current, so that a
+		 * disruption while vmclockd is down still gets an exact dfreq. */
+		m->rec.chrony_period = period;
+		if (!usable(m->period_kept) ||
+		    (fabs(HND_DfreqPpm(m->period_kept, period)) > HND_PERIOD_RESAVE_PPM &&
+		     m->now - m->last_period_write_ns >= (int64_t)HND_PERIOD_RESAVE_S * 1000000000)) {
+			m->period_kept = period;
+			m->last_period_write_ns = m->now;
+			m->dirty = true;
+		}
+	}
+	if (!m->busy && ev->u.page.have_offset) {
+		m->have_offset = true;
+		m->last_offset_ns = ev->u.page.offset_ns;
+	}
+	keep_soon(m);
+}
+
+/* The next page is another device's: its periods and offsets are unrelated
+ * to the old one's, so no dfreq and no step is computed across them.  A
+ * handover under way for the old device still owes chronyd that device's
+ * frequency change: the new epoch's handover heads for the same period, so
+ * that change is delivered once and nothing is added for the device change;
+ * with none under way, no period and so no dfreq at all. */
+static void source_changed(HND_Machine *m)
+{
+	if (!m->started)
+		return; /* nothing to forget */
+	m->source_changed = true;
+	m->epoch_period = m->busy ? m->target.new_period : (HND_Period){ .valid = false };
+	m->rec.chrony_period.valid = false;
+	m->have_offset = false;
+}
+
+static void stop(HND_Machine *m)
+{
+	if (m->dirty || m->unsaved || (!m->busy && m->started &&
+				       !same_period(m->period_kept, m->rec.chrony_period)))
+		write_record(m);
+}
+
+HND_Machine *HND_New(const HND_Timing *timing, bool chronyd, const HND_Record *kept)
 {
 	HND_Machine *m = calloc(1, sizeof(*m));
 
 	if (!m)
 		return NULL;
+	if (kept && kept->valid) {
+		m->kept = *kept;
+		/* What cannot be composed from is not known. */
+		m->kept.chrony_period.valid = usable(kept->chrony_period);
+		m->kept.anchor.valid = kept->anchor.valid && usable(kept->anchor.period) &&
+				       isfinite(kept->anchor.freq_ppm);
+	}
 	m->timing = timing ? *timing : HND_DEFAULT_TIMING;
 	m->chronyd = chronyd;
 	m->holdoff_ms = m->timing.holdoff_ms;
@@ -1114,6 +1325,15 @@ void HND_Handle(HND_Machine *m, const HND_Event *ev, HND_Actions *out)
 	case HND_EV_CHRONYD:
 		chronyd_configured(m, ev->u.chronyd.configured, ev->u.chronyd.changed);
 		break;
+	case HND_EV_PAGE:
+		page(m, ev);
+		break;
+	case HND_EV_SOURCE_CHANGED:
+		source_changed(m);
+		break;
+	case HND_EV_STOP:
+		stop(m);
+		break;
 	}
 	m->out = NULL;
 }
@@ -1121,6 +1341,26 @@ void HND_Handle(HND_Machine *m, const HND_Event *ev, HND_Actions *out)
 bool HND_Busy(const HND_Machine *m)
 {
 	return m->busy;
+}
+
+const HND_Record *HND_GetRecord(const HND_Machine *m)
+{
+	return &m->rec;
+}
+
+bool HND_Unsaved(const HND_Machine *m)
+{
+	return m->unsaved;
+}
+
+bool HND_Withholding(const HND_Machine *m)
+{
+	return m->busy && !HND_RetryWaiting(m);
+}
+
+uint64_t HND_CurrentGeneration(const HND_Machine *m)
+{
+	return m->busy ? m->target_gen : m->rec.generation;
 }
 
 bool HND_RetryWaiting(const HND_Machine *m)

@@ -119,9 +119,17 @@ typedef struct {
 	double freq_ppm;
 } HND_Anchor;
 
-/* What must outlive vmclockd for a restart to neither repeat nor lose a
- * frequency change. */
+/* What chronyd has been handed, the one record of it: what must outlive
+ * vmclockd for a restart to neither repeat nor lose a change.  The machine
+ * owns it and hands it out to be kept (HND_ACT_RECORD) whenever it changes;
+ * at start it takes back what was kept (HND_New). */
 typedef struct {
+	/* A marker was handled (else nothing else here is known). */
+	bool valid;
+	/* The last disruption handed over, and the VM generation counter
+	 * under it. */
+	uint64_t marker;
+	uint64_t generation;
 	/* The period chronyd's frequency is right for; !valid: not known. */
 	HND_Period chrony_period;
 	/* valid: the handover's anchor, recorded before samples are fed to
@@ -186,6 +194,21 @@ typedef struct {
 	int failed_rounds;    /* rounds of max_failures tries that failed */
 	int64_t duration_ns;
 	int64_t rtt_ns[HND_STEP_COUNT]; /* last round trip of each step */
+	/* The disruption it handled, for its one journal record (pages seen
+	 * through HND_EV_PAGE; a target started directly has only marker):
+	 * the marker chronyd was right for before, the first one seen after
+	 * it, how many marker changes the pages showed (faster than a
+	 * handover completes: coalesced into one), whether it began while
+	 * vmclockd was down or with another device, the generation, the step
+	 * the page's offset made (step_known), and the counter periods before
+	 * and after (each !valid when not known). */
+	uint64_t old_marker, first_marker;
+	unsigned long marker_changes;
+	bool while_down, source_changed;
+	uint64_t generation;
+	bool step_known;
+	int64_t step_ns;
+	HND_Period period_before, period_after;
 	/* When !ok: */
 	HND_Step failed_step;
 	int error;            /* errno value */
@@ -231,6 +254,15 @@ typedef enum {
 	HND_EV_OFFSET,
 	/* The result of HND_ACT_RECORD (every one, in order). */
 	HND_EV_RECORDED,
+	/* A page copy, each tick: a new marker starts a handover (the first
+	 * page after start compares with the record kept); the rest keeps
+	 * the record current. */
+	HND_EV_PAGE,
+	/* The next page is another device's: a new epoch (handed over like a
+	 * disruption, with no frequency change or step across the two). */
+	HND_EV_SOURCE_CHANGED,
+	/* vmclockd stops: what the record has not kept yet is kept now. */
+	HND_EV_STOP,
 	/* chronyd's command socket was configured anew (SIGHUP). */
 	HND_EV_CHRONYD,
 } HND_EventType;
@@ -254,6 +286,21 @@ typedef struct {
 			bool configured; /* a command socket at all */
 			bool changed;    /* another path: the client is closed */
 		} chronyd;
+		struct {
+			uint64_t marker;
+			uint64_t generation;
+			bool generation_present; /* the page's flag says it counts */
+			/* The counter period when the page carries time (the
+			 * library's predicate), else !valid. */
+			HND_Period period;
+			/* The offset measured on this copy (device minus
+			 * system time), if one was. */
+			bool have_offset;
+			int64_t offset_ns;
+			/* A handover this page starts has chronyd step its
+			 * clock (the handover-step setting). */
+			bool step;
+		} page;
 	} u;
 } HND_Event;
 
@@ -277,8 +324,13 @@ typedef enum {
 	 * harmless (the old record resolves to the same). */
 	HND_ACT_RECORD,
 	/* The handover completed (or gave up after HND_Timing.max_rounds, if
-	 * not 0): exactly once per handover. */
+	 * not 0): exactly once per handover.  Taken after the record of it. */
 	HND_ACT_DONE,
+	/* A page showed a new marker (each change; the handover's record of
+	 * them is its report). */
+	HND_ACT_DISRUPTION,
+	/* The page's VM generation counter changed: restored or cloned. */
+	HND_ACT_RESTORE,
 } HND_ActionType;
 
 typedef struct {
@@ -296,11 +348,30 @@ typedef struct {
 		uint64_t measure_marker;
 		HND_Record record;
 		HND_Report done;
+		struct {
+			uint64_t old_marker, new_marker;
+			HND_Period period_before, period_after;
+			bool source_changed;
+		} disruption;
+		struct {
+			uint64_t old_generation, new_generation, marker;
+		} restore;
 	} u;
 } HND_Action;
 
 /* The most actions one event returns. */
 #define HND_MAX_ACTIONS 8
+
+/* A failed keeping of the record is tried again this often (at the next
+ * page after it); a changed generation or a drifting period is kept at most
+ * this often (the latest values always), and at HND_EV_STOP. */
+#define HND_SAVE_RETRY_S 1
+/* A drifting counter period (the host refines it) is kept again when it
+ * moved further than this from the kept one, at most every
+ * HND_PERIOD_RESAVE_S, so that a disruption while vmclockd is down still
+ * gets an exact dfreq. */
+#define HND_PERIOD_RESAVE_PPM 0.001
+#define HND_PERIOD_RESAVE_S 60
 
 typedef struct {
 	int n;
@@ -309,12 +380,26 @@ typedef struct {
 
 /* A machine with no handover under way; chronyd: a command socket is
  * configured (without one, every handover completes at once, with nothing
- * sent).  timing NULL: HND_DEFAULT_TIMING.  NULL: out of memory. */
-HND_Machine *HND_New(const HND_Timing *timing, bool chronyd);
+ * sent).  timing NULL: HND_DEFAULT_TIMING.  kept: the record kept before
+ * (NULL or !valid: none; the first page is then adopted as handled).  NULL:
+ * out of memory. */
+HND_Machine *HND_New(const HND_Timing *timing, bool chronyd, const HND_Record *kept);
 void HND_Free(HND_Machine *m);
 /* Takes EV, fills OUT with the actions, in the order they are to be taken. */
 void HND_Handle(HND_Machine *m, const HND_Event *ev, HND_Actions *out);
 bool HND_Busy(const HND_Machine *m);
+/* The record as the machine holds it (kept or not yet). */
+const HND_Record *HND_GetRecord(const HND_Machine *m);
+/* The last keeping of the record failed: it is tried again every
+ * HND_SAVE_RETRY_S (at the next page after that), and what is kept is older
+ * than what HND_GetRecord says. */
+bool HND_Unsaved(const HND_Machine *m);
+/* Samples must be withheld: a handover is under way (and is not waiting
+ * between failed rounds with samples allowed, HND_RetryWaiting). */
+bool HND_Withholding(const HND_Machine *m);
+/* The generation counter the machine knows (the target's during a
+ * handover, else the handled one's). */
+uint64_t HND_CurrentGeneration(const HND_Machine *m);
 /* A round failed and the handover waits to try again: nothing of it is in
  * flight, and the caller may feed samples meanwhile.  Not before chronyd's
  * frequency was read and recorded (the anchor): what chronyd learns from the

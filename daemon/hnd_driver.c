@@ -37,20 +37,19 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void handle(HND_Event *ev);
 
 static void on_reply(const CCL_Result *r, void *arg)
 {
 	HND_Event ev = { .type = HND_EV_REPLY, .u.reply = *r };
 
-	handle(&ev);
+	HDR_Handle(&ev);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	HND_Event ev = { .type = HND_EV_TIMER };
 
-	handle(&ev);
+	HDR_Handle(&ev);
 }
 
 /* A request that could not be sent: failed, as chronyd never had it. */
@@ -62,7 +61,7 @@ static void not_sent(int error)
 	ev.u.reply.error = error;
 	ev.u.reply.status = -1;
 	ev.u.reply.reason = strerror(error);
-	handle(&ev);
+	HDR_Handle(&ev);
 }
 
 static void send_request(const HND_Action *a)
@@ -108,22 +107,27 @@ static void take(const HND_Action *a)
 		ev.u.offset.answer = cb.offset ? cb.offset(a->u.measure_marker, &ev.u.offset.offset_s,
 							   cb.arg)
 					       : HND_OFFSET_RETRY;
-		handle(&ev);
+		HDR_Handle(&ev);
 		break;
 	case HND_ACT_RECORD:
 		ev.type = HND_EV_RECORDED;
 		ev.u.recorded.record = a->u.record;
 		ev.u.recorded.result = cb.record ? cb.record(&a->u.record, cb.arg) : 0;
-		handle(&ev);
+		HDR_Handle(&ev);
 		break;
 	case HND_ACT_DONE:
 		if (cb.done)
 			cb.done(&a->u.done, cb.arg);
 		break;
+	case HND_ACT_DISRUPTION:
+	case HND_ACT_RESTORE:
+		if (cb.seen)
+			cb.seen(a, cb.arg);
+		break;
 	}
 }
 
-static void handle(HND_Event *ev)
+void HDR_Handle(HND_Event *ev)
 {
 	HND_Actions acts;
 	unsigned mine = incarnation;
@@ -140,7 +144,7 @@ void HDR_Start(const HND_Target *t)
 {
 	HND_Event ev = { .type = HND_EV_START, .u.start = *t };
 
-	handle(&ev);
+	HDR_Handle(&ev);
 }
 
 int HDR_Reconfigure(const char *chrony_cmd)
@@ -155,12 +159,12 @@ int HDR_Reconfigure(const char *chrony_cmd)
 				 (fresh && cmd_path && !strcmp(fresh, cmd_path)));
 	free(cmd_path);
 	cmd_path = fresh;
-	handle(&ev);
+	HDR_Handle(&ev);
 	return 0;
 }
 
 int HDR_Initialise(struct event_base *base, const char *chrony_cmd, const HND_Timing *timing,
-		   const HDR_Callbacks *callbacks)
+		   const HND_Record *kept, const HDR_Callbacks *callbacks)
 {
 	ev_base = base;
 	cb = *callbacks;
@@ -169,7 +173,7 @@ int HDR_Initialise(struct event_base *base, const char *chrony_cmd, const HND_Ti
 	if (chrony_cmd && *chrony_cmd && !(cmd_path = strdup(chrony_cmd)))
 		return -ENOMEM;
 	timer_ev = evtimer_new(base, timer_cb, NULL);
-	machine = HND_New(timing, cmd_path != NULL);
+	machine = HND_New(timing, cmd_path != NULL, kept);
 	if (!timer_ev || !machine) {
 		HDR_Finalise();
 		return -ENOMEM;
@@ -189,6 +193,11 @@ void HDR_Finalise(void)
 	HND_Free(machine);
 	machine = NULL;
 	incarnation++;
+}
+
+const HND_Machine *HDR_Machine(void)
+{
+	return machine;
 }
 
 bool HDR_Busy(void)

@@ -28,6 +28,8 @@ typedef struct {
 	 * again at the hold-off cadence until it completes or a newer target
 	 * replaces it (see HDR_RetryWaiting). */
 	void (*done)(const HND_Report *report, void *arg);
+	/* Optional: HND_ACT_DISRUPTION and HND_ACT_RESTORE, as they come. */
+	void (*seen)(const HND_Action *action, void *arg);
 	/* Keep REC durably (it must survive a crash of vmclockd): 0 or a
 	 * negative errno value (HND_ACT_RECORD says what rides on it).
 	 * Optional: without it nothing is kept, and every record succeeds. */
@@ -39,9 +41,10 @@ typedef struct {
 } HDR_Callbacks;
 
 /* chrony_cmd: chronyd's command socket ("" or NULL: none, every handover
- * completes at once).  timing NULL: HND_DEFAULT_TIMING.  Copies all. */
+ * completes at once).  timing NULL: HND_DEFAULT_TIMING.  kept: the record
+ * kept before (HND_New).  Copies all. */
 int HDR_Initialise(struct event_base *base, const char *chrony_cmd, const HND_Timing *timing,
-		   const HDR_Callbacks *callbacks);
+		   const HND_Record *kept, const HDR_Callbacks *callbacks);
 /* Cancels everything without a callback. */
 void HDR_Finalise(void);
 /* A new command socket path (SIGHUP).  The same path keeps the client and
@@ -50,6 +53,11 @@ void HDR_Finalise(void);
 int HDR_Reconfigure(const char *chrony_cmd);
 /* A disruption to hand over (the newest wins). */
 void HDR_Start(const HND_Target *target);
+/* Another event of the caller's (a page, the source changed, stop); its
+ * now_ns is set here. */
+void HDR_Handle(HND_Event *event);
+/* The machine, for its queries (HND_Withholding, HND_GetRecord, ...). */
+const HND_Machine *HDR_Machine(void);
 bool HDR_Busy(void);
 /* HND_RetryWaiting: samples may be fed while a failed round waits. */
 bool HDR_RetryWaiting(void);

@@ -6,8 +6,9 @@
  *
  * The harness takes the machine's actions as hnd_driver.c does (a
  * measurement or a record answered at once, before the event's other
- * actions; chronyd's answer and the timer afterwards) and plays, at each
- * request, the next symbol of the script:
+ * actions; chronyd's answer and the timer afterwards), shows it a page at
+ * every wait (a tick), and plays, at each request, the next symbol of the
+ * script:
  *
  *   OK       chronyd applies it and answers
  *   REFUSE   chronyd answers "failed" without applying it
@@ -21,14 +22,14 @@
  *   RELOAD   SIGHUP naming another command socket: the client is closed
  *            with the request in flight, which chronyd applies unanswered
  *   MARKER   a new disruption (the next period and offset)
- *   CRASH    vmclockd dies and starts again from its record (the last
- *            write that succeeded), as disrupt.c does at its first page;
- *            what the dead one sent still lands
+ *   CRASH    vmclockd dies and starts again: a new machine from the record
+ *            (the last write that succeeded) and the page; what the dead
+ *            one sent still lands
  *   LEARN    chronyd learns from samples: halfway to the frequency right
  *            for the newest period, once samples are fed (HND_RetryWaiting)
- *   FULL     the next two writes fail (ENOSPC): the dfreq's write-ahead,
- *            and the save of the handled marker (retried at each wait, as
- *            disrupt.c retries every second)
+ *   FULL     the next two writes of the record fail (ENOSPC): a dfreq's
+ *            write-ahead, the handled marker (retried at the next page a
+ *            second later)
  *
  * Checked after every sequence, once everything has landed (the invariants):
  * - the machine is idle and reported the newest marker handed over, within
@@ -104,16 +105,14 @@ typedef struct {
 	HND_Period period[MAX_MARKERS + 1];
 	double offset[MAX_MARKERS + 1];
 
-	/* the disk, as disrupt.c keeps it */
-	uint64_t disk_marker;
+	/* the disk: the last record kept */
 	HND_Record disk;
 	int disk_full;
-	bool done_unsaved; /* the handled marker's save failed: retried */
-	uint64_t unsaved_marker;
 	int dfreqs_unrecorded;
 
 	int done_calls, steps_taken;
 	bool gave_up; /* a handover went on without its dfreq (unrecorded) */
+	bool claim_pending; /* a record was kept: checked after its event */
 	HND_Report last;
 	char trace[1024];
 	bool verbose;
@@ -209,59 +208,35 @@ static void event_now(HND_EventType type)
 	handle(&ev);
 }
 
-static void start_target(const HND_Target *t)
+/* A tick: the page as it is now. */
+static void show_page(void)
 {
-	HND_Event ev = { .type = HND_EV_START, .u.start = *t };
+	HND_Event ev = { .type = HND_EV_PAGE };
 
+	ev.u.page.marker = (uint64_t)W.markers;
+	ev.u.page.period = W.period[W.markers];
+	ev.u.page.have_offset = true;
+	ev.u.page.offset_ns = llround((W.offset[W.markers] - W.moved) * 1e9);
+	ev.u.page.step = true;
 	handle(&ev);
 }
 
 static void new_marker(void)
 {
-	HND_Target t = { 0 };
-
 	if (W.markers >= MAX_MARKERS)
 		return;
 	W.markers++;
-	t.marker = (uint64_t)W.markers;
-	t.old_period = W.period[W.markers - 1];
-	t.new_period = W.period[W.markers];
-	t.has_time = true;
-	t.step = true;
-	start_target(&t);
-}
-
-/* The handled marker and its period, as disrupt.c saves them when done. */
-static void save_done(uint64_t marker)
-{
-	if (W.disk_full > 0) {
-		W.disk_full--;
-		W.done_unsaved = true;
-		W.unsaved_marker = marker;
-		return;
-	}
-	W.done_unsaved = false;
-	W.disk_marker = marker;
-	W.disk = (HND_Record){ .chrony_period = W.period[marker] };
+	show_page();
 }
 
 static void crash(void)
 {
 	HND_Free(W.m);
-	W.m = HND_New(&timing, true);
+	W.m = HND_New(&timing, true, &W.disk);
 	ck_assert_ptr_nonnull(W.m);
 	W.armed = false;
 	W.reply_due = false; /* its answer finds nobody */
-	W.done_unsaved = false;
-	if (W.disk_marker != (uint64_t)W.markers || W.disk.in_doubt.valid) {
-		HND_Target t = {
-			.marker = (uint64_t)W.markers, .old_period = W.disk.chrony_period,
-			.new_period = W.period[W.markers], .has_time = true, .step = true,
-			.in_doubt = W.disk.in_doubt, .anchor = W.disk.anchor,
-		};
-
-		start_target(&t);
-	}
+	show_page();
 }
 
 static void learn(void)
@@ -366,7 +341,7 @@ static void answer(const CPR_Packet *p, int fault)
  * was given up, which the record may not know yet). */
 static void check_claim(const HND_Record *rec)
 {
-	if (rec->in_doubt.valid || !rec->chrony_period.valid || W.learned || W.n_late)
+	if (rec->in_doubt.valid || !rec->chrony_period.valid || W.learned || W.n_late || W.gave_up)
 		return;
 	ck_assert_msg(fabs(W.freq - freq_for(rec->chrony_period)) <= 1e-7 * (W.dfreqs + 1) * 60.0,
 		      "%s: recorded a period chronyd's frequency %.9f ppm is not right for (%.9f)",
@@ -418,7 +393,7 @@ static void take(const HND_Action *a)
 			ev.u.recorded.result = -ENOSPC;
 		} else {
 			W.disk = a->u.record;
-			check_claim(&W.disk);
+			W.claim_pending = true;
 		}
 		handle(&ev);
 		break;
@@ -426,7 +401,9 @@ static void take(const HND_Action *a)
 		W.done_calls++;
 		W.last = a->u.done;
 		W.gave_up |= a->u.done.dfreq_unrecorded;
-		save_done(a->u.done.marker);
+		break;
+	case HND_ACT_DISRUPTION:
+	case HND_ACT_RESTORE:
 		break;
 	}
 }
@@ -442,6 +419,10 @@ static void handle(const HND_Event *ev)
 	HND_Handle(m, &e, &acts);
 	for (int i = 0; i < acts.n && W.m == m; i++)
 		take(&acts.a[i]);
+	if (W.claim_pending) {
+		W.claim_pending = false;
+		check_claim(&W.disk);
+	}
 }
 
 /* Time passes to T: what was on its way by then lands. */
@@ -471,8 +452,7 @@ static void wait_ends(void)
 	W.correction *= 0.5;
 	fire_events(NULL);
 	learn();
-	if (W.done_unsaved)
-		save_done(W.unsaved_marker);
+	show_page();
 }
 
 static void run(const int *script, int len, int max_failures)
@@ -494,11 +474,11 @@ static void run(const int *script, int len, int max_failures)
 		W.period[i] = scaled(W.period[i - 1], change_ppm[i - 1]);
 		W.offset[i] = 0.001 * i * (i & 1 ? 1 : -1);
 	}
-	W.disk.chrony_period = W.period[0];
 	if (max_failures)
 		t.max_failures = max_failures;
-	W.m = HND_New(&t, true);
+	W.m = HND_New(&t, true, NULL);
 	ck_assert_ptr_nonnull(W.m);
+	show_page(); /* the first: marker 0 adopted */
 	new_marker();
 	while (W.steps_taken < MAX_STEPS) {
 		if (W.reply_due) {
@@ -512,11 +492,11 @@ static void run(const int *script, int len, int max_failures)
 			if (W.armed) /* a crash at the wait armed anew */
 				continue;
 			event_now(HND_EV_TIMER);
-		} else if (W.pos < W.len || W.n_late > 0 || W.done_unsaved) {
+		} else if (W.pos < W.len || W.n_late > 0 || HND_Unsaved(W.m)) {
 			/* Idle: what is left of the script happens now. */
 			while (W.pos < W.len && W.script[W.pos] < FIRST_EVENT)
 				W.pos++; /* faults that found no request */
-			W.deadline = W.now + LATE_MS * 1000000;
+			W.deadline = W.now + (int64_t)HND_SAVE_RETRY_S * 1000000000;
 			wait_ends();
 		} else {
 			break;
@@ -545,10 +525,11 @@ static void check(void)
 			      W.trace, W.product, ratio());
 	ck_assert_msg(W.dfreqs_unrecorded == 0, "%s: %d dfreq reached chronyd unrecorded",
 		      W.trace, W.dfreqs_unrecorded);
-	ck_assert_msg(W.disk_marker == (uint64_t)W.markers && W.disk.chrony_period.valid &&
-			      W.disk.chrony_period.frac == newest.frac && !W.disk.in_doubt.valid,
+	ck_assert_msg(W.disk.valid && W.disk.marker == (uint64_t)W.markers &&
+			      W.disk.chrony_period.valid && W.disk.chrony_period.frac == newest.frac &&
+			      !W.disk.in_doubt.valid,
 		      "%s: the record holds marker %llu, another period or a dfreq in doubt", W.trace,
-		      (unsigned long long)W.disk_marker);
+		      (unsigned long long)W.disk.marker);
 	if (!W.restart_after_doffset) {
 		ck_assert_msg(fabs(W.moved + W.correction - W.offset[W.markers]) <= 1e-9,
 			      "%s: clock moved %.12f s, %.12f s to slew, migration %.12f s", W.trace,
