@@ -14,7 +14,7 @@
  * Failures: a step that fails is retried with doubling backoff, samples
  * withheld; a round of tries that fails (chronyd refusing, silent or not
  * running) leaves the disruption unhandled: the handled marker, its period
- * and handled_at stay as they were (in memory and in the state file, so a
+ * and handled_at stay as they were (in memory and in the marker record, so a
  * restart hands it over again), chronysync keeps saying DISRUPTED, samples
  * are fed while the handover waits, and it is tried again at the hold-off
  * cadence until chronyd takes it (handover.c says it once).  A chronyd that
@@ -24,23 +24,17 @@
  */
 #include <assert.h>
 #include <endian.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "disrupt.h"
 #include "hnd_driver.h"
 #include "log.h"
 #include "ratelimit.h"
+#include "storage.h"
 
-#define STATE_FILE "marker"
 /* A saved counter period further than this from the page's is rewritten. */
 #define PERIOD_RESAVE_PPM 0.001
 /* One journal field, "NAME=value": the longest name here is 23 characters,
@@ -62,12 +56,11 @@ static uint64_t last_flags;
 static uint64_t target_marker, target_gen; /* being handled */
 static Period period_handled; /* the counter period under handled_marker */
 static Period period_target;
-static Period period_saved;   /* as last written to the state file */
+static Period period_saved;   /* as last written to the marker record */
 static bool target_has_time;
-static LOG_Repeat save_failing;
 /* During a handover, what it asked to be kept (have_record): the period
  * chronyd is right for and a dfreq in doubt.  loaded_doubt: the dfreq in
- * doubt the state file held at start, for the first handover. */
+ * doubt the marker record held at start, for the first handover. */
 static bool have_record;
 static HND_Record hnd_record;
 static HND_Dfreq loaded_doubt;
@@ -98,7 +91,7 @@ const DSR_Report *DSR_GetReport(void)
 
 /* The counter period of a page that carries time, by the library's
  * predicate (the one the sample policy applies too); !valid otherwise.  A
- * period from anywhere else (the state file) is judged by putting it on a
+ * period from anywhere else (the marker record) is judged by putting it on a
  * page copy: one owner for "a period dfreq may use". */
 static Period period_of(const struct vmclock_abi *page)
 {
@@ -112,35 +105,16 @@ static Period period_of(const struct vmclock_abi *page)
 	return p;
 }
 
-/* ---- the state file -------------------------------------------------- */
+/* ---- the marker record ------------------------------------------------ */
 
 /*
- * "marker M\ngeneration G\nperiod F S\n" in STATE_FILE in the state
- * directory: the handled marker and generation, and the counter period
- * chronyd's frequency is right for (none: not known, no dfreq is composed).
- * During a handover that sends a dfreq, a fourth line is written ahead of
- * it, "dfreq M F0 S0 F1 S1 D FB": the target marker, the periods it goes
- * from and to, the change D (ppm, as chronyd decodes it) and chronyd's
- * frequency FB before it (ppm; both hexadecimal floating point, exact).
- * At start a dfreq line makes the first handover resolve it from chronyd's
- * frequency before anything else (handover.c); one that does not parse
- * leaves the period unknown.  During a handover that read chronyd's
- * frequency, "anchor F S FA" keeps it (FA, hexadecimal) with the period it
- * was right for, written before samples are fed between failed rounds: a
- * restart's handover takes it rather than a frequency chronyd may have
- * learned from the samples since (one that does not parse: period
- * unknown).  Writes are flushed to the disk (the file and the directory)
- * before they count: the dfreq line must outlive a crash.
- *
- * The directory must be ours (owner our uid, writable by nobody
- * else): whoever can write it could plant a marker and have a disruption
- * handed over twice.  Its path is configuration and is followed like the
- * configuration file's; inside it every call is relative to the open
- * directory, never to a path again, and the files are opened with
- * O_NOFOLLOW|O_NONBLOCK (a symbolic link or a FIFO put there is an error,
- * not a hang) and checked to be regular files of bounded size.  Writes go to
- * a fresh temporary file (unlinked first, created O_EXCL) renamed over the
- * file.
+ * The marker record (storage.c) keeps the handled marker and generation and
+ * the counter period chronyd's frequency is right for; during a handover,
+ * what it asked to be kept (record_handover): the period chronyd is right
+ * for then, the anchor it read and a dfreq in doubt.  At start a dfreq in
+ * doubt makes the first handover resolve it from chronyd's frequency before
+ * anything else, and an anchor has it start from that frequency rather than
+ * one chronyd may have learned from the samples since (handover.c).
  *
  * A newly handled marker is written at once: a restart must know which
  * disruption chronyd was already handed.  A changed generation or period
@@ -153,8 +127,6 @@ static Period period_of(const struct vmclock_abi *page)
  * frequency chronyd has learned from the samples since.  Until then the
  * report says so (DSR_Report.unsaved).
  */
-#define STATE_TMP STATE_FILE ".tmp"
-#define MAX_STATE_BYTES 4096
 #define STATE_WRITE_INTERVAL_S 1
 #define STATE_RETRY_S 1
 /* A drifting period is rewritten at most this often (and at exit). */
@@ -162,139 +134,51 @@ static Period period_of(const struct vmclock_abi *page)
 static RLM_Limit resave_limit;
 static RLM_Limit write_limit;
 static struct event *save_ev; /* a deferred write */
-/* LOG_Repeat cause: the directory is not ours alone (errno values are > 0). */
-#define DIR_NOT_OURS (-1)
 
-static void state_path(char *buf, size_t len, const char *suffix)
+static STO_Period sto_period(Period p)
 {
-	snprintf(buf, len, "%s/%s%s", cfg->state_dir, STATE_FILE, suffix);
+	return (STO_Period){ .valid = p.valid, .frac = p.frac, .shift = p.shift };
 }
 
-/* The state directory, open, if it is ours alone; else -1 with why (and the
- * errno or DIR_NOT_OURS in *cause). */
-static int open_state_dir(bool create, char *why, size_t why_len, int *cause)
+static Period hnd_period(STO_Period p)
 {
-	struct stat st;
-	int fd;
-
-	if (create && mkdir(cfg->state_dir, 0755) < 0 && errno != EEXIST)
-		goto fail;
-	fd = open(cfg->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		goto fail;
-	if (fstat(fd, &st) < 0) {
-		close(fd);
-		goto fail;
-	}
-	if (st.st_uid != geteuid() || (st.st_mode & 022)) {
-		snprintf(why, why_len, "the directory is not vmclockd's alone (owner uid %u, mode %04o)",
-			 (unsigned)st.st_uid, (unsigned)st.st_mode & 07777);
-		*cause = DIR_NOT_OURS;
-		close(fd);
-		return -1;
-	}
-	return fd;
-fail:
-	*cause = errno;
-	snprintf(why, why_len, "%s", strerror(errno));
-	return -1;
+	return (Period){ .valid = p.valid, .frac = p.frac, .shift = p.shift };
 }
 
-/* 0, or a negative errno value (said once per cause). */
+/* 0, or a negative errno value (said once per cause, by storage.c). */
 static int save_state(void)
 {
-	char path[4096], why[128], text[512];
 	struct timeval retry = { STATE_RETRY_S, 0 };
-	int dir, fd = -1, len, cause = 0;
-	ssize_t done = 0;
+	STO_Record rec = { .marker = report.handled_marker, .generation = report.handled_gen };
+	int r;
 
-	state_path(path, sizeof(path), "");
 	/* Whatever is pending is written now, with the latest values. */
 	if (save_ev)
 		evtimer_del(save_ev);
 	RLM_Restart(&write_limit);
 	/* Also on failure: an unwritable directory is not retried every tick. */
 	period_saved = period_handled;
-	len = snprintf(text, sizeof(text), "marker %" PRIu64 "\ngeneration %" PRIu64 "\n",
-		       report.handled_marker, report.handled_gen);
 	if (report.handling && have_record) {
 		/* The handover's own record: chronyd's period may differ from
 		 * the handled marker's already, and a dfreq may be in doubt. */
 		const HND_Dfreq *d = &hnd_record.in_doubt;
 		const HND_Anchor *a = &hnd_record.anchor;
 
-		if (hnd_record.chrony_period.valid)
-			len += snprintf(text + len, sizeof(text) - (size_t)len,
-					"period %" PRIu64 " %u\n", hnd_record.chrony_period.frac,
-					hnd_record.chrony_period.shift);
-		if (a->valid)
-			len += snprintf(text + len, sizeof(text) - (size_t)len,
-					"anchor %" PRIu64 " %u %a\n", a->period.frac,
-					a->period.shift, a->freq_ppm);
-		if (d->valid)
-			len += snprintf(text + len, sizeof(text) - (size_t)len,
-					"dfreq %" PRIu64 " %" PRIu64 " %u %" PRIu64 " %u %a %a\n",
-					d->marker, d->from.frac, d->from.shift, d->to.frac,
-					d->to.shift, d->dfreq_ppm, d->freq_before_ppm);
-	} else if (period_handled.valid) {
-		len += snprintf(text + len, sizeof(text) - (size_t)len, "period %" PRIu64 " %u\n",
-				period_handled.frac, period_handled.shift);
+		rec.period = sto_period(hnd_record.chrony_period);
+		rec.anchor = (STO_Anchor){ .valid = a->valid, .period = sto_period(a->period),
+					   .freq_ppm = a->freq_ppm };
+		rec.dfreq = (STO_Dfreq){ .valid = d->valid, .marker = d->marker,
+					 .from = sto_period(d->from), .to = sto_period(d->to),
+					 .dfreq_ppm = d->dfreq_ppm,
+					 .freq_before_ppm = d->freq_before_ppm };
+	} else {
+		rec.period = sto_period(period_handled);
 	}
-
-	dir = open_state_dir(true, why, sizeof(why), &cause);
-	if (dir < 0)
-		goto fail;
-	if (unlinkat(dir, STATE_TMP, 0) < 0 && errno != ENOENT)
-		goto fail_errno;
-	fd = openat(dir, STATE_TMP, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK,
-		    0644);
-	if (fd < 0)
-		goto fail_errno;
-	while (done < len) {
-		ssize_t n = write(fd, text + done, (size_t)(len - done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			goto fail_errno;
-		done += n;
-	}
-	if (fsync(fd) < 0)
-		goto fail_errno;
-	if (close(fd) < 0) {
-		fd = -1;
-		goto fail_errno;
-	}
-	fd = -1;
-	if (renameat(dir, STATE_TMP, dir, STATE_FILE) < 0)
-		goto fail_errno;
-	/* The rename itself on the disk.  Not undone if this fails: the new
-	 * file is the truth either way, it is the old one that may come back. */
-	if (fsync(dir) < 0)
-		goto fail_errno;
-	close(dir);
-	report.unsaved = false;
-	if (LOG_RepeatRecovered(&save_failing))
-		LOG(LOGS_INFO, "saved the handled marker in %s again", path);
-	return 0;
-fail_errno:
-	cause = errno ? errno : EIO;
-	snprintf(why, sizeof(why), "%s", strerror(cause));
-fail:
-	if (LOG_RepeatFailing(&save_failing, cause))
-		LOG(LOGS_WARN, "cannot save the handled marker in %s: %s; a restart will not "
-		    "know it until it is saved (tried again every %d s)", path, why,
-		    STATE_RETRY_S);
-	if (fd >= 0)
-		close(fd);
-	if (dir >= 0) {
-		unlinkat(dir, STATE_TMP, 0);
-		close(dir);
-	}
-	report.unsaved = true;
-	if (save_ev)
+	r = STO_Save(&rec);
+	report.unsaved = r < 0;
+	if (r < 0 && save_ev)
 		evtimer_add(save_ev, &retry);
-	return cause > 0 ? -cause : -EACCES;
+	return r;
 }
 
 static void save_cb(evutil_socket_t fd, short what, void *arg)
@@ -314,129 +198,36 @@ static void save_soon(void)
 		evtimer_add(save_ev, &tv);
 }
 
-/* The file's text, NUL-terminated, if it is a regular file of at most
- * MAX_STATE_BYTES in a directory of ours; false (said, unless there is
- * simply no file yet) otherwise. */
-static bool read_state(const char *path, char *buf)
+/* The check of a period read back: would the page now (ARG, a copy of it)
+ * carry time with it? */
+static bool period_on_page(const STO_Period *p, void *arg)
 {
-	char why[128];
-	struct stat st;
-	size_t len = 0;
-	int dir, fd, cause;
+	struct vmclock_abi *with = arg;
 
-	dir = open_state_dir(false, why, sizeof(why), &cause);
-	if (dir < 0) {
-		if (cause != ENOENT)
-			LOG(LOGS_WARN, "not reading the handled marker in %s: %s; starting afresh",
-			    path, why);
-		return false;
-	}
-	fd = openat(dir, STATE_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-	close(dir);
-	if (fd < 0) {
-		if (errno != ENOENT)
-			LOG(LOGS_WARN, "cannot read %s: %s; starting afresh", path, strerror(errno));
-		return false;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		LOG(LOGS_WARN, "%s is not a regular file; starting afresh", path);
-		close(fd);
-		return false;
-	}
-	while (len <= MAX_STATE_BYTES) {
-		ssize_t n = read(fd, buf + len, MAX_STATE_BYTES + 1 - len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			LOG(LOGS_WARN, "cannot read %s: %s; starting afresh", path, strerror(errno));
-			close(fd);
-			return false;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	if (len > MAX_STATE_BYTES) {
-		LOG(LOGS_WARN, "%s is larger than %d bytes; starting afresh", path, MAX_STATE_BYTES);
-		return false;
-	}
-	buf[len] = '\0';
-	return true;
+	with->counter_period_frac_sec = htole64(p->frac);
+	with->counter_period_shift = p->shift;
+	return period_of(with).valid;
 }
 
 /* PAGE: the page now, on which a saved period is judged. */
 static bool load_state(const struct vmclock_abi *page)
 {
-	char path[4096], buf[MAX_STATE_BYTES + 1], key[32];
-	unsigned long long a, b;
-	bool have_marker = false, bad_doubt = false;
-	char *line, *save = NULL;
+	struct vmclock_abi with = *page;
+	STO_Record rec;
+	const STO_Anchor *a = &rec.anchor;
+	const STO_Dfreq *d = &rec.dfreq;
 
-	state_path(path, sizeof(path), "");
-	if (!read_state(path, buf))
+	if (STO_Load(&rec, period_on_page, &with) != STO_FOUND)
 		return false;
-	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		int n = sscanf(line, "%31s %llu %llu", key, &a, &b);
-
-		if (n >= 2 && !strcmp(key, "marker")) {
-			report.handled_marker = a;
-			have_marker = true;
-		} else if (n >= 2 && !strcmp(key, "generation")) {
-			report.handled_gen = a;
-		} else if (n == 3 && !strcmp(key, "period")) {
-			struct vmclock_abi with = *page;
-
-			with.counter_period_frac_sec = htole64(a);
-			with.counter_period_shift = b > UINT8_MAX ? UINT8_MAX : (uint8_t)b;
-			period_handled = period_of(&with);
-			if (!period_handled.valid)
-				LOG(LOGS_WARN, "%s: ignoring period %llu %llu (no counter period on "
-				    "this page); no frequency change at the next disruption", path,
-				    a, b);
-		} else if (!strcmp(key, "dfreq")) {
-			HND_Dfreq d = { .valid = true };
-			unsigned s0, s1;
-
-			if (sscanf(line, "dfreq %" SCNu64 " %" SCNu64 " %u %" SCNu64 " %u %la %la",
-				   &d.marker, &d.from.frac, &s0, &d.to.frac, &s1, &d.dfreq_ppm,
-				   &d.freq_before_ppm) == 7 && s0 < 64 && s1 < 64 && d.from.frac &&
-			    d.to.frac && isfinite(d.dfreq_ppm) && isfinite(d.freq_before_ppm)) {
-				d.from.valid = d.to.valid = true;
-				d.from.shift = (uint8_t)s0;
-				d.to.shift = (uint8_t)s1;
-				loaded_doubt = d;
-			} else {
-				bad_doubt = true;
-			}
-		} else if (!strcmp(key, "anchor")) {
-			HND_Anchor an = { .valid = true, .period.valid = true };
-			unsigned sh;
-
-			if (sscanf(line, "anchor %" SCNu64 " %u %la", &an.period.frac, &sh,
-				   &an.freq_ppm) == 3 && sh < 64 && an.period.frac &&
-			    isfinite(an.freq_ppm)) {
-				an.period.shift = (uint8_t)sh;
-				loaded_anchor = an;
-			} else {
-				bad_doubt = true;
-			}
-		}
-	}
-	if (bad_doubt) {
-		/* A dfreq may be in chronyd and cannot be resolved, or a
-		 * frequency it learned cannot be told from one it had. */
-		LOG(LOGS_WARN, "%s: unreadable dfreq or anchor record; the period chronyd's "
-		    "frequency is right for is not known, no frequency change at the next "
-		    "disruption", path);
-		loaded_doubt.valid = false;
-		loaded_anchor.valid = false;
-		period_handled.valid = false;
-	}
-	if (!have_marker)
-		LOG(LOGS_WARN, "%s has no marker; starting afresh", path);
-	return have_marker;
+	report.handled_marker = rec.marker;
+	report.handled_gen = rec.generation;
+	period_handled = hnd_period(rec.period);
+	loaded_anchor = (HND_Anchor){ .valid = a->valid, .period = hnd_period(a->period),
+				      .freq_ppm = a->freq_ppm };
+	loaded_doubt = (HND_Dfreq){ .valid = d->valid, .marker = d->marker,
+				    .from = hnd_period(d->from), .to = hnd_period(d->to),
+				    .dfreq_ppm = d->dfreq_ppm, .freq_before_ppm = d->freq_before_ppm };
+	return true;
 }
 
 /* ---- the handover ------------------------------------------------------ */
@@ -803,7 +594,7 @@ int DSR_Initialise(struct event_base *base, const CNF_Settings *settings,
 	sampler = ops ? *ops : (DSR_SamplerOps){ 0 };
 	save_ev = evtimer_new(base, save_cb, NULL);
 	if (!save_ev) {
-		LOG(LOGS_ERR, "cannot create the state-file timer");
+		LOG(LOGS_ERR, "cannot create the marker record's timer");
 		return -1;
 	}
 	if (HDR_Initialise(base, cfg->chrony_cmd, NULL, &callbacks) < 0) {

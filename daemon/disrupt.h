@@ -11,10 +11,11 @@
  * one record of the disruption, covering every marker change the handover
  * coalesced.  What this module needs from the sampler (a fresh offset
  * while the handover runs, the burst) it gets as callbacks at
- * initialisation: it includes no header of its producer.  The last handled marker is kept in the state directory so
- * a daemon restart is not a disruption and a disruption while down is; the
- * handover's record of a dfreq on its way is kept there too, written before
- * the dfreq is sent, so that a crash neither repeats nor loses it.
+ * initialisation: it includes no header of its producer.  The last handled
+ * marker is kept in the marker record (storage.c) so a daemon restart is not
+ * a disruption and a disruption while down is; the handover's record of a
+ * dfreq on its way is kept there too, written before the dfreq is sent, so
+ * that a crash neither repeats nor loses it.
  */
 #ifndef VMCLOCKD_DISRUPT_H
 #define VMCLOCKD_DISRUPT_H
@@ -37,9 +38,9 @@ typedef struct {
 	struct timespec last_disruption; /* CLOCK_REALTIME when last detected */
 	double last_step_s;          /* step seen at the last disruption */
 	struct timespec handled_at;  /* CLOCK_MONOTONIC when the last one was handled */
-	bool unsaved;                /* the last write of the state directory's marker
-				      * file failed: what it holds is older than
-				      * the above (the write is retried) */
+	bool unsaved;                /* the last write of the marker record
+				      * failed: what it holds is older than the
+				      * above (the write is retried) */
 } DSR_Report;
 
 typedef struct {

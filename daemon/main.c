@@ -16,10 +16,12 @@
  *                                       v
  *                                   textfile (reads the state back)
  *
- * The sampler produces a report per tick and hands it on through hooks;
- * what disrupt needs back from the sampler (a fresh offset during the
- * handover, a burst) is handed to it here as callbacks.  No module includes
- * the header of one of its consumers (tests/test-layering.sh).
+ * disrupt keeps its marker record through storage, the one module that
+ * touches the state directory.  The sampler produces a report per tick and
+ * hands it on through hooks; what disrupt needs back from the sampler (a
+ * fresh offset during the handover, a burst) is handed to it here as
+ * callbacks.  No module includes the header of one of its consumers
+ * (tests/test-layering.sh).
  */
 #include "autoconfig.h"
 
@@ -41,6 +43,7 @@
 #include "notify.h"
 #include "publish.h"
 #include "sampler.h"
+#include "storage.h"
 #include "textfile.h"
 
 static CNF_Settings settings;
@@ -79,6 +82,7 @@ static const CSY_Hooks chronysync_hooks = { .updated = chrony_updated };
 static void start_modules(void)
 {
 	if (SMP_Initialise(base, &settings, &sampler_hooks) < 0 ||
+	    STO_Initialise(settings.state_dir) < 0 ||
 	    DSR_Initialise(base, &settings, &disrupt_ops) < 0 ||
 	    CSY_Initialise(base, &settings, DSR_GetReport(), &chronysync_hooks) < 0)
 		LOG_FATAL("vmclockd not started");
@@ -92,6 +96,7 @@ static void stop_modules(void)
 	PUB_Finalise();
 	CSY_Finalise();
 	DSR_Finalise();
+	STO_Finalise();
 	SMP_Finalise();
 }
 
@@ -128,6 +133,8 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 	CNF_Free(&settings);
 	settings = fresh;
 	LOG_Initialise(settings.debug, false);
+	/* Out of memory: the marker record stays where it was (said). */
+	(void)STO_Reconfigure(settings.state_dir);
 	DSR_Reconfigure(&settings);
 	/* Another device is another clock: what chronyd learned from the old
 	 * one must not be mixed with the new one's samples. */
