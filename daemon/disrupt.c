@@ -1,26 +1,28 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  *
- * disrupt.c - disruption markers, generation counters, and chrony's reset.
+ * disrupt.c - disruption markers and generation counters: the driver of the
+ * disruption state machine (handover.c).
  *
- * On a new disruption_marker the handover to chronyd is, in order: reset
- * sources (no measurement from the old host survives), tracking (chrony's
- * correction c after the reset), dfreq (the counter's frequency change,
- * -(P1/P0 - 1) ppm, exact from the two pages) and doffset (-(o - c), o the
- * device-minus-system offset measured just before it is sent).  chrony's
- * clock is then right before it has reselected the refclock, and the sampler
- * bursts so that reselection is quick.  On a marker-only page there is no
- * time: reset sources, then an NTP burst.
+ * Every page copy the sampler shows goes to the machine, which owns what
+ * chronyd has been handed (the handled marker, the period chronyd's
+ * frequency is right for, a dfreq in doubt) and decides: a new marker hands
+ * chronyd the disruption (reset sources, dfreq, doffset, makestep; on a
+ * marker-only page reset sources and an NTP burst), samples are withheld
+ * meanwhile.  This module takes what the machine does not do itself: the
+ * record is kept through storage.c (loaded at the first page, on which a
+ * kept period is judged), the journal gets one record per handled
+ * disruption and the alerts, the sampler bursts after a handover of a page
+ * with time, and the report others read is kept current.
  *
  * Failures: a step that fails is retried with doubling backoff, samples
  * withheld; a round of tries that fails (chronyd refusing, silent or not
- * running) leaves the disruption unhandled: the handled marker, its period
- * and handled_at stay as they were (in memory and in the marker record, so a
- * restart hands it over again), chronysync keeps saying DISRUPTED, samples
- * are fed while the handover waits, and it is tried again at the hold-off
- * cadence until chronyd takes it (handover.c says it once).  A chronyd that
- * was not running gets the reset and the step when it is, but no dfreq: its
- * frequency comes from its drift file, right for a period not known.
- * Sampling itself never waits.
+ * running) leaves the disruption unhandled (in memory and in the marker
+ * record, so a restart hands it over again), chronysync keeps saying
+ * DISRUPTED, samples are fed while the handover waits, and it is tried again
+ * at the hold-off cadence until chronyd takes it (handover.c says it once).
+ * A chronyd that was not running gets the reset and the step when it is, but
+ * no dfreq: its frequency comes from its drift file, right for a period not
+ * known.  Sampling itself never waits.
  */
 #include <assert.h>
 #include <endian.h>
@@ -32,11 +34,8 @@
 #include "disrupt.h"
 #include "hnd_driver.h"
 #include "log.h"
-#include "ratelimit.h"
 #include "storage.h"
 
-/* A saved counter period further than this from the page's is rewritten. */
-#define PERIOD_RESAVE_PPM 0.001
 /* One journal field, "NAME=value": the longest name here is 23 characters,
  * a value at most 20 digits or a %f of a double we bound. */
 #define FIELD_LEN 64
@@ -51,42 +50,30 @@ typedef HND_Period Period;
 static const CNF_Settings *cfg;
 static DSR_SamplerOps sampler;
 static DSR_Report report;
-static bool state_known;     /* handled marker loaded or adopted */
+static bool loaded;   /* the marker record was loaded (at the first page) */
 static uint64_t last_flags;
-static uint64_t target_marker, target_gen; /* being handled */
-static Period period_handled; /* the counter period under handled_marker */
-static Period period_target;
-static Period period_saved;   /* as last written to the marker record */
-static bool target_has_time;
-/* During a handover, what it asked to be kept (have_record): the period
- * chronyd is right for and a dfreq in doubt.  loaded_doubt: the dfreq in
- * doubt the marker record held at start, for the first handover. */
-static bool have_record;
-static HND_Record hnd_record;
-static HND_Dfreq loaded_doubt;
-/* The disruption being handled, for its one journal record, logged when
- * it is handled: the marker chronyd was right for, the first marker seen
- * after it, how many marker changes the ticks saw (a marker that changes
- * faster than a handover completes is one handover), and whether it began
- * while vmclockd was down. */
-static struct {
-	uint64_t old_marker, first_marker;
-	unsigned long changes;
-	bool while_down;
-} episode;
-static HND_Anchor loaded_anchor;
-/* The offset last measured under the handled marker: the step is measured
- * from it when the marker changes. */
-static bool have_offset;
-static int64_t last_offset_ns;
-/* The sampler reads another device: the next page starts a new epoch,
- * whose handover heads for epoch_period (see DSR_SourceChanged). */
-static bool source_changed;
-static Period epoch_period;
+/* Why the last doffset was not sent (the page's reading was refused). */
+static POL_Reason doffset_skipped_for;
+/* Alerts a flapping page could repeat at every tick: rate-limited (the first
+ * ones at once, the count of the others said when their window closes). */
+static LOG_Limit imminent_alerts, soon_alerts, restore_alerts;
 
 const DSR_Report *DSR_GetReport(void)
 {
 	return &report;
+}
+
+/* What the machine holds, as the report says it. */
+static void update_report(void)
+{
+	const HND_Machine *m = HDR_Machine();
+
+	if (!m)
+		return;
+	report.handled_marker = HND_GetRecord(m)->marker;
+	report.handled_gen = HND_GetRecord(m)->generation;
+	report.handling = HND_Busy(m);
+	report.unsaved = HND_Unsaved(m);
 }
 
 /* The counter period of a page that carries time, by the library's
@@ -107,34 +94,6 @@ static Period period_of(const struct vmclock_abi *page)
 
 /* ---- the marker record ------------------------------------------------ */
 
-/*
- * The marker record (storage.c) keeps the handled marker and generation and
- * the counter period chronyd's frequency is right for; during a handover,
- * what it asked to be kept (record_handover): the period chronyd is right
- * for then, the anchor it read and a dfreq in doubt.  At start a dfreq in
- * doubt makes the first handover resolve it from chronyd's frequency before
- * anything else, and an anchor has it start from that frequency rather than
- * one chronyd may have learned from the samples since (handover.c).
- *
- * A newly handled marker is written at once: a restart must know which
- * disruption chronyd was already handed.  A changed generation or period
- * (which can flap) is written at most once every STATE_WRITE_INTERVAL_S,
- * the latest values always, by a timer if nothing else comes, and at exit.
- * A write that failed (a full or failing disk, a directory not ours) is
- * retried by the same timer every STATE_RETRY_S, with the latest values,
- * until one succeeds: a handled marker that never reached the disk would
- * have a restart hand the same disruption over again, its dfreq onto a
- * frequency chronyd has learned from the samples since.  Until then the
- * report says so (DSR_Report.unsaved).
- */
-#define STATE_WRITE_INTERVAL_S 1
-#define STATE_RETRY_S 1
-/* A drifting period is rewritten at most this often (and at exit). */
-#define PERIOD_RESAVE_INTERVAL_S 60
-static RLM_Limit resave_limit;
-static RLM_Limit write_limit;
-static struct event *save_ev; /* a deferred write */
-
 static STO_Period sto_period(Period p)
 {
 	return (STO_Period){ .valid = p.valid, .frac = p.frac, .shift = p.shift };
@@ -145,57 +104,26 @@ static Period hnd_period(STO_Period p)
 	return (Period){ .valid = p.valid, .frac = p.frac, .shift = p.shift };
 }
 
-/* 0, or a negative errno value (said once per cause, by storage.c). */
-static int save_state(void)
+/* The machine's record, kept by storage.c: 0 or a negative errno value
+ * (said once per cause there; the machine tries again). */
+static int keep_record(const HND_Record *h, void *arg)
 {
-	struct timeval retry = { STATE_RETRY_S, 0 };
-	STO_Record rec = { .marker = report.handled_marker, .generation = report.handled_gen };
-	int r;
+	const HND_Dfreq *d = &h->in_doubt;
+	const HND_Anchor *a = &h->anchor;
+	STO_Record rec = {
+		.marker = h->marker,
+		.generation = h->generation,
+		.period = sto_period(h->chrony_period),
+		.anchor = { .valid = a->valid, .period = sto_period(a->period),
+			    .freq_ppm = a->freq_ppm },
+		.dfreq = { .valid = d->valid, .marker = d->marker, .from = sto_period(d->from),
+			   .to = sto_period(d->to), .dfreq_ppm = d->dfreq_ppm,
+			   .freq_before_ppm = d->freq_before_ppm },
+	};
+	int r = STO_Save(&rec);
 
-	/* Whatever is pending is written now, with the latest values. */
-	if (save_ev)
-		evtimer_del(save_ev);
-	RLM_Restart(&write_limit);
-	/* Also on failure: an unwritable directory is not retried every tick. */
-	period_saved = period_handled;
-	if (report.handling && have_record) {
-		/* The handover's own record: chronyd's period may differ from
-		 * the handled marker's already, and a dfreq may be in doubt. */
-		const HND_Dfreq *d = &hnd_record.in_doubt;
-		const HND_Anchor *a = &hnd_record.anchor;
-
-		rec.period = sto_period(hnd_record.chrony_period);
-		rec.anchor = (STO_Anchor){ .valid = a->valid, .period = sto_period(a->period),
-					   .freq_ppm = a->freq_ppm };
-		rec.dfreq = (STO_Dfreq){ .valid = d->valid, .marker = d->marker,
-					 .from = sto_period(d->from), .to = sto_period(d->to),
-					 .dfreq_ppm = d->dfreq_ppm,
-					 .freq_before_ppm = d->freq_before_ppm };
-	} else {
-		rec.period = sto_period(period_handled);
-	}
-	r = STO_Save(&rec);
 	report.unsaved = r < 0;
-	if (r < 0 && save_ev)
-		evtimer_add(save_ev, &retry);
 	return r;
-}
-
-static void save_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)save_state();
-}
-
-/* A generation or period changed: written now if the last write was long
- * enough ago, else by the timer with whatever is latest then. */
-static void save_soon(void)
-{
-	struct timeval tv = { STATE_WRITE_INTERVAL_S, 0 };
-
-	if (RLM_Due(&write_limit, STATE_WRITE_INTERVAL_S))
-		save_state();
-	else if (save_ev && !evtimer_pending(save_ev, NULL))
-		evtimer_add(save_ev, &tv);
 }
 
 /* The check of a period read back: would the page now (ARG, a copy of it)
@@ -209,31 +137,33 @@ static bool period_on_page(const STO_Period *p, void *arg)
 	return period_of(with).valid;
 }
 
-/* PAGE: the page now, on which a saved period is judged. */
-static bool load_state(const struct vmclock_abi *page)
+/* What the marker record held at start, handed to the machine before the
+ * first page (PAGE: that page, on which a kept period is judged). */
+static void load_record(const struct vmclock_abi *page)
 {
 	struct vmclock_abi with = *page;
+	HND_Event ev = { .type = HND_EV_LOADED };
+	HND_Record *h = &ev.u.loaded;
 	STO_Record rec;
-	const STO_Anchor *a = &rec.anchor;
-	const STO_Dfreq *d = &rec.dfreq;
 
 	if (STO_Load(&rec, period_on_page, &with) != STO_FOUND)
-		return false;
-	report.handled_marker = rec.marker;
-	report.handled_gen = rec.generation;
-	period_handled = hnd_period(rec.period);
-	loaded_anchor = (HND_Anchor){ .valid = a->valid, .period = hnd_period(a->period),
-				      .freq_ppm = a->freq_ppm };
-	loaded_doubt = (HND_Dfreq){ .valid = d->valid, .marker = d->marker,
-				    .from = hnd_period(d->from), .to = hnd_period(d->to),
-				    .dfreq_ppm = d->dfreq_ppm, .freq_before_ppm = d->freq_before_ppm };
-	return true;
+		return;
+	*h = (HND_Record){
+		.valid = true,
+		.marker = rec.marker,
+		.generation = rec.generation,
+		.chrony_period = hnd_period(rec.period),
+		.anchor = { .valid = rec.anchor.valid, .period = hnd_period(rec.anchor.period),
+			    .freq_ppm = rec.anchor.freq_ppm },
+		.in_doubt = { .valid = rec.dfreq.valid, .marker = rec.dfreq.marker,
+			      .from = hnd_period(rec.dfreq.from), .to = hnd_period(rec.dfreq.to),
+			      .dfreq_ppm = rec.dfreq.dfreq_ppm,
+			      .freq_before_ppm = rec.dfreq.freq_before_ppm },
+	};
+	HDR_Handle(&ev);
 }
 
 /* ---- the handover ------------------------------------------------------ */
-
-/* Why the last doffset was not sent (the page's reading was refused). */
-static POL_Reason doffset_skipped_for;
 
 /* The doffset's offset, judged by the sampler as a fed sample is.  A page
  * that cannot be read now (none, bad, mid-update) is tried again; one that
@@ -253,51 +183,6 @@ static HND_OffsetAnswer offset_now(uint64_t marker, double *o, void *arg)
 	default:
 		doffset_skipped_for = r;
 		return HND_OFFSET_SKIP;
-	}
-}
-
-/* The handover's write-ahead record: saved at once, durably. */
-static int record_handover(const HND_Record *rec, void *arg)
-{
-	HND_Record before = hnd_record;
-	bool had = have_record;
-	int r;
-
-	hnd_record = *rec;
-	have_record = true;
-	r = save_state();
-	if (r < 0 && rec->in_doubt.valid) {
-		/* Not sent: the file keeps what was true before. */
-		hnd_record = before;
-		have_record = had;
-	}
-	return r;
-}
-
-static void finish(bool recovered)
-{
-	/* Superseded by the handled marker and its period. */
-	have_record = false;
-	report.handling = false;
-	clock_gettime(CLOCK_MONOTONIC, &report.handled_at);
-	report.handled_marker = target_marker;
-	report.handled_gen = target_gen;
-	period_handled = period_target;
-	save_state();
-	/* Nothing to feed from a page without time: no burst. */
-	if (sampler.burst && target_has_time)
-		sampler.burst(cfg->burst_ms);
-	if (recovered) {
-		char f1[FIELD_LEN], f2[FIELD_LEN];
-		const char *fields[] = { f1, f2, NULL };
-
-		snprintf(f1, sizeof(f1), "DISRUPTION_MARKER=%" PRIu64, target_marker);
-		/* 0: a restart would not know it was handled, until a retry
-		 * of the write succeeds. */
-		snprintf(f2, sizeof(f2), "STATE_SAVED=%d", !report.unsaved);
-		LOG_Event(LOGS_INFO, LOG_MSGID_RECOVERED, fields, "chronyd reset after disruption %"
-			  PRIu64 "%s", target_marker,
-			  target_has_time ? "; sampling at the burst rate" : "");
 	}
 }
 
@@ -326,53 +211,53 @@ static void add_field(Fields *r, const char *format, ...)
  * LOG_MSGID_DISRUPTION), covering every marker change since the last one
  * handled; fields whose value is not known are left out (FREQ_CHANGE_PPM
  * last).  HANDED: chronyd took it. */
-static void log_disruption(bool handed)
+static void log_disruption(const HND_Report *h, bool handed)
 {
 	Fields r = { .n = 0 };
 	char step_text[48], changes_text[48];
-	bool freq_known = period_handled.valid && period_target.valid;
-	double step = report.last_step_s;
-	double freq_change = freq_known ? -HND_DfreqPpm(period_handled, period_target) : 0.0;
+	bool freq_known = h->period_before.valid && h->period_after.valid;
+	double freq_change = freq_known ? -HND_DfreqPpm(h->period_before, h->period_after) : 0.0;
 
-	add_field(&r, "OLD_MARKER=%" PRIu64, episode.old_marker);
-	add_field(&r, "NEW_MARKER=%" PRIu64, target_marker);
-	add_field(&r, "FIRST_MARKER=%" PRIu64, episode.first_marker);
-	add_field(&r, "MARKER_CHANGES=%lu", episode.changes);
-	add_field(&r, "VM_GENERATION_COUNTER=%" PRIu64, target_gen);
-	if (!isnan(step))
-		add_field(&r, "STEP_NS=%.0f", step * 1e9);
-	if (period_target.valid) {
-		add_field(&r, "COUNTER_PERIOD_FRAC_SEC=%" PRIu64, period_target.frac);
-		add_field(&r, "COUNTER_PERIOD_SHIFT=%u", period_target.shift);
+	add_field(&r, "OLD_MARKER=%" PRIu64, h->old_marker);
+	add_field(&r, "NEW_MARKER=%" PRIu64, h->marker);
+	add_field(&r, "FIRST_MARKER=%" PRIu64, h->first_marker);
+	add_field(&r, "MARKER_CHANGES=%lu", h->marker_changes);
+	add_field(&r, "VM_GENERATION_COUNTER=%" PRIu64, h->generation);
+	if (h->step_known)
+		add_field(&r, "STEP_NS=%" PRId64, h->step_ns);
+	if (h->period_after.valid) {
+		add_field(&r, "COUNTER_PERIOD_FRAC_SEC=%" PRIu64, h->period_after.frac);
+		add_field(&r, "COUNTER_PERIOD_SHIFT=%u", h->period_after.shift);
 	}
 	if (freq_known)
 		add_field(&r, "FREQ_CHANGE_PPM=%.6f", freq_change);
-	if (isnan(step))
-		snprintf(step_text, sizeof(step_text), "step unknown");
+	if (h->step_known)
+		snprintf(step_text, sizeof(step_text), "step %+.9f s", (double)h->step_ns * 1e-9);
 	else
-		snprintf(step_text, sizeof(step_text), "step %+.9f s", step);
-	if (episode.changes > 1)
-		snprintf(changes_text, sizeof(changes_text), " (%lu marker changes)", episode.changes);
+		snprintf(step_text, sizeof(step_text), "step unknown");
+	if (h->marker_changes > 1)
+		snprintf(changes_text, sizeof(changes_text), " (%lu marker changes)",
+			 h->marker_changes);
 	else
 		changes_text[0] = '\0';
-	if (target_has_time && freq_known)
+	if (h->has_time && freq_known)
 		LOG_Event(LOGS_WARN, LOG_MSGID_DISRUPTION, r.fields,
 			  "clock disruption%s: marker %" PRIu64 " -> %" PRIu64 "%s, %s, counter "
-			  "frequency %+.6f ppm; %s", episode.while_down ? " while vmclockd was down" : "",
-			  episode.old_marker, target_marker, changes_text, step_text, freq_change,
+			  "frequency %+.6f ppm; %s", h->while_down ? " while vmclockd was down" : "",
+			  h->old_marker, h->marker, changes_text, step_text, freq_change,
 			  handed ? "chronyd reset" : "no chronyd to reset");
 	else
 		LOG_Event(LOGS_WARN, LOG_MSGID_DISRUPTION, r.fields,
 			  "clock disruption%s: marker %" PRIu64 " -> %" PRIu64 "%s, %s; %s",
-			  episode.while_down ? " while vmclockd was down" : "", episode.old_marker,
-			  target_marker, changes_text,
-			  target_has_time ? "counter frequency change unknown" : "no time on the page",
+			  h->while_down ? " while vmclockd was down" : "", h->old_marker, h->marker,
+			  changes_text, h->has_time ? "counter frequency change unknown"
+						    : "no time on the page",
 			  handed ? "chronyd reset" : "no chronyd to reset");
 }
 
-/* The handover module reports once per handover, for the newest marker,
- * when it completed; it logs its own retries and failed rounds.  No reset:
- * no chronyd is configured. */
+/* Once per handover, for the newest marker, when it completed (its record
+ * kept already); the machine logs its own retries and failed rounds.  No
+ * reset: no chronyd is configured. */
 static void handover_done(const HND_Report *r, void *arg)
 {
 	bool handed = r->ok && r->resets > 0;
@@ -406,83 +291,61 @@ static void handover_done(const HND_Report *r, void *arg)
 			LOG(LOGS_INFO, "chronyd reset (marker-only page), %.2f ms; asked for an NTP burst",
 			    (double)r->duration_ns * 1e-6);
 	}
-	/* Before finish(): the record compares the periods it replaces. */
-	if (episode.changes)
-		log_disruption(handed);
-	finish(handed);
+	if (r->marker_changes)
+		log_disruption(r, handed);
+	update_report();
+	clock_gettime(CLOCK_MONOTONIC, &report.handled_at);
+	/* Nothing to feed from a page without time: no burst. */
+	if (sampler.burst && r->has_time)
+		sampler.burst(cfg->burst_ms);
+	if (handed) {
+		char f1[FIELD_LEN], f2[FIELD_LEN];
+		const char *fields[] = { f1, f2, NULL };
+
+		snprintf(f1, sizeof(f1), "DISRUPTION_MARKER=%" PRIu64, r->marker);
+		/* 0: a restart would not know it was handled, until a retry
+		 * of the write succeeds. */
+		snprintf(f2, sizeof(f2), "STATE_SAVED=%d", !report.unsaved);
+		LOG_Event(LOGS_INFO, LOG_MSGID_RECOVERED, fields, "chronyd reset after disruption %"
+			  PRIu64 "%s", r->marker, r->has_time ? "; sampling at the burst rate" : "");
+	}
 }
 
-/* Alerts a flapping page could repeat at every tick: rate-limited (the first
- * ones at once, the count of the others said when their window closes). */
-static LOG_Limit imminent_alerts, soon_alerts, restore_alerts;
-
-static void begin_disruption(const struct vmclock_abi *page, const struct vmclock_offset *offset,
-			     bool while_down)
+/* A marker change or a restore, as the machine saw it. */
+static void seen(const HND_Action *a, void *arg)
 {
-	double step = NAN, freq_change = 0.0;
-	HND_Target t;
-	Period before = report.handling ? period_target : period_handled;
-	uint64_t old = report.handling ? target_marker : report.handled_marker;
+	if (a->type == HND_ACT_RESTORE) {
+		char f1[FIELD_LEN], f2[FIELD_LEN];
+		const char *fields[] = { f1, f2, NULL };
 
-	target_marker = vmclock_le64(page->disruption_marker);
-	target_gen = vmclock_le64(page->vm_generation_counter);
-	period_target = period_of(page);
-	target_has_time = period_target.valid;
-	report.disruptions++;
-	if (!report.handling || source_changed) {
-		/* A new record; a new device starts one of its own (its
-		 * markers are not compared with the old one's). */
-		episode.old_marker = source_changed ? target_marker : old;
-		episode.first_marker = target_marker;
-		episode.changes = 0;
-		episode.while_down = while_down;
+		snprintf(f1, sizeof(f1), "VM_GENERATION_COUNTER=%" PRIu64,
+			 a->u.restore.new_generation);
+		snprintf(f2, sizeof(f2), "DISRUPTION_MARKER=%" PRIu64, a->u.restore.marker);
+		LOG_LimitedEvent(&restore_alerts, LOGS_WARN, LOG_MSGID_RESTORE, fields,
+				 "VM restored or cloned: generation %" PRIu64 " -> %" PRIu64,
+				 a->u.restore.old_generation, a->u.restore.new_generation);
+		return;
 	}
-	if (!source_changed && target_marker != old)
-		episode.changes++;
+	report.disruptions++;
 	report.handling = true;
 	clock_gettime(CLOCK_REALTIME, &report.last_disruption);
-
-	if (before.valid && period_target.valid)
-		freq_change = -HND_DfreqPpm(before, period_target);
-	if (target_has_time && offset && have_offset && !while_down)
-		step = (double)offset->offset_ns * 1e-9 - (double)last_offset_ns * 1e-9;
-	report.last_step_s = step;
-
+	if (a->u.disruption.source_changed)
+		LOG(LOGS_WARN, "clock source changed to %s (marker %" PRIu64 "): resetting chronyd, "
+		    "no frequency change or step carried over", cfg->device,
+		    a->u.disruption.new_marker);
 	/* Every change, with its own frequency change (when both periods are
-	 * known); the journal's record is logged once the disruption is
-	 * handled (log_disruption). */
+	 * known); the journal's record is one per handled disruption. */
 	if (LOG_DebugEnabled()) {
 		Fields r = { .n = 0 };
+		const Period *p0 = &a->u.disruption.period_before, *p1 = &a->u.disruption.period_after;
 
-		add_field(&r, "OLD_MARKER=%" PRIu64, old);
-		add_field(&r, "NEW_MARKER=%" PRIu64, target_marker);
-		if (before.valid && period_target.valid)
-			add_field(&r, "FREQ_CHANGE_PPM=%.6f", freq_change);
+		add_field(&r, "OLD_MARKER=%" PRIu64, a->u.disruption.old_marker);
+		add_field(&r, "NEW_MARKER=%" PRIu64, a->u.disruption.new_marker);
+		if (p0->valid && p1->valid)
+			add_field(&r, "FREQ_CHANGE_PPM=%.6f", -HND_DfreqPpm(*p0, *p1));
 		LOG_Event(LOGS_DEBUG, NULL, r.fields, "disruption: marker %" PRIu64 " -> %" PRIu64,
-			  old, target_marker);
+			  a->u.disruption.old_marker, a->u.disruption.new_marker);
 	}
-	if (source_changed)
-		LOG(LOGS_WARN, "clock source changed to %s (marker %" PRIu64 "): resetting chronyd, "
-		    "no frequency change or step carried over", cfg->device, target_marker);
-	t.marker = target_marker;
-	t.old_period = period_handled;
-	t.new_period = source_changed ? epoch_period : period_target;
-	t.has_time = target_has_time;
-	t.step = cfg->handover_step;
-	/* A dfreq in doubt when vmclockd stopped: the first handover resolves
-	 * it (a handover under way knows better). */
-	t.in_doubt = loaded_doubt;
-	t.anchor = loaded_anchor;
-	if (loaded_doubt.valid || loaded_anchor.valid) {
-		/* Kept in the file until the handover records anew. */
-		hnd_record.chrony_period = loaded_doubt.valid ? loaded_doubt.from : period_handled;
-		hnd_record.in_doubt = loaded_doubt;
-		hnd_record.anchor = loaded_anchor;
-		have_record = true;
-	}
-	loaded_doubt.valid = false;
-	loaded_anchor.valid = false;
-	HDR_Start(&t);
 }
 
 static void log_flag_changes(uint64_t flags)
@@ -501,102 +364,36 @@ static void log_flag_changes(uint64_t flags)
 bool DSR_Observe(const struct vmclock_abi *page, const struct vmclock_offset *offset)
 {
 	uint64_t marker = vmclock_le64(page->disruption_marker);
-	uint64_t gen = vmclock_le64(page->vm_generation_counter);
-	uint64_t current_gen = report.handling ? target_gen : report.handled_gen;
-	uint64_t current_marker = report.handling ? target_marker : report.handled_marker;
+	HND_Event ev = { .type = HND_EV_PAGE };
 
 	log_flag_changes(vmclock_le64(page->flags));
-	if (!state_known) {
-		state_known = true;
-		if (!load_state(page)) {
-			loaded_doubt.valid = false;
-			loaded_anchor.valid = false;
-			report.handled_marker = marker;
-			report.handled_gen = gen;
-			period_handled = period_of(page);
-			save_state();
-			return false;
-		}
-		if (marker != report.handled_marker) {
-			begin_disruption(page, offset, true);
-			return true;
-		}
-		if (loaded_doubt.valid) {
-			/* The page went back to the handled marker, yet a dfreq
-			 * sent for another may be in chronyd: resolved by a
-			 * handover of this one. */
-			LOG(LOGS_WARN, "a dfreq for disruption %" PRIu64 " may have been applied "
-			    "before vmclockd stopped, and the page shows marker %" PRIu64 " again",
-			    loaded_doubt.marker, marker);
-			begin_disruption(page, offset, true);
-			return true;
-		}
-		/* The page is back at the handled marker: the handover the
-		 * anchor was read for is moot. */
-		loaded_anchor.valid = false;
-		current_gen = report.handled_gen;
-		current_marker = report.handled_marker;
+	if (!loaded) {
+		loaded = true;
+		load_record(page);
 	}
-	if (source_changed) {
-		/* Neither its marker, generation nor period is compared with
-		 * the old device's: one reset, one line. */
-		begin_disruption(page, NULL, false);
-		source_changed = false;
-		return true;
-	}
-	if (gen != current_gen && (vmclock_le64(page->flags) & VMCLOCK_FLAG_VM_GEN_COUNTER_PRESENT)) {
-		char f1[FIELD_LEN], f2[FIELD_LEN];
-		const char *fields[] = { f1, f2, NULL };
-
-		snprintf(f1, sizeof(f1), "VM_GENERATION_COUNTER=%" PRIu64, gen);
-		snprintf(f2, sizeof(f2), "DISRUPTION_MARKER=%" PRIu64, marker);
-		LOG_LimitedEvent(&restore_alerts, LOGS_WARN, LOG_MSGID_RESTORE, fields,
-				 "VM restored or cloned: generation %" PRIu64 " -> %" PRIu64,
-				 current_gen, gen);
-		if (report.handling)
-			target_gen = gen;
-		else
-			report.handled_gen = gen;
-		if (marker == current_marker)
-			save_soon();
-	}
+	ev.u.page.marker = marker;
+	ev.u.page.generation = vmclock_le64(page->vm_generation_counter);
+	ev.u.page.generation_present =
+		(vmclock_le64(page->flags) & VMCLOCK_FLAG_VM_GEN_COUNTER_PRESENT) != 0;
+	ev.u.page.period = period_of(page);
 	/* An offset measured on a page that moved on since the copy belongs to
 	 * neither marker. */
-	if (offset && offset->time.disruption_marker != marker)
-		offset = NULL;
-	if (marker != current_marker)
-		begin_disruption(page, offset, false);
-	else if (!report.handling && period_of(page).valid) {
-		period_handled = period_of(page);
-		/* Keep the saved period current (the host refines it), so that a
-		 * disruption while vmclockd is down still gets an exact dfreq. */
-		if (!period_saved.valid ||
-		    (fabs(HND_DfreqPpm(period_saved, period_handled)) > PERIOD_RESAVE_PPM &&
-		     RLM_Due(&resave_limit, PERIOD_RESAVE_INTERVAL_S)))
-			save_soon();
-	}
-	if (!report.handling && offset && marker == report.handled_marker) {
-		have_offset = true;
-		last_offset_ns = offset->offset_ns;
-	}
-	/* A handover that failed a round and waits to try again: samples are
-	 * fed meanwhile (the disruption is still unhandled). */
-	return report.handling && !HDR_RetryWaiting();
+	ev.u.page.have_offset = offset && offset->time.disruption_marker == marker;
+	ev.u.page.offset_ns = ev.u.page.have_offset ? offset->offset_ns : 0;
+	ev.u.page.step = cfg->handover_step;
+	HDR_Handle(&ev);
+	update_report();
+	return HND_Withholding(HDR_Machine());
 }
 
 int DSR_Initialise(struct event_base *base, const CNF_Settings *settings,
 		   const DSR_SamplerOps *ops)
 {
 	HDR_Callbacks callbacks = { .offset = offset_now, .done = handover_done,
-				    .record = record_handover };
+				    .record = keep_record, .seen = seen };
 
 	cfg = settings;
 	sampler = ops ? *ops : (DSR_SamplerOps){ 0 };
-	save_ev = evtimer_new(base, save_cb, NULL);
-	if (!save_ev) {
-		LOG(LOGS_ERR, "cannot create the marker record's timer");
-		return -1;
-	}
 	if (HDR_Initialise(base, cfg->chrony_cmd, NULL, &callbacks) < 0) {
 		LOG(LOGS_ERR, "cannot initialise the chronyd handover");
 		return -1;
@@ -606,19 +403,9 @@ int DSR_Initialise(struct event_base *base, const CNF_Settings *settings,
 
 void DSR_SourceChanged(void)
 {
-	/* Before the first page there is nothing to forget. */
-	if (!state_known)
-		return;
-	source_changed = true;
-	/* The two devices' periods and offsets are unrelated: no dfreq and no
-	 * step is computed across them.  A handover under way for the old
-	 * device still owes chronyd that device's frequency change: the new
-	 * epoch's handover heads for the same period, so that change is
-	 * delivered once and nothing is added for the device change; with none
-	 * under way, no period and so no dfreq at all. */
-	epoch_period = report.handling ? period_target : (Period){ .valid = false };
-	period_handled.valid = false;
-	have_offset = false;
+	HND_Event ev = { .type = HND_EV_SOURCE_CHANGED };
+
+	HDR_Handle(&ev);
 }
 
 void DSR_Reconfigure(const CNF_Settings *settings)
@@ -632,15 +419,11 @@ void DSR_Reconfigure(const CNF_Settings *settings)
 
 void DSR_Finalise(void)
 {
-	/* The freshest period for a disruption that happens while we are down. */
-	if (state_known && !report.handling && period_handled.valid &&
-	    (!period_saved.valid || period_saved.frac != period_handled.frac))
-		save_state();
-	/* A deferred write (a generation that changed) is not lost. */
-	else if (save_ev && evtimer_pending(save_ev, NULL))
-		save_state();
-	if (save_ev)
-		event_free(save_ev);
-	save_ev = NULL;
+	HND_Event ev = { .type = HND_EV_STOP };
+
+	/* What is not kept yet (the freshest period, a generation) is kept
+	 * now, for a disruption that happens while vmclockd is down. */
+	if (loaded)
+		HDR_Handle(&ev);
 	HDR_Finalise();
 }

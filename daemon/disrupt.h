@@ -1,21 +1,20 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  *
- * disrupt.h - disruption markers, generation counters, and chrony's reset.
+ * disrupt.h - disruption markers and generation counters: the driver of
+ * the disruption state machine (handover.h).
  *
  * The sampler shows every consistent page copy, and the offset it measured
- * from it, to DSR_Observe() before it uses it (main.c registers the hook).  A new disruption_marker means everything chronyd learned about
- * the counter is wrong: samples stop at once, and chronyd is told over its
- * command socket to drop its measurements and is handed the counter's exact
- * frequency change and the step, after which the sampler bursts (not on a
- * page without time: nothing to feed).  Once handed over, the journal gets
- * one record of the disruption, covering every marker change the handover
- * coalesced.  What this module needs from the sampler (a fresh offset
- * while the handover runs, the burst) it gets as callbacks at
- * initialisation: it includes no header of its producer.  The last handled
- * marker is kept in the marker record (storage.c) so a daemon restart is not
- * a disruption and a disruption while down is; the handover's record of a
- * dfreq on its way is kept there too, written before the dfreq is sent, so
- * that a crash neither repeats nor loses it.
+ * from it, to DSR_Observe() before it uses it (main.c registers the hook).
+ * The machine decides: a new disruption_marker means everything chronyd
+ * learned about the counter is wrong, so samples stop at once, and chronyd
+ * is told over its command socket to drop its measurements and is handed the
+ * counter's exact frequency change and the step, after which the sampler
+ * bursts (not on a page without time: nothing to feed).  Once handed over,
+ * the journal gets one record of the disruption, covering every marker
+ * change the handover coalesced.  What chronyd has been handed is kept in
+ * the marker record (storage.c), so that a daemon restart is not a
+ * disruption, a disruption while down is, and a dfreq on its way when
+ * vmclockd died is neither repeated nor lost.
  */
 #ifndef VMCLOCKD_DISRUPT_H
 #define VMCLOCKD_DISRUPT_H
@@ -36,7 +35,6 @@ typedef struct {
 				      * again after a failed round: the marker is
 				      * not handled */
 	struct timespec last_disruption; /* CLOCK_REALTIME when last detected */
-	double last_step_s;          /* step seen at the last disruption */
 	struct timespec handled_at;  /* CLOCK_MONOTONIC when the last one was handled */
 	bool unsaved;                /* the last write of the marker record
 				      * failed: what it holds is older than the

@@ -1159,7 +1159,6 @@ static void begin(HND_Machine *m, const HND_Event *page, bool while_down)
 		m->report.first_marker = marker;
 		m->report.marker_changes = 0;
 		m->report.while_down = while_down;
-		m->report.source_changed = m->source_changed;
 		m->report.period_before = m->source_changed ? (HND_Period){ .valid = false } : before;
 	}
 	if (!m->source_changed && marker != old)
@@ -1180,6 +1179,7 @@ static void page(HND_Machine *m, const HND_Event *ev)
 {
 	uint64_t marker = ev->u.page.marker, gen = ev->u.page.generation;
 	HND_Period period = ev->u.page.period;
+	bool same;
 
 	if (!m->started) {
 		m->started = true;
@@ -1213,10 +1213,13 @@ static void page(HND_Machine *m, const HND_Event *ev)
 		 * for is moot. */
 		m->rec.anchor.valid = false;
 	}
-	if (m->source_changed || marker != (m->busy ? m->target.marker : m->rec.marker)) {
+	if (m->source_changed) {
+		/* Neither its marker, generation nor period is compared with
+		 * the old device's. */
 		begin(m, ev, false);
 		return;
 	}
+	same = marker == (m->busy ? m->target.marker : m->rec.marker);
 	if (ev->u.page.generation_present && gen != HND_CurrentGeneration(m)) {
 		HND_Action *a = act(m, HND_ACT_RESTORE);
 
@@ -1225,10 +1228,14 @@ static void page(HND_Machine *m, const HND_Event *ev)
 		a->u.restore.marker = marker;
 		if (m->busy) {
 			m->target_gen = gen;
-		} else {
+		} else if (same) {
 			m->rec.generation = gen;
 			m->dirty = true;
 		}
+	}
+	if (!same) {
+		begin(m, ev, false);
+		return;
 	}
 	if (!m->busy && period.valid) {
 		/* The host refines the period: kept current, so that a
@@ -1272,19 +1279,24 @@ static void stop(HND_Machine *m)
 		write_record(m);
 }
 
-HND_Machine *HND_New(const HND_Timing *timing, bool chronyd, const HND_Record *kept)
+/* The record kept before vmclockd started, for the first page. */
+static void loaded(HND_Machine *m, const HND_Record *kept)
+{
+	if (m->started || !kept->valid)
+		return;
+	m->kept = *kept;
+	/* What cannot be composed from is not known. */
+	m->kept.chrony_period.valid = usable(kept->chrony_period);
+	m->kept.anchor.valid = kept->anchor.valid && usable(kept->anchor.period) &&
+			       isfinite(kept->anchor.freq_ppm);
+}
+
+HND_Machine *HND_New(const HND_Timing *timing, bool chronyd)
 {
 	HND_Machine *m = calloc(1, sizeof(*m));
 
 	if (!m)
 		return NULL;
-	if (kept && kept->valid) {
-		m->kept = *kept;
-		/* What cannot be composed from is not known. */
-		m->kept.chrony_period.valid = usable(kept->chrony_period);
-		m->kept.anchor.valid = kept->anchor.valid && usable(kept->anchor.period) &&
-				       isfinite(kept->anchor.freq_ppm);
-	}
 	m->timing = timing ? *timing : HND_DEFAULT_TIMING;
 	m->chronyd = chronyd;
 	m->holdoff_ms = m->timing.holdoff_ms;
@@ -1324,6 +1336,9 @@ void HND_Handle(HND_Machine *m, const HND_Event *ev, HND_Actions *out)
 		break;
 	case HND_EV_CHRONYD:
 		chronyd_configured(m, ev->u.chronyd.configured, ev->u.chronyd.changed);
+		break;
+	case HND_EV_LOADED:
+		loaded(m, &ev->u.loaded);
 		break;
 	case HND_EV_PAGE:
 		page(m, ev);

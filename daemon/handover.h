@@ -199,12 +199,12 @@ typedef struct {
 	 * the marker chronyd was right for before, the first one seen after
 	 * it, how many marker changes the pages showed (faster than a
 	 * handover completes: coalesced into one), whether it began while
-	 * vmclockd was down or with another device, the generation, the step
+	 * vmclockd was down, the generation, the step
 	 * the page's offset made (step_known), and the counter periods before
 	 * and after (each !valid when not known). */
 	uint64_t old_marker, first_marker;
 	unsigned long marker_changes;
-	bool while_down, source_changed;
+	bool while_down;
 	uint64_t generation;
 	bool step_known;
 	int64_t step_ns;
@@ -254,9 +254,12 @@ typedef enum {
 	HND_EV_OFFSET,
 	/* The result of HND_ACT_RECORD (every one, in order). */
 	HND_EV_RECORDED,
+	/* What was kept before vmclockd started (the record), before the
+	 * first page; none: the first page is adopted as handled. */
+	HND_EV_LOADED,
 	/* A page copy, each tick: a new marker starts a handover (the first
-	 * page after start compares with the record kept); the rest keeps
-	 * the record current. */
+	 * page compares with the record loaded); the rest keeps the record
+	 * current. */
 	HND_EV_PAGE,
 	/* The next page is another device's: a new epoch (handed over like a
 	 * disruption, with no frequency change or step across the two). */
@@ -282,6 +285,7 @@ typedef struct {
 			int result;        /* 0, or a negative errno value */
 			HND_Record record; /* what was to be kept */
 		} recorded;
+		HND_Record loaded;
 		struct {
 			bool configured; /* a command socket at all */
 			bool changed;    /* another path: the client is closed */
@@ -380,10 +384,8 @@ typedef struct {
 
 /* A machine with no handover under way; chronyd: a command socket is
  * configured (without one, every handover completes at once, with nothing
- * sent).  timing NULL: HND_DEFAULT_TIMING.  kept: the record kept before
- * (NULL or !valid: none; the first page is then adopted as handled).  NULL:
- * out of memory. */
-HND_Machine *HND_New(const HND_Timing *timing, bool chronyd, const HND_Record *kept);
+ * sent).  timing NULL: HND_DEFAULT_TIMING.  NULL: out of memory. */
+HND_Machine *HND_New(const HND_Timing *timing, bool chronyd);
 void HND_Free(HND_Machine *m);
 /* Takes EV, fills OUT with the actions, in the order they are to be taken. */
 void HND_Handle(HND_Machine *m, const HND_Event *ev, HND_Actions *out);

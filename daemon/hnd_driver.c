@@ -164,7 +164,7 @@ int HDR_Reconfigure(const char *chrony_cmd)
 }
 
 int HDR_Initialise(struct event_base *base, const char *chrony_cmd, const HND_Timing *timing,
-		   const HND_Record *kept, const HDR_Callbacks *callbacks)
+		   const HDR_Callbacks *callbacks)
 {
 	ev_base = base;
 	cb = *callbacks;
@@ -173,7 +173,7 @@ int HDR_Initialise(struct event_base *base, const char *chrony_cmd, const HND_Ti
 	if (chrony_cmd && *chrony_cmd && !(cmd_path = strdup(chrony_cmd)))
 		return -ENOMEM;
 	timer_ev = evtimer_new(base, timer_cb, NULL);
-	machine = HND_New(timing, cmd_path != NULL, kept);
+	machine = HND_New(timing, cmd_path != NULL);
 	if (!timer_ev || !machine) {
 		HDR_Finalise();
 		return -ENOMEM;

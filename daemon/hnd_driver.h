@@ -41,10 +41,9 @@ typedef struct {
 } HDR_Callbacks;
 
 /* chrony_cmd: chronyd's command socket ("" or NULL: none, every handover
- * completes at once).  timing NULL: HND_DEFAULT_TIMING.  kept: the record
- * kept before (HND_New).  Copies all. */
+ * completes at once).  timing NULL: HND_DEFAULT_TIMING.  Copies all. */
 int HDR_Initialise(struct event_base *base, const char *chrony_cmd, const HND_Timing *timing,
-		   const HND_Record *kept, const HDR_Callbacks *callbacks);
+		   const HDR_Callbacks *callbacks);
 /* Cancels everything without a callback. */
 void HDR_Finalise(void);
 /* A new command socket path (SIGHUP).  The same path keeps the client and

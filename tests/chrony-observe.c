@@ -273,7 +273,7 @@ static int handover(const char *sock, const char *spec, long repeats, int timeou
 	timing.max_failures = 1;
 	timing.max_rounds = 1; /* one try, its failure reported */
 	cbs = (HDR_Callbacks){ .offset = fixed_offset, .done = handover_done, .arg = &h };
-	r = HDR_Initialise(h.base, sock, &timing, NULL, &cbs);
+	r = HDR_Initialise(h.base, sock, &timing, &cbs);
 	if (r < 0) {
 		fprintf(stderr, "chrony-observe: %s: %s\n", sock, strerror(-r));
 		return 1;
