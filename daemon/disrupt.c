@@ -31,6 +31,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "../common/timeutil.h"
+
 #include "disrupt.h"
 #include "hnd_driver.h"
 #include "log.h"
@@ -48,8 +50,13 @@
 typedef HND_Period Period;
 
 static const CNF_Settings *cfg;
-static DSR_SamplerOps sampler;
 static DSR_Report report;
+/* The machine wants the next tick's offset, on a page of measure_marker. */
+static bool measure_pending;
+static uint64_t measure_marker;
+/* After a handover of a page with time: ticks at the burst rate until then
+ * (CLOCK_MONOTONIC), so that chronyd reselects the refclock quickly. */
+static struct timespec burst_until;
 static bool loaded;   /* the marker record was loaded (at the first page) */
 static uint64_t last_flags;
 /* Why the last doffset was not sent (the page's reading was refused). */
@@ -165,25 +172,40 @@ static void load_record(const struct vmclock_abi *page)
 
 /* ---- the handover ------------------------------------------------------ */
 
-/* The doffset's offset, judged by the sampler as a fed sample is.  A page
- * that cannot be read now (none, bad, mid-update) is tried again; one that
- * does not vouch for its time, or that moved on to another marker, gets no
- * step: chronyd learns it from the samples once the page vouches again. */
-static HND_OffsetAnswer offset_now(uint64_t marker, double *o, void *arg)
+/* The doffset's offset is wanted: answered from the next tick's sample. */
+static void measure(uint64_t marker, void *arg)
 {
-	POL_Reason r = sampler.measure_offset ? sampler.measure_offset(marker, o) : POL_NO_DEVICE;
+	measure_pending = true;
+	measure_marker = marker;
+}
 
-	switch (r) {
+/* The answer to it from this tick's sample, judged as a fed sample is
+ * (JUDGED, OFFSET_S), on a page of MARKER.  One that cannot be read (none,
+ * bad, mid-update) is tried again; one that does not vouch for its time, or
+ * that moved on to another marker, gets no step: chronyd learns it from the
+ * samples once the page vouches again. */
+static void answer_measure(uint64_t marker, POL_Reason judged, double offset_s)
+{
+	HND_OffsetAnswer answer;
+
+	measure_pending = false;
+	if (marker != measure_marker)
+		judged = POL_DISRUPTION;
+	switch (judged) {
 	case POL_FED:
-		return HND_OFFSET_OK;
+		answer = HND_OFFSET_OK;
+		break;
 	case POL_NO_DEVICE:
 	case POL_BAD_PAGE:
 	case POL_UNSTABLE:
-		return HND_OFFSET_RETRY;
+		answer = HND_OFFSET_RETRY;
+		break;
 	default:
-		doffset_skipped_for = r;
-		return HND_OFFSET_SKIP;
+		doffset_skipped_for = judged;
+		answer = HND_OFFSET_SKIP;
+		break;
 	}
+	HDR_Offset(answer, offset_s);
 }
 
 /* A record's fields: one more "NAME=value" in f[*n], listed in fields. */
@@ -296,8 +318,10 @@ static void handover_done(const HND_Report *r, void *arg)
 	update_report();
 	clock_gettime(CLOCK_MONOTONIC, &report.handled_at);
 	/* Nothing to feed from a page without time: no burst. */
-	if (sampler.burst && r->has_time)
-		sampler.burst(cfg->burst_ms);
+	if (r->has_time) {
+		clock_gettime(CLOCK_MONOTONIC, &burst_until);
+		burst_until = TIM_AddNs(burst_until, (int64_t)cfg->burst_ms * 1000000);
+	}
 	if (handed) {
 		char f1[FIELD_LEN], f2[FIELD_LEN];
 		const char *fields[] = { f1, f2, NULL };
@@ -361,10 +385,13 @@ static void log_flag_changes(uint64_t flags)
 	last_flags = flags;
 }
 
-bool DSR_Observe(const struct vmclock_abi *page, const struct vmclock_offset *offset)
+DSR_Verdict DSR_Observe(const struct vmclock_abi *page, const struct vmclock_offset *offset,
+			POL_Reason judged, double offset_s)
 {
 	uint64_t marker = vmclock_le64(page->disruption_marker);
 	HND_Event ev = { .type = HND_EV_PAGE };
+	DSR_Verdict verdict = { false, 0 };
+	struct timespec now;
 
 	log_flag_changes(vmclock_le64(page->flags));
 	if (!loaded) {
@@ -381,19 +408,26 @@ bool DSR_Observe(const struct vmclock_abi *page, const struct vmclock_offset *of
 	ev.u.page.have_offset = offset && offset->time.disruption_marker == marker;
 	ev.u.page.offset_ns = ev.u.page.have_offset ? offset->offset_ns : 0;
 	ev.u.page.step = cfg->handover_step;
+	if (measure_pending)
+		answer_measure(marker, judged, offset_s);
 	HDR_Handle(&ev);
 	update_report();
-	return HND_Withholding(HDR_Machine());
+	verdict.withhold = HND_Withholding(HDR_Machine());
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (verdict.withhold)
+		/* The handover may want the next tick's offset any moment. */
+		verdict.tick_ms = DSR_HANDOVER_TICK_MS;
+	else if (TIM_Before(&now, &burst_until))
+		verdict.tick_ms = cfg->burst_interval_ms;
+	return verdict;
 }
 
-int DSR_Initialise(struct event_base *base, const CNF_Settings *settings,
-		   const DSR_SamplerOps *ops)
+int DSR_Initialise(struct event_base *base, const CNF_Settings *settings)
 {
-	HDR_Callbacks callbacks = { .offset = offset_now, .done = handover_done,
+	HDR_Callbacks callbacks = { .measure = measure, .done = handover_done,
 				    .record = keep_record, .seen = seen };
 
 	cfg = settings;
-	sampler = ops ? *ops : (DSR_SamplerOps){ 0 };
 	if (HDR_Initialise(base, cfg->chrony_cmd, NULL, &callbacks) < 0) {
 		LOG(LOGS_ERR, "cannot initialise the chronyd handover");
 		return -1;

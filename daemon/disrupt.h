@@ -3,8 +3,11 @@
  * disrupt.h - disruption markers and generation counters: the driver of
  * the disruption state machine (handover.h).
  *
- * The sampler shows every consistent page copy, and the offset it measured
- * from it, to DSR_Observe() before it uses it (main.c registers the hook).
+ * The sampler shows every consistent page copy, the offset it measured from
+ * it and its judgement of the sample to DSR_Observe() before it feeds it
+ * (main.c registers the hook); the verdict says whether to withhold it and
+ * how soon to tick again (fast while a handover may want the next tick's
+ * offset, at the burst rate after one).
  * The machine decides: a new disruption_marker means everything chronyd
  * learned about the counter is wrong, so samples stop at once, and chronyd
  * is told over its command socket to drop its measurements and is handed the
@@ -41,18 +44,18 @@ typedef struct {
 				      * above (the write is retried) */
 } DSR_Report;
 
+/* The verdict on a tick's sample (sampler.h's SMP_Verdict). */
 typedef struct {
-	/* Device time minus system time now, in seconds, judged as a fed
-	 * sample is: POL_FED with *offset_s set, or why not (POL_DISRUPTION
-	 * when the page's marker is not marker). */
-	POL_Reason (*measure_offset)(uint64_t marker, double *offset_s);
-	/* Sample at the burst interval for duration_ms from now. */
-	void (*burst)(unsigned duration_ms);
-} DSR_SamplerOps;
+	bool withhold;    /* a handover is under way: samples withheld */
+	unsigned tick_ms; /* the next tick within this; 0: the configured interval */
+} DSR_Verdict;
 
-/* The operations are copied.  -1 (logged) if its timer cannot be created. */
-int DSR_Initialise(struct event_base *base, const CNF_Settings *settings,
-		   const DSR_SamplerOps *ops);
+/* While samples are withheld for a handover, ticks are this close: the
+ * doffset's offset is the next tick's, measured right before it is sent. */
+#define DSR_HANDOVER_TICK_MS 2
+
+/* -1 (logged) if the handover cannot be initialised. */
+int DSR_Initialise(struct event_base *base, const CNF_Settings *settings);
 void DSR_Finalise(void);
 /* After SIGHUP: new paths, same handled marker. */
 void DSR_Reconfigure(const CNF_Settings *settings);
@@ -60,9 +63,10 @@ void DSR_Reconfigure(const CNF_Settings *settings);
  * next page observed starts a new epoch, handled like a disruption with no
  * frequency change (the two pages' periods are unrelated) and no step. */
 void DSR_SourceChanged(void);
-/* Looks at a page copy and the offset measured from it (NULL if none); true
- * while samples must be withheld. */
-bool DSR_Observe(const struct vmclock_abi *page, const struct vmclock_offset *offset);
+/* Looks at a page copy, the offset measured from it (NULL if none) and the
+ * sample as the policy judged it (POL_FED with its offset, s): the verdict. */
+DSR_Verdict DSR_Observe(const struct vmclock_abi *page, const struct vmclock_offset *offset,
+			POL_Reason judged, double offset_s);
 /* Valid from DSR_Initialise on, updated in place. */
 const DSR_Report *DSR_GetReport(void);
 

@@ -791,6 +791,7 @@ static void offset_measured(HND_Machine *m, HND_OffsetAnswer answer, double o)
 {
 	CPR_Packet p;
 
+	act(m, HND_ACT_DISARM);
 	if (m->sent_gen != m->gen) {
 		next_action(m);
 		return;
@@ -839,6 +840,7 @@ static void offset_measured(HND_Machine *m, HND_OffsetAnswer answer, double o)
 static void send_step(HND_Machine *m, HND_Step s)
 {
 	CPR_Packet p;
+	HND_Action *a;
 
 	switch (s) {
 	case HND_STEP_RESET:
@@ -866,6 +868,11 @@ static void send_step(HND_Machine *m, HND_Step s)
 		wait_for(m, HND_RECORD, s);
 		return;
 	case HND_STEP_DOFFSET:
+		/* Answered by the next tick's sample; a page that cannot be
+		 * read by then is a reading to retry. */
+		a = act(m, HND_ACT_ARM);
+		a->u.arm.ms = m->timing.timeout_ms;
+		a->u.arm.state = HND_MEASURE;
 		act(m, HND_ACT_MEASURE)->u.measure_marker = m->target.marker;
 		wait_for(m, HND_MEASURE, s);
 		return;
@@ -1326,6 +1333,8 @@ void HND_Handle(HND_Machine *m, const HND_Event *ev, HND_Actions *out)
 	case HND_EV_TIMER:
 		if (m->state == HND_HOLDOFF || m->state == HND_BACKOFF || m->state == HND_SETTLE)
 			timer_expired(m);
+		else if (m->state == HND_MEASURE)
+			offset_measured(m, HND_OFFSET_RETRY, 0.0);
 		break;
 	case HND_EV_OFFSET:
 		if (m->state == HND_MEASURE)

@@ -317,7 +317,8 @@ typedef enum {
 	/* Arm the one timer (replacing any armed one): HND_EV_TIMER after ms. */
 	HND_ACT_ARM,
 	HND_ACT_DISARM,
-	/* Measure the offset on a page whose marker is marker: HND_EV_OFFSET. */
+	/* The offset on a page whose marker is marker is wanted, from the next
+	 * tick's sample: HND_EV_OFFSET (an armed timer gives up on it). */
 	HND_ACT_MEASURE,
 	/* Keep record durably (it must survive a crash of vmclockd):
 	 * HND_EV_RECORDED with the result.  With a dfreq in in_doubt, that

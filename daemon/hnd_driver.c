@@ -3,10 +3,11 @@
  * hnd_driver.c - the handover's I/O: takes each action of the state machine
  * (handover.c) and hands its result back as the machine's next event.
  *
- * Results that come at once (an offset measured, a record kept, a request
- * that could not be sent) are handed back before the rest of the actions of
- * the same event are taken, so the machine sees them in the order it asked
- * for them; chronyd's answers and the timer come later, from the loop.
+ * Results that come at once (a record kept, a request that could not be
+ * sent) are handed back before the rest of the actions of the same event are
+ * taken, so the machine sees them in the order it asked for them; chronyd's
+ * answers, the timer and the offset (HDR_Offset, from the caller's next
+ * tick) come later, from the loop.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -103,11 +104,8 @@ static void take(const HND_Action *a)
 		evtimer_del(timer_ev);
 		break;
 	case HND_ACT_MEASURE:
-		ev.type = HND_EV_OFFSET;
-		ev.u.offset.answer = cb.offset ? cb.offset(a->u.measure_marker, &ev.u.offset.offset_s,
-							   cb.arg)
-					       : HND_OFFSET_RETRY;
-		HDR_Handle(&ev);
+		if (cb.measure)
+			cb.measure(a->u.measure_marker, cb.arg);
 		break;
 	case HND_ACT_RECORD:
 		ev.type = HND_EV_RECORDED;
@@ -203,6 +201,15 @@ const HND_Machine *HDR_Machine(void)
 bool HDR_Busy(void)
 {
 	return machine && HND_Busy(machine);
+}
+
+void HDR_Offset(HND_OffsetAnswer answer, double offset_s)
+{
+	HND_Event ev = { .type = HND_EV_OFFSET };
+
+	ev.u.offset.answer = answer;
+	ev.u.offset.offset_s = offset_s;
+	HDR_Handle(&ev);
 }
 
 bool HDR_RetryWaiting(void)

@@ -18,9 +18,10 @@
 struct event_base;
 
 typedef struct {
-	/* Device time minus system time now, s, measured on a page whose
-	 * marker is marker (the target's). */
-	HND_OffsetAnswer (*offset)(uint64_t marker, double *offset_s, void *arg);
+	/* Device time minus system time is wanted, measured on a page whose
+	 * marker is marker (the target's): answered with HDR_Offset(), from
+	 * the next tick's sample. */
+	void (*measure)(uint64_t marker, void *arg);
 	/* Exactly once per handover, from the event loop, when it completed
 	 * (or gave up after HND_Timing.max_rounds, if not 0).  Else a handover
 	 * never gives up: a round of max_failures failed tries (chronyd
@@ -58,6 +59,8 @@ void HDR_Handle(HND_Event *event);
 /* The machine, for its queries (HND_Withholding, HND_GetRecord, ...). */
 const HND_Machine *HDR_Machine(void);
 bool HDR_Busy(void);
+/* The answer to the last measure callback (HND_EV_OFFSET). */
+void HDR_Offset(HND_OffsetAnswer answer, double offset_s);
 /* HND_RetryWaiting: samples may be fed while a failed round waits. */
 bool HDR_RetryWaiting(void);
 

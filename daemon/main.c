@@ -10,18 +10,19 @@
  * Data flows one way, and this file does the wiring:
  *
  *   sampler --(page copy, offset)--> disrupt --(report)--> chronysync
- *      |                                |                       |
+ *      |                         (the disruption        |
+ *      |                          state machine)        |
  *      +--(report)--------------------> publish <--(report)-----+
  *                                       |  then, with disrupt's report
  *                                       v
  *                                   textfile (reads the state back)
  *
- * disrupt keeps its marker record through storage, the one module that
- * touches the state directory.  The sampler produces a report per tick and
- * hands it on through hooks; what disrupt needs back from the sampler (a
- * fresh offset during the handover, a burst) is handed to it here as
- * callbacks.  No module includes the header of one of its consumers
- * (tests/test-layering.sh).
+ * The sampler produces a sample and a report per tick and hands them on
+ * through hooks; nothing calls back into it.  What the disruption module
+ * needs of the page it has from the next tick (the doffset's offset), or
+ * asks for in its verdict (ticks close together while a handover may want
+ * that offset, the burst after one).  No module includes the header of one
+ * of its consumers (tests/test-layering.sh).
  */
 #include "autoconfig.h"
 
@@ -51,10 +52,13 @@ static struct event_base *base;
 
 /* ---- the wiring ---------------------------------------------------------- */
 
-static bool observe_page(const struct vmclock_abi *page, const struct vmclock_offset *offset,
-			 void *arg)
+static SMP_Verdict observe_page(const struct vmclock_abi *page,
+				const struct vmclock_offset *offset, POL_Reason judged,
+				double offset_s, void *arg)
 {
-	return DSR_Observe(page, offset);
+	DSR_Verdict v = DSR_Observe(page, offset, judged, offset_s);
+
+	return (SMP_Verdict){ .withhold = v.withhold, .tick_ms = v.tick_ms };
 }
 
 static void tick_done(const SMP_Report *report, void *arg)
@@ -71,19 +75,16 @@ static void chrony_updated(const CSY_Report *report, void *arg)
 }
 
 static const SMP_Hooks sampler_hooks = { .observe = observe_page, .tick_done = tick_done };
-static const DSR_SamplerOps disrupt_ops = { .measure_offset = SMP_MeasureOffset,
-					    .burst = SMP_Burst };
 static const CSY_Hooks chronysync_hooks = { .updated = chrony_updated };
 
 /* In dependency order: each module after those whose reports it consumes
- * (the sampler's hooks and disrupt's callbacks run only from the loop, after
- * all have started).  A module that cannot start is a fatal start-up error,
+ * (the sampler's hooks run only from the loop, after all have started).  A module that cannot start is a fatal start-up error,
  * after the line saying why. */
 static void start_modules(void)
 {
 	if (SMP_Initialise(base, &settings, &sampler_hooks) < 0 ||
 	    STO_Initialise(settings.state_dir) < 0 ||
-	    DSR_Initialise(base, &settings, &disrupt_ops) < 0 ||
+	    DSR_Initialise(base, &settings) < 0 ||
 	    CSY_Initialise(base, &settings, DSR_GetReport(), &chronysync_hooks) < 0)
 		LOG_FATAL("vmclockd not started");
 	PUB_Initialise(&settings);

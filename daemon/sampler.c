@@ -48,10 +48,8 @@ static struct event *step_ev;
 static unsigned wakeups_this_tick;
 static bool device_paused; /* device_ev off for a while: the host stalled */
 static bool have_marker;   /* report.marker was read from a page */
-static struct timespec burst_until; /* CLOCK_MONOTONIC */
 static unsigned armed_ms;           /* the tick timer's current period */
-static bool in_tick;                /* a tick is running (hooks included) */
-static bool burst_pending;          /* a burst asked for during that tick */
+static unsigned verdict_ms;         /* the last verdict's interval (0: none) */
 static SMP_Report report;
 static LOG_Repeat open_failing, read_failing, offset_failing, device_stalled;
 static RLM_Limit reopen_check, open_retry, device_retry;
@@ -88,18 +86,9 @@ const char *SMP_ReasonName(POL_Reason reason)
 	return reason < POL_REASON_COUNT ? vmclockd_reason_text(reason) : "starting";
 }
 
-static bool in_burst(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return now.tv_sec < burst_until.tv_sec ||
-	       (now.tv_sec == burst_until.tv_sec && now.tv_nsec < burst_until.tv_nsec);
-}
-
 /* The tick is a persistent timer, re-armed only when its interval changes
- * (a burst starts or ends): re-adding it every tick cost a timerfd_settime()
- * per sample. */
+ * (the observer asks for another, or the device's notifications come or go):
+ * re-adding it every tick cost a timerfd_settime() per sample. */
 static void arm_tick(unsigned ms)
 {
 	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
@@ -115,14 +104,14 @@ static unsigned tick_interval_ms(const CNF_Settings *s)
 	bool notified = device_ev && !device_paused && s->notified_interval_ms &&
 			event_pending(device_ev, EV_READ, NULL);
 
-	unsigned ms = in_burst() ? s->burst_interval_ms
-		      : notified ? s->notified_interval_ms : s->interval_ms;
+	unsigned ms = verdict_ms ? verdict_ms : notified ? s->notified_interval_ms : s->interval_ms;
 
 	return ms < SMP_MAX_TICK_MS ? ms : SMP_MAX_TICK_MS;
 }
 
 /* The longest tick_interval_ms() may arm until the next tick: a burst may
- * end, a paused device resume, so every interval that may apply counts. */
+ * end, a paused device resume, so every interval that may apply counts (an
+ * observer asks for the burst interval or shorter ones). */
 static unsigned longest_tick_ms(const CNF_Settings *s)
 {
 	unsigned ms = s->interval_ms > s->burst_interval_ms ? s->interval_ms : s->burst_interval_ms;
@@ -139,31 +128,6 @@ static void schedule_tick(void)
 	if (ms == armed_ms && evtimer_pending(tick_ev, NULL))
 		return;
 	arm_tick(ms);
-}
-
-/* Takes the next sample now, and from then on at the burst rate. */
-static void start_burst(void)
-{
-	burst_pending = false;
-	evtimer_del(tick_ev);
-	armed_ms = 0;
-	event_active(tick_ev, EV_TIMEOUT, 0);
-}
-
-void SMP_Burst(unsigned duration_ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, &burst_until);
-	burst_until.tv_sec += duration_ms / 1000;
-	burst_until.tv_nsec += (long)(duration_ms % 1000) * 1000000;
-	if (burst_until.tv_nsec >= 1000000000) {
-		burst_until.tv_nsec -= 1000000000;
-		burst_until.tv_sec++;
-	}
-	/* A tick asking for it (through a hook) has it when that tick returns. */
-	if (in_tick)
-		burst_pending = true;
-	else if (tick_ev)
-		start_burst();
 }
 
 /* A page flapping between reasons every tick would log every tick: changes
@@ -288,12 +252,11 @@ static bool ensure_open(void)
 	return true;
 }
 
-static POL_Reason take_sample(const struct vmclock_abi *copy, const struct vmclock_offset *measured,
-			      int offset_errno)
+/* The sample the page vouches for, judged (POL_FED with *s filled), or why
+ * not: no measurement (said once per cause), or the policy's reason. */
+static POL_Reason judge_sample(const struct vmclock_abi *copy,
+			       const struct vmclock_offset *measured, int offset_errno, FED_Sample *s)
 {
-	POL_Reason reason;
-	FED_Sample s;
-
 	if (!measured) {
 		report.reason_errno = offset_errno;
 		if (LOG_RepeatFailing(&offset_failing, offset_errno))
@@ -303,9 +266,12 @@ static POL_Reason take_sample(const struct vmclock_abi *copy, const struct vmclo
 	}
 	if (LOG_RepeatRecovered(&offset_failing))
 		LOG(LOGS_INFO, "offsets can be measured on %s again", cfg->device);
-	reason = POL_JudgeSample(copy, measured, cfg, &s);
-	if (reason != POL_FED)
-		return reason;
+	return POL_JudgeSample(copy, measured, cfg, s);
+}
+
+/* Hands S to every output; the report says which did not take it. */
+static void feed(const FED_Sample *s)
+{
 	report.outputs = 0;
 	report.outputs_failing = 0;
 	report.output_problems[0] = '\0';
@@ -313,7 +279,7 @@ static POL_Reason take_sample(const struct vmclock_abi *copy, const struct vmclo
 		if (!outputs[i])
 			continue;
 		report.outputs++;
-		if (FED_Send(outputs[i], &s) < 0) {
+		if (FED_Send(outputs[i], s) < 0) {
 			size_t used = strlen(report.output_problems);
 
 			snprintf(report.output_problems + used, sizeof(report.output_problems) - used,
@@ -322,13 +288,11 @@ static POL_Reason take_sample(const struct vmclock_abi *copy, const struct vmclo
 			report.outputs_failing++;
 		}
 	}
-	report.have_offset = true;
-	report.last_offset_ns = s.offset_ns;
-	report.last_bound_ns = s.bound_ns;
-	report.last_system_ns = TIM_TimespecToNs(&s.system);
-	report.last_uncertainty_ns = s.uncertainty_ns;
-	report.last_bound_ppb = s.bound_ppb;
-	return POL_FED;
+	report.last_offset_ns = s->offset_ns;
+	report.last_bound_ns = s->bound_ns;
+	report.last_system_ns = TIM_TimespecToNs(&s->system);
+	report.last_uncertainty_ns = s->uncertainty_ns;
+	report.last_bound_ppb = s->bound_ppb;
 }
 
 /* What one tick read from the page, under the bus guard. */
@@ -388,16 +352,16 @@ static bool read_page(PageRead *r)
 	return true;
 }
 
-/* The hooks run outside the bus guard: they read no page, and what they
- * call (SMP_MeasureOffset) may take a guard of its own.  NOTIFIED: woken by
- * the device's notification rather than the timer. */
+/* The hooks run outside the bus guard: they read no page.  NOTIFIED: woken
+ * by the device's notification rather than the timer. */
 static void run_tick(bool notified)
 {
 	PageRead r;
 	const struct vmclock_offset *o;
-	POL_Reason reason;
+	POL_Reason judged;
+	SMP_Verdict verdict = { false, 0 };
+	FED_Sample s;
 
-	in_tick = true;
 	if (read_page(&r)) {
 		if (LOG_RepeatRecovered(&read_failing))
 			LOG(LOGS_INFO, "%s reads correctly again", cfg->device);
@@ -420,20 +384,27 @@ static void run_tick(bool notified)
 		if (vmclock_has_time(&r.copy) == 0)
 			page_had_time = true;
 
-		if (hooks.observe && hooks.observe(&r.copy, o, hooks.arg))
-			reason = POL_DISRUPTION;
-		else if ((reason = POL_JudgePage(&r.copy, cfg)) == POL_FED ||
-			 reason == POL_UNSUPPORTED || reason == POL_BAD_PAGE)
-			/* A page the library cannot convert failed the
-			 * measurement too: take_sample says why, once. */
-			reason = take_sample(&r.copy, o, r.offset_errno);
-		set_reason(reason);
+		/* Judged as it would be fed; a page the library cannot convert
+		 * failed the measurement too: judge_sample says why, once. */
+		judged = POL_JudgePage(&r.copy, cfg);
+		if (judged == POL_FED || judged == POL_UNSUPPORTED || judged == POL_BAD_PAGE)
+			judged = judge_sample(&r.copy, o, r.offset_errno, &s);
+		if (hooks.observe)
+			verdict = hooks.observe(&r.copy, o, judged,
+						judged == POL_FED ? (double)s.offset_ns * 1e-9 : 0.0,
+						hooks.arg);
+		if (verdict.withhold)
+			judged = POL_DISRUPTION;
+		else if (judged == POL_FED)
+			feed(&s);
+		set_reason(judged);
 	}
+	verdict_ms = verdict.tick_ms < SMP_MAX_TICK_MS ? verdict.tick_ms : SMP_MAX_TICK_MS;
 	report.longest_tick_ms = longest_tick_ms(cfg);
 	if (hooks.tick_done)
 		hooks.tick_done(&report, hooks.arg);
 	NTF_Ready(); /* up, and saying in STATUS what it is doing or waits for */
-	in_tick = false;
+	schedule_tick();
 }
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -444,10 +415,6 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		event_add(device_ev, NULL);
 	}
 	run_tick(false);
-	if (burst_pending)
-		start_burst();
-	else
-		schedule_tick();
 }
 
 /* Stops waiting on the device for a second: the tick (on the timer alone
@@ -498,8 +465,6 @@ static void device_cb(evutil_socket_t fd, short what, void *arg)
 	if (LOG_RepeatRecovered(&device_stalled))
 		LOG(LOGS_INFO, "%s notifies again", cfg->device);
 	run_tick(true);
-	if (burst_pending)
-		start_burst();
 }
 
 /* How far ahead the step watch's timer is armed: it is never meant to
@@ -534,8 +499,6 @@ static void step_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	DEBUG_LOG("the realtime clock was set: sampling now");
 	run_tick(false);
-	if (burst_pending)
-		start_burst();
 }
 
 static void close_step_watch(void)
@@ -558,39 +521,6 @@ static void start_step_watch(void)
 	/* Steps are then seen at the next tick. */
 	LOG(LOGS_WARN, "cannot watch the realtime clock for steps: %s", strerror(errno));
 	close_step_watch();
-}
-
-POL_Reason SMP_MeasureOffset(uint64_t marker, double *offset_s)
-{
-	struct vmclock_abi copy;
-	struct vmclock_offset o;
-	FED_Sample s;
-	POL_Reason reason;
-	volatile int err = 0;
-
-	if (!page)
-		return POL_NO_DEVICE;
-	/* Read as a tick reads (copy, then measurement, under the bus guard;
-	 * a page seen stuck mid-update is not waited for again) and judged as
-	 * a tick judges what it feeds. */
-	if (!BUS_GUARD_BEGIN())
-		return POL_BAD_PAGE;
-	if ((page_stuck ? vmclock_snapshot_once(page, &copy) : vmclock_snapshot(page, &copy)) < 0 ||
-	    vmclock_offset(page, &o) < 0)
-		err = errno;
-	BUS_GUARD_END();
-	if (err)
-		return POL_ReasonForErrno(err);
-	reason = POL_JudgePage(&copy, cfg);
-	if (reason == POL_FED)
-		reason = POL_JudgeSample(&copy, &o, cfg, &s);
-	if (reason != POL_FED)
-		return reason;
-	/* Another disruption than the one handed over. */
-	if (o.time.disruption_marker != marker)
-		return POL_DISRUPTION;
-	*offset_s = (double)s.offset_ns * 1e-9;
-	return POL_FED;
 }
 
 /* ---- outputs and settings ------------------------------------------------- */

@@ -3,14 +3,19 @@
  * sampler.h - the tick: read the page, decide, feed or withhold.
  *
  * Every tick (and on every device notification) the sampler takes one
- * consistent copy of the page and measures the offset from it, shows both to
- * its observer (the disruption module, through a hook main.c registers),
- * then either hands the sample to every output or withholds it with a
- * reason, logged once each time it changes.  At the end of every tick its
- * report goes to the tick hook (the state file, STATUS=).
+ * consistent copy of the page, measures the offset from it and judges the
+ * sample as the policy does, shows all three to its observer (the
+ * disruption module, through a hook main.c registers), whose verdict says
+ * whether to withhold it and how soon to tick again, then either hands the
+ * sample to every output or withholds it with a reason, logged once each
+ * time it changes.  At the end of every tick its report goes to the tick
+ * hook (the published state, STATUS=).
  *
  * The sampler is the producer at the head of the daemon: it includes none of
- * its consumers' headers and calls them only through these hooks.
+ * its consumers' headers, calls them only through these hooks, and nothing
+ * calls back into it: what a consumer needs of the page (the doffset's
+ * offset, a faster tick) it has from the next tick's sample, or asks for in
+ * its verdict.
  */
 #ifndef VMCLOCKD_SAMPLER_H
 #define VMCLOCKD_SAMPLER_H
@@ -25,7 +30,6 @@
 
 typedef struct {
 	POL_Reason reason;      /* of the last tick */
-	bool have_offset;
 	/* Of the last sample fed (reason POL_FED: fed this tick): device minus
 	 * system time, measured at last_system_ns (CLOCK_REALTIME) with half a
 	 * bracket of uncertainty; its bound (the page's max error there plus
@@ -56,12 +60,20 @@ typedef struct {
 
 const char *SMP_ReasonName(POL_Reason reason);
 
+/* The observer's verdict on a tick's sample. */
 typedef struct {
-	/* Shown each consistent page copy before it is judged, with the
-	 * offset measured from it this tick (NULL if none could be); true
-	 * while samples must be withheld (POL_DISRUPTION). */
-	bool (*observe)(const struct vmclock_abi *page, const struct vmclock_offset *offset,
-			void *arg);
+	bool withhold;    /* samples must be withheld (POL_DISRUPTION) */
+	unsigned tick_ms; /* the next tick within this (a burst, a handover
+			   * waiting for an offset); 0: the configured interval */
+} SMP_Verdict;
+
+typedef struct {
+	/* Shown each consistent page copy before it is fed, with the offset
+	 * measured from it this tick (NULL if none could be), and the sample
+	 * judged as it would be fed: POL_FED with its offset (device minus
+	 * system time, s), or why not. */
+	SMP_Verdict (*observe)(const struct vmclock_abi *page, const struct vmclock_offset *offset,
+			       POL_Reason judged, double offset_s, void *arg);
 	/* After every tick, with its report. */
 	void (*tick_done)(const SMP_Report *report, void *arg);
 	void *arg;
@@ -78,13 +90,5 @@ void SMP_Finalise(void);
  * changed) if one cannot be created; 1 if the device changed (the pages
  * sampled from now on are another clock's), else 0. */
 int SMP_Reconfigure(const CNF_Settings *fresh);
-/* Device time minus system time now, in seconds, measured on a fresh copy of
- * the page and judged exactly as a sample the tick would feed: POL_FED with
- * *offset_s set, or why not (POL_DISRUPTION also when the page's marker is
- * not marker).  Reads the page only: no log line, no state changed. */
-POL_Reason SMP_MeasureOffset(uint64_t marker, double *offset_s);
-/* Sample at the burst interval for duration_ms from now, starting now (or,
- * when asked from within a tick, as soon as that tick returns). */
-void SMP_Burst(unsigned duration_ms);
 
 #endif /* VMCLOCKD_SAMPLER_H */

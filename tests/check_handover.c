@@ -542,7 +542,7 @@ static void close_sockets(void)
 
 /* ---- the module's side --------------------------------------------------- */
 
-static HND_OffsetAnswer offset_cb(uint64_t marker, double *o, void *arg)
+static HND_OffsetAnswer offset_now(uint64_t marker, double *o)
 {
 	D.offset_reads++;
 	if (D.retries > 0) {
@@ -553,6 +553,15 @@ static HND_OffsetAnswer offset_cb(uint64_t marker, double *o, void *arg)
 		return HND_OFFSET_SKIP;
 	*o = D.offset[D.markers] - D.moved;
 	return HND_OFFSET_OK;
+}
+
+/* The next tick's sample, at once. */
+static void measure_cb(uint64_t marker, void *arg)
+{
+	double o = 0.0;
+	HND_OffsetAnswer a = offset_now(marker, &o);
+
+	HDR_Offset(a, o);
 }
 
 static int record_cb(const HND_Record *rec, void *arg)
@@ -611,7 +620,7 @@ static HND_Period scaled(HND_Period p, double ppm)
 }
 
 static const HDR_Callbacks module_cbs = {
-	.offset = offset_cb, .done = done_cb, .record = record_cb, .waiting = waiting_cb,
+	.measure = measure_cb, .done = done_cb, .record = record_cb, .waiting = waiting_cb,
 };
 
 /* vmclockd killed and started again: what it had in memory is gone (its

@@ -30,6 +30,8 @@
  *   FULL     the next two writes of the record fail (ENOSPC): a dfreq's
  *            write-ahead, the handled marker (retried at the next page a
  *            second later)
+ *   NOPAGE   the next offset wanted finds no page to read (the tick fails):
+ *            the machine's timer gives up on it
  *
  * Checked after every sequence, once everything has landed (the invariants):
  * - the machine is idle and reported the newest marker handed over, within
@@ -44,7 +46,7 @@
  *   without its write-ahead on the disk, and the disk ends with the newest
  *   period and nothing in doubt.
  *
- * Suites: "depth" runs every sequence of DEPTH symbols (11^5), each after
+ * Suites: "depth" runs every sequence of DEPTH symbols (12^5), each after
  * 0 to SKIP_MAX good requests (so that faults land on every request of a
  * handover, the makestep's too); "rounds" the same at DEPTH - 1 with rounds
  * of two tries, so that rounds fail, samples are fed and LEARN acts.
@@ -62,9 +64,12 @@
 #include "../daemon/handover.h"
 #include "../daemon/log.h"
 
-enum { OK, REFUSE, LOST, DROP, LATE, RESTART, RELOAD, MARKER, CRASH, LEARN, FULL, N_SYMBOLS };
+enum {
+	OK, REFUSE, LOST, DROP, LATE, RESTART, RELOAD, MARKER, CRASH, LEARN, FULL, NOPAGE, N_SYMBOLS
+};
 static const char *const names[N_SYMBOLS] = {
-	"OK", "REFUSE", "LOST", "DROP", "LATE", "RESTART", "RELOAD", "MARKER", "CRASH", "LEARN", "FULL",
+	"OK",     "REFUSE", "LOST",  "DROP",  "LATE", "RESTART",
+	"RELOAD", "MARKER", "CRASH", "LEARN", "FULL", "NOPAGE",
 };
 #define FIRST_EVENT RELOAD
 
@@ -109,6 +114,7 @@ typedef struct {
 	HND_Record disk;
 	int disk_full;
 	int dfreqs_unrecorded;
+	bool nopage;
 
 	int done_calls, steps_taken;
 	bool gave_up; /* a handover went on without its dfreq (unrecorded) */
@@ -285,6 +291,9 @@ static void fire_events(const CPR_Packet *in_flight)
 		case FULL:
 			W.disk_full = 2;
 			break;
+		case NOPAGE:
+			W.nopage = true;
+			break;
 		}
 	}
 }
@@ -380,6 +389,10 @@ static void take(const HND_Action *a)
 		W.armed = false;
 		break;
 	case HND_ACT_MEASURE:
+		if (W.nopage) {
+			W.nopage = false;
+			break; /* no tick reads a page: the timer expires */
+		}
 		ev.type = HND_EV_OFFSET;
 		if (a->u.measure_marker != (uint64_t)W.markers) {
 			ev.u.offset.answer = HND_OFFSET_SKIP;

@@ -219,10 +219,10 @@ typedef struct {
 	int done;
 } HandoverRun;
 
-static HND_OffsetAnswer fixed_offset(uint64_t marker, double *o, void *arg)
+/* The offset wanted: the fixed one, at once. */
+static void fixed_offset(uint64_t marker, void *arg)
 {
-	*o = ((HandoverRun *)arg)->o;
-	return HND_OFFSET_OK;
+	HDR_Offset(HND_OFFSET_OK, ((HandoverRun *)arg)->o);
 }
 
 static void handover_done(const HND_Report *r, void *arg)
@@ -272,7 +272,7 @@ static int handover(const char *sock, const char *spec, long repeats, int timeou
 	timing.max_holdoff_ms = 0;
 	timing.max_failures = 1;
 	timing.max_rounds = 1; /* one try, its failure reported */
-	cbs = (HDR_Callbacks){ .offset = fixed_offset, .done = handover_done, .arg = &h };
+	cbs = (HDR_Callbacks){ .measure = fixed_offset, .done = handover_done, .arg = &h };
 	r = HDR_Initialise(h.base, sock, &timing, &cbs);
 	if (r < 0) {
 		fprintf(stderr, "chrony-observe: %s: %s\n", sock, strerror(-r));
