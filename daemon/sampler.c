@@ -349,12 +349,25 @@ static void page_faulted(void)
 	set_reason(POL_BAD_PAGE);
 }
 
+/* A consistent copy of the open page, under the caller's bus guard: 0, or
+ * why not.  A page seen stuck mid-update is not waited for again (one
+ * attempt), and still mid-update is the same failure as the wait that timed
+ * out. */
+static int copy_page(struct vmclock_abi *copy)
+{
+	if (!page_stuck)
+		return vmclock_snapshot(page, copy) < 0 ? errno : 0;
+	if (vmclock_snapshot_once(page, copy) == 0)
+		return 0;
+	return errno == EAGAIN ? ETIMEDOUT : errno;
+}
+
 /* Reads the page (copy and offset); false, with the reason set, if it
  * could not be read.  The bus guard brackets the two reads alone: no log
  * line, hook, allocation or libevent call runs under it. */
 static bool read_page(PageRead *r)
 {
-	int err = 0;
+	int err;
 
 	if (!ensure_open())
 		return false;
@@ -362,17 +375,12 @@ static bool read_page(PageRead *r)
 		page_faulted();
 		return false;
 	}
-	if ((page_stuck ? vmclock_snapshot_once(page, &r->copy)
-			: vmclock_snapshot(page, &r->copy)) < 0)
-		err = errno;
-	else
+	err = copy_page(&r->copy);
+	if (!err)
 		r->offset_errno = vmclock_offset(page, &r->offset) < 0 ? errno : 0;
 	BUS_GUARD_END();
 
 	if (err) {
-		/* Still mid-update: the same reason as the wait that timed out. */
-		if (page_stuck && err == EAGAIN)
-			err = ETIMEDOUT;
 		if (err == ETIMEDOUT)
 			page_stuck = true;
 		report.reason_errno = err;
@@ -570,13 +578,11 @@ POL_Reason SMP_MeasureOffset(uint64_t marker, double *offset_s)
 
 	if (!page)
 		return POL_NO_DEVICE;
-	/* Read as a tick reads (copy, then measurement, under the bus guard;
-	 * a page seen stuck mid-update is not waited for again) and judged as
-	 * a tick judges what it feeds. */
+	/* Read as a tick reads (copy, then measurement, under the bus guard)
+	 * and judged as a tick judges what it feeds. */
 	if (!BUS_GUARD_BEGIN())
 		return POL_BAD_PAGE;
-	if ((page_stuck ? vmclock_snapshot_once(page, &copy) : vmclock_snapshot(page, &copy)) < 0 ||
-	    vmclock_offset(page, &o) < 0)
+	if ((err = copy_page(&copy)) == 0 && vmclock_offset(page, &o) < 0)
 		err = errno;
 	BUS_GUARD_END();
 	if (err)

@@ -660,10 +660,11 @@ START_TEST(bad_page_at_open)
 }
 END_TEST
 
-/* A writer that died mid-update (seq_count odd): unstable until the page
- * is consistent again. */
+/* A writer that died mid-update (seq_count odd): unstable, each tick and
+ * the offset measurement alike, until the page is consistent again. */
 START_TEST(stuck_page)
 {
+	double offset_s;
 	int64_t start_ns;
 
 	start_fed();
@@ -677,6 +678,7 @@ START_TEST(stuck_page)
 	wait_ticks(5, 2000);
 	ck_assert_int_lt(tp_now_ns() - start_ns, 400000000);
 	ck_assert_int_eq(T.last.reason, POL_UNSTABLE);
+	ck_assert_int_eq(measure_offset(MARKER, &offset_s), POL_UNSTABLE);
 
 	tp_put32(&T.page, TP_SEQ_COUNT, 2);
 	page_write();
