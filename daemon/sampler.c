@@ -313,12 +313,25 @@ static void page_faulted(void)
 	set_reason(POL_BAD_PAGE);
 }
 
+/* A consistent copy of the open page, under the caller's bus guard: 0, or
+ * why not.  A page seen stuck mid-update is not waited for again (one
+ * attempt), and still mid-update is the same failure as the wait that timed
+ * out. */
+static int copy_page(struct vmclock_abi *copy)
+{
+	if (!page_stuck)
+		return vmclock_snapshot(page, copy) < 0 ? errno : 0;
+	if (vmclock_snapshot_once(page, copy) == 0)
+		return 0;
+	return errno == EAGAIN ? ETIMEDOUT : errno;
+}
+
 /* Reads the page (copy and offset); false, with the reason set, if it
  * could not be read.  The bus guard brackets the two reads alone: no log
  * line, hook, allocation or libevent call runs under it. */
 static bool read_page(PageRead *r)
 {
-	int err = 0;
+	int err;
 
 	if (!ensure_open())
 		return false;
@@ -326,17 +339,12 @@ static bool read_page(PageRead *r)
 		page_faulted();
 		return false;
 	}
-	if ((page_stuck ? vmclock_snapshot_once(page, &r->copy)
-			: vmclock_snapshot(page, &r->copy)) < 0)
-		err = errno;
-	else
+	err = copy_page(&r->copy);
+	if (!err)
 		r->offset_errno = vmclock_offset(page, &r->offset) < 0 ? errno : 0;
 	BUS_GUARD_END();
 
 	if (err) {
-		/* Still mid-update: the same reason as the wait that timed out. */
-		if (page_stuck && err == EAGAIN)
-			err = ETIMEDOUT;
 		if (err == ETIMEDOUT)
 			page_stuck = true;
 		report.reason_errno = err;
