@@ -176,7 +176,7 @@ typedef struct {
 			       * from samples between rounds) */
 	bool dfreq_unresolved;
 	bool dfreq_refused;   /* above HND_MAX_DFREQ_PPM: not sent */
-	bool dfreq_unrecorded; /* the record callback kept failing: not sent */
+	bool dfreq_unrecorded; /* its write-ahead record kept failing: not sent */
 	bool have_offset;
 	bool doffset_skipped; /* HND_OFFSET_SKIP: no doffset sent */
 	double offset;        /* o, device minus system time, s */

@@ -37,8 +37,8 @@
  *   MARKER   a new disruption: the next counter period and offset
  *   CRASH    vmclockd dies (SIGKILL: no callback, no teardown) and starts
  *            again: a new module initialised from what was persisted (the
- *            record callback's last successful write, as disrupt.c keeps it
- *            in the state file), against the same chronyd, whose frequency
+ *            record callback's last successful write, as storage.c keeps
+ *            it in the marker record), against the same chronyd, whose frequency
  *            carries on.  Requests the dead one sent still land.
  *   LEARN    chronyd learns from samples: its frequency moves half of the
  *            way to the one right for the newest period, with no dfreq of

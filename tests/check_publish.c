@@ -91,7 +91,6 @@ static void teardown(void)
 static SMP_Report fed(int64_t offset_ns)
 {
 	SMP_Report s = { .reason = POL_FED,
-			 .have_offset = true,
 			 .last_offset_ns = offset_ns,
 			 .last_system_ns = now_ns(CLOCK_REALTIME),
 			 .last_uncertainty_ns = 100,
