@@ -7,9 +7,9 @@
  * The test binds the datagram socket $NOTIFY_SOCKET names, as systemd
  * does, and reads each message's "KEY=value" lines: READY=1 once, with the
  * last status; STATUS= on a change, urgent or at most once a second;
- * RELOADING=1, then READY=1 again; STOPPING=1; WATCHDOG=1 at half of
- * $WATCHDOG_USEC, and only when a sampler tick completed since the last
- * one; nothing without $NOTIFY_SOCKET.  CLOCK_MONOTONIC, which paces the
+ * RELOADING=1, then READY=1 again (neither before the first READY=1);
+ * STOPPING=1; WATCHDOG=1 at half of $WATCHDOG_USEC, and only when a sampler
+ * tick completed since the last one; nothing without $NOTIFY_SOCKET.  CLOCK_MONOTONIC, which paces the
  * status, is the test's (the link wraps clock_gettime); the watchdog's
  * timer runs on a real event loop (libevent reads its own clock) with a
  * 20 ms watchdog.  Each test runs in its own process (Check's fork mode):
@@ -217,6 +217,24 @@ START_TEST(reload_and_stop)
 }
 END_TEST
 
+/* A reload before the first tick (SIGHUP early in the start): the service
+ * manager still waits for the start, and READY=1 must not end it before
+ * the page has been read: neither RELOADING=1 nor READY=1 until NTF_Ready
+ * sends it. */
+START_TEST(reload_before_ready)
+{
+	NTF_Initialise(base);
+	NTF_Status(true, "waiting");
+	expect("STATUS=waiting", NULL);
+	NTF_Reloading();
+	NTF_Reloaded();
+	expect_none();
+	NTF_Ready();
+	expect("READY=1", "STATUS=waiting", NULL);
+	expect_none();
+}
+END_TEST
+
 /* Without $NOTIFY_SOCKET nothing is sent (the socket is there all the
  * same). */
 START_TEST(no_notify_socket)
@@ -320,6 +338,7 @@ int main(void)
 	tcase_add_test(tc, status_rate_limited);
 	tcase_add_test(tc, long_status_cut);
 	tcase_add_test(tc, reload_and_stop);
+	tcase_add_test(tc, reload_before_ready);
 	tcase_add_test(tc, no_notify_socket);
 	tcase_add_test(tc, watchdog_at_half_the_period);
 	tcase_add_test(tc, watchdog_vouches_for_ticks);
