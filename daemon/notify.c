@@ -95,14 +95,19 @@ void NTF_Status(bool urgent, const char *format, ...)
 	sd_notifyf(0, "STATUS=%s", status);
 }
 
+/* Before NTF_Ready the service manager still waits for the start: a
+ * reload then is none to it, and a READY=1 would end the start before the
+ * first tick. */
 void NTF_Reloading(void)
 {
-	sd_notify(0, "RELOADING=1");
+	if (ready)
+		sd_notify(0, "RELOADING=1");
 }
 
 void NTF_Reloaded(void)
 {
-	sd_notifyf(0, "READY=1\nSTATUS=%s", last_status);
+	if (ready)
+		sd_notifyf(0, "READY=1\nSTATUS=%s", last_status);
 }
 
 void NTF_Stopping(void)

@@ -24,8 +24,10 @@ void NTF_Ticked(void);
  * than of figures). */
 void NTF_Status(bool urgent, const char *format, ...) __attribute__((format(printf, 2, 3)));
 void NTF_Stopping(void);
+/* RELOADING=1, and after the reload, successful or not, READY=1 again, as
+ * systemd waits for it; neither before NTF_Ready (a SIGHUP early in the
+ * start), whose READY=1 is the one that ends the start. */
 void NTF_Reloading(void);
-/* After a reload, successful or not: READY=1 again, as systemd waits for it. */
 void NTF_Reloaded(void);
 
 #endif /* VMCLOCKD_NOTIFY_H */
