@@ -28,6 +28,8 @@
 
 #include <event2/event.h>
 
+#include "../common/timeutil.h"
+
 #include "chrony_client.h"
 
 /* chronyd answers from its own, unprivileged uid: rw for everyone. */
@@ -57,19 +59,6 @@ struct CCL_Client_Record {
 	CCL_Result result;
 	struct timespec tx_mono;
 };
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t ts_ns(const struct timespec *ts)
-{
-	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
-}
 
 static int connect_remote(CCL_Client c)
 {
@@ -199,7 +188,7 @@ int CCL_Open(const char *chronyd_sock, struct event_base *base, CCL_Client *out)
 
 	if (getrandom(&c->next_sequence, sizeof(c->next_sequence), GRND_NONBLOCK) !=
 	    sizeof(c->next_sequence))
-		c->next_sequence = (uint32_t)mono_ns() ^ (uint32_t)getpid() << 16;
+		c->next_sequence = (uint32_t)TIM_NowNs(CLOCK_MONOTONIC) ^ (uint32_t)getpid() << 16;
 
 	c->read_ev = event_new(base, c->fd, EV_READ | EV_PERSIST, read_cb, c);
 	c->timer_ev = evtimer_new(base, timer_cb, c);
@@ -236,19 +225,6 @@ void CCL_Close(CCL_Client c)
 const char *CCL_GetLocalPath(CCL_Client c)
 {
 	return c->local.sun_path;
-}
-
-const char *CCL_OutcomeName(CCL_Outcome outcome)
-{
-	switch (outcome) {
-	case CCL_DONE:
-		return "done";
-	case CCL_FAILED:
-		return "failed";
-	case CCL_UNKNOWN:
-		return "unknown";
-	}
-	return "?";
 }
 
 static const char *reason_for(int error)
@@ -392,7 +368,7 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 		}
 
 		clock_gettime(CLOCK_REALTIME, &c->result.rx_real);
-		c->result.rtt_ns = ts_ns(&rx_mono) - ts_ns(&c->tx_mono);
+		c->result.rtt_ns = TIM_DiffNs(&rx_mono, &c->tx_mono);
 		c->result.reply = reply;
 		/* May free the client: nothing after this. */
 		finish(c, CCL_DONE, 0, -1);

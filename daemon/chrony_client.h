@@ -45,8 +45,6 @@ typedef enum {
 	CCL_UNKNOWN,     /* it reached chronyd and no valid answer came */
 } CCL_Outcome;
 
-const char *CCL_OutcomeName(CCL_Outcome outcome);
-
 typedef struct {
 	uint16_t command;
 	CCL_Outcome outcome;

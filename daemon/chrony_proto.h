@@ -121,8 +121,6 @@ uint16_t CPR_ExpectedReplyType(uint16_t command);
 
 typedef struct {
 	uint32_t ref_id;
-	uint16_t ip_family;  /* 0 unspec, 1 IPv4, 2 IPv6, 3 ID */
-	uint8_t ip_addr[16]; /* IPv4 in the first 4 bytes, network order */
 	uint16_t stratum;
 	uint16_t leap_status; /* CPR_LEAP_* */
 	struct timespec ref_time;

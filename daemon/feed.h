@@ -40,7 +40,6 @@ struct FED_Driver {
 
 struct FED_Output_Record {
 	const struct FED_Driver *driver;
-	unsigned long sent, failed;
 	/* Set by the driver: NULL while the output takes samples, or why it
 	 * does not (a short phrase for STATUS=). */
 	const char *problem;

@@ -16,6 +16,8 @@
 
 #include <event2/event.h>
 
+#include "../common/timeutil.h"
+
 #include "log.h"
 
 #define MAX_FIELDS 16
@@ -258,7 +260,7 @@ static void window_cb(evutil_socket_t fd, short what, void *arg);
  * allowed. */
 static void arm_window(LOG_Limit *l)
 {
-	struct timespec now;
+	struct timespec now, end = l->refilled;
 	struct timeval tv;
 	int64_t ns;
 
@@ -274,13 +276,13 @@ static void arm_window(LOG_Limit *l)
 	if (evtimer_pending(l->window, NULL))
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	ns = ((int64_t)l->refilled.tv_sec + LIMIT_INTERVAL_S - (int64_t)now.tv_sec) * 1000000000 +
-	     (l->refilled.tv_nsec - now.tv_nsec);
+	end.tv_sec += LIMIT_INTERVAL_S;
+	ns = TIM_DiffNs(&end, &now);
 	if (ns < 0)
 		ns = 0;
 	/* A microsecond late rather than early (the timeval's truncation). */
-	tv.tv_sec = (time_t)(ns / 1000000000);
-	tv.tv_usec = (suseconds_t)(ns % 1000000000 / 1000) + 1;
+	tv.tv_sec = (time_t)(ns / NSEC_PER_SEC);
+	tv.tv_usec = (suseconds_t)(ns % NSEC_PER_SEC / NSEC_PER_USEC) + 1;
 	evtimer_add(l->window, &tv);
 }
 

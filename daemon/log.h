@@ -51,7 +51,6 @@ typedef struct {
 
 void LOG_MessageAt(LOG_Origin at, LOG_Severity severity, const char *format, ...)
 	__attribute__((format(printf, 3, 4)));
-#define LOG_Message(severity, ...) LOG_MessageAt(LOG_HERE, severity, __VA_ARGS__)
 
 /* A structured alert: the journal gets MESSAGE_ID and the NULL-terminated
  * "KEY=value" fields; stderr gets the message followed by the fields. */

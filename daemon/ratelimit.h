@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "../common/timeutil.h"
+
 typedef struct {
 	bool started;
 	int64_t last_ns; /* CLOCK_MONOTONIC of the last due call */
@@ -26,8 +28,8 @@ static inline bool RLM_Due(RLM_Limit *l, unsigned interval_s)
 	int64_t now_ns;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
-	if (l->started && now_ns - l->last_ns < (int64_t)interval_s * 1000000000)
+	now_ns = TIM_TimespecToSignedNs(&now);
+	if (l->started && now_ns - l->last_ns < (int64_t)interval_s * NSEC_PER_SEC)
 		return false;
 	l->started = true;
 	l->last_ns = now_ns;

@@ -639,10 +639,7 @@ static int watch_loop(const char *path, bool json, int interval_ms)
 	struct vmclock_abi page;
 	struct watched cur, prev;
 	sigset_t wait_mask;
-	const struct timespec interval = {
-		.tv_sec = interval_ms / 1000,
-		.tv_nsec = (long)(interval_ms % 1000) * 1000000,
-	};
+	const struct timespec interval = TIM_MsToTimespec((unsigned)interval_ms);
 	const struct timespec stall_pause = { STALL_RETRY_MS / 1000, 0 };
 	bool notify, stalled = false;
 	int rc = EXIT_OK;
