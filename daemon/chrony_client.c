@@ -37,8 +37,8 @@
 
 struct CCL_Client_Record {
 	int fd;
-	int bound; /* local path is ours to unlink */
-	int connected;
+	bool bound; /* local path is ours to unlink */
+	bool connected;
 	struct sockaddr_un local;
 	struct sockaddr_un remote;
 	struct event_base *base;
@@ -47,13 +47,13 @@ struct CCL_Client_Record {
 	uint32_t next_sequence;
 
 	/* The request in flight. */
-	int busy;
-	int waiting; /* a datagram is out, timer is its timeout */
+	bool busy;
+	bool waiting; /* a datagram is out, timer is its timeout */
 	CPR_Packet request;
 	int timeout_ms;
 	int max_tries;
 	int tries;
-	int delivered; /* some attempt reached chronyd */
+	bool delivered; /* some attempt reached chronyd */
 	CCL_DoneFn done;
 	void *done_arg;
 	CCL_Result result;
@@ -62,14 +62,14 @@ struct CCL_Client_Record {
 
 static int connect_remote(CCL_Client c)
 {
-	c->connected = 0;
+	c->connected = false;
 	if (connect(c->fd, (struct sockaddr *)&c->remote, sizeof(c->remote)) < 0)
 		return -errno;
-	c->connected = 1;
+	c->connected = true;
 	return 0;
 }
 
-static int is_absent_error(int err)
+static bool is_absent_error(int err)
 {
 	return err == ECONNREFUSED || err == ENOENT || err == ENOTCONN || err == ECONNRESET ||
 	       err == EDESTADDRREQ;
@@ -101,7 +101,7 @@ static int send_packet(CCL_Client c, const CPR_Packet *p)
 			return -EAGAIN;
 		if (!is_absent_error(err))
 			return -err;
-		c->connected = 0;
+		c->connected = false;
 	}
 
 	return -ECONNREFUSED;
@@ -180,7 +180,7 @@ int CCL_Open(const char *chronyd_sock, struct event_base *base, CCL_Client *out)
 	err = bind_reply_socket(c);
 	if (err < 0)
 		goto fail;
-	c->bound = 1;
+	c->bound = true;
 	open_count++;
 
 	/* chronyd may not be running yet; requests connect again. */
@@ -285,7 +285,7 @@ static void arm_timer(CCL_Client c, int64_t ms)
 /* Send (or resend) the request and arm its timeout. */
 static void send_request(CCL_Client c)
 {
-	int idempotent = CPR_IsIdempotent(c->request.command);
+	bool idempotent = CPR_IsIdempotent(c->request.command);
 	int64_t wait_ms;
 	int err;
 
@@ -296,7 +296,7 @@ static void send_request(CCL_Client c)
 	err = send_packet(c, &c->request);
 	if (err == 0) {
 		c->result.attempts++;
-		c->delivered = 1;
+		c->delivered = true;
 		wait_ms = c->timeout_ms;
 		if (!idempotent)
 			wait_ms *= c->max_tries - c->tries + 1;
@@ -307,7 +307,7 @@ static void send_request(CCL_Client c)
 		return;
 	}
 
-	c->waiting = 1;
+	c->waiting = true;
 	arm_timer(c, wait_ms);
 }
 
@@ -394,11 +394,11 @@ int CCL_Start(CCL_Client c, const CPR_Packet *request, int timeout_ms, int tries
 	c->timeout_ms = timeout_ms > 0 ? timeout_ms : CCL_DEFAULT_TIMEOUT_MS;
 	c->max_tries = tries > 0 ? tries : CCL_DEFAULT_TRIES;
 	c->tries = 0;
-	c->delivered = 0;
+	c->delivered = false;
 	c->done = done;
 	c->done_arg = arg;
-	c->busy = 1;
-	c->waiting = 0;
+	c->busy = true;
+	c->waiting = false;
 
 	/* Sent from the loop, so that done() never runs inside Start. */
 	evtimer_add(c->timer_ev, &now);
@@ -407,14 +407,14 @@ int CCL_Start(CCL_Client c, const CPR_Packet *request, int timeout_ms, int tries
 
 void CCL_Cancel(CCL_Client c)
 {
-	c->busy = 0;
-	c->waiting = 0;
+	c->busy = false;
+	c->waiting = false;
 	c->done = NULL;
 	if (c->timer_ev)
 		evtimer_del(c->timer_ev);
 }
 
-int CCL_IsBusy(CCL_Client c)
+bool CCL_IsBusy(CCL_Client c)
 {
 	return c->busy;
 }

@@ -408,7 +408,7 @@ const char *CPR_StatusName(uint16_t status)
 	return "unknown status";
 }
 
-int CPR_IsIdempotent(uint16_t command)
+bool CPR_IsIdempotent(uint16_t command)
 {
 	return command != CPR_REQ_DFREQ && command != CPR_REQ_DOFFSET2 &&
 	       command != CPR_REQ_MAKESTEP;

@@ -12,6 +12,7 @@
 #ifndef VMCLOCKD_CHRONY_PROTO_H
 #define VMCLOCKD_CHRONY_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -172,6 +173,6 @@ const char *CPR_StatusName(uint16_t status);
  * whose step failed may have dropped its correction (4.3 does) while the
  * repeat reports success.  Every other request used here can be sent
  * again safely. */
-int CPR_IsIdempotent(uint16_t command);
+bool CPR_IsIdempotent(uint16_t command);
 
 #endif /* VMCLOCKD_CHRONY_PROTO_H */

@@ -261,7 +261,7 @@ int CSY_Initialise(struct event_base *base, const CNF_Settings *settings,
 	poll_ev = evtimer_new(base, poll_cb, NULL);
 	if (!poll_ev) {
 		LOG(LOGS_ERR, "cannot create the chronyd tracking timer");
-		return -1;
+		return -ENOMEM;
 	}
 	if (polling(cfg))
 		event_active(poll_ev, EV_TIMEOUT, 0);

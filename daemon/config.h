@@ -41,13 +41,19 @@ typedef struct {
 	bool cross_timestamps; /* offsets from the driver's PTP clock (phc.h) */
 } CNF_Settings;
 
-/* Defaults, then the file (if any), then the command line.  Returns 0, or -1
- * after printing one line naming the file and line or option at fault.
- * Usage errors return -2 (after a line saying what), --help CNF_HELP, --version CNF_VERSION. */
+/* CNF_Load's outcomes that are not a configuration (the README's error
+ * policy: the only positive results): --help, --version, and a usage error
+ * (an unknown option or a stray argument, said in one line). */
 #define CNF_HELP 1
 #define CNF_VERSION 2
+#define CNF_USAGE 3
+/* Defaults, then the file (if any), then the command line.  Returns 0, one
+ * of the outcomes above, or a negative errno value after printing one line
+ * naming the file and line or the option at fault (-EINVAL for a wrong
+ * directive or value, the system's error for a file that cannot be read). */
 int CNF_Load(int argc, char **argv, CNF_Settings *out);
-/* Re-reads the file and the command line kept from CNF_Load. */
+/* Re-reads the file and the command line kept from CNF_Load, which
+ * accepted that command line: 0, or a negative errno value as above. */
 int CNF_Reload(CNF_Settings *out);
 void CNF_Free(CNF_Settings *s);
 void CNF_PrintUsage(const char *progname);

@@ -63,7 +63,8 @@ typedef struct {
 	char problem[80];
 } ShmOutput;
 
-/* Says once (until the cause changes) why the segment is not used. */
+/* Says once (until the cause changes) why the segment is not used.
+ * Returns the negative errno value for the cause. */
 static int refuse(ShmOutput *so, int cause, const struct shmid_ds *ds)
 {
 	unsigned key = (unsigned)so->key;
@@ -105,7 +106,15 @@ static int refuse(ShmOutput *so, int cause, const struct shmid_ds *ds)
 		break;
 	}
 	so->base.problem = so->problem;
-	return -1;
+	switch (cause) {
+	case SHM_FOREIGN:
+	case SHM_WIDE_MODE:
+		return -EPERM;
+	case SHM_WRONG_SIZE:
+		return -EINVAL;
+	default:
+		return -cause;
+	}
 }
 
 /*
@@ -114,7 +123,8 @@ static int refuse(ShmOutput *so, int cause, const struct shmid_ds *ds)
  * configured mode, an shmTime's size.  Anything else is somebody else's (or
  * world-writable) and feeding it would hand them our samples to read and
  * rewrite.  The segment is never created over an existing one (IPC_EXCL),
- * so every segment used has passed the same checks.
+ * so every segment used has passed the same checks.  0, or a negative
+ * errno value (said).
  */
 static int attach(ShmOutput *so)
 {
@@ -203,8 +213,9 @@ static int shm_send(FED_Output out, const FED_Sample *s)
 	int64_t ref_sec = (int64_t)s->system.tv_sec + ns / 1000000000;
 	int64_t ref_nsec = ns % 1000000000;
 
+	/* No usable segment yet: FED_Problem says why, retried by itself. */
 	if (!ready(so))
-		return -1;
+		return -EAGAIN;
 	t = so->shm;
 	if (ref_nsec < 0) {
 		ref_nsec += 1000000000;

@@ -33,6 +33,8 @@ static int sock_send(FED_Output out, const FED_Sample *s)
 {
 	SockOutput *so = (SockOutput *)out;
 	struct chrony_sock_sample msg;
+	ssize_t n;
+	int err;
 
 	memset(&msg, 0, sizeof(msg));
 	/* The timeval drops the system time's nanoseconds.  The offset stays as
@@ -45,24 +47,27 @@ static int sock_send(FED_Output out, const FED_Sample *s)
 	msg.leap = (int)s->leap;
 	msg.magic = CHRONY_SOCK_MAGIC;
 
-	if (sendto(so->fd, &msg, sizeof(msg), MSG_DONTWAIT,
-		   (struct sockaddr *)&so->addr, so->addr_len) == (ssize_t)sizeof(msg)) {
+	n = sendto(so->fd, &msg, sizeof(msg), MSG_DONTWAIT, (struct sockaddr *)&so->addr,
+		   so->addr_len);
+	if (n == (ssize_t)sizeof(msg)) {
 		if (LOG_RepeatRecovered(&so->failing))
 			LOG(LOGS_INFO, "chronyd is taking samples on %s again", so->addr.sun_path);
 		out->problem = NULL;
 		return 0;
 	}
-	out->problem = errno == ENOENT || errno == ECONNREFUSED ? "chronyd not listening"
-								: "cannot send";
-	if (LOG_RepeatFailing(&so->failing, errno)) {
-		if (errno == ENOENT || errno == ECONNREFUSED)
+	/* A short datagram (never seen: it is one write) is no sample. */
+	err = n < 0 ? errno : EMSGSIZE;
+	out->problem = err == ENOENT || err == ECONNREFUSED ? "chronyd not listening"
+							    : "cannot send";
+	if (LOG_RepeatFailing(&so->failing, err)) {
+		if (err == ENOENT || err == ECONNREFUSED)
 			LOG(LOGS_WARN, "chronyd is not listening on %s (%s); will keep trying",
-			    so->addr.sun_path, strerror(errno));
+			    so->addr.sun_path, strerror(err));
 		else
 			LOG(LOGS_WARN, "cannot send samples to %s: %s; will keep trying",
-			    so->addr.sun_path, strerror(errno));
+			    so->addr.sun_path, strerror(err));
 	}
-	return -1;
+	return -err;
 }
 
 static void sock_destroy(FED_Output out)

@@ -86,8 +86,9 @@ static void encode(const struct vmclockd_state *s, struct vmclockd_state *le)
 		le->withheld[i] = vmclock_le64(s->withheld[i]);
 }
 
-/* The count alone, little-endian, at its offset. */
-static bool write_count(int fd, uint32_t seq)
+/* The count alone, little-endian, at its offset: 0, or a negative errno
+ * value. */
+static int write_count(int fd, uint32_t seq)
 {
 	uint32_t le = vmclock_le32(seq);
 
@@ -98,19 +99,20 @@ static bool write_count(int fd, uint32_t seq)
  * The whole state under the seq_count protocol, as readers expect it: the
  * count odd, then the fields, then the count even, each write ordered after
  * the previous one.  Every write starts from an odd count larger than any
- * the file held.
+ * the file held.  0, or a negative errno value.
  */
-static bool write_state(int fd)
+static int write_state(int fd)
 {
 	struct vmclockd_state le;
+	int r;
 
 	state.seq_count |= 1;
 	encode(&state, &le);
-	if (!write_count(fd, state.seq_count))
-		return false;
+	if ((r = write_count(fd, state.seq_count)) < 0)
+		return r;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (!FIO_PwriteAll(fd, &le, sizeof(le), 0))
-		return false;
+	if ((r = FIO_PwriteAll(fd, &le, sizeof(le), 0)) < 0)
+		return r;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	state.seq_count++;
 	return write_count(fd, state.seq_count);
@@ -119,17 +121,19 @@ static bool write_state(int fd)
 /* Writes the state; a failure is logged when it starts and when it ends. */
 static void write_state_file(void)
 {
+	int r;
+
 	if (state_fd < 0)
 		return;
-	if (write_state(state_fd)) {
+	if ((r = write_state(state_fd)) == 0) {
 		if (LOG_RepeatRecovered(&write_failing))
 			LOG(LOGS_INFO, "writing state in %s again", cfg->state_file);
 		return;
 	}
 	/* The count may be left odd in the file: readers say UNKNOWN until the
 	 * next write, which starts from a larger odd count. */
-	if (LOG_RepeatFailing(&write_failing, errno))
-		LOG(LOGS_WARN, "cannot write state in %s: %s", cfg->state_file, strerror(errno));
+	if (LOG_RepeatFailing(&write_failing, -r))
+		LOG(LOGS_WARN, "cannot write state in %s: %s", cfg->state_file, strerror(-r));
 }
 
 /* The state file, then ClockBound's segment from the same state: a reader
@@ -164,42 +168,40 @@ static void adopt(int fd)
 }
 
 /* A fresh state file by temp file + rename, reserved and written whole
- * before it takes the name.  Returns its descriptor, or -1. */
+ * before it takes the name.  Returns its descriptor, or a negative errno
+ * value. */
 static int create_state_file(void)
 {
 	char *tmp = NULL;
 	struct stat st;
-	int fd = -1, err;
+	int fd, err;
 
-	if (asprintf(&tmp, "%s.tmp", cfg->state_file) < 0) {
-		errno = ENOMEM;
-		return -1;
-	}
+	if (asprintf(&tmp, "%s.tmp", cfg->state_file) < 0)
+		return -ENOMEM;
 	(void)unlink(tmp); /* a leftover of a daemon that died here */
 	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0)
-		goto fail;
+	if (fd < 0) {
+		err = -errno;
+		free(tmp);
+		return err;
+	}
 	/* The blocks are reserved now: a full file system is this error, not
 	 * a fault at the first store. */
-	if ((err = posix_fallocate(fd, 0, sizeof(state))) != 0) {
-		errno = err;
-		goto fail;
+	if ((err = posix_fallocate(fd, 0, sizeof(state))) != 0)
+		err = -err;
+	else if (fchmod(fd, 0644) < 0 || fstat(fd, &st) < 0)
+		err = -errno;
+	else if ((err = write_state(fd)) == 0 && rename(tmp, cfg->state_file) < 0)
+		err = -errno;
+	if (err < 0) {
+		close(fd);
+		(void)unlink(tmp);
+		free(tmp);
+		return err;
 	}
-	if (fchmod(fd, 0644) < 0 || fstat(fd, &st) < 0 || !write_state(fd) ||
-	    rename(tmp, cfg->state_file) < 0)
-		goto fail;
 	state_id = st;
 	free(tmp);
 	return fd;
-fail:
-	err = errno;
-	if (fd >= 0) {
-		close(fd);
-		(void)unlink(tmp);
-	}
-	free(tmp);
-	errno = err;
-	return -1;
 }
 
 static void make_parent_dir(void)
@@ -213,9 +215,10 @@ static void make_parent_dir(void)
 	free(dir);
 }
 
-/* Opens the state file: the one a previous daemon left if it is ours (its
- * readers go on without reopening), else a fresh one. */
-static void open_state_file(void)
+/* The state file: the one a previous daemon left if it is ours (its
+ * readers go on without reopening), else a fresh one.  Its descriptor, or a
+ * negative errno value. */
+static int open_state_file(void)
 {
 	struct stat st;
 	int fd, err;
@@ -225,28 +228,35 @@ static void open_state_file(void)
 		close(fd);
 		fd = -1;
 	}
-	if (fd >= 0) {
-		adopt(fd);
-		if ((err = posix_fallocate(fd, 0, sizeof(state))) != 0 || !write_state(fd)) {
-			errno = err ? err : errno;
-			close(fd);
-			goto fail;
-		}
-		state_id = st;
-	} else {
+	if (fd < 0) {
 		make_parent_dir();
-		fd = create_state_file();
-		if (fd < 0)
-			goto fail;
+		return create_state_file();
 	}
-	state_fd = fd;
-	RLM_Restart(&replaced_check);
-	if (LOG_RepeatRecovered(&file_failing))
-		LOG(LOGS_INFO, "publishing state in %s again", cfg->state_file);
-	return;
-fail:
-	if (LOG_RepeatFailing(&file_failing, errno))
-		LOG(LOGS_WARN, "cannot publish state in %s: %s", cfg->state_file, strerror(errno));
+	adopt(fd);
+	if ((err = posix_fallocate(fd, 0, sizeof(state))) != 0)
+		err = -err;
+	else
+		err = write_state(fd);
+	if (err < 0) {
+		close(fd);
+		return err;
+	}
+	state_id = st;
+	return fd;
+}
+
+/* The state is published in fd from now on, or fd says why it cannot be
+ * (said once per cause, and once when it can again). */
+static void published_in(int fd)
+{
+	state_fd = fd < 0 ? -1 : fd;
+	if (fd >= 0) {
+		RLM_Restart(&replaced_check);
+		if (LOG_RepeatRecovered(&file_failing))
+			LOG(LOGS_INFO, "publishing state in %s again", cfg->state_file);
+	} else if (LOG_RepeatFailing(&file_failing, -fd)) {
+		LOG(LOGS_WARN, "cannot publish state in %s: %s", cfg->state_file, strerror(-fd));
+	}
 }
 
 /* Once a second: the path still names the file written?  If it was
@@ -264,12 +274,9 @@ static void check_replaced(void)
 	LOG(LOGS_WARN, "state file %s was removed or replaced: writing a fresh one",
 	    cfg->state_file);
 	close(state_fd);
-	state_fd = -1;
 	RLM_Restart(&open_retry);
 	make_parent_dir();
-	state_fd = create_state_file();
-	if (state_fd < 0 && LOG_RepeatFailing(&file_failing, errno))
-		LOG(LOGS_WARN, "cannot publish state in %s: %s", cfg->state_file, strerror(errno));
+	published_in(create_state_file());
 }
 
 /* STATUS=: a change of reason at once, figures at most once a second. */
@@ -362,7 +369,7 @@ void PUB_Tick(const SMP_Report *s, const DSR_Report *d, const CSY_Report *c)
 
 	/* An unusable state file is tried again once a second, not every tick. */
 	if (state_fd < 0 && cfg->state_file && *cfg->state_file && RLM_Due(&open_retry, 1))
-		open_state_file();
+		published_in(open_state_file());
 	check_replaced();
 	set_bound(c);
 	state.withhold_reason = s->reason < POL_REASON_COUNT ? (uint8_t)s->reason : 0;
