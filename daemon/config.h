@@ -2,10 +2,11 @@
  *
  * config.h - vmclockd's settings: defaults, /etc/vmclockd.conf, command line.
  *
- * Every long option is also a directive of the same name in the file, one
- * per line, chrony style ("interval-ms 62"), '#' starting a comment.  The
- * command line wins over the file; SIGHUP re-reads the file and applies the
- * command line on top again.
+ * Every long option but --config, --foreground and --check-config is also a
+ * directive of the same name in the file, one per line, chrony style
+ * ("interval-ms 62"), '#' starting a comment.  The command line wins over
+ * the file; SIGHUP re-reads the file and applies the command line on top
+ * again.
  */
 #ifndef VMCLOCKD_CONFIG_H
 #define VMCLOCKD_CONFIG_H

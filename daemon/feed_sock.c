@@ -93,8 +93,10 @@ FED_Output FED_CreateSock(const char *path)
 		return NULL;
 	}
 	so = calloc(1, sizeof(*so));
-	if (!so)
+	if (!so) {
+		LOG(LOGS_ERR, "chrony socket %s: %s", path, strerror(errno));
 		return NULL;
+	}
 	so->base.driver = &sock_driver;
 	so->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (so->fd < 0) {

@@ -2,9 +2,12 @@
  *
  * ratelimit.h - "at most once every N seconds" on the monotonic clock.
  *
- * For the slow checks around the tick: whether the page was replaced,
- * retrying a missing device or an unusable state file, rewriting a drifting
- * counter period.  The first call is always due.
+ * For the slow checks and retries around the tick: whether the page, the
+ * published state or ClockBound's segment was replaced, or ntpd's SHM
+ * segment removed; retrying a missing device, an unusable published state,
+ * ClockBound or SHM segment, or a marker record that could not be written;
+ * rewriting a drifting counter period.  The first call is always due.  Not
+ * the log's flood limit, which is log.h's LOG_Limit.
  */
 #ifndef VMCLOCKD_RATELIMIT_H
 #define VMCLOCKD_RATELIMIT_H
