@@ -125,8 +125,8 @@ static void tracking_done(const CCL_Result *r, void *arg)
 		/* Logged once when it starts (its causes vary from one poll to
 		 * the next while chronyd is down) and once when it ends. */
 		if (LOG_RepeatFailing(&chrony_failing, 1))
-			LOG(LOGS_WARN, "chronyd's tracking cannot be read (%s): the state file says "
-				       "unknown until it can", r->reason);
+			LOG(LOGS_WARN, "chronyd's tracking cannot be read (%s): the published state "
+				       "says unknown until it can", r->reason);
 		else
 			DEBUG_LOG("chronyd tracking unavailable: %s", r->reason);
 		/* chronyd's directory may have been recreated under our reply

@@ -51,8 +51,8 @@ static const Setting settings[] = {
 	{ "max-error-ns", T_U64, OFF(max_error_ns), 0, 1000000000000ull, false, true, "N     withhold samples with a larger bound (0: off)" },
 	{ "allow-freerunning", T_BOOL, OFF(allow_freerunning), 0, 0, false, true, "yes|no feed samples while the host is freerunning" },
 	{ "state-dir", T_STRING, OFF(state_dir), 0, 0, false, true, "DIR   vmclockd's own memory across restarts (the handled marker)" },
-	{ "publish-file", T_STRING, OFF(state_file), 0, 0, false, true, "PATH  rewritten every tick for applications (\"\" for none)" },
-	{ "state-file", T_STRING, OFF(state_file), 0, 0, false, true, "PATH  the former name of publish-file" },
+	{ "publish-file", T_STRING, OFF(publish_file), 0, 0, false, true, "PATH  rewritten every tick for applications (\"\" for none)" },
+	{ "state-file", T_STRING, OFF(publish_file), 0, 0, false, true, "PATH  the former name of publish-file" },
 	{ "clockbound-shm", T_STRING, OFF(clockbound_shm), 0, 0, false, true, "PATH  also write ClockBound's segment there (e.g. /var/run/clockbound/shm0; default none)" },
 	{ "chrony-poll-ms", T_UINT, OFF(chrony_poll_ms), 50, 60000, false, true, "N     how often chronyd's tracking is read" },
 	{ "metrics-file", T_STRING, OFF(metrics_file), 0, 0, false, true, "PATH  Prometheus text for node_exporter's textfile collector (\"\" for none)" },
@@ -81,7 +81,7 @@ static void set_defaults(CNF_Settings *s)
 	s->burst_ms = 4000;
 	s->max_error_ns = 100000;
 	s->state_dir = strdup(LOCALSTATEDIR "/lib/vmclockd");
-	s->state_file = strdup(VMCLOCKD_STATE_DEFAULT_PATH);
+	s->publish_file = strdup(VMCLOCKD_STATE_DEFAULT_PATH);
 	s->chrony_poll_ms = 1000;
 	s->metrics_file = strdup("");
 	s->metrics_interval_ms = 5000;
@@ -409,7 +409,7 @@ static int load(CNF_Settings *out)
 		return r;
 	/* The metrics are read back from the published state, as applications
 	 * read it: without it they would say vmclockd is down. */
-	if (*out->metrics_file && !*out->state_file) {
+	if (*out->metrics_file && !*out->publish_file) {
 		LOG(LOGS_ERR, "metrics-file needs publish-file");
 		return -EINVAL;
 	}

@@ -33,7 +33,7 @@ typedef struct {
 	uint64_t max_error_ns; /* withhold samples whose bound is larger; 0: no limit */
 	bool allow_freerunning;
 	char *state_dir;
-	char *state_file;      /* published state for applications, "" for none */
+	char *publish_file;    /* published state for applications, "" for none */
 	unsigned chrony_poll_ms; /* how often chronyd's tracking is read */
 	char *metrics_file;    /* node_exporter textfile, "" for none */
 	unsigned metrics_interval_ms; /* how often it is rewritten */

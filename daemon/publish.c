@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  *
- * publish.c - the state file applications read, and STATUS=.
+ * publish.c - the published state applications read, and STATUS=.
  *
  * The state is kept here in host order and written out whole, little-endian,
  * with pwrite(2) under its seq_count (the count made odd, the structure, the
@@ -11,7 +11,7 @@
  * the blocks before the first write, so that a full file system is an error
  * at start-up, not a fault.  Once a second the path is checked to still name
  * the file written: if it was removed or replaced, a fresh file is made by
- * temp file + rename in the state file's directory, which is ours.
+ * temp file + rename in the published state's directory, which is ours.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -127,16 +127,16 @@ static void write_state_file(void)
 		return;
 	if ((r = write_state(state_fd)) == 0) {
 		if (LOG_RepeatRecovered(&write_failing))
-			LOG(LOGS_INFO, "writing state in %s again", cfg->state_file);
+			LOG(LOGS_INFO, "writing state in %s again", cfg->publish_file);
 		return;
 	}
 	/* The count may be left odd in the file: readers say UNKNOWN until the
 	 * next write, which starts from a larger odd count. */
 	if (LOG_RepeatFailing(&write_failing, -r))
-		LOG(LOGS_WARN, "cannot write state in %s: %s", cfg->state_file, strerror(-r));
+		LOG(LOGS_WARN, "cannot write state in %s: %s", cfg->publish_file, strerror(-r));
 }
 
-/* The state file, then ClockBound's segment from the same state: a reader
+/* The published state, then ClockBound's segment from the same state: a reader
  * of both never finds the segment ahead of the file. */
 static void flush_state(void)
 {
@@ -151,7 +151,7 @@ static bool ours(const struct stat *st)
 	return S_ISREG(st->st_mode) && st->st_uid == geteuid() && st->st_nlink == 1;
 }
 
-/* Carries on from a state file a previous daemon left: its count (readers
+/* Carries on from a published state a previous daemon left: its count (readers
  * see it grow, never go back) and its disruption total. */
 static void adopt(int fd)
 {
@@ -167,7 +167,7 @@ static void adopt(int fd)
 	state.disruptions = vmclock_le64(old.disruptions);
 }
 
-/* A fresh state file by temp file + rename, reserved and written whole
+/* A fresh published state by temp file + rename, reserved and written whole
  * before it takes the name.  Returns its descriptor, or a negative errno
  * value. */
 static int create_state_file(void)
@@ -176,7 +176,7 @@ static int create_state_file(void)
 	struct stat st;
 	int fd, err;
 
-	if (asprintf(&tmp, "%s.tmp", cfg->state_file) < 0)
+	if (asprintf(&tmp, "%s.tmp", cfg->publish_file) < 0)
 		return -ENOMEM;
 	(void)unlink(tmp); /* a leftover of a daemon that died here */
 	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
@@ -191,7 +191,7 @@ static int create_state_file(void)
 		err = -err;
 	else if (fchmod(fd, 0644) < 0 || fstat(fd, &st) < 0)
 		err = -errno;
-	else if ((err = write_state(fd)) == 0 && rename(tmp, cfg->state_file) < 0)
+	else if ((err = write_state(fd)) == 0 && rename(tmp, cfg->publish_file) < 0)
 		err = -errno;
 	if (err < 0) {
 		close(fd);
@@ -206,7 +206,7 @@ static int create_state_file(void)
 
 static void make_parent_dir(void)
 {
-	char *dir = strdup(cfg->state_file), *slash = dir ? strrchr(dir, '/') : NULL;
+	char *dir = strdup(cfg->publish_file), *slash = dir ? strrchr(dir, '/') : NULL;
 
 	if (slash && slash != dir) {
 		*slash = '\0';
@@ -215,7 +215,7 @@ static void make_parent_dir(void)
 	free(dir);
 }
 
-/* The state file: the one a previous daemon left if it is ours (its
+/* The published state: the one a previous daemon left if it is ours (its
  * readers go on without reopening), else a fresh one.  Its descriptor, or a
  * negative errno value. */
 static int open_state_file(void)
@@ -223,7 +223,7 @@ static int open_state_file(void)
 	struct stat st;
 	int fd, err;
 
-	fd = open(cfg->state_file, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	fd = open(cfg->publish_file, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd >= 0 && (fstat(fd, &st) < 0 || !ours(&st))) {
 		close(fd);
 		fd = -1;
@@ -253,9 +253,9 @@ static void published_in(int fd)
 	if (fd >= 0) {
 		RLM_Restart(&replaced_check);
 		if (LOG_RepeatRecovered(&file_failing))
-			LOG(LOGS_INFO, "publishing state in %s again", cfg->state_file);
+			LOG(LOGS_INFO, "publishing state in %s again", cfg->publish_file);
 	} else if (LOG_RepeatFailing(&file_failing, -fd)) {
-		LOG(LOGS_WARN, "cannot publish state in %s: %s", cfg->state_file, strerror(-fd));
+		LOG(LOGS_WARN, "cannot publish state in %s: %s", cfg->publish_file, strerror(-fd));
 	}
 }
 
@@ -268,11 +268,11 @@ static void check_replaced(void)
 
 	if (state_fd < 0 || !RLM_Due(&replaced_check, REPLACED_CHECK_S))
 		return;
-	if (lstat(cfg->state_file, &st) == 0 && st.st_dev == state_id.st_dev &&
+	if (lstat(cfg->publish_file, &st) == 0 && st.st_dev == state_id.st_dev &&
 	    st.st_ino == state_id.st_ino)
 		return;
-	LOG(LOGS_WARN, "state file %s was removed or replaced: writing a fresh one",
-	    cfg->state_file);
+	LOG(LOGS_WARN, "published state %s was removed or replaced: writing a fresh one",
+	    cfg->publish_file);
 	close(state_fd);
 	RLM_Restart(&open_retry);
 	make_parent_dir();
@@ -367,8 +367,9 @@ void PUB_Tick(const SMP_Report *s, const DSR_Report *d, const CSY_Report *c)
 	update_status(s, d);
 	sampled(s);
 
-	/* An unusable state file is tried again once a second, not every tick. */
-	if (state_fd < 0 && cfg->state_file && *cfg->state_file && RLM_Due(&open_retry, 1))
+	/* An unusable published state is tried again once a second, not every
+	 * tick. */
+	if (state_fd < 0 && cfg->publish_file && *cfg->publish_file && RLM_Due(&open_retry, 1))
 		published_in(open_state_file());
 	check_replaced();
 	set_bound(c);
@@ -420,8 +421,8 @@ static void close_state_file(void)
 
 void PUB_Reconfigure(const CNF_Settings *fresh)
 {
-	const char *old_path = cfg->state_file ? cfg->state_file : "";
-	const char *new_path = fresh->state_file ? fresh->state_file : "";
+	const char *old_path = cfg->publish_file ? cfg->publish_file : "";
+	const char *new_path = fresh->publish_file ? fresh->publish_file : "";
 
 	/* The same file stays open: its heartbeat never stops.  Another one
 	 * is opened at the next tick, the old one told we are gone. */

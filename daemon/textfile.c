@@ -46,7 +46,7 @@ void TXF_Finalise(void)
 
 void TXF_Reconfigure(const CNF_Settings *fresh)
 {
-	/* The device or the state file may have moved. */
+	/* The device or the published state may have moved. */
 	vmclock_truth_close(truth);
 	truth = NULL;
 	due_ns = 0;
@@ -60,7 +60,7 @@ static int replace(const char *tmp)
 	FILE *f;
 	int fd, err = 0;
 
-	if (!truth && !(truth = vmclock_truth_open(cfg->device, cfg->state_file)))
+	if (!truth && !(truth = vmclock_truth_open(cfg->device, cfg->publish_file)))
 		return errno ? -errno : -ENOMEM;
 	MTR_TakeView(truth, cfg->device, true, &v);
 	(void)unlink(tmp); /* a leftover of a daemon that died here */

@@ -87,7 +87,7 @@ static void check_settings(const CNF_Settings *s)
 	check_word(s->chrony_sock);
 	check_word(s->chrony_cmd);
 	check_word(s->state_dir);
-	check_word(s->state_file);
+	check_word(s->publish_file);
 	FUZZ_CHECK(s->ntp_shm == -1 || (s->ntp_shm >= 0 && s->ntp_shm <= 255));
 	FUZZ_CHECK(s->ntp_shm_mode <= 0777);
 	FUZZ_CHECK(s->interval_ms >= 10 && s->interval_ms <= 60000);
@@ -111,7 +111,7 @@ static bool same_settings(const CNF_Settings *a, const CNF_Settings *b)
 	       a->ntp_shm_mode == b->ntp_shm_mode && a->interval_ms == b->interval_ms &&
 	       a->burst_interval_ms == b->burst_interval_ms && a->burst_ms == b->burst_ms &&
 	       a->max_error_ns == b->max_error_ns && a->allow_freerunning == b->allow_freerunning &&
-	       same_string(a->state_dir, b->state_dir) && same_string(a->state_file, b->state_file) &&
+	       same_string(a->state_dir, b->state_dir) && same_string(a->publish_file, b->publish_file) &&
 	       a->chrony_poll_ms == b->chrony_poll_ms;
 }
 

@@ -38,7 +38,7 @@
  *   CRASH    vmclockd dies (SIGKILL: no callback, no teardown) and starts
  *            again: a new module initialised from what was persisted (the
  *            record callback's last successful write, as disrupt.c keeps it
- *            in the state file), against the same chronyd, whose frequency
+ *            in the marker record), against the same chronyd, whose frequency
  *            carries on.  Requests the dead one sent still land.
  *   LEARN    chronyd learns from samples: its frequency moves half of the
  *            way to the one right for the newest period, with no dfreq of
@@ -210,7 +210,7 @@ typedef struct {
 	HND_Report last;
 	char trace[512];
 
-	/* vmclockd's state file, as disrupt.c keeps it: the handled marker,
+	/* vmclockd's marker record, as disrupt.c keeps it: the handled marker,
 	 * the period chronyd is right for, a dfreq in doubt. */
 	uint64_t disk_marker;
 	HND_Period disk_period;
@@ -787,7 +787,7 @@ static void check_truth(void)
 	/* What a restart now would start from: the newest period, nothing in
 	 * doubt. */
 	ck_assert_msg(D.disk_period.valid && D.disk_period.frac == newest.frac && !D.disk_doubt.valid,
-		      "%s: the state file holds another period, or a dfreq in doubt", D.trace);
+		      "%s: the marker record holds another period, or a dfreq in doubt", D.trace);
 	check_time_once();
 }
 

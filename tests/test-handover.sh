@@ -17,7 +17,7 @@
 #  (d) the marker flapping, 50 changes in 10 s: a handful of resets, one
 #      disruption record per handover (the first at once), their
 #      MARKER_CHANGES adding up to the 50;
-#  (e) a state file with "period 0 0" and a migration while vmclockd is down:
+#  (e) a marker record with "period 0 0" and a migration while vmclockd is down:
 #      the period is ignored, chronyd gets no dfreq (and no infinite one);
 #  (f) a host that makes the counter 10 % faster at a migration (a change far
 #      beyond any real counter's): no dfreq reaches chronyd, an error says so,
@@ -27,7 +27,7 @@
 #      reset but gets no doffset (the page does not vouch for its time), and
 #      vmclockd says why;
 #  (h) vmclockd killed (SIGKILL) after chronyd applied the dfreq and before
-#      its answer came back (held 3 s): the state file holds the dfreq
+#      its answer came back (held 3 s): the marker record holds the dfreq
 #      recorded ahead, and the restarted vmclockd tells from chronyd's
 #      frequency that it was applied: one dfreq in all, and chronyd's own
 #      tracking frequency moved by the migration's change once;
@@ -38,7 +38,7 @@
 #  (j) chronyd refuses reset sources (as a chrony older than 4.0 does) for
 #      longer than a round of tries, across a restart of vmclockd: the
 #      disruption stays unhandled (the published sync state DISRUPTED, never
-#      SYNCHRONIZED from chronyd's old selection; the state file keeps the
+#      SYNCHRONIZED from chronyd's old selection; the marker record keeps the
 #      old marker), the failure is said once per vmclockd, samples are fed
 #      while it waits, and once the refusals stop the handover completes:
 #      chronyd's frequency takes the change once (a dfreq composed onto what
@@ -194,7 +194,7 @@ dfreqs_forwarded() {
 	awk '$1 == "forwarded" && $2 == 31' "$T/proxy-$CASE.log" | wc -l
 }
 
-# (e) "period 0 0" in the state file, then a migration while vmclockd is down.
+# (e) "period 0 0" in the marker record, then a migration while vmclockd is down.
 run_case e
 check "e: first handover done" wait_for 10 grep -q 'chronyd reset after disruption 2' "$T/vmclockd.log"
 kill "$VMCLOCKD_PID"
@@ -248,8 +248,8 @@ kill -KILL "$VMCLOCKD_PID"
 wait "$VMCLOCKD_PID" 2>/dev/null
 check "h: killed before vmclockd learned the dfreq's fate" \
 	sh -c "! grep -q 'chronyd had applied\|chronyd reset:' '$T/vmclockd.log'"
-echo "h: state file at the kill: $(tr '\n' ';' <"$T/state/marker")"
-check "h: the dfreq recorded in the state file before it was sent" grep -q '^dfreq 2 ' "$T/state/marker"
+echo "h: marker record at the kill: $(tr '\n' ';' <"$T/state/marker")"
+check "h: the dfreq recorded in the marker record before it was sent" grep -q '^dfreq 2 ' "$T/state/marker"
 f_killed=$(chrony_freq)
 want=$(composed_change) # the migration's debug line, before the restart adds its own
 start_vmclockd --chrony-cmd "$T/proxy.sock"
@@ -273,7 +273,7 @@ check "h: chronyd's frequency moved by the change once ($CASE_F0 -> $f1, want $w
 	awk -v a="$CASE_F0" -v b="$f1" -v w="$want" 'BEGIN { x = b - a - w; exit !(x < 1 && x > -1 && w < -29) }'
 check "h: and not at all after the restart ($f_killed -> $f1)" \
 	awk -v a="$f_killed" -v b="$f1" 'BEGIN { x = b - a; exit !(x < 0.05 && x > -0.05) }'
-check "h: nothing in doubt left in the state file" sh -c "! grep -q '^dfreq' '$T/state/marker'"
+check "h: nothing in doubt left in the marker record" sh -c "! grep -q '^dfreq' '$T/state/marker'"
 end_case
 
 # (i) No room for the dfreq's record.
@@ -354,7 +354,7 @@ for _ in $(seq 20); do j_poll; sleep 0.1; done
 check "j: a round of resets refused" test "$(grep -c '^refused 66 ' "$T/proxy-j.log")" -ge 6
 check "j: said once while failing, with its fields" \
 	test "$(grep -c ' DISRUPTION_MARKER=2 FAILED_STEP=reset sources$' "$T/vmclockd.log")" -eq 1
-check "j: the state file keeps the old marker" test "$(tail -1 "$T/j-states.txt" | cut -d' ' -f3)" -eq 1
+check "j: the marker record keeps the old marker" test "$(tail -1 "$T/j-states.txt" | cut -d' ' -f3)" -eq 1
 fed0=$(head -1 "$T/j-states.txt" | cut -d' ' -f2)
 fed1=$(tail -1 "$T/j-states.txt" | cut -d' ' -f2)
 check "j: samples fed while the handover waits ($fed0 -> $fed1)" test "$fed1" -gt "$fed0"
@@ -363,7 +363,7 @@ check "j: samples fed while the handover waits ($fed0 -> $fed1)" test "$fed1" -g
 # the restart's the change from the period chronyd has learned (recorded).
 kill "$VMCLOCKD_PID"
 wait "$VMCLOCKD_PID"
-check "j: the state file still says marker 1 after the stop" \
+check "j: the marker record still says marker 1 after the stop" \
 	grep -qx 'marker 1' "$T/state/marker"
 mv "$T/vmclockd.log" "$T/vmclockd-j1.log"
 start_vmclockd --chrony-cmd "$T/proxy.sock"
@@ -396,7 +396,7 @@ echo "j: frequency $CASE_F0 before the migration, want $want; seen $lo to $hi, $
 check "j: chronyd's frequency took the change once ($lo to $hi ppm, want $want, $f_end at the end)" \
 	holds "$lo > $want - 3 && $hi < $CASE_F0 + 3 && $f_end - $want < 1 && $want - $f_end < 1"
 check "j: synchronised again" "$CTL" -d "$T/page" -s "$T/run/state" waitsync --timeout 60
-check "j: the state file says marker 2" grep -qx 'marker 2' "$T/state/marker"
+check "j: the marker record says marker 2" grep -qx 'marker 2' "$T/state/marker"
 end_case
 
 # (k) The dfreq refused through three rounds of tries (18): between rounds
