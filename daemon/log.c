@@ -125,6 +125,8 @@ static void emit(LOG_Origin at, LOG_Severity severity, const char *message_id,
 		/* No journal after all: fall through to stderr. */
 	}
 	fprintf(stderr, "vmclockd: %s%s", prefix(severity), text);
+	if (message_id)
+		fprintf(stderr, " MESSAGE_ID=%s", message_id);
 	for (int i = 0; fields && i < MAX_FIELDS && fields[i]; i++)
 		fprintf(stderr, " %s", fields[i]);
 	fputc('\n', stderr);

@@ -53,7 +53,8 @@ void LOG_MessageAt(LOG_Origin at, LOG_Severity severity, const char *format, ...
 	__attribute__((format(printf, 3, 4)));
 
 /* A structured alert: the journal gets MESSAGE_ID and the NULL-terminated
- * "KEY=value" fields; stderr gets the message followed by the fields. */
+ * "KEY=value" fields; stderr gets the message followed by the same fields,
+ * MESSAGE_ID=... first (what the system tests match on, never the text). */
 void LOG_EventAt(LOG_Origin at, LOG_Severity severity, const char *message_id,
 		 const char *const *fields, const char *format, ...)
 	__attribute__((format(printf, 5, 6)));

@@ -208,6 +208,26 @@ START_TEST(count_said_once)
 }
 END_TEST
 
+/* On stderr an event carries what the journal gets: MESSAGE_ID first, then
+ * its fields, after the text; a plain message has none.  The system tests
+ * match on these, never on the text. */
+START_TEST(stderr_has_the_fields)
+{
+	const char *fields[] = { "A=1", "B=two words", NULL };
+
+	LOG_Initialise(false, true);
+	capture_begin();
+	LOG_Event(LOGS_WARN, "0123456789abcdef0123456789abcdef", fields, "event %d", 1);
+	LOG_Event(LOGS_INFO, NULL, fields, "no id");
+	LOG(LOGS_INFO, "plain");
+	capture_end();
+	ck_assert_str_eq(text, "vmclockd: warning: event 1 "
+			       "MESSAGE_ID=0123456789abcdef0123456789abcdef A=1 B=two words\n"
+			       "vmclockd: no id A=1 B=two words\n"
+			       "vmclockd: plain\n");
+}
+END_TEST
+
 /* What a window still open owes is said when the loop goes (at exit), with
  * the alert's MESSAGE_ID as SUPPRESSED_MESSAGE_ID: a count is no event. */
 START_TEST(detach_says_what_is_owed)
@@ -247,6 +267,7 @@ int main(void)
 	tcase_add_test(tc, window_close_says_the_count);
 	tcase_add_test(tc, count_said_once);
 	tcase_add_test(tc, detach_says_what_is_owed);
+	tcase_add_test(tc, stderr_has_the_fields);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -269,6 +269,59 @@ sys.exit(1)
 PYEOF
 }
 
+# ---- structured facts: what the tests assert on, never the log's wording
+# state_field KEY [STATE]: KEY of vmclockd's published state as
+# `vmclockctl daemon --json` gives it (withheld.REASON for a count), "null"
+# for null, empty when the state cannot be read.
+state_field() {
+	"$CTL" -d "$T/page" -s "${2:-$T/run/state}" daemon --json 2>/dev/null |
+		python3 -c 'import json, sys
+v = json.load(sys.stdin)
+for k in sys.argv[1].split("."):
+    v = v[k]
+print("null" if v is None else str(v).lower() if isinstance(v, bool) else v)' "$1" 2>/dev/null
+}
+# handled MARKER [STATE]: the published state says vmclockd handled the
+# disruption to MARKER (chronyd took the handover, or none is configured).
+handled() {
+	[ "$(state_field disruption_marker "${2:-$T/run/state}")" = "$1" ]
+}
+# msgid NAME: daemon/log.h's LOG_MSGID_NAME.
+msgid() {
+	sed -n "s/^#define LOG_MSGID_$1 *\"\([0-9a-f]*\)\".*/\1/p" "$top_srcdir/daemon/log.h"
+}
+# events NAME [FIELD=VALUE...]: the lines of vmclockd's log ($EVENTS_LOG,
+# default $T/vmclockd.log: standard error) with NAME's MESSAGE_ID and every
+# FIELD=VALUE given (vmclockd(8), LOGGING: on standard error the identifier
+# and the fields follow the text).
+events() {
+	local id lines f
+	id=$(msgid "$1")
+	shift
+	[ -n "$id" ] || { echo "no LOG_MSGID_$1 in daemon/log.h" >&2; return 2; }
+	lines=$(grep -- " MESSAGE_ID=$id\( \|\$\)" "${EVENTS_LOG:-$T/vmclockd.log}")
+	for f in "$@"; do
+		lines=$(grep -- " $f\( \|\$\)" <<<"$lines")
+	done
+	[ -n "$lines" ] && printf '%s\n' "$lines"
+}
+# n_events NAME [FIELD=VALUE...]: how many; has_event: at least one.
+n_events() {
+	local lines
+	lines=$(events "$@")
+	if [ -n "$lines" ]; then wc -l <<<"$lines"; else echo 0; fi
+}
+has_event() {
+	[ "$(n_events "$@")" -gt 0 ]
+}
+# event_field NAME KEY [FIELD=VALUE...]: KEY's value in the last such line
+# (a value without white space).
+event_field() {
+	local name=$1 key=$2
+	shift 2
+	events "$name" "$@" | tail -n 1 | sed -n "s/.* $key=\([^ ]*\).*/\1/p"
+}
+
 # ---- the journal, captured for real (JOURNAL_NS=1)
 # journal_start: in this test's private mount namespace a tmpfs goes on
 # /run/systemd/journal and tests/capture-dgram.py binds journald's native
