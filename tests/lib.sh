@@ -217,7 +217,8 @@ record_migrations() {
 }
 
 # freq_change_exact VMCLOCKD_LOG PAGE_LOG OLD NEW [P0_FRAC P0_SHIFT]: the
-# FREQ_CHANGE_PPM vmclockd logged for the disruption OLD -> NEW is, to the
+# FREQ_CHANGE_PPM of vmclockd's DISRUPTION record (its MESSAGE_ID, with
+# OLD_MARKER=OLD NEW_MARKER=NEW) is, to the
 # field's last digit (1e-6 ppm), the exact change between two pages'
 # periods, (P1 / P0 - 1) * 1e6 with P = frac / 2^(64 + shift): P1 the
 # period it logged with the field, which must be a page the simulator
@@ -226,13 +227,13 @@ record_migrations() {
 # of the last 10 pages published under OLD (the daemon's last tick before
 # the migration read one of them).  Prints what it compared.
 freq_change_exact() {
-	python3 - "$@" <<'PYEOF'
-import re, sys
+	DISRUPTION_ID=$(msgid DISRUPTION) python3 - "$@" <<'PYEOF'
+import os, re, sys
 from fractions import Fraction
 log, pagelog, old, new = sys.argv[1:5]
 fixed = tuple(int(x) for x in sys.argv[5:7]) if len(sys.argv) > 6 else None
-line = [l for l in open(log) if 'clock disruption' in l and 'OLD_MARKER=%s ' % old in l
-        and 'NEW_MARKER=%s ' % new in l]
+line = [l for l in open(log) if ' MESSAGE_ID=%s ' % os.environ['DISRUPTION_ID'] in l
+        and ' OLD_MARKER=%s ' % old in l and ' NEW_MARKER=%s ' % new in l]
 if not line:
     print('  no disruption %s -> %s logged' % (old, new)); sys.exit(1)
 f = dict(kv.split('=', 1) for kv in line[0].split() if re.match(r'[A-Z_]+=', kv))
@@ -291,15 +292,19 @@ msgid() {
 	sed -n "s/^#define LOG_MSGID_$1 *\"\([0-9a-f]*\)\".*/\1/p" "$top_srcdir/daemon/log.h"
 }
 # events NAME [FIELD=VALUE...]: the lines of vmclockd's log ($EVENTS_LOG,
-# default $T/vmclockd.log: standard error) with NAME's MESSAGE_ID and every
-# FIELD=VALUE given (vmclockd(8), LOGGING: on standard error the identifier
-# and the fields follow the text).
+# default $T/vmclockd.log: standard error) with NAME's MESSAGE_ID (any line
+# for NAME "-") and every FIELD=VALUE given, VALUE a basic regular
+# expression (vmclockd(8), LOGGING: on standard error the identifier and the
+# fields follow the text).
 events() {
-	local id lines f
-	id=$(msgid "$1")
+	local id=. lines f
+	if [ "$1" != - ]; then
+		id=$(msgid "$1")
+		[ -n "$id" ] || { echo "no LOG_MSGID_$1 in daemon/log.h" >&2; return 2; }
+		id=" MESSAGE_ID=$id\( \|\$\)"
+	fi
 	shift
-	[ -n "$id" ] || { echo "no LOG_MSGID_$1 in daemon/log.h" >&2; return 2; }
-	lines=$(grep -- " MESSAGE_ID=$id\( \|\$\)" "${EVENTS_LOG:-$T/vmclockd.log}")
+	lines=$(grep -- "$id" "${EVENTS_LOG:-$T/vmclockd.log}")
 	for f in "$@"; do
 		lines=$(grep -- " $f\( \|\$\)" <<<"$lines")
 	done
