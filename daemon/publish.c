@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,16 +320,23 @@ static void set_bound(const CSY_Report *c)
 	}
 	p = BND_Combine(&chrony, &held, last_fed ? &last_sample : NULL);
 	/* Each change logged, a page flapping across the bound cut to a line
-	 * every so often, and the state after such a flood said (log.h). */
+	 * every so often, and the state after such a flood said (log.h); the
+	 * fields say which change, the offset and the bound published. */
 	if (p.contradicted != contradicted) {
+		char f[3][48];
+		const char *fields[] = { f[0], f[1], f[2], NULL };
+
+		snprintf(f[0], sizeof(f[0]), "CONTRADICTED=%d", p.contradicted);
+		snprintf(f[1], sizeof(f[1]), "OFFSET_NS=%" PRId64, last_sample.offset_ns);
+		snprintf(f[2], sizeof(f[2]), "BOUND_NS=%" PRIu64, p.bound_ns);
 		if (p.contradicted)
-			LOG_LimitedEvent(&contradiction_log, LOGS_WARN, NULL, NULL,
+			LOG_LimitedEvent(&contradiction_log, LOGS_WARN, NULL, fields,
 					 "the page and the system clock differ by %+.9f s, beyond "
 					 "chronyd's bound: published as unsynchronised, bound %.9f s "
 					 "(was the realtime clock stepped?)",
 					 (double)last_sample.offset_ns * 1e-9, (double)p.bound_ns * 1e-9);
 		else
-			LOG_LimitedEvent(&contradiction_log, LOGS_INFO, NULL, NULL,
+			LOG_LimitedEvent(&contradiction_log, LOGS_INFO, NULL, fields,
 					 "the page and the system clock agree with chronyd's bound again");
 		contradicted = p.contradicted;
 	}
