@@ -208,6 +208,36 @@ START_TEST(count_said_once)
 }
 END_TEST
 
+/* The count is said with the fields of the last message suppressed, as the
+ * state a flood leaves is said: its fields too, not only its text. */
+START_TEST(count_said_with_the_fields)
+{
+	struct event_base *base = event_base_new();
+	LOG_Limit l = { 0 };
+	char f[32];
+	const char *fields[] = { f, "FIXED=x", NULL };
+
+	ck_assert_ptr_nonnull(base);
+	LOG_Initialise(false, true);
+	LOG_AttachLoop(base);
+	capture_begin();
+	for (int i = 0; i < 7; i++) {
+		snprintf(f, sizeof(f), "STATE=%d", i);
+		LOG_LimitedEvent(&l, LOGS_WARN, "0123456789abcdef0123456789abcdef", fields,
+				 "state %d", i);
+	}
+	LOG_DetachLoop();
+	capture_end();
+	ck_assert_ptr_nonnull(strstr(text, "vmclockd: warning: state 2 "
+				     "MESSAGE_ID=0123456789abcdef0123456789abcdef STATE=2 FIXED=x\n"));
+	ck_assert_ptr_nonnull(strstr(text, "vmclockd: warning: state 6 (4 similar suppressed) "
+				     "STATE=6 FIXED=x "
+				     "SUPPRESSED_MESSAGE_ID=0123456789abcdef0123456789abcdef "
+				     "SUPPRESSED=4\n"));
+	event_base_free(base);
+}
+END_TEST
+
 /* On stderr an event carries what the journal gets: MESSAGE_ID first, then
  * its fields, after the text; a plain message has none.  The system tests
  * match on these, never on the text. */
@@ -268,6 +298,7 @@ int main(void)
 	tcase_add_test(tc, count_said_once);
 	tcase_add_test(tc, detach_says_what_is_owed);
 	tcase_add_test(tc, stderr_has_the_fields);
+	tcase_add_test(tc, count_said_with_the_fields);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

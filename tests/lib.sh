@@ -272,15 +272,12 @@ PYEOF
 
 # ---- structured facts: what the tests assert on, never the log's wording
 # state_field KEY [STATE]: KEY of vmclockd's published state as
-# `vmclockctl daemon --json` gives it (withheld.REASON for a count), "null"
-# for null, empty when the state cannot be read.
+# `vmclockctl daemon --json` gives it (one line; withheld.REASON for a
+# count: every key is unique in the object), "null" for null, empty when
+# the state cannot be read.
 state_field() {
 	"$CTL" -d "$T/page" -s "${2:-$T/run/state}" daemon --json 2>/dev/null |
-		python3 -c 'import json, sys
-v = json.load(sys.stdin)
-for k in sys.argv[1].split("."):
-    v = v[k]
-print("null" if v is None else str(v).lower() if isinstance(v, bool) else v)' "$1" 2>/dev/null
+		sed -n "s/.*\"${1##*.}\": *\"\{0,1\}\([^\",}]*\).*/\1/p"
 }
 # handled MARKER [STATE]: the published state says vmclockd handled the
 # disruption to MARKER (chronyd took the handover, or none is configured).
