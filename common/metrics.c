@@ -148,7 +148,7 @@ void MTR_Write(FILE *f, const MTR_View *v)
 		    "Bound on the system clock's error now (+Inf unless synchronized or freerunning).");
 	prom_seconds(f, "vmclock_error_bound_seconds", NULL, NULL, v->ts.bound_ns);
 	prom_family(f, "vmclock_daemon_up", "gauge",
-		    "1 if vmclockd's heartbeat in its state file is fresh.");
+		    "1 if vmclockd's heartbeat in its published state is fresh.");
 	prom_sample(f, "vmclock_daemon_up", NULL, NULL, "%d", have_state && v->fresh);
 	prom_family(f, "vmclock_device_up", "gauge", "1 if the vmclock device could be read.");
 	prom_sample(f, "vmclock_device_up", NULL, NULL, "%d", v->have_page);
@@ -167,7 +167,7 @@ void MTR_Write(FILE *f, const MTR_View *v)
 			    "Age of vmclockd's last heartbeat.");
 		prom_signed_seconds(f, "vmclock_daemon_heartbeat_age_seconds", v->heartbeat_age_ns);
 		prom_family(f, "vmclock_disruptions_total", "counter",
-			    "Clock disruptions vmclockd has handled since its state file was created.");
+			    "Clock disruptions vmclockd has handled since its published state was created.");
 		prom_sample(f, "vmclock_disruptions_total", NULL, NULL, "%" PRIu64, s->disruptions);
 		prom_family(f, "vmclock_last_offset_seconds", "gauge",
 			    "Device time minus system time of the last sample fed to the time daemon.");

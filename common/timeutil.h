@@ -90,12 +90,36 @@ static inline uint32_t TIM_FracToNs(uint64_t frac)
 }
 
 /*
+ * Sums of error bounds in nanoseconds, UINT64_MAX meaning "no bound" (the
+ * page's VMCLOCK_ERROR_UNKNOWN, the published VMCLOCKD_BOUND_UNKNOWN).  A
+ * sum that wrapped would be a tight bound from a huge one, so each
+ * saturates, at one of two limits for two meanings:
+ */
+/* a + b, or no bound (UINT64_MAX) if the sum does not fit: a bound may
+ * become unknown.  No bound in, no bound out. */
+static inline __attribute__((always_inline)) uint64_t TIM_AddBound(uint64_t a, uint64_t b)
+{
+	return b > UINT64_MAX - a ? UINT64_MAX : a + b;
+}
+
+/* a + b for bounds that are known, at most UINT64_MAX - 1: the largest
+ * bound that is still a bound.  A known bound stays known however large it
+ * grows (a page's error carried forward is never UNKNOWN because it is
+ * old).  Either input at UINT64_MAX gives UINT64_MAX - 1 too. */
+static inline __attribute__((always_inline)) uint64_t TIM_AddKnownBound(uint64_t a, uint64_t b)
+{
+	const uint64_t largest = UINT64_MAX - 1;
+
+	return a >= largest || b >= largest - a ? largest : a + b;
+}
+
+/*
  * A bound of bound_ns grown at ppb (parts per billion) for age_ns:
- * bound + ceil(age * ppb / 10^9), saturating at UINT64_MAX (no bound: a sum
- * that wrapped would be a tight bound from a huge one).  How every reader
- * of vmclockd's state grows its error bound, and how vmclockd itself moves
- * a bound from one instant to another.  In 64 bits (a multiply, no
- * division call) while the product fits, which covers any age under 4 s.
+ * bound + ceil(age * ppb / 10^9), saturating at UINT64_MAX (TIM_AddBound:
+ * no bound).  How every reader of vmclockd's state grows its error bound,
+ * and how vmclockd itself moves a bound from one instant to another.  In
+ * 64 bits (a multiply, no division call) while the product fits, which
+ * covers any age under 4 s.
  */
 static inline __attribute__((always_inline)) uint64_t TIM_GrowBound(uint64_t bound_ns,
 								    uint64_t age_ns, uint32_t ppb)
@@ -106,7 +130,7 @@ static inline __attribute__((always_inline)) uint64_t TIM_GrowBound(uint64_t bou
 		growth = (age_ns * ppb + NSEC_PER_SEC - 1) / NSEC_PER_SEC;
 	else
 		growth = (uint64_t)(((u128)age_ns * ppb + NSEC_PER_SEC - 1) / NSEC_PER_SEC);
-	return growth > UINT64_MAX - bound_ns ? UINT64_MAX : bound_ns + growth;
+	return TIM_AddBound(bound_ns, growth);
 }
 
 #endif /* VMCLOCK_TIMEUTIL_H */

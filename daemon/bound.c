@@ -7,15 +7,12 @@
 
 #include "bound.h"
 
+_Static_assert(VMCLOCKD_BOUND_UNKNOWN == UINT64_MAX, "TIM_AddBound's no bound");
+
 #define HOLD_NS ((uint64_t)BND_HOLD_S * NSEC_PER_SEC)
 
-/* a + b saturating at UINT64_MAX (VMCLOCKD_BOUND_UNKNOWN): a sum that
- * wrapped would be a tight bound from a huge one. */
-static uint64_t add_ns(uint64_t a, uint64_t b)
-{
-	return b > UINT64_MAX - a ? UINT64_MAX : a + b;
-}
-
+/* Rates of growth: UINT32_MAX is no useful rate, as TIM_AddBound's
+ * UINT64_MAX is no bound. */
 static uint32_t add_ppb(uint32_t a, uint32_t b)
 {
 	return b > UINT32_MAX - a ? UINT32_MAX : a + b;
@@ -54,7 +51,7 @@ BND_Published BND_Combine(const BND_Chrony *c, const BND_Held *h, const BND_Samp
 	if (c->bound_ns == VMCLOCKD_BOUND_UNKNOWN)
 		return out;
 	if (h->any) {
-		out.bound_ns = add_ns(out.bound_ns, max_ns(h->cur_ns, h->prev_ns));
+		out.bound_ns = TIM_AddBound(out.bound_ns, max_ns(h->cur_ns, h->prev_ns));
 		out.drift_ppb = add_ppb(out.drift_ppb, h->cur_ppb > h->prev_ppb ? h->cur_ppb : h->prev_ppb);
 	}
 	if (!last || out.bound_ns == VMCLOCKD_BOUND_UNKNOWN || last->error_ns == UINT64_MAX ||
@@ -73,7 +70,7 @@ BND_Published BND_Combine(const BND_Chrony *c, const BND_Held *h, const BND_Samp
 	if (out.sync_state == VMCLOCKD_SYNC_SYNCHRONIZED)
 		out.sync_state = VMCLOCKD_SYNC_UNSYNCHRONIZED;
 	/* |o| + u + the page's max error (error_ns holds u already). */
-	out.bound_ns = add_ns(magnitude, last->error_ns);
+	out.bound_ns = TIM_AddBound(magnitude, last->error_ns);
 	out.bound_realtime_ns = last->realtime_ns;
 	return out;
 }

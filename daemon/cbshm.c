@@ -36,7 +36,8 @@ static const char *seg_path(const CNF_Settings *s)
 	return s && s->clockbound_shm ? s->clockbound_shm : "";
 }
 
-static bool write_generation(int fd, uint16_t gen)
+/* 0, or a negative errno value, as for every write below. */
+static int write_generation(int fd, uint16_t gen)
 {
 	uint8_t header[CBF_HEADER_SIZE];
 
@@ -52,51 +53,52 @@ static bool write_generation(int fd, uint16_t gen)
  * seeing the 16-bit count half written takes either an odd count (its
  * last snapshot) or an even one over a complete body.
  */
-static bool update(int fd)
+static int update(int fd)
 {
 	uint8_t body[CBF_SIZE - CBF_HEADER_SIZE];
 	uint16_t gen = CBF_Begin(generation);
+	int r;
 
 	CBF_EncodeBody(&last, body);
-	if (!write_generation(fd, gen))
-		return false;
+	if ((r = write_generation(fd, gen)) < 0)
+		return r;
 	generation = gen;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (!FIO_PwriteAll(fd, body, sizeof(body), CBF_HEADER_SIZE))
-		return false;
+	if ((r = FIO_PwriteAll(fd, body, sizeof(body), CBF_HEADER_SIZE)) < 0)
+		return r;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	gen = CBF_End(gen);
-	if (!write_generation(fd, gen))
-		return false;
+	if ((r = write_generation(fd, gen)) < 0)
+		return r;
 	generation = gen;
-	return true;
+	return 0;
 }
 
 /* The segment's directory, made if missing, and ours alone: another user
- * (a ClockBound daemon's) or one others may write is refused. */
-static bool directory_ours(const char *path)
+ * (a ClockBound daemon's) or one others may write is refused (-EPERM). */
+static int directory_ours(const char *path)
 {
 	char *dir = strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
 	struct stat st;
-	bool ok = dir != NULL;
+	int r = dir ? 0 : -ENOMEM;
 
 	if (slash && slash != dir) {
 		*slash = '\0';
 		(void)mkdir(dir, 0755);
-		ok = lstat(dir, &st) == 0;
-		if (ok && (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
-			   (st.st_mode & (S_IWGRP | S_IWOTH)))) {
-			errno = EPERM;
-			ok = false;
-		}
+		if (lstat(dir, &st) < 0)
+			r = -errno;
+		else if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+			 (st.st_mode & (S_IWGRP | S_IWOTH)))
+			r = -EPERM;
 	}
 	free(dir);
-	return ok;
+	return r;
 }
 
 /* A segment at the path a previous vmclockd left, ours to go on writing in
  * place: a regular file of ours with no other name, of the right size and
- * format.  Its descriptor, or -1. */
+ * format.  Its descriptor, or a negative errno value (-EEXIST: something
+ * else is there). */
 static int adopt(const char *path)
 {
 	uint8_t image[CBF_SIZE];
@@ -104,7 +106,7 @@ static int adopt(const char *path)
 	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 
 	if (fd < 0)
-		return -1;
+		return -errno;
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
 	    st.st_nlink == 1 && st.st_size == CBF_SIZE &&
 	    pread(fd, image, sizeof(image), 0) == (ssize_t)sizeof(image) &&
@@ -113,11 +115,11 @@ static int adopt(const char *path)
 		return fd;
 	}
 	close(fd);
-	return -1;
+	return -EEXIST;
 }
 
 /* A fresh segment by temp file + rename, written whole before it takes the
- * name.  Its descriptor, or -1. */
+ * name.  Its descriptor, or a negative errno value. */
 static int create(const char *path)
 {
 	uint8_t image[CBF_SIZE];
@@ -125,27 +127,30 @@ static int create(const char *path)
 	struct stat st;
 	int fd, err;
 
-	if (asprintf(&tmp, "%s.tmp", path) < 0) {
-		errno = ENOMEM;
-		return -1;
-	}
+	if (asprintf(&tmp, "%s.tmp", path) < 0)
+		return -ENOMEM;
 	(void)unlink(tmp); /* a leftover of a daemon that died here */
 	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd >= 0) {
-		generation = CBF_End(CBF_Begin(0));
-		CBF_EncodeHeader(generation, image);
-		CBF_EncodeBody(&last, image + CBF_HEADER_SIZE);
-		if ((err = posix_fallocate(fd, 0, CBF_SIZE)) != 0 || fchmod(fd, 0644) < 0 ||
-		    fstat(fd, &st) < 0 || !FIO_PwriteAll(fd, image, sizeof(image), 0) ||
-		    rename(tmp, path) < 0) {
-			err = err ? err : errno;
-			close(fd);
-			(void)unlink(tmp);
-			fd = -1;
-			errno = err;
-		} else {
-			seg_id = st;
-		}
+	if (fd < 0) {
+		err = -errno;
+		free(tmp);
+		return err;
+	}
+	generation = CBF_End(CBF_Begin(0));
+	CBF_EncodeHeader(generation, image);
+	CBF_EncodeBody(&last, image + CBF_HEADER_SIZE);
+	if ((err = posix_fallocate(fd, 0, CBF_SIZE)) != 0)
+		err = -err;
+	else if (fchmod(fd, 0644) < 0 || fstat(fd, &st) < 0)
+		err = -errno;
+	else if ((err = FIO_PwriteAll(fd, image, sizeof(image), 0)) == 0 && rename(tmp, path) < 0)
+		err = -errno;
+	if (err < 0) {
+		close(fd);
+		(void)unlink(tmp);
+		fd = err;
+	} else {
+		seg_id = st;
 	}
 	free(tmp);
 	return fd;
@@ -155,13 +160,19 @@ static int create(const char *path)
  * one. */
 static void open_segment(const char *path)
 {
-	if (directory_ours(path) && ((seg_fd = adopt(path)) >= 0 || (seg_fd = create(path)) >= 0)) {
+	int r = directory_ours(path);
+
+	/* r: 0 for the directory, then a descriptor or a negative errno. */
+	if (r == 0 && (r = adopt(path)) < 0)
+		r = create(path);
+	if (r >= 0) {
+		seg_fd = r;
 		(void)LOG_RepeatRecovered(&failing); /* this line says so */
 		LOG(LOGS_INFO, "writing the ClockBound segment %s", path);
 		return;
 	}
-	if (LOG_RepeatFailing(&failing, errno))
-		LOG(LOGS_WARN, "cannot write the ClockBound segment %s: %s", path, strerror(errno));
+	if (LOG_RepeatFailing(&failing, -r))
+		LOG(LOGS_WARN, "cannot write the ClockBound segment %s: %s", path, strerror(-r));
 }
 
 /* The path still names the segment written?  If it was removed or
@@ -181,6 +192,7 @@ void CBS_Publish(const struct vmclockd_state *state)
 {
 	const char *path = seg_path(cfg);
 	CBF_Now now;
+	int r;
 
 	if (!*path)
 		return;
@@ -199,11 +211,11 @@ void CBS_Publish(const struct vmclockd_state *state)
 	}
 	if (seg_fd < 0)
 		return;
-	if (update(seg_fd)) {
+	if ((r = update(seg_fd)) == 0) {
 		if (LOG_RepeatRecovered(&failing))
 			LOG(LOGS_INFO, "writing the ClockBound segment %s again", path);
-	} else if (LOG_RepeatFailing(&failing, errno)) {
-		LOG(LOGS_WARN, "cannot write the ClockBound segment %s: %s", path, strerror(errno));
+	} else if (LOG_RepeatFailing(&failing, -r)) {
+		LOG(LOGS_WARN, "cannot write the ClockBound segment %s: %s", path, strerror(-r));
 	}
 }
 

@@ -28,6 +28,8 @@
 
 #include <event2/event.h>
 
+#include "../common/timeutil.h"
+
 #include "chrony_client.h"
 
 /* chronyd answers from its own, unprivileged uid: rw for everyone. */
@@ -35,8 +37,8 @@
 
 struct CCL_Client_Record {
 	int fd;
-	int bound; /* local path is ours to unlink */
-	int connected;
+	bool bound; /* local path is ours to unlink */
+	bool connected;
 	struct sockaddr_un local;
 	struct sockaddr_un remote;
 	struct event_base *base;
@@ -45,42 +47,29 @@ struct CCL_Client_Record {
 	uint32_t next_sequence;
 
 	/* The request in flight. */
-	int busy;
-	int waiting; /* a datagram is out, timer is its timeout */
+	bool busy;
+	bool waiting; /* a datagram is out, timer is its timeout */
 	CPR_Packet request;
 	int timeout_ms;
 	int max_tries;
 	int tries;
-	int delivered; /* some attempt reached chronyd */
+	bool delivered; /* some attempt reached chronyd */
 	CCL_DoneFn done;
 	void *done_arg;
 	CCL_Result result;
 	struct timespec tx_mono;
 };
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t ts_ns(const struct timespec *ts)
-{
-	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
-}
-
 static int connect_remote(CCL_Client c)
 {
-	c->connected = 0;
+	c->connected = false;
 	if (connect(c->fd, (struct sockaddr *)&c->remote, sizeof(c->remote)) < 0)
 		return -errno;
-	c->connected = 1;
+	c->connected = true;
 	return 0;
 }
 
-static int is_absent_error(int err)
+static bool is_absent_error(int err)
 {
 	return err == ECONNREFUSED || err == ENOENT || err == ENOTCONN || err == ECONNRESET ||
 	       err == EDESTADDRREQ;
@@ -112,7 +101,7 @@ static int send_packet(CCL_Client c, const CPR_Packet *p)
 			return -EAGAIN;
 		if (!is_absent_error(err))
 			return -err;
-		c->connected = 0;
+		c->connected = false;
 	}
 
 	return -ECONNREFUSED;
@@ -191,7 +180,7 @@ int CCL_Open(const char *chronyd_sock, struct event_base *base, CCL_Client *out)
 	err = bind_reply_socket(c);
 	if (err < 0)
 		goto fail;
-	c->bound = 1;
+	c->bound = true;
 	open_count++;
 
 	/* chronyd may not be running yet; requests connect again. */
@@ -199,7 +188,7 @@ int CCL_Open(const char *chronyd_sock, struct event_base *base, CCL_Client *out)
 
 	if (getrandom(&c->next_sequence, sizeof(c->next_sequence), GRND_NONBLOCK) !=
 	    sizeof(c->next_sequence))
-		c->next_sequence = (uint32_t)mono_ns() ^ (uint32_t)getpid() << 16;
+		c->next_sequence = (uint32_t)TIM_NowNs(CLOCK_MONOTONIC) ^ (uint32_t)getpid() << 16;
 
 	c->read_ev = event_new(base, c->fd, EV_READ | EV_PERSIST, read_cb, c);
 	c->timer_ev = evtimer_new(base, timer_cb, c);
@@ -236,19 +225,6 @@ void CCL_Close(CCL_Client c)
 const char *CCL_GetLocalPath(CCL_Client c)
 {
 	return c->local.sun_path;
-}
-
-const char *CCL_OutcomeName(CCL_Outcome outcome)
-{
-	switch (outcome) {
-	case CCL_DONE:
-		return "done";
-	case CCL_FAILED:
-		return "failed";
-	case CCL_UNKNOWN:
-		return "unknown";
-	}
-	return "?";
 }
 
 static const char *reason_for(int error)
@@ -309,7 +285,7 @@ static void arm_timer(CCL_Client c, int64_t ms)
 /* Send (or resend) the request and arm its timeout. */
 static void send_request(CCL_Client c)
 {
-	int idempotent = CPR_IsIdempotent(c->request.command);
+	bool idempotent = CPR_IsIdempotent(c->request.command);
 	int64_t wait_ms;
 	int err;
 
@@ -320,7 +296,7 @@ static void send_request(CCL_Client c)
 	err = send_packet(c, &c->request);
 	if (err == 0) {
 		c->result.attempts++;
-		c->delivered = 1;
+		c->delivered = true;
 		wait_ms = c->timeout_ms;
 		if (!idempotent)
 			wait_ms *= c->max_tries - c->tries + 1;
@@ -331,7 +307,7 @@ static void send_request(CCL_Client c)
 		return;
 	}
 
-	c->waiting = 1;
+	c->waiting = true;
 	arm_timer(c, wait_ms);
 }
 
@@ -392,7 +368,7 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 		}
 
 		clock_gettime(CLOCK_REALTIME, &c->result.rx_real);
-		c->result.rtt_ns = ts_ns(&rx_mono) - ts_ns(&c->tx_mono);
+		c->result.rtt_ns = TIM_DiffNs(&rx_mono, &c->tx_mono);
 		c->result.reply = reply;
 		/* May free the client: nothing after this. */
 		finish(c, CCL_DONE, 0, -1);
@@ -418,11 +394,11 @@ int CCL_Start(CCL_Client c, const CPR_Packet *request, int timeout_ms, int tries
 	c->timeout_ms = timeout_ms > 0 ? timeout_ms : CCL_DEFAULT_TIMEOUT_MS;
 	c->max_tries = tries > 0 ? tries : CCL_DEFAULT_TRIES;
 	c->tries = 0;
-	c->delivered = 0;
+	c->delivered = false;
 	c->done = done;
 	c->done_arg = arg;
-	c->busy = 1;
-	c->waiting = 0;
+	c->busy = true;
+	c->waiting = false;
 
 	/* Sent from the loop, so that done() never runs inside Start. */
 	evtimer_add(c->timer_ev, &now);
@@ -431,14 +407,14 @@ int CCL_Start(CCL_Client c, const CPR_Packet *request, int timeout_ms, int tries
 
 void CCL_Cancel(CCL_Client c)
 {
-	c->busy = 0;
-	c->waiting = 0;
+	c->busy = false;
+	c->waiting = false;
 	c->done = NULL;
 	if (c->timer_ev)
 		evtimer_del(c->timer_ev);
 }
 
-int CCL_IsBusy(CCL_Client c)
+bool CCL_IsBusy(CCL_Client c)
 {
 	return c->busy;
 }

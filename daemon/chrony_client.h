@@ -9,13 +9,14 @@
  * reports one outcome: done, failed (chronyd provably did not apply it), or
  * unknown (it reached chronyd and no answer came: it may have been applied).
  *
- * Return convention: functions returning int return 0 on success or a
- * negative errno value; they never use errno to report.  Errno values in
- * CCL_Result are positive.
+ * Return convention (the README's error policy): functions returning int
+ * return 0 on success or a negative errno value; they never use errno to
+ * report.  Errno values in CCL_Result are positive.
  */
 #ifndef VMCLOCKD_CHRONY_CLIENT_H
 #define VMCLOCKD_CHRONY_CLIENT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -44,8 +45,6 @@ typedef enum {
 	CCL_FAILED,      /* chronyd refused it, or it never reached chronyd */
 	CCL_UNKNOWN,     /* it reached chronyd and no valid answer came */
 } CCL_Outcome;
-
-const char *CCL_OutcomeName(CCL_Outcome outcome);
 
 typedef struct {
 	uint16_t command;
@@ -77,6 +76,6 @@ int CCL_Start(CCL_Client client, const CPR_Packet *request, int timeout_ms, int 
 /* Drop the request in flight, if any, without calling its callback.  What
  * chronyd made of it is then unknown to the client. */
 void CCL_Cancel(CCL_Client client);
-int CCL_IsBusy(CCL_Client client);
+bool CCL_IsBusy(CCL_Client client);
 
 #endif /* VMCLOCKD_CHRONY_CLIENT_H */

@@ -30,7 +30,6 @@
 #define RQ_SEQUENCE 8
 #define RQ_DATA 20
 #define IPADDR_LEN 20 /* 16 address bytes, u16 family, u16 pad */
-#define IPADDR_FAMILY 16
 
 /* Byte offsets in the reply. */
 #define RP_VERSION 0
@@ -50,7 +49,7 @@
 
 /* The tracking reply's data, by byte offset from RP_DATA. */
 #define TK_REF_ID 0
-#define TK_IP_ADDR 4 /* IPADDR_LEN bytes */
+/* 4: the reference's address, IPADDR_LEN bytes (not read) */
 #define TK_STRATUM 24
 #define TK_LEAP_STATUS 26
 #define TK_REF_SEC_HIGH 28
@@ -244,8 +243,6 @@ static void decode_tracking(const uint8_t *d, CPR_Tracking *t)
 
 	memset(t, 0, sizeof(*t));
 	t->ref_id = get_u32(d + TK_REF_ID);
-	memcpy(t->ip_addr, d + TK_IP_ADDR, sizeof(t->ip_addr));
-	t->ip_family = get_u16(d + TK_IP_ADDR + IPADDR_FAMILY);
 	t->stratum = get_u16(d + TK_STRATUM);
 	t->leap_status = get_u16(d + TK_LEAP_STATUS);
 	sec_high = get_u32(d + TK_REF_SEC_HIGH);
@@ -411,7 +408,7 @@ const char *CPR_StatusName(uint16_t status)
 	return "unknown status";
 }
 
-int CPR_IsIdempotent(uint16_t command)
+bool CPR_IsIdempotent(uint16_t command)
 {
 	return command != CPR_REQ_DFREQ && command != CPR_REQ_DOFFSET2 &&
 	       command != CPR_REQ_MAKESTEP;

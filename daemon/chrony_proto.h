@@ -12,6 +12,7 @@
 #ifndef VMCLOCKD_CHRONY_PROTO_H
 #define VMCLOCKD_CHRONY_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -121,8 +122,6 @@ uint16_t CPR_ExpectedReplyType(uint16_t command);
 
 typedef struct {
 	uint32_t ref_id;
-	uint16_t ip_family;  /* 0 unspec, 1 IPv4, 2 IPv6, 3 ID */
-	uint8_t ip_addr[16]; /* IPv4 in the first 4 bytes, network order */
 	uint16_t stratum;
 	uint16_t leap_status; /* CPR_LEAP_* */
 	struct timespec ref_time;
@@ -174,6 +173,6 @@ const char *CPR_StatusName(uint16_t status);
  * whose step failed may have dropped its correction (4.3 does) while the
  * repeat reports success.  Every other request used here can be sent
  * again safely. */
-int CPR_IsIdempotent(uint16_t command);
+bool CPR_IsIdempotent(uint16_t command);
 
 #endif /* VMCLOCKD_CHRONY_PROTO_H */

@@ -27,6 +27,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,8 +126,8 @@ static void tracking_done(const CCL_Result *r, void *arg)
 		/* Logged once when it starts (its causes vary from one poll to
 		 * the next while chronyd is down) and once when it ends. */
 		if (LOG_RepeatFailing(&chrony_failing, 1))
-			LOG(LOGS_WARN, "chronyd's tracking cannot be read (%s): the state file says "
-				       "unknown until it can", r->reason);
+			LOG(LOGS_WARN, "chronyd's tracking cannot be read (%s): the published state "
+				       "says unknown until it can", r->reason);
 		else
 			DEBUG_LOG("chronyd tracking unavailable: %s", r->reason);
 		/* chronyd's directory may have been recreated under our reply
@@ -160,9 +161,15 @@ static void tracking_done(const CCL_Result *r, void *arg)
 		without_source_logged = false;
 	else if (report.sync_state == VMCLOCKD_SYNC_UNSYNCHRONIZED &&
 		 t->leap_status != CPR_LEAP_UNSYNCHRONISED && !without_source_logged) {
+		char f[2][32];
+		const char *fields[] = { f[0], f[1], NULL };
+
 		without_source_logged = true;
-		LOG(LOGS_INFO, "chronyd follows no real source (reference id 0x%08x, stratum %u): "
-			       "published as unsynchronised", (unsigned)t->ref_id, (unsigned)t->stratum);
+		snprintf(f[0], sizeof(f[0]), "REFERENCE_ID=0x%08x", (unsigned)t->ref_id);
+		snprintf(f[1], sizeof(f[1]), "STRATUM=%u", (unsigned)t->stratum);
+		LOG_Event(LOGS_INFO, NULL, fields, "chronyd follows no real source (reference id "
+			  "0x%08x, stratum %u): published as unsynchronised", (unsigned)t->ref_id,
+			  (unsigned)t->stratum);
 	}
 
 	double bound = t->root_delay / 2 + t->root_dispersion + fabs(t->current_correction);
@@ -261,7 +268,7 @@ int CSY_Initialise(struct event_base *base, const CNF_Settings *settings,
 	poll_ev = evtimer_new(base, poll_cb, NULL);
 	if (!poll_ev) {
 		LOG(LOGS_ERR, "cannot create the chronyd tracking timer");
-		return -1;
+		return -ENOMEM;
 	}
 	if (polling(cfg))
 		event_active(poll_ev, EV_TIMEOUT, 0);

@@ -39,7 +39,8 @@ typedef struct {
 } CSY_Hooks;
 
 /* settings and disruptions stay valid (and are read) until CSY_Finalise;
- * the hooks are copied.  -1 (logged) if its timer cannot be created. */
+ * the hooks are copied.  0, or -ENOMEM (logged) if its timer cannot be
+ * created. */
 int CSY_Initialise(struct event_base *base, const CNF_Settings *settings,
 		   const DSR_Report *disruptions, const CSY_Hooks *hooks);
 void CSY_Finalise(void);

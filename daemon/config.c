@@ -51,8 +51,8 @@ static const Setting settings[] = {
 	{ "max-error-ns", T_U64, OFF(max_error_ns), 0, 1000000000000ull, false, true, "N     withhold samples with a larger bound (0: off)" },
 	{ "allow-freerunning", T_BOOL, OFF(allow_freerunning), 0, 0, false, true, "yes|no feed samples while the host is freerunning" },
 	{ "state-dir", T_STRING, OFF(state_dir), 0, 0, false, true, "DIR   vmclockd's own memory across restarts (the handled marker)" },
-	{ "publish-file", T_STRING, OFF(state_file), 0, 0, false, true, "PATH  rewritten every tick for applications (\"\" for none)" },
-	{ "state-file", T_STRING, OFF(state_file), 0, 0, false, true, "PATH  the former name of publish-file" },
+	{ "publish-file", T_STRING, OFF(publish_file), 0, 0, false, true, "PATH  rewritten every tick for applications (\"\" for none)" },
+	{ "state-file", T_STRING, OFF(publish_file), 0, 0, false, true, "PATH  the former name of publish-file" },
 	{ "clockbound-shm", T_STRING, OFF(clockbound_shm), 0, 0, false, true, "PATH  also write ClockBound's segment there (e.g. /var/run/clockbound/shm0; default none)" },
 	{ "chrony-poll-ms", T_UINT, OFF(chrony_poll_ms), 50, 60000, false, true, "N     how often chronyd's tracking is read" },
 	{ "metrics-file", T_STRING, OFF(metrics_file), 0, 0, false, true, "PATH  Prometheus text for node_exporter's textfile collector (\"\" for none)" },
@@ -81,7 +81,7 @@ static void set_defaults(CNF_Settings *s)
 	s->burst_ms = 4000;
 	s->max_error_ns = 100000;
 	s->state_dir = strdup(LOCALSTATEDIR "/lib/vmclockd");
-	s->state_file = strdup(VMCLOCKD_STATE_DEFAULT_PATH);
+	s->publish_file = strdup(VMCLOCKD_STATE_DEFAULT_PATH);
 	s->chrony_poll_ms = 1000;
 	s->metrics_file = strdup("");
 	s->metrics_interval_ms = 5000;
@@ -201,9 +201,9 @@ static void too_large(const char *path)
 }
 
 /*
- * The whole file, NUL-terminated, in *text (*len bytes before the NUL).
- * Returns 0, 1 if there is nothing to read (the file is absent and may be,
- * or is /dev/null), or -1 after one line.
+ * The whole file, NUL-terminated, in *text (*len bytes before the NUL), or
+ * NULL in *text if there is nothing to read (the file is absent and may be,
+ * or is /dev/null).  Returns 0, or a negative errno value after one line.
  *
  * The path is followed if it is a symbolic link: it is the administrator's
  * choice (the command line, or the default in a directory only root can
@@ -218,39 +218,44 @@ static int read_text(const char *path, bool must_exist, char **text, size_t *len
 	struct stat st;
 	size_t n = 0;
 	char *buf;
-	int fd;
+	int fd, err;
 
+	*text = NULL;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
-		if (errno == ENOENT && !must_exist)
-			return 1;
-		LOG(LOGS_ERR, "%s: %s", path, strerror(errno));
-		return -1;
+		err = errno;
+		if (err == ENOENT && !must_exist)
+			return 0;
+		LOG(LOGS_ERR, "%s: %s", path, strerror(err));
+		return -err;
 	}
 	if (fstat(fd, &st) < 0) {
-		LOG(LOGS_ERR, "%s: %s", path, strerror(errno));
+		err = errno;
+		LOG(LOGS_ERR, "%s: %s", path, strerror(err));
 		close(fd);
-		return -1;
+		return -err;
 	}
 	/* "--config /dev/null", the usual way to say "no file", is empty. */
 	if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) {
 		close(fd);
-		return 1;
+		return 0;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		LOG(LOGS_ERR, "%s: %s, not a configuration file", path,
 			kind_of(st.st_mode));
 		close(fd);
-		return -1;
+		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
 	}
-	buf = st.st_size <= MAX_FILE_SIZE ? malloc(MAX_FILE_SIZE + 1) : NULL;
-	if (!buf) {
-		if (st.st_size > MAX_FILE_SIZE)
-			too_large(path);
-		else
-			LOG(LOGS_ERR, "%s: %s", path, strerror(errno));
+	if (st.st_size > MAX_FILE_SIZE) {
+		too_large(path);
 		close(fd);
-		return -1;
+		return -EFBIG;
+	}
+	buf = malloc(MAX_FILE_SIZE + 1);
+	if (!buf) {
+		LOG(LOGS_ERR, "%s: %s", path, strerror(ENOMEM));
+		close(fd);
+		return -ENOMEM;
 	}
 	/* One byte past the limit is read to tell "at the limit" from "over". */
 	while (n <= MAX_FILE_SIZE) {
@@ -259,7 +264,8 @@ static int read_text(const char *path, bool must_exist, char **text, size_t *len
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			LOG(LOGS_ERR, "%s: read error: %s", path, strerror(errno));
+			err = -errno;
+			LOG(LOGS_ERR, "%s: read error: %s", path, strerror(-err));
 			goto fail;
 		}
 		if (r == 0)
@@ -268,6 +274,7 @@ static int read_text(const char *path, bool must_exist, char **text, size_t *len
 	}
 	if (n > MAX_FILE_SIZE) {
 		too_large(path);
+		err = -EFBIG;
 		goto fail;
 	}
 	close(fd);
@@ -278,9 +285,11 @@ static int read_text(const char *path, bool must_exist, char **text, size_t *len
 fail:
 	free(buf);
 	close(fd);
-	return -1;
+	return err;
 }
 
+/* The directives of the file; 0, or a negative errno value after one line
+ * (-EINVAL: a directive is wrong). */
 static int read_file(CNF_Settings *s, const char *path, bool must_exist)
 {
 	char line[MAX_LINE + 1];
@@ -289,8 +298,8 @@ static int read_file(CNF_Settings *s, const char *path, bool must_exist)
 	size_t text_len;
 	int r;
 
-	if ((r = read_text(path, must_exist, &text, &text_len)) != 0)
-		return r > 0 ? 0 : -1;
+	if ((r = read_text(path, must_exist, &text, &text_len)) < 0 || !text)
+		return r;
 	for (p = text, end = text + text_len; p < end;) {
 		char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t len = (size_t)((nl ? nl : end) - p);
@@ -339,10 +348,11 @@ static int read_file(CNF_Settings *s, const char *path, bool must_exist)
 	return 0;
 fail:
 	free(text);
-	return -1;
+	return -EINVAL;
 }
 
-/* Applies the command line; with only_config, just finds --config. */
+/* Applies the command line; with only_config, just finds --config.  0,
+ * CNF_HELP, CNF_VERSION, CNF_USAGE, or -EINVAL after one line. */
 static int parse_args(CNF_Settings *s, int argc, char **argv, bool only_config)
 {
 	struct option longopts[N_SETTINGS + 3];
@@ -367,19 +377,19 @@ static int parse_args(CNF_Settings *s, int argc, char **argv, bool only_config)
 		if (c == 'V')
 			return CNF_VERSION;
 		if (c == '?')
-			return only_config ? 0 : -2;
+			return only_config ? 0 : CNF_USAGE;
 		set = &settings[idx];
 		if (only_config != (set->offset == OFF(config_file)))
 			continue;
 		why = apply(s, set, optarg);
 		if (why) {
 			LOG(LOGS_ERR, "--%s %s", set->name, why);
-			return -1;
+			return -EINVAL;
 		}
 	}
 	if (!only_config && optind < argc) {
 		LOG(LOGS_ERR, "unexpected argument '%s'", argv[optind]);
-		return -2;
+		return CNF_USAGE;
 	}
 	return 0;
 }
@@ -393,15 +403,15 @@ static int load(CNF_Settings *out)
 	if ((r = parse_args(out, saved_argc, saved_argv, true)) != 0)
 		return r;
 	explicit_file = strcmp(out->config_file, CNF_DEFAULT_FILE) != 0;
-	if (read_file(out, out->config_file, explicit_file) < 0)
-		return -1;
+	if ((r = read_file(out, out->config_file, explicit_file)) < 0)
+		return r;
 	if ((r = parse_args(out, saved_argc, saved_argv, false)) != 0)
 		return r;
 	/* The metrics are read back from the published state, as applications
 	 * read it: without it they would say vmclockd is down. */
-	if (*out->metrics_file && !*out->state_file) {
+	if (*out->metrics_file && !*out->publish_file) {
 		LOG(LOGS_ERR, "metrics-file needs publish-file");
-		return -1;
+		return -EINVAL;
 	}
 	return 0;
 }

@@ -1,18 +1,12 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  *
- * feed.c - dispatch to an output's driver and count what happened.
+ * feed.c - dispatch to an output's driver.
  */
 #include "feed.h"
 
 int FED_Send(FED_Output out, const FED_Sample *s)
 {
-	int r = out->driver->send(out, s);
-
-	if (r < 0)
-		out->failed++;
-	else
-		out->sent++;
-	return r;
+	return out->driver->send(out, s);
 }
 
 const char *FED_Name(FED_Output out)

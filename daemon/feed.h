@@ -33,14 +33,14 @@ typedef struct FED_Output_Record *FED_Output;
 
 struct FED_Driver {
 	const char *name;
-	/* 0 if sent; -1 if this output could not take it (it logged why). */
+	/* 0 if sent, or a negative errno value if this output could not take
+	 * it (it logged why, once: the README's error policy). */
 	int (*send)(FED_Output out, const FED_Sample *s);
 	void (*destroy)(FED_Output out);
 };
 
 struct FED_Output_Record {
 	const struct FED_Driver *driver;
-	unsigned long sent, failed;
 	/* Set by the driver: NULL while the output takes samples, or why it
 	 * does not (a short phrase for STATUS=). */
 	const char *problem;
@@ -52,6 +52,7 @@ struct FED_Output_Record {
 FED_Output FED_CreateSock(const char *path);
 FED_Output FED_CreateShm(int unit, unsigned mode);
 
+/* 0, or a negative errno value: the driver's send. */
 int FED_Send(FED_Output out, const FED_Sample *s);
 /* The output's name and, if its last send failed, why; NULL problem while
  * it works.  What STATUS= says about the outputs comes from here only. */

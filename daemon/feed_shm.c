@@ -63,17 +63,45 @@ typedef struct {
 	char problem[80];
 } ShmOutput;
 
-/* Says once (until the cause changes) why the segment is not used. */
+/* The fields of this output's lines: OUTPUT=, then the CAUSE= of a
+ * failure, then its detail (OWNER_UID=, MODE=, SIZE=, ERRNO=; the MODE= of
+ * the segment used), written by the caller into detail ("" for none). */
+typedef struct {
+	char out[32], cause[32], detail[32];
+	const char *fields[4];
+} ShmFields;
+
+static const char *const *shm_fields(ShmFields *f, FED_Output out, const char *cause)
+{
+	int n = 0;
+
+	snprintf(f->out, sizeof(f->out), "OUTPUT=%s", FED_Name(out));
+	f->fields[n++] = f->out;
+	if (cause) {
+		snprintf(f->cause, sizeof(f->cause), "CAUSE=%s", cause);
+		f->fields[n++] = f->cause;
+	}
+	if (f->detail[0])
+		f->fields[n++] = f->detail;
+	f->fields[n] = NULL;
+	return f->fields;
+}
+
+/* Says once (until the cause changes) why the segment is not used.
+ * Returns the negative errno value for the cause. */
 static int refuse(ShmOutput *so, int cause, const struct shmid_ds *ds)
 {
 	unsigned key = (unsigned)so->key;
+	ShmFields f;
 
 	switch (cause) {
 	case SHM_FOREIGN:
 		snprintf(so->problem, sizeof(so->problem), "segment owned by uid %u",
 			 (unsigned)ds->shm_perm.uid);
+		snprintf(f.detail, sizeof(f.detail), "OWNER_UID=%u", (unsigned)ds->shm_perm.uid);
 		if (LOG_RepeatFailing(&so->failing, cause))
-			LOG(LOGS_ERR, "ntp-shm unit %d: the segment with key 0x%08x belongs to uid %u "
+			LOG_Event(LOGS_ERR, NULL, shm_fields(&f, &so->base, "foreign"),
+			    "ntp-shm unit %d: the segment with key 0x%08x belongs to uid %u "
 			    "(created by uid %u), not to vmclockd (uid %u): its owner could read and "
 			    "rewrite every sample; not using it, retrying every second (ipcrm -M 0x%08x "
 			    "removes it)", so->unit, key, (unsigned)ds->shm_perm.uid,
@@ -82,8 +110,10 @@ static int refuse(ShmOutput *so, int cause, const struct shmid_ds *ds)
 	case SHM_WIDE_MODE:
 		snprintf(so->problem, sizeof(so->problem), "segment mode %04o wider than %04o",
 			 (unsigned)ds->shm_perm.mode & 0777, so->mode);
+		snprintf(f.detail, sizeof(f.detail), "MODE=%04o", (unsigned)ds->shm_perm.mode & 0777);
 		if (LOG_RepeatFailing(&so->failing, cause))
-			LOG(LOGS_ERR, "ntp-shm unit %d: the segment with key 0x%08x has mode %04o, "
+			LOG_Event(LOGS_ERR, NULL, shm_fields(&f, &so->base, "wide_mode"),
+			    "ntp-shm unit %d: the segment with key 0x%08x has mode %04o, "
 			    "wider than ntp-shm-mode %04o: others could read or rewrite the samples; "
 			    "not using it, retrying every second (ipcrm -M 0x%08x removes it)",
 			    so->unit, key, (unsigned)ds->shm_perm.mode & 0777, so->mode, key);
@@ -91,21 +121,33 @@ static int refuse(ShmOutput *so, int cause, const struct shmid_ds *ds)
 	case SHM_WRONG_SIZE:
 		snprintf(so->problem, sizeof(so->problem), "segment of %zu bytes, not %zu",
 			 (size_t)ds->shm_segsz, sizeof(struct shm_time));
+		snprintf(f.detail, sizeof(f.detail), "SIZE=%zu", (size_t)ds->shm_segsz);
 		if (LOG_RepeatFailing(&so->failing, cause))
-			LOG(LOGS_ERR, "ntp-shm unit %d: the segment with key 0x%08x is %zu bytes, not "
+			LOG_Event(LOGS_ERR, NULL, shm_fields(&f, &so->base, "wrong_size"),
+			    "ntp-shm unit %d: the segment with key 0x%08x is %zu bytes, not "
 			    "the %zu of ntpd's shmTime (another program's?); not using it, retrying "
 			    "every second", so->unit, key, (size_t)ds->shm_segsz,
 			    sizeof(struct shm_time));
 		break;
 	default:
 		snprintf(so->problem, sizeof(so->problem), "segment: %s", strerror(cause));
+		snprintf(f.detail, sizeof(f.detail), "ERRNO=%d", cause);
 		if (LOG_RepeatFailing(&so->failing, cause))
-			LOG(LOGS_ERR, "ntp-shm unit %d: cannot use the segment with key 0x%08x: %s; "
+			LOG_Event(LOGS_ERR, NULL, shm_fields(&f, &so->base, "error"),
+			    "ntp-shm unit %d: cannot use the segment with key 0x%08x: %s; "
 			    "retrying every second", so->unit, key, strerror(cause));
 		break;
 	}
 	so->base.problem = so->problem;
-	return -1;
+	switch (cause) {
+	case SHM_FOREIGN:
+	case SHM_WIDE_MODE:
+		return -EPERM;
+	case SHM_WRONG_SIZE:
+		return -EINVAL;
+	default:
+		return -cause;
+	}
 }
 
 /*
@@ -114,7 +156,8 @@ static int refuse(ShmOutput *so, int cause, const struct shmid_ds *ds)
  * configured mode, an shmTime's size.  Anything else is somebody else's (or
  * world-writable) and feeding it would hand them our samples to read and
  * rewrite.  The segment is never created over an existing one (IPC_EXCL),
- * so every segment used has passed the same checks.
+ * so every segment used has passed the same checks.  0, or a negative
+ * errno value (said).
  */
 static int attach(ShmOutput *so)
 {
@@ -140,9 +183,14 @@ static int attach(ShmOutput *so)
 	so->shm = p;
 	so->id = id;
 	so->base.problem = NULL;
-	if (LOG_RepeatRecovered(&so->failing))
-		LOG(LOGS_INFO, "ntp-shm unit %d: using the segment with key 0x%08x (mode %04o) now",
-		    so->unit, (unsigned)so->key, (unsigned)ds.shm_perm.mode & 0777);
+	if (LOG_RepeatRecovered(&so->failing)) {
+		ShmFields f;
+
+		snprintf(f.detail, sizeof(f.detail), "MODE=%04o", (unsigned)ds.shm_perm.mode & 0777);
+		LOG_Event(LOGS_INFO, NULL, shm_fields(&f, &so->base, NULL),
+			  "ntp-shm unit %d: using the segment with key 0x%08x (mode %04o) now", so->unit,
+			  (unsigned)so->key, (unsigned)ds.shm_perm.mode & 0777);
+	}
 	RLM_Restart(&so->recheck);
 	return 0;
 }
@@ -166,9 +214,13 @@ static bool ready(ShmOutput *so)
 		shmdt(so->shm);
 		so->shm = NULL;
 		RLM_Restart(&so->retry);
-		if (LOG_RepeatFailing(&so->failing, SHM_REMOVED))
-			LOG(LOGS_WARN, "ntp-shm unit %d: the segment with key 0x%08x was removed; "
-			    "attaching to a new one", so->unit, (unsigned)so->key);
+		if (LOG_RepeatFailing(&so->failing, SHM_REMOVED)) {
+			ShmFields f = { .detail = "" };
+
+			LOG_Event(LOGS_WARN, NULL, shm_fields(&f, &so->base, "removed"),
+				  "ntp-shm unit %d: the segment with key 0x%08x was removed; "
+				  "attaching to a new one", so->unit, (unsigned)so->key);
+		}
 		so->base.problem = "segment removed";
 		return attach(so) == 0;
 	}
@@ -203,8 +255,9 @@ static int shm_send(FED_Output out, const FED_Sample *s)
 	int64_t ref_sec = (int64_t)s->system.tv_sec + ns / 1000000000;
 	int64_t ref_nsec = ns % 1000000000;
 
+	/* No usable segment yet: FED_Problem says why, retried by itself. */
 	if (!ready(so))
-		return -1;
+		return -EAGAIN;
 	t = so->shm;
 	if (ref_nsec < 0) {
 		ref_nsec += 1000000000;

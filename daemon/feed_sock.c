@@ -9,6 +9,7 @@
  * no reconnect logic, and a chronyd that is down costs one failed syscall.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -33,6 +34,13 @@ static int sock_send(FED_Output out, const FED_Sample *s)
 {
 	SockOutput *so = (SockOutput *)out;
 	struct chrony_sock_sample msg;
+	/* Its failures (with the journal's ERRNO) and its recovery name the
+	 * output in a field, told apart from the other outputs' without the
+	 * text. */
+	char output_field[32], errno_field[32];
+	const char *fields[] = { output_field, errno_field, NULL };
+	ssize_t n;
+	int err;
 
 	memset(&msg, 0, sizeof(msg));
 	/* The timeval drops the system time's nanoseconds.  The offset stays as
@@ -45,24 +53,33 @@ static int sock_send(FED_Output out, const FED_Sample *s)
 	msg.leap = (int)s->leap;
 	msg.magic = CHRONY_SOCK_MAGIC;
 
-	if (sendto(so->fd, &msg, sizeof(msg), MSG_DONTWAIT,
-		   (struct sockaddr *)&so->addr, so->addr_len) == (ssize_t)sizeof(msg)) {
-		if (LOG_RepeatRecovered(&so->failing))
-			LOG(LOGS_INFO, "chronyd is taking samples on %s again", so->addr.sun_path);
+	n = sendto(so->fd, &msg, sizeof(msg), MSG_DONTWAIT, (struct sockaddr *)&so->addr,
+		   so->addr_len);
+	/* A short datagram (never seen: it is one write) is no sample. */
+	err = n < 0 ? errno : n == (ssize_t)sizeof(msg) ? 0 : EMSGSIZE;
+	snprintf(output_field, sizeof(output_field), "OUTPUT=%s", FED_Name(out));
+	if (!err) {
+		if (LOG_RepeatRecovered(&so->failing)) {
+			fields[1] = NULL;
+			LOG_Event(LOGS_INFO, NULL, fields, "chronyd is taking samples on %s again",
+				  so->addr.sun_path);
+		}
 		out->problem = NULL;
 		return 0;
 	}
-	out->problem = errno == ENOENT || errno == ECONNREFUSED ? "chronyd not listening"
-								: "cannot send";
-	if (LOG_RepeatFailing(&so->failing, errno)) {
-		if (errno == ENOENT || errno == ECONNREFUSED)
-			LOG(LOGS_WARN, "chronyd is not listening on %s (%s); will keep trying",
-			    so->addr.sun_path, strerror(errno));
+	out->problem = err == ENOENT || err == ECONNREFUSED ? "chronyd not listening"
+							    : "cannot send";
+	if (LOG_RepeatFailing(&so->failing, err)) {
+		snprintf(errno_field, sizeof(errno_field), "ERRNO=%d", err);
+		if (err == ENOENT || err == ECONNREFUSED)
+			LOG_Event(LOGS_WARN, NULL, fields,
+				  "chronyd is not listening on %s (%s); will keep trying",
+				  so->addr.sun_path, strerror(err));
 		else
-			LOG(LOGS_WARN, "cannot send samples to %s: %s; will keep trying",
-			    so->addr.sun_path, strerror(errno));
+			LOG_Event(LOGS_WARN, NULL, fields, "cannot send samples to %s: %s; will keep trying",
+				  so->addr.sun_path, strerror(err));
 	}
-	return -1;
+	return -err;
 }
 
 static void sock_destroy(FED_Output out)
@@ -88,8 +105,10 @@ FED_Output FED_CreateSock(const char *path)
 		return NULL;
 	}
 	so = calloc(1, sizeof(*so));
-	if (!so)
+	if (!so) {
+		LOG(LOGS_ERR, "chrony socket %s: %s", path, strerror(errno));
 		return NULL;
+	}
 	so->base.driver = &sock_driver;
 	so->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (so->fd < 0) {

@@ -7,19 +7,18 @@
 #define VMCLOCKD_FILEIO_H
 
 #include <errno.h>
-#include <stdbool.h>
 #include <sys/types.h>
 #include <unistd.h>
 
-/* All of buf at off, or false with errno set: a short write is ENOSPC (no
- * room for the rest). */
-static inline bool FIO_PwriteAll(int fd, const void *buf, size_t len, off_t off)
+/* All of buf at off: 0, or a negative errno value (a short write is
+ * -ENOSPC: no room for the rest). */
+static inline int FIO_PwriteAll(int fd, const void *buf, size_t len, off_t off)
 {
 	ssize_t n = pwrite(fd, buf, len, off);
 
-	if (n >= 0 && (size_t)n != len)
-		errno = ENOSPC;
-	return n >= 0 && (size_t)n == len;
+	if (n < 0)
+		return -errno;
+	return (size_t)n == len ? 0 : -ENOSPC;
 }
 
 #endif /* VMCLOCKD_FILEIO_H */

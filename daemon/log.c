@@ -16,6 +16,8 @@
 
 #include <event2/event.h>
 
+#include "../common/timeutil.h"
+
 #include "log.h"
 
 #define MAX_FIELDS 16
@@ -123,6 +125,8 @@ static void emit(LOG_Origin at, LOG_Severity severity, const char *message_id,
 		/* No journal after all: fall through to stderr. */
 	}
 	fprintf(stderr, "vmclockd: %s%s", prefix(severity), text);
+	if (message_id)
+		fprintf(stderr, " MESSAGE_ID=%s", message_id);
 	for (int i = 0; fields && i < MAX_FIELDS && fields[i]; i++)
 		fprintf(stderr, " %s", fields[i]);
 	fputc('\n', stderr);
@@ -239,17 +243,39 @@ static struct event_base *loop;
 static LOG_Limit *timed;
 
 /* Says the count of what L suppressed, with the last message suppressed
- * (its origin, severity and text; its MESSAGE_ID as SUPPRESSED_MESSAGE_ID:
- * a count is no occurrence of the event). */
+ * (its origin, severity, text and fields; its MESSAGE_ID as
+ * SUPPRESSED_MESSAGE_ID: a count is no occurrence of the event). */
 static void say_suppressed(LOG_Limit *l)
 {
 	char id[64];
-	const char *fields[] = { id, NULL };
+	const char *fields[MAX_FIELDS];
+	int n = 0;
 
+	for (const char *f = l->last_fields; *f && n < MAX_FIELDS - 2; f += strlen(f) + 1)
+		fields[n++] = f;
 	snprintf(id, sizeof(id), "SUPPRESSED_MESSAGE_ID=%s", l->last_id);
-	emit_counted(l->last_at, l->last_severity, NULL, l->last_id[0] ? fields : NULL,
-		     l->suppressed, l->last_text);
+	if (l->last_id[0])
+		fields[n++] = id;
+	fields[n] = NULL;
+	emit_counted(l->last_at, l->last_severity, NULL, n ? fields : NULL, l->suppressed,
+		     l->last_text);
 	l->suppressed = 0;
+}
+
+/* Keeps FIELDS in L for say_suppressed, as many as fit whole. */
+static void keep_fields(LOG_Limit *l, const char *const *fields)
+{
+	size_t used = 0;
+
+	for (int i = 0; fields && i < MAX_FIELDS - 2 && fields[i]; i++) {
+		size_t len = strlen(fields[i]) + 1;
+
+		if (used + len >= sizeof(l->last_fields))
+			break;
+		memcpy(l->last_fields + used, fields[i], len);
+		used += len;
+	}
+	l->last_fields[used] = '\0';
 }
 
 static void window_cb(evutil_socket_t fd, short what, void *arg);
@@ -258,7 +284,7 @@ static void window_cb(evutil_socket_t fd, short what, void *arg);
  * allowed. */
 static void arm_window(LOG_Limit *l)
 {
-	struct timespec now;
+	struct timespec now, end = l->refilled;
 	struct timeval tv;
 	int64_t ns;
 
@@ -274,13 +300,13 @@ static void arm_window(LOG_Limit *l)
 	if (evtimer_pending(l->window, NULL))
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	ns = ((int64_t)l->refilled.tv_sec + LIMIT_INTERVAL_S - (int64_t)now.tv_sec) * 1000000000 +
-	     (l->refilled.tv_nsec - now.tv_nsec);
+	end.tv_sec += LIMIT_INTERVAL_S;
+	ns = TIM_DiffNs(&end, &now);
 	if (ns < 0)
 		ns = 0;
 	/* A microsecond late rather than early (the timeval's truncation). */
-	tv.tv_sec = (time_t)(ns / 1000000000);
-	tv.tv_usec = (suseconds_t)(ns % 1000000000 / 1000) + 1;
+	tv.tv_sec = (time_t)(ns / NSEC_PER_SEC);
+	tv.tv_usec = (suseconds_t)(ns % NSEC_PER_SEC / NSEC_PER_USEC) + 1;
 	evtimer_add(l->window, &tv);
 }
 
@@ -329,6 +355,7 @@ void LOG_LimitedEventAt(LOG_Origin at, LOG_Limit *limit, LOG_Severity severity,
 		limit->last_at = at;
 		limit->last_severity = severity;
 		snprintf(limit->last_id, sizeof(limit->last_id), "%s", message_id ? message_id : "");
+		keep_fields(limit, fields);
 		va_start(ap, format);
 		vsnprintf(limit->last_text, sizeof(limit->last_text), format, ap);
 		va_end(ap);

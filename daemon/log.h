@@ -51,10 +51,10 @@ typedef struct {
 
 void LOG_MessageAt(LOG_Origin at, LOG_Severity severity, const char *format, ...)
 	__attribute__((format(printf, 3, 4)));
-#define LOG_Message(severity, ...) LOG_MessageAt(LOG_HERE, severity, __VA_ARGS__)
 
 /* A structured alert: the journal gets MESSAGE_ID and the NULL-terminated
- * "KEY=value" fields; stderr gets the message followed by the fields. */
+ * "KEY=value" fields; stderr gets the message followed by the same fields,
+ * MESSAGE_ID=... first (what the system tests match on, never the text). */
 void LOG_EventAt(LOG_Origin at, LOG_Severity severity, const char *message_id,
 		 const char *const *fields, const char *format, ...)
 	__attribute__((format(printf, 5, 6)));
@@ -68,7 +68,8 @@ void LOG_EventAt(LOG_Origin at, LOG_Severity severity, const char *message_id,
  * are logged at once, a flood is cut to one message every so often, and
  * what was suppressed is said when the window it fell in closes: a timer
  * (once LOG_AttachLoop gave log.c an event loop) logs the last message
- * suppressed with "(N similar suppressed)" and the field SUPPRESSED=N, or a
+ * suppressed, with its fields, "(N similar suppressed)" and the field
+ * SUPPRESSED=N, or a
  * message allowed before the timer ran carries them.  A count is never left
  * unsaid: LOG_DetachLoop says what is still owed.  For changes of a state the
  * last message suppressed is the state now, so the state a flood leaves is
@@ -83,11 +84,13 @@ typedef struct LOG_Limit {
 	unsigned tokens;          /* messages that may go out now */
 	struct timespec refilled; /* CLOCK_MONOTONIC of the last refill */
 	unsigned long suppressed; /* since the last message logged */
-	/* The last message suppressed, said with the count. */
+	/* The last message suppressed, said with the count: its fields one
+	 * after another, each ended by a NUL. */
 	LOG_Origin last_at;
 	LOG_Severity last_severity;
 	char last_id[40];
 	char last_text[LOG_LINE_MAX];
+	char last_fields[LOG_LINE_MAX];
 	struct event *window;     /* closes the window (NULL: none yet) */
 	struct LOG_Limit *next;   /* the limits with a window timer */
 } LOG_Limit;

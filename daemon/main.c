@@ -159,7 +159,7 @@ int main(int argc, char **argv)
 		printf("vmclockd %s\n", PACKAGE_VERSION);
 		return 0;
 	}
-	if (r == -2)
+	if (r == CNF_USAGE)
 		return 2;
 	if (r < 0)
 		return 1;

@@ -7,17 +7,6 @@
 #include "policy.h"
 #include "../refclock/convert.h"
 
-/* a + b, or the largest bound that is still a bound (never UNKNOWN, never
- * wrapped round to a small number). */
-static uint64_t add_bound(uint64_t a, uint64_t b)
-{
-	const uint64_t largest = VMCLOCK_ERROR_UNKNOWN - 1;
-
-	if (a >= largest || b >= largest - a)
-		return largest;
-	return a + b;
-}
-
 /* The checks on what the host says about its time, on a page copy or on the
  * reading a measurement was taken from (the same fields). */
 static POL_Reason judge_time(uint8_t status, uint8_t time_type, uint64_t flags, uint8_t smearing,
@@ -92,7 +81,7 @@ POL_Reason POL_JudgeSample(const struct vmclock_abi *copy, const struct vmclock_
 	if (r != POL_FED)
 		return r;
 	bound = t->maxerror_ns == VMCLOCK_ERROR_UNKNOWN ? VMCLOCK_ERROR_UNKNOWN
-							 : add_bound(t->maxerror_ns, o->uncertainty_ns);
+							 : TIM_AddKnownBound(t->maxerror_ns, o->uncertainty_ns);
 	if (cfg->max_error_ns) {
 		if (bound == VMCLOCK_ERROR_UNKNOWN)
 			return POL_NO_BOUND;

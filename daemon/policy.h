@@ -32,7 +32,7 @@
 #include "config.h"
 #include "feed.h"
 
-/* The reasons are the state file's: include/vmclockd-state.h numbers and
+/* The reasons are the published state's: include/vmclockd-state.h numbers and
  * describes them (withheld[] counts each), vmclockd_reason_text() names them. */
 typedef enum {
 	POL_FED = VMCLOCKD_REASON_FED,

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  *
- * publish.c - the state file applications read, and STATUS=.
+ * publish.c - the published state applications read, and STATUS=.
  *
  * The state is kept here in host order and written out whole, little-endian,
  * with pwrite(2) under its seq_count (the count made odd, the structure, the
@@ -11,10 +11,11 @@
  * the blocks before the first write, so that a full file system is an error
  * at start-up, not a fault.  Once a second the path is checked to still name
  * the file written: if it was removed or replaced, a fresh file is made by
- * temp file + rename in the state file's directory, which is ours.
+ * temp file + rename in the published state's directory, which is ours.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,8 +87,9 @@ static void encode(const struct vmclockd_state *s, struct vmclockd_state *le)
 		le->withheld[i] = vmclock_le64(s->withheld[i]);
 }
 
-/* The count alone, little-endian, at its offset. */
-static bool write_count(int fd, uint32_t seq)
+/* The count alone, little-endian, at its offset: 0, or a negative errno
+ * value. */
+static int write_count(int fd, uint32_t seq)
 {
 	uint32_t le = vmclock_le32(seq);
 
@@ -98,19 +100,20 @@ static bool write_count(int fd, uint32_t seq)
  * The whole state under the seq_count protocol, as readers expect it: the
  * count odd, then the fields, then the count even, each write ordered after
  * the previous one.  Every write starts from an odd count larger than any
- * the file held.
+ * the file held.  0, or a negative errno value.
  */
-static bool write_state(int fd)
+static int write_state(int fd)
 {
 	struct vmclockd_state le;
+	int r;
 
 	state.seq_count |= 1;
 	encode(&state, &le);
-	if (!write_count(fd, state.seq_count))
-		return false;
+	if ((r = write_count(fd, state.seq_count)) < 0)
+		return r;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (!FIO_PwriteAll(fd, &le, sizeof(le), 0))
-		return false;
+	if ((r = FIO_PwriteAll(fd, &le, sizeof(le), 0)) < 0)
+		return r;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	state.seq_count++;
 	return write_count(fd, state.seq_count);
@@ -119,20 +122,22 @@ static bool write_state(int fd)
 /* Writes the state; a failure is logged when it starts and when it ends. */
 static void write_state_file(void)
 {
+	int r;
+
 	if (state_fd < 0)
 		return;
-	if (write_state(state_fd)) {
+	if ((r = write_state(state_fd)) == 0) {
 		if (LOG_RepeatRecovered(&write_failing))
-			LOG(LOGS_INFO, "writing state in %s again", cfg->state_file);
+			LOG(LOGS_INFO, "writing state in %s again", cfg->publish_file);
 		return;
 	}
 	/* The count may be left odd in the file: readers say UNKNOWN until the
 	 * next write, which starts from a larger odd count. */
-	if (LOG_RepeatFailing(&write_failing, errno))
-		LOG(LOGS_WARN, "cannot write state in %s: %s", cfg->state_file, strerror(errno));
+	if (LOG_RepeatFailing(&write_failing, -r))
+		LOG(LOGS_WARN, "cannot write state in %s: %s", cfg->publish_file, strerror(-r));
 }
 
-/* The state file, then ClockBound's segment from the same state: a reader
+/* The published state, then ClockBound's segment from the same state: a reader
  * of both never finds the segment ahead of the file. */
 static void flush_state(void)
 {
@@ -147,7 +152,7 @@ static bool ours(const struct stat *st)
 	return S_ISREG(st->st_mode) && st->st_uid == geteuid() && st->st_nlink == 1;
 }
 
-/* Carries on from a state file a previous daemon left: its count (readers
+/* Carries on from a published state a previous daemon left: its count (readers
  * see it grow, never go back) and its disruption total. */
 static void adopt(int fd)
 {
@@ -163,48 +168,46 @@ static void adopt(int fd)
 	state.disruptions = vmclock_le64(old.disruptions);
 }
 
-/* A fresh state file by temp file + rename, reserved and written whole
- * before it takes the name.  Returns its descriptor, or -1. */
+/* A fresh published state by temp file + rename, reserved and written whole
+ * before it takes the name.  Returns its descriptor, or a negative errno
+ * value. */
 static int create_state_file(void)
 {
 	char *tmp = NULL;
 	struct stat st;
-	int fd = -1, err;
+	int fd, err;
 
-	if (asprintf(&tmp, "%s.tmp", cfg->state_file) < 0) {
-		errno = ENOMEM;
-		return -1;
-	}
+	if (asprintf(&tmp, "%s.tmp", cfg->publish_file) < 0)
+		return -ENOMEM;
 	(void)unlink(tmp); /* a leftover of a daemon that died here */
 	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0)
-		goto fail;
+	if (fd < 0) {
+		err = -errno;
+		free(tmp);
+		return err;
+	}
 	/* The blocks are reserved now: a full file system is this error, not
 	 * a fault at the first store. */
-	if ((err = posix_fallocate(fd, 0, sizeof(state))) != 0) {
-		errno = err;
-		goto fail;
+	if ((err = posix_fallocate(fd, 0, sizeof(state))) != 0)
+		err = -err;
+	else if (fchmod(fd, 0644) < 0 || fstat(fd, &st) < 0)
+		err = -errno;
+	else if ((err = write_state(fd)) == 0 && rename(tmp, cfg->publish_file) < 0)
+		err = -errno;
+	if (err < 0) {
+		close(fd);
+		(void)unlink(tmp);
+		free(tmp);
+		return err;
 	}
-	if (fchmod(fd, 0644) < 0 || fstat(fd, &st) < 0 || !write_state(fd) ||
-	    rename(tmp, cfg->state_file) < 0)
-		goto fail;
 	state_id = st;
 	free(tmp);
 	return fd;
-fail:
-	err = errno;
-	if (fd >= 0) {
-		close(fd);
-		(void)unlink(tmp);
-	}
-	free(tmp);
-	errno = err;
-	return -1;
 }
 
 static void make_parent_dir(void)
 {
-	char *dir = strdup(cfg->state_file), *slash = dir ? strrchr(dir, '/') : NULL;
+	char *dir = strdup(cfg->publish_file), *slash = dir ? strrchr(dir, '/') : NULL;
 
 	if (slash && slash != dir) {
 		*slash = '\0';
@@ -213,40 +216,48 @@ static void make_parent_dir(void)
 	free(dir);
 }
 
-/* Opens the state file: the one a previous daemon left if it is ours (its
- * readers go on without reopening), else a fresh one. */
-static void open_state_file(void)
+/* The published state: the one a previous daemon left if it is ours (its
+ * readers go on without reopening), else a fresh one.  Its descriptor, or a
+ * negative errno value. */
+static int open_state_file(void)
 {
 	struct stat st;
 	int fd, err;
 
-	fd = open(cfg->state_file, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	fd = open(cfg->publish_file, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd >= 0 && (fstat(fd, &st) < 0 || !ours(&st))) {
 		close(fd);
 		fd = -1;
 	}
-	if (fd >= 0) {
-		adopt(fd);
-		if ((err = posix_fallocate(fd, 0, sizeof(state))) != 0 || !write_state(fd)) {
-			errno = err ? err : errno;
-			close(fd);
-			goto fail;
-		}
-		state_id = st;
-	} else {
+	if (fd < 0) {
 		make_parent_dir();
-		fd = create_state_file();
-		if (fd < 0)
-			goto fail;
+		return create_state_file();
 	}
-	state_fd = fd;
-	RLM_Restart(&replaced_check);
-	if (LOG_RepeatRecovered(&file_failing))
-		LOG(LOGS_INFO, "publishing state in %s again", cfg->state_file);
-	return;
-fail:
-	if (LOG_RepeatFailing(&file_failing, errno))
-		LOG(LOGS_WARN, "cannot publish state in %s: %s", cfg->state_file, strerror(errno));
+	adopt(fd);
+	if ((err = posix_fallocate(fd, 0, sizeof(state))) != 0)
+		err = -err;
+	else
+		err = write_state(fd);
+	if (err < 0) {
+		close(fd);
+		return err;
+	}
+	state_id = st;
+	return fd;
+}
+
+/* The state is published in fd from now on, or fd says why it cannot be
+ * (said once per cause, and once when it can again). */
+static void published_in(int fd)
+{
+	state_fd = fd < 0 ? -1 : fd;
+	if (fd >= 0) {
+		RLM_Restart(&replaced_check);
+		if (LOG_RepeatRecovered(&file_failing))
+			LOG(LOGS_INFO, "publishing state in %s again", cfg->publish_file);
+	} else if (LOG_RepeatFailing(&file_failing, -fd)) {
+		LOG(LOGS_WARN, "cannot publish state in %s: %s", cfg->publish_file, strerror(-fd));
+	}
 }
 
 /* Once a second: the path still names the file written?  If it was
@@ -258,18 +269,15 @@ static void check_replaced(void)
 
 	if (state_fd < 0 || !RLM_Due(&replaced_check, REPLACED_CHECK_S))
 		return;
-	if (lstat(cfg->state_file, &st) == 0 && st.st_dev == state_id.st_dev &&
+	if (lstat(cfg->publish_file, &st) == 0 && st.st_dev == state_id.st_dev &&
 	    st.st_ino == state_id.st_ino)
 		return;
-	LOG(LOGS_WARN, "state file %s was removed or replaced: writing a fresh one",
-	    cfg->state_file);
+	LOG(LOGS_WARN, "published state %s was removed or replaced: writing a fresh one",
+	    cfg->publish_file);
 	close(state_fd);
-	state_fd = -1;
 	RLM_Restart(&open_retry);
 	make_parent_dir();
-	state_fd = create_state_file();
-	if (state_fd < 0 && LOG_RepeatFailing(&file_failing, errno))
-		LOG(LOGS_WARN, "cannot publish state in %s: %s", cfg->state_file, strerror(errno));
+	published_in(create_state_file());
 }
 
 /* STATUS=: a change of reason at once, figures at most once a second. */
@@ -312,16 +320,23 @@ static void set_bound(const CSY_Report *c)
 	}
 	p = BND_Combine(&chrony, &held, last_fed ? &last_sample : NULL);
 	/* Each change logged, a page flapping across the bound cut to a line
-	 * every so often, and the state after such a flood said (log.h). */
+	 * every so often, and the state after such a flood said (log.h); the
+	 * fields say which change, the offset and the bound published. */
 	if (p.contradicted != contradicted) {
+		char f[3][48];
+		const char *fields[] = { f[0], f[1], f[2], NULL };
+
+		snprintf(f[0], sizeof(f[0]), "CONTRADICTED=%d", p.contradicted);
+		snprintf(f[1], sizeof(f[1]), "OFFSET_NS=%" PRId64, last_sample.offset_ns);
+		snprintf(f[2], sizeof(f[2]), "BOUND_NS=%" PRIu64, p.bound_ns);
 		if (p.contradicted)
-			LOG_LimitedEvent(&contradiction_log, LOGS_WARN, NULL, NULL,
+			LOG_LimitedEvent(&contradiction_log, LOGS_WARN, NULL, fields,
 					 "the page and the system clock differ by %+.9f s, beyond "
 					 "chronyd's bound: published as unsynchronised, bound %.9f s "
 					 "(was the realtime clock stepped?)",
 					 (double)last_sample.offset_ns * 1e-9, (double)p.bound_ns * 1e-9);
 		else
-			LOG_LimitedEvent(&contradiction_log, LOGS_INFO, NULL, NULL,
+			LOG_LimitedEvent(&contradiction_log, LOGS_INFO, NULL, fields,
 					 "the page and the system clock agree with chronyd's bound again");
 		contradicted = p.contradicted;
 	}
@@ -360,9 +375,10 @@ void PUB_Tick(const SMP_Report *s, const DSR_Report *d, const CSY_Report *c)
 	update_status(s, d);
 	sampled(s);
 
-	/* An unusable state file is tried again once a second, not every tick. */
-	if (state_fd < 0 && cfg->state_file && *cfg->state_file && RLM_Due(&open_retry, 1))
-		open_state_file();
+	/* An unusable published state is tried again once a second, not every
+	 * tick. */
+	if (state_fd < 0 && cfg->publish_file && *cfg->publish_file && RLM_Due(&open_retry, 1))
+		published_in(open_state_file());
 	check_replaced();
 	set_bound(c);
 	state.withhold_reason = s->reason < POL_REASON_COUNT ? (uint8_t)s->reason : 0;
@@ -413,8 +429,8 @@ static void close_state_file(void)
 
 void PUB_Reconfigure(const CNF_Settings *fresh)
 {
-	const char *old_path = cfg->state_file ? cfg->state_file : "";
-	const char *new_path = fresh->state_file ? fresh->state_file : "";
+	const char *old_path = cfg->publish_file ? cfg->publish_file : "";
+	const char *new_path = fresh->publish_file ? fresh->publish_file : "";
 
 	/* The same file stays open: its heartbeat never stops.  Another one
 	 * is opened at the next tick, the old one told we are gone. */

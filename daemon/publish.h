@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  *
- * publish.h - what vmclockd tells others: the state file applications read
+ * publish.h - what vmclockd tells others: the published state applications read
  * (include/vmclockd-state.h) and the service manager's STATUS= line.
  *
  * Written in place after every tick of the sampler (heartbeat, counters, the
@@ -19,8 +19,8 @@
 /* settings stays valid (and is read) until PUB_Finalise. */
 void PUB_Initialise(const CNF_Settings *settings);
 void PUB_Finalise(void);
-/* Before a reload replaces the settings with fresh: the state file stays
- * mapped (its heartbeat uninterrupted) unless fresh names another. */
+/* Before a reload replaces the settings with fresh: the published state
+ * stays open (its heartbeat uninterrupted) unless fresh names another. */
 void PUB_Reconfigure(const CNF_Settings *fresh);
 /* After every tick of the sampler. */
 void PUB_Tick(const SMP_Report *sampler, const DSR_Report *disruptions, const CSY_Report *chrony);

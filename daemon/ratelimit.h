@@ -2,9 +2,12 @@
  *
  * ratelimit.h - "at most once every N seconds" on the monotonic clock.
  *
- * For the slow checks around the tick: whether the page was replaced,
- * retrying a missing device or an unusable state file, rewriting a drifting
- * counter period.  The first call is always due.
+ * For the slow checks and retries around the tick: whether the page, the
+ * published state or ClockBound's segment was replaced, or ntpd's SHM
+ * segment removed; retrying a missing device, an unusable published state,
+ * ClockBound or SHM segment, or a marker record that could not be written;
+ * rewriting a drifting counter period.  The first call is always due.  Not
+ * the log's flood limit, which is log.h's LOG_Limit.
  */
 #ifndef VMCLOCKD_RATELIMIT_H
 #define VMCLOCKD_RATELIMIT_H
@@ -12,6 +15,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
+
+#include "../common/timeutil.h"
 
 typedef struct {
 	bool started;
@@ -26,8 +31,8 @@ static inline bool RLM_Due(RLM_Limit *l, unsigned interval_s)
 	int64_t now_ns;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
-	if (l->started && now_ns - l->last_ns < (int64_t)interval_s * 1000000000)
+	now_ns = TIM_TimespecToSignedNs(&now);
+	if (l->started && now_ns - l->last_ns < (int64_t)interval_s * NSEC_PER_SEC)
 		return false;
 	l->started = true;
 	l->last_ns = now_ns;

@@ -46,29 +46,30 @@ void TXF_Finalise(void)
 
 void TXF_Reconfigure(const CNF_Settings *fresh)
 {
-	/* The device or the state file may have moved. */
+	/* The device or the published state may have moved. */
 	vmclock_truth_close(truth);
 	truth = NULL;
 	due_ns = 0;
 }
 
-/* Writes the metrics to tmp and renames it over the file; 0 or an errno. */
+/* Writes the metrics to tmp and renames it over the file; 0, or a negative
+ * errno value. */
 static int replace(const char *tmp)
 {
 	MTR_View v;
 	FILE *f;
 	int fd, err = 0;
 
-	if (!truth && !(truth = vmclock_truth_open(cfg->device, cfg->state_file)))
-		return errno ? errno : ENOMEM;
+	if (!truth && !(truth = vmclock_truth_open(cfg->device, cfg->publish_file)))
+		return errno ? -errno : -ENOMEM;
 	MTR_TakeView(truth, cfg->device, true, &v);
 	(void)unlink(tmp); /* a leftover of a daemon that died here */
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
-		return errno;
+		return -errno;
 	f = fdopen(fd, "w");
 	if (!f) {
-		err = errno;
+		err = -errno;
 		close(fd);
 		(void)unlink(tmp);
 		return err;
@@ -76,11 +77,11 @@ static int replace(const char *tmp)
 	errno = 0;
 	MTR_Write(f, &v);
 	if (fflush(f) != 0 || ferror(f))
-		err = errno ? errno : EIO;
+		err = errno ? -errno : -EIO;
 	if (fclose(f) != 0 && !err)
-		err = errno;
+		err = -errno;
 	if (!err && rename(tmp, cfg->metrics_file) < 0)
-		err = errno;
+		err = -errno;
 	if (err)
 		(void)unlink(tmp);
 	return err;
@@ -101,13 +102,13 @@ void TXF_Tick(const DSR_Report *disruptions)
 	seen_handling = disruptions->handling;
 	due_ns = now + (uint64_t)cfg->metrics_interval_ms * NSEC_PER_MSEC;
 	if (asprintf(&tmp, "%s.tmp", cfg->metrics_file) < 0)
-		err = ENOMEM;
+		err = -ENOMEM;
 	else {
 		err = replace(tmp);
 		free(tmp);
 	}
 	if (err && LOG_RepeatFailing(&write_failing, err))
-		LOG(LOGS_ERR, "metrics file %s not written: %s", cfg->metrics_file, strerror(err));
+		LOG(LOGS_ERR, "metrics file %s not written: %s", cfg->metrics_file, strerror(-err));
 	else if (!err && LOG_RepeatRecovered(&write_failing))
 		LOG(LOGS_INFO, "metrics file %s written again", cfg->metrics_file);
 }

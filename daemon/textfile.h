@@ -10,7 +10,7 @@
  * metrics say what applications are told.  The file is left behind when
  * vmclockd stops: its age (node_exporter's node_textfile_mtime_seconds) is
  * what tells a daemon that is down.  A pure consumer like publish.c: main.c
- * calls it after the state file has been written.
+ * calls it after the published state has been written.
  */
 #ifndef VMCLOCKD_TEXTFILE_H
 #define VMCLOCKD_TEXTFILE_H
@@ -24,7 +24,7 @@ void TXF_Finalise(void);
 /* Before a reload replaces the settings with fresh: the next tick writes,
  * reading the paths fresh names. */
 void TXF_Reconfigure(const CNF_Settings *fresh);
-/* After every tick of the sampler, once the state file is written. */
+/* After every tick of the sampler, once the published state is written. */
 void TXF_Tick(const DSR_Report *disruptions);
 
 #endif /* VMCLOCKD_TEXTFILE_H */

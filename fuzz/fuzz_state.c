@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  *
- * fuzz_state.c - libFuzzer target: the input is vmclockd's state file
+ * fuzz_state.c - libFuzzer target: the input is vmclockd's published state
  * (include/vmclockd-state.h), read with vmclock_truth_open().
  *
  * The device is a page file this target writes: a valid x86 TSC page whose

@@ -3,7 +3,7 @@
 #
 # make-corpus.sh - regenerate the seed corpus in fuzz/corpus/ from the real
 # programs: pages copied from running vmclock-sim instances, replies received
-# from a real chronyd, the state file of a running vmclockd fed by the
+# from a real chronyd, the published state of a running vmclockd fed by the
 # simulator and polling that chronyd.  Run from a built tree:
 #   top_builddir=. fuzz/make-corpus.sh
 # Nothing touches the machine's clock: chronyd runs with -x and without
@@ -62,7 +62,7 @@ head -c 64 "$good" >"$OUT/fuzz_page/short"
 { head -c 4 "$good"; printf '\000\020\000\000'; tail -c +9 "$good"; } >"$OUT/fuzz_page/size-beyond-file"
 { head -c 39 "$good"; printf '\100'; tail -c +41 "$good"; } >"$OUT/fuzz_page/shift-64"
 
-# ---- chronyd, vmclockd on a simulated page, and the state file -----------
+# ---- chronyd, vmclockd on a simulated page, and the published state -----
 cat >"$T/chrony.conf" <<EOF
 refclock SOCK $T/vmc.sock refid VMC poll -3 filter 2 precision 1e-8
 bindcmdaddress $T/chronyd.sock

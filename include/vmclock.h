@@ -202,7 +202,7 @@ const char *vmclock_verdict_name(vmclock_verdict_t v);
 /* A consistent copy of the daemon's state, as published (little-endian
  * fields), read from the file the state path names now; ENOENT if there is
  * none or it is shorter than a state (e.g. truncated), EBADMSG if it is not
- * a state file this library knows, ETIMEDOUT if its count stayed odd or
+ * a published state this library knows, ETIMEDOUT if its count stayed odd or
  * kept moving for some microseconds (a writer that died mid-update). */
 int vmclock_daemon_state(const vmclock_truth_t *t, struct vmclockd_state *out);
 

@@ -81,7 +81,7 @@ struct vmclockd_state {
 	int32_t reserved0;
 	int64_t last_offset_ns;      /* of the last sample fed */
 	uint64_t last_disruption_realtime_ns; /* 0: none seen by this daemon */
-	uint64_t disruptions;        /* handled since the state file was created */
+	uint64_t disruptions;        /* handled since this file was created */
 	uint64_t samples_fed;
 	uint64_t withheld[VMCLOCKD_STATE_REASONS];
 };

@@ -24,6 +24,9 @@
 
 #include "vmclock.h"
 #include "../common/timeutil.h"
+
+_Static_assert(VMCLOCK_ERROR_UNKNOWN == UINT64_MAX, "TIM_AddBound's no bound");
+
 /* Larger shifts would make the period finer than 2^-127 s: not a clock. */
 #define MAX_PERIOD_SHIFT 63u
 
@@ -82,9 +85,7 @@ static inline __attribute__((always_inline)) uint64_t grown_error(uint64_t flags
 	if (!(flags & rate_flag))
 		return VMCLOCK_ERROR_UNKNOWN;
 	growth = convert_ticks_to_ns_ceil(ticks, rate, shift);
-	if (growth >= VMCLOCK_ERROR_UNKNOWN - time_err)
-		return VMCLOCK_ERROR_UNKNOWN - 1;
-	return time_err + growth;
+	return TIM_AddKnownBound(time_err, growth);
 }
 
 /*

@@ -6,7 +6,7 @@
  * again.  A reader loads the count, copies, loads the count again, and
  * keeps the copy only if both loads saw the same even count.  Every
  * consistent copy the library takes goes through seq_read(): the vmclock
- * page (a mapping), vmclockd's state file (read with pread(2)) and the
+ * page (a mapping), vmclockd's published state (read with pread(2)) and the
  * per-handle cache of that state (process memory).  Only the way the count
  * and the fields are loaded differs, given as two callbacks.
  *

@@ -10,7 +10,7 @@
  * the realtime clock larger than the heartbeat timeout reads as UNKNOWN
  * until the next heartbeat.
  *
- * Why the state file is read with pread(2) into a cache, never mapped:
+ * Why the published state is read with pread(2) into a cache, never mapped:
  * whoever can truncate the file (the daemon's user, or a confused admin)
  * would make every load from a mapping beyond the new end of file raise
  * SIGBUS in every application, and a library must not install a signal
@@ -43,12 +43,12 @@
 /* How often a handle missing its device or state, or whose state looks
  * dead, tries to open them again. */
 #define REOPEN_INTERVAL_NS 1000000000ull
-/* How often the cached view of the state file is read again. */
+/* How often the cached view of the published state is read again. */
 #define STATE_REFRESH_NS 1000000ull
 /* A view older than this (its refreshes failing, e.g. a count held odd by
  * a writer that died mid-update) is no longer used: UNKNOWN. */
 #define STATE_VIEW_MAX_AGE_NS 20000000ull
-/* How long one read of the state file may retry an odd or moving count.
+/* How long one read of the published state may retry an odd or moving count.
  * The daemon's update takes a few microseconds; a reader that cannot get a
  * consistent copy within this answers at once rather than spin. */
 #define STATE_READ_BUDGET_NS 10000ull
@@ -63,7 +63,7 @@
  * stepped back (or the file lies): UNKNOWN. */
 #define HEARTBEAT_AHEAD_NS 10000000ull
 
-/* What a view says about the state file. */
+/* What a view says about the published state. */
 enum { VIEW_NONE = 0, VIEW_OK = 1 };
 
 /*
@@ -88,8 +88,8 @@ struct vmclock_truth {
 	 * while the primary is being rewritten. */
 	struct view_slot primary, backup;
 	/* Taken (try-lock, never waited on by vmclock_timestamp beyond a few
-	 * microseconds) by whoever touches the state file's descriptor: the
-	 * refresh, vmclock_daemon_state(), a reopen.  The descriptor and
+	 * microseconds) by whoever touches the published state's descriptor:
+	 * the refresh, vmclock_daemon_state(), a reopen.  The descriptor and
 	 * its identity are only used under it. */
 	int busy;                           /* atomic */
 	int state_fd;
@@ -104,7 +104,7 @@ const char *vmclock_verdict_name(vmclock_verdict_t v)
 	return (unsigned)v < sizeof(verdict_names) / sizeof(verdict_names[0]) ? verdict_names[v] : NULL;
 }
 
-/* ---- the state file, read with pread ------------------------------------ */
+/* ---- the published state, read with pread ------------------------------ */
 
 static int state_load_seq(const void *src, bool after, uint32_t *seq)
 {
@@ -135,7 +135,7 @@ static int state_copy(const void *src, void *dst)
 	return 0;
 }
 
-/* A consistent copy of the state file, checked to be one.  Under busy. */
+/* A consistent copy of the published state, checked to be one.  Under busy. */
 static int read_state_fd(int fd, struct vmclockd_state *out)
 {
 	if (fd < 0) {
@@ -152,7 +152,7 @@ static int read_state_fd(int fd, struct vmclockd_state *out)
 	return 0;
 }
 
-/* Opens the state file, refusing what is not a regular file: a FIFO put
+/* Opens the published state, refusing what is not a regular file: a FIFO put
  * there must not block us.  A symlink is followed: a reader opens with its
  * own rights, so it reaches nothing it could not open itself (and a state
  * path may be given as a link, e.g. /proc/self/fd/N). */
@@ -322,7 +322,7 @@ static void try_open_device(vmclock_truth_t *t)
 }
 
 /*
- * Reads the state file into a new view if the current one is due, by one
+ * Reads the published state into a new view if the current one is due, by one
  * caller at a time; the others go on with the current view.  A read that
  * fails for want of a consistent copy keeps the last good view (until it
  * is STATE_VIEW_MAX_AGE_NS old); any other failure publishes "no state".

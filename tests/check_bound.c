@@ -3,7 +3,8 @@
  * check_bound.c - the bound vmclockd publishes (daemon/bound.c): chronyd's
  * figures plus the page's own error, held while chronyd may hold the
  * samples; a measurement that contradicts them replaces them; saturation at
- * the extremes; and the page's error rate in ppb (refclock/convert.h).
+ * the extremes, and the time helpers' two saturating sums; and the page's
+ * error rate in ppb (refclock/convert.h).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -205,6 +206,42 @@ START_TEST(saturation)
 }
 END_TEST
 
+/* The two saturating sums of common/timeutil.h at their edges: a sum past
+ * 64 bits (which would wrap to a small bound) is no bound for one, the
+ * largest known bound for the other; neither moves a sum that fits. */
+START_TEST(saturating_sums)
+{
+	const uint64_t half = (uint64_t)1 << 63, largest = UINT64_MAX - 1;
+
+	ck_assert_uint_eq(TIM_AddBound(0, 0), 0);
+	ck_assert_uint_eq(TIM_AddBound(5, 7), 12);
+	ck_assert_uint_eq(TIM_AddBound(UINT64_MAX - 1, 1), UINT64_MAX);
+	ck_assert_uint_eq(TIM_AddBound(1, UINT64_MAX - 1), UINT64_MAX);
+	ck_assert_uint_eq(TIM_AddBound(UINT64_MAX - 2, 1), UINT64_MAX - 1);
+	ck_assert_uint_eq(TIM_AddBound(UINT64_MAX - 1, 2), UINT64_MAX);
+	ck_assert_uint_eq(TIM_AddBound(half, half), UINT64_MAX);
+	ck_assert_uint_eq(TIM_AddBound(INT64_MAX, INT64_MAX), UINT64_MAX - 1);
+	ck_assert_uint_eq(TIM_AddBound(UINT64_MAX, 0), UINT64_MAX);
+	ck_assert_uint_eq(TIM_AddBound(0, UINT64_MAX), UINT64_MAX);
+	ck_assert_uint_eq(TIM_AddBound(UINT64_MAX, UINT64_MAX), UINT64_MAX);
+
+	ck_assert_uint_eq(TIM_AddKnownBound(0, 0), 0);
+	ck_assert_uint_eq(TIM_AddKnownBound(5, 7), 12);
+	ck_assert_uint_eq(TIM_AddKnownBound(UINT64_MAX - 3, 1), UINT64_MAX - 2);
+	ck_assert_uint_eq(TIM_AddKnownBound(UINT64_MAX - 2, 1), largest);
+	ck_assert_uint_eq(TIM_AddKnownBound(UINT64_MAX - 2, 2), largest);
+	ck_assert_uint_eq(TIM_AddKnownBound(largest, 0), largest);
+	ck_assert_uint_eq(TIM_AddKnownBound(0, largest), largest);
+	ck_assert_uint_eq(TIM_AddKnownBound(half, half), largest);
+	ck_assert_uint_eq(TIM_AddKnownBound(INT64_MAX, INT64_MAX), largest);
+	ck_assert_uint_eq(TIM_AddKnownBound(INT64_MAX, INT64_MAX - 1), UINT64_MAX - 2);
+	ck_assert_uint_eq(TIM_AddKnownBound(UINT64_MAX, 0), largest);
+	ck_assert_uint_eq(TIM_AddKnownBound(0, UINT64_MAX), largest);
+	ck_assert_uint_eq(TIM_AddKnownBound(UINT64_MAX, UINT64_MAX), largest);
+	ck_assert_uint_eq(TIM_AddKnownBound(1, UINT64_MAX), largest);
+}
+END_TEST
+
 /* The page's maximum error rate as ppb of elapsed time: exact, rounded up,
  * unknown without the valid flag. */
 START_TEST(rate_in_ppb)
@@ -237,6 +274,7 @@ int main(void)
 	tcase_add_test(tc, measurement_edge);
 	tcase_add_test(tc, unknown_and_disrupted_untouched);
 	tcase_add_test(tc, saturation);
+	tcase_add_test(tc, saturating_sums);
 	tcase_add_test(tc, rate_in_ppb);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

@@ -210,7 +210,7 @@ typedef struct {
 	HND_Report last;
 	char trace[512];
 
-	/* vmclockd's state file, as disrupt.c keeps it: the handled marker,
+	/* vmclockd's marker record, as disrupt.c keeps it: the handled marker,
 	 * the period chronyd is right for, a dfreq in doubt. */
 	uint64_t disk_marker;
 	HND_Period disk_period;
@@ -796,7 +796,7 @@ static void check_truth(void)
 	/* What a restart now would start from: the newest period, nothing in
 	 * doubt. */
 	ck_assert_msg(D.disk_period.valid && D.disk_period.frac == newest.frac && !D.disk_doubt.valid,
-		      "%s: the state file holds another period, or a dfreq in doubt", D.trace);
+		      "%s: the marker record holds another period, or a dfreq in doubt", D.trace);
 	check_time_once();
 }
 

@@ -260,6 +260,56 @@ START_TEST(count_said_once)
 }
 END_TEST
 
+/* The count is said with the fields of the last message suppressed, as the
+ * state a flood leaves is said: its fields too, not only its text. */
+START_TEST(count_said_with_the_fields)
+{
+	struct event_base *base = event_base_new();
+	LOG_Limit l = { 0 };
+	char f[32];
+	const char *fields[] = { f, "FIXED=x", NULL };
+
+	ck_assert_ptr_nonnull(base);
+	LOG_Initialise(false, true);
+	LOG_AttachLoop(base);
+	capture_begin();
+	for (int i = 0; i < 7; i++) {
+		snprintf(f, sizeof(f), "STATE=%d", i);
+		LOG_LimitedEvent(&l, LOGS_WARN, "0123456789abcdef0123456789abcdef", fields,
+				 "state %d", i);
+	}
+	LOG_DetachLoop();
+	capture_end();
+	ck_assert_ptr_nonnull(strstr(text, "vmclockd: warning: state 2 "
+				     "MESSAGE_ID=0123456789abcdef0123456789abcdef STATE=2 FIXED=x\n"));
+	ck_assert_ptr_nonnull(strstr(text, "vmclockd: warning: state 6 (4 similar suppressed) "
+				     "STATE=6 FIXED=x "
+				     "SUPPRESSED_MESSAGE_ID=0123456789abcdef0123456789abcdef "
+				     "SUPPRESSED=4\n"));
+	event_base_free(base);
+}
+END_TEST
+
+/* On stderr an event carries what the journal gets: MESSAGE_ID first, then
+ * its fields, after the text; a plain message has none.  The system tests
+ * match on these, never on the text. */
+START_TEST(stderr_has_the_fields)
+{
+	const char *fields[] = { "A=1", "B=two words", NULL };
+
+	LOG_Initialise(false, true);
+	capture_begin();
+	LOG_Event(LOGS_WARN, "0123456789abcdef0123456789abcdef", fields, "event %d", 1);
+	LOG_Event(LOGS_INFO, NULL, fields, "no id");
+	LOG(LOGS_INFO, "plain");
+	capture_end();
+	ck_assert_str_eq(text, "vmclockd: warning: event 1 "
+			       "MESSAGE_ID=0123456789abcdef0123456789abcdef A=1 B=two words\n"
+			       "vmclockd: no id A=1 B=two words\n"
+			       "vmclockd: plain\n");
+}
+END_TEST
+
 /* What a window still open owes is said when the loop goes (at exit), with
  * the alert's MESSAGE_ID as SUPPRESSED_MESSAGE_ID: a count is no event. */
 START_TEST(detach_says_what_is_owed)
@@ -591,6 +641,8 @@ int main(void)
 	tcase_add_test(tc, detach_says_what_is_owed);
 	tcase_add_test(tc, window_early_waits_again);
 	tcase_add_test(tc, repeat_start_and_end);
+	tcase_add_test(tc, stderr_has_the_fields);
+	tcase_add_test(tc, count_said_with_the_fields);
 	suite_add_tcase(s, tc);
 	tcase_add_test(journal, debug_only_when_enabled);
 	tcase_add_test(journal, stderr_lines);

@@ -217,7 +217,8 @@ record_migrations() {
 }
 
 # freq_change_exact VMCLOCKD_LOG PAGE_LOG OLD NEW [P0_FRAC P0_SHIFT]: the
-# FREQ_CHANGE_PPM vmclockd logged for the disruption OLD -> NEW is, to the
+# FREQ_CHANGE_PPM of vmclockd's DISRUPTION record (its MESSAGE_ID, with
+# OLD_MARKER=OLD NEW_MARKER=NEW) is, to the
 # field's last digit (1e-6 ppm), the exact change between two pages'
 # periods, (P1 / P0 - 1) * 1e6 with P = frac / 2^(64 + shift): P1 the
 # period it logged with the field, which must be a page the simulator
@@ -226,13 +227,13 @@ record_migrations() {
 # of the last 10 pages published under OLD (the daemon's last tick before
 # the migration read one of them).  Prints what it compared.
 freq_change_exact() {
-	python3 - "$@" <<'PYEOF'
-import re, sys
+	DISRUPTION_ID=$(msgid DISRUPTION) python3 - "$@" <<'PYEOF'
+import os, re, sys
 from fractions import Fraction
 log, pagelog, old, new = sys.argv[1:5]
 fixed = tuple(int(x) for x in sys.argv[5:7]) if len(sys.argv) > 6 else None
-line = [l for l in open(log) if 'clock disruption' in l and 'OLD_MARKER=%s ' % old in l
-        and 'NEW_MARKER=%s ' % new in l]
+line = [l for l in open(log) if ' MESSAGE_ID=%s ' % os.environ['DISRUPTION_ID'] in l
+        and ' OLD_MARKER=%s ' % old in l and ' NEW_MARKER=%s ' % new in l]
 if not line:
     print('  no disruption %s -> %s logged' % (old, new)); sys.exit(1)
 f = dict(kv.split('=', 1) for kv in line[0].split() if re.match(r'[A-Z_]+=', kv))
@@ -267,6 +268,60 @@ print('  FREQ_CHANGE_PPM=%s matches no page: P1 %d/%d, candidates give %s' % (lo
       ' '.join('%.6f' % float(ppm(p0, p1)) for p0 in cands)))
 sys.exit(1)
 PYEOF
+}
+
+# ---- structured facts: what the tests assert on, never the log's wording
+# state_field KEY [STATE]: KEY of vmclockd's published state as
+# `vmclockctl daemon --json` gives it (one line; withheld.REASON for a
+# count: every key is unique in the object), "null" for null, empty when
+# the state cannot be read.
+state_field() {
+	"$CTL" -d "$T/page" -s "${2:-$T/run/state}" daemon --json 2>/dev/null |
+		sed -n "s/.*\"${1##*.}\": *\"\{0,1\}\([^\",}]*\).*/\1/p"
+}
+# handled MARKER [STATE]: the published state says vmclockd handled the
+# disruption to MARKER (chronyd took the handover, or none is configured).
+handled() {
+	[ "$(state_field disruption_marker "${2:-$T/run/state}")" = "$1" ]
+}
+# msgid NAME: daemon/log.h's LOG_MSGID_NAME.
+msgid() {
+	sed -n "s/^#define LOG_MSGID_$1 *\"\([0-9a-f]*\)\".*/\1/p" "$top_srcdir/daemon/log.h"
+}
+# events NAME [FIELD=VALUE...]: the lines of vmclockd's log ($EVENTS_LOG,
+# default $T/vmclockd.log: standard error) with NAME's MESSAGE_ID (any line
+# for NAME "-") and every FIELD=VALUE given, VALUE a basic regular
+# expression (vmclockd(8), LOGGING: on standard error the identifier and the
+# fields follow the text).
+events() {
+	local id=. lines f
+	if [ "$1" != - ]; then
+		id=$(msgid "$1")
+		[ -n "$id" ] || { echo "no LOG_MSGID_$1 in daemon/log.h" >&2; return 2; }
+		id=" MESSAGE_ID=$id\( \|\$\)"
+	fi
+	shift
+	lines=$(grep -- "$id" "${EVENTS_LOG:-$T/vmclockd.log}")
+	for f in "$@"; do
+		lines=$(grep -- " $f\( \|\$\)" <<<"$lines")
+	done
+	[ -n "$lines" ] && printf '%s\n' "$lines"
+}
+# n_events NAME [FIELD=VALUE...]: how many; has_event: at least one.
+n_events() {
+	local lines
+	lines=$(events "$@")
+	if [ -n "$lines" ]; then wc -l <<<"$lines"; else echo 0; fi
+}
+has_event() {
+	[ "$(n_events "$@")" -gt 0 ]
+}
+# event_field NAME KEY [FIELD=VALUE...]: KEY's value in the last such line
+# (a value without white space).
+event_field() {
+	local name=$1 key=$2
+	shift 2
+	events "$name" "$@" | tail -n 1 | sed -n "s/.* $key=\([^ ]*\).*/\1/p"
 }
 
 # ---- the journal, captured for real (JOURNAL_NS=1)

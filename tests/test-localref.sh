@@ -79,8 +79,8 @@ ctl metrics >"$T/metrics-local.txt"
 check "metrics: verdict freerunning, bound +Inf" \
 	eval 'grep -qx "vmclock_sync_verdict{verdict=\"freerunning\"} 1" "$T/metrics-local.txt" &&
 		grep -qx "vmclock_error_bound_seconds +Inf" "$T/metrics-local.txt"'
-check "vmclockd said chronyd follows no real source" \
-	grep -q 'chronyd follows no real source (reference id 0x7f7f0101' "$T/vmclockd.log"
+check "vmclockd said chronyd follows no real source (its LOCAL reference)" \
+	has_event - REFERENCE_ID=0x7f7f0101 'STRATUM=[0-9]*' 
 
 # ---- 2. a real source: vmclockd feeds, chronyd selects VMC
 : >"$T/vmclockd.conf"
@@ -141,6 +141,6 @@ check "daemon --json: reference id 0, leap normal: unsynchronized, freerunning, 
 	json_get "$T/noref.json" 'exit(not (j["sync_state"] == "unsynchronized" and
 		j["verdict"] == "freerunning" and j["bound_ns"] is None))'
 check "vmclockd said chronyd follows no real source (reference id 0)" \
-	grep -q 'chronyd follows no real source (reference id 0x00000000' "$T/vmclockd.log"
+	has_event - REFERENCE_ID=0x00000000 'STRATUM=[0-9]*' 
 
 finish

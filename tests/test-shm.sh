@@ -52,8 +52,11 @@ seg() {
 			for (i in n) if (n[i] == f) print $i }'
 }
 seg_is() { [ "$(seg "$1")" = "$2" ]; }
-count() { grep -c -- "$1" "$T/vmclockd.log"; }
-logged() { grep -q -- "$1" "$T/vmclockd.log"; }
+# The SHM output's lines (OUTPUT=ntp-shm): a failure's CAUSE= and its
+# detail, or the MODE= of a segment taken into use (no CAUSE=).
+refusals() { n_events - OUTPUT=ntp-shm "$@"; }
+uses() { events - OUTPUT=ntp-shm "$@" | grep -vc ' CAUSE='; }
+used() { [ "$(uses "$@")" -ge 1 ]; }
 # status_says REGEX: the last STATUS= sent matches.
 status_says() { grep '^STATUS=' "$T/notify.txt" | tail -n 1 | grep -q -- "$1"; }
 
@@ -132,16 +135,19 @@ reads_sample() {
 		awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ")
 			exit !(y[3] > x[3] && (y[7] > x[7] || (y[7] == x[7] && y[8] > x[8]))) }'
 }
-# refused CASE PATTERN: vmclockd says PATTERN once (and again not two
-# seconds later), leaves the segment unattached, keeps running, and its
-# STATUS= names the problem instead of claiming the output works.
+# refused CASE FIELD=VALUE...: vmclockd says why once, with these fields
+# (and again not two seconds later), leaves the segment unattached, keeps
+# running, and its STATUS= names the problem instead of claiming the output
+# works.
 refused() {
-	check "$1: refused with one error" wait_for 10 logged "$2"
+	local c=$1
+	shift
+	check "$c: refused with one error ($*)" wait_for 10 has_event - OUTPUT=ntp-shm "$@"
 	sleep 2
-	check "$1: ... said once ($(count "$2"))" test "$(count "$2")" -eq 1
-	check "$1: not attached" seg_is nattch 0
-	check "$1: vmclockd running" kill -0 "$VMCLOCKD_PID"
-	check "$1: STATUS= says ntp-shm is not usable" status_says 'ntp-shm: segment'
+	check "$c: ... said once ($(refusals "$@"))" test "$(refusals "$@")" -eq 1
+	check "$c: not attached" seg_is nattch 0
+	check "$c: vmclockd running" kill -0 "$VMCLOCKD_PID"
+	check "$c: STATUS= says ntp-shm is not usable" status_says 'ntp-shm: segment'
 }
 # recovers CASE: the segment removed, vmclockd makes and uses its own.
 recovers() {
@@ -152,10 +158,10 @@ recovers() {
 	check "$1: ... owned by root" seg_is owner root
 	check "$1: ... mode 600" seg_is perms 600
 	check "$1: ... 96 bytes" seg_is bytes 96
-	check "$1: ... said" wait_for 5 logged 'using the segment with key 0x4e545032 (mode 0600) now'
+	check "$1: ... said" wait_for 5 used MODE=0600
 	sleep 1
-	check "$1: ... once" test "$(tail -n +$((mark + 1)) "$T/vmclockd.log" |
-		grep -c 'using the segment with key 0x4e545032 (mode 0600) now')" -eq 1
+	tail -n +$((mark + 1)) "$T/vmclockd.log" >"$T/since.log"
+	check "$1: ... once" test "$(EVENTS_LOG=$T/since.log uses MODE=0600)" -eq 1
 	check "$1: STATUS= no longer names a problem" wait_for 5 sh -c \
 		"grep '^STATUS=' '$T/notify.txt' | tail -n 1 | grep -q '^STATUS=feeding' &&
 		 ! grep '^STATUS=' '$T/notify.txt' | tail -n 1 | grep -q 'ntp-shm'"
@@ -167,7 +173,7 @@ check "nobody creates the segment first, mode 0666" \
 	make_segment 96 0666 --reuid=nobody --regid=nogroup --clear-groups
 check "... owned by nobody" seg_is owner nobody
 run_vmclockd
-refused "another user's segment" 'belongs to uid 65534 (created by uid 65534), not to vmclockd (uid 0)'
+refused "another user's segment" CAUSE=foreign OWNER_UID=65534
 recovers "another user's segment"
 stop_vmclockd
 
@@ -175,7 +181,7 @@ stop_vmclockd
 ipcrm -M $KEY
 make_segment 64 0600
 run_vmclockd
-refused "a 64-byte segment" 'is 64 bytes, not the 96 of ntpd'
+refused "a 64-byte segment" CAUSE=wrong_size SIZE=64
 recovers "a 64-byte segment"
 stop_vmclockd
 
@@ -183,16 +189,16 @@ stop_vmclockd
 ipcrm -M $KEY
 make_segment 96 0666
 run_vmclockd
-refused "a segment of mode 0666" 'has mode 0666, wider than ntp-shm-mode 0600'
+refused "a segment of mode 0666" CAUSE=wide_mode MODE=0666
 recovers "a segment of mode 0666"
 
 # ---- 4. ours removed under us
 mark=$(wc -l <"$T/vmclockd.log")
 ipcrm -M $KEY
-check "removed under us: said" wait_for 5 logged 'was removed; attaching to a new one'
+check "removed under us: said" wait_for 5 has_event - OUTPUT=ntp-shm CAUSE=removed
 check "removed under us: a new one, attached" wait_for 5 seg_is nattch 1
-check "removed under us: using it" wait_for 5 sh -c \
-	"tail -n +$((mark + 1)) '$T/vmclockd.log' | grep -q 'using the segment with key'"
+used_since_mark() { tail -n +$((mark + 1)) "$T/vmclockd.log" >"$T/since.log"; EVENTS_LOG=$T/since.log used; }
+check "removed under us: using it" wait_for 5 used_since_mark
 reads_sample "removed under us"
 stop_vmclockd
 check "on exit: detached, left for ntpd" seg_is nattch 0

@@ -55,7 +55,7 @@ head -c 512 /dev/urandom >"$T/run/garbage"
 mv "$T/run/garbage" "$STATE"
 check "a state file replaced by garbage is rewritten by vmclockd" \
 	wait_for 5 ctl daemon --json
-check "vmclockd said so" grep -q "state file .* was removed or replaced" "$T/vmclockd.log"
+check "vmclockd said so" grep -q "published state .* was removed or replaced" "$T/vmclockd.log"
 check "the verdict is synchronized again after the replacement" ctl waitsync --timeout 5
 rm -f "$STATE"
 check "a removed state file is written again" wait_for 5 size_is "$STATE" $STATE_BYTES

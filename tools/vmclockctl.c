@@ -18,7 +18,7 @@
  * Subcommands live in one table (commands[] below); the options a subcommand
  * accepts are named in its row.  Everything the page and the state say is
  * read through libvmclock; the few raw bytes read here serve only to name
- * what was wrong with a rejected page or state file.
+ * what was wrong with a rejected page or published state.
  */
 #include "autoconfig.h"
 
@@ -639,10 +639,7 @@ static int watch_loop(const char *path, bool json, int interval_ms)
 	struct vmclock_abi page;
 	struct watched cur, prev;
 	sigset_t wait_mask;
-	const struct timespec interval = {
-		.tv_sec = interval_ms / 1000,
-		.tv_nsec = (long)(interval_ms % 1000) * 1000000,
-	};
+	const struct timespec interval = TIM_MsToTimespec((unsigned)interval_ms);
 	const struct timespec stall_pause = { STALL_RETRY_MS / 1000, 0 };
 	bool notify, stalled = false;
 	int rc = EXIT_OK;
@@ -735,7 +732,7 @@ static int watch_loop(const char *path, bool json, int interval_ms)
 
 /* ---- daemon state ---------------------------------------------------------- */
 
-/* The one line for a state file that cannot be read (errno err). */
+/* The one line for a published state that cannot be read (errno err). */
 static void report_state(const char *path, int err)
 {
 	struct stat st;
@@ -1149,7 +1146,7 @@ static double elapsed_s(const struct timespec *since)
 
 /* Poll vmclock_timestamp() until the verdict is SYNCHRONIZED (and the bound
  * small enough).  A handle whose verdict is UNKNOWN is opened afresh, so a
- * state file or device that appears, or is replaced, counts at once. */
+ * published state or device that appears, or is replaced, counts at once. */
 static int cmd_waitsync(struct cmd_opts o)
 {
 	struct timespec start;

@@ -18,7 +18,7 @@
 # reset is seen on an NTP source: a second chronyd in the guest serving its
 # local clock on loopback, whose reachability register chronyd clears on
 # `reset sources` (chronyc -c sources).  Everything is counted from
-# structured output: the state file (vmclockctl daemon --json), the page
+# structured output: the published state (vmclockctl daemon --json), the page
 # (vmclockctl status --json), vmclockctl watch --json, chronyc -c, and
 # vmclockd's stderr by the log module's level prefix only.
 import argparse
@@ -202,7 +202,7 @@ OBSERVER = ("touch /run/observing; (while [ -e /run/observing ]; do %s; sleep 0.
             "touch /run/observed) >/tmp/observe.log 2>&1 3>&- &" % observation(False))
 STOP_OBSERVER = ("rm /run/observing; i=0; while [ ! -e /run/observed ] && [ $i -lt 100 ]; do "
                  "sleep 0.1; i=$((i+1)); done; test -e /run/observed")
-# The state file read every 50 ms or so (each read takes tens of ms under
+# The published state read every 50 ms or so (each read takes tens of ms under
 # TCG), started before a migration, until STATE_READS readings after the
 # published marker moved from the one given (at most STATE_SPIN readings in
 # all), to /tmp/state-K.log: chronyd's resync after its reset may be shorter
@@ -288,7 +288,7 @@ def wait_steady(sh, obs, since_handled, timeout=60):
 
 
 def wait_handled(sh, obs, marker, timeout=30):
-    """Until the state file says vmclockd handled MARKER: the observation."""
+    """Until the published state says vmclockd handled MARKER: the observation."""
     deadline = time.monotonic() + timeout
     while True:
         o = obs.take(sh)
@@ -492,7 +492,7 @@ def analyse(background, obs, dense, marks, log, log_lines, watch):
                   not re.search(r" (STEP_NS|FREQ_CHANGE_PPM|COUNTER_PERIOD_\w+)=", mine[0]),
                   " | ".join(records)[-400:])
         moved = [d for d in dense[k - 1] if d["disruption_marker"] != m0]
-        run.check("migration %d: the state file was read closely as it was handled" % k,
+        run.check("migration %d: the published state was read closely as it was handled" % k,
                   0 < len(moved) < len(dense[k - 1]), "%d readings, %d after the "
                   "published marker moved" % (len(dense[k - 1]), len(moved)))
         # The tick rate from the handled marker's publication on, for most
