@@ -66,8 +66,8 @@ static const struct directive {
 	{ "max-error-ns", K_U64, OFF(max_error_ns), true },
 	{ "allow-freerunning", K_BOOL, OFF(allow_freerunning), true },
 	{ "state-dir", K_STRING, OFF(state_dir), true },
-	{ "publish-file", K_STRING, OFF(state_file), true },
-	{ "state-file", K_STRING, OFF(state_file), true },
+	{ "publish-file", K_STRING, OFF(publish_file), true },
+	{ "state-file", K_STRING, OFF(publish_file), true },
 	{ "clockbound-shm", K_STRING, OFF(clockbound_shm), true },
 	{ "chrony-poll-ms", K_UINT, OFF(chrony_poll_ms), true },
 	{ "metrics-file", K_STRING, OFF(metrics_file), true },
@@ -164,10 +164,15 @@ static void assert_ok(int r)
 	ck_assert_uint_eq(err.len, 0);
 }
 
-/* Refused with r, in one line that names where. */
+/* Refused with r (want: CNF_USAGE, or REFUSED for any negative errno
+ * value), in one line that names where. */
+#define REFUSED (-1)
 static void assert_refused(int r, int want, const char *where)
 {
-	ck_assert_int_eq(r, want);
+	if (want == REFUSED)
+		ck_assert_msg(r < 0, "not refused: %d", r);
+	else
+		ck_assert_int_eq(r, want);
 	ck_assert_msg(tu_lines(err.text) == 1, "not one line: %s", err.text);
 	ck_assert_msg(strstr(err.text, where), "'%s' not named in: %s", where, err.text);
 }
@@ -301,7 +306,7 @@ START_TEST(defaults)
 	ck_assert(!s.allow_freerunning);
 	ck_assert_uint_ge(strlen(s.state_dir), strlen(suffix));
 	ck_assert_str_eq(s.state_dir + strlen(s.state_dir) - strlen(suffix), suffix);
-	ck_assert_str_eq(s.state_file, VMCLOCKD_STATE_DEFAULT_PATH);
+	ck_assert_str_eq(s.publish_file, VMCLOCKD_STATE_DEFAULT_PATH);
 	ck_assert_uint_eq(s.chrony_poll_ms, 1000);
 	ck_assert_str_eq(s.metrics_file, "");
 	ck_assert_uint_eq(s.metrics_interval_ms, 5000);
@@ -354,8 +359,8 @@ static void refuses(const struct directive *d, bool from_file, unsigned long lon
 	int r = load_number(d, from_file, n, &got);
 
 	snprintf(option, sizeof(option), "--%s ", d->name);
-	ck_assert_msg(r == -1, "%s %llu (%s) accepted", d->name, n, from_file ? "file" : "option");
-	assert_refused(r, -1, from_file ? at_line(1) : option);
+	ck_assert_msg(r < 0, "%s %llu (%s) accepted", d->name, n, from_file ? "file" : "option");
+	assert_refused(r, REFUSED, from_file ? at_line(1) : option);
 }
 
 /* Each end of each range, one past it, and 0: from the file and from the
@@ -423,12 +428,12 @@ START_TEST(numbers_malformed)
 		snprintf(where, sizeof(where), "--%s ", d->name);
 		for (size_t j = 0; j < sizeof(bad) / sizeof(bad[0]); j++) {
 			snprintf(option, sizeof(option), "--%s=%s", d->name, bad[j]);
-			assert_refused(load(&s, "--config", "/dev/null", option, NULL), -1, where);
+			assert_refused(load(&s, "--config", "/dev/null", option, NULL), REFUSED, where);
 			CNF_Free(&s);
 		}
 		/* A directive without its value. */
 		snprintf(text, sizeof(text), "# numbers\n%s\n", d->name);
-		assert_refused(load_text(&s, text), -1, at_line(2));
+		assert_refused(load_text(&s, text), REFUSED, at_line(2));
 		CNF_Free(&s);
 	}
 }
@@ -448,7 +453,7 @@ START_TEST(ntp_shm_none)
 	assert_ok(load_text(&s, "ntp-shm 3\nntp-shm off\n"));
 	ck_assert_int_eq(s.ntp_shm, -1);
 	CNF_Free(&s);
-	assert_refused(load_text(&s, "ntp-shm nothing\n"), -1, at_line(1));
+	assert_refused(load_text(&s, "ntp-shm nothing\n"), REFUSED, at_line(1));
 	CNF_Free(&s);
 }
 END_TEST
@@ -464,9 +469,9 @@ START_TEST(mode_is_octal)
 	assert_ok(load_text(&s, "ntp-shm-mode 644\n"));
 	ck_assert_uint_eq(s.ntp_shm_mode, 0644);
 	CNF_Free(&s);
-	assert_refused(load_text(&s, "ntp-shm-mode 0680\n"), -1, at_line(1));
+	assert_refused(load_text(&s, "ntp-shm-mode 0680\n"), REFUSED, at_line(1));
 	CNF_Free(&s);
-	assert_refused(load(&s, "--config", "/dev/null", "--ntp-shm-mode=9", NULL), -1,
+	assert_refused(load(&s, "--config", "/dev/null", "--ntp-shm-mode=9", NULL), REFUSED,
 		       "--ntp-shm-mode ");
 	CNF_Free(&s);
 }
@@ -499,7 +504,7 @@ START_TEST(booleans)
 		}
 		for (size_t j = 0; j < sizeof(bad) / sizeof(bad[0]); j++) {
 			snprintf(text, sizeof(text), "%s %s\n", d->name, bad[j]);
-			assert_refused(load_text(&s, text), -1, at_line(1));
+			assert_refused(load_text(&s, text), REFUSED, at_line(1));
 			CNF_Free(&s);
 		}
 		snprintf(text, sizeof(text), "%s\n", d->name);
@@ -510,7 +515,7 @@ START_TEST(booleans)
 			CNF_Free(&s);
 			snprintf(option, sizeof(option), "--%s", d->name);
 		} else {
-			assert_refused(load_text(&s, text), -1, at_line(1));
+			assert_refused(load_text(&s, text), REFUSED, at_line(1));
 			CNF_Free(&s);
 			snprintf(option, sizeof(option), "--%s=no", d->name);
 		}
@@ -556,10 +561,10 @@ START_TEST(strings)
 		ck_assert_str_eq(string_of(&s, d), "/x/y");
 		CNF_Free(&s);
 		snprintf(text, sizeof(text), "%s\n", d->name);
-		assert_refused(load_text(&s, text), -1, at_line(1));
+		assert_refused(load_text(&s, text), REFUSED, at_line(1));
 		CNF_Free(&s);
 		snprintf(text, sizeof(text), "\n\n%s /a /b\n", d->name);
-		assert_refused(load_text(&s, text), -1, at_line(3));
+		assert_refused(load_text(&s, text), REFUSED, at_line(3));
 		CNF_Free(&s);
 		snprintf(option, sizeof(option), "--%s=", d->name);
 		assert_ok(load(&s, "--config", "/dev/null", option, NULL));
@@ -575,10 +580,10 @@ START_TEST(state_file_is_publish_file)
 	CNF_Settings s;
 
 	assert_ok(load_text(&s, "state-file /a\n"));
-	ck_assert_str_eq(s.state_file, "/a");
+	ck_assert_str_eq(s.publish_file, "/a");
 	CNF_Free(&s);
 	assert_ok(load_text(&s, "state-file /a\npublish-file /b\n"));
-	ck_assert_str_eq(s.state_file, "/b");
+	ck_assert_str_eq(s.publish_file, "/b");
 	CNF_Free(&s);
 }
 END_TEST
@@ -624,7 +629,7 @@ START_TEST(unknown_directives)
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		snprintf(text, sizeof(text), "interval-ms 100\n\n# ok\n%s\n", bad[i]);
-		assert_refused(load_text(&s, text), -1, at_line(4));
+		assert_refused(load_text(&s, text), REFUSED, at_line(4));
 		CNF_Free(&s);
 	}
 	for (size_t i = 0; i < N_DIRECTIVES; i++) {
@@ -632,7 +637,7 @@ START_TEST(unknown_directives)
 			continue;
 		snprintf(text, sizeof(text), "%s %s\n", directives[i].name,
 			 directives[i].kind == K_FLAG ? "yes" : "/etc/other.conf");
-		assert_refused(load_text(&s, text), -1, at_line(1));
+		assert_refused(load_text(&s, text), REFUSED, at_line(1));
 		CNF_Free(&s);
 	}
 }
@@ -659,13 +664,13 @@ START_TEST(long_lines)
 	CNF_Free(&s);
 	/* One more on the second line; its tail would be a directive. */
 	strcpy(p + 1014, "x\n");
-	assert_refused(load_text(&s, text), -1, at_line(2));
+	assert_refused(load_text(&s, text), REFUSED, at_line(2));
 	CNF_Free(&s);
 	memset(text, 0, sizeof(text));
 	text[0] = '#';
 	memset(text + 1, ' ', 1010);
 	strcpy(text + 1011, "interval-ms 100000000\n");
-	assert_refused(load_text(&s, text), -1, at_line(1));
+	assert_refused(load_text(&s, text), REFUSED, at_line(1));
 	CNF_Free(&s);
 }
 END_TEST
@@ -679,7 +684,7 @@ START_TEST(nul_bytes)
 	CNF_Settings s;
 
 	write_conf_bytes(bad, sizeof(bad) - 1);
-	assert_refused(load(&s, "--config", conf_path, NULL), -1, at_line(2));
+	assert_refused(load(&s, "--config", conf_path, NULL), REFUSED, at_line(2));
 	CNF_Free(&s);
 	write_conf_bytes(in_comment, sizeof(in_comment) - 1);
 	assert_ok(load(&s, "--config", conf_path, NULL));
@@ -689,7 +694,7 @@ START_TEST(nul_bytes)
 END_TEST
 
 /* The command line wins over the file, --config in either form; CNF_Load's
- * return codes: -1 for a bad value, -2 for a usage error, CNF_HELP and
+ * return codes: a negative errno value for a bad value, CNF_USAGE for a usage error, CNF_HELP and
  * CNF_VERSION before any file is read. */
 START_TEST(command_line)
 {
@@ -707,15 +712,15 @@ START_TEST(command_line)
 	ck_assert_uint_eq(s.interval_ms, 100);
 	CNF_Free(&s);
 
-	assert_refused(load(&s, "--config", conf_path, "--interval-ms", "9", NULL), -1,
+	assert_refused(load(&s, "--config", conf_path, "--interval-ms", "9", NULL), REFUSED,
 		       "--interval-ms ");
 	CNF_Free(&s);
-	assert_refused(load(&s, "--config", conf_path, "--no-such-option", NULL), -2,
+	assert_refused(load(&s, "--config", conf_path, "--no-such-option", NULL), CNF_USAGE,
 		       "no-such-option");
 	CNF_Free(&s);
-	assert_refused(load(&s, "--config", conf_path, "stray", NULL), -2, "'stray'");
+	assert_refused(load(&s, "--config", conf_path, "stray", NULL), CNF_USAGE, "'stray'");
 	CNF_Free(&s);
-	assert_refused(load(&s, "--config", conf_path, "--interval-ms", NULL), -2, "interval-ms");
+	assert_refused(load(&s, "--config", conf_path, "--interval-ms", NULL), CNF_USAGE, "interval-ms");
 	CNF_Free(&s);
 
 	/* --help and --version work whatever the file and the other options. */
@@ -739,11 +744,11 @@ START_TEST(metrics_need_publish_file)
 
 	assert_ok(load_text(&s, "metrics-file /m.prom\n"));
 	CNF_Free(&s);
-	assert_refused(load_text(&s, "metrics-file /m.prom\npublish-file \"\"\n"), -1,
+	assert_refused(load_text(&s, "metrics-file /m.prom\npublish-file \"\"\n"), REFUSED,
 		       "metrics-file");
 	CNF_Free(&s);
 	write_conf("metrics-file /m.prom\n");
-	assert_refused(load(&s, "--config", conf_path, "--publish-file=", NULL), -1, "metrics-file");
+	assert_refused(load(&s, "--config", conf_path, "--publish-file=", NULL), REFUSED, "metrics-file");
 	CNF_Free(&s);
 	assert_ok(load(&s, "--config", conf_path, "--publish-file=", "--metrics-file=", NULL));
 	CNF_Free(&s);
@@ -771,10 +776,10 @@ START_TEST(reload_rereads)
 	CNF_Free(&fresh);
 
 	write_conf("interval-ms 200\ninterval-ms 5\n");
-	assert_refused(reload(&fresh), -1, at_line(2));
+	assert_refused(reload(&fresh), REFUSED, at_line(2));
 	CNF_Free(&fresh);
 	ck_assert_int_eq(unlink(conf_path), 0);
-	assert_refused(reload(&fresh), -1, conf_path);
+	assert_refused(reload(&fresh), REFUSED, conf_path);
 	ck_assert_ptr_null(strstr(err.text, at_line(1)));
 	CNF_Free(&fresh);
 
@@ -792,7 +797,7 @@ static void assert_path_refused(const char *path)
 	CNF_Settings s;
 
 	snprintf(where, sizeof(where), "%s: ", path);
-	assert_refused(load(&s, "--config", path, NULL), -1, where);
+	assert_refused(load(&s, "--config", path, NULL), REFUSED, where);
 	CNF_Free(&s);
 }
 

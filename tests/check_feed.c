@@ -180,8 +180,6 @@ START_TEST(sock_datagram_fields)
 		ck_assert_int_eq(get32(b, SOCK_MAGIC), SOCK_MAGIC_VALUE);
 		ck_assert_ptr_null(FED_Problem(out));
 	}
-	ck_assert_uint_eq(out->sent, 4);
-	ck_assert_uint_eq(out->failed, 0);
 	FED_Destroy(out);
 	close(fd);
 }
@@ -200,25 +198,20 @@ START_TEST(sock_chronyd_absent_then_back)
 
 	ck_assert_ptr_nonnull(out);
 	ck_assert_ptr_null(FED_Problem(out));
-	ck_assert_int_eq(FED_Send(out, &s), -1);
+	ck_assert_int_lt(FED_Send(out, &s), 0);
 	ck_assert_ptr_nonnull(no_file = FED_Problem(out));
-	ck_assert_uint_eq(out->failed, 1);
-	ck_assert_uint_eq(out->sent, 0);
 
 	/* The socket of a chronyd that exited (ECONNREFUSED): the same. */
 	fd = chronyd_bind();
 	close(fd);
-	ck_assert_int_eq(FED_Send(out, &s), -1);
+	ck_assert_int_lt(FED_Send(out, &s), 0);
 	ck_assert_str_eq(FED_Problem(out), no_file);
-	ck_assert_uint_eq(out->failed, 2);
 
 	fd = chronyd_bind();
 	ck_assert_int_eq(FED_Send(out, &s), 0);
 	ck_assert_ptr_null(FED_Problem(out));
 	receive(fd, b);
 	ck_assert_int_eq(get64(b, SOCK_TV_USEC), 5);
-	ck_assert_uint_eq(out->sent, 1);
-	ck_assert_uint_eq(out->failed, 2);
 
 	/* chronyd restarted: a new socket at the path takes the next one. */
 	close(fd);
@@ -247,17 +240,15 @@ START_TEST(sock_chronyd_not_reading)
 	ck_assert_ptr_nonnull(out);
 	while (sent < 100000 && (r = FED_Send(out, &s)) == 0)
 		sent++;
-	ck_assert_int_eq(r, -1);
+	ck_assert_int_lt(r, 0);
 	ck_assert_ptr_nonnull(full = FED_Problem(out));
-	ck_assert_uint_eq(out->sent, sent);
-	ck_assert_uint_eq(out->failed, 1);
 	while (recv(fd, b, sizeof(b), 0) == SOCK_BYTES)
 		;
 	ck_assert_int_eq(FED_Send(out, &s), 0);
 	ck_assert_ptr_null(FED_Problem(out));
 	close(fd);
 	unlink(sock_path);
-	ck_assert_int_eq(FED_Send(out, &s), -1);
+	ck_assert_int_lt(FED_Send(out, &s), 0);
 	ck_assert_ptr_nonnull(absent = FED_Problem(out));
 	ck_assert_str_ne(full, absent);
 	FED_Destroy(out);
@@ -368,7 +359,6 @@ START_TEST(shm_fields)
 		ck_assert_int_eq(get32(shm, SHM_NSAMPLES), 0);
 		ck_assert_int_eq(get32(shm, SHM_VALID), 1);
 	}
-	ck_assert_uint_eq(out->sent, 4);
 	FED_Destroy(out);
 	/* The segment stays for ntpd, saying there is nothing new. */
 	ck_assert_int_eq(get32(shm, SHM_VALID), 0);
@@ -492,15 +482,13 @@ START_TEST(shm_refused_then_retried)
 
 	ck_assert_ptr_nonnull(out);
 	ck_assert_ptr_nonnull(FED_Problem(out));
-	ck_assert_int_eq(FED_Send(out, &s), -1);
-	ck_assert_int_eq(FED_Send(out, &s), -1);
-	ck_assert_uint_eq(out->failed, 2);
-	ck_assert_uint_eq(out->sent, 0);
+	ck_assert_int_lt(FED_Send(out, &s), 0);
+	ck_assert_int_lt(FED_Send(out, &s), 0);
 	untouched(id);
 
 	/* Removed by its owner: not looked for again within the second. */
 	ck_assert_int_eq(shmctl(id, IPC_RMID, NULL), 0);
-	ck_assert_int_eq(FED_Send(out, &s), -1);
+	ck_assert_int_lt(FED_Send(out, &s), 0);
 	ck_assert_int_lt(shmget(SHM_KEY_BASE + unit, 0, 0), 0);
 	MSK_Advance(ONE_S_AND_A_BIT);
 	ck_assert_int_eq(FED_Send(out, &s), 0);
@@ -560,7 +548,7 @@ START_TEST(shm_removed_under_us)
 	ck_assert_int_eq(shmctl(id, IPC_RMID, NULL), 0);
 	id = make_refused(WRONG_SIZE);
 	MSK_Advance(ONE_S_AND_A_BIT);
-	ck_assert_int_eq(FED_Send(out, &s), -1);
+	ck_assert_int_lt(FED_Send(out, &s), 0);
 	ck_assert_ptr_nonnull(FED_Problem(out));
 	untouched(id);
 	FED_Destroy(out);

@@ -74,7 +74,7 @@ static void setup(void)
 	tp_init(&p);
 	tp_put64(&p, TP_MARKER, MARKER);
 	free(tp_write_file(dir, "page", &p));
-	cfg = (CNF_Settings){ .device = page_path, .state_file = state_path, .clockbound_shm = "" };
+	cfg = (CNF_Settings){ .device = page_path, .publish_file = state_path, .clockbound_shm = "" };
 }
 
 static void teardown(void)
@@ -620,7 +620,7 @@ START_TEST(directory_made)
 	struct stat st;
 
 	free(state_path);
-	cfg.state_file = state_path = tp_path(run, "state");
+	cfg.publish_file = state_path = tp_path(run, "state");
 	PUB_Initialise(&cfg);
 	tick();
 	ck_assert_int_eq(stat(run, &st), 0);
@@ -642,7 +642,7 @@ START_TEST(unusable_path_retried)
 
 	free(tp_write_bytes(dir, "blocker", "", 0));
 	free(state_path);
-	cfg.state_file = state_path = tp_path(blocker, "state");
+	cfg.publish_file = state_path = tp_path(blocker, "state");
 	PUB_Initialise(&cfg);
 	tick();
 	ck_assert_int_ne(access(state_path, F_OK), 0);
@@ -664,7 +664,7 @@ START_TEST(no_state_file)
 {
 	char *tmp = tp_path(dir, "state.tmp");
 
-	cfg.state_file = "";
+	cfg.publish_file = "";
 	PUB_Initialise(&cfg);
 	tick();
 	PUB_Finalise();
@@ -689,7 +689,7 @@ START_TEST(reload_same_path)
 	tick();
 	ino = inode(state_path);
 	seq = FIELD(read_state(), seq_count);
-	fresh.state_file = strdup(state_path);
+	fresh.publish_file = strdup(state_path);
 	PUB_Reconfigure(&fresh);
 	cfg = fresh; /* as main.c replaces its settings */
 	st = read_state();
@@ -700,7 +700,7 @@ START_TEST(reload_same_path)
 	ck_assert_uint_eq(inode(state_path), ino);
 	ck_assert_uint_eq(FIELD(read_state(), seq_count), seq + 2);
 	PUB_Finalise();
-	free(fresh.state_file);
+	free(fresh.publish_file);
 }
 END_TEST
 
@@ -715,7 +715,7 @@ START_TEST(reload_other_path)
 
 	PUB_Initialise(&cfg);
 	tick();
-	fresh.state_file = second;
+	fresh.publish_file = second;
 	PUB_Reconfigure(&fresh);
 	cfg = fresh; /* as main.c replaces its settings */
 	st = read_state();
@@ -728,7 +728,7 @@ START_TEST(reload_other_path)
 	state_path = second;
 	ck_assert_int_eq(stamp().verdict, VMCLOCK_VERDICT_SYNCHRONIZED);
 
-	fresh.state_file = "";
+	fresh.publish_file = "";
 	PUB_Reconfigure(&fresh);
 	cfg = fresh;
 	tick();

@@ -134,7 +134,7 @@ static void setup(void)
 	tmp_path = tp_path(dir, "vmclock.prom.tmp");
 	victim_path = tp_path(dir, "victim");
 	cfg = (CNF_Settings){ .device = page_path,
-			      .state_file = state_path,
+			      .publish_file = state_path,
 			      .metrics_file = prom_path,
 			      .metrics_interval_ms = INTERVAL_MS };
 	report = (DSR_Report){ 0 };
@@ -597,7 +597,7 @@ START_TEST(reconfigured)
 	state.samples_fed = 777;
 	write_state(other_state);
 	fresh = cfg;
-	fresh.state_file = other_state;
+	fresh.publish_file = other_state;
 	fresh.metrics_file = other_prom;
 	TXF_Reconfigure(&fresh);
 	cfg = fresh;
