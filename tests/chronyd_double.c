@@ -78,7 +78,7 @@ static size_t encode_reply(const CHD_Chronyd *c, const uint8_t *req, uint8_t *ou
 }
 
 /* Counts what chronyd received (the request's data starts after its
- * header: a dfreq's or doffset's Float first). */
+ * header: a dfreq's or doffset's Float first) and applies a dfreq. */
 static void count(CHD_Chronyd *c, uint16_t command, const uint8_t *req)
 {
 	double value = CPR_FloatDecode(get32(req + CPR_REQUEST_HEADER_LEN));
@@ -94,6 +94,8 @@ static void count(CHD_Chronyd *c, uint16_t command, const uint8_t *req)
 	case CPR_REQ_DFREQ:
 		c->dfreqs++;
 		c->dfreq_ppm = value;
+		/* chrony scales the rate: (1 - f') = (1 - f)(1 - d), in ppm. */
+		c->t.freq_ppm += value * (1.0 - c->t.freq_ppm * 1e-6);
 		break;
 	case CPR_REQ_DOFFSET2:
 		c->doffsets++;

@@ -10,7 +10,9 @@
  * report the test sets, encoded at the byte offsets of chrony's protocol with
  * chrony's Float (chrony_proto.h's encoder: its own tests check it), the
  * others with a bare header; or every request "failed" while it refuses.  A
- * test's callback runs as a request arrives, before it is answered.
+ * dfreq it takes moves the frequency it reports, as chronyd's; nothing else
+ * changes the report.  A test's callback runs as a request arrives, before
+ * it is answered.
  */
 #ifndef VMCLOCKD_TESTS_CHRONYD_DOUBLE_H
 #define VMCLOCKD_TESTS_CHRONYD_DOUBLE_H
@@ -26,7 +28,7 @@ typedef struct {
 	int fd;
 	struct event *ev;  /* NULL: not running */
 	CHD_Mode mode;
-	CPR_Tracking t;    /* what it reports */
+	CPR_Tracking t;    /* what it reports (a dfreq moves freq_ppm) */
 	int requests;      /* requests received, and of them: */
 	int tracking, resets, dfreqs, doffsets, makesteps, bursts;
 	double dfreq_ppm;  /* the last dfreq's value, as chronyd decodes it */
