@@ -660,11 +660,12 @@ START_TEST(source_changed)
 END_TEST
 
 /* A reload: the new settings from then on (chronyd's command socket, the
- * burst's length). */
+ * burst's length); the same socket keeps its client. */
 START_TEST(reconfigure)
 {
 	CNF_Settings fresh;
 	char *path = tp_path(dir, "chronyd.sock");
+	char client[sizeof(chronyd.client)];
 	int requests;
 
 	start();
@@ -680,24 +681,28 @@ START_TEST(reconfigure)
 	recovered(2, true);
 	ck_assert_int_eq(chronyd.resets, 1);
 	ck_assert_uint_eq(burst_ms, 777);
+	snprintf(client, sizeof(client), "%s", chronyd.client);
 
-	requests = chronyd.requests;
-	ck_assert_int_gt(requests, 1);
-
-	/* The same again: nothing changes. */
+	/* The same again: the same client, on to the next handover. */
 	DSR_Reconfigure(&fresh);
+	later();
+	ck_assert(observe((Page){ .marker = 3, .period = PERIOD_A }));
+	handover();
+	ck_assert_int_eq(chronyd.resets, 2);
+	ck_assert_str_eq(chronyd.client, client);
+	requests = chronyd.requests;
 
 	/* None: no chronyd to hand the next one to. */
 	cfg = fresh;
 	cfg.chrony_cmd = "";
 	DSR_Reconfigure(&cfg);
 	later();
-	ck_assert(observe((Page){ .marker = 3, .period = PERIOD_A }));
+	ck_assert(observe((Page){ .marker = 4, .period = PERIOD_A }));
 	handover();
-	ck_assert_int_eq(JRD_Count(LOG_MSGID_DISRUPTION), 2);
-	ck_assert_int_eq(JRD_Count(LOG_MSGID_RECOVERED), 1);
+	ck_assert_int_eq(JRD_Count(LOG_MSGID_DISRUPTION), 3);
+	ck_assert_int_eq(JRD_Count(LOG_MSGID_RECOVERED), 2);
 	ck_assert_int_eq(chronyd.requests, requests);
-	ck_assert_uint_eq(load().marker, 3);
+	ck_assert_uint_eq(load().marker, 4);
 	free(path);
 }
 END_TEST
