@@ -4,14 +4,11 @@
  * derives them (daemon/chronysync.c), against a double of chronyd's command
  * socket on the module's own event loop.
  *
- * The double binds a datagram socket where chronyd's would be, takes the
- * requests the module's client sends (chronyd's rules: protocol version 6, a
- * request padded to its reply's length) and answers each tracking request
- * with the report the test sets, encoded at the byte offsets of chrony's
- * protocol with chrony's Float (chrony_proto.h's encoder: its own tests
- * check it).  It can refuse instead, and runs a test's callback as a
- * request arrives, before answering it: a disruption handled while the
- * request is in flight.
+ * The double (chronyd_double.h) answers each tracking request the module's
+ * client sends with the report the test sets, in chrony's protocol and
+ * Float.  It can refuse instead, and runs a test's callback as a request
+ * arrives, before answering it: a disruption handled while the request is
+ * in flight.
  *
  * Covered: the sync state from the leap status and reference id (no source,
  * chronyd's local reference), the bound and its drift (the frequency while
@@ -28,9 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <check.h>
@@ -40,6 +35,7 @@
 #include "../daemon/chrony_proto.h"
 #include "../daemon/chronysync.h"
 #include "../daemon/evbase.h"
+#include "chronyd_double.h"
 #include "testpage.h"
 
 /* A test waits this long for what should come at once (a loaded machine). */
@@ -52,116 +48,21 @@
 
 /* ---- the double -------------------------------------------------------------- */
 
-typedef enum { ANSWER, REFUSE } Mode;
-
-typedef struct {
-	char path[108];
-	int fd;
-	struct event *ev;
-	Mode mode;
-	CPR_Tracking t;     /* what it reports */
-	int requests;       /* tracking requests received */
-	char client[108];   /* the socket the last request came from */
-	void (*on_request)(void); /* run once as the next request arrives */
-} Chronyd;
-
 static struct event_base *base;
 static char *dir;
-static Chronyd chronyd, chronyd2;
+static CHD_Chronyd chronyd, chronyd2;
 static CNF_Settings cfg;
 static DSR_Report dsr;
 static int updates;
 static CSY_Report last;
 
-static void put16(uint8_t *p, uint16_t v)
+/* The double's socket NAME in the test's directory. */
+static void chronyd_start(CHD_Chronyd *c, const char *name)
 {
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
+	char path[sizeof(c->path)];
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)(v >> 16));
-	put16(p + 2, (uint16_t)v);
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-/* chronyd's reply to a request: its header, and for a tracking request
- * that succeeds the report (offsets of chrony's RPY_Tracking). */
-static size_t encode_reply(const Chronyd *c, const uint8_t *req, uint8_t *out)
-{
-	const CPR_Tracking *t = &c->t;
-	uint16_t command = get16(req + 4);
-	bool tracking = command == CPR_REQ_TRACKING && c->mode == ANSWER;
-
-	memset(out, 0, CPR_MAX_REPLY_LEN);
-	out[0] = CPR_PROTO_VERSION;
-	out[1] = CPR_PKT_REPLY;
-	put16(out + 4, command);
-	put16(out + 6, tracking ? CPR_RPY_TRACKING : CPR_RPY_NULL);
-	put16(out + 8, c->mode == REFUSE ? CPR_STT_FAILED : CPR_STT_SUCCESS);
-	memcpy(out + 16, req + 8, 4); /* the request's sequence */
-	if (!tracking)
-		return CPR_REPLY_HEADER_LEN;
-	put32(out + 28, t->ref_id);
-	put16(out + 48, 1); /* IPv4 */
-	put16(out + 52, t->stratum);
-	put16(out + 54, t->leap_status);
-	put32(out + 56, 0);
-	put32(out + 60, (uint32_t)t->ref_time.tv_sec);
-	put32(out + 64, (uint32_t)t->ref_time.tv_nsec);
-	put32(out + 68, CPR_FloatEncode(t->current_correction));
-	put32(out + 72, CPR_FloatEncode(t->last_offset));
-	put32(out + 76, CPR_FloatEncode(t->rms_offset));
-	put32(out + 80, CPR_FloatEncode(t->freq_ppm));
-	put32(out + 84, CPR_FloatEncode(t->resid_freq_ppm));
-	put32(out + 88, CPR_FloatEncode(t->skew_ppm));
-	put32(out + 92, CPR_FloatEncode(t->root_delay));
-	put32(out + 96, CPR_FloatEncode(t->root_dispersion));
-	put32(out + 100, CPR_FloatEncode(t->last_update_interval));
-	return CPR_TRACKING_REPLY_LEN;
-}
-
-static void chronyd_read(evutil_socket_t fd, short what, void *arg)
-{
-	Chronyd *c = arg;
-	uint8_t req[CPR_MAX_REQUEST_LEN + 64], out[CPR_MAX_REPLY_LEN];
-	struct sockaddr_un from;
-	socklen_t fromlen = sizeof(from);
-	ssize_t len = recvfrom(fd, req, sizeof(req), 0, (struct sockaddr *)&from, &fromlen);
-	void (*on_request)(void) = c->on_request;
-
-	/* chronyd drops what is not a request of its version, or shorter than
-	 * the reply it would get. */
-	if (len < CPR_REQUEST_HEADER_LEN || req[0] != CPR_PROTO_VERSION ||
-	    req[1] != CPR_PKT_REQUEST)
-		return;
-	ck_assert_uint_eq(get16(req + 4), CPR_REQ_TRACKING);
-	if (len < CPR_TRACKING_REPLY_LEN)
-		return;
-	c->requests++;
-	snprintf(c->client, sizeof(c->client), "%s", from.sun_path);
-	c->on_request = NULL;
-	if (on_request)
-		on_request();
-	sendto(fd, out, encode_reply(c, req, out), 0, (struct sockaddr *)&from, fromlen);
-}
-
-static void chronyd_start(Chronyd *c, const char *name)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-	snprintf(c->path, sizeof(c->path), "%s/%s", dir, name);
-	strcpy(sa.sun_path, c->path);
-	c->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	ck_assert_int_ge(c->fd, 0);
-	ck_assert_int_eq(bind(c->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	c->ev = event_new(base, c->fd, EV_READ | EV_PERSIST, chronyd_read, c);
-	event_add(c->ev, NULL);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	CHD_Start(c, base, path);
 }
 
 /* chronyd following a server: synchronised, figures exact in chrony's
@@ -214,21 +115,14 @@ static void setup(void)
 	updates = 0;
 }
 
-static void chronyd_stop(Chronyd *c)
-{
-	if (!c->ev)
-		return;
-	event_free(c->ev);
-	close(c->fd);
-	unlink(c->path);
-	c->ev = NULL;
-}
-
 static void teardown(void)
 {
 	CSY_Finalise();
-	chronyd_stop(&chronyd);
-	chronyd_stop(&chronyd2);
+	/* The module asks chronyd nothing but tracking. */
+	ck_assert_int_eq(chronyd.requests, chronyd.tracking);
+	ck_assert_int_eq(chronyd2.requests, chronyd2.tracking);
+	CHD_Stop(&chronyd);
+	CHD_Stop(&chronyd2);
 	event_base_free(base);
 	tp_rmdir(dir);
 	free(dir);
@@ -529,11 +423,11 @@ START_TEST(refused_then_back)
 	start();
 	synchronised(next_report());
 	snprintf(first_client, sizeof(first_client), "%s", chronyd.client);
-	chronyd.mode = REFUSE;
+	chronyd.mode = CHD_REFUSE;
 	ck_assert(run_until(unknown));
 	ck_assert_int_eq(updates, 1);
 
-	chronyd.mode = ANSWER;
+	chronyd.mode = CHD_ANSWER;
 	chronyd.t.leap_status = CPR_LEAP_UNSYNCHRONISED;
 	r = next_report();
 	ck_assert_uint_eq(r.sync_state, VMCLOCKD_SYNC_UNSYNCHRONIZED);
@@ -549,7 +443,7 @@ START_TEST(directory_missing_then_made)
 {
 	char *sub = tp_path(dir, "run");
 
-	chronyd_stop(&chronyd);
+	CHD_Stop(&chronyd);
 	snprintf(chronyd.path, sizeof(chronyd.path), "%s/run/chronyd.sock", dir);
 	cfg.chrony_cmd = chronyd.path;
 	start();
@@ -568,7 +462,7 @@ END_TEST
  * during a disruption. */
 START_TEST(not_asked)
 {
-	chronyd_stop(&chronyd);
+	CHD_Stop(&chronyd);
 	cfg.chrony_cmd = "";
 	start();
 	ck_assert_int_eq(event_base_loop(base, EVLOOP_NONBLOCK), 1);
