@@ -5,7 +5,8 @@
  * pages the test builds shown to DSR_Observe() on a real event loop, the
  * marker record kept in a state directory of the test's (read back with
  * STO_Load), the journal's records captured field by field
- * (journal_double.h), the sampler's burst and offset measurement answered by
+ * (journal_double.h), the sampler's ticks (the verdict's interval, the
+ * offset the handover wants) played by
  * the test, and chronyd either absent (no command socket: every handover
  * completes at once) or a double of its command socket (chronyd_double.h).
  * The once-a-second and hold-off checks are reached by moving the modules'
@@ -43,6 +44,7 @@
 #include "vmclock.h"
 #include "../daemon/disrupt.h"
 #include "../daemon/evbase.h"
+#include "../daemon/hnd_driver.h"
 #include "../daemon/log.h"
 #include "../daemon/storage.h"
 #include "chronyd_double.h"
@@ -62,6 +64,7 @@
 #define FREQ_CHANGE_PPM 7.62939453125
 
 #define BURST_MS 1234u
+#define BURST_INTERVAL_MS 31u
 #define F0_PPM 12.5           /* chronyd's frequency */
 #define OFFSET_S 0.25         /* device minus system time, as measured */
 #define SECOND_NS 1000000000
@@ -75,32 +78,22 @@ static CHD_Chronyd chronyd;
 
 /* ---- the sampler ------------------------------------------------------------ */
 
-/* The answers measure_offset gives, in turn (the last one from then on). */
+/* How the sampler judges the samples of the ticks at which the module wants
+ * the doffset's offset, in turn (the last one from then on); the others are
+ * fed.  measures counts the module's answers to the handover (HDR_Offset,
+ * wrapped). */
 static POL_Reason answers[4] = { POL_FED };
 static int n_answers = 1;
 static int measures;
-static uint64_t measured_marker;
-static int bursts;
-static unsigned burst_ms;
 
-static POL_Reason measure_offset(uint64_t marker, double *offset_s)
+void __real_HDR_Offset(HND_OffsetAnswer answer, double offset_s);
+void __wrap_HDR_Offset(HND_OffsetAnswer answer, double offset_s);
+
+void __wrap_HDR_Offset(HND_OffsetAnswer answer, double offset_s)
 {
-	POL_Reason r = answers[measures < n_answers ? measures : n_answers - 1];
-
 	measures++;
-	measured_marker = marker;
-	if (r == POL_FED)
-		*offset_s = OFFSET_S;
-	return r;
+	__real_HDR_Offset(answer, offset_s);
 }
-
-static void burst(unsigned duration_ms)
-{
-	bursts++;
-	burst_ms = duration_ms;
-}
-
-static const DSR_SamplerOps sampler = { .measure_offset = measure_offset, .burst = burst };
 
 /* ---- pages ------------------------------------------------------------------ */
 
@@ -130,15 +123,35 @@ static struct vmclock_abi page_of(const Page *pg)
 	return abi;
 }
 
-/* Shows the page to the module as the sampler does: whether samples are
+/* The page last shown, and the module's last verdict. */
+static Page shown;
+static DSR_Verdict verdict;
+
+/* Shows the page to the module as the sampler does, its sample judged as
+ * answers[] says while the module wants an offset: whether samples are
  * withheld. */
 static bool observe(Page pg)
 {
 	struct vmclock_abi abi = page_of(&pg);
 	struct vmclock_offset o = { .offset_ns = pg.offset_ns };
+	POL_Reason judged = answers[measures < n_answers ? measures : n_answers - 1];
 
+	shown = pg;
 	o.time.disruption_marker = pg.offset_marker ? pg.offset_marker : pg.marker;
-	return DSR_Observe(&abi, pg.offset ? &o : NULL);
+	verdict = DSR_Observe(&abi, pg.offset ? &o : NULL, judged,
+			      judged == POL_FED ? OFFSET_S : 0.0);
+	return verdict.withhold;
+}
+
+/* The next tick, when the verdict asks for it: the page shown last. */
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct event *ev = arg;
+	struct timeval tv = { 0, 1000 };
+
+	observe(shown);
+	if (verdict.tick_ms)
+		evtimer_add(ev, &tv);
 }
 
 /* ---- the loop --------------------------------------------------------------- */
@@ -153,15 +166,32 @@ static void out_of_time_cb(evutil_socket_t fd, short what, void *arg)
 /* Runs the loop until no handover is under way (asserted). */
 static void handover(void)
 {
-	struct timeval tv = { PATIENCE_MS / 1000, 0 };
+	struct timeval tv = { PATIENCE_MS / 1000, 0 }, soon = { 0, 1000 };
 	struct event *guard = evtimer_new(base, out_of_time_cb, NULL);
+	struct event *tick = event_new(base, -1, 0, tick_cb, event_self_cbarg());
 
 	out_of_time = false;
 	evtimer_add(guard, &tv);
+	evtimer_add(tick, &soon);
 	while (DSR_GetReport()->handling && !out_of_time)
 		event_base_loop(base, EVLOOP_ONCE);
+	event_free(tick);
 	event_free(guard);
 	ck_assert(!DSR_GetReport()->handling);
+}
+
+/* After a handover of a page with time the verdict asks for the burst
+ * interval for MS, then for nothing: the sampler's own interval. */
+static void assert_burst(unsigned ms)
+{
+	observe(shown);
+	ck_assert_uint_eq(verdict.tick_ms, BURST_INTERVAL_MS);
+	MSK_Advance((int64_t)(ms - 2) * 1000000);
+	observe(shown);
+	ck_assert_uint_eq(verdict.tick_ms, BURST_INTERVAL_MS);
+	MSK_Advance(4 * 1000000);
+	observe(shown);
+	ck_assert_uint_eq(verdict.tick_ms, 0);
 }
 
 /* Past the hold-off between two handovers (and any once-a-second check). */
@@ -254,7 +284,9 @@ static void setup(void)
 	JRD_Start(false);
 	ck_assert_int_eq(STO_Initialise(state_dir), 0);
 	cfg = (CNF_Settings){ .device = "/dev/vmclock0", .chrony_cmd = "", .state_dir = state_dir,
-			      .burst_ms = BURST_MS, .handover_step = true };
+			      .burst_ms = BURST_MS, .burst_interval_ms = BURST_INTERVAL_MS,
+			      .handover_step = true };
+	measures = 0;
 	memset(&chronyd, 0, sizeof(chronyd));
 	chronyd.t.freq_ppm = F0_PPM;
 }
@@ -274,7 +306,7 @@ static void teardown(void)
 
 static void start(void)
 {
-	ck_assert_int_eq(DSR_Initialise(base, &cfg, &sampler), 0);
+	ck_assert_int_eq(DSR_Initialise(base, &cfg), 0);
 }
 
 /* chronyd there, its command socket the module's. */
@@ -337,8 +369,8 @@ START_TEST(first_page_adopted)
 	ck_assert_uint_eq(rec.period.frac, PERIOD_A);
 	ck_assert(!rec.dfreq.valid);
 	ck_assert_int_eq(JRD_Count(LOG_MSGID_DISRUPTION), 0);
-	ck_assert_int_eq(bursts, 0);
 	ck_assert(!observe((Page){ .marker = 5, .period = PERIOD_A, .gen = 3 }));
+	ck_assert_uint_eq(verdict.tick_ms, 0); /* no burst */
 	event_base_loop(base, EVLOOP_NONBLOCK);
 	ck_assert_int_eq(JRD_Count(NULL), 0);
 }
@@ -394,14 +426,13 @@ START_TEST(disruption_while_down)
 		ck_assert_int_eq(write_aheads, 1);
 		ck_assert_int_eq(chronyd.doffsets, 1);
 		ck_assert_double_eq_tol(chronyd.doffset_s, -OFFSET_S, 1e-9);
-		ck_assert_uint_eq(measured_marker, 5);
+		ck_assert_int_eq(measures, 1);
 	} else {
 		ck_assert_int_eq(JRD_Count(LOG_MSGID_RECOVERED), 0);
 		ck_assert_int_eq(measures, 0);
 	}
 	/* A page with time: the sampler bursts, for the configured time. */
-	ck_assert_int_eq(bursts, 1);
-	ck_assert_uint_eq(burst_ms, BURST_MS);
+	assert_burst(BURST_MS);
 	ck_assert_uint_eq(DSR_GetReport()->handled_marker, 5);
 	ck_assert_int_ne(DSR_GetReport()->handled_at.tv_sec, 0);
 	rec = load();
@@ -566,7 +597,8 @@ START_TEST(page_without_time)
 	i = disruption_record(1, 2, 2, 1, PERIOD_A, 0);
 	ck_assert_ptr_null(JRD_Field(i, "STEP_NS"));
 	recovered(2, true);
-	ck_assert_int_eq(bursts, 0);
+	observe(shown);
+	ck_assert_uint_eq(verdict.tick_ms, 0); /* no burst: nothing to feed */
 	ck_assert_int_eq(chronyd.resets, 1);
 	ck_assert_int_eq(chronyd.bursts, 1);
 	ck_assert_int_eq(chronyd.dfreqs + chronyd.doffsets + chronyd.makesteps, 0);
@@ -680,7 +712,7 @@ START_TEST(reconfigure)
 	handover();
 	recovered(2, true);
 	ck_assert_int_eq(chronyd.resets, 1);
-	ck_assert_uint_eq(burst_ms, 777);
+	assert_burst(777);
 	snprintf(client, sizeof(client), "%s", chronyd.client);
 
 	/* The same again: the same client, on to the next handover. */
@@ -826,7 +858,7 @@ START_TEST(marker_during_handover)
 	ck_assert_uint_eq(JRD_FieldU64(i, "NEW_MARKER"), 3);
 	recovered(3, true);
 	ck_assert_int_eq(chronyd.dfreqs, 1);
-	ck_assert_uint_eq(measured_marker, 3);
+	ck_assert_int_ge(chronyd.doffsets, 1);
 	ck_assert_uint_eq(load().marker, 3);
 }
 END_TEST
@@ -861,7 +893,6 @@ START_TEST(offset_answers)
 	handover();
 	recovered(2, true);
 	ck_assert_int_eq(measures, offsets[_i].measures);
-	ck_assert_uint_eq(measured_marker, 2);
 	ck_assert_int_eq(chronyd.doffsets, offsets[_i].doffsets);
 	if (offsets[_i].doffsets)
 		ck_assert_double_eq_tol(chronyd.doffset_s, -OFFSET_S, 1e-9);
@@ -871,7 +902,7 @@ START_TEST(offset_answers)
 		    !JRD_Field(i, "MESSAGE_ID"))
 			said = (int)JRD_FieldU64(i, "PRIORITY");
 	ck_assert_int_eq(said, offsets[_i].doffsets ? 6 : 4);
-	ck_assert_int_eq(bursts, 1);
+	assert_burst(BURST_MS);
 }
 END_TEST
 
