@@ -275,22 +275,13 @@ static inline __attribute__((always_inline)) bool view_read(const vmclock_truth_
 	return seq_read(view_load_seq, view_copy, &t->primary, w, VIEW_READ_BUDGET_NS) == 0;
 }
 
-static void slot_write(struct view_slot *s, const uint64_t w[V_WORDS])
-{
-	__atomic_store_n(&s->seq, s->seq + 1, __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-	for (int i = 0; i < V_WORDS; i++)
-		__atomic_store_n(&s->w[i], w[i], __ATOMIC_RELAXED);
-	__atomic_store_n(&s->seq, s->seq + 1, __ATOMIC_RELEASE);
-}
-
 /* Under busy: the backup first, then the primary, so that whichever one a
  * reader finds being written (its writer may be preempted there), the
  * other holds a whole view. */
 static void view_publish(vmclock_truth_t *t, const uint64_t w[V_WORDS])
 {
-	slot_write(&t->backup, w);
-	slot_write(&t->primary, w);
+	seq_write_words(&t->backup.seq, t->backup.w, w, V_WORDS);
+	seq_write_words(&t->primary.seq, t->primary.w, w, V_WORDS);
 }
 
 static void view_of_state(const struct vmclockd_state *s, uint64_t now_ns, uint64_t w[V_WORDS])
@@ -341,8 +332,8 @@ static void view_prepare_fast(uint64_t w[V_WORDS])
 	struct TIM_Growth g;
 
 	w[V_FAST_FROM] = w[V_FAST_SPAN] = w[V_FAST_M] = w[V_FAST_C_LO] = w[V_FAST_C_HI] = 0;
-	if (!(w[V_HEAD] & VIEW_OK) ||
-	    (sync_state != VMCLOCKD_SYNC_SYNCHRONIZED && sync_state != VMCLOCKD_SYNC_UNSYNCHRONIZED))
+	if (!(w[V_HEAD] & VIEW_OK) || (sync_state != VMCLOCKD_SYNC_SYNCHRONIZED &&
+					sync_state != VMCLOCKD_SYNC_UNSYNCHRONIZED))
 		return;
 	/* Due for a refresh (current_view) from read_at + STATE_REFRESH_NS. */
 	until = read_at + STATE_REFRESH_NS;
@@ -591,10 +582,12 @@ int vmclock_timestamp(const vmclock_truth_t *t, struct vmclock_timestamp *out)
 
 	clock_gettime(CLOCK_REALTIME, &out->time);
 	now_ns = TIM_TimespecToNs(&out->time);
-	marker = page ? vmclock_le64(__atomic_load_n(&page->disruption_marker, __ATOMIC_ACQUIRE)) : 0;
+	marker = page ? vmclock_le64(__atomic_load_n(&page->disruption_marker, __ATOMIC_ACQUIRE))
+		      : 0;
 	out->disruption_marker = marker;
 	if (__builtin_expect(page && seq_try(view_load_seq, view_copy_fast, &t->primary, f) == 0 &&
-				     now_ns - f[V_FAST_FROM] < f[V_FAST_SPAN] && marker == f[V_MARKER],
+				     now_ns - f[V_FAST_FROM] < f[V_FAST_SPAN] &&
+				     marker == f[V_MARKER],
 			     1)) {
 		out->verdict = verdict_of((f[V_HEAD] >> 8) & 0xff);
 		set_bounds(out, TIM_GrownAt(f[V_FAST_M], f[V_FAST_C_LO], f[V_FAST_C_HI],

@@ -31,7 +31,34 @@
 /* Brackets taken per offset measurement; the narrowest wins. */
 #define OFFSET_BRACKETS 5
 
+/*
+ * What the page's current version allows, kept for vmclock_gettime(): the
+ * convert_prep worked out from a validated copy of one version, under the
+ * key a call finds on the page before it trusts the rest (the version's
+ * seq_count, disruption marker and generation counter: a page rewritten
+ * from scratch, e.g. on a restored snapshot, with a seq_count that happens
+ * to match still shows).  Written under the slot's own count by one caller
+ * at a time (prep_publish), the call that met a new version.
+ *   P_KEY: seq_count | PREP_VALID | utc_valid << 33 | est.fixed << 34 |
+ *          max.fixed << 35 | utc_offset_sec << 48
+ */
+enum {
+	P_KEY, P_MARKER, P_GEN,
+	P_EST_LO, P_EST_HI, P_EST_ERR,
+	P_MAX_LO, P_MAX_HI, P_MAX_ERR,
+	P_WORDS
+};
+#define PREP_VALID (1ull << 32)
+#define PREP_KEY_MASK 0x1ffffffffull
+
+struct prep_slot {
+	_Alignas(64) uint32_t seq; /* native: the slot's own count */
+	uint64_t w[P_WORDS];
+};
+
 struct vmclock {
+	struct prep_slot prep;
+	int prep_busy;         /* atomic: taken by the caller writing prep */
 	int fd;
 	bool is_device;
 	dev_t dev;  /* identity of the file opened, to notice replacement */
@@ -207,6 +234,127 @@ static int page_copy(const void *src, void *dst)
 	return 0;
 }
 
+/* One 64-bit word of the mapped page, the one holding field, as a native
+ * integer (byte k of the word is bits 8k to 8k + 7). */
+#define PAGE_WORD(vc, field)                                                                  \
+	vmclock_le64(__atomic_load_n(&(vc)->words[offsetof(struct vmclock_abi, field) / 8],   \
+				     __ATOMIC_RELAXED))
+
+/* What convert_prepared() reads of the page, straight from the mapping:
+ * the words that hold it, among them the one that holds seq_count (the
+ * key), decoded without a copy of the page. */
+static inline __attribute__((always_inline)) void load_in(const vmclock_t *vc,
+							  struct convert_in *in)
+{
+	uint64_t head = PAGE_WORD(vc, seq_count), status = PAGE_WORD(vc, clock_status);
+
+	in->seq_count = (uint32_t)(head >> 32);
+	in->time_type = (uint8_t)(head >> 24);
+	in->clock_status = (uint8_t)(status >> 16);
+	in->smearing_hint = (uint8_t)(status >> 24);
+	in->leap_indicator = (uint8_t)(status >> 48);
+	in->shift = (uint8_t)(status >> 56);
+	in->marker = PAGE_WORD(vc, disruption_marker);
+	in->flags = PAGE_WORD(vc, flags);
+	in->anchor = PAGE_WORD(vc, counter_value);
+	in->period = PAGE_WORD(vc, counter_period_frac_sec);
+	in->time_sec = PAGE_WORD(vc, time_sec);
+	in->time_frac = PAGE_WORD(vc, time_frac_sec);
+	in->generation = PAGE_WORD(vc, vm_generation_counter);
+}
+_Static_assert(offsetof(struct vmclock_abi, seq_count) % 8 == 4 &&
+		       offsetof(struct vmclock_abi, time_type) % 8 == 3 &&
+		       offsetof(struct vmclock_abi, clock_status) % 8 == 2 &&
+		       offsetof(struct vmclock_abi, leap_second_smearing_hint) % 8 == 3 &&
+		       offsetof(struct vmclock_abi, leap_indicator) % 8 == 6 &&
+		       offsetof(struct vmclock_abi, counter_period_shift) % 8 == 7,
+	       "the bytes load_in() takes from the page's words");
+
+static int prep_load_seq(const void *src, bool after, uint32_t *seq)
+{
+	/* The slot's count is native; seq_load_mem reads little-endian. */
+	*seq = vmclock_le32(seq_load_mem(&((const struct prep_slot *)src)->seq, after));
+	return 0;
+}
+
+static int prep_copy(const void *src, void *dst)
+{
+	const struct prep_slot *s = src;
+	uint64_t *w = dst;
+
+#pragma GCC unroll 16
+	for (int i = 0; i < P_WORDS; i++)
+		w[i] = __atomic_load_n(&s->w[i], __ATOMIC_RELAXED);
+	return 0;
+}
+
+/* A call at a prepared version: inside one section of the page, the
+ * counter, the prep (a consistent copy of its slot, or none) and the
+ * page's fields. */
+struct prepared_copy {
+	struct convert_in in;
+	uint64_t counter;
+	uint64_t prep[P_WORDS];
+	bool have_prep;
+};
+
+static int page_copy_prepared(const void *src, void *dst)
+{
+	const vmclock_t *vc = src;
+	struct prepared_copy *c = dst;
+
+	/* The counter first, as page_copy_counter() does. */
+	c->counter = counter_read_native();
+	c->have_prep = seq_try(prep_load_seq, prep_copy, &vc->prep, c->prep) == 0;
+	load_in(vc, &c->in);
+	return 0;
+}
+
+/* True if the prep copied belongs to the page's version copied with it. */
+static inline __attribute__((always_inline)) bool prep_matches(const struct prepared_copy *c)
+{
+	return c->have_prep && (c->prep[P_KEY] & PREP_KEY_MASK) == (c->in.seq_count | PREP_VALID) &&
+	       c->prep[P_MARKER] == c->in.marker && c->prep[P_GEN] == c->in.generation;
+}
+
+static inline __attribute__((always_inline)) void prep_of_words(const uint64_t w[P_WORDS],
+								 struct convert_prep *p)
+{
+	p->est = (struct convert_bound){ { w[P_EST_LO], w[P_EST_HI] }, w[P_EST_ERR],
+					 (w[P_KEY] >> 34) & 1 };
+	p->max = (struct convert_bound){ { w[P_MAX_LO], w[P_MAX_HI] }, w[P_MAX_ERR],
+					 (w[P_KEY] >> 35) & 1 };
+	p->utc_valid = (w[P_KEY] >> 33) & 1;
+	p->utc_offset_sec = (int16_t)(uint16_t)(w[P_KEY] >> 48);
+}
+
+/* Keeps p as what the version of the validated copy page allows, unless
+ * another caller is writing the slot (it then holds a version at least as
+ * recent, or the next call writes it). */
+static void prep_publish(const vmclock_t *cvc, const struct vmclock_abi *page,
+			 const struct convert_prep *p)
+{
+	vmclock_t *vc = (vmclock_t *)(uintptr_t)cvc; /* only atomics change */
+	const uint64_t w[P_WORDS] = {
+		[P_KEY] = vmclock_le32(page->seq_count) | PREP_VALID |
+			  (uint64_t)p->utc_valid << 33 | (uint64_t)p->est.fixed << 34 |
+			  (uint64_t)p->max.fixed << 35 | (uint64_t)(uint16_t)p->utc_offset_sec << 48,
+		[P_MARKER] = vmclock_le64(page->disruption_marker),
+		[P_GEN] = vmclock_le64(page->vm_generation_counter),
+		[P_EST_LO] = p->est.rate_ns.lo,
+		[P_EST_HI] = p->est.rate_ns.hi,
+		[P_EST_ERR] = p->est.err,
+		[P_MAX_LO] = p->max.rate_ns.lo,
+		[P_MAX_HI] = p->max.rate_ns.hi,
+		[P_MAX_ERR] = p->max.err,
+	};
+
+	if (__atomic_exchange_n(&vc->prep_busy, 1, __ATOMIC_ACQUIRE))
+		return;
+	seq_write_words(&vc->prep.seq, vc->prep.w, w, P_WORDS);
+	__atomic_store_n(&vc->prep_busy, 0, __ATOMIC_RELEASE);
+}
+
 /* A page copy and the counter read inside the same section. */
 struct timed_copy {
 	struct vmclock_abi page;
@@ -260,27 +408,44 @@ int vmclock_snapshot_once(const vmclock_t *vc, struct vmclock_abi *out)
 	return validate(out, vc->map_len);
 }
 
-/* vmclock_gettime() once its first try met a writer: the retrying read,
- * out of line so that its loop state costs the common case nothing. */
-static __attribute__((noinline, cold)) int gettime_retry(const vmclock_t *vc,
-							 struct vmclock_time *out)
+/* vmclock_gettime() at a version not prepared yet, or once its first try
+ * met a writer: the retrying read of the whole page, validated, and the
+ * version's prep worked out and kept for the calls that follow.  Out of
+ * line, so that its state costs the common case nothing. */
+static __attribute__((noinline)) int gettime_full(const vmclock_t *vc, struct vmclock_time *out)
 {
 	struct timed_copy c;
+	struct convert_prep p;
+	struct convert_in in;
 
 	if (PAGE_READ(vc, page_copy_counter, &c, &c.page) < 0 || has_time(&c.page) < 0)
 		return -1;
-	return convert_usable_page(&c.page, c.counter, out);
+	convert_prepare(&c.page, &p);
+	prep_publish(vc, &c.page, &p);
+	convert_in_of(&c.page, &in);
+	return convert_prepared(&in, &p, c.counter, out);
 }
 
+/*
+ * The common case: the page at the version the handle prepared.  One
+ * section of the page covers the counter, a copy of the prep and the
+ * page's fields, loaded word by word; the checks gettime_full() made of
+ * that version (magic, size, layout, counter, status, period, shift), the
+ * flags' verdict on each bound and the rates times 10^9 are not made
+ * again.  Each bound is then one product of the ticks (two where a rate
+ * times 10^9 exceeds 64 bits, i.e. a large shift), the time two, as in the
+ * kernel.
+ */
 int vmclock_gettime(const vmclock_t *vc, struct vmclock_time *out)
 {
-	struct timed_copy c;
+	struct prepared_copy c;
+	struct convert_prep p;
 
-	if (__builtin_expect(seq_try(page_load_seq, page_copy_counter, vc, &c) < 0, 0))
-		return gettime_retry(vc, out);
-	if (validate(&c.page, vc->map_len) < 0 || has_time(&c.page) < 0)
-		return -1;
-	return convert_usable_page(&c.page, c.counter, out);
+	if (__builtin_expect(seq_try(page_load_seq, page_copy_prepared, vc, &c) < 0 ||
+				     !prep_matches(&c), 0))
+		return gettime_full(vc, out);
+	prep_of_words(c.prep, &p);
+	return convert_prepared(&c.in, &p, c.counter, out);
 }
 
 struct bracket {

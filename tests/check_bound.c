@@ -237,9 +237,9 @@ static void growth_at(uint64_t bound, uint64_t at, uint32_t ppb, uint64_t sec, u
 	if (want == UINT64_MAX)
 		return; /* saturated: outside what a TIM_Growth promises */
 	ck_assert_msg(TIM_GrownAt(g.m, g.c_lo, g.c_hi, nsec) == want,
-		      "bound %" PRIu64 " at %" PRIu64 " ppb %" PRIu32 " sec %" PRIu64 " nsec %" PRIu64
-		      ": %" PRIu64 ", TIM_GrowBound %" PRIu64, bound, at, ppb, sec, nsec,
-		      TIM_GrownAt(g.m, g.c_lo, g.c_hi, nsec), want);
+		      "bound %" PRIu64 " at %" PRIu64 " ppb %" PRIu32 " sec %" PRIu64
+		      " nsec %" PRIu64 ": %" PRIu64 ", TIM_GrowBound %" PRIu64, bound, at, ppb, sec,
+		      nsec, TIM_GrownAt(g.m, g.c_lo, g.c_hi, nsec), want);
 }
 
 /* A bound prepared once per second (what vmclock_timestamp() does once per

@@ -318,14 +318,17 @@ struct window_case {
 };
 
 static const struct window_case window_cases[] = {
-	{ "synchronized, grown for 0.5 s", 25000, 500000000, 3333, VMCLOCKD_SYNC_SYNCHRONIZED, false },
+	{ "synchronized, grown for 0.5 s", 25000, 500000000, 3333, VMCLOCKD_SYNC_SYNCHRONIZED,
+	  false },
 	{ "unsynchronized, close under a second", 999000000, 1000000, 1000000,
 	  VMCLOCKD_SYNC_UNSYNCHRONIZED, false },
-	{ "bound's instant 300 us ahead", 1000, -300000, 100000, VMCLOCKD_SYNC_SYNCHRONIZED, false },
+	{ "bound's instant 300 us ahead", 1000, -300000, 100000, VMCLOCKD_SYNC_SYNCHRONIZED,
+	  false },
 	{ "no drift", 40000, 3000000000, 0, VMCLOCKD_SYNC_SYNCHRONIZED, false },
 	{ "fast drift, over a second: the full path", 0, 7000000000, 999999999,
 	  VMCLOCKD_SYNC_SYNCHRONIZED, false },
-	{ "across the end of a second", 25000, 1000000000, 123457, VMCLOCKD_SYNC_SYNCHRONIZED, true },
+	{ "across the end of a second", 25000, 1000000000, 123457, VMCLOCKD_SYNC_SYNCHRONIZED,
+	  true },
 };
 
 #define WINDOW_RUN_NS 5000000
@@ -360,7 +363,8 @@ START_TEST(test_fast_window_exact)
 
 		when = ts_ns(&ts.time);
 		age = when > at ? when - at : 0;
-		want = c->bound_ns + (uint64_t)(((unsigned __int128)age * c->drift_ppb + 999999999u) / 1000000000u);
+		want = c->bound_ns +
+		       (uint64_t)(((unsigned __int128)age * c->drift_ppb + 999999999u) / 1000000000u);
 		ck_assert_msg(ts.verdict == verdict, "%s: call %ld says %s", c->what, calls,
 			      vmclock_verdict_name(ts.verdict));
 		ck_assert_msg(ts.bound_ns == want, "%s: call %ld at %" PRIu64 ": bound %" PRIu64
@@ -431,12 +435,14 @@ START_TEST(test_heartbeat_stale_in_window)
 		if (when <= heartbeat + timeout_ns) {
 			ck_assert_msg(ts.verdict == VMCLOCK_VERDICT_SYNCHRONIZED,
 				      "%" PRIu64 " ns before the heartbeat goes stale: %s",
-				      heartbeat + timeout_ns - when, vmclock_verdict_name(ts.verdict));
+				      heartbeat + timeout_ns - when,
+				      vmclock_verdict_name(ts.verdict));
 			fresh++;
 		} else {
 			ck_assert_msg(ts.verdict == VMCLOCK_VERDICT_UNKNOWN,
 				      "%" PRIu64 " ns after the heartbeat went stale: %s",
-				      when - heartbeat - timeout_ns, vmclock_verdict_name(ts.verdict));
+				      when - heartbeat - timeout_ns,
+				      vmclock_verdict_name(ts.verdict));
 			stale++;
 		}
 	}
