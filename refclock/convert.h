@@ -35,15 +35,6 @@
 #define TAI_OFFSET_MIN_SEC (-99)
 #define TAI_OFFSET_MAX_SEC (-10)
 
-/* x >> shift for a shift of at most 63 (a page's, checked): no case for
- * 64 and more, which a plain 128-bit shift by a variable must carry. */
-static inline __attribute__((always_inline)) u128 convert_shr(u128 x, unsigned shift)
-{
-	uint64_t lo = (uint64_t)x, hi = (uint64_t)(x >> 64);
-
-	return ((u128)(hi >> shift) << 64) | (lo >> shift) | ((hi << 1) << (63 - shift));
-}
-
 /*
  * An error rate (units of 2^-(64 + shift) s per tick) times 10^9, exact:
  * below 2^94, as two words.  What a bound multiplies the ticks by.
@@ -89,7 +80,7 @@ static inline __attribute__((always_inline)) uint64_t convert_growth_ceil(uint64
 		w1 = (uint64_t)mid;
 		if (w2 >> shift)
 			return UINT64_MAX;
-		q = (uint64_t)convert_shr(((u128)w2 << 64) | w1, shift);
+		q = (uint64_t)((((u128)w2 << 64) | w1) >> shift);
 	}
 	if (__builtin_add_overflow(q, (w0 | (w1 & mask)) != 0, &growth))
 		return UINT64_MAX;
@@ -110,22 +101,39 @@ static inline __attribute__((always_inline)) uint64_t convert_ticks_to_ns_ceil(u
  * the anchor and its rate times 10^9, or an error that cannot grow (no
  * period error: it holds at the anchor alone), or none (err UNKNOWN, rate
  * 0).  Worked out once per page version; convert_bound_at() grows it.
+ * The powers of two that the rate times 10^9 shares with 2^shift cancel
+ * (at least the 2^9 of 10^9): the same quotient, exactly, and a rate that
+ * fits in 64 bits, one product of the ticks, even on a page whose large
+ * shift makes the rate itself large (vmclock-sim keeps its period in
+ * [2^62, 2^63), a shift of about 30).
  */
 struct convert_bound {
-	struct convert_rate rate_ns;
+	struct convert_rate rate_ns; /* rate * 10^9 / 2^(page's shift - shift) */
 	uint64_t err;
-	bool fixed; /* no period error */
+	uint8_t shift;               /* what is left of the page's shift */
+	bool fixed;                  /* no period error */
 };
 
 static inline __attribute__((always_inline)) struct convert_bound
 convert_bound_of(uint64_t flags, uint64_t time_flag, uint64_t rate_flag, uint64_t time_err,
-		 uint64_t rate)
+		 uint64_t rate, unsigned shift)
 {
+	struct convert_rate r = convert_rate_ns(rate);
+	unsigned k;
+
 	if (!(flags & time_flag) || time_err == VMCLOCK_ERROR_UNKNOWN)
-		return (struct convert_bound){ { 0, 0 }, VMCLOCK_ERROR_UNKNOWN, false };
+		return (struct convert_bound){ { 0, 0 }, VMCLOCK_ERROR_UNKNOWN, 0, false };
 	if (!(flags & rate_flag))
-		return (struct convert_bound){ { 0, 0 }, time_err, true };
-	return (struct convert_bound){ convert_rate_ns(rate), time_err, false };
+		return (struct convert_bound){ { 0, 0 }, time_err, 0, true };
+	k = r.lo ? (unsigned)__builtin_ctzll(r.lo) : r.hi ? 64 + (unsigned)__builtin_ctzll(r.hi) : 64;
+	shift &= 63; /* at most MAX_PERIOD_SHIFT: checked before any conversion */
+	if (k > shift)
+		k = shift;
+	if (k) {
+		r.lo = r.lo >> k | r.hi << (64 - k);
+		r.hi >>= k;
+	}
+	return (struct convert_bound){ r, time_err, (uint8_t)(shift - k), false };
 }
 
 /* The bound ticks after the anchor: err plus its growth, saturating at
@@ -133,14 +141,14 @@ convert_bound_of(uint64_t flags, uint64_t time_flag, uint64_t rate_flag, uint64_
  * UNKNOWN stays UNKNOWN (its rate is 0, and UNKNOWN - 1 - UNKNOWN wraps to
  * the largest limit). */
 static inline __attribute__((always_inline)) uint64_t
-convert_bound_at(const struct convert_bound *b, uint64_t ticks, unsigned shift)
+convert_bound_at(const struct convert_bound *b, uint64_t ticks)
 {
 	uint64_t growth;
 
 	/* Without a period error the bound cannot be carried forward. */
 	if (__builtin_expect(b->fixed, 0))
 		return ticks == 0 ? b->err : VMCLOCK_ERROR_UNKNOWN;
-	growth = convert_growth_ceil(ticks, b->rate_ns, shift);
+	growth = convert_growth_ceil(ticks, b->rate_ns, b->shift);
 	return growth > VMCLOCK_ERROR_UNKNOWN - 1 - b->err ? VMCLOCK_ERROR_UNKNOWN - 1
 							    : b->err + growth;
 }
@@ -149,9 +157,9 @@ convert_bound_at(const struct convert_bound *b, uint64_t ticks, unsigned shift)
 static inline __attribute__((always_inline)) uint64_t grown_error(uint64_t flags, uint64_t time_flag, uint64_t rate_flag,
 			    uint64_t time_err, uint64_t rate, uint64_t ticks, unsigned shift)
 {
-	struct convert_bound b = convert_bound_of(flags, time_flag, rate_flag, time_err, rate);
+	struct convert_bound b = convert_bound_of(flags, time_flag, rate_flag, time_err, rate, shift);
 
-	return convert_bound_at(&b, ticks, shift);
+	return convert_bound_at(&b, ticks);
 }
 
 /*
@@ -208,11 +216,13 @@ static inline __attribute__((always_inline)) void convert_prepare(const struct v
 	p->est = convert_bound_of(flags, VMCLOCK_FLAG_TIME_ESTERROR_VALID,
 				  VMCLOCK_FLAG_PERIOD_ESTERROR_VALID,
 				  vmclock_le64(page->time_esterror_nanosec),
-				  vmclock_le64(page->counter_period_esterror_rate_frac_sec));
+				  vmclock_le64(page->counter_period_esterror_rate_frac_sec),
+				  page->counter_period_shift);
 	p->max = convert_bound_of(flags, VMCLOCK_FLAG_TIME_MAXERROR_VALID,
 				  VMCLOCK_FLAG_PERIOD_MAXERROR_VALID,
 				  vmclock_le64(page->time_maxerror_nanosec),
-				  vmclock_le64(page->counter_period_maxerror_rate_frac_sec));
+				  vmclock_le64(page->counter_period_maxerror_rate_frac_sec),
+				  page->counter_period_shift);
 	p->utc_valid = page->time_type == VMCLOCK_TIME_UTC ||
 		       (page->time_type == VMCLOCK_TIME_TAI &&
 			(flags & VMCLOCK_FLAG_TAI_OFFSET_VALID) &&
@@ -253,15 +263,14 @@ static inline __attribute__((always_inline)) int convert_prepared(const struct c
 								   uint64_t counter,
 								   struct vmclock_time *out)
 {
-	/* At most MAX_PERIOD_SHIFT: checked before any conversion. */
-	unsigned shift = in->shift & 63;
+	unsigned shift = in->shift;
 	int64_t delta = (int64_t)(counter - in->anchor);
 	uint64_t ticks = delta < 0 ? 0 - (uint64_t)delta : (uint64_t)delta;
 	u128 t0, step, t;
 	uint64_t sec, frac;
 
 	t0 = ((u128)in->time_sec << 64) | in->time_frac;
-	step = convert_shr((u128)ticks * in->period, shift);
+	step = ((u128)ticks * in->period) >> shift;
 	if (delta >= 0) {
 		t = t0 + step;
 		if (t < t0) {
@@ -288,8 +297,8 @@ static inline __attribute__((always_inline)) int convert_prepared(const struct c
 	out->utc_valid = p->utc_valid;
 	out->utc_sec = p->utc_valid ? out->sec + p->utc_offset_sec : 0;
 	out->utc_nsec = p->utc_valid ? out->nsec : 0;
-	out->esterror_ns = convert_bound_at(&p->est, ticks, shift);
-	out->maxerror_ns = convert_bound_at(&p->max, ticks, shift);
+	out->esterror_ns = convert_bound_at(&p->est, ticks);
+	out->maxerror_ns = convert_bound_at(&p->max, ticks);
 	out->clock_status = in->clock_status;
 	out->leap_indicator = in->leap_indicator;
 	out->leap_second_smearing_hint = in->smearing_hint;
