@@ -272,7 +272,7 @@ START_TEST(growth_prepared_once)
 	for (int i = 0; i < 200000; i++) {
 		uint32_t ppb = (uint32_t)(tp_rand64(&st) % NSEC_PER_SEC) >> (tp_rand64(&st) % 31);
 		uint64_t bound = tp_rand64(&st) >> (tp_rand64(&st) % 64);
-		uint64_t back = tp_rand64(&st) >> (tp_rand64(&st) % 64 + 1);
+		uint64_t back = tp_rand64(&st) >> (tp_rand64(&st) % 63 + 1);
 		uint64_t s = T0 / NSEC_PER_SEC + tp_rand64(&st) % 100000000;
 		uint64_t nsec = tp_rand64(&st) % NSEC_PER_SEC, now = s * NSEC_PER_SEC + nsec;
 
