@@ -9,6 +9,9 @@
  * while the count was odd or has moved.  The copy is made of relaxed atomic
  * 64-bit loads so that a concurrent writer is a defined race, not undefined
  * behaviour.  Retries are bounded by VMCLOCK_MAX_WAIT_NS, as in the kernel.
+ * vmclock_gettime() keeps what a page version allows in the handle (struct
+ * prep_slot), so that its calls at that version skip the checks and most
+ * of the arithmetic of a first reading.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -290,8 +293,9 @@ static inline __attribute__((always_inline)) void prep_of_words(const uint64_t w
 }
 
 /* Keeps p as what the version of the validated copy page allows, unless
- * another caller is writing the slot (it then holds a version at least as
- * recent, or the next call writes it). */
+ * another caller is writing the slot.  A caller that publishes an older
+ * version after a newer one (it was preempted meanwhile) only sends the
+ * calls after it the full way once more: the key no longer matches. */
 static void prep_publish(const vmclock_t *cvc, const struct vmclock_abi *page,
 			 const struct convert_prep *p)
 {
