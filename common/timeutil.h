@@ -133,4 +133,57 @@ static inline __attribute__((always_inline)) uint64_t TIM_GrowBound(uint64_t bou
 	return TIM_AddBound(bound_ns, growth);
 }
 
+/*
+ * TIM_GrowBound() over one second, prepared once for a reader that grows the
+ * same bound at many instants: at the instant sec * 10^9 + nsec (at or after
+ * bound_time_ns, nsec below 10^9), TIM_GrowBound(bound_ns, instant -
+ * bound_time_ns, ppb) is the high word of nsec * m + c (TIM_GrownAt), one
+ * multiplication and one 128-bit addition, the same number to the
+ * nanosecond wherever that bound does not saturate.
+ *
+ * Why it is exact: with (instant - bound_time) * ppb = nsec * ppb + K and
+ * K = q * 10^9 + r (|r| < 10^9), the growth is q + ceil((nsec * ppb + r) /
+ * 10^9) = q + floor(v), v = (nsec * ppb + r + 10^9 - 1) / 10^9 >= 0.  m and
+ * the low part of c are ppb * 2^64 / 10^9 and (r + 10^9 - 1) * 2^64 / 10^9
+ * rounded up, so (nsec * m + c_low) / 2^64 exceeds v by less than
+ * (nsec + 1) / 2^64 < 10^-9, while v, a multiple of 10^-9, is at least 10^-9
+ * below the next integer: the floors agree.  The high part of c adds
+ * bound_ns + q.  Integer only.
+ *
+ * False (nothing prepared) for a rate of 10^9 ppb or more (m would not fit)
+ * or a second that ends before bound_time_ns.
+ */
+struct TIM_Growth {
+	uint64_t m, c_lo, c_hi;
+};
+
+static inline int TIM_PrepareGrowth(uint64_t bound_ns, uint64_t bound_time_ns, uint32_t ppb,
+				    uint64_t sec, struct TIM_Growth *out)
+{
+	__int128 k, q, r;
+	u128 c;
+
+	if (ppb >= NSEC_PER_SEC || sec >= UINT64_MAX / NSEC_PER_SEC ||
+	    bound_time_ns >= (sec + 1) * NSEC_PER_SEC)
+		return 0;
+	/* |k| < 2^64 * 10^9 < 2^94: no overflow. */
+	k = ((__int128)sec * NSEC_PER_SEC - (__int128)bound_time_ns) * ppb;
+	q = k / NSEC_PER_SEC;
+	r = k % NSEC_PER_SEC; /* either sign, |r| < 10^9 */
+	out->m = (uint64_t)((((u128)ppb << 64) + NSEC_PER_SEC - 1) / NSEC_PER_SEC);
+	c = (((u128)(r + NSEC_PER_SEC - 1) << 64) + NSEC_PER_SEC - 1) / NSEC_PER_SEC;
+	/* Modulo 2^64: q may be negative, the sum at an instant is not. */
+	c += (u128)(uint64_t)((__int128)bound_ns + q) << 64;
+	out->c_lo = (uint64_t)c;
+	out->c_hi = (uint64_t)(c >> 64);
+	return 1;
+}
+
+/* The bound a TIM_Growth prepared for second sec holds at sec + nsec. */
+static inline __attribute__((always_inline)) uint64_t TIM_GrownAt(uint64_t m, uint64_t c_lo,
+								  uint64_t c_hi, uint64_t nsec)
+{
+	return (uint64_t)(((u128)nsec * m + (((u128)c_hi << 64) | c_lo)) >> 64);
+}
+
 #endif /* VMCLOCK_TIMEUTIL_H */

@@ -15,7 +15,8 @@
  *   EOPNOTSUPP the page's counter is not one this CPU can read;
  *   ERANGE    the conversion parameters are absurd (counter_period_shift > 63,
  *             or seconds that do not fit).
- * A handle is safe to use from several threads at once: reads never modify it.
+ * A handle is safe to use from several threads at once: reads modify nothing
+ * but what vmclock_gettime() keeps of the page's current version, with atomics.
  */
 #ifndef VMCLOCK_H
 #define VMCLOCK_H
@@ -110,7 +111,11 @@ struct vmclock_time {
 int vmclock_convert(const struct vmclock_abi *page, uint64_t counter, struct vmclock_time *out);
 
 /* Read the counter the page names and convert it, all inside one
- * seq_count-consistent section. */
+ * seq_count-consistent section.  What a page version allows (its checks,
+ * its bounds' rates) is worked out by the first call that meets the version
+ * and kept in the handle for the calls after it, keyed by the version's
+ * seq_count, disruption marker and generation counter: a writer must move
+ * seq_count (as the protocol requires) for a change to be seen. */
 int vmclock_gettime(const vmclock_t *vc, struct vmclock_time *out);
 
 /* Device time (UTC) against CLOCK_REALTIME at one instant. */

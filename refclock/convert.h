@@ -39,53 +39,129 @@ _Static_assert(VMCLOCK_ERROR_UNKNOWN == UINT64_MAX, "TIM_AddBound's no bound");
 #define TAI_OFFSET_MAX_SEC (-10)
 
 /*
- * ceil(ticks * rate * 10^9 / 2^(64 + shift)), saturating just below
- * VMCLOCK_ERROR_UNKNOWN.  The product times 10^9 is formed exactly in 192
- * bits (w2:w1:w0) before the division, so that no remainder is lost and a
- * bound is never rounded down.  A product ticks * rate below 2^64, the
- * usual case (an hour of a 3 GHz counter at 1 ppm is about 2^45), needs
- * only 128 bits and one more multiplication, with the same result.
+ * An error rate (units of 2^-(64 + shift) s per tick) times 10^9, exact:
+ * below 2^94, as two words.  What a bound multiplies the ticks by.
  */
+struct convert_rate {
+	uint64_t lo, hi;
+};
+
+static inline struct convert_rate convert_rate_ns(uint64_t rate)
+{
+	u128 r = (u128)rate * NSEC_PER_SEC;
+
+	return (struct convert_rate){ (uint64_t)r, (uint64_t)(r >> 64) };
+}
+
+/*
+ * ceil(ticks * rate_ns / 2^(64 + shift)), rate_ns a convert_rate_ns(), or
+ * UINT64_MAX where it does not fit.  The product is formed exactly
+ * (w2:w1:w0, 192 bits) before the division, so that no remainder is lost
+ * and a bound is never rounded down.  A rate_ns below 2^64 (a page with a
+ * small shift) needs one multiplication, with the same result.  shift is
+ * at most 63.
+ */
+static inline __attribute__((always_inline)) uint64_t convert_growth_ceil(uint64_t ticks,
+									struct convert_rate rate_ns,
+									unsigned shift)
+{
+	uint64_t mask = (1ull << shift) - 1, w0, w1, q, growth;
+
+	if (__builtin_expect(rate_ns.hi == 0, 1)) {
+		u128 x = (u128)ticks * rate_ns.lo;
+
+		w0 = (uint64_t)x;
+		w1 = (uint64_t)(x >> 64);
+		q = w1 >> shift;
+	} else {
+		u128 lo = (u128)ticks * rate_ns.lo;
+		u128 hi = (u128)ticks * rate_ns.hi;
+		u128 mid = (lo >> 64) + (uint64_t)hi;
+		uint64_t w2 = (uint64_t)(hi >> 64) + (uint64_t)(mid >> 64);
+
+		w0 = (uint64_t)lo;
+		w1 = (uint64_t)mid;
+		if (w2 >> shift)
+			return UINT64_MAX;
+		q = (uint64_t)((((u128)w2 << 64) | w1) >> shift);
+	}
+	if (__builtin_add_overflow(q, (w0 | (w1 & mask)) != 0, &growth))
+		return UINT64_MAX;
+	return growth;
+}
+
+/* ceil(ticks * rate * 10^9 / 2^(64 + shift)): a rate in the page's units
+ * in nanoseconds, rounded up, saturating just below VMCLOCK_ERROR_UNKNOWN. */
 static inline __attribute__((always_inline)) uint64_t convert_ticks_to_ns_ceil(uint64_t ticks, uint64_t rate, unsigned shift)
 {
-	u128 p = (u128)ticks * rate;
+	uint64_t growth = convert_growth_ceil(ticks, convert_rate_ns(rate), shift);
 
-	if (__builtin_expect(!(uint64_t)(p >> 64), 1)) {
-		u128 x = (u128)(uint64_t)p * NSEC_PER_SEC; /* below 2^94 */
+	return growth < VMCLOCK_ERROR_UNKNOWN - 1 ? growth : VMCLOCK_ERROR_UNKNOWN - 1;
+}
 
-		/* ceil(ceil(x / 2^64) / 2^shift): the high word is below 2^30,
-		 * so adding the remainder's carry and 2^shift - 1 cannot wrap. */
-		return ((uint64_t)(x >> 64) + ((uint64_t)x != 0) + ((1ull << shift) - 1)) >> shift;
+/*
+ * One of a page's two error bounds, as its flags leave it: the error at
+ * the anchor and its rate times 10^9, or an error that cannot grow (no
+ * period error: it holds at the anchor alone), or none (err UNKNOWN, rate
+ * 0).  Worked out once per page version; convert_bound_at() grows it.
+ * The powers of two that the rate times 10^9 shares with 2^shift cancel
+ * (at least the 2^9 of 10^9): the same quotient, exactly, and a rate that
+ * fits in 64 bits, one product of the ticks, even on a page whose large
+ * shift makes the rate itself large (vmclock-sim keeps its period in
+ * [2^62, 2^63), a shift of about 30).
+ */
+struct convert_bound {
+	struct convert_rate rate_ns; /* rate * 10^9 / 2^(page's shift - shift) */
+	uint64_t err;
+	uint8_t shift;               /* what is left of the page's shift */
+	bool fixed;                  /* no period error */
+};
+
+static inline __attribute__((always_inline)) struct convert_bound
+convert_bound_of(uint64_t flags, uint64_t time_flag, uint64_t rate_flag, uint64_t time_err,
+		 uint64_t rate, unsigned shift)
+{
+	struct convert_rate r = convert_rate_ns(rate);
+	unsigned k;
+
+	/* UNKNOWN now and at any later tick. */
+	if (!(flags & time_flag) || time_err == VMCLOCK_ERROR_UNKNOWN)
+		return (struct convert_bound){ { 0, 0 }, VMCLOCK_ERROR_UNKNOWN, 0, true };
+	if (!(flags & rate_flag))
+		return (struct convert_bound){ { 0, 0 }, time_err, 0, true };
+	k = r.lo ? (unsigned)__builtin_ctzll(r.lo) : r.hi ? 64 + (unsigned)__builtin_ctzll(r.hi) : 64;
+	shift &= 63; /* at most MAX_PERIOD_SHIFT: checked before any conversion */
+	if (k > shift)
+		k = shift;
+	if (k) {
+		r.lo = r.lo >> k | r.hi << (64 - k);
+		r.hi >>= k;
 	}
+	return (struct convert_bound){ r, time_err, (uint8_t)(shift - k), false };
+}
 
-	u128 lo = (u128)(uint64_t)p * NSEC_PER_SEC;
-	u128 hi = (u128)(uint64_t)(p >> 64) * NSEC_PER_SEC;
-	u128 mid = (lo >> 64) + (uint64_t)hi;
-	uint64_t w0 = (uint64_t)lo, w1 = (uint64_t)mid;
-	uint64_t w2 = (uint64_t)(hi >> 64) + (uint64_t)(mid >> 64);
-	u128 q = (((u128)w2 << 64) | w1) >> shift;
-	bool inexact = w0 || (shift && (w1 & ((1ull << shift) - 1)));
+/* The bound ticks after the anchor: err plus its growth, a known bound
+ * that stays known (TIM_AddKnownBound: a sum that wrapped would be a tight
+ * bound from a huge one); an UNKNOWN err is fixed, and stays UNKNOWN. */
+static inline __attribute__((always_inline)) uint64_t
+convert_bound_at(const struct convert_bound *b, uint64_t ticks)
+{
+	uint64_t growth;
 
-	if (q >= VMCLOCK_ERROR_UNKNOWN - 1)
-		return VMCLOCK_ERROR_UNKNOWN - 1;
-	return (uint64_t)q + inexact;
+	/* Without a period error the bound cannot be carried forward. */
+	if (__builtin_expect(b->fixed, 0))
+		return ticks == 0 ? b->err : VMCLOCK_ERROR_UNKNOWN;
+	growth = convert_growth_ceil(ticks, b->rate_ns, b->shift);
+	return TIM_AddKnownBound(b->err, growth);
 }
 
 /* A page error plus its growth since the anchor, or UNKNOWN. */
 static inline __attribute__((always_inline)) uint64_t grown_error(uint64_t flags, uint64_t time_flag, uint64_t rate_flag,
 			    uint64_t time_err, uint64_t rate, uint64_t ticks, unsigned shift)
 {
-	uint64_t growth;
+	struct convert_bound b = convert_bound_of(flags, time_flag, rate_flag, time_err, rate, shift);
 
-	if (!(flags & time_flag) || time_err == VMCLOCK_ERROR_UNKNOWN)
-		return VMCLOCK_ERROR_UNKNOWN;
-	if (ticks == 0)
-		return time_err;
-	/* Without a period error the bound cannot be carried forward. */
-	if (!(flags & rate_flag))
-		return VMCLOCK_ERROR_UNKNOWN;
-	growth = convert_ticks_to_ns_ceil(ticks, rate, shift);
-	return TIM_AddKnownBound(time_err, growth);
+	return convert_bound_at(&b, ticks);
 }
 
 /*
@@ -121,22 +197,82 @@ static inline bool convert_has_time(const struct vmclock_abi *page)
 	       vmclock_le64(page->counter_period_frac_sec) != 0;
 }
 
-/* convert_page() of a page copy that has time and a sane shift. */
-static inline __attribute__((always_inline)) int convert_usable_page(const struct vmclock_abi *page,
-								      uint64_t counter,
-								      struct vmclock_time *out)
+/*
+ * What one version of a page allows beyond its fields, worked out once for
+ * every conversion with it (vmclock_gettime() keeps it per page version):
+ * its two error bounds as its flags leave them, and whether and how its
+ * time becomes UTC.
+ */
+struct convert_prep {
+	struct convert_bound est, max;
+	int16_t utc_offset_sec; /* added to the page's seconds for UTC */
+	bool utc_valid;
+};
+
+static inline __attribute__((always_inline)) void convert_prepare(const struct vmclock_abi *page,
+								   struct convert_prep *p)
 {
 	uint64_t flags = vmclock_le64(page->flags);
-	uint64_t anchor = vmclock_le64(page->counter_value);
-	uint64_t period = vmclock_le64(page->counter_period_frac_sec);
-	unsigned shift = page->counter_period_shift;
-	int64_t delta = (int64_t)(counter - anchor);
+	int16_t tai_offset = (int16_t)vmclock_le16((uint16_t)page->tai_offset_sec);
+
+	p->est = convert_bound_of(flags, VMCLOCK_FLAG_TIME_ESTERROR_VALID,
+				  VMCLOCK_FLAG_PERIOD_ESTERROR_VALID,
+				  vmclock_le64(page->time_esterror_nanosec),
+				  vmclock_le64(page->counter_period_esterror_rate_frac_sec),
+				  page->counter_period_shift);
+	p->max = convert_bound_of(flags, VMCLOCK_FLAG_TIME_MAXERROR_VALID,
+				  VMCLOCK_FLAG_PERIOD_MAXERROR_VALID,
+				  vmclock_le64(page->time_maxerror_nanosec),
+				  vmclock_le64(page->counter_period_maxerror_rate_frac_sec),
+				  page->counter_period_shift);
+	p->utc_valid = page->time_type == VMCLOCK_TIME_UTC ||
+		       (page->time_type == VMCLOCK_TIME_TAI &&
+			(flags & VMCLOCK_FLAG_TAI_OFFSET_VALID) &&
+			tai_offset >= TAI_OFFSET_MIN_SEC && tai_offset <= TAI_OFFSET_MAX_SEC);
+	p->utc_offset_sec = page->time_type == VMCLOCK_TIME_TAI && p->utc_valid ? tai_offset : 0;
+}
+
+/* The fields of a page a conversion reads, beside what convert_prepare()
+ * works out, as native integers. */
+struct convert_in {
+	uint64_t flags, anchor, period, time_sec, time_frac, marker, generation;
+	uint32_t seq_count;
+	uint8_t shift, time_type, clock_status, leap_indicator, smearing_hint;
+};
+
+static inline __attribute__((always_inline)) void convert_in_of(const struct vmclock_abi *page,
+								 struct convert_in *in)
+{
+	in->flags = vmclock_le64(page->flags);
+	in->anchor = vmclock_le64(page->counter_value);
+	in->period = vmclock_le64(page->counter_period_frac_sec);
+	in->time_sec = vmclock_le64(page->time_sec);
+	in->time_frac = vmclock_le64(page->time_frac_sec);
+	in->marker = vmclock_le64(page->disruption_marker);
+	in->generation = vmclock_le64(page->vm_generation_counter);
+	in->seq_count = vmclock_le32(page->seq_count);
+	in->shift = page->counter_period_shift;
+	in->time_type = page->time_type;
+	in->clock_status = page->clock_status;
+	in->leap_indicator = page->leap_indicator;
+	in->smearing_hint = page->leap_second_smearing_hint;
+}
+
+/* The conversion of a page version that has time and a sane shift: its
+ * fields and what convert_prepare() worked out for it. */
+static inline __attribute__((always_inline)) int convert_prepared(const struct convert_in *in,
+								   const struct convert_prep *p,
+								   uint64_t counter,
+								   struct vmclock_time *out)
+{
+	unsigned shift = in->shift;
+	int64_t delta = (int64_t)(counter - in->anchor);
 	uint64_t ticks = delta < 0 ? 0 - (uint64_t)delta : (uint64_t)delta;
 	u128 t0, step, t;
 	uint64_t sec, frac;
 
-	t0 = ((u128)vmclock_le64(page->time_sec) << 64) | vmclock_le64(page->time_frac_sec);
-	step = ((u128)ticks * period) >> shift;
+	t0 = ((u128)in->time_sec << 64) | in->time_frac;
+	step = ((u128)ticks * in->period) >> shift;
 	if (delta >= 0) {
 		t = t0 + step;
 		if (t < t0) {
@@ -159,43 +295,36 @@ static inline __attribute__((always_inline)) int convert_usable_page(const struc
 
 	out->sec = (int64_t)sec;
 	out->nsec = (uint32_t)(((u128)frac * NSEC_PER_SEC) >> 64);
-	out->time_type = page->time_type;
-	out->utc_valid = false;
-	out->utc_sec = 0;
-	if (page->time_type == VMCLOCK_TIME_UTC) {
-		out->utc_valid = true;
-		out->utc_sec = out->sec;
-	} else if (page->time_type == VMCLOCK_TIME_TAI && (flags & VMCLOCK_FLAG_TAI_OFFSET_VALID)) {
-		int16_t tai_offset = (int16_t)vmclock_le16((uint16_t)page->tai_offset_sec);
-
-		if (tai_offset >= TAI_OFFSET_MIN_SEC && tai_offset <= TAI_OFFSET_MAX_SEC) {
-			out->utc_valid = true;
-			out->utc_sec = out->sec + tai_offset;
-		}
-	}
-	out->utc_nsec = out->utc_valid ? out->nsec : 0;
-
-	out->esterror_ns = grown_error(flags, VMCLOCK_FLAG_TIME_ESTERROR_VALID,
-				       VMCLOCK_FLAG_PERIOD_ESTERROR_VALID,
-				       vmclock_le64(page->time_esterror_nanosec),
-				       vmclock_le64(page->counter_period_esterror_rate_frac_sec),
-				       ticks, shift);
-	out->maxerror_ns = grown_error(flags, VMCLOCK_FLAG_TIME_MAXERROR_VALID,
-				       VMCLOCK_FLAG_PERIOD_MAXERROR_VALID,
-				       vmclock_le64(page->time_maxerror_nanosec),
-				       vmclock_le64(page->counter_period_maxerror_rate_frac_sec),
-				       ticks, shift);
-	out->clock_status = page->clock_status;
-	out->leap_indicator = page->leap_indicator;
-	out->leap_second_smearing_hint = page->leap_second_smearing_hint;
-	out->flags = flags;
-	out->disruption_marker = vmclock_le64(page->disruption_marker);
-	out->vm_generation_counter = vmclock_le64(page->vm_generation_counter);
-	out->seq_count = vmclock_le32(page->seq_count);
+	out->time_type = in->time_type;
+	out->utc_valid = p->utc_valid;
+	out->utc_sec = p->utc_valid ? out->sec + p->utc_offset_sec : 0;
+	out->utc_nsec = p->utc_valid ? out->nsec : 0;
+	out->esterror_ns = convert_bound_at(&p->est, ticks);
+	out->maxerror_ns = convert_bound_at(&p->max, ticks);
+	out->clock_status = in->clock_status;
+	out->leap_indicator = in->leap_indicator;
+	out->leap_second_smearing_hint = in->smearing_hint;
+	out->flags = in->flags;
+	out->disruption_marker = in->marker;
+	out->vm_generation_counter = in->generation;
+	out->seq_count = in->seq_count;
 	out->counter = counter;
-	out->counter_period_frac_sec = period;
+	out->counter_period_frac_sec = in->period;
 	out->counter_period_shift = (uint8_t)shift;
 	return 0;
+}
+
+/* convert_page() of a page copy that has time and a sane shift. */
+static inline __attribute__((always_inline)) int convert_usable_page(const struct vmclock_abi *page,
+								      uint64_t counter,
+								      struct vmclock_time *out)
+{
+	struct convert_prep p;
+	struct convert_in in;
+
+	convert_prepare(page, &p);
+	convert_in_of(page, &in);
+	return convert_prepared(&in, &p, counter, out);
 }
 
 static inline __attribute__((always_inline)) int convert_page(const struct vmclock_abi *page, uint64_t counter,

@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: BSD-2-Clause
  *
- * seqlock.h - libvmclock's one reader of the seq_count protocol.
+ * seqlock.h - libvmclock's one reader of the seq_count protocol, and the
+ * writer of its own caches.
  *
  * A writer makes the count odd, changes the fields, and makes it even
  * again.  A reader loads the count, copies, loads the count again, and
  * keeps the copy only if both loads saw the same even count.  Every
- * consistent copy the library takes goes through seq_read(): the vmclock
- * page (a mapping), vmclockd's published state (read with pread(2)) and the
- * per-handle cache of that state (process memory).  Only the way the count
- * and the fields are loaded differs, given as two callbacks.
+ * consistent copy the library takes goes through seq_try() or seq_read():
+ * the vmclock page (a mapping), vmclockd's published state (read with
+ * pread(2)) and the per-handle caches of that state and of what a page
+ * version allows (process memory, written with seq_write_words()).  Only the
+ * way the count and the fields are loaded differs, given as two callbacks.
  *
  * Retries are bounded in time, never in iterations: a count that stays odd
  * (a writer that died mid-update) costs at most budget_ns per call, however
@@ -98,6 +100,19 @@ static inline __attribute__((always_inline)) uint32_t seq_load_mem(const uint32_
 		return vmclock_le32(__atomic_load_n(seq, __ATOMIC_RELAXED));
 	}
 	return vmclock_le32(__atomic_load_n(seq, __ATOMIC_ACQUIRE));
+}
+
+/* The writer's side for a count and words held in process memory (the
+ * caches a handle keeps), by one writer at a time: the count odd, the
+ * words, the count even again, each word a relaxed atomic store so that a
+ * reader copying them meanwhile races in a defined way. */
+static inline void seq_write_words(uint32_t *seq, uint64_t *dst, const uint64_t *src, int n)
+{
+	__atomic_store_n(seq, *seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	for (int i = 0; i < n; i++)
+		__atomic_store_n(&dst[i], src[i], __ATOMIC_RELAXED);
+	__atomic_store_n(seq, *seq + 1, __ATOMIC_RELEASE);
 }
 
 #endif /* VMCLOCK_SEQLOCK_H */

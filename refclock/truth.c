@@ -4,8 +4,12 @@
  *
  * The fast path is one vDSO clock_gettime(), a 64-bit load of the device's
  * disruption marker (a single aligned load: no seq_count needed for one
- * field) and a consistent copy of the handle's cached view of the state
- * file, in process memory.  Staleness is judged on CLOCK_REALTIME, the
+ * field), a consistent copy of part of the handle's cached view of the
+ * state file, in process memory, and one multiplication: each view, when
+ * it is read, works out the window of instants in which only the marker
+ * can change its verdict and its bound is linear in the clock reading
+ * (view_prepare_fast).  Calls outside that window apply every rule to the
+ * view (timestamp_judged).  Staleness is judged on CLOCK_REALTIME, the
  * clock already read, rather than by paying for a second clock: a step of
  * the realtime clock larger than the heartbeat timeout reads as UNKNOWN
  * until the next heartbeat.
@@ -69,12 +73,22 @@ enum { VIEW_NONE = 0, VIEW_OK = 1 };
 /*
  * The fields a verdict needs, decoded, as 64-bit words so that a slot can
  * be written and copied with relaxed atomics:
- *   w[0]: status | sync_state << 8 | heartbeat_timeout_ms << 16 | drift_ppb << 32
+ *   V_HEAD: status | sync_state << 8 | heartbeat_timeout_ms << 16 | drift_ppb << 32
+ * and what a call needs beside them, worked out once per view
+ * (view_prepare_fast): the fast window, the instants from V_FAST_FROM on
+ * for V_FAST_SPAN ns at which the verdict depends on the device's marker
+ * alone and the bound is TIM_GrownAt(V_FAST_M, V_FAST_C_LO, V_FAST_C_HI,
+ * tv_nsec).  The first V_FAST_WORDS, all a call in the window reads, share
+ * a cache line with the count.
  */
-enum { V_HEAD, V_HEARTBEAT, V_MARKER, V_BOUND, V_BOUND_TIME, V_READ_AT, V_WORDS };
+enum {
+	V_FAST_FROM, V_FAST_SPAN, V_FAST_M, V_FAST_C_LO, V_FAST_C_HI, V_MARKER, V_HEAD,
+	V_FAST_WORDS,
+	V_HEARTBEAT = V_FAST_WORDS, V_BOUND, V_BOUND_TIME, V_READ_AT, V_WORDS
+};
 
 struct view_slot {
-	uint32_t seq; /* native: the cache's own seq_count */
+	_Alignas(64) uint32_t seq; /* native: the cache's own seq_count */
 	uint64_t w[V_WORDS];
 };
 
@@ -224,14 +238,24 @@ static int view_load_seq(const void *src, bool after, uint32_t *seq)
 	return 0;
 }
 
+static inline __attribute__((always_inline)) void copy_slot_words(const struct view_slot *s,
+								   uint64_t *w, int n)
+{
+#pragma GCC unroll 16
+	for (int i = 0; i < n; i++)
+		w[i] = __atomic_load_n(&s->w[i], __ATOMIC_RELAXED);
+}
+
 static int view_copy(const void *src, void *dst)
 {
-	const struct view_slot *s = src;
-	uint64_t *w = dst;
+	copy_slot_words(src, dst, V_WORDS);
+	return 0;
+}
 
-#pragma GCC unroll 8
-	for (int i = 0; i < V_WORDS; i++)
-		w[i] = __atomic_load_n(&s->w[i], __ATOMIC_RELAXED);
+/* The words a call in the fast window reads. */
+static int view_copy_fast(const void *src, void *dst)
+{
+	copy_slot_words(src, dst, V_FAST_WORDS);
 	return 0;
 }
 
@@ -251,22 +275,13 @@ static inline __attribute__((always_inline)) bool view_read(const vmclock_truth_
 	return seq_read(view_load_seq, view_copy, &t->primary, w, VIEW_READ_BUDGET_NS) == 0;
 }
 
-static void slot_write(struct view_slot *s, const uint64_t w[V_WORDS])
-{
-	__atomic_store_n(&s->seq, s->seq + 1, __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-	for (int i = 0; i < V_WORDS; i++)
-		__atomic_store_n(&s->w[i], w[i], __ATOMIC_RELAXED);
-	__atomic_store_n(&s->seq, s->seq + 1, __ATOMIC_RELEASE);
-}
-
 /* Under busy: the backup first, then the primary, so that whichever one a
  * reader finds being written (its writer may be preempted there), the
  * other holds a whole view. */
 static void view_publish(vmclock_truth_t *t, const uint64_t w[V_WORDS])
 {
-	slot_write(&t->backup, w);
-	slot_write(&t->primary, w);
+	seq_write_words(&t->backup.seq, t->backup.w, w, V_WORDS);
+	seq_write_words(&t->primary.seq, t->primary.w, w, V_WORDS);
 }
 
 static void view_of_state(const struct vmclockd_state *s, uint64_t now_ns, uint64_t w[V_WORDS])
@@ -295,6 +310,51 @@ static bool heartbeat_fresh(const uint64_t w[V_WORDS], uint64_t now_ns)
 	if (w[V_HEARTBEAT] > now_ns)
 		return w[V_HEARTBEAT] - now_ns <= HEARTBEAT_AHEAD_NS;
 	return now_ns - w[V_HEARTBEAT] <= timeout_ms * NSEC_PER_MSEC;
+}
+
+/*
+ * The view's fast window (V_FAST_*; a span of 0 if it has none): the
+ * instants, all in the second of the view's reading, at which the full
+ * judgement (timestamp_judged) would find the view not due for a
+ * refresh, the heartbeat fresh, the daemon synchronised or unsynchronised,
+ * and the bound grown from its instant still under a second: a verdict and
+ * a bound that a call in the window takes without judging again, once its
+ * device's marker is the one the daemon handled.  Under busy, before the
+ * view is published.
+ */
+static void view_prepare_fast(uint64_t w[V_WORDS])
+{
+	uint64_t read_at = w[V_READ_AT], heartbeat = w[V_HEARTBEAT], at = w[V_BOUND_TIME];
+	uint64_t timeout_ns = ((w[V_HEAD] >> 16) & 0xffff) * NSEC_PER_MSEC;
+	uint64_t sec = read_at / NSEC_PER_SEC, from = read_at, until;
+	uint32_t drift = (uint32_t)(w[V_HEAD] >> 32);
+	unsigned sync_state = (w[V_HEAD] >> 8) & 0xff;
+	struct TIM_Growth g;
+
+	w[V_FAST_FROM] = w[V_FAST_SPAN] = w[V_FAST_M] = w[V_FAST_C_LO] = w[V_FAST_C_HI] = 0;
+	if (!(w[V_HEAD] & VIEW_OK) || (sync_state != VMCLOCKD_SYNC_SYNCHRONIZED &&
+					sync_state != VMCLOCKD_SYNC_UNSYNCHRONIZED))
+		return;
+	/* Due for a refresh (current_view) from read_at + STATE_REFRESH_NS. */
+	until = read_at + STATE_REFRESH_NS;
+	if (until > (sec + 1) * NSEC_PER_SEC)
+		until = (sec + 1) * NSEC_PER_SEC;
+	/* heartbeat_fresh(): from HEARTBEAT_AHEAD_NS before to timeout after. */
+	if (heartbeat > HEARTBEAT_AHEAD_NS && heartbeat - HEARTBEAT_AHEAD_NS > from)
+		from = heartbeat - HEARTBEAT_AHEAD_NS;
+	if (heartbeat < until - timeout_ns - 1)
+		until = heartbeat + timeout_ns + 1;
+	/* Before its instant the bound does not grow: the full path's case. */
+	if (at > from)
+		from = at;
+	if (from >= until || !TIM_PrepareGrowth(w[V_BOUND], at, drift, sec, &g) ||
+	    TIM_GrowBound(w[V_BOUND], until - 1 - at, drift) >= NSEC_PER_SEC)
+		return;
+	w[V_FAST_FROM] = from;
+	w[V_FAST_SPAN] = until - from;
+	w[V_FAST_M] = g.m;
+	w[V_FAST_C_LO] = g.c_lo;
+	w[V_FAST_C_HI] = g.c_hi;
 }
 
 /* True at most once per REOPEN_INTERVAL_NS per handle, for one caller. */
@@ -362,6 +422,7 @@ static __attribute__((noinline)) void refresh(vmclock_truth_t *t, uint64_t now_n
 		return;
 	}
 	w[V_READ_AT] = now_ns;
+	view_prepare_fast(w);
 	view_publish(t, w);
 	unlock(t);
 }
@@ -462,17 +523,27 @@ static inline __attribute__((always_inline)) void set_bounds(struct vmclock_time
 	out->latest = TIM_AddNs(out->time, (int64_t)bound_ns);
 }
 
-int vmclock_timestamp(const vmclock_truth_t *t, struct vmclock_timestamp *out)
+/* What the daemon's sync state says of a reading when no disruption is
+ * pending: UNKNOWN for a state that vouches for nothing. */
+static inline vmclock_verdict_t verdict_of(unsigned sync_state)
 {
-	const struct vmclock_abi *page = __atomic_load_n(&t->page, __ATOMIC_ACQUIRE);
-	uint64_t w[V_WORDS], now_ns, age_ns;
+	if (__builtin_expect(sync_state == VMCLOCKD_SYNC_SYNCHRONIZED, 1))
+		return VMCLOCK_VERDICT_SYNCHRONIZED;
+	return sync_state == VMCLOCKD_SYNC_UNSYNCHRONIZED ? VMCLOCK_VERDICT_FREERUNNING
+							  : VMCLOCK_VERDICT_UNKNOWN;
+}
+
+/* vmclock_timestamp() outside its view's fast window: the view refreshed
+ * if due, and every rule applied to it. */
+static __attribute__((noinline)) int timestamp_judged(const vmclock_truth_t *t,
+							const struct vmclock_abi *page,
+							uint64_t marker, uint64_t now_ns,
+							struct vmclock_timestamp *out)
+{
+	uint64_t w[V_WORDS], age_ns;
 	unsigned sync_state;
 
-	clock_gettime(CLOCK_REALTIME, &out->time);
-	now_ns = TIM_TimespecToNs(&out->time);
 	out->verdict = VMCLOCK_VERDICT_UNKNOWN;
-	out->disruption_marker =
-		page ? vmclock_le64(__atomic_load_n(&page->disruption_marker, __ATOMIC_ACQUIRE)) : 0;
 	if (!current_view(t, now_ns, w) || !(w[V_HEAD] & VIEW_OK) || !page ||
 	    !heartbeat_fresh(w, now_ns)) {
 		/* No device, no state, or a daemon that went away. */
@@ -480,16 +551,13 @@ int vmclock_timestamp(const vmclock_truth_t *t, struct vmclock_timestamp *out)
 		return 0;
 	}
 	sync_state = (w[V_HEAD] >> 8) & 0xff;
-	if (out->disruption_marker != w[V_MARKER] || sync_state == VMCLOCKD_SYNC_DISRUPTED) {
+	if (marker != w[V_MARKER] || sync_state == VMCLOCKD_SYNC_DISRUPTED) {
 		out->verdict = VMCLOCK_VERDICT_DISRUPTED;
 		set_bounds(out, VMCLOCK_ERROR_UNKNOWN);
 		return 0;
 	}
-	if (__builtin_expect(sync_state == VMCLOCKD_SYNC_SYNCHRONIZED, 1))
-		out->verdict = VMCLOCK_VERDICT_SYNCHRONIZED;
-	else if (sync_state == VMCLOCKD_SYNC_UNSYNCHRONIZED)
-		out->verdict = VMCLOCK_VERDICT_FREERUNNING;
-	else {
+	out->verdict = verdict_of(sync_state);
+	if (out->verdict == VMCLOCK_VERDICT_UNKNOWN) {
 		set_bounds(out, VMCLOCK_ERROR_UNKNOWN);
 		return 0;
 	}
@@ -497,6 +565,36 @@ int vmclock_timestamp(const vmclock_truth_t *t, struct vmclock_timestamp *out)
 	age_ns = now_ns > w[V_BOUND_TIME] ? now_ns - w[V_BOUND_TIME] : 0;
 	set_bounds(out, TIM_GrowBound(w[V_BOUND], age_ns, (uint32_t)(w[V_HEAD] >> 32)));
 	return 0;
+}
+
+/*
+ * The common case costs the clock reading and little more: inside the
+ * fast window of a consistent primary slot, with the device's marker the
+ * one the daemon handled, the verdict is the view's and the bound one
+ * multiplication of tv_nsec away.  The chain that follows the clock
+ * reading is what each call adds (the vDSO's RDTSCP waits for it on the
+ * next call); everything else overlaps the reading.
+ */
+int vmclock_timestamp(const vmclock_truth_t *t, struct vmclock_timestamp *out)
+{
+	const struct vmclock_abi *page = __atomic_load_n(&t->page, __ATOMIC_ACQUIRE);
+	uint64_t f[V_FAST_WORDS], now_ns, marker;
+
+	clock_gettime(CLOCK_REALTIME, &out->time);
+	now_ns = TIM_TimespecToNs(&out->time);
+	marker = page ? vmclock_le64(__atomic_load_n(&page->disruption_marker, __ATOMIC_ACQUIRE))
+		      : 0;
+	out->disruption_marker = marker;
+	if (__builtin_expect(page && seq_try(view_load_seq, view_copy_fast, &t->primary, f) == 0 &&
+				     now_ns - f[V_FAST_FROM] < f[V_FAST_SPAN] &&
+				     marker == f[V_MARKER],
+			     1)) {
+		out->verdict = verdict_of((f[V_HEAD] >> 8) & 0xff);
+		set_bounds(out, TIM_GrownAt(f[V_FAST_M], f[V_FAST_C_LO], f[V_FAST_C_HI],
+					    (uint64_t)out->time.tv_nsec));
+		return 0;
+	}
+	return timestamp_judged(t, page, marker, now_ns, out);
 }
 
 int vmclock_daemon_state(const vmclock_truth_t *ct, struct vmclockd_state *out)

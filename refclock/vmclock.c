@@ -9,6 +9,9 @@
  * while the count was odd or has moved.  The copy is made of relaxed atomic
  * 64-bit loads so that a concurrent writer is a defined race, not undefined
  * behaviour.  Retries are bounded by VMCLOCK_MAX_WAIT_NS, as in the kernel.
+ * vmclock_gettime() keeps what a page version allows in the handle (struct
+ * prep_slot), so that its calls at that version skip the checks and most
+ * of the arithmetic of a first reading.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,7 +34,35 @@
 /* Brackets taken per offset measurement; the narrowest wins. */
 #define OFFSET_BRACKETS 5
 
+/*
+ * What the page's current version allows, kept for vmclock_gettime(): the
+ * convert_prep worked out from a validated copy of one version, under the
+ * key a call finds on the page before it trusts the rest (the version's
+ * seq_count, disruption marker and generation counter: a page rewritten
+ * from scratch, e.g. on a restored snapshot, with a seq_count that happens
+ * to match still shows).  Written under the slot's own count by one caller
+ * at a time (prep_publish), the call that met a new version.
+ *   P_KEY: seq_count | PREP_VALID | utc_valid << 33 | est.fixed << 34 |
+ *          max.fixed << 35 | est.shift << 36 | max.shift << 42 |
+ *          utc_offset_sec << 48
+ */
+enum {
+	P_KEY, P_MARKER, P_GEN,
+	P_EST_LO, P_EST_HI, P_EST_ERR,
+	P_MAX_LO, P_MAX_HI, P_MAX_ERR,
+	P_WORDS
+};
+#define PREP_VALID (1ull << 32)
+#define PREP_KEY_MASK 0x1ffffffffull
+
+struct prep_slot {
+	_Alignas(64) uint32_t seq; /* native: the slot's own count */
+	uint64_t w[P_WORDS];
+};
+
 struct vmclock {
+	struct prep_slot prep;
+	int prep_busy;         /* atomic: taken by the caller writing prep */
 	int fd;
 	bool is_device;
 	dev_t dev;  /* identity of the file opened, to notice replacement */
@@ -207,6 +238,90 @@ static int page_copy(const void *src, void *dst)
 	return 0;
 }
 
+/* A call at a prepared version: inside one section of the page, the
+ * counter, a copy of the prep with its own count, and the page. */
+struct prepared_copy {
+	struct vmclock_abi page;
+	uint64_t counter;
+	uint32_t prep_seq;
+	uint64_t prep[P_WORDS];
+};
+
+/*
+ * The prep is read under its own count the way seq_try() reads, with one
+ * difference: the fence that orders its words before the second load of
+ * its count is the page section's (seq_try()'s second load of seq_count),
+ * so that the second load comes after seq_try() returns (prep_matches).
+ * A seq_try() of its own nested here cost a tenth of the call.
+ */
+static int page_copy_prepared(const void *src, void *dst)
+{
+	const vmclock_t *vc = src;
+	struct prepared_copy *c = dst;
+
+	/* The counter first, as page_copy_counter() does. */
+	c->counter = counter_read_native();
+	c->prep_seq = __atomic_load_n(&vc->prep.seq, __ATOMIC_ACQUIRE);
+#pragma GCC unroll 16
+	for (int i = 0; i < P_WORDS; i++)
+		c->prep[i] = __atomic_load_n(&vc->prep.w[i], __ATOMIC_RELAXED);
+	copy_words(vc, &c->page);
+	return 0;
+}
+
+/* After a consistent page section: true if the prep copied with it was
+ * whole (its count even and unmoved) and belongs to the page's version. */
+static inline __attribute__((always_inline)) bool prep_matches(const vmclock_t *vc,
+							       const struct prepared_copy *c)
+{
+	return !(c->prep_seq & 1) &&
+	       c->prep_seq == __atomic_load_n(&vc->prep.seq, __ATOMIC_RELAXED) &&
+	       (c->prep[P_KEY] & PREP_KEY_MASK) == (vmclock_le32(c->page.seq_count) | PREP_VALID) &&
+	       c->prep[P_MARKER] == vmclock_le64(c->page.disruption_marker) &&
+	       c->prep[P_GEN] == vmclock_le64(c->page.vm_generation_counter);
+}
+
+static inline __attribute__((always_inline)) void prep_of_words(const uint64_t w[P_WORDS],
+								 struct convert_prep *p)
+{
+	p->est = (struct convert_bound){ { w[P_EST_LO], w[P_EST_HI] }, w[P_EST_ERR],
+					 (w[P_KEY] >> 36) & 63, (w[P_KEY] >> 34) & 1 };
+	p->max = (struct convert_bound){ { w[P_MAX_LO], w[P_MAX_HI] }, w[P_MAX_ERR],
+					 (w[P_KEY] >> 42) & 63, (w[P_KEY] >> 35) & 1 };
+	p->utc_valid = (w[P_KEY] >> 33) & 1;
+	p->utc_offset_sec = (int16_t)(uint16_t)(w[P_KEY] >> 48);
+}
+
+/* Keeps p as what the version of the validated copy page allows, unless
+ * another caller is writing the slot.  A caller that publishes an older
+ * version after a newer one (it was preempted meanwhile) only sends the
+ * calls after it the full way once more: the key no longer matches. */
+static void prep_publish(const vmclock_t *cvc, const struct vmclock_abi *page,
+			 const struct convert_prep *p)
+{
+	vmclock_t *vc = (vmclock_t *)(uintptr_t)cvc; /* only atomics change */
+	const uint64_t w[P_WORDS] = {
+		[P_KEY] = vmclock_le32(page->seq_count) | PREP_VALID |
+			  (uint64_t)p->utc_valid << 33 | (uint64_t)p->est.fixed << 34 |
+			  (uint64_t)p->max.fixed << 35 | (uint64_t)(p->est.shift & 63) << 36 |
+			  (uint64_t)(p->max.shift & 63) << 42 |
+			  (uint64_t)(uint16_t)p->utc_offset_sec << 48,
+		[P_MARKER] = vmclock_le64(page->disruption_marker),
+		[P_GEN] = vmclock_le64(page->vm_generation_counter),
+		[P_EST_LO] = p->est.rate_ns.lo,
+		[P_EST_HI] = p->est.rate_ns.hi,
+		[P_EST_ERR] = p->est.err,
+		[P_MAX_LO] = p->max.rate_ns.lo,
+		[P_MAX_HI] = p->max.rate_ns.hi,
+		[P_MAX_ERR] = p->max.err,
+	};
+
+	if (__atomic_exchange_n(&vc->prep_busy, 1, __ATOMIC_ACQUIRE))
+		return;
+	seq_write_words(&vc->prep.seq, vc->prep.w, w, P_WORDS);
+	__atomic_store_n(&vc->prep_busy, 0, __ATOMIC_RELEASE);
+}
+
 /* A page copy and the counter read inside the same section. */
 struct timed_copy {
 	struct vmclock_abi page;
@@ -260,27 +375,45 @@ int vmclock_snapshot_once(const vmclock_t *vc, struct vmclock_abi *out)
 	return validate(out, vc->map_len);
 }
 
-/* vmclock_gettime() once its first try met a writer: the retrying read,
- * out of line so that its loop state costs the common case nothing. */
-static __attribute__((noinline, cold)) int gettime_retry(const vmclock_t *vc,
-							 struct vmclock_time *out)
+/* vmclock_gettime() at a version not prepared yet, or once its first try
+ * met a writer: the retrying read of the whole page, validated, and the
+ * version's prep worked out and kept for the calls that follow.  Out of
+ * line, so that its state costs the common case nothing. */
+static __attribute__((noinline)) int gettime_full(const vmclock_t *vc, struct vmclock_time *out)
 {
 	struct timed_copy c;
+	struct convert_prep p;
+	struct convert_in in;
 
 	if (PAGE_READ(vc, page_copy_counter, &c, &c.page) < 0 || has_time(&c.page) < 0)
 		return -1;
-	return convert_usable_page(&c.page, c.counter, out);
+	convert_prepare(&c.page, &p);
+	prep_publish(vc, &c.page, &p);
+	convert_in_of(&c.page, &in);
+	return convert_prepared(&in, &p, c.counter, out);
 }
 
+/*
+ * The common case: the page at the version the handle prepared.  One
+ * section of the page covers the counter, a copy of the prep and a copy
+ * of the page; the checks gettime_full() made of that version (magic,
+ * size, layout, counter, status, period, shift), the flags' verdict on
+ * each bound and the rates times 10^9 are not made again.  Each bound is
+ * then one product of the ticks (two where its rate times 10^9 exceeds 64
+ * bits even over what the shift cancels), the time two, as in the kernel.
+ */
 int vmclock_gettime(const vmclock_t *vc, struct vmclock_time *out)
 {
-	struct timed_copy c;
+	struct prepared_copy c;
+	struct convert_prep p;
+	struct convert_in in;
 
-	if (__builtin_expect(seq_try(page_load_seq, page_copy_counter, vc, &c) < 0, 0))
-		return gettime_retry(vc, out);
-	if (validate(&c.page, vc->map_len) < 0 || has_time(&c.page) < 0)
-		return -1;
-	return convert_usable_page(&c.page, c.counter, out);
+	if (__builtin_expect(seq_try(page_load_seq, page_copy_prepared, vc, &c) < 0 ||
+				     !prep_matches(vc, &c), 0))
+		return gettime_full(vc, out);
+	prep_of_words(c.prep, &p);
+	convert_in_of(&c.page, &in);
+	return convert_prepared(&in, &p, c.counter, out);
 }
 
 struct bracket {

@@ -3,9 +3,11 @@
  * check_bound.c - the bound vmclockd publishes (daemon/bound.c): chronyd's
  * figures plus the page's own error, held while chronyd may hold the
  * samples; a measurement that contradicts them replaces them; saturation at
- * the extremes, and the time helpers' two saturating sums; and the page's
- * error rate in ppb (refclock/convert.h).
+ * the extremes, and the time helpers' two saturating sums; the page's error
+ * rate in ppb (refclock/convert.h); and a bound's growth prepared once per
+ * second (TIM_PrepareGrowth), as readers of the published bound grow it.
  */
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -16,6 +18,7 @@
 #include "../common/timeutil.h"
 #include "../refclock/convert.h"
 #include "../daemon/bound.h"
+#include "testpage.h"
 
 #define T0 1800000000000000000ull /* realtime ns */
 #define M0 1000000000000ull       /* monotonic ns */
@@ -259,6 +262,66 @@ START_TEST(rate_in_ppb)
 }
 END_TEST
 
+/* One instant's bound from a TIM_Growth, against TIM_GrowBound. */
+static void growth_at(uint64_t bound, uint64_t at, uint32_t ppb, uint64_t sec, uint64_t nsec)
+{
+	uint64_t now = sec * NSEC_PER_SEC + nsec, want;
+	struct TIM_Growth g;
+
+	ck_assert(TIM_PrepareGrowth(bound, at, ppb, sec, &g));
+	want = TIM_GrowBound(bound, now - at, ppb);
+	if (want == UINT64_MAX)
+		return; /* saturated: outside what a TIM_Growth promises */
+	ck_assert_msg(TIM_GrownAt(g.m, g.c_lo, g.c_hi, nsec) == want,
+		      "bound %" PRIu64 " at %" PRIu64 " ppb %" PRIu32 " sec %" PRIu64
+		      " nsec %" PRIu64 ": %" PRIu64 ", TIM_GrowBound %" PRIu64, bound, at, ppb, sec,
+		      nsec, TIM_GrownAt(g.m, g.c_lo, g.c_hi, nsec), want);
+}
+
+/* A bound prepared once per second (what vmclock_timestamp() does once per
+ * view) equals TIM_GrowBound at every instant of that second after its
+ * instant: at growths that are whole nanoseconds (where a rounding error
+ * would show), at the ends of the second and of the rates, and at random. */
+START_TEST(growth_prepared_once)
+{
+	static const uint32_t rates[] = { 0, 1, 2, 8, 1000, 3333, 125000000, 500000000, 999999999 };
+	const uint64_t sec = T0 / NSEC_PER_SEC;
+	uint64_t st = tp_seed();
+	struct TIM_Growth g;
+
+	for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
+		uint32_t ppb = rates[i];
+
+		for (uint64_t nsec = 0; nsec < 3000; nsec++) {
+			growth_at(25000, T0, ppb, sec, nsec);
+			growth_at(0, T0 - 7 * NSEC_PER_SEC, ppb, sec, nsec);
+			growth_at(999999999, T0 + 1500, ppb, sec, nsec + 1500);
+		}
+		/* Growths of exactly k ns: age k * 10^9 / ppb. */
+		for (uint64_t k = 1; ppb && k < 2000; k++)
+			if (k * NSEC_PER_SEC % ppb == 0 && k * NSEC_PER_SEC / ppb < NSEC_PER_SEC)
+				growth_at(12345, T0, ppb, sec, k * NSEC_PER_SEC / ppb);
+		growth_at(7, 0, ppb, sec, 999999999);
+		growth_at(7, T0 + 999999999, ppb, sec, 999999999);
+		growth_at(7, 0, ppb, 0, 999999999);
+	}
+	for (int i = 0; i < 200000; i++) {
+		uint32_t ppb = (uint32_t)(tp_rand64(&st) % NSEC_PER_SEC) >> (tp_rand64(&st) % 31);
+		uint64_t bound = tp_rand64(&st) >> (tp_rand64(&st) % 64);
+		uint64_t back = tp_rand64(&st) >> (tp_rand64(&st) % 63 + 1);
+		uint64_t s = T0 / NSEC_PER_SEC + tp_rand64(&st) % 100000000;
+		uint64_t nsec = tp_rand64(&st) % NSEC_PER_SEC, now = s * NSEC_PER_SEC + nsec;
+
+		growth_at(bound, back < now ? now - back : 0, ppb, s, nsec);
+	}
+	/* Nothing prepared for a rate that does not fit, or a second that
+	 * ends before the bound's instant. */
+	ck_assert(!TIM_PrepareGrowth(1, T0, NSEC_PER_SEC, sec, &g));
+	ck_assert(!TIM_PrepareGrowth(1, T0 + NSEC_PER_SEC, 1000, sec, &g));
+	ck_assert(TIM_PrepareGrowth(1, T0 + NSEC_PER_SEC - 1, 1000, sec, &g));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("bound");
@@ -276,6 +339,7 @@ int main(void)
 	tcase_add_test(tc, saturation);
 	tcase_add_test(tc, saturating_sums);
 	tcase_add_test(tc, rate_in_ppb);
+	tcase_add_test(tc, growth_prepared_once);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -297,17 +297,21 @@ static void run(bool churn, int64_t ns, struct reader *rs, int nreaders, struct 
 		pthread_join(t[i], NULL);
 }
 
+/* Readers: 0 two snapshots, 1 a snapshot and a gettime, 2 two gettimes
+ * (both keeping the handle's prep of each version under the writer). */
 START_TEST(test_hammer)
 {
+	static const char *const kinds[] = { "snapshot", "snapshot+gettime", "gettime+gettime" };
 	struct shared sh = { 0 };
 	struct reader rs[2] = { { .gettime = false }, { .gettime = false } };
 	char *dir, *path = setup(&sh, &dir);
 
-	rs[1].gettime = (_i == 1);
+	rs[0].gettime = (_i == 2);
+	rs[1].gettime = (_i >= 1);
 	run(false, HAMMER_NS, rs, 2, &sh);
 	fprintf(stderr, "hammer (%s): %" PRIu64 " updates; reads %" PRIu64 "/%" PRIu64
 		", %" PRIu64 "/%" PRIu64 " changes seen; longest read %" PRId64 " us\n",
-		_i ? "snapshot+gettime" : "snapshot", sh.writes, rs[0].reads, rs[1].reads,
+		kinds[_i], sh.writes, rs[0].reads, rs[1].reads,
 		rs[0].changes, rs[1].changes, (rs[0].longest_ns > rs[1].longest_ns ?
 		rs[0].longest_ns : rs[1].longest_ns) / 1000);
 	for (int i = 0; i < 2; i++) {
@@ -339,6 +343,52 @@ START_TEST(test_churn)
 		ck_assert_msg(rs[i].longest_ns < 1000000000, "a read took %" PRId64 " ns",
 			      rs[i].longest_ns);
 	}
+	teardown(&sh, path, dir);
+}
+END_TEST
+
+/* Writes a whole page through the writer's mapping, without the protocol. */
+static void rewrite(struct shared *sh, const struct testpage *p)
+{
+	for (size_t off = 0; off < TP_PAGE_BYTES; off += 8)
+		tp_store64(sh->map, off, tp_get64(p, off));
+}
+
+/*
+ * vmclock_gettime() keeps what a page version allows (its bounds' rates
+ * and errors) under the version's seq_count, marker and generation
+ * counter.  A page built afresh at the same seq_count (a restored
+ * snapshot) is converted with its own fields once the marker (_i == 0) or
+ * the generation counter (_i == 1) differs, and a page whose seq_count
+ * moved on (_i == 2) as well: update 2's bounds, never update 1's.
+ */
+START_TEST(test_version_rewritten)
+{
+	struct shared sh = { 0 };
+	char *dir, *path = setup(&sh, &dir);
+	struct testpage before, after;
+	struct vmclock_abi a;
+	struct vmclock_time t, want;
+
+	fill(&before, 1);
+	rewrite(&sh, &before);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(vmclock_gettime(sh.vc, &t), 0);
+	ck_assert_uint_eq(t.vm_generation_counter, 7);
+	fill(&after, 2);
+	tp_put32(&after, TP_SEQ_COUNT, _i == 2 ? 4 : 2);
+	if (_i != 0)
+		tp_put64(&after, TP_MARKER, tp_get64(&before, TP_MARKER));
+	if (_i != 1)
+		tp_put64(&after, TP_GENERATION, tp_get64(&before, TP_GENERATION));
+	rewrite(&sh, &after);
+	tp_to_abi(&after, &a);
+	ck_assert_int_eq(vmclock_gettime(sh.vc, &t), 0);
+	ck_assert_int_eq(vmclock_convert(&a, t.counter, &want), 0);
+	ck_assert_msg(t.esterror_ns == want.esterror_ns && t.maxerror_ns == want.maxerror_ns,
+		      "errors %" PRIu64 "/%" PRIu64 ", the page gives %" PRIu64 "/%" PRIu64,
+		      t.esterror_ns, t.maxerror_ns, want.esterror_ns, want.maxerror_ns);
+	ck_assert(t.sec == want.sec && t.nsec == want.nsec);
 	teardown(&sh, path, dir);
 }
 END_TEST
@@ -391,7 +441,8 @@ Suite *snapshot_suite(void)
 	TCase *tc = tcase_create("concurrent");
 
 	tcase_set_timeout(tc, 30);
-	tcase_add_loop_test(tc, test_hammer, 0, 2);
+	tcase_add_loop_test(tc, test_hammer, 0, 3);
+	tcase_add_loop_test(tc, test_version_rewritten, 0, 3);
 	tcase_add_test(tc, test_churn);
 	tcase_add_test(tc, test_stuck_odd);
 	suite_add_tcase(s, tc);

@@ -7,13 +7,17 @@
  * documentation, little-endian one byte at a time, not through struct
  * vmclockd_state: a host-endian or misplaced field in the library shows.
  * Covered: the verdict rules (device marker against the handled marker and
- * the daemon's sync state), the bound grown at the drift rate, a stale or
- * future heartbeat, a state file recreated or replaced by rename under a
- * long-lived handle, a count held odd (UNKNOWN and fast), a file truncated
- * under a reading handle (no SIGBUS), and a big-endian-looking file.
+ * the daemon's sync state), the bound grown at the drift rate (to the
+ * nanosecond at every call of a busy loop, which runs mostly in the fast
+ * window a view prepares; a marker that moves and a heartbeat that goes
+ * stale inside that window), a stale or future heartbeat, a state file
+ * recreated or replaced by rename under a long-lived handle, a count held
+ * odd (UNKNOWN and fast), a file truncated under a reading handle (no
+ * SIGBUS), and a big-endian-looking file.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -296,6 +300,155 @@ START_TEST(test_bound_grows_with_drift)
 	ts = stamp(t);
 	ck_assert_uint_eq(ts.bound_ns, VMCLOCK_ERROR_UNKNOWN);
 	vmclock_truth_close(t);
+}
+END_TEST
+
+/* ---- calls in a view's fast window ------------------------------------------ */
+
+/* Every call of a busy loop (most of them in a view's fast window, a few
+ * at each refresh) returns the verdict and, to the nanosecond, the bound
+ * the rules give at the time it returns. */
+struct window_case {
+	const char *what;
+	uint64_t bound_ns;
+	int64_t bound_age_ns; /* negative: the bound's instant is ahead */
+	uint32_t drift_ppb;
+	uint8_t sync_state;
+	bool near_second_end; /* start just before a second ends */
+};
+
+static const struct window_case window_cases[] = {
+	{ "synchronized, grown for 0.5 s", 25000, 500000000, 3333, VMCLOCKD_SYNC_SYNCHRONIZED,
+	  false },
+	{ "unsynchronized, close under a second", 999000000, 1000000, 1000000,
+	  VMCLOCKD_SYNC_UNSYNCHRONIZED, false },
+	{ "bound's instant 300 us ahead", 1000, -300000, 100000, VMCLOCKD_SYNC_SYNCHRONIZED,
+	  false },
+	{ "no drift", 40000, 3000000000, 0, VMCLOCKD_SYNC_SYNCHRONIZED, false },
+	{ "fast drift, over a second: the full path", 0, 7000000000, 999999999,
+	  VMCLOCKD_SYNC_SYNCHRONIZED, false },
+	{ "across the end of a second", 25000, 1000000000, 123457, VMCLOCKD_SYNC_SYNCHRONIZED,
+	  true },
+};
+
+#define WINDOW_RUN_NS 5000000
+
+START_TEST(test_fast_window_exact)
+{
+	const struct window_case *c = &window_cases[_i];
+	vmclock_verdict_t verdict = c->sync_state == VMCLOCKD_SYNC_SYNCHRONIZED
+					    ? VMCLOCK_VERDICT_SYNCHRONIZED
+					    : VMCLOCK_VERDICT_FREERUNNING;
+	uint64_t now = realtime_ns(), at, end;
+	struct testpage s;
+	vmclock_truth_t *t;
+	long calls = 0;
+
+	if (c->near_second_end) {
+		while (now % 1000000000u < 999000000u)
+			now = realtime_ns();
+	}
+	at = now - (uint64_t)c->bound_age_ns;
+	write_page(MARKER);
+	state_init(&s, c->sync_state, MARKER);
+	tp_put64(&s, ST_BOUND, c->bound_ns);
+	tp_put64(&s, ST_BOUND_TIME, at);
+	tp_put32(&s, ST_DRIFT, c->drift_ppb);
+	write_state(&s);
+	t = vmclock_truth_open(page_path, state_path);
+	end = now + WINDOW_RUN_NS;
+	for (uint64_t when = now; when < end; calls++) {
+		struct vmclock_timestamp ts = stamp(t);
+		uint64_t age, want;
+
+		when = ts_ns(&ts.time);
+		age = when > at ? when - at : 0;
+		want = c->bound_ns +
+		       (uint64_t)(((unsigned __int128)age * c->drift_ppb + 999999999u) / 1000000000u);
+		ck_assert_msg(ts.verdict == verdict, "%s: call %ld says %s", c->what, calls,
+			      vmclock_verdict_name(ts.verdict));
+		ck_assert_msg(ts.bound_ns == want, "%s: call %ld at %" PRIu64 ": bound %" PRIu64
+			      ", expected %" PRIu64, c->what, calls, when, ts.bound_ns, want);
+		ck_assert_uint_eq(when - ts_ns(&ts.earliest), want);
+		ck_assert_uint_eq(ts_ns(&ts.latest) - when, want);
+		ck_assert_uint_eq(ts.disruption_marker, MARKER);
+	}
+	vmclock_truth_close(t);
+}
+END_TEST
+
+/* The device's marker is read at every call: one that moves under a handle
+ * busy in its fast window makes the very next call DISRUPTED, and the next
+ * after it moves back SYNCHRONIZED. */
+START_TEST(test_marker_moves_in_window)
+{
+	struct testpage s;
+	vmclock_truth_t *t;
+	uint64_t moved = MARKER + 1, back = MARKER;
+	struct vmclock_timestamp ts;
+	int fd;
+
+	write_page(MARKER);
+	state_init(&s, VMCLOCKD_SYNC_SYNCHRONIZED, MARKER);
+	write_state(&s);
+	t = vmclock_truth_open(page_path, state_path);
+	fd = open(page_path, O_WRONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	for (int round = 0; round < 100; round++) {
+		for (int i = 0; i < 20; i++)
+			ck_assert_int_eq(stamp(t).verdict, VMCLOCK_VERDICT_SYNCHRONIZED);
+		ck_assert_int_eq(pwrite(fd, &moved, sizeof(moved), TP_MARKER), sizeof(moved));
+		ts = stamp(t);
+		ck_assert_int_eq(ts.verdict, VMCLOCK_VERDICT_DISRUPTED);
+		ck_assert_uint_eq(ts.disruption_marker, MARKER + 1);
+		ck_assert_uint_eq(ts.bound_ns, VMCLOCK_ERROR_UNKNOWN);
+		ck_assert_int_eq(pwrite(fd, &back, sizeof(back), TP_MARKER), sizeof(back));
+		ts = stamp(t);
+		ck_assert_int_eq(ts.verdict, VMCLOCK_VERDICT_SYNCHRONIZED);
+		ck_assert_uint_eq(ts.disruption_marker, MARKER);
+	}
+	close(fd);
+	vmclock_truth_close(t);
+}
+END_TEST
+
+/* A heartbeat that goes stale while calls run in a fast window: every call
+ * after heartbeat + timeout is UNKNOWN, each judged by the time it returns,
+ * not at the next refresh. */
+START_TEST(test_heartbeat_stale_in_window)
+{
+	const uint64_t timeout_ns = TIMEOUT_MS * 1000000ull;
+	uint64_t heartbeat = realtime_ns() + 2000000 - timeout_ns, when = 0;
+	long fresh = 0, stale = 0;
+	struct testpage s;
+	vmclock_truth_t *t;
+
+	write_page(MARKER);
+	state_init(&s, VMCLOCKD_SYNC_SYNCHRONIZED, MARKER);
+	tp_put64(&s, ST_HEARTBEAT, heartbeat);
+	write_state(&s);
+	t = vmclock_truth_open(page_path, state_path);
+	while (when < heartbeat + timeout_ns + 3000000) {
+		struct vmclock_timestamp ts = stamp(t);
+
+		when = ts_ns(&ts.time);
+		if (when <= heartbeat + timeout_ns) {
+			ck_assert_msg(ts.verdict == VMCLOCK_VERDICT_SYNCHRONIZED,
+				      "%" PRIu64 " ns before the heartbeat goes stale: %s",
+				      heartbeat + timeout_ns - when,
+				      vmclock_verdict_name(ts.verdict));
+			fresh++;
+		} else {
+			ck_assert_msg(ts.verdict == VMCLOCK_VERDICT_UNKNOWN,
+				      "%" PRIu64 " ns after the heartbeat went stale: %s",
+				      when - heartbeat - timeout_ns,
+				      vmclock_verdict_name(ts.verdict));
+			stale++;
+		}
+	}
+	vmclock_truth_close(t);
+	ck_assert_int_gt(fresh, 0);
+	ck_assert_int_gt(stale, 0);
 }
 END_TEST
 
@@ -666,6 +819,10 @@ Suite *truth_suite(void)
 	tcase_add_test(tc, test_no_state_no_device);
 	tcase_add_test(tc, test_bound_grows_with_drift);
 	tcase_add_test(tc, test_state_names);
+	tcase_add_loop_test(tc, test_fast_window_exact, 0,
+			    (int)(sizeof(window_cases) / sizeof(window_cases[0])));
+	tcase_add_test(tc, test_marker_moves_in_window);
+	tcase_add_test(tc, test_heartbeat_stale_in_window);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("changing state file");
