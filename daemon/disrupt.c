@@ -43,9 +43,9 @@
 #define FIELD_LEN 64
 
 /* The most journal fields of a disruption record: OLD_MARKER, NEW_MARKER,
- * FIRST_MARKER, MARKER_CHANGES, VM_GENERATION_COUNTER, STEP_NS,
+ * FIRST_MARKER, MARKER_CHANGES, VM_GENERATION_COUNTER, WHILE_DOWN, STEP_NS,
  * COUNTER_PERIOD_FRAC_SEC, COUNTER_PERIOD_SHIFT, FREQ_CHANGE_PPM. */
-#define DISRUPTION_FIELDS 9
+#define DISRUPTION_FIELDS 10
 
 typedef HND_Period Period;
 
@@ -245,6 +245,7 @@ static void log_disruption(const HND_Report *h, bool handed)
 	add_field(&r, "FIRST_MARKER=%" PRIu64, h->first_marker);
 	add_field(&r, "MARKER_CHANGES=%lu", h->marker_changes);
 	add_field(&r, "VM_GENERATION_COUNTER=%" PRIu64, h->generation);
+	add_field(&r, "WHILE_DOWN=%d", h->while_down);
 	if (h->step_known)
 		add_field(&r, "STEP_NS=%" PRId64, h->step_ns);
 	if (h->period_after.valid) {

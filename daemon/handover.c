@@ -382,11 +382,12 @@ static void round_failed(HND_Machine *m, HND_Step s, int error, const char *reas
 		return;
 	}
 	if (!m->failing_said) {
-		char f1[48], f2[48];
-		const char *fields[] = { f1, f2, NULL };
+		char f1[48], f2[48], f3[48];
+		const char *fields[] = { f1, f2, f3, NULL };
 
 		snprintf(f1, sizeof(f1), "DISRUPTION_MARKER=%" PRIu64, m->target.marker);
 		snprintf(f2, sizeof(f2), "FAILED_STEP=%s", HND_StepName(s));
+		snprintf(f3, sizeof(f3), "ERRNO=%d", error);
 		LOG_Event(LOGS_ERR, LOG_MSGID_HANDOVER_FAILED, fields,
 			  "could not hand disruption %" PRIu64 " over to chronyd (%s at %s); "
 			  "feeding samples, the disruption stays unhandled and is tried again every "

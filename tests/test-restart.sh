@@ -29,7 +29,8 @@ echo "period saved at exit: ${saved_frac:-none} ${saved_shift:-none}"
 kill -USR1 "$SIM_PID"
 sleep 0.3
 start_vmclockd
-check "disruption while down is handled" wait_for 3 has_event DISRUPTION OLD_MARKER=1 NEW_MARKER=2
+check "disruption while down is handled" wait_for 3 has_event DISRUPTION OLD_MARKER=1 NEW_MARKER=2 \
+	WHILE_DOWN=1
 check "chronyd reset after it" wait_for 3 has_event RECOVERED DISRUPTION_MARKER=2
 check "the published state says marker 2" wait_for 1 handled 2
 # The field is the exact ratio of the saved period (the last page the
