@@ -19,6 +19,7 @@
 #include "../refclock/convert.h"
 #include "../daemon/bound.h"
 #include "testpage.h"
+#include "checkrun.h"
 
 #define T0 1800000000000000000ull /* realtime ns */
 #define M0 1000000000000ull       /* monotonic ns */
@@ -326,8 +327,6 @@ int main(void)
 {
 	Suite *s = suite_create("bound");
 	TCase *tc = tcase_create("published bound");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, page_error_is_added);
 	tcase_add_test(tc, nothing_fed_nothing_added);
@@ -341,9 +340,5 @@ int main(void)
 	tcase_add_test(tc, rate_in_ppb);
 	tcase_add_test(tc, growth_prepared_once);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return CR_Run(s, CK_FORK_GETENV);
 }

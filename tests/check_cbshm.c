@@ -23,6 +23,7 @@
 #include "../common/timeutil.h"
 #include "../daemon/cbformat.h"
 #include "../daemon/cbshm.h"
+#include "checkrun.h"
 
 #define T0 1800000000000000000ull /* realtime ns */
 #define C0 5000123456789ull       /* coarse monotonic ns */
@@ -399,8 +400,6 @@ int main(void)
 {
 	Suite *s = suite_create("cbshm");
 	TCase *tc = tcase_create("format"), *tf = tcase_create("file");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, header_bytes);
 	tcase_add_test(tc, body_offsets);
@@ -420,9 +419,5 @@ int main(void)
 	tcase_add_test(tf, reload_to_another_path);
 	tcase_add_test(tf, off_by_default);
 	suite_add_tcase(s, tf);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return CR_Run(s, CK_FORK_GETENV);
 }

@@ -30,6 +30,7 @@
 #include "../daemon/chrony_client.h"
 #include "../daemon/evbase.h"
 #include "chrony_blocking.h"
+#include "checkrun.h"
 
 static unsigned int seed;
 
@@ -994,17 +995,11 @@ static Suite *chronyctl_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
 	const char *env = getenv("CCL_TEST_SEED");
-	int failed;
 
 	seed = env ? (unsigned int)strtoul(env, NULL, 0) : (unsigned int)time(NULL);
 	printf("check_chronyctl: random seed %u (CCL_TEST_SEED=%u repeats it)\n", seed, seed);
 	srand(seed);
 
-	sr = srunner_create(chronyctl_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return CR_Run(chronyctl_suite(), CK_FORK_GETENV);
 }

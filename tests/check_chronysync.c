@@ -37,6 +37,7 @@
 #include "../daemon/evbase.h"
 #include "chronyd_double.h"
 #include "testpage.h"
+#include "checkrun.h"
 
 /* A test waits this long for what should come at once (a loaded machine). */
 #define PATIENCE_MS 5000u
@@ -526,8 +527,6 @@ int main(void)
 {
 	Suite *s = suite_create("chronysync");
 	TCase *tc;
-	SRunner *sr;
-	int failed;
 
 	tc = tcase_create("report");
 	tcase_add_checked_fixture(tc, setup, teardown);
@@ -546,11 +545,6 @@ int main(void)
 	tcase_add_test(tc, reload);
 	suite_add_tcase(s, tc);
 
-	sr = srunner_create(s);
 	/* The module's statics: a fresh process per test. */
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return CR_Run(s, CK_FORK);
 }

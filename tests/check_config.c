@@ -38,6 +38,7 @@
 #include "testpage.h"
 #include "testutil.h"
 #include "vmclockd-state.h"
+#include "checkrun.h"
 
 typedef enum { K_FLAG, K_BOOL, K_STRING, K_UINT, K_U64, K_INT, K_MODE } Kind;
 
@@ -969,8 +970,6 @@ int main(void)
 	Suite *s = suite_create("config");
 	TCase *tc = tcase_create("parser");
 	TCase *files = tcase_create("files");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, usage_lists_every_directive);
@@ -1004,9 +1003,5 @@ int main(void)
 	tcase_add_test(files, unreadable);
 	suite_add_tcase(s, files);
 
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return CR_Run(s, CK_FORK_GETENV);
 }

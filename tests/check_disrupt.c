@@ -51,6 +51,7 @@
 #include "journal_double.h"
 #include "monoskip.h"
 #include "testpage.h"
+#include "checkrun.h"
 
 /* A test waits this long for what should come at once (a loaded machine). */
 #define PATIENCE_MS 5000
@@ -910,8 +911,6 @@ int main(void)
 {
 	Suite *s = suite_create("disrupt");
 	TCase *tc;
-	SRunner *sr;
-	int failed;
 
 	tc = tcase_create("disrupt");
 	tcase_add_checked_fixture(tc, setup, teardown);
@@ -936,11 +935,6 @@ int main(void)
 	tcase_add_loop_test(tc, offset_answers, 0, sizeof(offsets) / sizeof(offsets[0]));
 	suite_add_tcase(s, tc);
 
-	sr = srunner_create(s);
 	/* The modules' statics: a fresh process per test. */
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return CR_Run(s, CK_FORK);
 }

@@ -32,6 +32,7 @@
 #include "../daemon/feed.h"
 #include "monoskip.h"
 #include "testpage.h"
+#include "checkrun.h"
 
 /* chrony's sock_sample (refclock_sock.c), LP64: 40 bytes, native order. */
 enum {
@@ -560,8 +561,6 @@ int main(void)
 {
 	Suite *s = suite_create("feed");
 	TCase *tc;
-	SRunner *sr;
-	int failed;
 
 	tc = tcase_create("chrony-sock");
 	tcase_add_checked_fixture(tc, sock_setup, sock_teardown);
@@ -581,11 +580,6 @@ int main(void)
 	tcase_add_test(tc, shm_removed_under_us);
 	suite_add_tcase(s, tc);
 
-	sr = srunner_create(s);
 	/* Each test in its own process: the monotonic clock each moves on. */
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return CR_Run(s, CK_FORK);
 }

@@ -102,6 +102,7 @@
 #include "../daemon/evbase.h"
 #include "../daemon/hnd_driver.h"
 #include "../daemon/log.h"
+#include "checkrun.h"
 
 enum {
 	OK, DELAY, LOST, REFUSE, DROP, REORDER, RESTART, RELOAD, NEWPATH, MARKER, CRASH, LEARN,
@@ -1541,9 +1542,7 @@ static int run_cases_at_once(void)
 
 int main(void)
 {
-	SRunner *sr;
 	const char *env = getenv("HND_TEST_SEED");
-	int failed;
 
 	seed = env ? (unsigned int)strtoul(env, NULL, 0) : (unsigned int)time(NULL);
 	script_env = getenv("HND_TEST_SCRIPT");
@@ -1557,9 +1556,5 @@ int main(void)
 			return EXIT_FAILURE;
 	if (!script_env && !getenv("CK_RUN_CASE") && !getenv("HND_TEST_SERIAL"))
 		return run_cases_at_once();
-	sr = srunner_create(handover_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return CR_Run(handover_suite(), CK_FORK_GETENV);
 }

@@ -32,6 +32,7 @@
 
 #include "../daemon/log.h"
 #include "testutil.h"
+#include "checkrun.h"
 
 static TU_Capture err;
 
@@ -629,8 +630,7 @@ int main(void)
 	Suite *s = suite_create("log");
 	TCase *tc = tcase_create("limiter");
 	TCase *journal = tcase_create("journal");
-	SRunner *sr;
-	int failed;
+	int r;
 
 	tcase_add_test(tc, first_alerts_at_once_then_cut);
 	tcase_add_test(tc, next_one_counts_the_suppressed);
@@ -653,10 +653,7 @@ int main(void)
 	tcase_add_test(journal, journal_fields_bounded);
 	tcase_add_test(journal, journal_not_there);
 	suite_add_tcase(s, journal);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	r = CR_Run(s, CK_FORK_GETENV);
 	tu_capture_free(&err);
-	return failed ? 1 : 0;
+	return r;
 }

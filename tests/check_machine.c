@@ -67,6 +67,7 @@
 
 #include "../daemon/handover.h"
 #include "../daemon/log.h"
+#include "checkrun.h"
 
 enum {
 	OK, REFUSE, LOST, DROP, LATE, RESTART, RELOAD, MARKER, CRASH, LEARN, FULL, NOPAGE, N_SYMBOLS
@@ -640,8 +641,7 @@ int main(void)
 {
 	Suite *s = suite_create("machine");
 	TCase *tc = tcase_create("machine");
-	SRunner *sr;
-	int failed;
+	int r;
 	const char *d = getenv("CHECK_MACHINE_DEPTH");
 
 	/* Shallower where the CPU is emulated (.ci/arm64): the logic is the
@@ -663,11 +663,7 @@ int main(void)
 		tcase_add_loop_test(tc, residual, 0, SKIP_MAX - 4);
 	}
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_set_fork_status(sr, CK_NOFORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	r = CR_Run(s, CK_NOFORK);
 	printf("%ld sequences\n", sequences);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return r;
 }

@@ -32,6 +32,7 @@
 #define vmclock_notify_rearm copy_vmclock_notify_rearm
 #define vmclock_notify_describe copy_vmclock_notify_describe
 #include "../refclock/notify.c"
+#include "checkrun.h"
 
 #define DEV_PAGE 4096
 
@@ -273,8 +274,6 @@ int main(void)
 {
 	Suite *s = suite_create("notify");
 	TCase *tc = tcase_create("rearm");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_double_read_stops_rearming);
 	tcase_add_test(tc, test_fresh_open_is_readable_and_rearms);
@@ -286,9 +285,5 @@ int main(void)
 	tcase_add_test(tc, test_zero_read_is_our_error);
 	tcase_add_test(tc, test_every_result_has_words);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return CR_Run(s, CK_FORK_GETENV);
 }

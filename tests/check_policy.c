@@ -29,6 +29,7 @@
 #include "../daemon/feed.h"
 #include "../daemon/policy.h"
 #include "testpage.h"
+#include "checkrun.h"
 
 #define PERIOD_1GHZ 18446744073ull /* 1 ns per tick, shift 0 (2^64 / 1e9) */
 #define ANCHOR 1000000u
@@ -747,11 +748,5 @@ static Suite *policy_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(policy_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return CR_Run(policy_suite(), CK_FORK_GETENV);
 }

@@ -43,6 +43,7 @@
 #include "../daemon/publish.h"
 #include "monoskip.h"
 #include "testpage.h"
+#include "checkrun.h"
 
 #define MARKER 0x1122334455667788ull
 #define GENERATION 7u
@@ -847,8 +848,6 @@ int main(void)
 {
 	Suite *s = suite_create("publish");
 	TCase *tc;
-	SRunner *sr;
-	int failed;
 
 	tc = tcase_create("state");
 	tcase_add_checked_fixture(tc, setup, teardown);
@@ -882,11 +881,6 @@ int main(void)
 	tcase_add_test(tc, status_on_change);
 	suite_add_tcase(s, tc);
 
-	sr = srunner_create(s);
 	/* The module's statics, and the monotonic clock each test moves on. */
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return CR_Run(s, CK_FORK);
 }

@@ -32,22 +32,18 @@
 
 #include "../daemon/log.h"
 #include "../daemon/notify.h"
+#include "monoskip.h"
 #include "testpage.h"
+#include "checkrun.h"
 
-int __real_clock_gettime(clockid_t id, struct timespec *ts);
-int __wrap_clock_gettime(clockid_t id, struct timespec *ts);
+/* The test's CLOCK_MONOTONIC (monoskip.h): stopped at the start of the
+ * second after the real one's at setup, moved only by the test. */
+#define SECOND_NS 1000000000
 
-/* The test's CLOCK_MONOTONIC: it moves only when the test moves it, from
- * the start of the second after the real one's at setup (never behind the
- * real clock, which Check reads too, before the test). */
-static struct timespec fake_now;
-
-int __wrap_clock_gettime(clockid_t id, struct timespec *ts)
+/* To the start of the next second. */
+static void next_second(void)
 {
-	if (id != CLOCK_MONOTONIC)
-		return __real_clock_gettime(id, ts);
-	*ts = fake_now;
-	return 0;
+	MSK_Advance(SECOND_NS - MSK_Now() % SECOND_NS);
 }
 
 static char *dir, *sock_path;
@@ -58,8 +54,8 @@ static void setup(void)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
-	ck_assert_int_eq(__real_clock_gettime(CLOCK_MONOTONIC, &fake_now), 0);
-	fake_now = (struct timespec){ fake_now.tv_sec + 1, 0 };
+	MSK_Freeze();
+	next_second();
 	dir = tp_tmpdir();
 	sock_path = tp_path(dir, "notify");
 	ck_assert_uint_lt(strlen(sock_path), sizeof(sa.sun_path));
@@ -166,14 +162,14 @@ START_TEST(status_rate_limited)
 	NTF_Initialise(base);
 	NTF_Status(false, "offset %d ns", 12);
 	expect("STATUS=offset 12 ns", NULL);
-	fake_now.tv_nsec = 999999999;
+	MSK_Advance(SECOND_NS - 1); /* the last nanosecond of the second */
 	NTF_Status(false, "offset %d ns", 13);
 	expect_none();
 	NTF_Status(true, "disrupted");
 	expect("STATUS=disrupted", NULL);
 	NTF_Status(true, "disrupted");
 	expect_none();
-	fake_now = (struct timespec){ fake_now.tv_sec + 1, 0 };
+	next_second();
 	NTF_Status(false, "disrupted");
 	expect_none();
 	NTF_Status(false, "offset %d ns", 14);
@@ -329,8 +325,6 @@ int main(void)
 {
 	Suite *s = suite_create("sdnotify");
 	TCase *tc = tcase_create("notify");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, ready_once_with_the_status);
@@ -344,9 +338,5 @@ int main(void)
 	tcase_add_test(tc, watchdog_vouches_for_ticks);
 	tcase_add_test(tc, watchdog_of_another_process);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return CR_Run(s, CK_FORK_GETENV);
 }

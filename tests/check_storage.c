@@ -32,6 +32,7 @@
 
 #include "../daemon/log.h"
 #include "../daemon/storage.h"
+#include "checkrun.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -861,8 +862,6 @@ int main(void)
 {
 	Suite *s = suite_create("storage");
 	TCase *text_tc = tcase_create("text"), *files = tcase_create("files");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(text_tc, round_trip_every_combination);
 	tcase_add_test(text_tc, format_ignores_invalid_lines);
@@ -893,9 +892,5 @@ int main(void)
 	tcase_add_test(files, reconfigure_moves_the_record);
 	suite_add_tcase(s, files);
 
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return CR_Run(s, CK_FORK_GETENV);
 }

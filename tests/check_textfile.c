@@ -37,28 +37,15 @@
 #include "../daemon/log.h"
 #include "../daemon/textfile.h"
 #include "testpage.h"
+#include "monoskip.h"
 #include "testutil.h"
 #include "vmclock-abi.h"
 #include "vmclock.h"
 #include "vmclockd-state.h"
+#include "checkrun.h"
 
-int __real_clock_gettime(clockid_t id, struct timespec *ts);
-int __wrap_clock_gettime(clockid_t id, struct timespec *ts);
 int __real_unlink(const char *path);
 int __wrap_unlink(const char *path);
-
-/* The test's CLOCK_MONOTONIC: the real one's at setup, moved only by the
- * test (never behind the real clock, which Check reads too). */
-static uint64_t mono_ns;
-
-int __wrap_clock_gettime(clockid_t id, struct timespec *ts)
-{
-	if (id != CLOCK_MONOTONIC)
-		return __real_clock_gettime(id, ts);
-	ts->tv_sec = (time_t)(mono_ns / 1000000000u);
-	ts->tv_nsec = (long)(mono_ns % 1000000000u);
-	return 0;
-}
 
 /* Where a link to plant_target (symbolic, or hard with plant_hard) is
  * planted right after unlink removed it. */
@@ -113,10 +100,10 @@ static void write_state(const char *path)
 static void setup(void)
 {
 	struct testpage page;
-	struct timespec now;
 
-	ck_assert_int_eq(__real_clock_gettime(CLOCK_MONOTONIC, &now), 0);
-	mono_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+	/* The test's CLOCK_MONOTONIC (monoskip.h): the real one's now, moved
+	 * only by the test. */
+	MSK_Freeze();
 	dir = tp_tmpdir();
 	tp_init(&page);
 	tp_put64(&page, TP_MARKER, MARKER);
@@ -173,7 +160,7 @@ static unsigned errors_logged(void)
 
 static void advance_ms(uint64_t ms)
 {
-	mono_ns += ms * 1000000u;
+	MSK_Advance((int64_t)ms * 1000000);
 }
 
 /* The whole of a file, NULL if it cannot be read. */
@@ -327,10 +314,10 @@ START_TEST(rewritten_when_due)
 	ck_assert(exists(prom_path));
 	ck_assert_int_eq(unlink(prom_path), 0);
 	advance_ms(INTERVAL_MS - 1);
-	mono_ns += 999999;
+	MSK_Advance(999999);
 	TXF_Tick(&report);
 	ck_assert(!exists(prom_path));
-	mono_ns += 1;
+	MSK_Advance(1);
 	TXF_Tick(&report);
 	ck_assert(exists(prom_path));
 
@@ -618,8 +605,6 @@ int main(void)
 {
 	Suite *s = suite_create("textfile");
 	TCase *tc = tcase_create("textfile");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, first_tick_writes);
@@ -635,9 +620,5 @@ int main(void)
 	tcase_add_test(tc, rename_fails);
 	tcase_add_test(tc, reconfigured);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return CR_Run(s, CK_FORK_GETENV);
 }

@@ -19,5 +19,10 @@
 
 /* CLOCK_MONOTONIC reads ns later from now on. */
 void MSK_Advance(int64_t ns);
+/* CLOCK_MONOTONIC stands still from now on, but for MSK_Advance (a test
+ * that paces a module's once-a-second checks to the nanosecond). */
+void MSK_Freeze(void);
+/* CLOCK_MONOTONIC as the modules read it, ns. */
+int64_t MSK_Now(void);
 
 #endif /* VMCLOCKD_TESTS_MONOSKIP_H */
