@@ -224,7 +224,8 @@ typedef enum {
 } HND_OffsetAnswer;
 
 typedef struct {
-	int timeout_ms;       /* per request, CCL_Start's */
+	int timeout_ms;       /* per request (CCL_Start's), and for the next
+			       * tick's offset (HND_ACT_MEASURE) */
 	int tries;            /* sends per idempotent request */
 	int max_failures;     /* failed steps before giving up */
 	int first_backoff_ms; /* doubles after each failure */
@@ -243,7 +244,8 @@ extern const HND_Timing HND_DEFAULT_TIMING;
 typedef struct HND_Machine HND_Machine;
 
 typedef enum {
-	/* A disruption to hand over (the newest wins). */
+	/* A disruption to hand over (the newest wins), given directly (tools,
+	 * tests); vmclockd hands the machine its pages (HND_EV_PAGE). */
 	HND_EV_START = 0,
 	/* The answer to the last HND_ACT_SEND (never one to a request the
 	 * client was closed under: HND_ACT_CLOSE drops it). */
