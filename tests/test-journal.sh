@@ -241,7 +241,7 @@ kill -USR1 "$SIM_PID"
 check "B: DISRUPTION: one line" wait_for 3 stderr_count_is DISRUPTION 1 OLD_MARKER=3 NEW_MARKER=4
 l=$(stderr_line DISRUPTION OLD_MARKER=3 NEW_MARKER=4)
 echo "   $l"
-check "B: ... a warning with its fields" grep -Eqx "vmclockd: warning: .+ MESSAGE_ID=${MSGID[DISRUPTION]} OLD_MARKER=3 NEW_MARKER=4 FIRST_MARKER=4 MARKER_CHANGES=1 VM_GENERATION_COUNTER=2 STEP_NS=[-0-9]+ COUNTER_PERIOD_FRAC_SEC=[0-9]+ COUNTER_PERIOD_SHIFT=[0-9]+ FREQ_CHANGE_PPM=[-0-9.]+" <<<"$l"
+check "B: ... a warning with its fields" grep -Eqx "vmclockd: warning: .+ MESSAGE_ID=${MSGID[DISRUPTION]} OLD_MARKER=3 NEW_MARKER=4 FIRST_MARKER=4 MARKER_CHANGES=1 VM_GENERATION_COUNTER=2 WHILE_DOWN=0 STEP_NS=[-0-9]+ COUNTER_PERIOD_FRAC_SEC=[0-9]+ COUNTER_PERIOD_SHIFT=[0-9]+ FREQ_CHANGE_PPM=[-0-9.]+" <<<"$l"
 if [ $HAVE_CHRONYD = yes ]; then
 	check "B: RECOVERED: one line" wait_for 5 stderr_count_is RECOVERED 1 DISRUPTION_MARKER=4
 	check "B: ... with its fields" \
