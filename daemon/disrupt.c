@@ -27,7 +27,6 @@
 #include <assert.h>
 #include <endian.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -39,8 +38,10 @@
 #include "storage.h"
 
 /* One journal field, "NAME=value": the longest name here is 23 characters,
- * a value at most 20 digits or a %f of a double we bound. */
-#define FIELD_LEN 64
+ * a value at most 20 digits, or FREQ_CHANGE_PPM's %.6f of any ratio of two
+ * periods (under 2^128 * 10^6 ppm: 45 digits, a sign, the point and six
+ * decimals; 69 characters with its name). */
+#define FIELD_LEN 80
 
 /* The most journal fields of a disruption record: OLD_MARKER, NEW_MARKER,
  * FIRST_MARKER, MARKER_CHANGES, VM_GENERATION_COUNTER, WHILE_DOWN, STEP_NS,

@@ -16,9 +16,10 @@
 
 #include <event2/event.h>
 
+#include "../common/timeutil.h"
+
 #include "chrony_client.h"
 #include "hnd_driver.h"
-#include "log.h"
 
 static struct event_base *ev_base;
 static char *cmd_path;
@@ -29,15 +30,6 @@ static HND_Machine *machine;
 /* Bumped by HDR_Finalise: the actions of a machine a callback finalised
  * (and maybe replaced) are not taken. */
 static unsigned incarnation;
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 
 static void on_reply(const CCL_Result *r, void *arg)
 {
@@ -132,7 +124,7 @@ void HDR_Handle(HND_Event *ev)
 
 	if (!machine)
 		return;
-	ev->now_ns = mono_ns();
+	ev->now_ns = (int64_t)TIM_NowNs(CLOCK_MONOTONIC);
 	HND_Handle(machine, ev, &acts);
 	for (int i = 0; i < acts.n && incarnation == mine; i++)
 		take(&acts.a[i]);
