@@ -44,8 +44,8 @@
  * starts over from its facts, until it completes; done is reported only
  * then, so the disruption is not taken for handled meanwhile.  chronyd not
  * running when a round begins makes the period it is right for unknown (it
- * will start from its drift file): it gets the reset and the step, no dfreq.  A target without
- * time gets reset sources and an NTP burst.  An offset the page does not vouch
+ * will start from its drift file): it gets the reset and the step, no
+ * dfreq.  A target without time gets reset sources and an NTP burst.  An offset the page does not vouch
  * for (the measurement answers SKIP: its status, timescale or bounds refuse it,
  * or its marker is not the target's) gets no doffset: the step counts as done
  * with nothing sent, and chronyd learns it from the samples later.
@@ -66,8 +66,9 @@
  * stale doffset did (it has landed by then), so the new doffset corrects it.
  * (chrony's reset sources resets the source instances only; it does not
  * cancel a correction being slewed.)  A makestep in doubt is redone the same
- * way: if it landed, the new doffset and step are what is left, nothing.  A dfreq in doubt is verified: tracking is read until two reads
- * in a row agree that chronyd's frequency is the one before it (not applied:
+ * way: if it landed, the new doffset and step are what is left, nothing.
+ * A dfreq in doubt is verified: tracking is read until two reads in a row
+ * agree that chronyd's frequency is the one before it (not applied:
  * send it again) or the one after it (applied).  A frequency that is neither
  * (chronyd learned from samples, restarted without a drift file, or steered
  * on its own) is followed from the anchor as above: whatever it applied,
@@ -77,17 +78,27 @@
  * holds through a write-ahead record: before a dfreq is sent, what resolves
  * it (its target marker, the periods it composes from and to, the change,
  * chronyd's frequency before it, read right before it: with from, the
- * anchor a restart resolves it from) is handed out to be recorded (HND_ACT_RECORD),
- * kept durably, and the dfreq goes out only once that succeeded.  Once
- * the dfreq is known to be applied (its answer, or the verification) the
- * new period is recorded without it.  A restarted vmclockd hands the record
- * back in its first target: that handover begins with the dfreq in doubt
- * and verifies it as above (before: sent again; after: the new period;
- * neither: followed from the record's anchor).  A record that cannot be written is a dfreq
- * not sent: the step is retried with backoff, and at the last try the
- * handover goes on without it (reset and doffset, as for a refused dfreq),
- * leaving chronyd's frequency to its samples, never doubled; a new target
- * tries to record its dfreq again.
+ * anchor a restart resolves it from) is put in the record and handed out
+ * to be kept (HND_ACT_RECORD), and the dfreq goes out only once that
+ * succeeded.  Once the dfreq is known to be applied (its answer, or the
+ * verification) the new period is recorded without it.  A restarted
+ * vmclockd hands the record back (HND_EV_LOADED) before its first page; the
+ * first handover then begins with the dfreq in doubt and verifies it as
+ * above (before: sent again; after: the new period; neither: followed from
+ * the record's anchor).  A record that cannot be written is a dfreq not
+ * sent: the step is retried with backoff, and at the last try the handover
+ * goes on without it (reset and doffset, as for a refused dfreq), leaving
+ * chronyd's frequency to its samples, never doubled; a new target tries to
+ * record its dfreq again.
+ *
+ * The record: the machine holds the one record of what chronyd has been
+ * handed (HND_Record) and hands it out whenever it changes: the write-ahead
+ * and its resolution above, the handled marker when a handover completes
+ * (chronyd is then taken to be right for the target's period: its samples
+ * teach it what a refused or unsent dfreq did not), and, between
+ * handovers, the generation and the period as the pages refine them (at
+ * most once a second, the period when it drifted, at most once a minute).
+ * A write that failed is made again at the first page a second later.
  */
 #include <errno.h>
 #include <inttypes.h>
