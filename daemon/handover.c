@@ -6,7 +6,11 @@
  * Steps, each one request: tracking (chronyd's frequency f0 while it is
  * right for the period it was handed over with: the anchor, read before
  * samples can move it), reset sources (no measurement from the old host
- * survives), dfreq (the counter's frequency change from the period chronyd
+ * survives), tracking again (what chronyd's own estimate for the old
+ * period made of the samples it had, at its next poll, is in the anchor
+ * and in the frequency the dfreq is verified against: until a sample is fed
+ * or a dfreq of ours lands, each reading re-anchors), dfreq (the counter's
+ * frequency change from the period chronyd
  * is right for to the target's), tracking (chronyd's correction c), doffset
  * (-(o - c), o the device-minus-system offset read just before it is sent),
  * makestep (chronyd steps its clock by the correction it has not applied
@@ -158,6 +162,10 @@ struct HND_Machine {
 	HND_Period anchor_period;
 	double anchor_freq;
 	bool anchor_recorded; /* a record with it was kept */
+	/* No sample fed and no dfreq of ours since the handover began (and it
+	 * did not start from a record): chronyd's frequency moves only by its
+	 * own estimate for the old period, and each reading re-anchors. */
+	bool own_estimate;
 	bool reset_done, doffset_done, burst_done;
 	/* The makestep confirmed (and what it left checked), or refused (no
 	 * other one for this target); refining: a step was made, the residual
@@ -418,6 +426,7 @@ static void round_failed(HND_Machine *m, HND_Step s, int error, const char *reas
 		wait = m->timing.first_backoff_ms; /* never a busy loop */
 	m->settle_needed = false;
 	m->retry_wait = true;
+	m->own_estimate = false; /* samples are fed from now on */
 	arm(m, HND_HOLDOFF, wait);
 }
 
@@ -520,7 +529,13 @@ static void follow_freq(HND_Machine *m, double f)
 
 	if (!usable(m->chrony_period) || !isfinite(f))
 		return;
-	if (!m->anchor_known) {
+	if (!m->anchor_known || m->own_estimate) {
+		/* Until samples are fed or a dfreq of ours lands, what moves
+		 * chronyd's frequency is its own estimate for the old period
+		 * (the samples it had before the disruption, taken in at its
+		 * next poll): the newest reading is the anchor. */
+		if (m->anchor_known && m->anchor_freq != f)
+			m->anchor_recorded = false;
 		m->anchor_known = true;
 		m->anchor_period = m->chrony_period;
 		m->anchor_freq = f;
@@ -651,6 +666,9 @@ static void on_reply(HND_Machine *m, const CCL_Result *r)
 		switch (s) {
 		case HND_STEP_RESET:
 			if (current) {
+				/* chronyd took in no sample since: its frequency
+				 * is read again right before the dfreq. */
+				m->freq_fresh = false;
 				m->reset_done = true;
 				m->report.resets++;
 			}
@@ -863,6 +881,7 @@ static void send_step(HND_Machine *m, HND_Step s)
 		CPR_MakeTracking(&p);
 		break;
 	case HND_STEP_DFREQ:
+		m->own_estimate = false; /* a dfreq of ours is on its way */
 		m->sending_to = m->target.new_period;
 		/* What chronyd will decode, to know its frequency afterwards. */
 		m->sending_dfreq = CPR_FloatDecode(
@@ -1068,6 +1087,8 @@ static void start(HND_Machine *m, const HND_Target *t)
 			m->verify_reads = 0;
 			m->settle_needed = true;
 		}
+		/* From a record, samples may have been fed since: not its own. */
+		m->own_estimate = !m->anchor_known;
 	} else {
 		m->restart_pending = true;
 	}

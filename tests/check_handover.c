@@ -65,8 +65,8 @@
  *
  * The "crash" suite puts a CRASH at every point of a handover (each request
  * as it arrives, before chronyd processes it, with each fault on it: the
- * reset, tracking, dfreq, tracking, doffset, tracking, makestep, and the
- * tracking read that checks what the step left) and
+ * tracking, reset, tracking, dfreq, tracking, doffset, tracking, makestep,
+ * and the tracking read that checks what the step left) and
  * checks the same truth: the dfreqs chronyd applied over both lives compose
  * to the true change, once.  The write-ahead failing (a full disk) must
  * delay the dfreq, never send one unrecorded.  Checked too after every
@@ -113,11 +113,11 @@ static const char *const event_names[N_EVENTS] = {
 	"CRASH", "LEARN",
 };
 #define N_EXHAUSTIVE (N_EVENTS * N_EVENTS * N_EVENTS) /* N_EVENTS^SEQ_LEN */
-/* The crash suite: a CRASH as request CRASH_REQUESTS + 1 arrives (the
- * handover's tracking, reset, dfreq, tracking again, doffset, tracking,
- * makestep, tracking; or after it is done), times a
+/* The crash suite: a CRASH as one of the first CRASH_REQUESTS requests
+ * arrives (the handover's tracking, reset, tracking again, dfreq, tracking,
+ * doffset, tracking, makestep, tracking; or after it is done), times a
  * fault on that request (OK..RESTART), times any event after. */
-#define CRASH_REQUESTS 9
+#define CRASH_REQUESTS 10
 #define CRASH_FAULTS (RESTART + 1)
 #define N_CRASH_POINTS (CRASH_REQUESTS * CRASH_FAULTS * N_EVENTS)
 
@@ -1394,9 +1394,9 @@ END_TEST
  * doffset is made again from the page. */
 START_TEST(makestep_answer_lost)
 {
-	static const int script[] = { OK, OK, OK, OK, OK, OK, LOST };
+	static const int script[] = { OK, OK, OK, OK, OK, OK, OK, LOST };
 
-	setup(script, 7);
+	setup(script, 8);
 	D.step_mode = _i ? STEP_DROPS : STEP_OK;
 	run();
 	check_truth();
