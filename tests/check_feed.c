@@ -68,30 +68,6 @@ enum {
 
 #define ONE_S_AND_A_BIT 1100000000ll
 
-static int32_t get32(const uint8_t *b, size_t off)
-{
-	int32_t v;
-
-	memcpy(&v, b + off, sizeof(v));
-	return v;
-}
-
-static int64_t get64(const uint8_t *b, size_t off)
-{
-	int64_t v;
-
-	memcpy(&v, b + off, sizeof(v));
-	return v;
-}
-
-static double get_double(const uint8_t *b, size_t off)
-{
-	double v;
-
-	memcpy(&v, b + off, sizeof(v));
-	return v;
-}
-
 static FED_Sample sample(time_t sec, long nsec, int64_t offset_ns, uint64_t bound_ns, FED_Leap leap)
 {
 	return (FED_Sample){ .system = { .tv_sec = sec, .tv_nsec = nsec },
@@ -169,16 +145,16 @@ START_TEST(sock_datagram_fields)
 
 		ck_assert_int_eq(FED_Send(out, &s), 0);
 		receive(fd, b);
-		ck_assert_int_eq(get64(b, SOCK_TV_SEC), cases[i].sec);
-		ck_assert_int_eq(get64(b, SOCK_TV_USEC), cases[i].usec);
+		ck_assert_int_eq(tp_native_i64(b, SOCK_TV_SEC), cases[i].sec);
+		ck_assert_int_eq(tp_native_i64(b, SOCK_TV_USEC), cases[i].usec);
 		/* The offset as measured, in seconds: not moved to the cut
 		 * microsecond. */
-		ck_assert_double_eq_tol(get_double(b, SOCK_OFFSET),
+		ck_assert_double_eq_tol(tp_native_double(b, SOCK_OFFSET),
 					(double)cases[i].offset_ns * 1e-9, 1e-18);
-		ck_assert_int_eq(get32(b, SOCK_PULSE), 0);
-		ck_assert_int_eq(get32(b, SOCK_LEAP), (int)cases[i].leap);
-		ck_assert_int_eq(get32(b, SOCK_PAD), 0);
-		ck_assert_int_eq(get32(b, SOCK_MAGIC), SOCK_MAGIC_VALUE);
+		ck_assert_int_eq(tp_native_i32(b, SOCK_PULSE), 0);
+		ck_assert_int_eq(tp_native_i32(b, SOCK_LEAP), (int)cases[i].leap);
+		ck_assert_int_eq(tp_native_i32(b, SOCK_PAD), 0);
+		ck_assert_int_eq(tp_native_i32(b, SOCK_MAGIC), SOCK_MAGIC_VALUE);
 		ck_assert_ptr_null(FED_Problem(out));
 	}
 	FED_Destroy(out);
@@ -212,14 +188,14 @@ START_TEST(sock_chronyd_absent_then_back)
 	ck_assert_int_eq(FED_Send(out, &s), 0);
 	ck_assert_ptr_null(FED_Problem(out));
 	receive(fd, b);
-	ck_assert_int_eq(get64(b, SOCK_TV_USEC), 5);
+	ck_assert_int_eq(tp_native_i64(b, SOCK_TV_USEC), 5);
 
 	/* chronyd restarted: a new socket at the path takes the next one. */
 	close(fd);
 	fd = chronyd_bind();
 	ck_assert_int_eq(FED_Send(out, &s), 0);
 	receive(fd, b);
-	ck_assert_int_eq(get32(b, SOCK_MAGIC), SOCK_MAGIC_VALUE);
+	ck_assert_int_eq(tp_native_i32(b, SOCK_MAGIC), SOCK_MAGIC_VALUE);
 	FED_Destroy(out);
 	close(fd);
 }
@@ -348,22 +324,22 @@ START_TEST(shm_fields)
 			sample(cases[i].sec, cases[i].nsec, cases[i].offset_ns, 1, cases[i].leap);
 
 		ck_assert_int_eq(FED_Send(out, &s), 0);
-		ck_assert_int_eq(get32(shm, SHM_MODE), 1);
-		ck_assert_int_eq(get64(shm, SHM_CLOCK_SEC), cases[i].clock_sec);
-		ck_assert_int_eq((uint32_t)get32(shm, SHM_CLOCK_NSEC), cases[i].clock_nsec);
-		ck_assert_int_eq(get32(shm, SHM_CLOCK_USEC), cases[i].clock_nsec / 1000);
-		ck_assert_int_eq(get64(shm, SHM_RECEIVE_SEC), cases[i].sec);
-		ck_assert_int_eq((uint32_t)get32(shm, SHM_RECEIVE_NSEC), cases[i].nsec);
-		ck_assert_int_eq(get32(shm, SHM_RECEIVE_USEC), cases[i].nsec / 1000);
-		ck_assert_int_eq(get32(shm, SHM_LEAP), (int)cases[i].leap);
-		ck_assert_int_eq(get32(shm, SHM_PRECISION), -29); /* 1 ns: 2^-29 s */
-		ck_assert_int_eq(get32(shm, SHM_NSAMPLES), 0);
-		ck_assert_int_eq(get32(shm, SHM_VALID), 1);
+		ck_assert_int_eq(tp_native_i32(shm, SHM_MODE), 1);
+		ck_assert_int_eq(tp_native_i64(shm, SHM_CLOCK_SEC), cases[i].clock_sec);
+		ck_assert_int_eq((uint32_t)tp_native_i32(shm, SHM_CLOCK_NSEC), cases[i].clock_nsec);
+		ck_assert_int_eq(tp_native_i32(shm, SHM_CLOCK_USEC), cases[i].clock_nsec / 1000);
+		ck_assert_int_eq(tp_native_i64(shm, SHM_RECEIVE_SEC), cases[i].sec);
+		ck_assert_int_eq((uint32_t)tp_native_i32(shm, SHM_RECEIVE_NSEC), cases[i].nsec);
+		ck_assert_int_eq(tp_native_i32(shm, SHM_RECEIVE_USEC), cases[i].nsec / 1000);
+		ck_assert_int_eq(tp_native_i32(shm, SHM_LEAP), (int)cases[i].leap);
+		ck_assert_int_eq(tp_native_i32(shm, SHM_PRECISION), -29); /* 1 ns: 2^-29 s */
+		ck_assert_int_eq(tp_native_i32(shm, SHM_NSAMPLES), 0);
+		ck_assert_int_eq(tp_native_i32(shm, SHM_VALID), 1);
 	}
 	FED_Destroy(out);
 	/* The segment stays for ntpd, saying there is nothing new. */
-	ck_assert_int_eq(get32(shm, SHM_VALID), 0);
-	ck_assert_int_eq(get32(shm, SHM_LEAP), NTP_LEAP_NOTINSYNC);
+	ck_assert_int_eq(tp_native_i32(shm, SHM_VALID), 0);
+	ck_assert_int_eq(tp_native_i32(shm, SHM_LEAP), NTP_LEAP_NOTINSYNC);
 	shmdt(shm);
 	shm_remove();
 }
@@ -390,9 +366,9 @@ START_TEST(shm_count_and_valid)
 	for (int i = 1; i <= 3; i++) {
 		s.system.tv_sec++;
 		ck_assert_int_eq(FED_Send(out, &s), 0);
-		ck_assert_int_eq(get32(shm, SHM_COUNT), 40 + 2 * i);
-		ck_assert_int_eq(get32(shm, SHM_VALID), 1);
-		ck_assert_int_eq(get64(shm, SHM_RECEIVE_SEC), s.system.tv_sec);
+		ck_assert_int_eq(tp_native_i32(shm, SHM_COUNT), 40 + 2 * i);
+		ck_assert_int_eq(tp_native_i32(shm, SHM_VALID), 1);
+		ck_assert_int_eq(tp_native_i64(shm, SHM_RECEIVE_SEC), s.system.tv_sec);
 		/* ntpd took it. */
 		memcpy(shm + SHM_VALID, &(int32_t){ 0 }, 4);
 	}
@@ -424,9 +400,9 @@ START_TEST(shm_precision)
 		FED_Sample s = sample(1700000000, 0, 0, cases[i].bound_ns, FED_LEAP_NONE);
 
 		ck_assert_int_eq(FED_Send(out, &s), 0);
-		ck_assert_msg(get32(shm, SHM_PRECISION) == cases[i].precision,
+		ck_assert_msg(tp_native_i32(shm, SHM_PRECISION) == cases[i].precision,
 			      "bound %llu ns: precision %d, want %d",
-			      (unsigned long long)cases[i].bound_ns, get32(shm, SHM_PRECISION),
+			      (unsigned long long)cases[i].bound_ns, tp_native_i32(shm, SHM_PRECISION),
 			      cases[i].precision);
 	}
 	FED_Destroy(out);
@@ -496,8 +472,8 @@ START_TEST(shm_refused_then_retried)
 	ck_assert_ptr_null(FED_Problem(out));
 	ck_assert_uint_eq(shm_stat().shm_perm.mode & 0777, 0600);
 	ck_assert_ptr_nonnull(shm = ntpd_attach());
-	ck_assert_int_eq(get32(shm, SHM_VALID), 1);
-	ck_assert_int_eq(get64(shm, SHM_RECEIVE_SEC), 1700000000);
+	ck_assert_int_eq(tp_native_i32(shm, SHM_VALID), 1);
+	ck_assert_int_eq(tp_native_i64(shm, SHM_RECEIVE_SEC), 1700000000);
 	FED_Destroy(out);
 	shmdt(shm);
 	shm_remove();
@@ -541,8 +517,8 @@ START_TEST(shm_removed_under_us)
 	ck_assert_int_ge(id = shmget(SHM_KEY_BASE + unit, 0, 0), 0);
 	ck_assert_int_ne(id, first);
 	ck_assert_ptr_nonnull(shm = ntpd_attach());
-	ck_assert_int_eq(get64(shm, SHM_RECEIVE_SEC), 1700000001);
-	ck_assert_int_eq(get32(shm, SHM_VALID), 1);
+	ck_assert_int_eq(tp_native_i64(shm, SHM_RECEIVE_SEC), 1700000001);
+	ck_assert_int_eq(tp_native_i32(shm, SHM_VALID), 1);
 	shmdt(shm);
 
 	/* Replaced by a segment of another program's size. */

@@ -156,22 +156,6 @@ static int reconfigure(const CNF_Settings *fresh)
 
 /* ---- the chronyd double ------------------------------------------------- */
 
-static int64_t get_i64(const uint8_t *b, size_t off)
-{
-	int64_t v;
-
-	memcpy(&v, b + off, sizeof(v));
-	return v;
-}
-
-static int32_t get_i32(const uint8_t *b, size_t off)
-{
-	int32_t v;
-
-	memcpy(&v, b + off, sizeof(v));
-	return v;
-}
-
 static void drain(void)
 {
 	uint8_t b[DGRAM_BYTES + 8];
@@ -182,12 +166,12 @@ static void drain(void)
 	while ((n = recv(T.sock_fd, b, sizeof(b), MSG_DONTWAIT)) >= 0) {
 		ck_assert_int_eq(n, DGRAM_BYTES);
 		T.datagrams++;
-		T.dgram.sec = get_i64(b, DGRAM_SEC_OFF);
-		T.dgram.usec = get_i64(b, DGRAM_USEC_OFF);
+		T.dgram.sec = tp_native_i64(b, DGRAM_SEC_OFF);
+		T.dgram.usec = tp_native_i64(b, DGRAM_USEC_OFF);
 		memcpy(&T.dgram.offset, b + DGRAM_OFFSET_OFF, sizeof(double));
-		T.dgram.pulse = get_i32(b, DGRAM_PULSE_OFF);
-		T.dgram.leap = get_i32(b, DGRAM_LEAP_OFF);
-		T.dgram.magic = (uint32_t)get_i32(b, DGRAM_MAGIC_OFF);
+		T.dgram.pulse = tp_native_i32(b, DGRAM_PULSE_OFF);
+		T.dgram.leap = tp_native_i32(b, DGRAM_LEAP_OFF);
+		T.dgram.magic = (uint32_t)tp_native_i32(b, DGRAM_MAGIC_OFF);
 	}
 	ck_assert_int_eq(errno, EAGAIN);
 }

@@ -306,3 +306,27 @@ uint64_t tp_seed(void)
 	fprintf(stderr, "random tests: VMCLOCK_TEST_SEED=%" PRIu64 "\n", seed);
 	return seed;
 }
+
+int32_t tp_native_i32(const uint8_t *b, size_t off)
+{
+	int32_t v;
+
+	memcpy(&v, b + off, sizeof(v));
+	return v;
+}
+
+int64_t tp_native_i64(const uint8_t *b, size_t off)
+{
+	int64_t v;
+
+	memcpy(&v, b + off, sizeof(v));
+	return v;
+}
+
+double tp_native_double(const uint8_t *b, size_t off)
+{
+	double v;
+
+	memcpy(&v, b + off, sizeof(v));
+	return v;
+}

@@ -63,6 +63,11 @@ uint8_t tp_get8(const struct testpage *p, size_t off);
 uint16_t tp_get16(const struct testpage *p, size_t off);
 uint32_t tp_get32(const struct testpage *p, size_t off);
 uint64_t tp_get64(const struct testpage *p, size_t off);
+/* A field of a datagram or segment in this machine's byte order (what
+ * chronyd's SOCK refclock and ntpd's SHM read), at byte off of b. */
+int32_t tp_native_i32(const uint8_t *b, size_t off);
+int64_t tp_native_i64(const uint8_t *b, size_t off);
+double tp_native_double(const uint8_t *b, size_t off);
 /* The same for a raw byte buffer (a writable mapping of a page file). */
 void tp_store64(volatile uint8_t *base, size_t off, uint64_t v);
 
