@@ -128,10 +128,7 @@ static int keep_record(const HND_Record *h, void *arg)
 			   .to = sto_period(d->to), .dfreq_ppm = d->dfreq_ppm,
 			   .freq_before_ppm = d->freq_before_ppm },
 	};
-	int r = STO_Save(&rec);
-
-	report.unsaved = r < 0;
-	return r;
+	return STO_Save(&rec);
 }
 
 /* The check of a period read back: would the page now (ARG, a copy of it)
