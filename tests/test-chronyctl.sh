@@ -149,19 +149,25 @@ check "chronyc doffset 0.002 moves it the same way ($C1 -> $C2)" \
 F0=$(field "$(reading)" 4)
 OUT=$("$OBSERVE" -s "$SOCK" --handover -30,0.002)
 echo "handover: $OUT"
-case $OUT in ok*datagrams=5) pass "handover" ;; *) fail "handover: $OUT" ;; esac
+case $OUT in ok*datagrams=6) pass "handover" ;; *) fail "handover: $OUT" ;; esac
 R=$(reading)
 C=$(field "$R" 3)
 F=$(field "$R" 4)
 check "after the handover System time = o ($C)" holds "$C - 0.002 < 10e-6 && 0.002 - $C < 10e-6"
 check "after the handover the frequency moved by -30 ($F0 -> $F)" \
 	holds "$F - $F0 < -29.99 && $F - $F0 > -30.01"
+F0=$F
+OUT=$("$OBSERVE" -s "$SOCK" --handover 0,0)
+case $OUT in ok*datagrams=3) pass "a handover without a frequency change: reset, tracking, doffset" ;;
+	*) fail "a handover without a frequency change: $OUT" ;; esac
+F=$(field "$(reading)" 4)
+check "and no dfreq ($F0 -> $F)" holds "$F - $F0 < 0.01 && $F0 - $F < 0.01"
 "$OBSERVE" -s "$SOCK" --handover 0.001,0 -n 20 >"$T/handover.txt"
 OK=$(grep -c '^ok' "$T/handover.txt")
 check "20 handovers succeed ($OK)" holds "$OK == 20"
 awk '{ for (i = 2; i <= NF; i++) if ($i ~ /^total_ns=/) { split($i, a, "="); print a[2] } }' \
 	"$T/handover.txt" | sort -n | awk '{ v[NR] = $1 } END {
-		printf "handover round trips (5 steps: tracking, reset, dfreq, tracking, doffset), %d runs: min %.0f us, median %.0f us, max %.0f us\n",
+		printf "handover round trips (6 requests: tracking, reset, tracking, dfreq, tracking, doffset), %d runs: min %.0f us, median %.0f us, max %.0f us\n",
 			NR, v[1] / 1000, v[int((NR + 1) / 2)] / 1000, v[NR] / 1000 }'
 
 # ---- burst ------------------------------------------------------------------
