@@ -43,9 +43,10 @@
  * decimals; 69 characters with its name). */
 #define FIELD_LEN 80
 
-/* The most journal fields of a disruption record: OLD_MARKER, NEW_MARKER,
- * FIRST_MARKER, MARKER_CHANGES, VM_GENERATION_COUNTER, WHILE_DOWN, STEP_NS,
- * COUNTER_PERIOD_FRAC_SEC, COUNTER_PERIOD_SHIFT, FREQ_CHANGE_PPM. */
+/* The most journal fields of a record: a disruption's OLD_MARKER,
+ * NEW_MARKER, FIRST_MARKER, MARKER_CHANGES, VM_GENERATION_COUNTER,
+ * WHILE_DOWN, STEP_NS, COUNTER_PERIOD_FRAC_SEC, COUNTER_PERIOD_SHIFT,
+ * FREQ_CHANGE_PPM (a handover's have seven at most). */
 #define DISRUPTION_FIELDS 10
 
 typedef HND_Period Period;
@@ -60,8 +61,6 @@ static uint64_t measure_marker;
 static struct timespec burst_until;
 static bool loaded;   /* the marker record was loaded (at the first page) */
 static uint64_t last_flags;
-/* Why the last doffset was not sent (the page's reading was refused). */
-static POL_Reason doffset_skipped_for;
 /* Alerts a flapping page could repeat at every tick: rate-limited (the first
  * ones at once, the count of the others said when their window closes). */
 static LOG_Limit imminent_alerts, soon_alerts, restore_alerts;
@@ -199,11 +198,10 @@ static void answer_measure(uint64_t marker, POL_Reason judged, double offset_s)
 		answer = HND_OFFSET_RETRY;
 		break;
 	default:
-		doffset_skipped_for = judged;
 		answer = HND_OFFSET_SKIP;
 		break;
 	}
-	HDR_Offset(answer, offset_s);
+	HDR_Offset(answer, offset_s, judged);
 }
 
 /* A record's fields: one more "NAME=value" in f[*n], listed in fields. */
@@ -276,6 +274,42 @@ static void log_disruption(const HND_Report *h, bool handed)
 			  handed ? "chronyd reset" : "no chronyd to reset");
 }
 
+/* What chronyd was handed, as fields of the record of the handover's
+ * completion (MESSAGE_ID LOG_MSGID_RECOVERED); those that do not apply are
+ * left out. */
+static void handover_fields(Fields *f, const HND_Report *r)
+{
+	static const char *const doubt[] = {
+		[HND_DOUBT_APPLIED] = "applied",
+		[HND_DOUBT_NOT_APPLIED] = "not_applied",
+		[HND_DOUBT_MOVED] = "moved",
+	};
+
+	add_field(f, "DISRUPTION_MARKER=%" PRIu64, r->marker);
+	/* 0: a restart would not know it was handled, until a retry of the
+	 * write succeeds. */
+	add_field(f, "STATE_SAVED=%d", !report.unsaved);
+	if (r->doubt != HND_DOUBT_NONE)
+		add_field(f, "DFREQ_IN_DOUBT=%s", doubt[r->doubt]);
+	if (!r->has_time)
+		return;
+	if (r->dfreqs > 0)
+		add_field(f, "DFREQ=applied");
+	else if (r->dfreq_refused)
+		add_field(f, "DFREQ=refused");
+	else if (r->dfreq_unrecorded)
+		add_field(f, "DFREQ=unrecorded");
+	else
+		add_field(f, "DFREQ=none");
+	if (r->dfreqs > 0)
+		add_field(f, "DFREQ_PPM=%.6f", r->dfreq_ppm);
+	if (r->doffset_skipped)
+		add_field(f, "STEP_WITHHELD=%s", vmclockd_reason_name((unsigned)r->skip_reason));
+	else if (r->have_offset)
+		add_field(f, "DOFFSET_NS=%.0f", r->doffset * 1e9);
+	add_field(f, "MAKESTEPS=%d", r->steps);
+}
+
 /* Once per handover, for the newest marker, when it completed (its record
  * kept already); the machine logs its own retries and failed rounds.  No
  * reset: no chronyd is configured. */
@@ -293,12 +327,12 @@ static void handover_done(const HND_Report *r, void *arg)
 			LOG(LOGS_WARN, "chronyd reset: dfreq %+.6f ppm in %d request%s, no step sent: "
 			    "%s%s%s; %.2f ms",
 			    r->dfreq_ppm, r->dfreqs, r->dfreqs == 1 ? "" : "s",
-			    doffset_skipped_for == POL_DISRUPTION
+			    r->skip_reason == POL_DISRUPTION
 				    ? "the page moved on to another disruption"
 				    : "the page does not vouch for its time (",
-			    doffset_skipped_for == POL_DISRUPTION
-				    ? "" : vmclockd_reason_text(doffset_skipped_for),
-			    doffset_skipped_for == POL_DISRUPTION ? "" : ")",
+			    r->skip_reason == POL_DISRUPTION
+				    ? "" : vmclockd_reason_text((unsigned)r->skip_reason),
+			    r->skip_reason == POL_DISRUPTION ? "" : ")",
 			    (double)r->duration_ns * 1e-6);
 		else if (r->has_time)
 			LOG(LOGS_INFO, "chronyd reset: dfreq %+.6f ppm in %d request%s, doffset %+.9f s "
@@ -322,14 +356,10 @@ static void handover_done(const HND_Report *r, void *arg)
 		burst_until = TIM_AddNs(burst_until, (int64_t)cfg->burst_ms * 1000000);
 	}
 	if (handed) {
-		char f1[FIELD_LEN], f2[FIELD_LEN];
-		const char *fields[] = { f1, f2, NULL };
+		Fields f = { .n = 0 };
 
-		snprintf(f1, sizeof(f1), "DISRUPTION_MARKER=%" PRIu64, r->marker);
-		/* 0: a restart would not know it was handled, until a retry
-		 * of the write succeeds. */
-		snprintf(f2, sizeof(f2), "STATE_SAVED=%d", !report.unsaved);
-		LOG_Event(LOGS_INFO, LOG_MSGID_RECOVERED, fields, "chronyd reset after disruption %"
+		handover_fields(&f, r);
+		LOG_Event(LOGS_INFO, LOG_MSGID_RECOVERED, f.fields, "chronyd reset after disruption %"
 			  PRIu64 "%s", r->marker, r->has_time ? "; sampling at the burst rate" : "");
 	}
 }

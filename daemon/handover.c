@@ -354,10 +354,8 @@ static void complete(HND_Machine *m, bool ok, HND_Step failed, int error, const 
 	m->report.failed_step = ok ? HND_STEP_NONE : failed;
 	m->report.error = ok ? 0 : error;
 	m->report.reason = ok ? "ok" : reason;
-	if (m->dfreq_pending) {
-		m->report.dfreq_unresolved = true;
-		m->chrony_period.valid = false;
-	}
+	if (m->dfreq_pending)
+		m->chrony_period.valid = false; /* a dfreq unresolved */
 	m->report.chrony_period = m->chrony_period;
 	m->report.duration_ns = m->now - m->start_ns;
 	m->report.generation = m->target_gen;
@@ -606,11 +604,13 @@ static void resolve_verify(HND_Machine *m, const CPR_Tracking *t)
 	case FREQ_AFTER:
 		LOG(LOGS_INFO, "chronyd had applied the dfreq whose answer was lost (frequency "
 		    "%+.6f -> %+.6f ppm)", m->f_before, t->freq_ppm);
+		m->report.doubt = HND_DOUBT_APPLIED;
 		applied_dfreq(m, m->dfreq_to, m->dfreq_sent);
 		break;
 	case FREQ_BEFORE:
 		LOG(LOGS_INFO, "chronyd had not applied the dfreq whose answer was lost (frequency "
 		    "still %+.6f ppm): sending it again", t->freq_ppm);
+		m->report.doubt = HND_DOUBT_NOT_APPLIED;
 		break;
 	case FREQ_NEITHER:
 		/* chronyd moved on its own meanwhile (samples fed between
@@ -622,6 +622,7 @@ static void resolve_verify(HND_Machine *m, const CPR_Tracking *t)
 		    "whether it applied the dfreq of %+.6f ppm whose answer was lost does not "
 		    "matter, the frequency change composes from where it is", m->f_before,
 		    t->freq_ppm, m->f_after, m->dfreq_sent);
+		m->report.doubt = HND_DOUBT_MOVED;
 		follow_freq(m, t->freq_ppm);
 		break;
 	}
@@ -817,7 +818,7 @@ static void dfreq_recorded(HND_Machine *m, int r)
 
 /* The offset for the doffset, O, measured as late as possible: right
  * before sending. */
-static void offset_measured(HND_Machine *m, HND_OffsetAnswer answer, double o)
+static void offset_measured(HND_Machine *m, HND_OffsetAnswer answer, double o, int skip_reason)
 {
 	CPR_Packet p;
 
@@ -839,6 +840,7 @@ static void offset_measured(HND_Machine *m, HND_OffsetAnswer answer, double o)
 		/* Nothing sent: nothing to count or to doubt.  After a step,
 		 * the step stands. */
 		m->report.doffset_skipped = !m->refining;
+		m->report.skip_reason = skip_reason;
 		m->doffset_done = true;
 		m->step_done = m->refining;
 		m->refining = false;
@@ -1367,11 +1369,12 @@ void HND_Handle(HND_Machine *m, const HND_Event *ev, HND_Actions *out)
 		if (m->state == HND_HOLDOFF || m->state == HND_BACKOFF || m->state == HND_SETTLE)
 			timer_expired(m);
 		else if (m->state == HND_MEASURE)
-			offset_measured(m, HND_OFFSET_RETRY, 0.0);
+			offset_measured(m, HND_OFFSET_RETRY, 0.0, 0);
 		break;
 	case HND_EV_OFFSET:
 		if (m->state == HND_MEASURE)
-			offset_measured(m, ev->u.offset.answer, ev->u.offset.offset_s);
+			offset_measured(m, ev->u.offset.answer, ev->u.offset.offset_s,
+					ev->u.offset.skip_reason);
 		break;
 	case HND_EV_RECORDED:
 		recorded(m, ev->u.recorded.result, &ev->u.recorded.record);

@@ -163,6 +163,14 @@ typedef struct {
 	HND_Anchor anchor;
 } HND_Target;
 
+typedef enum {
+	HND_DOUBT_NONE = 0,    /* no dfreq was in doubt */
+	HND_DOUBT_APPLIED,     /* chronyd's frequency moved by it */
+	HND_DOUBT_NOT_APPLIED, /* still where it was: sent again */
+	HND_DOUBT_MOVED,       /* neither: chronyd moved on its own, the change
+				* composes from where it is */
+} HND_Doubt;
+
 typedef struct {
 	bool ok;              /* false only after max_rounds failed rounds */
 	bool chronyd_absent;  /* not reachable when a round began: no dfreq */
@@ -174,11 +182,15 @@ typedef struct {
 	int dfreqs;           /* dfreq requests chronyd applied in this handover */
 	double dfreq_ppm;     /* their composition (without what chronyd learned
 			       * from samples between rounds) */
-	bool dfreq_unresolved;
 	bool dfreq_refused;   /* above HND_MAX_DFREQ_PPM: not sent */
 	bool dfreq_unrecorded; /* its write-ahead record kept failing: not sent */
 	bool have_offset;
 	bool doffset_skipped; /* HND_OFFSET_SKIP: no doffset sent */
+	int skip_reason;      /* then the caller's code for why (HND_EV_OFFSET) */
+	/* A dfreq whose answer was lost (this handover's, or one recorded in
+	 * doubt before a restart), as chronyd's frequency resolved it; the
+	 * last one of this handover. */
+	HND_Doubt doubt;
 	double offset;        /* o, device minus system time, s */
 	double correction;    /* c, chronyd's correction before doffset, s */
 	double doffset;       /* -(o - c), s */
@@ -282,6 +294,8 @@ typedef struct {
 		struct {
 			HND_OffsetAnswer answer;
 			double offset_s; /* device minus system time, s (OK) */
+			int skip_reason; /* SKIP: why, in the caller's codes
+					  * (HND_Report.skip_reason) */
 		} offset;
 		struct {
 			int result;        /* 0, or a negative errno value */

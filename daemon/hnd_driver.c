@@ -195,12 +195,13 @@ bool HDR_Busy(void)
 	return machine && HND_Busy(machine);
 }
 
-void HDR_Offset(HND_OffsetAnswer answer, double offset_s)
+void HDR_Offset(HND_OffsetAnswer answer, double offset_s, int skip_reason)
 {
 	HND_Event ev = { .type = HND_EV_OFFSET };
 
 	ev.u.offset.answer = answer;
 	ev.u.offset.offset_s = offset_s;
+	ev.u.offset.skip_reason = skip_reason;
 	HDR_Handle(&ev);
 }
 

@@ -59,8 +59,9 @@ void HDR_Handle(HND_Event *event);
 /* The machine, for its queries (HND_Withholding, HND_GetRecord, ...). */
 const HND_Machine *HDR_Machine(void);
 bool HDR_Busy(void);
-/* The answer to the last measure callback (HND_EV_OFFSET). */
-void HDR_Offset(HND_OffsetAnswer answer, double offset_s);
+/* The answer to the last measure callback (HND_EV_OFFSET); skip_reason:
+ * with HND_OFFSET_SKIP, why, returned as HND_Report.skip_reason. */
+void HDR_Offset(HND_OffsetAnswer answer, double offset_s, int skip_reason);
 /* HND_RetryWaiting: samples may be fed while a failed round waits. */
 bool HDR_RetryWaiting(void);
 

@@ -87,13 +87,13 @@ static POL_Reason answers[4] = { POL_FED };
 static int n_answers = 1;
 static int measures;
 
-void __real_HDR_Offset(HND_OffsetAnswer answer, double offset_s);
-void __wrap_HDR_Offset(HND_OffsetAnswer answer, double offset_s);
+void __real_HDR_Offset(HND_OffsetAnswer answer, double offset_s, int skip_reason);
+void __wrap_HDR_Offset(HND_OffsetAnswer answer, double offset_s, int skip_reason);
 
-void __wrap_HDR_Offset(HND_OffsetAnswer answer, double offset_s)
+void __wrap_HDR_Offset(HND_OffsetAnswer answer, double offset_s, int skip_reason)
 {
 	measures++;
-	__real_HDR_Offset(answer, offset_s);
+	__real_HDR_Offset(answer, offset_s, skip_reason);
 }
 
 /* ---- pages ------------------------------------------------------------------ */
@@ -265,13 +265,23 @@ static int disruption_record(uint64_t old, uint64_t first, uint64_t new, unsigne
 	return i;
 }
 
-/* The RECOVERED record (the only one) for MARKER. */
-static void recovered(uint64_t marker, bool saved)
+/* The RECOVERED record (the only one) for MARKER; its index. */
+static int recovered(uint64_t marker, bool saved)
 {
 	int i = the_one(LOG_MSGID_RECOVERED);
 
 	ck_assert_uint_eq(JRD_FieldU64(i, "DISRUPTION_MARKER"), marker);
 	ck_assert_uint_eq(JRD_FieldU64(i, "STATE_SAVED"), saved);
+	return i;
+}
+
+/* Its field NAME is VALUE; NULL: absent. */
+static void field_is(int i, const char *name, const char *value)
+{
+	if (value)
+		ck_assert_str_eq(JRD_Field(i, name) ? JRD_Field(i, name) : "(absent)", value);
+	else
+		ck_assert_ptr_null(JRD_Field(i, name));
 }
 
 /* ---- set-up ------------------------------------------------------------------ */
@@ -420,7 +430,14 @@ START_TEST(disruption_while_down)
 	ck_assert_ptr_null(JRD_Field(i, "STEP_NS"));
 	ck_assert_uint_eq(JRD_FieldU64(i, "PRIORITY"), 4);
 	if (with_chronyd) {
-		recovered(5, true);
+		i = recovered(5, true);
+		/* What chronyd was handed. */
+		field_is(i, "DFREQ", "applied");
+		ck_assert_double_eq_tol(field_double(i, "DFREQ_PPM"), -FREQ_CHANGE_PPM, 1e-6);
+		field_is(i, "DFREQ_IN_DOUBT", NULL);
+		ck_assert_double_eq_tol(field_double(i, "DOFFSET_NS"), -OFFSET_S * 1e9, 1.0);
+		field_is(i, "STEP_WITHHELD", NULL);
+		ck_assert_ptr_nonnull(JRD_Field(i, "MAKESTEPS"));
 		ck_assert_int_eq(chronyd.resets, 1);
 		ck_assert_int_eq(chronyd.dfreqs, 1);
 		ck_assert_double_eq(chronyd.dfreq_ppm, -FREQ_CHANGE_PPM);
@@ -471,6 +488,7 @@ START_TEST(dfreq_in_doubt)
 			   .to = period(PERIOD_B), .dfreq_ppm = -FREQ_CHANGE_PPM,
 			   .freq_before_ppm = F0_PPM },
 	}, rec;
+	int i;
 
 	ck_assert_int_eq(STO_Save(&kept), 0);
 	if (doubts[_i].applied)
@@ -485,7 +503,10 @@ START_TEST(dfreq_in_doubt)
 					-((double)doubts[_i].period / (double)doubts[_i].from - 1.0) * 1e6,
 					1e-5);
 	ck_assert_int_eq(chronyd.resets, 1);
-	recovered(doubts[_i].marker, true);
+	i = recovered(doubts[_i].marker, true);
+	field_is(i, "DFREQ_IN_DOUBT", doubts[_i].applied ? "applied" : "not_applied");
+	/* The one in doubt counts when chronyd had applied it. */
+	field_is(i, "DFREQ", doubts[_i].applied || doubts[_i].from ? "applied" : "none");
 	/* A record of the disruption only for a marker change. */
 	ck_assert_int_eq(JRD_Count(LOG_MSGID_DISRUPTION), doubts[_i].marker != 4);
 	rec = load();
@@ -883,7 +904,7 @@ static const struct {
 
 START_TEST(offset_answers)
 {
-	int said = -1;
+	int said = -1, rec;
 
 	memcpy(answers, offsets[_i].answers, sizeof(offsets[_i].answers));
 	n_answers = 2;
@@ -892,9 +913,17 @@ START_TEST(offset_answers)
 	later();
 	ck_assert(observe((Page){ .marker = 2, .period = PERIOD_A }));
 	handover();
-	recovered(2, true);
+	rec = recovered(2, true);
 	ck_assert_int_eq(measures, offsets[_i].measures);
 	ck_assert_int_eq(chronyd.doffsets, offsets[_i].doffsets);
+	/* Why no step, named as the metrics name the reasons. */
+	if (offsets[_i].doffsets) {
+		field_is(rec, "STEP_WITHHELD", NULL);
+		ck_assert_ptr_nonnull(JRD_Field(rec, "DOFFSET_NS"));
+	} else {
+		field_is(rec, "STEP_WITHHELD", vmclockd_reason_name(offsets[_i].answers[0]));
+		field_is(rec, "DOFFSET_NS", NULL);
+	}
 	if (offsets[_i].doffsets)
 		ck_assert_double_eq_tol(chronyd.doffset_s, -OFFSET_S, 1e-9);
 	/* The handover's own line, before its records. */

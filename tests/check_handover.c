@@ -553,13 +553,16 @@ static HND_OffsetAnswer offset_now(uint64_t marker, double *o)
 	return HND_OFFSET_OK;
 }
 
+/* The caller's code for a skipped doffset, handed back in the report. */
+#define SKIP_REASON 42
+
 /* The next tick's sample, at once. */
 static void measure_cb(uint64_t marker, void *arg)
 {
 	double o = 0.0;
 	HND_OffsetAnswer a = offset_now(marker, &o);
 
-	HDR_Offset(a, o);
+	HDR_Offset(a, o, a == HND_OFFSET_SKIP ? SKIP_REASON : 0);
 }
 
 static int record_cb(const HND_Record *rec, void *arg)
@@ -870,37 +873,41 @@ START_TEST(crash_points)
 }
 END_TEST
 
-/* The hole: chronyd applied the dfreq, vmclockd died before its answer. */
+/* The hole: chronyd applied the dfreq (the fourth request: tracking, reset,
+ * tracking, dfreq), vmclockd died before its answer. */
 START_TEST(crash_dfreq_applied_unanswered)
 {
-	static const int script[] = { OK, OK, CRASH, LOST };
+	static const int script[] = { OK, OK, OK, CRASH, LOST };
 
-	run_script(script, 4);
+	run_script(script, 5);
 	ck_assert_int_eq(D.crashes, 1);
 	ck_assert_int_eq(D.dfreqs, 1);
 	ck_assert_int_eq(D.done_calls, 1);
+	ck_assert_int_eq(D.last.doubt, HND_DOUBT_APPLIED);
 }
 END_TEST
 
 /* The other window: recorded, then vmclockd died before it was sent. */
 START_TEST(crash_dfreq_recorded_not_sent)
 {
-	static const int script[] = { OK, OK, CRASH, DROP };
+	static const int script[] = { OK, OK, OK, CRASH, DROP };
 
-	run_script(script, 4);
+	run_script(script, 5);
 	ck_assert_int_eq(D.crashes, 1);
 	ck_assert_int_eq(D.dfreqs, 1);
+	ck_assert_int_eq(D.last.doubt, HND_DOUBT_NOT_APPLIED);
 }
 END_TEST
 
 /* Twice: the restarted one dies too while the first dfreq is in doubt. */
 START_TEST(crash_twice_while_in_doubt)
 {
-	static const int script[] = { OK, OK, CRASH, LOST, OK, CRASH, LOST };
+	static const int script[] = { OK, OK, OK, CRASH, LOST, OK, CRASH, LOST };
 
-	run_script(script, 7);
+	run_script(script, 8);
 	ck_assert_int_eq(D.crashes, 2);
 	ck_assert_int_eq(D.dfreqs, 1);
+	ck_assert_int_eq(D.last.doubt, HND_DOUBT_APPLIED);
 }
 END_TEST
 
@@ -971,9 +978,9 @@ END_TEST
  * chronyd is right for moves only then. */
 START_TEST(dfreq_refused_round_then_applied)
 {
-	static const int script[] = { OK, OK, REFUSE, REFUSE, REFUSE };
+	static const int script[] = { OK, OK, OK, REFUSE, REFUSE, REFUSE };
 
-	setup_rounds(script, 5, 3);
+	setup_rounds(script, 6, 3);
 	run();
 	check_truth();
 	ck_assert_int_eq(D.last.failed_rounds, 1);
@@ -1009,7 +1016,7 @@ END_TEST
  * again and sends no dfreq: the change is there already. */
 static void refused_round_then_learned(double keep, int script_len)
 {
-	static const int script[] = { OK, OK, REFUSE, REFUSE, REFUSE, LEARN, LEARN };
+	static const int script[] = { OK, OK, OK, REFUSE, REFUSE, REFUSE, LEARN, LEARN };
 
 	setup_rounds(script, script_len, 3);
 	D.learn_keep = keep;
@@ -1021,7 +1028,7 @@ static void refused_round_then_learned(double keep, int script_len)
 
 START_TEST(dfreq_refused_round_then_learned)
 {
-	refused_round_then_learned(0.0, 6);
+	refused_round_then_learned(0.0, 7);
 	ck_assert_int_eq(D.dfreqs, 0);
 	ck_assert_int_eq(D.doffsets, 1);
 	teardown();
@@ -1032,7 +1039,7 @@ END_TEST
  * rest of the change, composed onto the frequency chronyd has now. */
 START_TEST(dfreq_refused_round_then_half_learned)
 {
-	refused_round_then_learned(0.5, 7);
+	refused_round_then_learned(0.5, 8);
 	ck_assert_int_eq(D.learned, 2);
 	ck_assert_int_eq(D.dfreqs, 1);
 	teardown();
@@ -1073,9 +1080,9 @@ END_TEST
  * slew; the doffset must use the correction read after that, not before. */
 START_TEST(stale_correction)
 {
-	static const int script[] = { OK, OK, REFUSE };
+	static const int script[] = { OK, OK, OK, REFUSE };
 
-	run_script(script, 3);
+	run_script(script, 4);
 	ck_assert_int_eq(D.dfreqs, 1);
 	ck_assert_int_eq(D.doffsets, 1);
 }
@@ -1084,9 +1091,9 @@ END_TEST
 /* The three cases, named. */
 START_TEST(reload_while_dfreq_reply_delayed)
 {
-	static const int script[] = { OK, OK, NEWPATH, DELAY };
+	static const int script[] = { OK, OK, OK, NEWPATH, DELAY };
 
-	run_script(script, 4);
+	run_script(script, 5);
 	ck_assert_int_eq(D.dfreqs, 1);
 }
 END_TEST
@@ -1103,10 +1110,11 @@ END_TEST
 
 START_TEST(marker_during_backoff)
 {
-	/* tracking, reset, dfreq refused; a second migration in the backoff. */
-	static const int script[] = { OK, OK, REFUSE, MARKER };
+	/* tracking, reset, tracking, dfreq refused; a second migration in the
+	 * backoff. */
+	static const int script[] = { OK, OK, OK, REFUSE, MARKER };
 
-	run_script(script, 4);
+	run_script(script, 5);
 	ck_assert_int_eq(D.dfreqs, 1); /* P0 -> P2 at once */
 }
 END_TEST
@@ -1239,6 +1247,7 @@ START_TEST(doffset_skipped_page_does_not_vouch)
 	ck_assert_int_eq(D.done_calls, 1);
 	ck_assert(D.last.ok);
 	ck_assert(D.last.doffset_skipped);
+	ck_assert_int_eq(D.last.skip_reason, SKIP_REASON);
 	ck_assert(!D.last.have_offset);
 	ck_assert_int_eq(D.offset_reads, 1);
 	ck_assert_int_eq(D.resets, 1);
@@ -1271,6 +1280,7 @@ START_TEST(doffset_skipped_marker_moved_on)
 		event_base_loop(D.base, EVLOOP_ONCE);
 	ck_assert(D.last.ok);
 	ck_assert(D.last.doffset_skipped);
+	ck_assert_int_eq(D.last.skip_reason, SKIP_REASON);
 	ck_assert_int_eq(D.offset_reads, 1);
 	ck_assert_int_eq(D.resets, 1);
 	ck_assert_int_eq(D.dfreqs, 1);

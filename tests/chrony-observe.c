@@ -222,7 +222,7 @@ typedef struct {
 /* The offset wanted: the fixed one, at once. */
 static void fixed_offset(uint64_t marker, void *arg)
 {
-	HDR_Offset(HND_OFFSET_OK, ((HandoverRun *)arg)->o);
+	HDR_Offset(HND_OFFSET_OK, ((HandoverRun *)arg)->o, 0);
 }
 
 static void handover_done(const HND_Report *r, void *arg)

@@ -192,7 +192,7 @@ check "A: FREQ_CHANGE_PPM=$(field "$d" FREQ_CHANGE_PPM) is +30 ppm (+-0.01)" \
 	near "$(field "$d" FREQ_CHANGE_PPM)" 30 0.01
 if [ $HAVE_CHRONYD = yes ]; then
 	check "A: RECOVERED datagram after chronyd's reset" wait_for 5 dgram_count_is RECOVERED 1
-	check_dgram RECOVERED 6 DISRUPTION_MARKER=2 STATE_SAVED=1
+	check_dgram RECOVERED 6 DISRUPTION_MARKER=2 STATE_SAVED=1 DFREQ=applied
 fi
 sleep 0.5
 
@@ -245,7 +245,7 @@ check "B: ... a warning with its fields" grep -Eqx "vmclockd: warning: .+ MESSAG
 if [ $HAVE_CHRONYD = yes ]; then
 	check "B: RECOVERED: one line" wait_for 5 stderr_count_is RECOVERED 1 DISRUPTION_MARKER=4
 	check "B: ... with its fields" \
-		grep -Eqx "vmclockd: .+ MESSAGE_ID=${MSGID[RECOVERED]} DISRUPTION_MARKER=4 STATE_SAVED=1" <<<"$(stderr_line RECOVERED)"
+		grep -Eqx "vmclockd: .+ MESSAGE_ID=${MSGID[RECOVERED]} DISRUPTION_MARKER=4 STATE_SAVED=1 DFREQ=applied DFREQ_PPM=[-0-9.]+ DOFFSET_NS=[-0-9]+ MAKESTEPS=[0-9]+" <<<"$(stderr_line RECOVERED)"
 fi
 sleep 0.5
 kill -USR2 "$SIM_PID"
