@@ -164,6 +164,12 @@ static void out_of_time_cb(evutil_socket_t fd, short what, void *arg)
 	out_of_time = true;
 }
 
+/* CLOCK_MONOTONIC (MSK_Now) when the last handover() began and returned:
+ * when it found one under way, its completion, and so the start of the
+ * burst, lies between. */
+static int64_t handover_began_ns, handover_returned_ns;
+static bool handover_was_running;
+
 /* Runs the loop until no handover is under way (asserted). */
 static void handover(void)
 {
@@ -171,6 +177,8 @@ static void handover(void)
 	struct event *guard = evtimer_new(base, out_of_time_cb, NULL);
 	struct event *tick = event_new(base, -1, 0, tick_cb, event_self_cbarg());
 
+	handover_began_ns = MSK_Now();
+	handover_was_running = DSR_GetReport()->handling;
 	out_of_time = false;
 	evtimer_add(guard, &tv);
 	evtimer_add(tick, &soon);
@@ -178,19 +186,28 @@ static void handover(void)
 		event_base_loop(base, EVLOOP_ONCE);
 	event_free(tick);
 	event_free(guard);
+	handover_returned_ns = MSK_Now();
 	ck_assert(!DSR_GetReport()->handling);
 }
 
 /* After a handover of a page with time the verdict asks for the burst
- * interval for MS, then for nothing: the sampler's own interval. */
+ * interval for MS, then for nothing: the sampler's own interval.  The
+ * clock is moved to 2 ms before the earliest end the burst can have (MS
+ * after the handover began) and to 2 ms after its latest (MS after it
+ * returned), wherever the real clock is by then (under emulation,
+ * milliseconds after it). */
 static void assert_burst(unsigned ms)
 {
+	const int64_t ms_ns = (int64_t)ms * 1000000, margin_ns = 2000000;
+
+	ck_assert(handover_was_running);
 	observe(shown);
 	ck_assert_uint_eq(verdict.tick_ms, BURST_INTERVAL_MS);
-	MSK_Advance((int64_t)(ms - 2) * 1000000);
+	ck_assert_int_lt(MSK_Now(), handover_began_ns + ms_ns - margin_ns);
+	MSK_Advance(handover_began_ns + ms_ns - margin_ns - MSK_Now());
 	observe(shown);
 	ck_assert_uint_eq(verdict.tick_ms, BURST_INTERVAL_MS);
-	MSK_Advance(4 * 1000000);
+	MSK_Advance(handover_returned_ns + ms_ns + margin_ns - MSK_Now());
 	observe(shown);
 	ck_assert_uint_eq(verdict.tick_ms, 0);
 }
