@@ -165,15 +165,12 @@ static void assert_ok(int r)
 	ck_assert_uint_eq(err.len, 0);
 }
 
-/* Refused with r (want: CNF_USAGE, or REFUSED for any negative errno
- * value), in one line that names where. */
-#define REFUSED (-1)
+/* Refused with r == want (CNF_USAGE, or a negative errno value: REFUSED
+ * for a bad setting), in one line that names where. */
+#define REFUSED (-EINVAL)
 static void assert_refused(int r, int want, const char *where)
 {
-	if (want == REFUSED)
-		ck_assert_msg(r < 0, "not refused: %d", r);
-	else
-		ck_assert_int_eq(r, want);
+	ck_assert_msg(r == want, "refused with %d, not %d: %s", r, want, err.text);
 	ck_assert_msg(tu_lines(err.text) == 1, "not one line: %s", err.text);
 	ck_assert_msg(strstr(err.text, where), "'%s' not named in: %s", where, err.text);
 }
@@ -780,7 +777,7 @@ START_TEST(reload_rereads)
 	assert_refused(reload(&fresh), REFUSED, at_line(2));
 	CNF_Free(&fresh);
 	ck_assert_int_eq(unlink(conf_path), 0);
-	assert_refused(reload(&fresh), REFUSED, conf_path);
+	assert_refused(reload(&fresh), -ENOENT, conf_path);
 	ck_assert_ptr_null(strstr(err.text, at_line(1)));
 	CNF_Free(&fresh);
 
@@ -790,15 +787,15 @@ START_TEST(reload_rereads)
 }
 END_TEST
 
-/* Refused as a whole, in one line naming the path (not a line of it:
- * "path: ", not "path:N: "). */
-static void assert_path_refused(const char *path)
+/* Refused as a whole with -ERRNO_VALUE, in one line naming the path (not a
+ * line of it: "path: ", not "path:N: "). */
+static void assert_path_refused(const char *path, int errno_value)
 {
 	char where[512];
 	CNF_Settings s;
 
 	snprintf(where, sizeof(where), "%s: ", path);
-	assert_refused(load(&s, "--config", path, NULL), REFUSED, where);
+	assert_refused(load(&s, "--config", path, NULL), -errno_value, where);
 	CNF_Free(&s);
 }
 
@@ -809,7 +806,7 @@ START_TEST(absent_files)
 	char *missing = tp_path(dir, "missing.conf");
 	CNF_Settings s;
 
-	assert_path_refused(missing);
+	assert_path_refused(missing, ENOENT);
 	free(missing);
 	if (access(CNF_DEFAULT_FILE, F_OK) < 0 && errno == ENOENT) {
 		assert_ok(load(&s, NULL));
@@ -835,14 +832,14 @@ START_TEST(not_regular_files)
 	int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
 
 	ck_assert_int_eq(mkfifo(fifo, 0644), 0);
-	assert_path_refused(fifo);
-	assert_path_refused(dir);
-	assert_path_refused("/dev/zero");
+	assert_path_refused(fifo, EINVAL);
+	assert_path_refused(dir, EISDIR);
+	assert_path_refused("/dev/zero", EINVAL);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_uint_lt(strlen(sock), sizeof(sa.sun_path));
 	strcpy(sa.sun_path, sock);
 	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_path_refused(sock);
+	assert_path_refused(sock, ENXIO); /* open(2) of a socket */
 	close(fd);
 	free(fifo);
 	free(sock);
@@ -877,11 +874,11 @@ START_TEST(symbolic_links)
 
 	ck_assert_int_eq(mkfifo(fifo, 0644), 0);
 	ck_assert_int_eq(symlink(fifo, to_fifo), 0);
-	assert_path_refused(to_fifo);
+	assert_path_refused(to_fifo, EINVAL);
 	ck_assert_int_eq(symlink("/nonexistent/vmclockd.conf", dangling), 0);
-	assert_path_refused(dangling);
+	assert_path_refused(dangling, ENOENT);
 	ck_assert_int_eq(symlink(loop, loop), 0);
-	assert_path_refused(loop);
+	assert_path_refused(loop, ELOOP);
 	free(link);
 	free(fifo);
 	free(to_fifo);
@@ -912,7 +909,7 @@ START_TEST(too_large)
 	CNF_Free(&s);
 	text[MAX_FILE] = '\n';
 	write_conf_bytes(text, MAX_FILE + 1);
-	assert_path_refused(conf_path);
+	assert_path_refused(conf_path, EFBIG);
 	free(text);
 }
 END_TEST
@@ -943,7 +940,7 @@ START_TEST(too_large_behind_a_zero_size)
 		len += (size_t)r;
 	close(fd);
 	ck_assert_uint_gt(len, MAX_FILE);
-	assert_path_refused("/proc/self/maps");
+	assert_path_refused("/proc/self/maps", EFBIG);
 	munmap(area, n * (size_t)page);
 }
 END_TEST
@@ -952,7 +949,7 @@ END_TEST
  * offset 0 (nothing mapped there) is a regular file whose read fails. */
 START_TEST(read_error)
 {
-	assert_path_refused("/proc/self/mem");
+	assert_path_refused("/proc/self/mem", EIO);
 }
 END_TEST
 
@@ -961,7 +958,7 @@ START_TEST(unreadable)
 	write_conf("interval-ms 100\n");
 	ck_assert_int_eq(chmod(conf_path, 0), 0);
 	tu_obey_permissions();
-	assert_path_refused(conf_path);
+	assert_path_refused(conf_path, EACCES);
 }
 END_TEST
 
