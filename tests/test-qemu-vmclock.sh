@@ -80,13 +80,19 @@ rc=$?
 [ $rc -eq 124 ] && echo "FAIL: the test took longer than ${QEMU_VMCLOCK_TIMEOUT:-300} s" &&
 	echo "0 passed, 1 failed"
 if [ $rc -ne 0 ] || [ -n "${KEEP_TEST_DIR:-}" ]; then
-	for f in guest-vmclockd guest-chronyd guest-watch qemu; do
+	# ctl: the control channel's transcript, the last command the guest ran.
+	for f in guest-vmclockd guest-chronyd guest-watch qemu ctl; do
 		echo "---- $f.log (tail)"
 		tail -n 30 "$W/$f.log" 2>/dev/null
 	done
-	# One console per QEMU process the guest ran in.
+	# One console per QEMU process the guest ran in; from a panic or oops
+	# on, whole (its cause is at its top), else its tail.
 	for f in "$W"/console-*.log; do
-		[ -s "$f" ] && echo "---- $f (tail)" && tail -n 15 "$f"
+		[ -s "$f" ] || continue
+		echo "---- $f (from a panic or oops, else the tail)"
+		grep -qE 'Kernel panic|Oops|BUG:|Attempted to kill init' "$f" &&
+			sed -n '/Kernel panic\|Oops\|BUG:\|Attempted to kill init/,$p' "$f" | head -n 120 ||
+			tail -n 15 "$f"
 	done
 fi
 if [ -n "${KEEP_TEST_DIR:-}" ]; then echo "kept $W"; else rm -rf "$W"; fi
