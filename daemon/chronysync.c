@@ -64,8 +64,8 @@ static uint64_t synced_marker;   /* handled marker chrony has resynced after */
 static bool have_synced_marker;
 static struct timespec request_sent; /* CLOCK_MONOTONIC of the request in flight */
 static bool polling_fast;        /* the poll timer runs at the burst interval */
-static double last_correction;   /* |current correction| of the last report, s */
-static uint64_t last_bound_time; /* CLOCK_REALTIME ns of that report */
+static double last_correction;   /* current correction of the last report, s */
+static uint64_t last_bound_time; /* CLOCK_REALTIME ns its request was sent */
 /* Whether that report's correction means anything: chrony synchronised, or
  * handed its correction by a handover.  A cold chronyd's jump from 0 to its
  * first correction is acquisition, not drift. */
@@ -111,6 +111,50 @@ static bool selected_real_source(const CPR_Tracking *t)
 {
 	return t->leap_status != CPR_LEAP_UNSYNCHRONISED && t->ref_id != CHRONY_REFID_NONE &&
 	       t->ref_id != CHRONY_REFID_LOCAL;
+}
+
+/* When chronyd read its correction: between the request and its reply.
+ * The request's time is taken, on the realtime clock as it reads now, so
+ * that readers grow the bound from no later than the correction was read
+ * (a reply held up by a busy machine would otherwise shrink the bound by
+ * the drift over the delay). */
+static uint64_t asked_at(void)
+{
+	uint64_t now = TIM_NowNs(CLOCK_REALTIME);
+	struct timespec mono;
+	int64_t in_flight;
+
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	in_flight = TIM_DiffNs(&mono, &request_sent);
+	return in_flight > 0 && (uint64_t)in_flight < now ? now - (uint64_t)in_flight : now;
+}
+
+/* How fast, beyond chrony's statistics, the clock may move away from the
+ * time chronyd reports, from how its correction moved over the SECONDS
+ * since the last report of this epoch.
+ *
+ * Under chronyd's control the correction only shrinks as chronyd slews it
+ * away (or jumps as samples arrive).  A clock chronyd does not steer (-x)
+ * keeps the rate chronyd measured: the correction moves by exactly
+ * -frequency x time, plus whatever the samples in between added.  A
+ * correction that grew bounds the drift by its growth; one that moved
+ * roughly as the frequency says (within half of that motion, which a
+ * sample's correction cannot hide at the rates that matter: at 30 ppm over
+ * a 31 ms burst poll that is 470 ns) is taken to be unsteered, and drifts
+ * at chronyd's whole frequency.  The growth of |correction| alone fell
+ * short of it when a sample arrived between two reports: a bound from
+ * chronyd under -x right after a migration came out 68 ns too small.
+ * Misreading a steered clock this way only widens the bound. */
+static double away_ppb(const CPR_Tracking *t, double seconds)
+{
+	double moved = t->current_correction - last_correction;
+	double unsteered = -t->freq_ppm * 1e-6 * seconds;
+	double growth = (fabs(t->current_correction) - fabs(last_correction)) / seconds;
+	double rate = growth > 0 ? growth : 0;
+
+	if (fabs(moved - unsteered) <= fabs(unsteered) / 2 && fabs(t->freq_ppm) * 1e-6 > rate)
+		rate = fabs(t->freq_ppm) * 1e-6;
+	return rate * 1e9;
 }
 
 static void tracking_done(const CCL_Result *r, void *arg)
@@ -173,31 +217,21 @@ static void tracking_done(const CCL_Result *r, void *arg)
 	}
 
 	double bound = t->root_delay / 2 + t->root_dispersion + fabs(t->current_correction);
-	uint64_t now = TIM_NowNs(CLOCK_REALTIME);
+	uint64_t asked = asked_at();
 	double drift = CHRONY_CLOCK_ERROR_PPB + (fabs(t->skew_ppm) + fabs(t->resid_freq_ppm)) * PPB_PER_PPM;
-
-	/* A correction growing between two reports means the clock drifts
-	 * away faster than chrony's statistics say (a frequency change not
-	 * yet applied, or a clock chrony does not steer, as under -x):
-	 * that growth rate bounds the drift too. */
-	/* Not across a handover either: doffset moved the correction. */
+	/* Not across a handover: doffset moved the correction. */
 	bool same_epoch = last_disruptions == d->disruptions && !d->handling;
 
-	if (last_bound_time && now > last_bound_time && last_meaningful && same_epoch) {
-		double growth = (fabs(t->current_correction) - last_correction) /
-				((double)(now - last_bound_time) * 1e-9);
-
-		if (growth > 0)
-			drift += growth * 1e9;
-	} else {
-		/* No growth observed yet (first report, or the first after
-		 * a handover): assume the clock may drift by chrony's whole
+	if (last_bound_time && asked > last_bound_time && last_meaningful && same_epoch)
+		drift += away_ppb(t, (double)(asked - last_bound_time) * 1e-9);
+	else
+		/* No movement seen yet (first report, or the first after a
+		 * handover): assume the clock may drift by chrony's whole
 		 * frequency, as it does when chrony's steering is not
 		 * applied to it. */
 		drift += fabs(t->freq_ppm) * PPB_PER_PPM;
-	}
-	last_correction = fabs(t->current_correction);
-	last_bound_time = now;
+	last_correction = t->current_correction;
+	last_bound_time = asked;
 	last_disruptions = d->disruptions;
 	last_meaningful = synced || (d->disruptions && !TIM_Before(&request_sent, &d->handled_at));
 	if (synced) {
@@ -205,7 +239,7 @@ static void tracking_done(const CCL_Result *r, void *arg)
 		 * a sane non-negative number of seconds is unknown. */
 		report.bound_ns = bound >= 0 && bound < MAX_BOUND_S ? (uint64_t)ceil(bound * 1e9)
 								    : VMCLOCKD_BOUND_UNKNOWN;
-		report.bound_realtime_ns = now;
+		report.bound_realtime_ns = asked;
 		report.drift_ppb = drift < MAX_DRIFT_PPB ? (uint32_t)ceil(drift) : UINT32_MAX;
 		bound_from_source = true;
 		bound_disruptions = d->disruptions;
@@ -213,7 +247,7 @@ static void tracking_done(const CCL_Result *r, void *arg)
 		/* No source, and no bound read from one since the last
 		 * disruption: unknown (readers see VMCLOCK_ERROR_UNKNOWN). */
 		report.bound_ns = VMCLOCKD_BOUND_UNKNOWN;
-		report.bound_realtime_ns = now;
+		report.bound_realtime_ns = asked;
 		report.drift_ppb = UINT32_MAX;
 		bound_from_source = false;
 	}

@@ -196,6 +196,15 @@ static void synchronised(CSY_Report r)
 
 /* ---- the report ---------------------------------------------------------------- */
 
+static uint64_t arrived_ns; /* CLOCK_REALTIME as the last request arrived */
+
+static void note_arrival(void)
+{
+	arrived_ns = now_ns(CLOCK_REALTIME);
+}
+
+/* The bound is dated no later than chronyd read it: the request's arrival
+ * at the double, not the reply's at the module. */
 START_TEST(following_a_source)
 {
 	uint64_t t0 = now_ns(CLOCK_REALTIME), t1;
@@ -203,13 +212,15 @@ START_TEST(following_a_source)
 
 	ck_assert_uint_eq(CSY_GetReport()->sync_state, VMCLOCKD_SYNC_UNKNOWN);
 	ck_assert(!CSY_GetReport()->have_bound);
+	chronyd.on_request = note_arrival;
 	start();
 	r = next_report();
 	t1 = now_ns(CLOCK_REALTIME);
 	synchronised(r);
 	ck_assert_uint_eq(r.bound_ns, FOLLOWING_BOUND_NS);
 	ck_assert_uint_ge(r.bound_realtime_ns, t0);
-	ck_assert_uint_le(r.bound_realtime_ns, t1);
+	ck_assert_uint_le(r.bound_realtime_ns, arrived_ns);
+	ck_assert_uint_le(arrived_ns, t1);
 	ck_assert_uint_eq(r.drift_ppb, FOLLOWING_DRIFT_PPB);
 	ck_assert_int_eq(chronyd.requests, 1);
 }
@@ -325,6 +336,63 @@ START_TEST(drift_from_the_correction)
 	r = next_report();
 	synchronised(r);
 	ck_assert_uint_eq(r.drift_ppb, 1000u + 50000u);
+}
+END_TEST
+
+/* chronyd under -x: its correction moves by -frequency x time, as chrony's
+ * driver for a clock it does not steer computes it, read as each request
+ * arrives; ACCRUED is what its samples added. */
+static uint64_t unsteered_t0;
+static double accrued;
+
+static void unsteered_now(void)
+{
+	double elapsed = (double)(now_ns(CLOCK_REALTIME) - unsteered_t0) * 1e-9;
+
+	chronyd.t.current_correction = 0x1p-11 - chronyd.t.freq_ppm * 1e-6 * elapsed + accrued;
+}
+
+static CSY_Report next_unsteered(void)
+{
+	chronyd.on_request = unsteered_now;
+	return next_report();
+}
+
+/* A clock chronyd does not steer drifts at chronyd's whole frequency, also
+ * when a sample's correction between two reports made the correction grow
+ * slower than that (a bound 68 ns short under -x after a migration); a
+ * clock it steers, whose correction shrinks, drifts by chrony's statistics
+ * only. */
+START_TEST(drift_of_an_unsteered_clock)
+{
+	const double freq_ppm = -30, poll_s = 0.02;
+	CSY_Report r;
+
+	chronyd.t.freq_ppm = freq_ppm;
+	chronyd.t.skew_ppm = 0;
+	chronyd.t.resid_freq_ppm = 0;
+	cfg.chrony_poll_ms = (unsigned)(poll_s * 1000);
+	unsteered_t0 = now_ns(CLOCK_REALTIME);
+	accrued = 0;
+	start();
+	r = next_unsteered();
+	ck_assert_uint_eq(r.drift_ppb, 1000u + 30000u);
+	r = next_unsteered();
+	ck_assert_uint_ge(r.drift_ppb, 1000u + 30000u);
+	ck_assert_uint_le(r.drift_ppb, 1000u + 45000u);
+
+	/* A sample takes back 40 % of a poll's motion: the correction grows
+	 * at about 18 ppm until the next report. */
+	accrued -= 0.4 * -freq_ppm * 1e-6 * poll_s;
+	r = next_unsteered();
+	ck_assert_uint_ge(r.drift_ppb, 1000u + 30000u);
+	ck_assert_uint_le(r.drift_ppb, 1000u + 45000u);
+
+	/* Steered: chronyd slews the correction away, halving it by the
+	 * next report. */
+	chronyd.t.current_correction /= 2;
+	r = next_report();
+	ck_assert_uint_eq(r.drift_ppb, 1000u);
 }
 END_TEST
 
@@ -536,6 +604,7 @@ int main(void)
 	tcase_add_test(tc, source_lost_bound_kept);
 	tcase_add_test(tc, figures_out_of_range);
 	tcase_add_test(tc, drift_from_the_correction);
+	tcase_add_test(tc, drift_of_an_unsteered_clock);
 	tcase_add_test(tc, disrupted_until_resynchronised);
 	tcase_add_test(tc, bound_not_kept_across_disruption);
 	tcase_add_test(tc, disruption_hurries_the_poll);
