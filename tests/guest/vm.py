@@ -377,7 +377,8 @@ class Guest:
         return line
 
     def expect(self, prefix, timeout):
-        """Read lines until one starts with PREFIX; return (it, lines before)."""
+        """Read lines until one starts with PREFIX (a string, or a tuple of
+        them); return (it, lines before)."""
         seen = []
         deadline = time.monotonic() + timeout
         while True:
@@ -405,6 +406,10 @@ class Guest:
         self.qmp = self.ctl = None
 
 
+# How often a command line the guest got garbled is sent.
+GARBLED_TRIES = 3
+
+
 class Shell:
     """The guest's command channel (tests/guest/init.sh)."""
 
@@ -412,14 +417,30 @@ class Shell:
         self.g = guest
 
     def hello(self, timeout=60):
+        """The guest's kernel release, once its init is up; its command
+        loop is checked first: a line that lost bytes is refused, and one
+        that does not parse fails without ending init."""
         line, _ = self.g.expect("@@hello", timeout)
+        self.g.send("99:true")
+        garbled, _ = self.g.expect(("@@rc ", "@@garbled"), 10)
+        rc, _ = self.run("echo 'unterminated", 10)
+        if garbled != "@@garbled" or rc != 2 or self.run("true", 10)[0] != 0:
+            raise GuestError("the guest's command loop: %r to a garbled line, exit %d for one "
+                             "that does not parse" % (garbled, rc))
         return line.split(None, 1)[1] if " " in line else ""
 
     def run(self, cmd, timeout=30):
-        """(rc, output) of one shell command line in the guest."""
-        self.g.send(cmd)
-        line, seen = self.g.expect("@@rc ", timeout)
-        return int(line.split()[1]), "\n".join(s[1:] for s in seen if s.startswith("|"))
+        """(rc, output) of one shell command line in the guest.  The line
+        goes with its length (init.sh); one the guest got garbled is sent
+        again, a few times."""
+        for attempt in range(1, GARBLED_TRIES + 1):
+            self.g.send("%d:%s" % (len(cmd.encode("ascii")), cmd))
+            line, seen = self.g.expect(("@@rc ", "@@garbled"), timeout)
+            if line.startswith("@@rc "):
+                return int(line.split()[1]), "\n".join(s[1:] for s in seen if s.startswith("|"))
+            print("control channel: the guest got command line %r garbled (try %d of %d)"
+                  % (cmd[:60], attempt, GARBLED_TRIES), flush=True)
+        raise GuestError("guest: %s: garbled on the control channel %d times" % (cmd, GARBLED_TRIES))
 
     def out(self, cmd, timeout=30):
         rc, out = self.run(cmd, timeout)
