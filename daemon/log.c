@@ -187,6 +187,28 @@ void LOG_EventAt(LOG_Origin at, LOG_Severity severity, const char *message_id,
 	va_end(ap);
 }
 
+void LOG_FileStateAt(LOG_Origin at, LOG_Severity severity, const char *path, const char *state,
+		     int err, const char *const *fields, const char *format, ...)
+{
+	char file[LOG_LINE_MAX], st[64], e[32];
+	const char *all[MAX_FIELDS + 1] = { file, st };
+	int k = 2;
+	va_list ap;
+
+	snprintf(file, sizeof(file), "FILE=%s", path);
+	snprintf(st, sizeof(st), "FILE_STATE=%s", state);
+	if (err) {
+		snprintf(e, sizeof(e), "ERRNO=%d", err);
+		all[k++] = e;
+	}
+	for (int i = 0; fields && k < MAX_FIELDS && fields[i]; i++)
+		all[k++] = fields[i];
+	all[k] = NULL;
+	va_start(ap, format);
+	vemit(at, severity, NULL, all, 0, format, ap);
+	va_end(ap);
+}
+
 /* The flood policy: LIMIT_BURST alerts of a kind at once (STATE_BURST for
  * changes of a state), then one line every LIMIT_INTERVAL_S seconds for as
  * long as the flood lasts: the window's timer says the count of what it

@@ -61,6 +61,16 @@ void LOG_EventAt(LOG_Origin at, LOG_Severity severity, const char *message_id,
 #define LOG_Event(severity, message_id, fields, ...) \
 	LOG_EventAt(LOG_HERE, severity, message_id, fields, __VA_ARGS__)
 
+/* A file vmclockd reads or writes changed state (the publish file, the
+ * metrics file, the marker record, the device): an event with the fields
+ * FILE=PATH, FILE_STATE=STATE (a word, vmclockd(8) lists them) and, when ERR
+ * is not 0, ERRNO=ERR.  FIELDS, NULL-terminated, follow them (or NULL). */
+void LOG_FileStateAt(LOG_Origin at, LOG_Severity severity, const char *path, const char *state,
+		     int err, const char *const *fields, const char *format, ...)
+	__attribute__((format(printf, 7, 8)));
+#define LOG_FileState(severity, path, state, err, fields, ...) \
+	LOG_FileStateAt(LOG_HERE, severity, path, state, err, fields, __VA_ARGS__)
+
 /* The longest message text; longer ones are cut. */
 #define LOG_LINE_MAX 1024
 

@@ -311,6 +311,26 @@ START_TEST(stderr_has_the_fields)
 }
 END_TEST
 
+/* A file's state: FILE and FILE_STATE, ERRNO only for a failed call, then
+ * the caller's fields. */
+START_TEST(file_state_fields)
+{
+	const char *more[] = { "CAUSE=directory_not_ours", "OWNER_UID=0", NULL };
+
+	LOG_Initialise(false, true);
+	capture_begin();
+	LOG_FileState(LOGS_WARN, "/run/x", "unwritable", 28, NULL, "cannot write %s", "/run/x");
+	LOG_FileState(LOGS_INFO, "/run/x", "written", 0, NULL, "written again");
+	LOG_FileState(LOGS_WARN, "/var/lib/d/marker", "unsaved", 0, more, "not ours");
+	capture_end();
+	ck_assert_str_eq(err.text, "vmclockd: warning: cannot write /run/x "
+			       "FILE=/run/x FILE_STATE=unwritable ERRNO=28\n"
+			       "vmclockd: written again FILE=/run/x FILE_STATE=written\n"
+			       "vmclockd: warning: not ours FILE=/var/lib/d/marker "
+			       "FILE_STATE=unsaved CAUSE=directory_not_ours OWNER_UID=0\n");
+}
+END_TEST
+
 /* What a window still open owes is said when the loop goes (at exit), with
  * the alert's MESSAGE_ID as SUPPRESSED_MESSAGE_ID: a count is no event. */
 START_TEST(detach_says_what_is_owed)
@@ -643,6 +663,7 @@ int main(void)
 	tcase_add_test(tc, window_early_waits_again);
 	tcase_add_test(tc, repeat_start_and_end);
 	tcase_add_test(tc, stderr_has_the_fields);
+	tcase_add_test(tc, file_state_fields);
 	tcase_add_test(tc, count_said_with_the_fields);
 	suite_add_tcase(s, tc);
 	tcase_add_test(journal, debug_only_when_enabled);
