@@ -382,10 +382,15 @@ static void seen(const HND_Action *a, void *arg)
 	report.disruptions++;
 	report.handling = true;
 	clock_gettime(CLOCK_REALTIME, &report.last_disruption);
-	if (a->u.disruption.source_changed)
-		LOG(LOGS_WARN, "clock source changed to %s (marker %" PRIu64 "): resetting chronyd, "
-		    "no frequency change or step carried over", cfg->device,
-		    a->u.disruption.new_marker);
+	if (a->u.disruption.source_changed) {
+		char f[32];
+
+		snprintf(f, sizeof(f), "NEW_MARKER=%" PRIu64, a->u.disruption.new_marker);
+		LOG_FileState(LOGS_WARN, cfg->device, "new_source", 0, (const char *[]){ f, NULL },
+			      "clock source changed to %s (marker %" PRIu64 "): resetting chronyd, "
+			      "no frequency change or step carried over", cfg->device,
+			      a->u.disruption.new_marker);
+	}
 	/* Every change, with its own frequency change (when both periods are
 	 * known); the journal's record is one per handled disruption. */
 	if (LOG_DebugEnabled()) {

@@ -799,10 +799,15 @@ static void dfreq_recorded(HND_Machine *m, int r)
 		return;
 	}
 	if (r < 0) {
-		if (!m->record_failing)
-			LOG(LOGS_WARN, "not sending chronyd the dfreq of %+.6f ppm: it could not be "
-			    "recorded first (%s), and a restart would not know whether chronyd "
-			    "applied it; retrying", m->sending_dfreq, strerror(-r));
+		if (!m->record_failing) {
+			char e[32];
+
+			snprintf(e, sizeof(e), "ERRNO=%d", -r);
+			LOG_Event(LOGS_WARN, NULL, (const char *[]){ "DFREQ_RECORD=failed", e, NULL },
+				  "not sending chronyd the dfreq of %+.6f ppm: it could not be "
+				  "recorded first (%s), and a restart would not know whether chronyd "
+				  "applied it; retrying", m->sending_dfreq, strerror(-r));
+		}
 		m->record_failing = true;
 		step_failed_said(m, HND_STEP_DFREQ, -r, "the dfreq could not be recorded first",
 				 true);

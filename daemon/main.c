@@ -107,6 +107,15 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(base);
 }
 
+/* A reload that cannot be taken leaves the running configuration as it was. */
+static void reload_refused(CNF_Settings *fresh)
+{
+	LOG_Event(LOGS_ERR, NULL, (const char *[]){ "RELOAD=refused", NULL },
+		  "configuration not reloaded: keeping the running one");
+	CNF_Free(fresh);
+	NTF_Reloaded();
+}
+
 static void reload_cb(evutil_socket_t sig, short what, void *arg)
 {
 	CNF_Settings fresh;
@@ -114,18 +123,14 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 
 	NTF_Reloading();
 	if (CNF_Reload(&fresh) < 0) {
-		LOG(LOGS_ERR, "configuration not reloaded: keeping the running one");
-		CNF_Free(&fresh);
-		NTF_Reloaded();
+		reload_refused(&fresh);
 		return;
 	}
 	/* Nothing stops: what did not change goes on untouched (the page is
 	 * sampled, the state file's heartbeat kept, the outputs fed), and an
 	 * output that cannot be created leaves everything as it was. */
 	if ((sampling = SMP_Reconfigure(&fresh)) < 0) {
-		LOG(LOGS_ERR, "configuration not reloaded: keeping the running one");
-		CNF_Free(&fresh);
-		NTF_Reloaded();
+		reload_refused(&fresh);
 		return;
 	}
 	CSY_Reconfigure(&fresh);
@@ -141,7 +146,7 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 	 * one must not be mixed with the new one's samples. */
 	if (sampling == 1)
 		DSR_SourceChanged();
-	LOG(LOGS_INFO, "configuration reloaded");
+	LOG_Event(LOGS_INFO, NULL, (const char *[]){ "RELOAD=applied", NULL }, "configuration reloaded");
 	NTF_Reloaded();
 }
 

@@ -128,13 +128,15 @@ static void write_state_file(void)
 		return;
 	if ((r = write_state(state_fd)) == 0) {
 		if (LOG_RepeatRecovered(&write_failing))
-			LOG(LOGS_INFO, "writing state in %s again", cfg->publish_file);
+			LOG_FileState(LOGS_INFO, cfg->publish_file, "written", 0, NULL,
+				      "writing state in %s again", cfg->publish_file);
 		return;
 	}
 	/* The count may be left odd in the file: readers say UNKNOWN until the
 	 * next write, which starts from a larger odd count. */
 	if (LOG_RepeatFailing(&write_failing, -r))
-		LOG(LOGS_WARN, "cannot write state in %s: %s", cfg->publish_file, strerror(-r));
+		LOG_FileState(LOGS_WARN, cfg->publish_file, "unwritable", -r, NULL,
+			      "cannot write state in %s: %s", cfg->publish_file, strerror(-r));
 }
 
 /* The published state, then ClockBound's segment from the same state: a reader
@@ -254,9 +256,11 @@ static void published_in(int fd)
 	if (fd >= 0) {
 		RLM_Restart(&replaced_check);
 		if (LOG_RepeatRecovered(&file_failing))
-			LOG(LOGS_INFO, "publishing state in %s again", cfg->publish_file);
+			LOG_FileState(LOGS_INFO, cfg->publish_file, "published", 0, NULL,
+				      "publishing state in %s again", cfg->publish_file);
 	} else if (LOG_RepeatFailing(&file_failing, -fd)) {
-		LOG(LOGS_WARN, "cannot publish state in %s: %s", cfg->publish_file, strerror(-fd));
+		LOG_FileState(LOGS_WARN, cfg->publish_file, "unpublished", -fd, NULL,
+			      "cannot publish state in %s: %s", cfg->publish_file, strerror(-fd));
 	}
 }
 
@@ -272,8 +276,9 @@ static void check_replaced(void)
 	if (lstat(cfg->publish_file, &st) == 0 && st.st_dev == state_id.st_dev &&
 	    st.st_ino == state_id.st_ino)
 		return;
-	LOG(LOGS_WARN, "published state %s was removed or replaced: writing a fresh one",
-	    cfg->publish_file);
+	LOG_FileState(LOGS_WARN, cfg->publish_file, "replaced", 0, NULL,
+		      "published state %s was removed or replaced: writing a fresh one",
+		      cfg->publish_file);
 	close(state_fd);
 	RLM_Restart(&open_retry);
 	make_parent_dir();

@@ -140,19 +140,32 @@ static LOG_Limit reason_log = { .states = true };
  * warned about again after every disruption. */
 static bool page_had_time, marker_only_said;
 
+/* Each says SAMPLES=fed with the reason it was withheld for before (WAS=),
+ * or SAMPLES=withheld (none, for a marker-only page) with REASON=, by the
+ * names the metrics use. */
 static void set_reason(POL_Reason reason)
 {
 	if (reason != report.reason) {
+		char why[64];
+		const char *fields[] = { NULL, why, NULL };
+
 		if (reason == POL_FED) {
-			LOG_LimitedEvent(&reason_log, LOGS_INFO, NULL, NULL, "feeding samples (was: %s)",
+			fields[0] = "SAMPLES=fed";
+			snprintf(why, sizeof(why), "WAS=%s", vmclockd_reason_name(report.reason));
+			LOG_LimitedEvent(&reason_log, LOGS_INFO, NULL, fields, "feeding samples (was: %s)",
 					 SMP_ReasonName(report.reason));
 		} else if (reason == POL_NO_TIME && !page_had_time) {
+			fields[0] = "SAMPLES=none";
+			snprintf(why, sizeof(why), "REASON=%s", vmclockd_reason_name(reason));
 			if (!marker_only_said)
-				LOG(LOGS_NOTICE, "%s is a marker-only page: no samples will be fed; "
-				    "disruptions are still handed to chronyd", cfg->device);
+				LOG_Event(LOGS_NOTICE, NULL, fields, "%s is a marker-only page: no samples "
+					  "will be fed; disruptions are still handed to chronyd",
+					  cfg->device);
 			marker_only_said = true;
 		} else if (reason != POL_DISRUPTION) {
-			LOG_LimitedEvent(&reason_log, LOGS_WARN, NULL, NULL, "withholding samples: %s",
+			fields[0] = "SAMPLES=withheld";
+			snprintf(why, sizeof(why), "REASON=%s", vmclockd_reason_name(reason));
+			LOG_LimitedEvent(&reason_log, LOGS_WARN, NULL, fields, "withholding samples: %s",
 					 SMP_ReasonName(reason));
 		}
 		report.reason = reason;
@@ -219,10 +232,11 @@ static bool ensure_open(void)
 	page = open_guarded(cfg->device);
 	if (!page) {
 		report.reason_errno = errno;
-		if (LOG_RepeatFailing(&open_failing, errno))
-			LOG(LOGS_WARN, "cannot use %s: %s; waiting for it", cfg->device,
-			    vmclock_strerror(errno));
-		set_reason(errno == ENOENT ? POL_NO_DEVICE : POL_BAD_PAGE);
+		if (LOG_RepeatFailing(&open_failing, report.reason_errno))
+			LOG_FileState(LOGS_WARN, cfg->device, "unusable", report.reason_errno, NULL,
+				      "cannot use %s: %s; waiting for it", cfg->device,
+				      vmclock_strerror(report.reason_errno));
+		set_reason(report.reason_errno == ENOENT ? POL_NO_DEVICE : POL_BAD_PAGE);
 		return false;
 	}
 	/* A page just opened was not replaced yet: the first replaced-page
@@ -230,7 +244,7 @@ static bool ensure_open(void)
 	 * reads (the bus guard). */
 	RLM_Restart(&reopen_check);
 	if (LOG_RepeatRecovered(&open_failing))
-		LOG(LOGS_INFO, "%s is usable now", cfg->device);
+		LOG_FileState(LOGS_INFO, cfg->device, "usable", 0, NULL, "%s is usable now", cfg->device);
 	if (!vmclock_is_device(page))
 		return true; /* a page file: the timer alone */
 	if (cfg->cross_timestamps && vmclock_phc_open(page) >= 0)
@@ -260,12 +274,14 @@ static POL_Reason judge_sample(const struct vmclock_abi *copy,
 	if (!measured) {
 		report.reason_errno = offset_errno;
 		if (LOG_RepeatFailing(&offset_failing, offset_errno))
-			LOG(LOGS_WARN, "cannot measure the offset on %s: %s", cfg->device,
-			    vmclock_strerror(offset_errno));
+			LOG_FileState(LOGS_WARN, cfg->device, "unmeasurable", offset_errno, NULL,
+				      "cannot measure the offset on %s: %s", cfg->device,
+				      vmclock_strerror(offset_errno));
 		return POL_ReasonForErrno(report.reason_errno);
 	}
 	if (LOG_RepeatRecovered(&offset_failing))
-		LOG(LOGS_INFO, "offsets can be measured on %s again", cfg->device);
+		LOG_FileState(LOGS_INFO, cfg->device, "measurable", 0, NULL,
+			      "offsets can be measured on %s again", cfg->device);
 	return POL_JudgeSample(copy, measured, cfg, s);
 }
 
@@ -308,7 +324,8 @@ static void page_faulted(void)
 {
 	report.reason_errno = EFAULT;
 	if (LOG_RepeatFailing(&read_failing, EFAULT))
-		LOG(LOGS_WARN, "%s was truncated under its mapping: reopening", cfg->device);
+		LOG_FileState(LOGS_WARN, cfg->device, "truncated", EFAULT, NULL,
+			      "%s was truncated under its mapping: reopening", cfg->device);
 	close_page();
 	set_reason(POL_BAD_PAGE);
 }
@@ -349,7 +366,8 @@ static bool read_page(PageRead *r)
 			page_stuck = true;
 		report.reason_errno = err;
 		if (LOG_RepeatFailing(&read_failing, err))
-			LOG(LOGS_WARN, "cannot read %s: %s", cfg->device, vmclock_strerror(err));
+			LOG_FileState(LOGS_WARN, cfg->device, "unreadable", err, NULL, "cannot read %s: %s",
+				      cfg->device, vmclock_strerror(err));
 		/* A page that went bad is reopened: it may have been replaced. */
 		if (err != ETIMEDOUT)
 			close_page();
@@ -372,7 +390,8 @@ static void run_tick(bool notified)
 
 	if (read_page(&r)) {
 		if (LOG_RepeatRecovered(&read_failing))
-			LOG(LOGS_INFO, "%s reads correctly again", cfg->device);
+			LOG_FileState(LOGS_INFO, cfg->device, "readable", 0, NULL,
+				      "%s reads correctly again", cfg->device);
 		o = r.offset_errno ? NULL : &r.offset;
 		if (have_marker && report.marker != vmclock_le64(r.copy.disruption_marker) &&
 		    LOG_DebugEnabled()) {

@@ -193,9 +193,25 @@ static void file_path(char *buf, size_t len)
 	snprintf(buf, len, "%s/%s", state_dir, STO_FILE);
 }
 
-/* The state directory, open, if it is ours alone; else -1 with why (and the
- * errno or DIR_NOT_OURS in *cause). */
-static int open_dir(bool create, char *why, size_t why_len, int *cause)
+/* Why the record cannot be read or saved: an errno, or the directory not
+ * being ours alone, in words and in the journal's fields (CAUSE, the
+ * directory's owner and mode for the latter). */
+typedef struct {
+	int cause; /* errno, or DIR_NOT_OURS */
+	char why[128];
+	char uid[32], mode[32];
+	const char *fields[4];
+} Problem;
+
+static void problem_errno(Problem *p, int err)
+{
+	p->cause = err;
+	snprintf(p->why, sizeof(p->why), "%s", strerror(err));
+	p->fields[0] = NULL;
+}
+
+/* The state directory, open, if it is ours alone; else -1 and why. */
+static int open_dir(bool create, Problem *p)
 {
 	struct stat st;
 	int fd;
@@ -210,28 +226,35 @@ static int open_dir(bool create, char *why, size_t why_len, int *cause)
 		goto fail;
 	}
 	if (st.st_uid != geteuid() || (st.st_mode & 022)) {
-		snprintf(why, why_len, "the directory is not vmclockd's alone (owner uid %u, mode %04o)",
+		p->cause = DIR_NOT_OURS;
+		snprintf(p->why, sizeof(p->why),
+			 "the directory is not vmclockd's alone (owner uid %u, mode %04o)",
 			 (unsigned)st.st_uid, (unsigned)st.st_mode & 07777);
-		*cause = DIR_NOT_OURS;
+		snprintf(p->uid, sizeof(p->uid), "OWNER_UID=%u", (unsigned)st.st_uid);
+		snprintf(p->mode, sizeof(p->mode), "MODE=%04o", (unsigned)st.st_mode & 07777);
+		p->fields[0] = "CAUSE=directory_not_ours";
+		p->fields[1] = p->uid;
+		p->fields[2] = p->mode;
+		p->fields[3] = NULL;
 		close(fd);
 		return -1;
 	}
 	return fd;
 fail:
-	*cause = errno;
-	snprintf(why, why_len, "%s", strerror(errno));
+	problem_errno(p, errno);
 	return -1;
 }
 
 int STO_Save(const STO_Record *rec)
 {
-	char path[4096], why[128], text[STO_TEXT_MAX];
+	char path[4096], text[STO_TEXT_MAX];
 	size_t len = STO_Format(rec, text, sizeof(text)), done = 0;
-	int dir, fd = -1, cause = 0;
+	int dir, fd = -1;
+	Problem p;
 
 	assert(len < sizeof(text));
 	file_path(path, sizeof(path));
-	dir = open_dir(true, why, sizeof(why), &cause);
+	dir = open_dir(true, &p);
 	if (dir < 0)
 		goto fail;
 	if (unlinkat(dir, STO_TMP_FILE, 0) < 0 && errno != ENOENT)
@@ -266,22 +289,23 @@ int STO_Save(const STO_Record *rec)
 		goto fail_errno;
 	close(dir);
 	if (LOG_RepeatRecovered(&save_failing))
-		LOG(LOGS_INFO, "saved the handled marker in %s again", path);
+		LOG_FileState(LOGS_INFO, path, "saved", 0, NULL, "saved the handled marker in %s again",
+			      path);
 	return 0;
 fail_errno:
-	cause = errno ? errno : EIO;
-	snprintf(why, sizeof(why), "%s", strerror(cause));
+	problem_errno(&p, errno ? errno : EIO);
 fail:
-	if (LOG_RepeatFailing(&save_failing, cause))
-		LOG(LOGS_WARN, "cannot save the handled marker in %s: %s; a restart will not "
-		    "know it until it is saved", path, why);
+	if (LOG_RepeatFailing(&save_failing, p.cause))
+		LOG_FileState(LOGS_WARN, path, "unsaved", p.cause > 0 ? p.cause : 0,
+			      p.fields, "cannot save the handled marker in %s: %s; a restart will not "
+			      "know it until it is saved", path, p.why);
 	if (fd >= 0)
 		close(fd);
 	if (dir >= 0) {
 		unlinkat(dir, STO_TMP_FILE, 0);
 		close(dir);
 	}
-	return cause > 0 ? -cause : -EACCES;
+	return p.cause > 0 ? -p.cause : -EACCES;
 }
 
 /* The file's text, NUL-terminated, if it is a regular file of at most
@@ -289,29 +313,34 @@ fail:
  * simply no file yet). */
 static STO_Status read_file(const char *path, char *buf)
 {
-	char why[128];
 	struct stat st;
 	size_t len = 0;
-	int dir, fd, cause;
+	int dir, fd;
+	Problem p;
 
-	dir = open_dir(false, why, sizeof(why), &cause);
+	dir = open_dir(false, &p);
 	if (dir < 0) {
-		if (cause == ENOENT)
+		if (p.cause == ENOENT)
 			return STO_NOT_FOUND;
-		LOG(LOGS_WARN, "not reading the handled marker in %s: %s; starting afresh", path,
-		    why);
+		LOG_FileState(LOGS_WARN, path, "unreadable",
+			      p.cause > 0 ? p.cause : 0, p.fields,
+			      "not reading the handled marker in %s: %s; starting afresh", path, p.why);
 		return STO_UNUSABLE;
 	}
 	fd = openat(dir, STO_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	close(dir);
 	if (fd < 0) {
-		if (errno == ENOENT)
+		int err = errno;
+
+		if (err == ENOENT)
 			return STO_NOT_FOUND;
-		LOG(LOGS_WARN, "cannot read %s: %s; starting afresh", path, strerror(errno));
+		LOG_FileState(LOGS_WARN, path, "unreadable", err, NULL,
+			      "cannot read %s: %s; starting afresh", path, strerror(err));
 		return STO_UNUSABLE;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		LOG(LOGS_WARN, "%s is not a regular file; starting afresh", path);
+		LOG_FileState(LOGS_WARN, path, "not_regular", 0, NULL,
+			      "%s is not a regular file; starting afresh", path);
 		close(fd);
 		return STO_UNUSABLE;
 	}
@@ -321,7 +350,10 @@ static STO_Status read_file(const char *path, char *buf)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			LOG(LOGS_WARN, "cannot read %s: %s; starting afresh", path, strerror(errno));
+			int err = errno;
+
+			LOG_FileState(LOGS_WARN, path, "unreadable", err, NULL,
+				      "cannot read %s: %s; starting afresh", path, strerror(err));
 			close(fd);
 			return STO_UNUSABLE;
 		}
@@ -331,7 +363,8 @@ static STO_Status read_file(const char *path, char *buf)
 	}
 	close(fd);
 	if (len > STO_MAX_BYTES) {
-		LOG(LOGS_WARN, "%s is larger than %d bytes; starting afresh", path, STO_MAX_BYTES);
+		LOG_FileState(LOGS_WARN, path, "too_large", 0, NULL,
+			      "%s is larger than %d bytes; starting afresh", path, STO_MAX_BYTES);
 		return STO_UNUSABLE;
 	}
 	buf[len] = '\0';
@@ -351,15 +384,18 @@ STO_Status STO_Load(STO_Record *out, STO_PeriodCheck check, void *arg)
 		return status;
 	have_marker = STO_Parse(buf, check, arg, out, &notes);
 	if (notes.period_refused)
-		LOG(LOGS_WARN, "%s: ignoring period %" PRIu64 " %u (no counter period on this page); "
-		    "no frequency change at the next disruption", path, notes.refused.frac,
-		    notes.refused.shift);
+		LOG_FileState(LOGS_WARN, path, "period_refused", 0, NULL,
+			      "%s: ignoring period %" PRIu64 " %u (no counter period on this page); "
+			      "no frequency change at the next disruption", path, notes.refused.frac,
+			      notes.refused.shift);
 	if (notes.unreadable)
-		LOG(LOGS_WARN, "%s: unreadable dfreq or anchor record; the period chronyd's "
-		    "frequency is right for is not known, no frequency change at the next "
-		    "disruption", path);
+		LOG_FileState(LOGS_WARN, path, "period_unreadable", 0, NULL,
+			      "%s: unreadable dfreq or anchor record; the period chronyd's frequency "
+			      "is right for is not known, no frequency change at the next "
+			      "disruption", path);
 	if (!have_marker) {
-		LOG(LOGS_WARN, "%s has no marker; starting afresh", path);
+		LOG_FileState(LOGS_WARN, path, "no_marker", 0, NULL,
+			      "%s has no marker; starting afresh", path);
 		return STO_UNUSABLE;
 	}
 	return STO_FOUND;

@@ -108,7 +108,9 @@ void TXF_Tick(const DSR_Report *disruptions)
 		free(tmp);
 	}
 	if (err && LOG_RepeatFailing(&write_failing, err))
-		LOG(LOGS_ERR, "metrics file %s not written: %s", cfg->metrics_file, strerror(-err));
+		LOG_FileState(LOGS_ERR, cfg->metrics_file, "unwritable", -err, NULL,
+			      "metrics file %s not written: %s", cfg->metrics_file, strerror(-err));
 	else if (!err && LOG_RepeatRecovered(&write_failing))
-		LOG(LOGS_INFO, "metrics file %s written again", cfg->metrics_file);
+		LOG_FileState(LOGS_INFO, cfg->metrics_file, "written", 0, NULL,
+			      "metrics file %s written again", cfg->metrics_file);
 }

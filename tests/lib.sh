@@ -316,6 +316,22 @@ n_events() {
 has_event() {
 	[ "$(n_events "$@")" -gt 0 ]
 }
+# errnos NAME...: sets each shell variable NAME (ENOENT, ELOOP, ...) to its
+# errno value on this machine, as the log's ERRNO= fields give it.
+errnos() {
+	eval "$(perl -MPOSIX -e 'no strict "refs"; print "$_=", &{"POSIX::$_"}(), "\n" for @ARGV' "$@")"
+}
+# n_events_since LINE NAME [FIELD=VALUE...]: n_events among vmclockd.log's
+# lines after LINE (a count of lines taken earlier); has_event_since.
+n_events_since() {
+	local mark=$1
+	shift
+	tail -n +$((mark + 1)) "$T/vmclockd.log" >"$T/since.log"
+	EVENTS_LOG=$T/since.log n_events "$@"
+}
+has_event_since() {
+	[ "$(n_events_since "$@")" -gt 0 ]
+}
 # event_field NAME KEY [FIELD=VALUE...]: KEY's value in the last such line
 # (a value without white space).
 event_field() {

@@ -48,7 +48,7 @@ check "VMC selected again" wait_for 10 vmc_selected
 for _ in $(seq 20); do kill -HUP "$VMCLOCKD_PID"; sleep 0.01; done
 sleep 1
 check "alive after 20 SIGHUPs" kill -0 "$VMCLOCKD_PID"
-check "reloads logged" test "$(grep -c 'configuration reloaded' "$T/vmclockd.log")" -ge 1
+check "reloads logged (RELOAD=applied)" test "$(n_events - RELOAD=applied)" -ge 1
 # New samples reach chronyd: its last VMC sample is younger than the time
 # since the storm (NP alone cannot tell: it stays put when feeding stops).
 sleep 1

@@ -55,7 +55,7 @@ head -c 512 /dev/urandom >"$T/run/garbage"
 mv "$T/run/garbage" "$STATE"
 check "a state file replaced by garbage is rewritten by vmclockd" \
 	wait_for 5 ctl daemon --json
-check "vmclockd said so" grep -q "published state .* was removed or replaced" "$T/vmclockd.log"
+check "vmclockd said so" has_event - "FILE=$STATE" FILE_STATE=replaced
 check "the verdict is synchronized again after the replacement" ctl waitsync --timeout 5
 rm -f "$STATE"
 check "a removed state file is written again" wait_for 5 size_is "$STATE" $STATE_BYTES
@@ -63,6 +63,7 @@ check "vmclockd still running" alive "$VMCLOCKD_PID"
 check "no temporary file left behind" test ! -e "$STATE.tmp"
 
 # ---- 3. no room at start-up
+errnos ENOSPC
 mkdir -p "$T/full"
 cat >"$T/enospc.sh" <<EOF
 set -u
@@ -74,7 +75,8 @@ head -c 8192 /dev/zero >"$T/full/filler" 2>/dev/null
 pid=\$!
 sleep 2
 kill -0 \$pid 2>/dev/null || { echo "vmclockd died on a full file system"; exit 1; }
-grep -q "No space left" "$T/vmclockd-full.log" || { echo "no ENOSPC logged"; exit 1; }
+grep -Eq " FILE=$T/full/state FILE_STATE=(unpublished|unwritable) ERRNO=$ENOSPC( |\\$)" \
+	"$T/vmclockd-full.log" || { echo "no ENOSPC logged"; exit 1; }
 rm -f "$T/full/filler"
 for _ in \$(seq 150); do
 	[ "\$(stat -c %s "$T/full/state" 2>/dev/null)" = $STATE_BYTES ] && break
