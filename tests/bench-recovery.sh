@@ -239,11 +239,18 @@ for conf in dict.fromkeys(k[0] for k in order):
             print('%s: a(naive)/a(vmclockd) = %.3f / %.3f = %.0f' % (conf, n[0], v[0], n[0] / v[0]))
 # The targets: a <= 0.1 s, b <= 0.1 s, c <= 0.6 s, steady <= 50 ns, every
 # trial; the smoke gate: a and c not censored (back within the window).
+# chrony's default refclock line (the configs in argv[3], ";"-separated) is
+# the baseline a user starts from, not a line to recommend: its c is
+# chrony's reselection after three of its 16 s polls, whatever the feeder,
+# and is shown, not judged.
 gate = sys.argv[2] if len(sys.argv) > 2 else 'targets'
-if gate == 'targets':
-    limits = ((4, 0.1, 'a<=0.1s'), (5, 0.1, 'b<=0.1s'), (6, 0.6, 'c<=0.6s'), (3, 50.0, 'steady<=50ns'))
-else:
-    limits = ((4, math.inf, 'a<window'), (6, math.inf, 'c<window'))
+baselines = set(sys.argv[3].split(';')) if len(sys.argv) > 3 else set()
+def limits_for(conf):
+    if gate != 'targets':
+        return ((4, math.inf, 'a<window'), (6, math.inf, 'c<window'))
+    if conf in baselines:
+        return ((4, 0.1, 'a<=0.1s'), (5, 0.1, 'b<=0.1s'), (3, 50.0, 'steady<=50ns'))
+    return ((4, 0.1, 'a<=0.1s'), (5, 0.1, 'b<=0.1s'), (6, 0.6, 'c<=0.6s'), (3, 50.0, 'steady<=50ns'))
 failed = False
 broken = [' '.join(r) for r in rows if len(r) < 10]
 if broken:
@@ -254,12 +261,14 @@ for k in order:
         continue
     g = groups[k]
     fails = []
-    for (i, lim, name) in limits:
+    for (i, lim, name) in limits_for(k[0]):
         worst = max(num(r[i]) if num(r[i]) is not None else 0.0 for r in g)
         if worst > lim or (worst == math.inf and lim == math.inf):
             fails.append('%s (worst %s)' % (name, fmt(worst, '?')))
     failed = failed or bool(fails)
-    print('%s, %s with vmclockd: %s' % (gate, k[0], 'all met' if not fails else 'FAIL ' + ', '.join(fails)))
+    print('%s, %s with vmclockd: %s%s' % (gate, k[0], 'all met' if not fails else 'FAIL ' + ', '.join(fails),
+                                          ' (c not judged: chrony\'s default line)'
+                                          if gate == 'targets' and k[0] in baselines else ''))
 sys.exit(1 if failed else 0)
 EOF
 
@@ -387,7 +396,13 @@ wait
 cat "$OUT/results.txt"
 echo
 status=0
-python3 "$T/summary.py" "$OUT/results.txt" "$GATE" >"$OUT/summary.txt" || status=1
+# The configs with chrony's default refclock line (no options).
+baselines=
+for tr in "${trials[@]}"; do
+	IFS='|' read -r _ c o _ _ <<<"$tr"
+	[ -n "$o" ] || baselines="$baselines$c;"
+done
+python3 "$T/summary.py" "$OUT/results.txt" "$GATE" "$baselines" >"$OUT/summary.txt" || status=1
 cat "$OUT/summary.txt"
 
 # Raw traces of trial 1 under the first config, and the plot.
