@@ -65,7 +65,11 @@ static bool have_synced_marker;
 static struct timespec request_sent; /* CLOCK_MONOTONIC of the request in flight */
 static bool polling_fast;        /* the poll timer runs at the burst interval */
 static double last_correction;   /* current correction of the last report, s */
-static uint64_t last_bound_time; /* CLOCK_REALTIME ns its request was sent */
+static uint64_t last_bound_time; /* CLOCK_REALTIME ns its request was sent (0: none) */
+static struct timespec last_ref_time; /* chronyd's last clock update then */
+/* Two reports of one epoch with no clock update between them last said
+ * chronyd does not steer the clock (-x); see away_ppb(). */
+static bool unsteered;
 /* Whether that report's correction means anything: chrony synchronised, or
  * handed its correction by a handover.  A cold chronyd's jump from 0 to its
  * first correction is acquisition, not drift. */
@@ -134,27 +138,51 @@ static uint64_t asked_at(void)
  * since the last report of this epoch.
  *
  * Under chronyd's control the correction only shrinks as chronyd slews it
- * away (or jumps as samples arrive).  A clock chronyd does not steer (-x)
- * keeps the rate chronyd measured: the correction moves by exactly
- * -frequency x time, plus whatever the samples in between added.  A
- * correction that grew bounds the drift by its growth; one that moved
- * roughly as the frequency says (within half of that motion, which a
- * sample's correction cannot hide at the rates that matter: at 30 ppm over
- * a 31 ms burst poll that is 470 ns) is taken to be unsteered, and drifts
- * at chronyd's whole frequency.  The growth of |correction| alone fell
- * short of it when a sample arrived between two reports: a bound from
- * chronyd under -x right after a migration came out 68 ns too small.
- * Misreading a steered clock this way only widens the bound. */
-static double away_ppb(const CPR_Tracking *t, double seconds)
+ * away (or jumps as a sample updates the clock).  A clock chronyd does not
+ * steer (-x) keeps the rate chronyd measured: its correction moves by
+ * exactly -frequency x time, plus what each update in between added.  Two
+ * reports with no update between them (the same reference time) tell the
+ * two apart, to within the timing of the requests: the correction moved by
+ * -frequency x time (within a quarter), or it did not.  That verdict holds
+ * until the next such pair, since the updates that come between most
+ * reports hide it: the first sample after a handover, landing between two
+ * burst reports, made |correction| grow at 28.3 ppm while the clock moved
+ * at 30 ppm (chronyd -x), and a bound came out 68 ns too small.  An
+ * unsteered clock drifts at chronyd's whole frequency, or faster where the
+ * correction grew faster; otherwise only a correction that grew adds its
+ * growth.  A steered clock misread as unsteered only widens the bound.
+ * The pair is judged whether or not the correction means anything yet (a
+ * cold chronyd's), the drift only once it does. */
+static void note_steering(const CPR_Tracking *t, double seconds)
 {
 	double moved = t->current_correction - last_correction;
-	double unsteered = -t->freq_ppm * 1e-6 * seconds;
+	double free_run = -t->freq_ppm * 1e-6 * seconds;
+
+	if (t->ref_time.tv_sec == last_ref_time.tv_sec &&
+	    t->ref_time.tv_nsec == last_ref_time.tv_nsec && free_run != 0)
+		unsteered = fabs(moved - free_run) <= fabs(free_run) / 4;
+}
+
+/* The drift the correction's movement adds (note_steering()). */
+static double away_ppb(const CPR_Tracking *t, double seconds)
+{
 	double growth = (fabs(t->current_correction) - fabs(last_correction)) / seconds;
 	double rate = growth > 0 ? growth : 0;
 
-	if (fabs(moved - unsteered) <= fabs(unsteered) / 2 && fabs(t->freq_ppm) * 1e-6 > rate)
+	if (unsteered && fabs(t->freq_ppm) * 1e-6 > rate)
 		rate = fabs(t->freq_ppm) * 1e-6;
 	return rate * 1e9;
+}
+
+/* A chronyd that comes back, or another one, may have set the clock as it
+ * started: the last bound is not carried over, nor its correction, nor
+ * whether it steered the clock. */
+static void forget_chronyd(void)
+{
+	bound_from_source = false;
+	last_bound_time = 0;
+	last_meaningful = false;
+	unsteered = false;
 }
 
 static void tracking_done(const CCL_Result *r, void *arg)
@@ -164,15 +192,17 @@ static void tracking_done(const CCL_Result *r, void *arg)
 
 	if (r->outcome != CCL_DONE) {
 		report.sync_state = VMCLOCKD_SYNC_UNKNOWN;
-		/* A chronyd that comes back may have set the clock as it
-		 * started: the last bound is not carried over its absence. */
-		bound_from_source = false;
+		forget_chronyd();
 		/* Logged once when it starts (its causes vary from one poll to
 		 * the next while chronyd is down) and once when it ends. */
-		if (LOG_RepeatFailing(&chrony_failing, 1))
-			LOG(LOGS_WARN, "chronyd's tracking cannot be read (%s): the published state "
-				       "says unknown until it can", r->reason);
-		else
+		if (LOG_RepeatFailing(&chrony_failing, 1)) {
+			char e[32];
+
+			snprintf(e, sizeof(e), "ERRNO=%d", r->error);
+			LOG_Event(LOGS_WARN, NULL, (const char *[]){ "CHRONYD=unreadable", r->error ? e : NULL, NULL },
+				  "chronyd's tracking cannot be read (%s): the published state says "
+				  "unknown until it can", r->reason);
+		} else
 			DEBUG_LOG("chronyd tracking unavailable: %s", r->reason);
 		/* chronyd's directory may have been recreated under our reply
 		 * socket (a chrony restart under systemd): bind a fresh one. */
@@ -182,7 +212,8 @@ static void tracking_done(const CCL_Result *r, void *arg)
 		return;
 	}
 	if (LOG_RepeatRecovered(&chrony_failing))
-		LOG(LOGS_INFO, "chronyd's tracking can be read again");
+		LOG_Event(LOGS_INFO, NULL, (const char *[]){ "CHRONYD=readable", NULL },
+			  "chronyd's tracking can be read again");
 	bool synced = selected_real_source(t);
 
 	if (synced && !d->handling && !TIM_Before(&request_sent, &d->handled_at)) {
@@ -222,8 +253,13 @@ static void tracking_done(const CCL_Result *r, void *arg)
 	/* Not across a handover: doffset moved the correction. */
 	bool same_epoch = last_disruptions == d->disruptions && !d->handling;
 
-	if (last_bound_time && asked > last_bound_time && last_meaningful && same_epoch)
-		drift += away_ppb(t, (double)(asked - last_bound_time) * 1e-9);
+	bool comparable = last_bound_time && asked > last_bound_time && same_epoch;
+	double seconds = comparable ? (double)(asked - last_bound_time) * 1e-9 : 0;
+
+	if (comparable)
+		note_steering(t, seconds);
+	if (comparable && last_meaningful)
+		drift += away_ppb(t, seconds);
 	else
 		/* No movement seen yet (first report, or the first after a
 		 * handover): assume the clock may drift by chrony's whole
@@ -231,6 +267,7 @@ static void tracking_done(const CCL_Result *r, void *arg)
 		 * applied to it. */
 		drift += fabs(t->freq_ppm) * PPB_PER_PPM;
 	last_correction = t->current_correction;
+	last_ref_time = t->ref_time;
 	last_bound_time = asked;
 	last_disruptions = d->disruptions;
 	last_meaningful = synced || (d->disruptions && !TIM_Before(&request_sent, &d->handled_at));
@@ -322,7 +359,7 @@ void CSY_Reconfigure(const CNF_Settings *fresh)
 		CCL_Close(chrony);
 		chrony = NULL;
 		report.sync_state = VMCLOCKD_SYNC_UNKNOWN;
-		bound_from_source = false;
+		forget_chronyd();
 		evtimer_del(poll_ev);
 	}
 	/* Ask now (the new socket, or at the new rate), unless a request is in

@@ -341,7 +341,7 @@ END_TEST
 
 /* chronyd under -x: its correction moves by -frequency x time, as chrony's
  * driver for a clock it does not steer computes it, read as each request
- * arrives; ACCRUED is what its samples added. */
+ * arrives; ACCRUED is what its clock updates added. */
 static uint64_t unsteered_t0;
 static double accrued;
 
@@ -358,14 +358,16 @@ static CSY_Report next_unsteered(void)
 	return next_report();
 }
 
-/* A clock chronyd does not steer drifts at chronyd's whole frequency, also
- * when a sample's correction between two reports made the correction grow
- * slower than that (a bound 68 ns short under -x after a migration); a
- * clock it steers, whose correction shrinks, drifts by chrony's statistics
+/* A clock chronyd does not steer drifts at chronyd's whole frequency once
+ * two reports with no clock update between them showed it, also when a
+ * later update took back more than half of the correction's motion (the
+ * first sample after a handover made it grow slower than the clock moved:
+ * a bound 68 ns short under -x); a pair that shows the correction shrinking
+ * as chronyd slews it (a steered clock) drifts by chrony's statistics
  * only. */
 START_TEST(drift_of_an_unsteered_clock)
 {
-	const double freq_ppm = -30, poll_s = 0.02;
+	const double freq_ppm = -30, poll_s = 0.1;
 	CSY_Report r;
 
 	chronyd.t.freq_ppm = freq_ppm;
@@ -377,22 +379,50 @@ START_TEST(drift_of_an_unsteered_clock)
 	start();
 	r = next_unsteered();
 	ck_assert_uint_eq(r.drift_ppb, 1000u + 30000u);
+	/* No update between the two: unsteered. */
 	r = next_unsteered();
 	ck_assert_uint_ge(r.drift_ppb, 1000u + 30000u);
 	ck_assert_uint_le(r.drift_ppb, 1000u + 45000u);
 
-	/* A sample takes back 40 % of a poll's motion: the correction grows
-	 * at about 18 ppm until the next report. */
-	accrued -= 0.4 * -freq_ppm * 1e-6 * poll_s;
+	/* A clock update takes back 60 % of a poll's motion: the correction
+	 * grows at about 12 ppm until the next report. */
+	chronyd.t.ref_time.tv_sec++;
+	accrued -= 0.6 * -freq_ppm * 1e-6 * poll_s;
 	r = next_unsteered();
 	ck_assert_uint_ge(r.drift_ppb, 1000u + 30000u);
 	ck_assert_uint_le(r.drift_ppb, 1000u + 45000u);
 
-	/* Steered: chronyd slews the correction away, halving it by the
-	 * next report. */
+	/* Steered: with no update between two reports, chronyd slewed the
+	 * correction to half. */
 	chronyd.t.current_correction /= 2;
 	r = next_report();
 	ck_assert_uint_eq(r.drift_ppb, 1000u);
+}
+END_TEST
+
+/* A chronyd that was away (or another one) is not compared with the last
+ * one's correction: its first report drifts at its whole frequency. */
+START_TEST(drift_after_chronyd_was_away)
+{
+	CSY_Report r;
+
+	chronyd.t.freq_ppm = 50;
+	chronyd.t.skew_ppm = 0;
+	chronyd.t.resid_freq_ppm = 0;
+	chronyd.t.current_correction = 0x1p-8;
+	start();
+	r = next_report();
+	ck_assert_uint_eq(r.drift_ppb, 1000u + 50000u);
+	chronyd.t.current_correction = 0x1p-9;
+	r = next_report();
+	ck_assert_uint_eq(r.drift_ppb, 1000u);
+
+	chronyd.mode = CHD_REFUSE;
+	ck_assert(run_until(unknown));
+	chronyd.mode = CHD_ANSWER;
+	chronyd.t.current_correction = 0x1p-10;
+	r = next_report();
+	ck_assert_uint_eq(r.drift_ppb, 1000u + 50000u);
 }
 END_TEST
 
@@ -605,6 +635,7 @@ int main(void)
 	tcase_add_test(tc, figures_out_of_range);
 	tcase_add_test(tc, drift_from_the_correction);
 	tcase_add_test(tc, drift_of_an_unsteered_clock);
+	tcase_add_test(tc, drift_after_chronyd_was_away);
 	tcase_add_test(tc, disrupted_until_resynchronised);
 	tcase_add_test(tc, bound_not_kept_across_disruption);
 	tcase_add_test(tc, disruption_hurries_the_poll);
