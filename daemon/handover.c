@@ -439,8 +439,14 @@ static void step_failed_said(HND_Machine *m, HND_Step s, int error, const char *
 		round_failed(m, s, error, reason);
 		return;
 	}
-	if (!quiet)
-		LOG(LOGS_WARN, "chronyd handover: %s failed (%s); retrying", HND_StepName(s), reason);
+	if (!quiet) {
+		char f1[48], f2[32];
+
+		snprintf(f1, sizeof(f1), "FAILED_STEP=%s", HND_StepName(s));
+		snprintf(f2, sizeof(f2), "ERRNO=%d", error);
+		LOG_Event(LOGS_WARN, NULL, (const char *[]){ f1, f2, NULL },
+			  "chronyd handover: %s failed (%s); retrying", HND_StepName(s), reason);
+	}
 	backoff = (int64_t)m->timing.first_backoff_ms << (m->failures - 1);
 	if (m->settle_needed && backoff < m->timing.settle_ms)
 		backoff = m->timing.settle_ms;
@@ -731,10 +737,14 @@ static void on_reply(HND_Machine *m, const CCL_Result *r)
 			 * its drift file, which may or may not hold a dfreq of
 			 * ours: the period it is right for is not known, and
 			 * it gets the reset and the step, no dfreq. */
-			if (!m->report.chronyd_absent)
-				LOG(LOGS_WARN, "chronyd not reachable (%s): the disruption is "
-				    "handed over when it is, without a frequency change",
-				    strerror(r->error));
+			if (!m->report.chronyd_absent) {
+				char e[32];
+
+				snprintf(e, sizeof(e), "ERRNO=%d", r->error);
+				LOG_Event(LOGS_WARN, NULL, (const char *[]){ "CHRONYD=unreachable", e, NULL },
+					  "chronyd not reachable (%s): the disruption is handed over "
+					  "when it is, without a frequency change", strerror(r->error));
+			}
 			m->report.chronyd_absent = true;
 			if (m->chrony_period.valid) {
 				m->chrony_period.valid = false;

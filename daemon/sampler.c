@@ -150,8 +150,13 @@ static void set_reason(POL_Reason reason)
 		const char *fields[] = { NULL, why, NULL };
 
 		if (reason == POL_FED) {
+			const char *was = vmclockd_reason_name(report.reason);
+
+			/* At start there was no reason before: no WAS. */
 			fields[0] = "SAMPLES=fed";
-			snprintf(why, sizeof(why), "WAS=%s", vmclockd_reason_name(report.reason));
+			snprintf(why, sizeof(why), "WAS=%s", was ? was : "");
+			if (!was)
+				fields[1] = NULL;
 			LOG_LimitedEvent(&reason_log, LOGS_INFO, NULL, fields, "feeding samples (was: %s)",
 					 SMP_ReasonName(report.reason));
 		} else if (reason == POL_NO_TIME && !page_had_time) {
@@ -324,7 +329,7 @@ static void page_faulted(void)
 {
 	report.reason_errno = EFAULT;
 	if (LOG_RepeatFailing(&read_failing, EFAULT))
-		LOG_FileState(LOGS_WARN, cfg->device, "truncated", EFAULT, NULL,
+		LOG_FileState(LOGS_WARN, cfg->device, "truncated", 0, NULL,
 			      "%s was truncated under its mapping: reopening", cfg->device);
 	close_page();
 	set_reason(POL_BAD_PAGE);

@@ -384,7 +384,7 @@ class Guest:
         while True:
             line = self.readline(max(0.0, deadline - time.monotonic()))
             if line is None:
-                raise GuestError("timed out waiting for %r from the guest" % prefix)
+                raise GuestError("timed out waiting for %r from the guest" % (prefix,))
             if line.startswith(prefix):
                 return line, seen
             seen.append(line)
@@ -433,6 +433,7 @@ class Shell:
         """(rc, output) of one shell command line in the guest.  The line
         goes with its length (init.sh); one the guest got garbled is sent
         again, a few times."""
+        assert "\n" not in cmd, "one command line at a time"
         for attempt in range(1, GARBLED_TRIES + 1):
             self.g.send("%d:%s" % (len(cmd.encode("ascii")), cmd))
             line, seen = self.g.expect(("@@rc ", "@@garbled"), timeout)
