@@ -305,6 +305,18 @@ START_TEST(figures_out_of_range)
 }
 END_TEST
 
+/* The module started on a chronyd at 50 ppm with CORRECTION, no skew or
+ * residual frequency: its first report drifts at the whole frequency. */
+static void start_at_50ppm(double correction)
+{
+	chronyd.t.freq_ppm = 50;
+	chronyd.t.skew_ppm = 0;
+	chronyd.t.resid_freq_ppm = 0;
+	chronyd.t.current_correction = correction;
+	start();
+	ck_assert_uint_eq(next_report().drift_ppb, 1000u + 50000u);
+}
+
 /* The drift: the whole frequency until the correction was seen between
  * two reports of one epoch; then its growth rate if it grew, nothing if it
  * shrank; the frequency again after a disruption. */
@@ -312,13 +324,7 @@ START_TEST(drift_from_the_correction)
 {
 	CSY_Report r;
 
-	chronyd.t.freq_ppm = 50;
-	chronyd.t.skew_ppm = 0;
-	chronyd.t.resid_freq_ppm = 0;
-	chronyd.t.current_correction = 0x1p-11;
-	start();
-	r = next_report();
-	ck_assert_uint_eq(r.drift_ppb, 1000u + 50000u);
+	start_at_50ppm(0x1p-11);
 
 	/* A second more to correct within (much less than) ten seconds: a
 	 * growth of over 0.1 s/s. */
@@ -406,13 +412,7 @@ START_TEST(drift_after_chronyd_was_away)
 {
 	CSY_Report r;
 
-	chronyd.t.freq_ppm = 50;
-	chronyd.t.skew_ppm = 0;
-	chronyd.t.resid_freq_ppm = 0;
-	chronyd.t.current_correction = 0x1p-8;
-	start();
-	r = next_report();
-	ck_assert_uint_eq(r.drift_ppb, 1000u + 50000u);
+	start_at_50ppm(0x1p-8);
 	chronyd.t.current_correction = 0x1p-9;
 	r = next_report();
 	ck_assert_uint_eq(r.drift_ppb, 1000u);
